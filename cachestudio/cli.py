@@ -1,0 +1,299 @@
+"""``cachestudio``: the studio window by default, subcommands for headless work.
+
+Bad input never shows a traceback: it exits with status 2 and one line that names the
+problem (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from .engine.config import (
+    BACKPRESSURE,
+    DISTRIBUTIONS,
+    EVICTION_POLICIES,
+    JOURNAL_MODES,
+    STRATEGIES,
+    SYNCHRONOUS,
+    ConfigError,
+    LaneConfig,
+)
+
+EXIT_BAD_INPUT = 2
+LATENCY_HOPS = {"cache": "cache_ms", "db-read": "db_read_ms", "db-write": "db_write_ms"}
+
+
+class BadInput(Exception):
+    """Raised for anything the user must fix; printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise BadInput(message)
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput(f"{what}: {text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadInput(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+def parse_outage(text: str) -> tuple[float, float]:
+    start, sep, length = text.partition(":")
+    if not (sep and start and length):
+        raise BadInput(f"--outage wants SEC:DURATION, got {text!r}")
+    return _number(start, "--outage start"), _number(length, "--outage duration")
+
+
+def parse_latency(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        hop, sep, ms = item.partition("=")
+        if not sep or hop not in LATENCY_HOPS:
+            raise BadInput(f"--latency wants HOP=MS with HOP one of {', '.join(LATENCY_HOPS)}, got {item!r}")
+        out[LATENCY_HOPS[hop]] = _number(ms, f"--latency {hop}")
+    return out
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="cachestudio", description="Cache-aside, write-through and write-behind, running for real.")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
+
+    r = sub.add_parser("run", help="run strategies headless and print a table per lane")
+    r.add_argument("--strategy", default="all", help="cache-aside, write-through, write-behind or all (default)")
+    r.add_argument("--duration", type=float, default=10.0, metavar="SEC", help="run length (default 10)")
+    r.add_argument("--seed", type=int, default=1, metavar="N", help="seed of the operation stream (default 1)")
+    r.add_argument("--crash-at", type=float, action="append", default=[], metavar="SEC",
+                   help="SIGKILL the cache node at SEC and restart it (repeatable)")
+    r.add_argument("--outage", type=parse_outage, action="append", default=[], metavar="SEC:DURATION",
+                   help="hold the database lock from SEC for DURATION seconds (repeatable)")
+    r.add_argument("--restart-delay", type=float, default=1.0, metavar="SEC",
+                   help="how long a crashed cache node stays down (default 1)")
+    r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
+                   help="write-behind queue: in memory (lost on crash) or on disk (replayed)")
+    r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
+    r.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
+    r.add_argument("--history", type=Path, metavar="FILE", help="write every operation and fault as JSON Lines")
+
+    g = r.add_argument_group("workload")
+    g.add_argument("--rate", type=float, default=0.0, metavar="OPS", help="operations per second; 0 = flat out (default)")
+    g.add_argument("--read-ratio", type=float, default=0.8, metavar="R", help="fraction of reads (default 0.8)")
+    g.add_argument("--keys", type=int, default=1000, metavar="N", help="key space size (default 1000)")
+    g.add_argument("--distribution", choices=DISTRIBUTIONS, default="zipf")
+    g.add_argument("--zipf-s", type=float, default=1.1, metavar="S", help="zipf exponent (default 1.1)")
+    g.add_argument("--hot-fraction", type=float, default=0.2, metavar="F", help="hotspot: fraction of hot keys")
+    g.add_argument("--hot-weight", type=float, default=0.8, metavar="W", help="hotspot: fraction of ops on them")
+    g.add_argument("--value-size", type=int, default=100, metavar="BYTES", help="value size (default 100)")
+    g.add_argument("--concurrency", type=int, default=1, metavar="N", help="client threads per lane (default 1)")
+
+    g = r.add_argument_group("cache")
+    g.add_argument("--ttl", type=float, default=0.0, metavar="SEC", help="cache entry TTL; 0 = none (default)")
+    g.add_argument("--cache-size-mb", type=float, default=1024.0, metavar="MIB", help="diskcache size limit")
+    g.add_argument("--eviction", choices=EVICTION_POLICIES, default="least-recently-stored")
+    g.add_argument("--cache", choices=("persistent", "volatile"), default="persistent",
+                   help="does the cache directory survive a crash (default persistent)")
+
+    g = r.add_argument_group("store (SQLite)")
+    g.add_argument("--journal-mode", choices=JOURNAL_MODES, default="wal")
+    g.add_argument("--synchronous", choices=SYNCHRONOUS, default="normal")
+    g.add_argument("--db-timeout-ms", type=float, default=250.0, metavar="MS", help="busy timeout (default 250)")
+
+    g = r.add_argument_group("write-behind")
+    g.add_argument("--flush-interval", type=float, default=0.1, metavar="SEC", help="default 0.1")
+    g.add_argument("--batch-size", type=int, default=100, metavar="N", help="rows per transaction (default 100)")
+    g.add_argument("--coalesce", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep only the latest version per key while queued (default on)")
+    g.add_argument("--queue-capacity", type=int, default=10_000, metavar="N", help="default 10000")
+    g.add_argument("--backpressure", choices=BACKPRESSURE, default="block", help="when the queue is full")
+    g.add_argument("--block-timeout", type=float, default=2.0, metavar="SEC", help="blocked writer gives up after")
+    g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
+    g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
+
+    g = r.add_argument_group("injected latency (labelled as injected)")
+    g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
+                   help="add latency to a hop: cache, db-read or db-write (repeatable)")
+    return p
+
+
+def lane_configs(args) -> list[LaneConfig]:
+    from .engine.config import CacheKnobs, Latency, StoreKnobs, Workload, WriteBehindKnobs
+
+    if args.strategy == "all":
+        strategies = list(STRATEGIES)
+    elif args.strategy in STRATEGIES:
+        strategies = [args.strategy]
+    else:
+        raise BadInput(f"--strategy must be one of {', '.join(STRATEGIES)} or all, got {args.strategy!r}")
+    base = LaneConfig(
+        strategy=strategies[0],
+        seed=args.seed,
+        workload=Workload(rate=args.rate, read_ratio=args.read_ratio, keys=args.keys,
+                          distribution=args.distribution, zipf_s=args.zipf_s, hot_fraction=args.hot_fraction,
+                          hot_weight=args.hot_weight, value_size=args.value_size, concurrency=args.concurrency),
+        cache=CacheKnobs(ttl_s=args.ttl, size_limit_mb=args.cache_size_mb, eviction=args.eviction,
+                         persistent=args.cache == "persistent"),
+        store=StoreKnobs(journal_mode=args.journal_mode, synchronous=args.synchronous,
+                         timeout_ms=args.db_timeout_ms),
+        write_behind=WriteBehindKnobs(flush_interval_s=args.flush_interval, batch_size=args.batch_size,
+                                      coalesce=args.coalesce, capacity=args.queue_capacity,
+                                      backpressure=args.backpressure, block_timeout_s=args.block_timeout,
+                                      retry_limit=args.retry_limit, retry_backoff_s=args.retry_backoff,
+                                      durable=args.queue == "durable"),
+        latency=Latency(**parse_latency(args.latency)),
+    )
+    return [replace(base, strategy=s) for s in strategies]
+
+
+def check_output(path: Path | None, what: str) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        raise BadInput(f"{what} {path} is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{what} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BadInput(f"{what} {path} cannot be written")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _ms(value) -> str:
+    return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.1f}")
+
+
+def format_table(summary: dict) -> str:
+    lanes = summary["lanes"]
+    rows = [
+        ("ops", lambda l: f"{l['ops']:,}"),
+        ("ops/s", lambda l: f"{l['ops_per_s']:,.0f}"),
+        ("reads / writes", lambda l: f"{l['reads']:,} / {l['writes']:,}"),
+        ("hit ratio", lambda l: "-" if l["hit_ratio"] is None else f"{l['hit_ratio']:.1%}"),
+        ("read p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["read"][p]) for p in ("p50", "p95", "p99"))),
+        ("write p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["write"][p]) for p in ("p50", "p95", "p99"))),
+        ("db reads / writes", lambda l: f"{l['db']['reads']:,} / {l['db']['writes']:,}"),
+        ("queue max / at end", lambda l: "-" if l["strategy"] != "write-behind"
+            else f"{l['queue']['max_depth']:,} / {l['queue']['pending_at_end']:,}"),
+        ("errors / rejected", lambda l: f"{l['errors']:,} / {l['rejected']:,}"),
+        ("stale reads", lambda l: f"{l['anomalies']['stale_reads']:,}"),
+        ("lost writes", lambda l: f"{l['anomalies']['lost_writes']:,}"),
+        ("dirty / stale cache", lambda l: f"{l['anomalies']['dirty_cache']:,} / {l['anomalies']['stale_cache']:,}"),
+        ("lab incarnations", lambda l: str(l["incarnations"])),
+    ]
+    head = [""] + [l["strategy"] for l in lanes]
+    body = [[name] + [fn(l) for l in lanes] for name, fn in rows]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    lines = []
+    for i, row in enumerate([head] + body):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    for l in lanes:
+        if l["injected"]:
+            lines.append(f"{l['strategy']}: {l['injected']}")
+    return "\n".join(lines)
+
+
+def format_anomalies(summary: dict, limit: int = 5) -> str:
+    out = []
+    for l in summary["lanes"]:
+        items = l["anomaly_list"]
+        total = sum(l["anomalies"].values())
+        if not total:
+            continue
+        out.append(f"{l['strategy']}: {total:,} anomalies, for example:")
+        for a in items[:limit]:
+            out.append(f"  {a['kind'].replace('_', ' ')}: {a['sentence']}")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def cmd_run(args) -> int:
+    from .engine.runner import Plan, run
+
+    lanes = lane_configs(args)
+    check_output(args.json, "--json")
+    check_output(args.history, "--history")
+    plan = Plan(lanes=lanes, duration_s=args.duration, crash_at=sorted(args.crash_at),
+                outages=sorted(args.outage), restart_delay_s=args.restart_delay, run_dir=args.run_dir)
+    from .engine.runner import check_plan
+
+    check_plan(plan)
+    names = ", ".join(c.strategy for c in lanes)
+    print(f"running {names} for {args.duration:g} s (seed {args.seed})", flush=True)
+
+    def show(ev: dict) -> None:
+        if ev["kind"] != "config":
+            mark = " [injected]" if ev.get("injected") else ""
+            print(f"  {ev['start']:7.2f} s  {ev['kind']}: {ev['detail']}{mark}", flush=True)
+
+    hist_tmp = None
+    if args.history is not None:
+        hist_tmp = Path(tempfile.mkstemp(dir=args.history.parent, prefix=f".{args.history.name}.")[1])
+    try:
+        summary = run(plan, on_event=show, history=hist_tmp)
+        if hist_tmp is not None:
+            os.replace(hist_tmp, args.history)
+            hist_tmp = None
+    finally:
+        if hist_tmp is not None and hist_tmp.exists():
+            hist_tmp.unlink()
+    print()
+    print(format_table(summary))
+    anomalies = format_anomalies(summary)
+    if anomalies:
+        print()
+        print(anomalies)
+    if args.json is not None:
+        write_atomically(args.json, json.dumps(summary, indent=2) + "\n")
+        print(f"\nsummary written to {args.json}")
+    if args.history is not None:
+        print(f"history ({summary['history_records']:,} records) written to {args.history}")
+    if args.run_dir is not None:
+        print(f"cache directories and SQLite files kept in {args.run_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise BadInput("the studio window is not built yet; use `cachestudio run` (see --help)")
+        if args.command == "run":
+            return cmd_run(args)
+        raise BadInput(f"unknown command {args.command!r}")
+    except (BadInput, ConfigError) as exc:
+        print(f"cachestudio: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("cachestudio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

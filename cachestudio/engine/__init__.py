@@ -1,0 +1,1 @@
+"""The lab engine: pure Python, never imports Qt (a test proves it)."""

@@ -1,0 +1,196 @@
+"""The auditor: names every anomaly of DESIGN.md §4 in one sentence, with its records.
+
+* **stale read**: a read that began after version w of key k was acknowledged and
+  returned a version older than w (or nothing).
+* **lost write**: an acknowledged write whose version, after the run has drained, is
+  newer than the version the store holds for its key.
+* **dirty cache**: the cache holds a version the store never committed (newer than the
+  store's, or for a key the store lacks). Store versions only grow (the version guard),
+  so a cached version above the store's was never committed.
+* **stale cache**: the cache holds a version older than the store's, at rest.
+
+It works live (:meth:`LaneAuditor.observe`, counters move as records arrive) and at the
+end (:meth:`LaneAuditor.finish`, against the real SQLite file and cache directory).
+
+Memory stays bounded: for stale reads it keeps, per key, the step function
+``M(t)`` = highest version acknowledged by time ``t`` (monotone in both), pruned to a
+time horizon; for lost writes it keeps only acknowledged versions not yet seen in the
+store (:meth:`confirm_store` drops the rest: a store version never goes down).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+ANOMALY_KINDS = ("stale_read", "lost_write", "dirty_cache", "stale_cache")
+_T = itemgetter(0)
+
+
+@dataclass
+class Anomaly:
+    kind: str
+    lane: str
+    key: str
+    sentence: str
+    records: list[str] = field(default_factory=list)
+    at: float | None = None  # run time at which it happened, when known
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "lane": self.lane, "key": self.key,
+                "sentence": self.sentence, "records": self.records, "at": self.at}
+
+
+def _v(version) -> str:
+    return "nothing" if version is None else f"v{version}"
+
+
+class LaneAuditor:
+    def __init__(self, lane: str, settle_s: float = 0.5, horizon_s: float = 120.0, keep: int = 10_000):
+        self.lane = lane
+        self.settle_s = settle_s  # reads wait this long for writes that finished before them
+        self.horizon_s = horizon_s  # no operation lasts longer than this
+        self.keep = keep  # anomalies kept with their sentences (all are counted)
+        self.steps: dict[str, list[tuple[float, int, str]]] = {}
+        self.unconfirmed: dict[str, list[tuple[int, str, float]]] = {}
+        self.write_ids: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self.pending: deque[dict] = deque()
+        self.latest_end = 0.0
+        self.counts = dict.fromkeys(ANOMALY_KINDS, 0)
+        self.anomalies: list[Anomaly] = []
+
+    # -- live ------------------------------------------------------------------------
+
+    def observe(self, records: list[dict]) -> list[Anomaly]:
+        """Take new operation records; return the anomalies they revealed."""
+        found: list[Anomaly] = []
+        for rec in records:
+            kind = rec["kind"]
+            if kind == "write":
+                key, version = rec["key"], rec["version"]
+                self._remember(key, version, rec["id"])
+                if rec["acked"]:
+                    self._acked(key, version, rec["end"], rec["id"])
+            elif kind == "read":
+                if rec["acked"]:
+                    self.pending.append(rec)
+            else:
+                continue
+            if rec["end"] > self.latest_end:
+                self.latest_end = rec["end"]
+        self._judge(self.latest_end - self.settle_s, found)
+        return found
+
+    def _remember(self, key: str, version: int, rid: str) -> None:
+        self.write_ids[(key, version)] = rid
+        if len(self.write_ids) > 200_000:
+            self.write_ids.popitem(last=False)
+
+    def _acked(self, key: str, version: int, at: float, rid: str) -> None:
+        self.unconfirmed.setdefault(key, []).append((version, rid, at))
+        steps = self.steps.setdefault(key, [])
+        i = bisect.bisect_right(steps, at, key=_T)
+        if i and steps[i - 1][1] >= version:
+            return  # an earlier acknowledgement already covers this version
+        j = i
+        while j < len(steps) and steps[j][1] <= version:
+            j += 1
+        steps[i:j] = [(at, version, rid)]
+
+    def _judge(self, upto: float, found: list[Anomaly]) -> None:
+        pending = self.pending
+        while pending and pending[0]["end"] <= upto:
+            self._check_read(pending.popleft(), found)
+
+    def _check_read(self, rec: dict, found: list[Anomaly]) -> None:
+        steps = self.steps.get(rec["key"])
+        if not steps:
+            return
+        i = bisect.bisect_left(steps, rec["start"], key=_T)  # acknowledged strictly before
+        if not i:
+            return
+        at, newest, wid = steps[i - 1]
+        got = rec["version"]
+        if got is None or got < newest:
+            self._add(found, Anomaly(
+                "stale_read", self.lane, rec["key"],
+                f"read {rec['key']} at {rec['start']:.2f} s returned {_v(got)}; "
+                f"v{newest} was acknowledged at {at:.2f} s",
+                [rec["id"], wid], rec["start"]))
+
+    def _add(self, found: list[Anomaly], anomaly: Anomaly) -> None:
+        self.counts[anomaly.kind] += 1
+        if len(self.anomalies) < self.keep:
+            self.anomalies.append(anomaly)
+        found.append(anomaly)
+
+    def at_risk(self) -> int:
+        """Acknowledged writes not yet seen in the store (lost if the node died now)."""
+        return sum(len(v) for v in self.unconfirmed.values())
+
+    def confirm_store(self, store: dict[str, int]) -> None:
+        """Forget acknowledged writes the store already holds (or has overtaken)."""
+        for key in list(self.unconfirmed):
+            held = store.get(key)
+            if held is None:
+                continue
+            left = [w for w in self.unconfirmed[key] if w[0] > held]
+            if left:
+                self.unconfirmed[key] = left
+            else:
+                del self.unconfirmed[key]
+
+    def prune(self) -> None:
+        """Collapse step functions older than the horizon (reads that old are judged)."""
+        cutoff = self.latest_end - self.horizon_s
+        if cutoff <= 0:
+            return
+        for steps in self.steps.values():
+            k = bisect.bisect_left(steps, cutoff, key=_T)
+            if k > 1:
+                del steps[: k - 1]
+
+    # -- at rest ---------------------------------------------------------------------
+
+    def finish(self, store: dict[str, int], cache: dict[str, int]) -> list[Anomaly]:
+        """Judge what is left, then check the drained store and the cache at rest."""
+        found: list[Anomaly] = []
+        self._judge(float("inf"), found)
+        for key, writes in sorted(self.unconfirmed.items()):
+            held = store.get(key)
+            for version, rid, at in writes:
+                if held is None or version > held:
+                    self._add(found, Anomaly(
+                        "lost_write", self.lane, key,
+                        f"write {key} v{version} was acknowledged at {at:.2f} s "
+                        f"but the store holds {_v(held)} after draining",
+                        [rid], at))
+        self.unconfirmed.clear()
+        for key, cached in sorted(cache.items()):
+            held = store.get(key)
+            rid = self.write_ids.get((key, cached))
+            if held is None or cached > held:
+                self._add(found, Anomaly(
+                    "dirty_cache", self.lane, key,
+                    f"cache holds {key} v{cached}, a version the store never committed "
+                    f"(store has {_v(held)})", [rid] if rid else []))
+            elif cached < held:
+                self._add(found, Anomaly(
+                    "stale_cache", self.lane, key,
+                    f"cache holds {key} v{cached} at rest while the store has v{held}",
+                    [rid] if rid else []))
+        return found
+
+
+def audit(records: list[dict], store: dict[str, int], cache: dict[str, int], lane: str) -> LaneAuditor:
+    """Audit a whole history of one lane at once (records in any order)."""
+    auditor = LaneAuditor(lane, settle_s=0.0)
+    ops = sorted((r for r in records if r.get("lane") == lane and r["kind"] in ("read", "write")),
+                 key=itemgetter("end"))
+    # Writes first, so that every read is judged against every acknowledgement.
+    auditor.observe([r for r in ops if r["kind"] == "write"])
+    auditor.observe([r for r in ops if r["kind"] == "read"])
+    auditor.finish(store, cache)
+    return auditor

@@ -1,0 +1,292 @@
+"""The real parts: a diskcache directory as the cache, a SQLite file as the store.
+
+Between a strategy and each backend sits the fault layer of this module: injected
+latency per hop (``Latency``, labelled as injected wherever it is shown) and, for the
+DB outage, whatever the real database does when another connection holds its lock
+(``StoreUnavailable``). Where SQLite cannot fail a call for real (a read in WAL mode
+while a writer holds the lock) the outage is injected and says so in its message.
+
+Values are stored with their version: the cache holds ``"<version>|<value>"`` as text
+(diskcache keeps text natively, no pickling) and the store's ``items`` table has a
+``version`` column (DESIGN.md §3). A store write never replaces a newer version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import diskcache
+import sqlite_utils
+
+from .config import CacheKnobs, ConfigError, Latency, StoreKnobs
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MIB = 2**20
+
+#: The guarded upsert: a write lands only if it carries a newer version than the row.
+UPSERT_SQL = (
+    "INSERT INTO items (key, version, value, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET version = excluded.version, value = excluded.value, "
+    "updated_at = excluded.updated_at WHERE excluded.version > items.version"
+)
+SELECT_SQL = "SELECT version, value FROM items WHERE key = ?"
+ITEMS_COLUMNS = {"key": str, "version": int, "value": str, "updated_at": float}
+
+
+class StoreUnavailable(Exception):
+    """A store call failed as it would against an unreachable or locked database."""
+
+
+class CacheUnavailable(Exception):
+    """A cache call failed (diskcache timed out on its own lock)."""
+
+
+def check_sqlite_file(path: Path, what: str) -> None:
+    """Raise ConfigError unless ``path`` is absent, empty or a SQLite database.
+
+    Reads only the 16-byte header: a file of another kind is never opened by SQLite,
+    so it cannot be changed by us.
+    """
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if head and head != SQLITE_MAGIC:
+        raise ConfigError(f"{what} {path} is not a SQLite database (corrupt or another kind of file)")
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+class CacheBackend:
+    """A real ``diskcache.Cache`` in a directory; one per lab process.
+
+    diskcache is thread-safe (one SQLite connection per thread inside), so client
+    threads share this object.
+    """
+
+    def __init__(self, directory: Path, knobs: CacheKnobs, latency: Latency):
+        check_sqlite_file(Path(directory) / "cache.db", "cache database")
+        try:
+            self.cache = diskcache.Cache(
+                str(directory),
+                size_limit=int(knobs.size_limit_mb * MIB),
+                eviction_policy=knobs.eviction,
+                timeout=1.0,  # seconds diskcache waits on its own SQLite lock
+                statistics=False,
+            )
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ConfigError(f"cache directory {directory} cannot be opened: {exc}") from None
+        self.expire = knobs.ttl_s or None
+        self._delay = latency.cache_ms / 1000.0
+
+    def get(self, key: str) -> tuple[int, str] | None:
+        if self._delay:
+            time.sleep(self._delay)
+        try:
+            raw = self.cache.get(key)
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache get timed out: {exc}") from None
+        if raw is None:
+            return None
+        version, _, value = raw.partition("|")
+        return int(version), value
+
+    def set(self, key: str, version: int, value: str) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+        try:
+            self.cache.set(key, f"{version}|{value}", expire=self.expire)
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache set timed out: {exc}") from None
+
+    def delete(self, key: str) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+        try:
+            self.cache.delete(key)
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache delete timed out: {exc}") from None
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def cache_versions(directory: Path) -> dict[str, int]:
+    """Version of every live (unexpired) entry in a cache directory, for the audit."""
+    out: dict[str, int] = {}
+    if not (Path(directory) / "cache.db").exists():
+        return out
+    with diskcache.Cache(str(directory)) as cache:
+        for key in list(cache.iterkeys()):
+            raw = cache.get(key)
+            if isinstance(raw, str) and "|" in raw:
+                out[key] = int(raw.partition("|")[0])
+    return out
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class Store:
+    """The ``items`` table of a real SQLite file, opened through sqlite-utils.
+
+    One connection per thread (as diskcache does it). sqlite-utils creates the schema
+    and owns the connection; the hot paths run prepared statements on it, because
+    sqlite-utils has no conditional (version-guarded) upsert.
+    """
+
+    def __init__(self, path: Path, knobs: StoreKnobs, latency: Latency):
+        self.path = Path(path)
+        self.knobs = knobs
+        self._read_delay = latency.db_read_ms / 1000.0
+        self._write_delay = latency.db_write_ms / 1000.0
+        self._local = threading.local()
+        #: Set by the lab while a DB outage is on and SQLite cannot fail reads for real.
+        self.injected_read_outage = False
+        self.reads = 0  # store calls, for telemetry (approximate under threads)
+        self.rows_written = 0
+        self.transactions = 0
+        check_sqlite_file(self.path, "SQLite file")
+        db = self._db()
+        table = db["items"]
+        if table.exists():
+            cols = {c.name: c.type.upper() for c in table.columns}
+            if set(cols) != set(ITEMS_COLUMNS) or table.pks != ["key"]:
+                raise ConfigError(
+                    f"SQLite file {self.path} has an items table of another shape "
+                    f"({', '.join(cols)}); expected key, version, value, updated_at"
+                )
+        else:
+            table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
+
+    def _db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                conn = sqlite3.connect(
+                    str(self.path),
+                    timeout=self.knobs.timeout_ms / 1000.0,
+                    isolation_level=None,  # autocommit; batches use explicit BEGIN
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA journal_mode={self.knobs.journal_mode}")
+                conn.execute(f"PRAGMA synchronous={self.knobs.synchronous}")
+            except sqlite3.DatabaseError as exc:
+                raise ConfigError(f"SQLite file {self.path} cannot be opened: {exc}") from None
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            self._local.db = db
+            self._local.conn = conn
+        return db
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self._db()
+            conn = self._local.conn
+        return conn
+
+    @property
+    def outage_is_real_for_reads(self) -> bool:
+        """In WAL mode a held write lock does not stop readers; elsewhere it does."""
+        return self.knobs.journal_mode != "wal"
+
+    def read(self, key: str) -> tuple[int, str] | None:
+        if self._read_delay:
+            time.sleep(self._read_delay)
+        if self.injected_read_outage:
+            raise StoreUnavailable("DB outage (injected for reads: WAL readers ignore the lock)")
+        self.reads += 1
+        try:
+            return self._conn().execute(SELECT_SQL, (key,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"DB read failed: {exc}") from None
+
+    def write(self, key: str, version: int, value: str) -> bool:
+        """One guarded upsert in its own transaction; True if it changed the row."""
+        if self._write_delay:
+            time.sleep(self._write_delay)
+        conn = self._conn()
+        try:
+            cur = conn.execute(UPSERT_SQL, (key, version, value, time.time()))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"DB write failed: {exc}") from None
+        self.rows_written += 1
+        self.transactions += 1
+        return cur.rowcount > 0
+
+    def write_batch(self, rows: list[tuple[str, int, str]]) -> None:
+        """Guarded upserts of many rows in one transaction (all or nothing)."""
+        if self._write_delay:
+            time.sleep(self._write_delay)
+        conn = self._conn()
+        now = time.time()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(UPSERT_SQL, [(k, v, val, now) for k, v, val in rows])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"DB write failed: {exc}") from None
+        self.rows_written += len(rows)
+        self.transactions += 1
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            self._local.db = None
+
+
+def store_versions(path: Path) -> dict[str, int]:
+    """Version of every row in a store file (read-only), for the audit."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    uri = f"file:{path}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    try:
+        return dict(conn.execute("SELECT key, version FROM items"))
+    finally:
+        conn.close()
+
+
+class OutageLock:
+    """A real DB outage: another connection holds the database's exclusive lock.
+
+    In rollback-journal modes this stops readers and writers; in WAL mode it stops
+    writers only (the lab injects read failures then, labelled as injected).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.conn: sqlite3.Connection | None = None
+
+    def acquire(self, timeout_s: float = 5.0) -> None:
+        conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        self.conn = conn
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.execute("ROLLBACK")
+            finally:
+                self.conn.close()
+                self.conn = None

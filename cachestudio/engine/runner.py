@@ -1,0 +1,509 @@
+"""The observer side of a run: starts the labs, commands them, injects faults, audits.
+
+A :class:`Run` owns one lab process per lane (all lanes run the same seeded operation
+stream). Its :meth:`Run.tick` does one round of observer work (read gauges, tail the
+history, fire due faults, notice dead labs) and returns quickly, so that a CLI loop or a
+window timer can drive it. :func:`run` is the blocking headless driver.
+
+Faults: a crash SIGKILLs every lab process (the cache node holds the cache client and
+the write-behind queue), wipes the cache directory if the cache is volatile, and starts
+a new incarnation after ``restart_delay_s``, which resumes the operation stream where
+the history left off. A DB outage is real: another connection (ours) holds the SQLite
+lock for its duration; reads in WAL mode are failed by injection, labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .auditor import ANOMALY_KINDS, LaneAuditor
+from .backends import OutageLock, cache_versions, check_sqlite_file, store_versions
+from .config import ConfigError, LaneConfig, validate
+from .history import HistoryTail, HistoryWriter, read_history, write_history
+from .lab import LanePaths, lab_process
+from .telemetry import LaneStats
+
+READY_TIMEOUT_S = 60.0  # a lab that has not opened its files by then is reported
+DRAIN_WAIT_S = 180.0  # the longest the observer waits for a lab to drain at the end
+CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk writes)
+MP = mp.get_context("spawn")
+#: Auditor kinds as the summary names them (DESIGN.md §6).
+#: Gauges that count events (summed over incarnations); the rest are levels.
+COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
+            "batches", "dead_letters")
+SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
+                 "dirty_cache": "dirty_cache", "stale_cache": "stale_cache"}  # never fork: the window's process has Qt threads
+
+
+@dataclass
+class Plan:
+    lanes: list[LaneConfig]
+    duration_s: float = 10.0
+    crash_at: list[float] = field(default_factory=list)
+    outages: list[tuple[float, float]] = field(default_factory=list)  # (start, duration)
+    restart_delay_s: float = 1.0
+    run_dir: Path | None = None  # kept after the run; else a temporary directory
+
+    @property
+    def seed(self) -> int:
+        return self.lanes[0].seed
+
+
+def check_plan(plan: Plan) -> Plan:
+    """Validate everything about a plan before any file is touched."""
+    if not plan.lanes:
+        raise ConfigError("no strategy to run")
+    for cfg in plan.lanes:
+        validate(cfg)
+    if not (0 < plan.duration_s <= 86_400):
+        raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
+    for at in plan.crash_at:
+        if not (0 <= at < plan.duration_s):
+            raise ConfigError(f"--crash-at {at:g} is outside the run (0 to {plan.duration_s:g} s)")
+    for start, length in plan.outages:
+        if not (0 <= start < plan.duration_s):
+            raise ConfigError(f"--outage at {start:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        if not (0 < length <= 3600):
+            raise ConfigError(f"--outage duration must be > 0 and <= 3600 seconds, got {length:g}")
+    if not (0 <= plan.restart_delay_s <= 600):
+        raise ConfigError(f"restart delay must be between 0 and 600 seconds, got {plan.restart_delay_s:g}")
+    if plan.run_dir is not None:
+        check_run_dir(Path(plan.run_dir), plan.lanes)
+    return plan
+
+
+def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
+    """The run directory must be writable and hold no earlier run; nothing is changed."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"run directory {root} exists and is not a directory")
+    probe = root if root.exists() else next((p for p in root.parents if p.exists()), None)
+    if probe is None or not _writable(probe):
+        raise ConfigError(f"run directory {root} cannot be written")
+    for cfg in lanes:
+        paths = LanePaths(root / cfg.strategy)
+        check_sqlite_file(paths.store, "SQLite file")
+        check_sqlite_file(paths.cache / "cache.db", "cache database")
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"run directory {root} is not empty (it holds an earlier run?); give an empty or new directory")
+
+
+def _writable(path: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
+class LabHandle:
+    """One lane: its lab process (current incarnation), its history, stats and auditor."""
+
+    def __init__(self, cfg: LaneConfig, paths: LanePaths):
+        self.cfg = cfg
+        self.paths = paths
+        self.inc = -1
+        self.proc = None
+        self.conn = None
+        self.state = "down"  # down | starting | running | stopping | drained | failed
+        self.tails: list[HistoryTail] = []
+        self.stats = LaneStats(cfg.strategy)
+        self.auditor = LaneAuditor(cfg.strategy)
+        self.gauges: dict = {}
+        self.max_depth = 0
+        self.final: dict | None = None
+        self.error = ""
+        self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
+
+    def totals(self) -> dict[str, int]:
+        """Counters over every incarnation (a killed one counts up to its last gauges)."""
+        g = self.final or self.gauges
+        return {k: self._past[k] + g.get(k, 0) for k in COUNTERS}
+
+    def spawn(self) -> None:
+        self.inc += 1
+        parent, child = MP.Pipe()
+        proc = MP.Process(
+            target=lab_process,
+            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1),
+            name=f"lab-{self.cfg.code}-{self.inc}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        self.proc, self.conn, self.state = proc, parent, "starting"
+        self.tails.append(HistoryTail(self.paths.history_file(self.inc)))
+
+    def send(self, *msg) -> None:
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, OSError):
+            pass  # a dead lab is noticed by its exit, not here
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.kill()  # SIGKILL: no cleanup, no flush, no goodbye
+        if self.proc is not None:
+            self.proc.join()
+        if self.conn is not None:
+            self.conn.close()
+        for k in COUNTERS:
+            self._past[k] += self.gauges.get(k, 0)
+        self.gauges = {}
+        self.state = "down"
+
+    def poll(self) -> list[tuple]:
+        """Messages from the lab since the last call."""
+        msgs = []
+        try:
+            while self.conn is not None and not self.conn.closed and self.conn.poll():
+                msgs.append(self.conn.recv())
+        except (EOFError, OSError):
+            pass
+        return msgs
+
+    def read_history(self) -> list[dict]:
+        new = []
+        for tail in self.tails:
+            new.extend(tail.read_new())
+        return new
+
+
+class Run:
+    def __init__(self, plan: Plan, on_event: Callable[[dict], None] | None = None):
+        self.plan = check_plan(plan)
+        self._tmp = None
+        if plan.run_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="cachestudio-run-")
+            self.root = Path(self._tmp)
+        else:
+            self.root = Path(plan.run_dir)
+            self.root.mkdir(parents=True, exist_ok=True)
+        self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.strategy)) for cfg in plan.lanes]
+        self.on_event = on_event or (lambda event: None)
+        self.events: list[dict] = []
+        self._events_file = HistoryWriter(self.root / "events.jsonl")
+        self.t0 = 0.0
+        self.outage_on = False
+        self._outage_locks: list[OutageLock] = []
+        self._schedule: list[tuple[float, str, tuple]] = []
+        self._restart_at: float | None = None
+        self._next_confirm = 0.0
+        self.finished = False
+
+    # -- time and events -----------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None) -> None:
+        t = round(self.now(), 6)
+        ev = {"id": f"ev#{len(self.events)}", "lane": lane, "kind": kind, "key": None, "version": None,
+              "start": t, "end": t, "outcome": None, "acked": None, "injected": injected, "detail": detail}
+        self.events.append(ev)
+        self._events_file.write(_json_line(ev))
+        self.on_event(ev)
+
+    # -- start --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for lane in self.lanes:
+            lane.paths.make()
+            lane.spawn()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for lane in self.lanes:
+            self._await_ready(lane, deadline)
+        self.t0 = time.monotonic()
+        for lane in self.lanes:
+            self._go(lane)
+        schedule = [(at, "crash", ()) for at in self.plan.crash_at]
+        for start, length in self.plan.outages:
+            schedule.append((start, "outage-start", (length,)))
+            schedule.append((start + length, "outage-end", ()))
+        self._schedule = sorted(schedule, key=lambda item: item[0])
+        for lane in self.lanes:
+            if lane.cfg.latency.any():
+                self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.strategy)
+
+    def _await_ready(self, lane: LabHandle, deadline: float) -> dict:
+        while time.monotonic() < deadline:
+            if lane.conn.poll(0.05):
+                try:
+                    kind, info = lane.conn.recv()
+                except EOFError:
+                    break
+                if kind == "ready":
+                    lane.gauges.update(info)
+                    return info
+                if kind == "error":
+                    self.abort()
+                    raise ConfigError(info)
+            if not lane.proc.is_alive():
+                break
+        code = lane.proc.exitcode
+        self.abort()
+        raise RuntimeError(f"the {lane.cfg.strategy} lab did not start (exit code {code})")
+
+    def _go(self, lane: LabHandle) -> None:
+        lane.send("go", self.t0, self.plan.duration_s, self.outage_on)
+        lane.state = "running"
+
+    # -- the observer's round ------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One round: faults due, messages, history, restarts. Returns quickly."""
+        now = self.now()
+        while self._schedule and self._schedule[0][0] <= now:
+            _, kind, args = self._schedule.pop(0)
+            if kind == "crash":
+                self.crash()
+            elif kind == "outage-start":
+                self.outage_start(*args)
+            elif kind == "outage-end":
+                self.outage_end()
+        for lane in self.lanes:
+            for msg in lane.poll():
+                self._handle(lane, msg)
+            if lane.state in ("running", "starting") and lane.proc is not None and not lane.proc.is_alive():
+                code = lane.proc.exitcode
+                lane.kill()
+                self._event("lab-died", f"{lane.cfg.strategy} lab exited unexpectedly (code {code}); restarting",
+                            lane=lane.cfg.strategy)
+                self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
+        self._consume()
+        if self._restart_at is not None and time.monotonic() >= self._restart_at:
+            self._restart_at = None
+            self.restart()
+        if time.monotonic() >= self._next_confirm:
+            self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
+            self._confirm()
+
+    def _handle(self, lane: LabHandle, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "gauges":
+            lane.gauges = msg[1]
+            lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
+        elif kind == "ready":
+            lane.gauges.update(msg[1])
+            lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
+            self._event("restart", f"{lane.cfg.strategy} lab incarnation {lane.inc} is up "
+                        f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
+                        lane=lane.cfg.strategy)
+            self._go(lane)
+        elif kind == "drained":
+            lane.final = msg[1]
+            lane.gauges = msg[1]
+            lane.state = "drained"
+        elif kind == "error":
+            lane.error = msg[1]
+            lane.state = "failed"
+
+    def _consume(self) -> None:
+        for lane in self.lanes:
+            records = lane.read_history()
+            if records:
+                lane.stats.add(records)
+                lane.auditor.observe(records)
+
+    def _confirm(self) -> None:
+        """Read the stores' versions: acknowledged writes already there are safe."""
+        if self.outage_on:
+            return
+        for lane in self.lanes:
+            try:
+                lane.auditor.confirm_store(store_versions(lane.paths.store))
+            except Exception:  # noqa: BLE001 - a busy store is simply read next time
+                continue
+            lane.auditor.prune()
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """SIGKILL every lab (the cache node), then restart after the delay."""
+        for lane in self.lanes:
+            if lane.state in ("running", "starting"):
+                lane.kill()
+        self._consume()  # everything the dead labs wrote is in their files
+        wiped = []
+        for lane in self.lanes:
+            if not lane.cfg.cache.persistent and lane.paths.cache.exists():
+                shutil.rmtree(lane.paths.cache)
+                wiped.append(lane.cfg.strategy)
+        detail = "cache node killed (SIGKILL)"
+        if wiped:
+            detail += "; volatile cache wiped"
+        self._event("crash", detail)
+        self._restart_at = time.monotonic() + self.plan.restart_delay_s
+
+    def restart(self) -> None:
+        if self.now() >= self.plan.duration_s:
+            return
+        for lane in self.lanes:
+            if lane.state == "down":
+                lane.spawn()
+
+    def outage_start(self, length: float) -> None:
+        if self.outage_on:
+            return
+        self.outage_on = True
+        real_reads = True
+        for lane in self.lanes:
+            lock = OutageLock(lane.paths.store)
+            try:
+                lock.acquire()
+                self._outage_locks.append(lock)
+            except Exception as exc:  # noqa: BLE001
+                self._event("outage-start", f"could not take the lock of {lane.cfg.strategy}'s DB: {exc}",
+                            lane=lane.cfg.strategy)
+            real_reads = real_reads and lane.cfg.store.journal_mode != "wal"
+            lane.send("outage", True)
+        detail = f"DB outage for {length:g} s: another connection holds the database lock (real)"
+        if not real_reads:
+            detail += "; reads fail by injection (WAL readers ignore the lock)"
+        self._event("outage-start", detail, injected=not real_reads)
+
+    def outage_end(self) -> None:
+        if not self.outage_on:
+            return
+        for lock in self._outage_locks:
+            lock.release()
+        self._outage_locks.clear()
+        self.outage_on = False
+        for lane in self.lanes:
+            lane.send("outage", False)
+        self._event("outage-end", "DB lock released")
+
+    # -- end ---------------------------------------------------------------------------
+
+    @property
+    def due(self) -> bool:
+        return self.now() >= self.plan.duration_s
+
+    def finish(self) -> dict:
+        """Stop the clients, drain every queue, audit at rest, and summarise."""
+        while self._schedule:  # an outage still scheduled to end does so now
+            _, kind, _ = self._schedule.pop(0)
+            if kind == "outage-end":
+                self.outage_end()
+        self.outage_end()
+        self._restart_at = None
+        for lane in self.lanes:
+            if lane.state == "down":
+                lane.spawn()  # a lab that was down at the end must replay its durable queue
+            if lane.state == "starting":
+                info = self._await_ready(lane, time.monotonic() + READY_TIMEOUT_S)
+                self._handle(lane, ("ready", info))
+        for lane in self.lanes:
+            lane.send("stop")
+            lane.state = "stopping"
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        while any(l.state == "stopping" for l in self.lanes) and time.monotonic() < deadline:
+            for lane in self.lanes:
+                if lane.state != "stopping":
+                    continue
+                if lane.conn.poll(0.05):
+                    try:
+                        self._handle(lane, lane.conn.recv())
+                    except EOFError:
+                        lane.state = "failed"
+                elif not lane.proc.is_alive():
+                    lane.state = "failed"
+        for lane in self.lanes:
+            if lane.proc is not None:
+                lane.proc.join(10)
+                if lane.proc.is_alive():
+                    lane.kill()
+            lane.conn.close()
+        self._consume()
+        self._event("drain", "labs stopped; queues drained")
+        self._events_file.close()
+        for lane in self.lanes:
+            store = store_versions(lane.paths.store)
+            cache = cache_versions(lane.paths.cache)
+            lane.auditor.confirm_store(store)
+            lane.auditor.finish(store, cache)
+        self.finished = True
+        return self.summary()
+
+    def summary(self) -> dict:
+        lanes = []
+        for lane in self.lanes:
+            s, g = lane.stats, lane.final or lane.gauges
+            t = lane.totals()
+            lanes.append({
+                "strategy": lane.cfg.strategy,
+                "ops": s.ops,
+                "ops_per_s": round(s.ops / self.plan.duration_s, 1),
+                "reads": s.reads,
+                "writes": s.writes,
+                "hit_ratio": s.hit_ratio(),
+                "latency_ms": {k: h.summary() for k, h in s.latency.items()},
+                "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
+                "queue": {"max_depth": lane.max_depth, "pending_at_end": g.get("queue_depth", 0),
+                          "dead_letters": t["dead_letters"], "retries": t["retries"],
+                          "durable": lane.cfg.write_behind.durable if lane.cfg.strategy == "write-behind" else None},
+                "errors": s.errors,
+                "rejected": s.rejected,
+                "anomalies": {SUMMARY_NAMES[k]: lane.auditor.counts[k] for k in ANOMALY_KINDS},
+                "anomaly_list": [a.as_dict() for a in lane.auditor.anomalies[:200]],
+                "incarnations": lane.inc + 1,
+                "injected": lane.cfg.latency.label() or None,
+                "drained": bool(lane.final and lane.final.get("drained")),
+            })
+        return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "lanes": lanes,
+                "events": self.events, "run_dir": None if self._tmp else str(self.root)}
+
+    def write_history(self, path: Path) -> int:
+        """Merge every lane's history and the fault events into one JSON Lines file."""
+        records = list(self.events)
+        for lane in self.lanes:
+            for inc in range(lane.inc + 1):
+                f = lane.paths.history_file(inc)
+                if f.exists():
+                    records.extend(read_history(f))
+        records.sort(key=lambda r: (r["start"], r["end"]))
+        write_history(path, records)
+        return len(records)
+
+    def abort(self) -> None:
+        for lane in self.lanes:
+            if lane.proc is not None:
+                lane.kill()
+        for lock in self._outage_locks:
+            lock.release()
+        self._outage_locks.clear()
+
+    def cleanup(self) -> None:
+        self._events_file.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _json_line(rec: dict) -> str:
+    return json.dumps(rec, separators=(",", ":")) + "\n"
+
+
+def run(plan: Plan, on_event: Callable[[dict], None] | None = None, history: Path | None = None,
+        tick_s: float = 0.05) -> dict:
+    """Run a plan headless to the end; return the summary (DESIGN.md §6)."""
+    r = Run(plan, on_event)
+    try:
+        r.start()
+        while not r.due:
+            r.tick()
+            time.sleep(tick_s)
+        summary = r.finish()
+        if history is not None:
+            summary["history_records"] = r.write_history(history)
+        return summary
+    except BaseException:
+        r.abort()
+        raise
+    finally:
+        r.cleanup()

@@ -1,0 +1,45 @@
+"""Shared helpers: every test uses the real diskcache and the real SQLite, in tmp_path."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402
+from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs  # noqa: E402
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.005):
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "store.sqlite", StoreKnobs(), Latency())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    c = CacheBackend(tmp_path / "cache", CacheKnobs(), Latency())
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def wb_knobs():
+    return WriteBehindKnobs(flush_interval_s=0.05, batch_size=10, capacity=100, retry_backoff_s=0.01)
