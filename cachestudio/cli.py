@@ -122,6 +122,12 @@ def build_parser() -> Parser:
     g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
     g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
 
+    b = sub.add_parser("bench", help="measure the engine against the seed's plain loops")
+    b.add_argument("--duration", type=float, default=5.0, metavar="SEC", help="per repetition (default 5)")
+    b.add_argument("--reps", type=int, default=3, metavar="N", help="repetitions of each figure (default 3)")
+    b.add_argument("--seed", type=int, default=7, metavar="N")
+    b.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
+
     g = r.add_argument_group("injected latency (labelled as injected)")
     g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
                    help="add latency to a hop: cache, db-read or db-write (repeatable)")
@@ -278,6 +284,27 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .engine.bench import strategies_vs_seed
+
+    if not (0.5 <= args.duration <= 600):
+        raise BadInput(f"--duration must be between 0.5 and 600 seconds, got {args.duration:g}")
+    if not (1 <= args.reps <= 50):
+        raise BadInput(f"--reps must be between 1 and 50, got {args.reps}")
+    check_output(args.json, "--json")
+    print(f"benchmark: {args.reps} interleaved repetitions of {args.duration:g} s per figure", flush=True)
+    rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), args.duration, args.reps)
+    print()
+    print(f"{'figure':<22} {'value':>10} {'yardstick':>10} {'ratio':>6}  target   (median of {args.reps})")
+    for r in rows:
+        print(f"{r['figure']:<22} {r['value']:>10,.0f} {r['yardstick_value']:>10,.0f} {r['ratio']:>6.2f}  {r['target']}")
+    print("yardstick: the seed's snippets, written plainly, same workload and SQLite settings")
+    if args.json is not None:
+        write_atomically(args.json, json.dumps({"reps": args.reps, "duration_s": args.duration,
+                                                "figures": rows}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -286,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput("the studio window is not built yet; use `cachestudio run` (see --help)")
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         raise BadInput(f"unknown command {args.command!r}")
     except (BadInput, ConfigError) as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)

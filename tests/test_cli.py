@@ -1,0 +1,141 @@
+"""The command line: the run contract, and bad input as one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cachestudio", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=240)
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--strategy", "write-around"], ["--strategy", "write-around"]),
+    (["--duration", "-3"], ["duration"]),
+    (["--duration", "abc"], ["--duration"]),
+    (["--duration", "1e9"], ["duration"]),
+    (["--rate", "-5"], ["rate"]),
+    (["--read-ratio", "1.5"], ["read ratio"]),
+    (["--keys", "0"], ["keys"]),
+    (["--concurrency", "1000"], ["concurrency"]),
+    (["--crash-at", "50", "--duration", "10"], ["--crash-at", "50"]),
+    (["--outage", "3"], ["--outage", "SEC:DURATION"]),
+    (["--outage", "3:-1"], ["--outage duration"]),
+    (["--outage", "x:1"], ["--outage start"]),
+    (["--latency", "disk=5"], ["--latency"]),
+    (["--latency", "db-read=-5"], ["db read"]),
+    (["--queue", "sometimes"], ["--queue"]),
+    (["--batch-size", "0"], ["batch size"]),
+    (["--flush-interval", "nan"], ["flush interval"]),
+    (["--json", "/nonexistent-dir/out.json"], ["--json", "does not exist"]),
+])
+def test_bad_run_options_exit_2_with_one_line(args, words):
+    assert_bad_input(cli("run", *args), *words)
+
+
+def test_unknown_command_and_option_are_one_line():
+    assert_bad_input(cli("frobnicate"), "frobnicate")
+    assert_bad_input(cli("run", "--no-such-flag"), "--no-such-flag")
+
+
+def test_run_dir_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("I am a file")
+    assert_bad_input(cli("run", "--run-dir", str(blocker / "sub")), "cannot be written")
+    assert_bad_input(cli("run", "--run-dir", str(blocker)), "not a directory")
+    assert blocker.read_text() == "I am a file"
+
+
+def test_corrupt_sqlite_file_is_refused_and_left_intact(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "write-through").mkdir(parents=True)
+    bad = run_dir / "write-through" / "store.sqlite"
+    bad.write_bytes(b"this is not a database" * 50)
+    before = bad.read_bytes()
+    assert_bad_input(cli("run", "--strategy", "write-through", "--run-dir", str(run_dir)),
+                     "store.sqlite", "not a SQLite database")
+    assert bad.read_bytes() == before
+
+
+def test_corrupt_cache_directory_is_refused_and_left_intact(tmp_path):
+    run_dir = tmp_path / "run"
+    cache_dir = run_dir / "cache-aside" / "cache"
+    cache_dir.mkdir(parents=True)
+    bad = cache_dir / "cache.db"
+    bad.write_bytes(os.urandom(4096))
+    before = bad.read_bytes()
+    assert_bad_input(cli("run", "--strategy", "cache-aside", "--run-dir", str(run_dir)), "cache.db")
+    assert bad.read_bytes() == before
+
+
+def test_run_dir_holding_an_earlier_run_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("keep me")
+    assert_bad_input(cli("run", "--run-dir", str(run_dir)), "not empty")
+    assert (run_dir / "notes.txt").read_text() == "keep me"
+
+
+LANE_FIELDS = {"strategy", "ops", "ops_per_s", "reads", "writes", "hit_ratio", "latency_ms", "db", "queue",
+               "errors", "anomalies"}
+
+
+def test_run_all_prints_three_lanes_and_writes_the_summary_and_history(tmp_path):
+    out, hist, run_dir = tmp_path / "out.json", tmp_path / "h.jsonl", tmp_path / "run"
+    proc = cli("run", "--strategy", "all", "--duration", "2", "--seed", "7", "--rate", "1500",
+               "--json", str(out), "--history", str(hist), "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    header = next((line for line in proc.stdout.splitlines() if line.split() == ["cache-aside", "write-through", "write-behind"]), None)
+    assert header is not None, proc.stdout
+    summary = json.loads(out.read_text())
+    assert summary["seed"] == 7 and summary["duration_s"] == 2
+    assert [l["strategy"] for l in summary["lanes"]] == ["cache-aside", "write-through", "write-behind"]
+    for l in summary["lanes"]:
+        assert LANE_FIELDS <= set(l)
+        assert l["ops"] == l["reads"] + l["writes"] > 0
+        for kind in ("read", "write"):
+            assert set(l["latency_ms"][kind]) == {"p50", "p95", "p99"}
+            assert 0 < l["latency_ms"][kind]["p50"] <= l["latency_ms"][kind]["p95"] <= l["latency_ms"][kind]["p99"]
+        assert set(l["db"]) >= {"reads", "writes"}
+        assert set(l["queue"]) >= {"max_depth", "pending_at_end"}
+        assert set(l["anomalies"]) == {"stale_reads", "lost_writes", "dirty_cache", "stale_cache"}
+    records = [json.loads(line) for line in hist.read_text().splitlines()]
+    ops = [r for r in records if r["kind"] in ("read", "write")]
+    assert len(ops) == sum(l["ops"] for l in summary["lanes"])
+    for r in ops[:100]:
+        assert {"id", "lane", "kind", "key", "version", "start", "end", "outcome", "acked"} <= set(r)
+        assert r["start"] <= r["end"]
+    # The same seeded stream in every lane: the first operations match key for key.
+    first = {lane: [(r["kind"], r["key"]) for r in ops if r["lane"] == lane][:200]
+             for lane in ("cache-aside", "write-through", "write-behind")}
+    assert first["cache-aside"] == first["write-through"] == first["write-behind"]
+    assert (run_dir / "write-behind" / "store.sqlite").exists()
+    assert (run_dir / "cache-aside" / "cache" / "cache.db").exists()
+
+
+def test_injected_latency_is_labelled(tmp_path):
+    out = tmp_path / "o.json"
+    proc = cli("run", "--strategy", "cache-aside", "--duration", "1", "--rate", "200",
+               "--latency", "db-read=2", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "injected latency: db read +2 ms" in proc.stdout
+    lane = json.loads(out.read_text())["lanes"][0]
+    assert lane["injected"] == "injected latency: db read +2 ms"
