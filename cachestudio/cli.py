@@ -73,14 +73,16 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     r = sub.add_parser("run", help="run strategies headless and print a table per lane")
-    r.add_argument("--strategy", default="all", help="cache-aside, write-through, write-behind or all (default)")
-    r.add_argument("--duration", type=float, default=10.0, metavar="SEC", help="run length (default 10)")
-    r.add_argument("--seed", type=int, default=1, metavar="N", help="seed of the operation stream (default 1)")
+    r.add_argument("--strategy", help="cache-aside, write-through, write-behind or all (default)")
+    r.add_argument("--scenario", metavar="NAME|FILE",
+                   help="start from a built-in scenario or a scenario file; options typed here override it")
+    r.add_argument("--duration", type=float, metavar="SEC", help="run length (default 10)")
+    r.add_argument("--seed", type=int, metavar="N", help="seed of the operation stream (default 1)")
     r.add_argument("--crash-at", type=float, action="append", default=[], metavar="SEC",
                    help="SIGKILL the cache node at SEC and restart it (repeatable)")
     r.add_argument("--outage", type=parse_outage, action="append", default=[], metavar="SEC:DURATION",
                    help="hold the database lock from SEC for DURATION seconds (repeatable)")
-    r.add_argument("--restart-delay", type=float, default=1.0, metavar="SEC",
+    r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
     r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
                    help="write-behind queue: in memory (lost on crash) or on disk (replayed)")
@@ -122,6 +124,10 @@ def build_parser() -> Parser:
     g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
     g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
 
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+    c = sub.add_parser("check", help="validate a scenario file")
+    c.add_argument("file", type=Path, metavar="FILE")
+
     b = sub.add_parser("bench", help="measure the engine against the seed's plain loops")
     b.add_argument("--duration", type=float, default=5.0, metavar="SEC", help="per repetition (default 5)")
     b.add_argument("--reps", type=int, default=3, metavar="N", help="repetitions of each figure (default 3)")
@@ -134,32 +140,68 @@ def build_parser() -> Parser:
     return p
 
 
-def lane_configs(args) -> list[LaneConfig]:
-    from .engine.config import CacheKnobs, Latency, StoreKnobs, Workload, WriteBehindKnobs
+#: Command-line knob -> (section of LaneConfig, field, conversion).
+KNOB_ARGS = {
+    "rate": ("workload", "rate", None),
+    "read_ratio": ("workload", "read_ratio", None),
+    "keys": ("workload", "keys", None),
+    "distribution": ("workload", "distribution", None),
+    "zipf_s": ("workload", "zipf_s", None),
+    "hot_fraction": ("workload", "hot_fraction", None),
+    "hot_weight": ("workload", "hot_weight", None),
+    "value_size": ("workload", "value_size", None),
+    "concurrency": ("workload", "concurrency", None),
+    "ttl": ("cache", "ttl_s", None),
+    "cache_size_mb": ("cache", "size_limit_mb", None),
+    "eviction": ("cache", "eviction", None),
+    "cache": ("cache", "persistent", lambda v: v == "persistent"),
+    "journal_mode": ("store", "journal_mode", None),
+    "synchronous": ("store", "synchronous", None),
+    "db_timeout_ms": ("store", "timeout_ms", None),
+    "flush_interval": ("write_behind", "flush_interval_s", None),
+    "batch_size": ("write_behind", "batch_size", None),
+    "coalesce": ("write_behind", "coalesce", None),
+    "queue_capacity": ("write_behind", "capacity", None),
+    "backpressure": ("write_behind", "backpressure", None),
+    "block_timeout": ("write_behind", "block_timeout_s", None),
+    "retry_limit": ("write_behind", "retry_limit", None),
+    "retry_backoff": ("write_behind", "retry_backoff_s", None),
+    "queue": ("write_behind", "durable", lambda v: v == "durable"),
+}
 
-    if args.strategy == "all":
+
+def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The dests of the options the user typed (so a scenario's values are kept otherwise)."""
+    given = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    out = set()
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public way
+        if given & set(action.option_strings):
+            out.add(action.dest)
+    return out
+
+
+def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[LaneConfig]:
+    """Lanes from a scenario (if any), with every knob typed on the command line applied."""
+    if args.strategy is None:
+        strategies = [c.strategy for c in scenario.lanes] if scenario else list(STRATEGIES)
+    elif args.strategy == "all":
         strategies = list(STRATEGIES)
     elif args.strategy in STRATEGIES:
         strategies = [args.strategy]
     else:
         raise BadInput(f"--strategy must be one of {', '.join(STRATEGIES)} or all, got {args.strategy!r}")
-    base = LaneConfig(
-        strategy=strategies[0],
-        seed=args.seed,
-        workload=Workload(rate=args.rate, read_ratio=args.read_ratio, keys=args.keys,
-                          distribution=args.distribution, zipf_s=args.zipf_s, hot_fraction=args.hot_fraction,
-                          hot_weight=args.hot_weight, value_size=args.value_size, concurrency=args.concurrency),
-        cache=CacheKnobs(ttl_s=args.ttl, size_limit_mb=args.cache_size_mb, eviction=args.eviction,
-                         persistent=args.cache == "persistent"),
-        store=StoreKnobs(journal_mode=args.journal_mode, synchronous=args.synchronous,
-                         timeout_ms=args.db_timeout_ms),
-        write_behind=WriteBehindKnobs(flush_interval_s=args.flush_interval, batch_size=args.batch_size,
-                                      coalesce=args.coalesce, capacity=args.queue_capacity,
-                                      backpressure=args.backpressure, block_timeout_s=args.block_timeout,
-                                      retry_limit=args.retry_limit, retry_backoff_s=args.retry_backoff,
-                                      durable=args.queue == "durable"),
-        latency=Latency(**parse_latency(args.latency)),
-    )
+    base = scenario.lanes[0] if scenario else LaneConfig(strategy=strategies[0])
+    if args.seed is not None:
+        base = replace(base, seed=args.seed)
+    for dest, (section, name, convert) in KNOB_ARGS.items():
+        if scenario is not None and dest not in (explicit or set()):
+            continue
+        value = getattr(args, dest)
+        part = replace(getattr(base, section), **{name: convert(value) if convert else value})
+        base = replace(base, **{section: part})
+    latency = parse_latency(args.latency)
+    if latency:
+        base = replace(base, latency=replace(base.latency, **latency))
     return [replace(base, strategy=s) for s in strategies]
 
 
@@ -238,19 +280,24 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
 # ------------------------------------------------------------------------------ commands
 
 
-def cmd_run(args) -> int:
-    from .engine.runner import Plan, run
+def cmd_run(args, explicit: set[str]) -> int:
+    from .engine import scenario as scenarios
+    from .engine.runner import Plan, check_plan, run
 
-    lanes = lane_configs(args)
+    sc = scenarios.load(scenarios.find(args.scenario)) if args.scenario else None
+    lanes = lane_configs(args, sc, explicit)
     check_output(args.json, "--json")
     check_output(args.history, "--history")
-    plan = Plan(lanes=lanes, duration_s=args.duration, crash_at=sorted(args.crash_at),
-                outages=sorted(args.outage), restart_delay_s=args.restart_delay, run_dir=args.run_dir)
-    from .engine.runner import check_plan
-
+    duration = args.duration if args.duration is not None else (sc.duration_s if sc else 10.0)
+    restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
+    plan = Plan(lanes=lanes, duration_s=duration,
+                crash_at=sorted((sc.crash_at if sc else []) + args.crash_at),
+                outages=sorted((sc.outages if sc else []) + args.outage),
+                restart_delay_s=restart, run_dir=args.run_dir)
     check_plan(plan)
     names = ", ".join(c.strategy for c in lanes)
-    print(f"running {names} for {args.duration:g} s (seed {args.seed})", flush=True)
+    origin = f" from scenario {sc.name}" if sc else ""
+    print(f"running {names} for {duration:g} s (seed {plan.seed}){origin}", flush=True)
 
     def show(ev: dict) -> None:
         if ev["kind"] != "config":
@@ -284,6 +331,27 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_scenarios(args) -> int:
+    from .engine.scenario import builtin_scenarios
+
+    items = builtin_scenarios()
+    width = max(len(sc.name) for sc in items)
+    for sc in items:
+        lanes = "all" if len(sc.lanes) == 3 else sc.lanes[0].strategy
+        print(f"{sc.name:<{width}}  {sc.duration_s:>5g} s  {lanes:<13}  {sc.title}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .engine import scenario as scenarios
+
+    sc = scenarios.load(scenarios.find(str(args.file)))
+    faults = len(sc.crash_at) + len(sc.outages)
+    print(f"{args.file}: ok: {sc.name}, {len(sc.lanes)} lane(s), {sc.duration_s:g} s, seed {sc.seed}, "
+          f"{faults} fault(s)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .engine.bench import strategies_vs_seed
 
@@ -312,7 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             raise BadInput("the studio window is not built yet; use `cachestudio run` (see --help)")
         if args.command == "run":
-            return cmd_run(args)
+            return cmd_run(args, explicit_options(parser._subparsers._group_actions[0].choices["run"],
+                                                  argv if argv is not None else sys.argv[1:]))
+        if args.command == "scenarios":
+            return cmd_scenarios(args)
+        if args.command == "check":
+            return cmd_check(args)
         if args.command == "bench":
             return cmd_bench(args)
         raise BadInput(f"unknown command {args.command!r}")
