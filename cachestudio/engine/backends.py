@@ -34,6 +34,14 @@ UPSERT_SQL = (
 )
 SELECT_SQL = "SELECT version, value FROM items WHERE key = ?"
 ITEMS_COLUMNS = {"key": str, "version": int, "value": str, "updated_at": float}
+#: Declared column types of ``items`` as sqlite-utils creates them (PRAGMA table_info).
+SHAPE = {"key": ("TEXT",), "version": ("INTEGER", "INT", "BIGINT"), "value": ("TEXT",),
+         "updated_at": ("FLOAT", "REAL", "DOUBLE")}
+
+
+def _read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for ``path``, quoted (a '#' or '?' in a name is safe)."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
 
 
 class StoreUnavailable(Exception):
@@ -159,17 +167,30 @@ class Store:
         self.rows_written = 0
         self.transactions = 0
         check_sqlite_file(self.path, "SQLite file")
-        db = self._db()
-        table = db["items"]
-        if table.exists():
-            cols = {c.name: c.type.upper() for c in table.columns}
-            if set(cols) != set(ITEMS_COLUMNS) or table.pks != ["key"]:
-                raise ConfigError(
-                    f"SQLite file {self.path} has an items table of another shape "
-                    f"({', '.join(cols)}); expected key, version, value, updated_at"
-                )
-        else:
+        self._check_shape()  # before any pragma: a refused file is left exactly as it was
+        table = self._db()["items"]
+        if not table.exists():
             table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
+
+    def _check_shape(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            conn = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=self.knobs.timeout_ms / 1000.0)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"SQLite file {self.path} cannot be opened: {exc}") from None
+        try:
+            cols = {name: (ctype.upper(), pk) for _, name, ctype, _, _, pk in
+                    conn.execute("PRAGMA table_info(items)")}
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"SQLite file {self.path} cannot be read: {exc}") from None
+        finally:
+            conn.close()
+        shaped = set(cols) == set(SHAPE) and all(cols[n][0] in types for n, types in SHAPE.items())
+        if cols and (not shaped or [n for n, (_, pk) in cols.items() if pk] != ["key"]):
+            found = ", ".join(f"{n} {t}" for n, (t, _) in cols.items())
+            raise ConfigError(f"SQLite file {self.path} has an items table of another shape ({found}); "
+                              "expected key TEXT primary key, version INTEGER, value TEXT, updated_at REAL")
 
     def _db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
@@ -259,8 +280,7 @@ def store_versions(path: Path) -> dict[str, int]:
     path = Path(path)
     if not path.exists():
         return {}
-    uri = f"file:{path}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=5.0)
     try:
         return dict(conn.execute("SELECT key, version FROM items"))
     finally:
