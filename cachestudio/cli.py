@@ -58,6 +58,16 @@ def parse_outage(text: str) -> tuple[float, float]:
     return _number(start, "--outage start"), _number(length, "--outage duration")
 
 
+def parse_burst(text: str) -> tuple[float, str, int]:
+    parts = text.split(":")
+    if len(parts) != 3 or parts[1] not in ("read", "write"):
+        raise BadInput(f"--burst wants SEC:KIND:COUNT with KIND read or write, got {text!r}")
+    count = _number(parts[2], "--burst count")
+    if count != int(count):
+        raise BadInput(f"--burst count must be a whole number, got {parts[2]!r}")
+    return _number(parts[0], "--burst time"), parts[1], int(count)
+
+
 def parse_latency(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -82,6 +92,8 @@ def build_parser() -> Parser:
                    help="SIGKILL the cache node at SEC and restart it (repeatable)")
     r.add_argument("--outage", type=parse_outage, action="append", default=[], metavar="SEC:DURATION",
                    help="hold the database lock from SEC for DURATION seconds (repeatable)")
+    r.add_argument("--burst", type=parse_burst, action="append", default=[], metavar="SEC:KIND:COUNT",
+                   help="at SEC, COUNT extra reads or writes per lane, flat out (repeatable)")
     r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
     r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
@@ -293,6 +305,7 @@ def cmd_run(args, explicit: set[str]) -> int:
     plan = Plan(lanes=lanes, duration_s=duration,
                 crash_at=sorted((sc.crash_at if sc else []) + args.crash_at),
                 outages=sorted((sc.outages if sc else []) + args.outage),
+                bursts=sorted(args.burst),
                 restart_delay_s=restart, run_dir=args.run_dir)
     check_plan(plan)
     names = ", ".join(c.strategy for c in lanes)

@@ -26,16 +26,28 @@ def test_resuming_mid_stream_gives_the_same_ops_and_versions():
         assert take(OpStream(w, 3), 100, start) == whole[start:start + 100]
 
 
-def test_versions_count_up_by_one_per_key():
+def test_versions_increase_per_key_and_are_unique():
     ops = take(OpStream(Workload(keys=10, read_ratio=0.5), 1), 5000)
     last = Counter()
     for op in ops:
         if op.kind == "write":
-            last[op.key] += 1
-            assert op.version == last[op.key]
+            assert op.version > last[op.key]
+            last[op.key] = op.version
         else:
             assert op.version == 0
+    versions = [op.version for op in ops if op.kind == "write"]
+    assert len(set(versions)) == len(versions) > 2000
     assert [op.seq for op in ops] == list(range(5000))
+
+
+def test_changing_knobs_mid_stream_keeps_versions_increasing():
+    first = take(OpStream(Workload(keys=5, read_ratio=0.2), 1), 1000)
+    then = take(OpStream(Workload(keys=5, read_ratio=0.9, distribution="uniform"), 1), 1000, start=1000)
+    last = Counter()
+    for op in first + then:
+        if op.kind == "write":
+            assert op.version > last[op.key]
+            last[op.key] = op.version
 
 
 def test_read_ratio_and_distributions():

@@ -96,6 +96,15 @@ class CacheBackend:
         self.expire = knobs.ttl_s or None
         self._delay = latency.cache_ms / 1000.0
 
+    def set_latency(self, latency: Latency) -> None:
+        self._delay = latency.cache_ms / 1000.0
+
+    def apply(self, knobs: CacheKnobs) -> None:
+        """Apply TTL (to entries set from now on), size limit and eviction policy live."""
+        self.expire = knobs.ttl_s or None
+        self.cache.reset("size_limit", int(knobs.size_limit_mb * MIB))
+        self.cache.reset("eviction_policy", knobs.eviction)
+
     def get(self, key: str) -> tuple[int, str] | None:
         if self._delay:
             time.sleep(self._delay)
@@ -158,8 +167,7 @@ class Store:
     def __init__(self, path: Path, knobs: StoreKnobs, latency: Latency):
         self.path = Path(path)
         self.knobs = knobs
-        self._read_delay = latency.db_read_ms / 1000.0
-        self._write_delay = latency.db_write_ms / 1000.0
+        self.set_latency(latency)
         self._local = threading.local()
         #: Set by the lab while a DB outage is on and SQLite cannot fail reads for real.
         self.injected_read_outage = False
@@ -171,6 +179,10 @@ class Store:
         table = self._db()["items"]
         if not table.exists():
             table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
+
+    def set_latency(self, latency: Latency) -> None:
+        self._read_delay = latency.db_read_ms / 1000.0
+        self._write_delay = latency.db_write_ms / 1000.0
 
     def _check_shape(self) -> None:
         if not self.path.exists():

@@ -27,6 +27,20 @@ BACKPRESSURE = ("block", "reject")
 LANE_CODES = {"cache-aside": "ca", "write-through": "wt", "write-behind": "wb"}
 
 
+#: Knobs a running lab applies at once; every other knob takes effect at the next reset.
+LIVE_KNOBS = {
+    ("workload", "rate"), ("workload", "read_ratio"), ("workload", "keys"), ("workload", "distribution"),
+    ("workload", "zipf_s"), ("workload", "hot_fraction"), ("workload", "hot_weight"),
+    ("workload", "value_size"), ("workload", "concurrency"),
+    ("cache", "ttl_s"), ("cache", "size_limit_mb"), ("cache", "eviction"),
+    ("write_behind", "flush_interval_s"), ("write_behind", "batch_size"), ("write_behind", "capacity"),
+    ("write_behind", "backpressure"), ("write_behind", "block_timeout_s"), ("write_behind", "retry_limit"),
+    ("write_behind", "retry_backoff_s"),
+    ("latency", "cache_ms"), ("latency", "db_read_ms"), ("latency", "db_write_ms"),
+}
+SECTIONS = ("workload", "cache", "store", "write_behind", "latency")
+
+
 class ConfigError(ValueError):
     """A knob has a value that cannot be used. The message is one line for the user."""
 
@@ -112,6 +126,12 @@ class LaneConfig:
 
     def with_strategy(self, strategy: str) -> "LaneConfig":
         return replace(self, strategy=strategy)
+
+    def with_knob(self, section: str, name: str, value) -> "LaneConfig":
+        """A copy with one knob changed (validate it before use)."""
+        if section not in SECTIONS or not hasattr(getattr(self, section), name):
+            raise ConfigError(f"unknown knob {section}.{name}")
+        return replace(self, **{section: replace(getattr(self, section), **{name: value})})
 
 
 def _finite(name: str, value, low: float, high: float, *, low_open: bool = False) -> None:

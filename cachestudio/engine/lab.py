@@ -7,7 +7,8 @@ commands from its pipe and sends gauges back every ``GAUGE_INTERVAL_S``. Operati
 themselves travel as history records (see :mod:`history`), which survive a SIGKILL.
 
 Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume",)``,
-``("outage", on)``, ``("cold",)``, ``("stop",)``. Replies: ``("ready", info)``,
+``("outage", on)``, ``("cold",)``, ``("set", section, name, value)`` (a live knob),
+``("burst", kind, count)``, ``("stop",)``. Replies: ``("ready", info)``,
 ``("error", message)``, ``("gauges", dict)``, ``("drained", dict)``.
 """
 
@@ -75,6 +76,9 @@ class Lab:
         self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind)
         self.history = HistoryWriter(paths.history_file(inc))
         self._ops = OpStream(cfg.workload, cfg.seed).ops(start_seq)
+        self._next_seq = start_seq
+        self._burst_kind = ""
+        self.burst_left = 0
         self._ops_lock = threading.Lock()
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -96,8 +100,12 @@ class Lab:
         self.t0, self.until = t0, until
         self._pace_at, self._pace_count = time.monotonic(), 0
         self._running.set()
-        for i in range(self.cfg.workload.concurrency):
-            t = threading.Thread(target=self._client, name=f"client-{i}", daemon=True)
+        self._spawn_clients()
+
+    def _spawn_clients(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        for i in range(len(self._threads), self.cfg.workload.concurrency):
+            t = threading.Thread(target=self._client, args=(i,), name=f"client-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -111,19 +119,56 @@ class Lab:
     def _next(self):
         with self._ops_lock:
             op = next(self._ops)
+            self._next_seq = op.seq + 1
+            if self.burst_left:  # a burst: only its kind, as fast as the clients go
+                while op.kind != self._burst_kind:
+                    op = next(self._ops)
+                    self._next_seq = op.seq + 1
+                self.burst_left -= 1
+                if not self.burst_left:
+                    self._pace_at, self._pace_count = time.monotonic(), 0  # no catching up after
+                return op, 0.0
             self._pace_count += 1
             due = self._pace_at + self._pace_count / self.cfg.workload.rate if self.cfg.workload.rate else 0.0
             return op, due
+
+    def burst(self, kind: str, count: int) -> None:
+        with self._ops_lock:
+            self._burst_kind, self.burst_left = kind, count
+
+    def set_knob(self, section: str, name: str, value) -> None:
+        """Apply a live knob (config.LIVE_KNOBS) to the running lab."""
+        self.cfg = self.cfg.with_knob(section, name, value)
+        if section == "workload":
+            with self._ops_lock:  # a new stream from the next operation on
+                self._ops = OpStream(self.cfg.workload, self.cfg.seed).ops(self._next_seq)
+                self._filler = "x" * self.cfg.workload.value_size
+                self._pace_at, self._pace_count = time.monotonic(), 0
+            if name == "concurrency" and self._running.is_set():
+                self._spawn_clients()
+        elif section == "latency":
+            self.cache.set_latency(self.cfg.latency)
+            self.store.set_latency(self.cfg.latency)
+        elif section == "cache":
+            self.cache.apply(self.cfg.cache)
+        elif section == "write_behind" and self.flusher is not None:
+            wb = self.cfg.write_behind
+            self.flusher.knobs = wb
+            self.queue.capacity = wb.capacity
+            self.strategy.block = wb.backpressure == "block"
+            self.strategy.block_timeout = wb.block_timeout_s
 
     def _value(self, key: str, version: int) -> str:
         head = f"{key}:v{version}:"
         return head + self._filler[: max(0, self.cfg.workload.value_size - len(head))]
 
-    def _client(self) -> None:
+    def _client(self, index: int) -> None:
         strategy, write_line, mono = self.strategy, self.history.write, time.monotonic
         lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
         stop, running = self._stop, self._running
         while not stop.is_set():
+            if index >= self.cfg.workload.concurrency:
+                return  # concurrency was lowered
             if not running.is_set():
                 running.wait(0.1)
                 continue
@@ -165,6 +210,8 @@ class Lab:
             "inc": self.inc,
             "pid": os.getpid(),
             "done": self.done,
+            "burst_left": self.burst_left,
+            "running": self._running.is_set(),
             "queue_depth": self.queue.depth() if self.queue is not None else 0,
             "dead_letters": len(f.dead_letters) if f else 0,
             "retries": f.retries if f else 0,
@@ -218,6 +265,10 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int) -> N
                     lab.set_outage(msg[1])
                 elif cmd == "cold":
                     lab.cold()
+                elif cmd == "set":
+                    lab.set_knob(*msg[1:])
+                elif cmd == "burst":
+                    lab.burst(*msg[1:])
                 elif cmd == "stop":
                     drained = lab.drain()
                     final = lab.gauges()

@@ -25,12 +25,13 @@ from typing import Callable
 
 from .auditor import ANOMALY_KINDS, LaneAuditor
 from .backends import OutageLock, cache_versions, check_sqlite_file, store_versions
-from .config import ConfigError, LaneConfig, validate
+from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
 from .lab import LanePaths, lab_process
 from .telemetry import LaneStats
 
 READY_TIMEOUT_S = 60.0  # a lab that has not opened its files by then is reported
+SILENT_S = 3.0  # a running lab that sent no gauges for this long is shown as not responding
 DRAIN_WAIT_S = 180.0  # the longest the observer waits for a lab to drain at the end
 CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk writes)
 MP = mp.get_context("spawn")
@@ -48,6 +49,7 @@ class Plan:
     duration_s: float = 10.0
     crash_at: list[float] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)  # (start, duration)
+    bursts: list[tuple[float, str, int]] = field(default_factory=list)  # (at, read|write, count)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
 
@@ -72,6 +74,13 @@ def check_plan(plan: Plan) -> Plan:
             raise ConfigError(f"--outage at {start:g} s is outside the run (0 to {plan.duration_s:g} s)")
         if not (0 < length <= 3600):
             raise ConfigError(f"--outage duration must be > 0 and <= 3600 seconds, got {length:g}")
+    for at, kind, count in plan.bursts:
+        if not (0 <= at < plan.duration_s):
+            raise ConfigError(f"--burst at {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        if kind not in ("read", "write"):
+            raise ConfigError(f"--burst kind must be read or write, got {kind!r}")
+        if not (1 <= count <= 10_000_000):
+            raise ConfigError(f"--burst count must be between 1 and 10000000, got {count}")
     if not (0 <= plan.restart_delay_s <= 600):
         raise ConfigError(f"restart delay must be between 0 and 600 seconds, got {plan.restart_delay_s:g}")
     if plan.run_dir is not None:
@@ -119,6 +128,7 @@ class LabHandle:
         self.max_depth = 0
         self.final: dict | None = None
         self.error = ""
+        self.last_seen = 0.0
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
 
     def totals(self) -> dict[str, int]:
@@ -138,7 +148,11 @@ class LabHandle:
         proc.start()
         child.close()
         self.proc, self.conn, self.state = proc, parent, "starting"
+        self.last_seen = time.monotonic()
         self.tails.append(HistoryTail(self.paths.history_file(self.inc)))
+
+    def burst_active(self) -> bool:
+        return bool(self.gauges.get("burst_left"))
 
     def send(self, *msg) -> None:
         try:
@@ -166,7 +180,16 @@ class LabHandle:
                 msgs.append(self.conn.recv())
         except (EOFError, OSError):
             pass
+        if msgs:
+            self.last_seen = time.monotonic()
         return msgs
+
+    def health(self) -> str:
+        """running | starting | down | not responding | drained | failed"""
+        if self.state in ("running", "starting") and time.monotonic() - self.last_seen > (
+                READY_TIMEOUT_S if self.state == "starting" else SILENT_S):
+            return "not responding"
+        return self.state
 
     def read_history(self) -> list[dict]:
         new = []
@@ -176,7 +199,8 @@ class LabHandle:
 
 
 class Run:
-    def __init__(self, plan: Plan, on_event: Callable[[dict], None] | None = None):
+    def __init__(self, plan: Plan, on_event: Callable[[dict], None] | None = None,
+                 on_records: Callable[[int, list, list], None] | None = None):
         self.plan = check_plan(plan)
         self._tmp = None
         if plan.run_dir is None:
@@ -187,6 +211,8 @@ class Run:
             self.root.mkdir(parents=True, exist_ok=True)
         self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.strategy)) for cfg in plan.lanes]
         self.on_event = on_event or (lambda event: None)
+        #: Called with (lane index, new operation records, anomalies they revealed).
+        self.on_records = on_records
         self.events: list[dict] = []
         self._events_file = HistoryWriter(self.root / "events.jsonl")
         self.t0 = 0.0
@@ -195,6 +221,8 @@ class Run:
         self._schedule: list[tuple[float, str, tuple]] = []
         self._restart_at: float | None = None
         self._next_confirm = 0.0
+        self.slow_db_ms = 0.0
+        self.paused = False
         self.finished = False
 
     # -- time and events -----------------------------------------------------------------
@@ -212,21 +240,29 @@ class Run:
 
     # -- start --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the labs. ``wait``: the clock starts when all are ready (headless);
+        otherwise it starts now and each lab joins as it comes up (the window)."""
         for lane in self.lanes:
             lane.paths.make()
             lane.spawn()
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        for lane in self.lanes:
-            self._await_ready(lane, deadline)
-        self.t0 = time.monotonic()
-        for lane in self.lanes:
-            self._go(lane)
-        schedule = [(at, "crash", ()) for at in self.plan.crash_at]
+        if wait:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            for lane in self.lanes:
+                self._await_ready(lane, deadline)
+            self.t0 = time.monotonic()
+            for lane in self.lanes:
+                self._go(lane)
+        else:
+            self.t0 = time.monotonic()
+            self._ready_deadline = self.t0 + READY_TIMEOUT_S
+        for at in self.plan.crash_at:
+            self.schedule(at, "crash")
         for start, length in self.plan.outages:
-            schedule.append((start, "outage-start", (length,)))
-            schedule.append((start + length, "outage-end", ()))
-        self._schedule = sorted(schedule, key=lambda item: item[0])
+            self.schedule(start, "outage-start", length)
+            self.schedule(start + length, "outage-end")
+        for at, kind, count in self.plan.bursts:
+            self.schedule(at, "burst", kind, count)
         for lane in self.lanes:
             if lane.cfg.latency.any():
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.strategy)
@@ -250,6 +286,11 @@ class Run:
         self.abort()
         raise RuntimeError(f"the {lane.cfg.strategy} lab did not start (exit code {code})")
 
+    def schedule(self, at: float, kind: str, *args) -> None:
+        """Run a fault at run time ``at`` (crash, outage-start, outage-end, burst, slow-db-end)."""
+        self._schedule.append((at, kind, args))
+        self._schedule.sort(key=lambda item: item[0])
+
     def _go(self, lane: LabHandle) -> None:
         lane.send("go", self.t0, self.plan.duration_s, self.outage_on)
         lane.state = "running"
@@ -261,12 +302,7 @@ class Run:
         now = self.now()
         while self._schedule and self._schedule[0][0] <= now:
             _, kind, args = self._schedule.pop(0)
-            if kind == "crash":
-                self.crash()
-            elif kind == "outage-start":
-                self.outage_start(*args)
-            elif kind == "outage-end":
-                self.outage_end()
+            getattr(self, kind.replace("-", "_"))(*args)
         for lane in self.lanes:
             for msg in lane.poll():
                 self._handle(lane, msg)
@@ -275,6 +311,10 @@ class Run:
                 lane.kill()
                 self._event("lab-died", f"{lane.cfg.strategy} lab exited unexpectedly (code {code}); restarting",
                             lane=lane.cfg.strategy)
+                self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
+            if lane.state == "starting" and lane.health() == "not responding":
+                lane.kill()
+                self._event("lab-died", f"{lane.cfg.strategy} lab did not come up; restarting", lane=lane.cfg.strategy)
                 self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
         self._consume()
         if self._restart_at is not None and time.monotonic() >= self._restart_at:
@@ -292,9 +332,10 @@ class Run:
         elif kind == "ready":
             lane.gauges.update(msg[1])
             lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
-            self._event("restart", f"{lane.cfg.strategy} lab incarnation {lane.inc} is up "
-                        f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
-                        lane=lane.cfg.strategy)
+            if lane.inc:
+                self._event("restart", f"{lane.cfg.strategy} lab incarnation {lane.inc} is up "
+                            f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
+                            lane=lane.cfg.strategy)
             self._go(lane)
         elif kind == "drained":
             lane.final = msg[1]
@@ -305,11 +346,13 @@ class Run:
             lane.state = "failed"
 
     def _consume(self) -> None:
-        for lane in self.lanes:
+        for i, lane in enumerate(self.lanes):
             records = lane.read_history()
             if records:
                 lane.stats.add(records)
-                lane.auditor.observe(records)
+                found = lane.auditor.observe(records)
+                if self.on_records is not None:
+                    self.on_records(i, records, found)
 
     def _confirm(self) -> None:
         """Read the stores' versions: acknowledged writes already there are safe."""
@@ -348,6 +391,70 @@ class Run:
             if lane.state == "down":
                 lane.spawn()
 
+    def burst(self, kind: str, count: int) -> None:
+        """Every lane issues ``count`` extra operations of ``kind`` as fast as it can."""
+        for lane in self.lanes:
+            lane.send("burst", kind, count)
+        self._event("burst", f"{kind} burst of {count:,} operations per lane")
+
+    def cold(self) -> None:
+        """Flush every cache (a cold cache), as a restart of an in-memory cache would."""
+        for lane in self.lanes:
+            lane.send("cold")
+        self._event("cold-cache", "every cache flushed")
+
+    def set_knob(self, section: str, name: str, value) -> None:
+        """Change a knob on every lane; live knobs reach the running labs at once."""
+        if (section, name) not in LIVE_KNOBS:
+            raise ConfigError(f"{section}.{name} cannot change while the lab runs; it applies at the next reset")
+        new = [validate(lane.cfg.with_knob(section, name, value)) for lane in self.lanes]
+        for lane, cfg in zip(self.lanes, new):
+            lane.cfg = cfg
+            lane.send("set", section, name, value)
+        injected = section == "latency"
+        self._event("knob", f"{section}.{name} = {value}", injected=injected)
+
+    def slow_db(self, ms: float) -> None:
+        """Inject ``ms`` of latency on every DB read and write (0 ends it). Labelled injected."""
+        for name in ("db_read_ms", "db_write_ms"):
+            new = [validate(lane.cfg.with_knob("latency", name, float(ms))) for lane in self.lanes]
+            for lane, cfg in zip(self.lanes, new):
+                lane.cfg = cfg
+                lane.send("set", "latency", name, float(ms))
+        self.slow_db_ms = float(ms)
+        if ms:
+            self._event("slow-db-start", f"slow DB: +{ms:g} ms on every DB read and write", injected=True)
+        else:
+            self._event("slow-db-end", "slow DB ended", injected=True)
+
+    def slow_db_end(self) -> None:
+        if self.slow_db_ms:
+            self.slow_db(0)
+
+    def pause(self) -> None:
+        for lane in self.lanes:
+            lane.send("pause")
+        self.paused = True
+        self._event("pause", "clients paused")
+
+    def resume(self) -> None:
+        for lane in self.lanes:
+            lane.send("resume")
+        self.paused = False
+        self._event("resume", "clients resumed")
+
+    def heal(self) -> None:
+        """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
+        self._schedule = [item for item in self._schedule if item[1] not in ("crash", "outage-start", "burst")]
+        self.outage_end()
+        self.slow_db_end()
+        for lane in self.lanes:
+            if lane.burst_active():
+                lane.send("burst", "read", 0)
+        if self._restart_at is not None:
+            self._restart_at = time.monotonic()  # restart the node now
+        self._event("heal", "every fault healed")
+
     def outage_start(self, length: float) -> None:
         if self.outage_on:
             return
@@ -356,7 +463,7 @@ class Run:
         for lane in self.lanes:
             lock = OutageLock(lane.paths.store)
             try:
-                lock.acquire()
+                lock.acquire(timeout_s=1.0)
                 self._outage_locks.append(lock)
             except Exception as exc:  # noqa: BLE001
                 self._event("outage-start", f"could not take the lock of {lane.cfg.strategy}'s DB: {exc}",
@@ -392,6 +499,7 @@ class Run:
             if kind == "outage-end":
                 self.outage_end()
         self.outage_end()
+        self.slow_db_end()
         self._restart_at = None
         for lane in self.lanes:
             if lane.state == "down":
