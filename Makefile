@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	bash packaging/linux-deps.sh
+	$(BIN)/cachestudio
+
+demo: $(STAMP)
 	$(BIN)/cachestudio run --strategy all --duration 10 --seed 7
 
 test: $(STAMP)

@@ -1,0 +1,60 @@
+"""Colours, shapes and themes. Okabe–Ito (colour-blind safe); colour never stands alone:
+every token kind also has its own shape, every lane its own line style and label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Okabe & Ito (2008), "Color Universal Design".
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+
+#: Request outcomes on the flow view: colour and shape (and a word in the legend).
+TOKENS = {
+    "hit": (OKABE_ITO["green"], "circle", "hit"),
+    "miss": (OKABE_ITO["orange"], "triangle", "miss"),
+    "write": (OKABE_ITO["blue"], "square", "write"),
+    "flush": (OKABE_ITO["purple"], "diamond", "flush to DB"),
+    "error": (OKABE_ITO["vermillion"], "cross", "error"),
+    "rejected": (OKABE_ITO["black"], "bar", "rejected"),
+}
+
+#: Lanes on the charts: colour, Qt pen style name, short label.
+LANES = {
+    "cache-aside": (OKABE_ITO["blue"], "solid", "CA"),
+    "write-through": (OKABE_ITO["orange"], "dash", "WT"),
+    "write-behind": (OKABE_ITO["green"], "dot", "WB"),
+}
+
+FAULT_SHADE = {
+    "crash": (OKABE_ITO["vermillion"], "crash"),
+    "outage": (OKABE_ITO["purple"], "DB outage"),
+    "slow-db": (OKABE_ITO["yellow"], "slow DB (injected)"),
+    "burst": (OKABE_ITO["sky"], "burst"),
+    "cold": (OKABE_ITO["blue"], "cold cache"),
+}
+
+
+@dataclass(frozen=True)
+class Theme:
+    name: str
+    window: str
+    panel: str
+    text: str
+    muted: str
+    node: str
+    node_border: str
+    edge: str
+    font_scale: float = 1.0
+    line_width: float = 2.0
+
+
+THEMES = {
+    "light": Theme("light", "#f7f7f7", "#ffffff", "#1a1a1a", "#666666", "#eef3f8", "#34495e", "#9aa5b1"),
+    "dark": Theme("dark", "#1e1f22", "#26282c", "#e8e8e8", "#a0a0a0", "#2f3440", "#b8c4d0", "#5c6670"),
+    # For a projector: black on white, thick lines, big type.
+    "projector": Theme("projector", "#ffffff", "#ffffff", "#000000", "#222222", "#ffffff", "#000000",
+                       "#000000", font_scale=1.35, line_width=3.5),
+}
