@@ -1,0 +1,777 @@
+"""The flow view: one lane row per strategy, requests travelling as tokens hop by hop.
+
+Every path follows the strategies' code (engine/strategies.py) exactly. At high rates a
+lane animates a sample (at most ``SAMPLE_PER_S`` new tokens a second, picked evenly) and
+says so in its narration; the edge labels always count *every* record. ``add_records``
+only counts and keeps a few samples (no item per record); one 30 Hz timer moves all the
+tokens. Every token kind has its own colour *and* shape, and the legend names them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF, QTransform
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+)
+
+from .theme import OKABE_ITO, THEMES, TOKENS, Theme
+
+HOP_S = 0.35  # seconds per hop
+LINGER_S = 0.6  # a failed path's token stays this long at the node where it stopped
+TICK_MS = 33  # ~30 Hz
+SAMPLE_PER_S = 8.0  # new tokens per lane per second at most, when sampling
+ALL_BELOW = 5  # a lane at <= this many records/s animates every record
+MAX_TOKENS = 150  # live tokens, all lanes together
+PENDING_MAX = 8  # sampled records waiting to be launched, per lane
+LAUNCH_GAP_S = 0.1  # tokens of one lane leave the clients at least this far apart
+FLUSH_PER_CALL = 4
+FLUSH_GAP_S = 0.15  # flush tokens leave the queue at least this far apart
+FLUSH_AHEAD_S = 0.5
+SIDE_OFFSET = 5.0  # tokens keep this far to the right of an edge (scene units)
+RATE_WINDOW_S = 1.0
+LABEL_EVERY_S = 0.25
+
+# Layout, in scene units (the view scales the scene to fit).
+SCENE_W = 1120.0
+TITLE_X = 14.0
+X = {"clients": 300.0, "cache": 600.0, "db": 960.0, "queue": 780.0}
+NODE_W, NODE_H = 130.0, 50.0
+QUEUE_W, QUEUE_H = 170.0, 66.0
+NODE_Y = 62.0  # node centres
+PORT_DY = 9.0  # tokens travel below the node names
+QUEUE_Y = 136.0
+LANE_H = 120.0
+LANE_H_WB = 198.0
+LANE_GAP = 8.0
+LEGEND_H = 34.0
+NARRATION_X = X["clients"] - NODE_W / 2
+
+NODE_NAMES = {"clients": "Clients", "cache": "Cache", "db": "Database", "queue": "Write queue"}
+STRATEGIES = ("cache-aside", "write-through", "write-behind")
+
+#: (strategy, kind, outcome) -> (nodes visited, token kind, stops with a failure)
+_READS = {
+    ("read", "hit"): (("clients", "cache", "clients"), "hit", False),
+    ("read", "miss"): (("clients", "cache", "db", "cache", "clients"), "miss", False),
+    ("read", "error"): (("clients", "cache", "db"), "error", True),
+}
+PATHS = {
+    "cache-aside": {
+        **_READS,
+        ("write", "ok"): (("clients", "db", "cache", "clients"), "write", False),  # DB, then delete key
+        ("write", "error"): (("clients", "db"), "error", True),
+    },
+    "write-through": {
+        **_READS,
+        ("write", "ok"): (("clients", "cache", "db", "clients"), "write", False),
+        ("write", "error"): (("clients", "cache", "db"), "error", True),
+    },
+    "write-behind": {
+        **_READS,
+        ("write", "ok"): (("clients", "queue", "cache", "clients"), "write", False),
+        ("write", "rejected"): (("clients", "queue"), "rejected", True),  # never touches the cache
+        ("write", "error"): (("clients", "queue", "cache"), "error", True),  # enqueued, cache set failed
+    },
+}
+FLUSH_PATH = (("queue", "db"), "flush", False)
+
+EDGES = (("clients", "cache"), ("cache", "db"), ("clients", "db"))
+EDGES_WB = EDGES + (("clients", "queue"), ("queue", "cache"), ("queue", "db"))
+
+HEALTH_WORDS = {"down": "down (restarting)"}
+
+
+def _edge(a: str, b: str) -> tuple[str, str]:
+    """The edge between two nodes, as it is keyed in a lane (either order accepted)."""
+    return (a, b) if (a, b) in EDGES_WB else (b, a)
+
+
+def _path_edges(nodes: tuple) -> tuple:
+    """Each edge a path traverses, once."""
+    out = []
+    for a, b in zip(nodes, nodes[1:]):
+        e = _edge(a, b)
+        if e not in out:
+            out.append(e)
+    return tuple(out)
+
+
+#: (strategy, kind, outcome) -> edges, precomputed for add_records
+PATH_EDGES = {s: {k: _path_edges(v[0]) for k, v in p.items()} for s, p in PATHS.items()}
+
+
+def rate_text(n: float) -> str:
+    """1234 -> "1.2k/s", 35 -> "35/s"."""
+    if n >= 100_000:
+        return f"{n / 1000:.0f}k/s"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k/s"
+    return f"{n:.0f}/s"
+
+
+def _ms(rec: dict) -> str:
+    try:
+        ms = (float(rec["end"]) - float(rec["start"])) * 1000.0
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f" ({ms:.2f} ms)" if ms < 10 else f" ({ms:.1f} ms)" if ms < 100 else f" ({ms:.0f} ms)"
+
+
+def describe(strategy: str, rec: dict) -> str:
+    """One plain sentence about one operation record."""
+    kind, key, v, outcome = rec.get("kind"), rec.get("key"), rec.get("version"), rec.get("outcome")
+    detail = rec.get("detail") or ""
+    if kind == "read":
+        head = f"read {key}: "
+        if outcome == "hit":
+            return f"{head}hit v{v}{_ms(rec)}"
+        if outcome == "miss":
+            if v is None:
+                return f"{head}miss → not in DB{_ms(rec)}"
+            return f"{head}miss → read DB v{v} → set cache{_ms(rec)}"
+        if outcome == "error":
+            return f"{head}error: {detail or 'failed'}"
+        return f"{head}{outcome}"
+    head = f"write {key} v{v}: "
+    if outcome == "ok":
+        steps = {"cache-aside": "DB write → delete cache key",
+                 "write-through": "set cache → DB write",
+                 "write-behind": "queued → set cache; DB write later"}.get(strategy, "ok")
+        return f"{head}{steps}{_ms(rec)}"
+    if outcome == "rejected":
+        return f"{head}rejected, {detail or 'write queue full'}"
+    if outcome == "error":
+        return f"{head}error: {detail or 'failed'}"
+    return f"{head}{outcome}"
+
+
+def token_shape(shape: str, size: float) -> QPainterPath:
+    """A token's outline, centred on (0, 0)."""
+    h = size / 2.0
+    p = QPainterPath()
+    if shape == "circle":
+        p.addEllipse(QPointF(0, 0), h, h)
+    elif shape == "triangle":
+        p.addPolygon(QPolygonF([QPointF(0, -h * 1.1), QPointF(h * 1.1, h * 0.85), QPointF(-h * 1.1, h * 0.85)]))
+        p.closeSubpath()
+    elif shape == "square":
+        p.addRect(QRectF(-h * 0.9, -h * 0.9, h * 1.8, h * 1.8))
+    elif shape == "diamond":
+        p.addPolygon(QPolygonF([QPointF(0, -h * 1.2), QPointF(h * 1.2, 0), QPointF(0, h * 1.2), QPointF(-h * 1.2, 0)]))
+        p.closeSubpath()
+    elif shape == "cross":
+        arm = QPainterPath()
+        arm.addRect(QRectF(-h * 1.25, -h * 0.36, h * 2.5, h * 0.72))
+        p = QTransform().rotate(45).map(arm).united(QTransform().rotate(-45).map(arm)).simplified()
+    elif shape == "bar":
+        p.addRect(QRectF(-h * 1.3, -h * 0.45, h * 2.6, h * 0.9))
+    else:
+        p.addEllipse(QPointF(0, 0), h, h)
+    return p
+
+
+class _Token:
+    __slots__ = ("item", "hops", "t0", "fail", "lane")
+
+    def __init__(self, item, hops, t0, fail, lane):
+        self.item = item
+        self.hops = hops  # [(QPainterPath, reversed)]
+        self.t0 = t0
+        self.fail = fail
+        self.lane = lane
+
+
+class _Lane:
+    """A lane's state; the scene items are rebuilt from it on a theme change."""
+
+    def __init__(self, strategy: str):
+        self.strategy = strategy
+        self.health = "running"
+        self.injected = ""
+        self.selected = ""
+        self.capacity = 10000
+        self.gauges: dict = {}
+        self.batches = 0
+        self.db_writes: deque = deque()  # (t, cumulative db writes) for the queue -> DB rate
+        self.narration = ""
+        self.window: deque = deque()  # (t, records, sampled, {edge: count})
+        self.total = 0
+        self.sampled = 0
+        self.edge_counts: Counter = Counter()
+        self.allowance = SAMPLE_PER_S
+        self.last_refill = time.monotonic()
+        self.pending: deque = deque(maxlen=PENDING_MAX)
+        self.next_launch = 0.0
+        self.next_flush = 0.0
+        self.items: dict = {}  # built by the view
+
+    @property
+    def wb(self) -> bool:
+        return self.strategy == "write-behind"
+
+    def expire(self, now: float) -> None:
+        w = self.window
+        cut = now - RATE_WINDOW_S
+        while w and w[0][0] < cut:
+            _, n, s, edges = w.popleft()
+            self.total -= n
+            self.sampled -= s
+            self.edge_counts.subtract(edges)
+
+    def flush_rate(self, now: float) -> float:
+        d = self.db_writes
+        while len(d) > 2 and d[1][0] < now - RATE_WINDOW_S:
+            d.popleft()
+        if len(d) < 2 or now - d[-1][0] > RATE_WINDOW_S:
+            return 0.0
+        dt = d[-1][0] - d[0][0]
+        return max(0.0, (d[-1][1] - d[0][1]) / dt) if dt > 0 else 0.0
+
+
+class FlowView(QGraphicsView):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        self.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
+        self.setFrameShape(QGraphicsView.Shape.NoFrame)
+        self.setMinimumSize(320, 160)
+        self.theme: Theme = THEMES["light"]
+        self.lanes: list[_Lane] = []
+        self.tokens: list[_Token] = []
+        self._shapes: dict[str, QPainterPath] = {}
+        self._legend: list = []
+        self._last_labels = 0.0
+        self.timer = QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self._rebuild()
+
+    # -- public API ---------------------------------------------------------------------
+
+    def set_lanes(self, strategies: list[str]) -> None:
+        self.lanes = [_Lane(s) for s in strategies]
+        self._rebuild()
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self._rebuild()
+
+    def set_capacity(self, lane: int, n: int) -> None:
+        ln = self._lane(lane)
+        if ln is not None:
+            ln.capacity = max(1, int(n))
+            self._apply_gauges(ln)
+
+    def add_records(self, lane: int, records: list[dict]) -> None:
+        ln = self._lane(lane)
+        if ln is None or not records:
+            return
+        now = time.monotonic()
+        edges_of = PATH_EDGES.get(ln.strategy, {})
+        counted = Counter((r.get("kind"), r.get("outcome")) for r in records)
+        edges: Counter = Counter()
+        n = 0
+        for ko, c in counted.items():
+            es = edges_of.get(ko)
+            if es is None:
+                continue  # not an operation (or an unknown outcome): nothing travels
+            n += c
+            for e in es:
+                edges[e] += c
+        if not n:
+            return
+        ln.expire(now)
+        ln.total += n
+        ln.edge_counts.update(edges)
+        # Sample: every record at a low rate, else at most SAMPLE_PER_S a second, evenly.
+        ln.allowance = min(SAMPLE_PER_S, ln.allowance + (now - ln.last_refill) * SAMPLE_PER_S)
+        ln.last_refill = now
+        size = len(records)
+        if ln.total <= ALL_BELOW:
+            picks = range(size)
+        else:
+            k = min(size, int(ln.allowance))
+            picks = [int((j + 0.5) * size / k) for j in range(k)] if k else ()
+        sampled = 0
+        for i in picks:
+            rec = records[i]
+            if (rec.get("kind"), rec.get("outcome")) in edges_of:
+                ln.pending.append(rec)
+                sampled += 1
+        if ln.total > ALL_BELOW:
+            ln.allowance -= sampled
+        ln.sampled += sampled
+        ln.window.append((now, n, sampled, edges))
+        self._apply_rates(ln, now)
+        self._wake()
+
+    def set_gauges(self, lane: int, gauges: dict) -> None:
+        ln = self._lane(lane)
+        if ln is None:
+            return
+        now = time.monotonic()
+        ln.gauges = dict(gauges)
+        batches = int(gauges.get("batches", 0) or 0)
+        if batches < ln.batches:  # a new run
+            ln.batches = batches
+        elif batches > ln.batches:
+            new = min(FLUSH_PER_CALL, batches - ln.batches)
+            ln.batches = batches
+            if ln.wb:  # one token per new batch, spaced out; a backlog beyond FLUSH_AHEAD_S is dropped
+                at = max(now, ln.next_flush)
+                for _ in range(new):
+                    if at - now > FLUSH_AHEAD_S or not self._launch(ln, FLUSH_PATH, at):
+                        break
+                    at += FLUSH_GAP_S
+                ln.next_flush = at
+        writes = gauges.get("db_writes")
+        if writes is not None:
+            if ln.db_writes and writes < ln.db_writes[-1][1]:
+                ln.db_writes.clear()
+            ln.db_writes.append((now, int(writes)))
+        self._apply_gauges(ln)
+        self._apply_rates(ln, now)
+        self._wake()
+
+    def set_health(self, lane: int, health: str) -> None:
+        ln = self._lane(lane)
+        if ln is not None and ln.health != health:
+            ln.health = health
+            self._apply_health(ln)
+
+    def highlight(self, lane: int, key: str) -> None:
+        for i, ln in enumerate(self.lanes):
+            ln.selected = key if i == lane else ""
+            self._apply_highlight(ln)
+
+    def injected_label(self, lane: int, text: str) -> None:
+        ln = self._lane(lane)
+        if ln is not None:
+            ln.injected = text or ""
+            self._apply_injected(ln)
+
+    def narration(self, lane: int) -> str:
+        ln = self._lane(lane)
+        return ln.narration if ln is not None else ""
+
+    # -- read-only helpers (tests, screenshots) -----------------------------------------
+
+    def title(self, lane: int) -> str:
+        ln = self._lane(lane)
+        return self._title_text(ln) if ln is not None else ""
+
+    def edge_rate(self, lane: int, a: str, b: str) -> str:
+        """The rate label on the edge between nodes a and b ("" if the lane has no such edge)."""
+        ln = self._lane(lane)
+        if ln is None:
+            return ""
+        entry = ln.items.get("edges", {}).get(_edge(a, b))
+        return entry[1].text() if entry else ""
+
+    def node_names(self, lane: int) -> list[str]:
+        ln = self._lane(lane)
+        return [NODE_NAMES[n] for n in ln.items.get("nodes", {})] if ln is not None else []
+
+    def token_count(self, lane: int | None = None) -> int:
+        return sum(1 for t in self.tokens if lane is None or t.lane == lane)
+
+    def queue_text(self, lane: int) -> str:
+        ln = self._lane(lane)
+        item = ln.items.get("queue_text") if ln is not None else None
+        return item.text() if item is not None else ""
+
+    def selected_text(self, lane: int) -> str:
+        ln = self._lane(lane)
+        item = ln.items.get("selected") if ln is not None else None
+        return item.text() if item is not None and item.isVisible() else ""
+
+    # -- Qt -----------------------------------------------------------------------------
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    # -- building -----------------------------------------------------------------------
+
+    def _lane(self, i: int) -> _Lane | None:
+        return self.lanes[i] if 0 <= i < len(self.lanes) else None
+
+    def _font(self, px: float, bold: bool = False) -> QFont:
+        f = QFont()
+        f.setPixelSize(max(6, round(px * self.theme.font_scale)))
+        f.setBold(bold)
+        return f
+
+    def _text(self, text: str, px: float, color: str, bold: bool = False, parent=None) -> QGraphicsSimpleTextItem:
+        item = QGraphicsSimpleTextItem(text, parent)
+        item.setFont(self._font(px, bold))
+        item.setBrush(QColor(color))
+        if parent is None:
+            self._scene.addItem(item)
+        return item
+
+    def _pen(self, color: str, width: float | None = None, style=Qt.PenStyle.SolidLine) -> QPen:
+        pen = QPen(QColor(color), self.theme.line_width if width is None else width)
+        pen.setStyle(style)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        pen.setCosmetic(False)
+        return pen
+
+    def _rebuild(self) -> None:
+        """(Re)create every item from the lanes' state, in the current theme."""
+        for tok in self.tokens:
+            self._scene.removeItem(tok.item)
+        self.tokens.clear()
+        self._scene.clear()
+        t = self.theme
+        # Bigger type needs taller rows (the scene's width is fixed: it is fitted to the view).
+        self._s = s = max(1.0, t.font_scale)
+        self.setBackgroundBrush(QColor(t.window))
+        self._shapes = {k: token_shape(shape, 15.0 * s) for k, (_, shape, _) in TOKENS.items()}
+        y = LANE_GAP
+        for ln in self.lanes:
+            ln.items = {}
+            ln.pending.clear()
+            y += self._build_lane(ln, y) + LANE_GAP
+        y += self._build_legend(y)
+        self._scene.setSceneRect(QRectF(0, 0, SCENE_W, y))
+        now = time.monotonic()
+        for ln in self.lanes:
+            self._apply_health(ln)
+            self._apply_injected(ln)
+            self._apply_highlight(ln)
+            self._apply_gauges(ln)
+            self._apply_narration(ln)
+            self._apply_rates(ln, now)
+        self._fit()
+        self._wake()
+
+    def _build_lane(self, ln: _Lane, y0: float) -> float:
+        """Build one lane's items from y0 down; returns the lane's height."""
+        t, s = self.theme, self._s
+        h = (LANE_H_WB if ln.wb else LANE_H) * s
+        it = ln.items
+        it["y0"] = y0
+        frame = QPainterPath()
+        frame.addRoundedRect(QRectF(4, y0, SCENE_W - 8, h), 8, 8)
+        bg = self._scene.addPath(frame, QPen(QColor(t.edge), 1.0), QBrush(QColor(t.panel)))
+        bg.setZValue(-10)
+        hl = self._scene.addPath(frame, self._pen(t.text, max(3.0, 2.0 * t.line_width)),
+                                 QBrush(Qt.BrushStyle.NoBrush))
+        hl.setZValue(-9)
+        it["highlight"] = hl
+        it["title"] = self._text(ln.strategy, 17, t.text, bold=True)
+        it["title"].setPos(TITLE_X, y0 + 8 * s)
+        it["health"] = self._text("", 13, t.text)
+        it["health"].setPos(TITLE_X, y0 + 31 * s)
+        it["injected"] = self._text("", 12, _injected_colour(t))
+        it["injected"].setPos(TITLE_X, y0 + 52 * s)
+        it["narration"] = self._text("", 14, t.text)
+        it["narration"].setPos(NARRATION_X, y0 + h - 23 * s)
+        it["selected"] = self._text("", 14, t.text, bold=True)
+        it["selected"].setPos(TITLE_X, y0 + h - 23 * s)
+
+        # Nodes: a name on top; tokens travel through each node's port, below the name.
+        nodes, ports = {}, {}
+        names = ["clients", "cache", "db"] + (["queue"] if ln.wb else [])
+        for name in names:
+            if name == "queue":
+                w, hh, cy = QUEUE_W, QUEUE_H * s, y0 + QUEUE_Y * s
+                port = QPointF(X[name], cy + 1 * s)
+            else:
+                w, hh, cy = NODE_W, NODE_H * s, y0 + NODE_Y * s
+                port = QPointF(X[name], cy + PORT_DY * s)
+            rect = QRectF(X[name] - w / 2, cy - hh / 2, w, hh)
+            shape = QPainterPath()
+            shape.addRoundedRect(rect, 7, 7)
+            box = self._scene.addPath(shape, self._pen(t.node_border), QBrush(QColor(t.node)))
+            box.setZValue(0)
+            label = self._text(NODE_NAMES[name], 15, t.text, bold=True, parent=box)
+            br = label.boundingRect()
+            label.setPos(X[name] - br.width() / 2, rect.top() + 2 * s)
+            nodes[name] = (box, label, rect)
+            ports[name] = port
+        it["nodes"] = nodes
+        it["ports"] = ports
+        if ln.wb:
+            q = nodes["queue"][2]
+            bar = QRectF(q.left() + 10, q.bottom() - 18 * s, q.width() - 20, 13 * s)
+            bar_bg = QGraphicsRectItem(bar, nodes["queue"][0])
+            bar_bg.setPen(QPen(QColor(t.node_border), 1.0))
+            bar_bg.setBrush(QBrush(QColor(t.panel)))
+            fill = QGraphicsRectItem(QRectF(bar.left(), bar.top(), 0, bar.height()), nodes["queue"][0])
+            fill.setPen(QPen(Qt.PenStyle.NoPen))
+            fill.setBrush(QBrush(QColor(OKABE_ITO["sky"])))
+            qtext = self._text("0", 11, t.text, parent=nodes["queue"][0])
+            it["queue_bar"] = (bar_bg, fill)
+            it["queue_text"] = qtext
+            it["flush_text"] = self._text("", 12, t.muted)
+            it["flush_text"].setPos(q.right() + 14, q.center().y() - 8 * s)
+
+        # Edges: drawn under the nodes, port to port; tokens follow the same paths.
+        def straight(a, b):
+            p = QPainterPath(ports[a])
+            p.lineTo(ports[b])
+            return p
+
+        top = y0 + (NODE_Y - NODE_H / 2) * s
+        arc = QPainterPath(ports["clients"])
+        arc.lineTo(X["clients"], top)
+        arc.quadTo(QPointF((X["clients"] + X["db"]) / 2, top - 62 * s), QPointF(X["db"], top))
+        arc.lineTo(ports["db"])
+        paths = {("clients", "cache"): straight("clients", "cache"),
+                 ("cache", "db"): straight("cache", "db"),
+                 ("clients", "db"): arc}
+        py = ports["cache"].y()
+        lab = 20 * s  # a rate label's height
+        anchors = {("clients", "cache"): ((X["clients"] + X["cache"]) / 2, py - lab - 14 * s, "c"),
+                   ("cache", "db"): ((X["cache"] + X["db"]) / 2, py - lab - 14 * s, "c"),
+                   ("clients", "db"): ((X["clients"] + X["db"]) / 2, top - 19 * s, "c")}
+        if ln.wb:
+            qp = ports["queue"]
+            lshape = QPainterPath(ports["clients"])
+            lshape.lineTo(X["clients"], qp.y())
+            lshape.lineTo(qp)
+            paths[("clients", "queue")] = lshape
+            paths[("queue", "cache")] = straight("queue", "cache")
+            paths[("queue", "db")] = straight("queue", "db")
+            below = y0 + (NODE_Y + NODE_H / 2) * s + 6
+            anchors[("clients", "queue")] = ((X["clients"] + X["queue"] - QUEUE_W / 2) / 2, qp.y() - lab - 14 * s, "c")
+            anchors[("queue", "cache")] = (X["cache"] + 40, below, "r")
+            anchors[("queue", "db")] = (X["db"] - 28, below, "l")
+        edges = {}
+        for key, path in paths.items():
+            line = self._scene.addPath(path, self._pen(t.edge), QBrush(Qt.BrushStyle.NoBrush))
+            line.setZValue(-5)
+            label = self._text("0/s", 13, t.muted)
+            label.setZValue(-4)
+            edges[key] = (path, label, anchors[key], line)
+        it["edges"] = edges
+        return h
+
+    def _build_legend(self, y: float) -> float:
+        """The legend row: every token shape with its word. Returns its height."""
+        t, s = self.theme, self._s
+        h = LEGEND_H * s
+        x = 16.0
+        cy = y + h / 2 - 2
+        head = self._text("legend:", 13, t.muted)
+        head.setPos(x, cy - head.boundingRect().height() / 2)
+        x += head.boundingRect().width() + 16 * s
+        for kind in ("hit", "miss", "write", "flush", "error", "rejected"):
+            colour, _, word = TOKENS[kind]
+            tok = self._scene.addPath(self._shapes[kind], self._token_pen(), QBrush(QColor(colour)))
+            tok.setPos(x + 10 * s, cy)
+            label = self._text(word, 13, t.text)
+            label.setPos(x + 24 * s, cy - label.boundingRect().height() / 2)
+            x += 24 * s + label.boundingRect().width() + 22 * s
+        for text in ("tokens: a sample at high rates · edge labels: every request, last second",
+                     "tokens: a sample · labels: every request"):
+            note = self._text(text, 12, t.muted)
+            w = note.boundingRect().width()
+            if x + 10 + w <= SCENE_W - 14:
+                note.setPos(SCENE_W - 14 - w, cy - note.boundingRect().height() / 2)
+                break
+            self._scene.removeItem(note)
+        return h
+
+    def _token_pen(self) -> QPen:
+        return QPen(QColor(self.theme.text), 1.2)
+
+    # -- applying state to items ---------------------------------------------------------
+
+    def _title_text(self, ln: _Lane) -> str:
+        if ln.health == "running":
+            return ln.strategy
+        return f"{ln.strategy} — {HEALTH_WORDS.get(ln.health, ln.health)}"
+
+    def _apply_health(self, ln: _Lane) -> None:
+        it = ln.items
+        if not it:
+            return
+        t = self.theme
+        running = ln.health == "running"
+        it["title"].setText(ln.strategy)
+        it["health"].setText("" if running else "— " + HEALTH_WORDS.get(ln.health, ln.health))
+        it["health"].setBrush(QColor(t.text if running else _injected_colour(t)))
+        for name, (box, label, _) in it["nodes"].items():
+            grey = not running and name in ("cache", "queue")
+            box.setPen(self._pen(t.muted if grey else t.node_border, None,
+                                 Qt.PenStyle.DashLine if grey else Qt.PenStyle.SolidLine))
+            box.setBrush(QBrush(QColor(t.window if grey else t.node)))
+            label.setBrush(QColor(t.muted if grey else t.text))
+            box.setData(0, "grey" if grey else "")
+
+    def _apply_injected(self, ln: _Lane) -> None:
+        item = ln.items.get("injected")
+        if item is None:
+            return
+        text = ln.injected
+        if text:
+            if "injected" not in text.lower():
+                text = "injected: " + text
+            head, _, rest = text.partition(": ")
+            text = head + ":\n" + rest.replace(", ", "\n") if rest else head
+        item.setText(text)
+        item.setVisible(bool(text))
+
+    def _apply_highlight(self, ln: _Lane) -> None:
+        it = ln.items
+        if not it:
+            return
+        it["highlight"].setVisible(bool(ln.selected))
+        it["selected"].setText(f"selected: {ln.selected}" if ln.selected else "")
+        it["selected"].setVisible(bool(ln.selected))
+
+    def _apply_narration(self, ln: _Lane) -> None:
+        item = ln.items.get("narration")
+        if item is None:
+            return
+        width = SCENE_W - 20 - NARRATION_X
+        item.setText(QFontMetricsF(item.font()).elidedText(ln.narration, Qt.TextElideMode.ElideRight, width))
+
+    def _apply_gauges(self, ln: _Lane) -> None:
+        it = ln.items
+        if not it or not ln.wb:
+            return
+        g = ln.gauges
+        depth = int(g.get("queue_depth", 0) or 0)
+        bar_bg, fill = it["queue_bar"]
+        r = bar_bg.rect()
+        frac = min(1.0, max(0.0, depth / ln.capacity))
+        fill.setRect(QRectF(r.left(), r.top(), r.width() * frac, r.height()))
+        fill.setBrush(QBrush(QColor(OKABE_ITO["vermillion"] if frac >= 0.9 else OKABE_ITO["sky"])))
+        qt = it["queue_text"]
+        qt.setText(f"{depth:,} / {ln.capacity:,}")
+        br = qt.boundingRect()
+        qt.setPos(r.center().x() - br.width() / 2, r.center().y() - br.height() / 2)
+        if "batches" in g or "db_writes" in g:
+            b, w = int(g.get("batches", 0) or 0), int(g.get("db_writes", 0) or 0)
+            it["flush_text"].setText(f"flushed: {b:,} batch{'es' if b != 1 else ''}\n{w:,} DB writes")
+
+    def _apply_rates(self, ln: _Lane, now: float) -> None:
+        edges = ln.items.get("edges")
+        if not edges:
+            return
+        ln.expire(now)
+        counts = ln.edge_counts
+        for key, (_, label, (ax, ay, align), _) in edges.items():
+            n = ln.flush_rate(now) if key == ("queue", "db") else counts.get(key, 0)
+            text = rate_text(n)
+            if label.text() != text or not label.data(0):
+                label.setText(text)
+                label.setData(0, True)
+                w = label.boundingRect().width()
+                label.setPos(ax - w / 2 if align == "c" else ax - w if align == "r" else ax, ay)
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def _launch(self, ln: _Lane, route, t0: float) -> bool:
+        if len(self.tokens) >= MAX_TOKENS or not ln.items:
+            return False
+        nodes, kind, fail = route
+        edges = ln.items["edges"]
+        hops = []
+        for a, b in zip(nodes, nodes[1:]):
+            key = _edge(a, b)
+            hops.append((edges[key][0], key != (a, b)))
+        item = QGraphicsPathItem(self._shapes[kind])
+        item.setPen(self._token_pen())
+        item.setBrush(QBrush(QColor(TOKENS[kind][0])))
+        item.setZValue(10)
+        item.setVisible(False)
+        item.setPos(self._at(hops[0], 0.0))
+        self._scene.addItem(item)
+        self.tokens.append(_Token(item, hops, t0, fail, self.lanes.index(ln)))
+        return True
+
+    def _at(self, hop, f: float) -> QPointF:
+        """Where a token is a fraction f along a hop: on the edge, shifted a little to the right
+        of its direction of travel, so requests and replies on one edge pass side by side."""
+        path, rev = hop
+        g = 1.0 - f if rev else f
+        p = path.pointAtPercent(min(1.0, max(0.0, g)))
+        e = 0.02 if g < 0.98 else -0.02
+        q = path.pointAtPercent(g + e)
+        dx, dy = q.x() - p.x(), q.y() - p.y()
+        if (e < 0) != rev:  # q lies behind p in the direction of travel
+            dx, dy = -dx, -dy
+        n = (dx * dx + dy * dy) ** 0.5
+        if n == 0:
+            return p
+        k = SIDE_OFFSET * self._s / n
+        return QPointF(p.x() - dy * k, p.y() + dx * k)
+
+    def _wake(self) -> None:
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for ln in self.lanes:
+            if ln.pending and now >= ln.next_launch and len(self.tokens) < MAX_TOKENS:
+                rec = ln.pending.popleft()
+                route = PATHS[ln.strategy].get((rec.get("kind"), rec.get("outcome")))
+                if route is not None and self._launch(ln, route, now):
+                    ln.next_launch = now + LAUNCH_GAP_S
+                    ln.expire(now)
+                    text = describe(ln.strategy, rec)
+                    if ln.total > ALL_BELOW:
+                        text += f" — showing {ln.sampled:,} of {ln.total:,} requests/s"
+                    ln.narration = text
+                    self._apply_narration(ln)
+        alive = []
+        for tok in self.tokens:
+            el = now - tok.t0
+            if el < 0:
+                alive.append(tok)
+                continue
+            i = int(el / HOP_S)
+            n = len(tok.hops)
+            if i >= n:
+                if tok.fail and el < n * HOP_S + LINGER_S:
+                    tok.item.setPos(self._at(tok.hops[-1], 1.0))
+                    tok.item.setVisible(True)
+                    alive.append(tok)
+                else:
+                    self._scene.removeItem(tok.item)
+                continue
+            f = (el - i * HOP_S) / HOP_S
+            tok.item.setPos(self._at(tok.hops[i], f))
+            tok.item.setVisible(True)
+            alive.append(tok)
+        self.tokens = alive
+        if now - self._last_labels >= LABEL_EVERY_S:
+            self._last_labels = now
+            busy = False
+            for ln in self.lanes:
+                self._apply_rates(ln, now)
+                busy = busy or bool(ln.window) or (ln.wb and ln.flush_rate(now) > 0)
+            if not busy and not self.tokens and not any(ln.pending for ln in self.lanes):
+                self.timer.stop()
+
+
+def _injected_colour(t: Theme) -> str:
+    return OKABE_ITO["vermillion"] if t.name != "dark" else "#ff8a4c"
