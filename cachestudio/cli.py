@@ -136,6 +136,12 @@ def build_parser() -> Parser:
     g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
     g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
 
+    sc = sub.add_parser("screenshot", help="render the window offscreen at a moment of a scenario")
+    sc.add_argument("--scenario", required=True, metavar="NAME|FILE")
+    sc.add_argument("--at", type=float, required=True, metavar="SEC", help="run time of the picture")
+    sc.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the PNG files")
+    sc.add_argument("--size", default="1600x1000", metavar="WxH", help="window size (default 1600x1000)")
+
     sub.add_parser("scenarios", help="list the built-in scenarios")
     c = sub.add_parser("check", help="validate a scenario file")
     c.add_argument("file", type=Path, metavar="FILE")
@@ -144,6 +150,8 @@ def build_parser() -> Parser:
     b.add_argument("--duration", type=float, default=5.0, metavar="SEC", help="per repetition (default 5)")
     b.add_argument("--reps", type=int, default=3, metavar="N", help="repetitions of each figure (default 3)")
     b.add_argument("--seed", type=int, default=7, metavar="N")
+    b.add_argument("--gui", action="store_true",
+                   help="also the window's figures: frame interval, throughput attached vs headless, first paint")
     b.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
 
     g = r.add_argument_group("injected latency (labelled as injected)")
@@ -344,6 +352,35 @@ def cmd_run(args, explicit: set[str]) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit()):
+        raise BadInput(f"--size wants WIDTHxHEIGHT in pixels, got {text!r}")
+    size = int(w), int(h)
+    if not all(200 <= v <= 8000 for v in size):
+        raise BadInput(f"--size must be between 200x200 and 8000x8000, got {text!r}")
+    return size
+
+
+def cmd_screenshot(args) -> int:
+    from .engine import scenario as scenarios
+
+    size = parse_size(args.size)
+    sc = scenarios.load(scenarios.find(args.scenario))
+    if not (0 < args.at <= min(sc.duration_s, 600)):
+        raise BadInput(f"--at must be within the scenario (0 to {min(sc.duration_s, 600):g} s), got {args.at:g}")
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out} is not a directory")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not os.access(args.out, os.W_OK):
+        raise BadInput(f"--out {args.out} cannot be written")
+    from .ui.app import screenshot
+
+    for path in screenshot(sc.path, args.at, args.out, size):
+        print(path)
+    return 0
+
+
 def cmd_scenarios(args) -> int:
     from .engine.scenario import builtin_scenarios
 
@@ -375,11 +412,18 @@ def cmd_bench(args) -> int:
     check_output(args.json, "--json")
     print(f"benchmark: {args.reps} interleaved repetitions of {args.duration:g} s per figure", flush=True)
     rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), args.duration, args.reps)
+    if args.gui:
+        from .ui.bench_gui import gui_figures
+
+        rows += gui_figures(args.seed, args.duration, args.reps)
     print()
-    print(f"{'figure':<22} {'value':>10} {'yardstick':>10} {'ratio':>6}  target   (median of {args.reps})")
+    print(f"{'figure':<40} {'value':>10} {'yardstick':>10} {'ratio':>6}  target   (median of {args.reps})")
     for r in rows:
-        print(f"{r['figure']:<22} {r['value']:>10,.0f} {r['yardstick_value']:>10,.0f} {r['ratio']:>6.2f}  {r['target']}")
-    print("yardstick: the seed's snippets, written plainly, same workload and SQLite settings")
+        y = r.get("yardstick_value")
+        ratio = r.get("ratio")
+        print(f"{r['figure']:<40} {r['value']:>10,.4g} {'' if y is None else f'{y:,.4g}':>10} "
+              f"{'' if ratio is None else f'{ratio:.2f}':>6}  {r.get('target', '')}")
+    print("yardstick of the strategies: the seed's snippets, written plainly, same workload and SQLite settings")
     if args.json is not None:
         write_atomically(args.json, json.dumps({"reps": args.reps, "duration_s": args.duration,
                                                 "figures": rows}, indent=2) + "\n")
@@ -391,10 +435,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise BadInput("the studio window is not built yet; use `cachestudio run` (see --help)")
+            from .ui.app import no_display_reason, run_window
+
+            reason = no_display_reason()
+            if reason:
+                raise BadInput(reason)
+            return run_window()
         if args.command == "run":
             return cmd_run(args, explicit_options(parser._subparsers._group_actions[0].choices["run"],
                                                   argv if argv is not None else sys.argv[1:]))
+        if args.command == "screenshot":
+            return cmd_screenshot(args)
         if args.command == "scenarios":
             return cmd_scenarios(args)
         if args.command == "check":

@@ -1,0 +1,93 @@
+"""Starting the window, and rendering it offscreen for screenshots."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _qt_environment(offscreen: bool) -> None:
+    # pyqtgraph prefers PyQt6 when both bindings are installed; we ship PySide6.
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    if offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def _app():
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("Cache Studio")
+        app.setOrganizationName("CacheStudio")
+        app.setDesktopFileName("cachestudio")
+    return app
+
+
+def no_display_reason() -> str | None:
+    """Why a window cannot open here (Linux without a display), or None."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("no display to open the window on (DISPLAY is not set); run it on a desktop, "
+                "under xvfb-run, or use `cachestudio run` for the headless lab")
+    return None
+
+
+def run_window(scenario: str | None = None) -> int:
+    _qt_environment(offscreen=False)
+    app = _app()
+    from .window import MainWindow
+
+    win = MainWindow()
+    if scenario is not None:
+        win.load_scenario(Path(scenario))
+    win.show()
+    code = app.exec()
+    return code
+
+
+def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int]) -> list[Path]:
+    """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels."""
+    _qt_environment(offscreen=True)
+    app = _app()
+    from PySide6.QtCore import QSettings
+
+    from .window import MainWindow
+
+    settings = QSettings(str(out / ".screenshot-settings.ini"), QSettings.Format.IniFormat)
+    settings.clear()
+    win = MainWindow(settings)
+    try:
+        if not win.load_scenario(scenario_path):
+            raise RuntimeError("scenario did not load")
+        win.resize(*size)
+        win.show()
+        win.start()
+        deadline = time.monotonic() + at + 120  # starting the labs is not part of `at`
+        while win.session.now() < at:
+            app.processEvents()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the lab did not reach {at:g} s")
+            time.sleep(0.005)
+        win.charts.redraw()
+        app.processEvents()
+        shots = {"window": win, "flow": win.flow, "charts": win.charts, "anomalies": win.anomaly_panel}
+        written = []
+        for name, widget in shots.items():
+            path = out / f"{name}.png"
+            if not widget.grab().save(str(path)):
+                raise RuntimeError(f"could not write {path}")
+            written.append(path)
+        return written
+    finally:
+        win.close()
+        settings_file = out / ".screenshot-settings.ini"
+        if settings_file.exists():
+            settings_file.unlink()

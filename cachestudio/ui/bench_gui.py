@@ -1,0 +1,163 @@
+"""GUI figures for ``cachestudio bench --gui`` (DESIGN.md §7), measured offscreen.
+
+* frame interval: time between consecutive paints of the flow view (the animated part of
+  the window) and between firings of a 16 ms probe timer (how long the event loop is ever
+  kept busy), with the lab at full speed, all three lanes;
+* the lab's throughput with the window attached vs headless, same plan, interleaved;
+* time to first painted window vs a bare PySide6 + pyqtgraph window (fresh processes).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from ..engine.config import STRATEGIES, LaneConfig, Workload
+from ..engine.runner import Plan, run
+
+
+def _lanes(seed: int) -> list[LaneConfig]:
+    return [LaneConfig(strategy=s, seed=seed, workload=Workload(rate=0.0)) for s in STRATEGIES]
+
+
+def headless_ops(seed: int, duration_s: float) -> float:
+    summary = run(Plan(lanes=_lanes(seed), duration_s=duration_s))
+    return sum(lane["ops_per_s"] for lane in summary["lanes"])
+
+
+def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000)) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .app import _app
+    from .window import SPEEDS, MainWindow
+
+    app = _app()
+    settings = QSettings(os.devnull, QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    win.resize(*size)
+    win.show()
+    win.speed_combo.setCurrentIndex(len(SPEEDS) - 1)  # full speed
+    win.session.base = replace(win.session.base.with_knob("workload", "rate", 0.0), seed=seed)
+    paints: list[float] = []
+    probes: list[float] = []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                paints.append(time.perf_counter())
+            return False
+
+    spy = PaintSpy()
+    win.flow.viewport().installEventFilter(spy)
+    probe = QTimer()
+    probe.setInterval(16)
+    probe.timeout.connect(lambda: probes.append(time.perf_counter()))
+    win.start()
+    deadline = time.monotonic() + 120
+    while not all(h == "running" for _, h in win.session.lab_health()):
+        app.processEvents()
+        if time.monotonic() > deadline:
+            raise RuntimeError("labs did not start")
+        time.sleep(0.002)
+    t_start = win.session.now()
+    ops_start = sum(lane.stats.ops for lane in win.session.run.lanes)
+    paints.clear()
+    probe.start()
+    while win.session.now() < t_start + duration_s:
+        app.processEvents()
+        time.sleep(0.001)
+    probe.stop()
+    elapsed = win.session.now() - t_start
+    win.session.tick()
+    ops = sum(lane.stats.ops for lane in win.session.run.lanes) - ops_start
+    win.close()
+    QApplication.processEvents()
+
+    def pct(stamps):
+        d = np.diff(np.asarray(stamps)) * 1000.0
+        return (round(float(np.percentile(d, 50)), 1), round(float(np.percentile(d, 95)), 1)) if len(d) > 2 else (None, None)
+
+    return {"ops_per_s": ops / elapsed, "paint_ms": pct(paints), "probe_ms": pct(probes), "paints": len(paints)}
+
+
+BARE = """
+import os, sys, time
+t0 = time.perf_counter()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+import pyqtgraph as pg
+app = QApplication([])
+w = pg.PlotWidget(); w.plot([1, 2, 3]); w.resize(1600, 1000)
+class Spy(QObject):
+    def eventFilter(self, o, e):
+        if e.type() == QEvent.Type.Paint:
+            print(time.perf_counter() - t0); sys.stdout.flush(); os._exit(0)
+        return False
+w.viewport().installEventFilter(Spy(w)) if hasattr(w, "viewport") else None
+w.show()
+app.exec()
+"""
+
+STUDIO = """
+import os, sys, time
+t0 = time.perf_counter()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QEvent, QObject, QSettings
+from cachestudio.ui.app import _app
+app = _app()
+from cachestudio.ui.window import MainWindow
+w = MainWindow(QSettings(os.devnull, QSettings.Format.IniFormat))
+class Spy(QObject):
+    def eventFilter(self, o, e):
+        if e.type() == QEvent.Type.Paint:
+            print(time.perf_counter() - t0); sys.stdout.flush(); os._exit(0)
+        return False
+w.flow.viewport().installEventFilter(Spy(w))
+w.resize(1600, 1000); w.show()
+app.exec()
+"""
+
+
+def first_paint_s(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3) -> list[dict]:
+    headless, attached, frames = [], [], []
+    for _ in range(reps):  # interleaved: A B A B …
+        headless.append(headless_ops(seed, duration_s))
+        w = window_ops_and_frames(seed, duration_s)
+        attached.append(w["ops_per_s"])
+        frames.append(w)
+    studio, bare = [], []
+    for _ in range(reps):
+        studio.append(first_paint_s(STUDIO))
+        bare.append(first_paint_s(BARE))
+    p95s = [f["paint_ms"][1] for f in frames if f["paint_ms"][1] is not None]
+    p50s = [f["paint_ms"][0] for f in frames if f["paint_ms"][0] is not None]
+    probe95 = [f["probe_ms"][1] for f in frames if f["probe_ms"][1] is not None]
+    h, a = statistics.median(headless), statistics.median(attached)
+    s, b = statistics.median(studio), statistics.median(bare)
+    return [
+        {"figure": "frame interval p50 (flow view paints)", "value": statistics.median(p50s), "unit": "ms",
+         "reps": reps},
+        {"figure": "frame interval p95 (flow view paints)", "value": statistics.median(p95s), "unit": "ms",
+         "target": "<= 33", "reps": reps},
+        {"figure": "event loop probe p95 (16 ms timer)", "value": statistics.median(probe95), "unit": "ms",
+         "reps": reps},
+        {"figure": "lab ops/s with window", "value": round(a), "yardstick": "headless",
+         "yardstick_value": round(h), "ratio": round(a / h, 2), "target": ">= 0.8", "reps": reps},
+        {"figure": "time to first paint", "value": round(s, 3), "unit": "s", "yardstick": "bare PySide6 + pyqtgraph",
+         "yardstick_value": round(b, 3), "ratio": round(s / b, 2), "target": "<= 2.0", "reps": reps},
+    ]

@@ -1,0 +1,201 @@
+"""The studio window, offscreen, driving real lab processes. No blind sleeps: every wait
+is on a condition (qtbot.waitUntil)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+
+from cachestudio.engine.series import COL  # noqa: E402
+from cachestudio.ui.window import SPEEDS, MainWindow  # noqa: E402
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def win(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    yield w
+    w.close()
+
+
+def speed(w, ops_per_s: float) -> None:
+    w.speed_combo.setCurrentIndex(next(i for i, (_, rate) in enumerate(SPEEDS) if rate == ops_per_s))
+
+
+def column(w, lane: int, name: str) -> np.ndarray:
+    return w.session.series[lane].ring.view(COL[name])
+
+
+def started(qtbot, w, rows: int = 4) -> None:
+    w.act_start.trigger()
+    qtbot.waitUntil(lambda: w.session.series and all(len(s.ring) >= rows for s in w.session.series)
+                    and all(h == "running" for _, h in w.session.lab_health()), timeout=WAIT_MS)
+
+
+def test_window_opens_with_its_parts(win):
+    assert win.windowTitle().startswith("Cache Studio")
+    assert len(win.charts.plots) == 8
+    assert win.lane_combo.currentIndex() == 0  # all three side by side
+    keys = dict(win.keys)
+    for key in ("Space", "C", "O", "S", "F", "B", "H / Esc", "? / F1", "PgDown", "PgUp", "."):
+        assert key in keys, key
+    assert not win.windowIcon().isNull()
+
+
+def test_start_reaches_the_labs_and_the_charts_receive_data(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    frames = win.charts.frames
+    qtbot.waitUntil(lambda: win.charts.frames > frames + 1, timeout=WAIT_MS)
+    for plot_curves in win.charts.curves:
+        xs = [curve.getData()[0] for _, _, curve in plot_curves]
+        assert any(x is not None and len(x) > 0 for x in xs)
+    assert np.nanmax(column(win, 0, "ops_s")) > 0
+    assert "running" in win.clock.text()
+
+
+def test_burst_raises_the_throughput_series(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win, rows=8)
+    before = float(np.nanmax(column(win, 2, "ops_s")))
+    assert before < 600  # paced at 200/s
+    win.act_burst.trigger()
+    qtbot.waitUntil(lambda: float(np.nanmax(column(win, 2, "ops_s"))) > 3 * before, timeout=WAIT_MS)
+    assert any(r["kind"] == "burst" for r in win.charts.regions)
+
+
+def test_crash_shows_the_lab_restarting(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    pids = [lane.proc.pid for lane in win.session.run.lanes]
+    win.act_crash.trigger()
+    assert all(h in ("down", "starting") for _, h in win.session.lab_health())
+    qtbot.waitUntil(lambda: "down" in win.health.text() or "starting" in win.health.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: all(h == "running" for _, h in win.session.lab_health()), timeout=WAIT_MS)
+    assert all(lane.inc == 1 and lane.proc.pid != pid for lane, pid in zip(win.session.run.lanes, pids))
+    crash = [r for r in win.charts.regions if r["kind"] == "crash"]
+    assert crash and crash[0]["end"] is not None  # shaded from kill to restart
+
+
+def test_outage_shows_errors_and_queue_growth(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    win.act_outage.trigger()
+    qtbot.waitUntil(lambda: np.nanmax(column(win, 1, "errors_s")) > 0, timeout=WAIT_MS)  # write-through
+    qtbot.waitUntil(lambda: np.nanmax(column(win, 2, "queue_depth")) > 0, timeout=WAIT_MS)  # write-behind
+    assert any(r["kind"] == "outage" for r in win.charts.regions)
+    qtbot.waitUntil(lambda: not win.session.run.outage_on, timeout=WAIT_MS)  # ends by itself
+
+
+def test_a_knob_changes_the_labs_behaviour(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    assert np.nanmax(column(win, 0, "read_p50")) > 0
+    rows_before = len(win.session.series[0].ring)
+    win.knobs.widgets[("workload", "read_ratio")].setValue(0.0)  # only writes from now on
+    lane = win.session.run.lanes[0]
+    reads = lane.stats.reads
+    qtbot.waitUntil(lambda: len(win.session.series[0].ring) > rows_before + 6, timeout=WAIT_MS)
+    writes = lane.stats.writes
+    qtbot.waitUntil(lambda: lane.stats.writes > writes + 100, timeout=WAIT_MS)
+    assert lane.stats.reads - reads < 100  # a few in flight at the change, then none
+    assert np.isnan(column(win, 0, "read_p50")[-3:]).all()
+
+
+def test_out_of_range_and_at_reset_knobs_are_refused_with_a_message(qtbot, win):
+    rate = win.knobs.widgets[("workload", "rate")]
+    rate.setValue(-50)
+    assert rate.value() == 0  # cannot be entered
+    started(qtbot, win, rows=1)
+    win.knobs.widgets[("write_behind", "durable")].setChecked(True)
+    assert "next reset" in win.statusBar().currentMessage()
+    assert win.session.base.write_behind.durable  # kept for the next reset ...
+    assert not any(lane.cfg.write_behind.durable for lane in win.session.run.lanes)  # ... not applied now
+    assert all(lane.health() == "running" for lane in win.session.run.lanes)  # nothing of the run lost
+    assert win.session.set_knob("workload", "read_ratio", 7.0) is not None  # refused by validation
+    assert win.session.base.workload.read_ratio == 0.8
+
+
+def test_a_broken_scenario_file_says_which_line(win, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = 3\n[workload]\nrate = 10\nread_ration = 2\n")
+    assert not win.load_scenario(bad)
+    assert "line 4" in win.statusBar().currentMessage()
+    assert win.load_scenario(Path("resources/scenarios/slow-motion.toml").resolve())
+    assert win.session.base.workload.rate == 2
+
+
+def test_a_lab_that_dies_or_hangs_is_shown_and_comes_back(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    lane = win.session.run.lanes[1]
+    os.kill(lane.proc.pid, signal.SIGSTOP)  # hung: alive, silent
+    try:
+        qtbot.waitUntil(lambda: "not responding" in win.health.text(), timeout=WAIT_MS)
+    finally:
+        os.kill(lane.proc.pid, signal.SIGCONT)
+    qtbot.waitUntil(lambda: lane.health() == "running", timeout=WAIT_MS)
+    os.kill(lane.proc.pid, signal.SIGKILL)  # died
+    qtbot.waitUntil(lambda: lane.inc == 1 and lane.health() == "running", timeout=WAIT_MS)
+    assert any(e["kind"] == "lab-died" for e in win.session.run.events)
+
+
+def test_themes_and_keys_sheet(qtbot, win):
+    for name in ("dark", "projector", "light"):
+        win.theme_actions[name].trigger()
+        assert win.theme.name == name
+    win.act_keys.trigger()
+    assert win.keys_dialog.isVisible()
+    assert win.keys_dialog.findChild(type(win.anomaly_panel.table)).rowCount() >= 12
+
+
+def test_heal_all_ends_every_fault(qtbot, win):
+    speed(win, 200.0)
+    started(qtbot, win)
+    win.act_outage.trigger()
+    win.act_slow.trigger()
+    assert win.session.run.outage_on and win.session.run.slow_db_ms
+    win.act_heal.trigger()
+    assert not win.session.run.outage_on and not win.session.run.slow_db_ms
+    assert all(lane.cfg.latency.db_read_ms == 0 for lane in win.session.run.lanes)
+
+
+def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):
+    out = tmp_path / "shots"
+    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "side-by-side",
+                           "--at", "3", "--out", str(out), "--size", "1000x700"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    window = QImage(str(out / "window.png"))
+    assert (window.width(), window.height()) == (1000, 700)
+    for name in ("window", "flow", "charts", "anomalies"):
+        img = QImage(str(out / f"{name}.png"))
+        assert not img.isNull(), name
+        small = img.scaled(64, 64)
+        colours = {small.pixel(x, y) for x in range(64) for y in range(64)}
+        assert len(colours) > 8, f"{name}.png looks blank"
+
+
+def test_screenshot_bad_input_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "side-by-side",
+                           "--at", "3", "--out", str(tmp_path), "--size", "huge"],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--size" in proc.stderr
