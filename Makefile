@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	bash packaging/linux-deps.sh
+	bash packaging/linux-deps.sh window
 	$(BIN)/cachestudio
 
 demo: $(STAMP)
 	$(BIN)/cachestudio run --strategy all --duration 10 --seed 7
 
 test: $(STAMP)
+	bash packaging/linux-deps.sh offscreen
 	$(BIN)/python -m pytest
 
 clean:
