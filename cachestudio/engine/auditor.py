@@ -3,7 +3,9 @@
 * **stale read**: a read that began after version w of key k was acknowledged and
   returned a version older than w (or nothing).
 * **lost write**: an acknowledged write whose version, after the run has drained, is
-  newer than the version the store holds for its key.
+  newer than the version the store holds for its key; or, live, newer than the store's
+  version once the node that held it has died with no durable queue
+  (:meth:`LaneAuditor.node_gone`).
 * **dirty cache**: the cache holds a version the store never committed (newer than the
   store's, or for a key the store lacks). Store versions only grow (the version guard),
   so a cached version above the store's was never committed.
@@ -60,6 +62,7 @@ class LaneAuditor:
         self.latest_end = 0.0
         self.counts = dict.fromkeys(ANOMALY_KINDS, 0)
         self.anomalies: list[Anomaly] = []
+        self._risk: int | None = None  # at risk as of the last timed store check
 
     # -- live ------------------------------------------------------------------------
 
@@ -127,11 +130,22 @@ class LaneAuditor:
         found.append(anomaly)
 
     def at_risk(self) -> int:
-        """Acknowledged writes not yet seen in the store (lost if the node died now)."""
+        """Acknowledged writes the store did not hold (lost if the node died then).
+
+        After a timed check (``confirm_store(..., checked_at=t)``): the writes acknowledged
+        by ``t`` that the store did not hold at ``t``, so a synchronous write (acknowledged
+        after its commit) is never at risk. Before any timed check: every unconfirmed write.
+        """
+        if self._risk is not None:
+            return self._risk
         return sum(len(v) for v in self.unconfirmed.values())
 
-    def confirm_store(self, store: dict[str, int]) -> None:
-        """Forget acknowledged writes the store already holds (or has overtaken)."""
+    def confirm_store(self, store: dict[str, int], checked_at: float | None = None) -> None:
+        """Forget acknowledged writes the store already holds (or has overtaken).
+
+        ``checked_at``: the run time at which ``store`` was read (after every record
+        observed so far), which fixes what :meth:`at_risk` reports until the next check.
+        """
         for key in list(self.unconfirmed):
             held = store.get(key)
             if held is None:
@@ -141,6 +155,30 @@ class LaneAuditor:
                 self.unconfirmed[key] = left
             else:
                 del self.unconfirmed[key]
+        self._risk = None if checked_at is None else sum(
+            1 for writes in self.unconfirmed.values() for w in writes if w[2] <= checked_at)
+
+    def node_gone(self, store: dict[str, int], at: float) -> list[Anomaly]:
+        """The node that held the unconfirmed writes died with no durable queue: judge now.
+
+        ``store`` is read after the node died and before anything else could write: a
+        version the store does not hold by then can never arrive (store versions only
+        grow), so that write is lost, whatever later writes to its key do. Waiting for
+        the end of the run would let a later write to the same key hide the loss.
+        """
+        found: list[Anomaly] = []
+        for key, writes in sorted(self.unconfirmed.items()):
+            held = store.get(key)
+            for version, rid, t in writes:
+                if held is None or version > held:
+                    self._add(found, Anomaly(
+                        "lost_write", self.lane, key,
+                        f"write {key} v{version} was acknowledged at {t:.2f} s but the store "
+                        f"held {_v(held)} when its node died (found at {at:.2f} s)",
+                        [rid], t))
+        self.unconfirmed.clear()
+        self._risk = 0
+        return found
 
     def prune(self) -> None:
         """Collapse step functions older than the horizon (reads that old are judged)."""
@@ -168,6 +206,7 @@ class LaneAuditor:
                         f"but the store holds {_v(held)} after draining",
                         [rid], at))
         self.unconfirmed.clear()
+        self._risk = None
         for key, cached in sorted(cache.items()):
             held = store.get(key)
             rid = self.write_ids.get((key, cached))

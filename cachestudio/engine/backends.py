@@ -315,6 +315,12 @@ class OutageLock:
         conn.execute("BEGIN EXCLUSIVE")
         self.conn = conn
 
+    def versions(self) -> dict[str, int]:
+        """Every row's version, read through the lock's own connection."""
+        if self.conn is None:
+            return store_versions(self.path)
+        return dict(self.conn.execute("SELECT key, version FROM items"))
+
     def release(self) -> None:
         if self.conn is not None:
             try:

@@ -309,11 +309,15 @@ class Run:
             if lane.state in ("running", "starting") and lane.proc is not None and not lane.proc.is_alive():
                 code = lane.proc.exitcode
                 lane.kill()
+                self._consume()
+                self._judge_dead([lane])
                 self._event("lab-died", f"{lane.cfg.strategy} lab exited unexpectedly (code {code}); restarting",
                             lane=lane.cfg.strategy)
                 self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
             if lane.state == "starting" and lane.health() == "not responding":
                 lane.kill()
+                self._consume()
+                self._judge_dead([lane])
                 self._event("lab-died", f"{lane.cfg.strategy} lab did not come up; restarting", lane=lane.cfg.strategy)
                 self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
         self._consume()
@@ -359,8 +363,9 @@ class Run:
         if self.outage_on:
             return
         for lane in self.lanes:
+            at = self.now()  # every record observed so far ended before this read
             try:
-                lane.auditor.confirm_store(store_versions(lane.paths.store))
+                lane.auditor.confirm_store(store_versions(lane.paths.store), checked_at=at)
             except Exception:  # noqa: BLE001 - a busy store is simply read next time
                 continue
             lane.auditor.prune()
@@ -369,10 +374,13 @@ class Run:
 
     def crash(self) -> None:
         """SIGKILL every lab (the cache node), then restart after the delay."""
+        dead = []
         for lane in self.lanes:
             if lane.state in ("running", "starting"):
                 lane.kill()
+                dead.append(lane)
         self._consume()  # everything the dead labs wrote is in their files
+        self._judge_dead(dead)
         wiped = []
         for lane in self.lanes:
             if not lane.cfg.cache.persistent and lane.paths.cache.exists():
@@ -383,6 +391,30 @@ class Run:
             detail += "; volatile cache wiped"
         self._event("crash", detail)
         self._restart_at = time.monotonic() + self.plan.restart_delay_s
+
+    def _store_now(self, i: int) -> dict[str, int]:
+        """The store's versions now (through the outage's own connection during an outage)."""
+        path = self.lanes[i].paths.store
+        for lock in self._outage_locks:
+            if lock.path == path:
+                return lock.versions()
+        return store_versions(path)
+
+    def _judge_dead(self, dead: list[LabHandle]) -> None:
+        """Lanes whose node died without a durable queue: what it had not written is lost."""
+        for lane in dead:
+            if lane.cfg.strategy == "write-behind" and lane.cfg.write_behind.durable:
+                continue  # the queue survives and is replayed: nothing is decided yet
+            i = self.lanes.index(lane)
+            try:
+                store = self._store_now(i)
+            except Exception as exc:  # noqa: BLE001 - judged at the end instead
+                self._event("audit", f"{lane.cfg.strategy}: store unreadable after the crash ({exc}); "
+                            "lost writes will be judged at the end", lane=lane.cfg.strategy)
+                continue
+            found = lane.auditor.node_gone(store, self.now())
+            if found and self.on_records is not None:
+                self.on_records(i, [], found)
 
     def restart(self) -> None:
         if self.now() >= self.plan.duration_s:

@@ -9,6 +9,7 @@ they happen; an injected fault says so in its label.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,41 @@ from .theme import FAULT_SHADE, LANES, Theme
 WINDOW_S = 60.0  # seconds of history in view
 REDRAW_MS = 100  # the charts redraw at 10 Hz, whatever the data rate
 
-#: (title, unit, [(column, label suffix, pen width factor, log?)])
+#: (title, unit, [(column, label suffix, pen width factor)], log y?). A title says which
+#: line width is which where a chart has more than one line per lane.
 PLOTS = [
-    ("Read latency", "ms", [("read_p50", "p50", 0.6), ("read_p95", "p95", 1.0), ("read_p99", "p99", 1.6)], True),
-    ("Write latency", "ms", [("write_p50", "p50", 0.6), ("write_p95", "p95", 1.0), ("write_p99", "p99", 1.6)], True),
+    ("Read latency (p50 thin, p99 thick)", "ms",
+     [("read_p50", "p50", 0.6), ("read_p95", "p95", 1.0), ("read_p99", "p99", 1.6)], True),
+    ("Write latency (p50 thin, p99 thick)", "ms",
+     [("write_p50", "p50", 0.6), ("write_p95", "p95", 1.0), ("write_p99", "p99", 1.6)], True),
     ("Throughput", "ops/s", [("ops_s", "", 1.0)], False),
     ("Hit ratio", "", [("hit_ratio", "", 1.0)], False),
     ("Write queue depth", "entries", [("queue_depth", "", 1.0)], False),
-    ("DB reads / writes per s", "/s", [("db_reads_s", "reads", 0.7), ("db_writes_s", "writes", 1.4)], False),
-    ("Errors and rejections per s", "/s", [("errors_s", "errors", 1.0), ("rejected_s", "rejected", 1.6)], False),
-    ("Anomalies (count) and writes at risk", "", [("stale_reads", "stale reads", 1.0),
-                                                   ("lost_writes", "lost writes", 1.6),
-                                                   ("at_risk", "at risk", 0.6)], False),
+    ("DB reads (thin), writes (thick) /s", "/s", [("db_reads_s", "reads", 0.7), ("db_writes_s", "writes", 1.4)], False),
+    ("Errors (thin), rejected (thick) /s", "/s", [("errors_s", "errors", 1.0), ("rejected_s", "rejected", 1.6)], False),
+    ("Stale reads, lost (thick), at risk", "", [("stale_reads", "stale reads", 1.0),
+                                                               ("lost_writes", "lost writes", 1.6),
+                                                               ("at_risk", "at risk", 0.6)], False),
 ]
 STYLE = {"solid": Qt.PenStyle.SolidLine, "dash": Qt.PenStyle.DashLine, "dot": Qt.PenStyle.DotLine}
+SWATCH = {"solid": "━━━", "dash": "╸╺╸╺", "dot": "┅┅┅"}
+
+
+class DecadeAxis(pg.AxisItem):
+    """A log axis labelled at decades (0.01, 0.1, 1, 10 … ms), with 2 and 5 between them
+    only when fewer than two decades are in view: readable at any chart height."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802,N803 - pyqtgraph's names
+        lo, hi = math.floor(minVal), math.ceil(maxVal)
+        majors = [float(d) for d in range(lo, hi + 1) if minVal <= d <= maxVal]
+        minors = []
+        if len(majors) < 2:
+            minors = [d + math.log10(m) for d in range(lo, hi + 1) for m in (2, 5)
+                      if minVal <= d + math.log10(m) <= maxVal]
+        return [(1.0, majors), (None, minors)]
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        return [f"{10 ** v:.3g}" for v in values]
 
 
 class ChartPanel(pg.GraphicsLayoutWidget):
@@ -59,25 +81,56 @@ class ChartPanel(pg.GraphicsLayoutWidget):
     def _build(self) -> None:
         self.clear()
         self.plots = []
-        for i, (title, unit, _, log) in enumerate(PLOTS):
-            p = self.addPlot(row=i // 2, col=i % 2)
-            p.setTitle(title)
+        self.key = pg.LabelItem("", justify="left")
+        for title, unit, _, log in PLOTS:
+            axes = {"left": DecadeAxis("left")} if log else None
+            p = pg.PlotItem(title=title, axisItems=axes)
             p.showGrid(x=True, y=True, alpha=0.25)
             p.setClipToView(True)
             p.setDownsampling(mode="peak", auto=True)
-            p.setLabel("bottom", "run time", units="s")
             if unit:
                 p.setLabel("left", unit)
             if log:
                 p.setLogMode(y=True)
-                p.getAxis("left").setStyle(textFillLimits=[(0, 0.8), (2, 0.3)])  # fewer minor labels
             else:
                 p.getViewBox().setLimits(yMin=0)
                 p.getAxis("left").enableAutoSIPrefix(False)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
-            p.addLegend(offset=(4, 4), labelTextSize="7pt", colCount=3)
             self.plots.append(p)
+        self.columns = 0
+        self.arrange(2)
+
+    def arrange(self, columns: int) -> None:
+        """Lay the charts out in 2 or 4 columns, under one key of the lanes' line styles."""
+        if columns == self.columns:
+            return
+        for item in [self.key, *self.plots]:
+            if item.scene() is not None:
+                self.ci.removeItem(item)
+        self.ci.addItem(self.key, row=0, col=0, colspan=columns)
+        for i, p in enumerate(self.plots):
+            self.ci.addItem(p, row=1 + i // columns, col=i % columns)
+        self.columns = columns
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if not getattr(self, "plots", None):
+            return  # pyqtgraph resizes during its own __init__, before the charts exist
+        # Wide and low (a big screen with the flow view above): 4 columns; else 2.
+        self.arrange(4 if self.width() > 1.8 * self.height() else 2)
+
+    def _update_key(self) -> None:
+        if self.theme is None:
+            return
+        parts = []
+        for strategy in self.strategies:
+            colour, style, short = LANES[strategy]
+            parts.append(f'<span style="color:{colour}; font-weight:bold">{SWATCH[style]} {short}</span>'
+                         f' <span style="color:{self.theme.text}">{strategy}</span>')
+        note = f'<span style="color:{self.theme.muted}">x axis: run time (s) · shaded: faults and bursts</span>'
+        size = f"{9 * self.theme.font_scale:.0f}pt"
+        self.key.setText("&nbsp;&nbsp;&nbsp;".join(parts + [note]), size=size)
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -87,7 +140,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 ax = p.getAxis(axis)
                 ax.setPen(pg.mkPen(theme.muted))
                 ax.setTextPen(pg.mkPen(theme.text))
-            p.titleLabel.setText(p.titleLabel.text, color=theme.text, size=f"{10 * theme.font_scale:.0f}pt")
+            p.titleLabel.setText(p.titleLabel.text, color=theme.text, size=f"{9 * theme.font_scale:.0f}pt")
         self.set_lanes(self.strategies, self.series)
 
     def set_lanes(self, strategies: list[str], series: list) -> None:
@@ -98,8 +151,6 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         for p, (_, _, cols, _) in zip(self.plots, PLOTS):
             for item in list(p.listDataItems()):
                 p.removeItem(item)
-            if p.legend is not None:
-                p.legend.clear()
             curves = []
             for lane, strategy in enumerate(self.strategies):
                 colour, style, short = LANES[strategy]
@@ -114,6 +165,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     curve = p.plot([], [], pen=pen, name=name, connect="finite")
                     curves.append((lane, COL[col], curve))
             self.curves.append(curves)
+        self._update_key()
         for region in self.regions:
             region["items"] = []
         self._dirty = True
@@ -190,7 +242,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     region["items"].append((p, item))
                     if i in (2, 3):  # the label on the top charts of each column
                         text = pg.TextItem(region["label"], color=region["colour"], anchor=(0, 0))
-                        p.addItem(text)
+                        p.addItem(text, ignoreBounds=True)
                         region["items"].append((p, text))
             for p, item in region["items"]:
                 if isinstance(item, pg.LinearRegionItem):

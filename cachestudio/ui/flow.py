@@ -258,6 +258,12 @@ class FlowView(QGraphicsView):
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
+        self._w, self._x = SCENE_W, dict(X)
+        # A resize re-lays the scene out to the view's shape (debounced: a drag is many resizes).
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(120)
+        self._relayout.timeout.connect(self._maybe_relayout)
         self._rebuild()
 
     # -- public API ---------------------------------------------------------------------
@@ -404,10 +410,28 @@ class FlowView(QGraphicsView):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         self._fit()
+        self._relayout.start()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self._fit()
+        self._maybe_relayout()
+
+    def _scene_height(self) -> float:
+        s = max(1.0, self.theme.font_scale)
+        lanes = sum((LANE_H_WB if ln.wb else LANE_H) * s + LANE_GAP for ln in self.lanes)
+        return LANE_GAP + lanes + LEGEND_H * s
+
+    def _ideal_width(self) -> float:
+        """The scene is as wide as the view's shape asks (so lanes fill a wide view), 1–2× the base."""
+        vp = self.viewport().size()
+        if vp.width() < 50 or vp.height() < 50:
+            return SCENE_W
+        return min(2 * SCENE_W, max(SCENE_W, self._scene_height() * vp.width() / vp.height()))
+
+    def _maybe_relayout(self) -> None:
+        if abs(self._ideal_width() - self._w) > 0.03 * self._w:
+            self._rebuild()
 
     def _fit(self) -> None:
         self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
@@ -448,6 +472,10 @@ class FlowView(QGraphicsView):
         t = self.theme
         # Bigger type needs taller rows (the scene's width is fixed: it is fitted to the view).
         self._s = s = max(1.0, t.font_scale)
+        # Wider than the base: the title column keeps its place, the nodes spread out.
+        self._w = self._ideal_width()
+        k = (self._w - SCENE_W + (X["db"] - X["clients"])) / (X["db"] - X["clients"])
+        self._x = {name: X["clients"] + (x - X["clients"]) * k for name, x in X.items()}
         self.setBackgroundBrush(QColor(t.window))
         self._shapes = {k: token_shape(shape, 15.0 * s) for k, (_, shape, _) in TOKENS.items()}
         y = LANE_GAP
@@ -456,7 +484,7 @@ class FlowView(QGraphicsView):
             ln.pending.clear()
             y += self._build_lane(ln, y) + LANE_GAP
         y += self._build_legend(y)
-        self._scene.setSceneRect(QRectF(0, 0, SCENE_W, y))
+        self._scene.setSceneRect(QRectF(0, 0, self._w, y))
         now = time.monotonic()
         for ln in self.lanes:
             self._apply_health(ln)
@@ -475,7 +503,7 @@ class FlowView(QGraphicsView):
         it = ln.items
         it["y0"] = y0
         frame = QPainterPath()
-        frame.addRoundedRect(QRectF(4, y0, SCENE_W - 8, h), 8, 8)
+        frame.addRoundedRect(QRectF(4, y0, self._w - 8, h), 8, 8)
         bg = self._scene.addPath(frame, QPen(QColor(t.edge), 1.0), QBrush(QColor(t.panel)))
         bg.setZValue(-10)
         hl = self._scene.addPath(frame, self._pen(t.text, max(3.0, 2.0 * t.line_width)),
@@ -499,18 +527,18 @@ class FlowView(QGraphicsView):
         for name in names:
             if name == "queue":
                 w, hh, cy = QUEUE_W, QUEUE_H * s, y0 + QUEUE_Y * s
-                port = QPointF(X[name], cy + 1 * s)
+                port = QPointF(self._x[name], cy + 1 * s)
             else:
                 w, hh, cy = NODE_W, NODE_H * s, y0 + NODE_Y * s
-                port = QPointF(X[name], cy + PORT_DY * s)
-            rect = QRectF(X[name] - w / 2, cy - hh / 2, w, hh)
+                port = QPointF(self._x[name], cy + PORT_DY * s)
+            rect = QRectF(self._x[name] - w / 2, cy - hh / 2, w, hh)
             shape = QPainterPath()
             shape.addRoundedRect(rect, 7, 7)
             box = self._scene.addPath(shape, self._pen(t.node_border), QBrush(QColor(t.node)))
             box.setZValue(0)
             label = self._text(NODE_NAMES[name], 15, t.text, bold=True, parent=box)
             br = label.boundingRect()
-            label.setPos(X[name] - br.width() / 2, rect.top() + 2 * s)
+            label.setPos(self._x[name] - br.width() / 2, rect.top() + 2 * s)
             nodes[name] = (box, label, rect)
             ports[name] = port
         it["nodes"] = nodes
@@ -538,29 +566,29 @@ class FlowView(QGraphicsView):
 
         top = y0 + (NODE_Y - NODE_H / 2) * s
         arc = QPainterPath(ports["clients"])
-        arc.lineTo(X["clients"], top)
-        arc.quadTo(QPointF((X["clients"] + X["db"]) / 2, top - 62 * s), QPointF(X["db"], top))
+        arc.lineTo(self._x["clients"], top)
+        arc.quadTo(QPointF((self._x["clients"] + self._x["db"]) / 2, top - 62 * s), QPointF(self._x["db"], top))
         arc.lineTo(ports["db"])
         paths = {("clients", "cache"): straight("clients", "cache"),
                  ("cache", "db"): straight("cache", "db"),
                  ("clients", "db"): arc}
         py = ports["cache"].y()
         lab = 20 * s  # a rate label's height
-        anchors = {("clients", "cache"): ((X["clients"] + X["cache"]) / 2, py - lab - 14 * s, "c"),
-                   ("cache", "db"): ((X["cache"] + X["db"]) / 2, py - lab - 14 * s, "c"),
-                   ("clients", "db"): ((X["clients"] + X["db"]) / 2, top - 19 * s, "c")}
+        anchors = {("clients", "cache"): ((self._x["clients"] + self._x["cache"]) / 2, py - lab - 14 * s, "c"),
+                   ("cache", "db"): ((self._x["cache"] + self._x["db"]) / 2, py - lab - 14 * s, "c"),
+                   ("clients", "db"): ((self._x["clients"] + self._x["db"]) / 2, top - 19 * s, "c")}
         if ln.wb:
             qp = ports["queue"]
             lshape = QPainterPath(ports["clients"])
-            lshape.lineTo(X["clients"], qp.y())
+            lshape.lineTo(self._x["clients"], qp.y())
             lshape.lineTo(qp)
             paths[("clients", "queue")] = lshape
             paths[("queue", "cache")] = straight("queue", "cache")
             paths[("queue", "db")] = straight("queue", "db")
             below = y0 + (NODE_Y + NODE_H / 2) * s + 6
-            anchors[("clients", "queue")] = ((X["clients"] + X["queue"] - QUEUE_W / 2) / 2, qp.y() - lab - 14 * s, "c")
-            anchors[("queue", "cache")] = (X["cache"] + 40, below, "r")
-            anchors[("queue", "db")] = (X["db"] - 28, below, "l")
+            anchors[("clients", "queue")] = ((self._x["clients"] + self._x["queue"] - QUEUE_W / 2) / 2, qp.y() - lab - 14 * s, "c")
+            anchors[("queue", "cache")] = (self._x["cache"] + 40, below, "r")
+            anchors[("queue", "db")] = (self._x["db"] - 28, below, "l")
         edges = {}
         for key, path in paths.items():
             line = self._scene.addPath(path, self._pen(t.edge), QBrush(Qt.BrushStyle.NoBrush))
@@ -591,8 +619,8 @@ class FlowView(QGraphicsView):
                      "tokens: a sample · labels: every request"):
             note = self._text(text, 12, t.muted)
             w = note.boundingRect().width()
-            if x + 10 + w <= SCENE_W - 14:
-                note.setPos(SCENE_W - 14 - w, cy - note.boundingRect().height() / 2)
+            if x + 10 + w <= self._w - 14:
+                note.setPos(self._w - 14 - w, cy - note.boundingRect().height() / 2)
                 break
             self._scene.removeItem(note)
         return h
@@ -649,7 +677,7 @@ class FlowView(QGraphicsView):
         item = ln.items.get("narration")
         if item is None:
             return
-        width = SCENE_W - 20 - NARRATION_X
+        width = self._w - 20 - NARRATION_X
         item.setText(QFontMetricsF(item.font()).elidedText(ln.narration, Qt.TextElideMode.ElideRight, width))
 
     def _apply_gauges(self, ln: _Lane) -> None:

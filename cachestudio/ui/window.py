@@ -65,8 +65,9 @@ class MainWindow(QMainWindow):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.flow)
         split.addWidget(self.charts)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
+        split.setStretchFactor(0, 9)
+        split.setStretchFactor(1, 11)
+        split.setSizes([450, 550])  # proportions: the flow view gets 45 % of the height
         self.splitter = split
         self.setCentralWidget(split)
 
@@ -216,6 +217,9 @@ class MainWindow(QMainWindow):
         state = st.value("state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        split = st.value("splitter")
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
         self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
         lanes = int(st.value("lanes", 0) or 0)
         speed = int(st.value("speed", 3) or 0)
@@ -229,6 +233,7 @@ class MainWindow(QMainWindow):
         st = self.settings
         st.setValue("geometry", self.saveGeometry())
         st.setValue("state", self.saveState())
+        st.setValue("splitter", self.splitter.saveState())
         st.setValue("theme", self.theme.name)
         st.setValue("lanes", self.lane_combo.currentIndex())
         st.setValue("speed", self.speed_combo.currentIndex())
