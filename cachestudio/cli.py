@@ -20,6 +20,7 @@ from .engine.config import (
     EVICTION_POLICIES,
     JOURNAL_MODES,
     STRATEGIES,
+    STAMPEDE,
     SYNCHRONOUS,
     ConfigError,
     LaneConfig,
@@ -68,6 +69,22 @@ def parse_burst(text: str) -> tuple[float, str, int]:
     return _number(parts[0], "--burst time"), parts[1], int(count)
 
 
+def parse_window(text: str, what: str, default_ms: float) -> tuple[float, float, float]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise BadInput(f"{what} wants SEC:DURATION[:MS], got {text!r}")
+    ms = _number(parts[2], f"{what} ms") if len(parts) == 3 else default_ms
+    return _number(parts[0], f"{what} start"), _number(parts[1], f"{what} duration"), ms
+
+
+def parse_stampede(text: str) -> tuple[float, int]:
+    at, sep, readers = text.partition(":")
+    n = _number(readers, "--stampede readers") if sep else 50
+    if n != int(n):
+        raise BadInput(f"--stampede readers must be a whole number, got {readers!r}")
+    return _number(at, "--stampede time"), int(n)
+
+
 def parse_latency(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -94,6 +111,14 @@ def build_parser() -> Parser:
                    help="hold the database lock from SEC for DURATION seconds (repeatable)")
     r.add_argument("--burst", type=parse_burst, action="append", default=[], metavar="SEC:KIND:COUNT",
                    help="at SEC, COUNT extra reads or writes per lane, flat out (repeatable)")
+    r.add_argument("--slow-db", type=lambda t: parse_window(t, "--slow-db", 50.0), action="append", default=[],
+                   metavar="SEC:DURATION[:MS]", help="inject MS (default 50) on every DB call for DURATION (repeatable)")
+    r.add_argument("--slow-cache", type=lambda t: parse_window(t, "--slow-cache", 20.0), action="append", default=[],
+                   metavar="SEC:DURATION[:MS]", help="inject MS (default 20) on every cache call for DURATION (repeatable)")
+    r.add_argument("--cold-at", type=float, action="append", default=[], metavar="SEC",
+                   help="flush every cache at SEC: a cold cache (repeatable)")
+    r.add_argument("--stampede", type=parse_stampede, action="append", default=[], metavar="SEC[:READERS]",
+                   help="at SEC the hot key k0 expires and READERS (default 50) clients read it at once")
     r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
     r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
@@ -117,6 +142,11 @@ def build_parser() -> Parser:
     g.add_argument("--ttl", type=float, default=0.0, metavar="SEC", help="cache entry TTL; 0 = none (default)")
     g.add_argument("--cache-size-mb", type=float, default=1024.0, metavar="MIB", help="diskcache size limit")
     g.add_argument("--eviction", choices=EVICTION_POLICIES, default="least-recently-stored")
+    g.add_argument("--stampede-protection", choices=STAMPEDE, default="none",
+                   help="on a miss: every reader reads the DB (none), one does (single-flight), "
+                        "or one does under a lease that a write invalidates (lease)")
+    g.add_argument("--lease-ttl", type=float, default=2.0, metavar="SEC",
+                   help="a lock or lease expires after SEC; waiters give up then (default 2)")
     g.add_argument("--cache", choices=("persistent", "volatile"), default="persistent",
                    help="does the cache directory survive a crash (default persistent)")
 
@@ -175,6 +205,8 @@ KNOB_ARGS = {
     "cache_size_mb": ("cache", "size_limit_mb", None),
     "eviction": ("cache", "eviction", None),
     "cache": ("cache", "persistent", lambda v: v == "persistent"),
+    "stampede_protection": ("cache", "stampede", None),
+    "lease_ttl": ("cache", "lease_ttl_s", None),
     "journal_mode": ("store", "journal_mode", None),
     "synchronous": ("store", "synchronous", None),
     "db_timeout_ms": ("store", "timeout_ms", None),
@@ -310,11 +342,10 @@ def cmd_run(args, explicit: set[str]) -> int:
     check_output(args.history, "--history")
     duration = args.duration if args.duration is not None else (sc.duration_s if sc else 10.0)
     restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
-    plan = Plan(lanes=lanes, duration_s=duration,
-                crash_at=sorted((sc.crash_at if sc else []) + args.crash_at),
-                outages=sorted((sc.outages if sc else []) + args.outage),
-                bursts=sorted(args.burst),
-                restart_delay_s=restart, run_dir=args.run_dir)
+    typed = {"crash_at": args.crash_at, "outages": args.outage, "bursts": args.burst, "slow_db": args.slow_db,
+             "slow_cache": args.slow_cache, "cold_at": args.cold_at, "stampedes": args.stampede}
+    timeline = {f: sorted((sc.timeline[f] if sc else []) + typed[f]) for f in typed}
+    plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir, **timeline)
     check_plan(plan)
     names = ", ".join(c.strategy for c in lanes)
     origin = f" from scenario {sc.name}" if sc else ""
@@ -396,7 +427,7 @@ def cmd_check(args) -> int:
     from .engine import scenario as scenarios
 
     sc = scenarios.load(scenarios.find(str(args.file)))
-    faults = len(sc.crash_at) + len(sc.outages)
+    faults = sc.fault_count()
     print(f"{args.file}: ok: {sc.name}, {len(sc.lanes)} lane(s), {sc.duration_s:g} s, seed {sc.seed}, "
           f"{faults} fault(s)")
     return 0

@@ -46,6 +46,14 @@ def assert_bad_input(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["--batch-size", "0"], ["batch size"]),
     (["--flush-interval", "nan"], ["flush interval"]),
     (["--json", "/nonexistent-dir/out.json"], ["--json", "does not exist"]),
+    (["--slow-db", "1"], ["--slow-db", "SEC:DURATION[:MS]"]),
+    (["--slow-db", "1:2:-5"], ["--slow-db latency"]),
+    (["--slow-cache", "20:1", "--duration", "10"], ["--slow-cache", "outside the run"]),
+    (["--cold-at", "-1"], ["--cold-at"]),
+    (["--stampede", "1:1"], ["--stampede readers"]),
+    (["--stampede", "1:2.5"], ["--stampede readers", "whole number"]),
+    (["--stampede-protection", "maybe"], ["--stampede-protection"]),
+    (["--lease-ttl", "0"], ["lease ttl"]),
 ])
 def test_bad_run_options_exit_2_with_one_line(args, words):
     assert_bad_input(cli("run", *args), *words)
@@ -139,3 +147,16 @@ def test_injected_latency_is_labelled(tmp_path):
     assert "injected latency: db read +2 ms" in proc.stdout
     lane = json.loads(out.read_text())["lanes"][0]
     assert lane["injected"] == "injected latency: db read +2 ms"
+
+
+def test_every_fault_from_the_command_line(tmp_path):
+    out = tmp_path / "out.json"
+    proc = cli("run", "--strategy", "cache-aside", "--duration", "3", "--rate", "500", "--seed", "4",
+               "--stampede-protection", "single-flight", "--slow-db", "0.3:0.4:30", "--slow-cache", "0.9:0.4",
+               "--cold-at", "1.5", "--stampede", "1.8:20", "--burst", "2.1:read:300", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    kinds = [e["kind"] for e in json.loads(out.read_text())["events"]]
+    for kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "cold-cache",
+                 "stampede", "stampede-done", "burst"):
+        assert kind in kinds
+    assert "[injected]" in proc.stdout  # slow DB and slow cache say they are injected

@@ -54,7 +54,7 @@ def test_window_opens_with_its_parts(win):
     assert len(win.charts.plots) == 8
     assert win.lane_combo.currentIndex() == 0  # all three side by side
     keys = dict(win.keys)
-    for key in ("Space", "C", "O", "S", "F", "B", "H / Esc", "? / F1", "PgDown", "PgUp", "."):
+    for key in ("Space", "C", "O", "S", "L", "F", "K", "B", "H / Esc", "? / F1", "PgDown", "PgUp", "."):
         assert key in keys, key
     assert not win.windowIcon().isNull()
 
@@ -175,6 +175,53 @@ def test_heal_all_ends_every_fault(qtbot, win):
     win.act_heal.trigger()
     assert not win.session.run.outage_on and not win.session.run.slow_db_ms
     assert all(lane.cfg.latency.db_read_ms == 0 for lane in win.session.run.lanes)
+
+
+def test_slow_cache_and_stampede_from_the_toolbar(qtbot, win):
+    speed(win, 200.0)
+    assert win.session.set_knob("cache", "stampede", "lease") is None  # a live knob
+    started(qtbot, win)
+    win.act_slow_cache.trigger()
+    run = win.session.run
+    assert run.slow_cache_ms and all(lane.cfg.latency.cache_ms > 0 for lane in run.lanes)
+    assert all("cache" in win.flow.injected_text(i) for i in range(3))  # labelled injected on the flow view
+    assert any(r["kind"] == "slow-cache" for r in win.charts.regions)
+    win.act_slow_cache.trigger()  # toggles off
+    assert not run.slow_cache_ms
+    win.act_stampede.trigger()
+    qtbot.waitUntil(lambda: sum(e["kind"] == "stampede-done" for e in run.events) == 3, timeout=WAIT_MS)
+    for e in run.events:
+        if e["kind"] == "stampede-done":
+            assert "protection: lease" in e["detail"]
+    assert any(r["kind"] == "stampede" for r in win.charts.regions)
+
+
+def test_a_hundred_crash_restart_cycles_leave_the_window_responsive_and_the_lab_running(qtbot, win):
+    from PySide6.QtCore import QTimer
+
+    win.lane_combo.setCurrentIndex(1)  # cache-aside alone: the cycles are about the node, not the lanes
+    speed(win, 200.0)
+    win.session.restart_delay_s = 0.02
+    started(qtbot, win)
+    ticks = [0]
+    probe = QTimer()
+    probe.setInterval(16)
+    probe.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+    probe.start()
+    lane = win.session.run.lanes[0]
+    pids = set()
+    for cycle in range(100):
+        before = ticks[0]
+        pids.add(lane.proc.pid)
+        win.act_crash.trigger()
+        qtbot.waitUntil(lambda c=cycle: lane.inc == c + 1 and lane.health() == "running", timeout=WAIT_MS)
+        assert ticks[0] > before, f"the event loop was blocked for all of cycle {cycle}"
+    probe.stop()
+    assert len(pids) == 100 and lane.proc.pid not in pids  # a new process each time
+    done = lane.gauges.get("done", 0)
+    qtbot.waitUntil(lambda: lane.gauges.get("done", 0) > done + 20, timeout=WAIT_MS)  # still serving
+    assert sum(e["kind"] == "crash" for e in win.session.run.events) == 100
+    assert win.isVisible() and "running" in win.health.text()
 
 
 def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):

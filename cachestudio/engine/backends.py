@@ -13,6 +13,8 @@ Values are stored with their version: the cache holds ``"<version>|<value>"`` as
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +27,8 @@ from .config import CacheKnobs, ConfigError, Latency, StoreKnobs
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MIB = 2**20
+#: Prefix of the lock/lease entry of a key in the cache (its value has no "|": never a version).
+LEASE = "lease:"
 
 #: The guarded upsert: a write lands only if it carries a newer version than the row.
 UPSERT_SQL = (
@@ -94,7 +98,11 @@ class CacheBackend:
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ConfigError(f"cache directory {directory} cannot be opened: {exc}") from None
         self.expire = knobs.ttl_s or None
+        self.protection = knobs.stampede
+        self.lease_ttl = knobs.lease_ttl_s
         self._delay = latency.cache_ms / 1000.0
+        self._tokens = itertools.count(1)
+        self._token_prefix = f"{os.getpid()}-"
 
     def set_latency(self, latency: Latency) -> None:
         self._delay = latency.cache_ms / 1000.0
@@ -102,6 +110,8 @@ class CacheBackend:
     def apply(self, knobs: CacheKnobs) -> None:
         """Apply TTL (to entries set from now on), size limit and eviction policy live."""
         self.expire = knobs.ttl_s or None
+        self.protection = knobs.stampede
+        self.lease_ttl = knobs.lease_ttl_s
         self.cache.reset("size_limit", int(knobs.size_limit_mb * MIB))
         self.cache.reset("eviction_policy", knobs.eviction)
 
@@ -118,20 +128,82 @@ class CacheBackend:
         return int(version), value
 
     def set(self, key: str, version: int, value: str) -> None:
+        """A writer's set. Under leases it also invalidates any lease on the key, in one
+        transaction: a reader holding that lease can no longer set its older value."""
         if self._delay:
             time.sleep(self._delay)
         try:
-            self.cache.set(key, f"{version}|{value}", expire=self.expire)
+            if self.protection == "lease":
+                with self.cache.transact():
+                    self.cache.delete(LEASE + key)
+                    self.cache.set(key, f"{version}|{value}", expire=self.expire)
+            else:
+                self.cache.set(key, f"{version}|{value}", expire=self.expire)
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache set timed out: {exc}") from None
 
     def delete(self, key: str) -> None:
+        """A writer's invalidation; under leases it invalidates the key's lease too."""
         if self._delay:
             time.sleep(self._delay)
         try:
-            self.cache.delete(key)
+            if self.protection == "lease":
+                with self.cache.transact():
+                    self.cache.delete(LEASE + key)
+                    self.cache.delete(key)
+            else:
+                self.cache.delete(key)
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache delete timed out: {exc}") from None
+
+    def expire_now(self, key: str) -> None:
+        """The key expires (as its TTL would make it): the entry and any lock or lease go."""
+        with self.cache.transact():
+            self.cache.delete(key)
+            self.cache.delete(LEASE + key)
+
+    # -- stampede protection: single-flight lock or lease (memcache style) --------------
+
+    def get_or_lease(self, key: str) -> tuple[tuple[int, str] | None, str | None]:
+        """Atomically: the cached value, or else a lease (or lock) token if nobody holds
+        one. ``(None, None)``: a miss while someone else is already fetching the key."""
+        if self._delay:
+            time.sleep(self._delay)
+        token = f"{self._token_prefix}{next(self._tokens)}"
+        try:
+            with self.cache.transact():
+                raw = self.cache.get(key)
+                if raw is None:
+                    won = self.cache.add(LEASE + key, token, expire=self.lease_ttl)
+                    return None, (token if won else None)
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache get timed out: {exc}") from None
+        version, _, value = raw.partition("|")
+        return (int(version), value), None
+
+    def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
+        """The lease holder's set: it lands only if the lease is still the holder's (a
+        write since the lease was given invalidated it). Returns whether it landed."""
+        if self._delay:
+            time.sleep(self._delay)
+        try:
+            with self.cache.transact():
+                if self.cache.get(LEASE + key) != token:
+                    return False
+                self.cache.set(key, f"{version}|{value}", expire=self.expire)
+                self.cache.delete(LEASE + key)
+                return True
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache set timed out: {exc}") from None
+
+    def release(self, key: str, token: str) -> None:
+        """Give a lock or lease back (if it is still ours)."""
+        try:
+            with self.cache.transact():
+                if self.cache.get(LEASE + key) == token:
+                    self.cache.delete(LEASE + key)
+        except diskcache.Timeout:
+            pass  # it expires on its own after lease_ttl
 
     def clear(self) -> None:
         self.cache.clear()
@@ -236,15 +308,21 @@ class Store:
         return self.knobs.journal_mode != "wal"
 
     def read(self, key: str) -> tuple[int, str] | None:
-        if self._read_delay:
-            time.sleep(self._read_delay)
+        """One row. Injected read latency is a round trip: half before the query (the
+        request travelling), half after it (the answer travelling back)."""
+        half = self._read_delay / 2
+        if half:
+            time.sleep(half)
         if self.injected_read_outage:
             raise StoreUnavailable("DB outage (injected for reads: WAL readers ignore the lock)")
         self.reads += 1
         try:
-            return self._conn().execute(SELECT_SQL, (key,)).fetchone()
+            row = self._conn().execute(SELECT_SQL, (key,)).fetchone()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"DB read failed: {exc}") from None
+        if half:
+            time.sleep(half)
+        return row
 
     def write(self, key: str, version: int, value: str) -> bool:
         """One guarded upsert in its own transaction; True if it changed the row."""

@@ -21,6 +21,7 @@ EVICTION_POLICIES = (
 )
 JOURNAL_MODES = ("wal", "delete", "truncate", "persist", "memory")
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+STAMPEDE = ("none", "single-flight", "lease")
 BACKPRESSURE = ("block", "reject")
 
 #: Short codes used in record ids ("wb#123") and file names.
@@ -32,7 +33,8 @@ LIVE_KNOBS = {
     ("workload", "rate"), ("workload", "read_ratio"), ("workload", "keys"), ("workload", "distribution"),
     ("workload", "zipf_s"), ("workload", "hot_fraction"), ("workload", "hot_weight"),
     ("workload", "value_size"), ("workload", "concurrency"),
-    ("cache", "ttl_s"), ("cache", "size_limit_mb"), ("cache", "eviction"),
+    ("cache", "ttl_s"), ("cache", "size_limit_mb"), ("cache", "eviction"), ("cache", "stampede"),
+    ("cache", "lease_ttl_s"),
     ("write_behind", "flush_interval_s"), ("write_behind", "batch_size"), ("write_behind", "capacity"),
     ("write_behind", "backpressure"), ("write_behind", "block_timeout_s"), ("write_behind", "retry_limit"),
     ("write_behind", "retry_backoff_s"),
@@ -64,6 +66,8 @@ class CacheKnobs:
     size_limit_mb: float = 1024.0  # diskcache size_limit, in MiB
     eviction: str = "least-recently-stored"  # diskcache eviction_policy
     persistent: bool = True  # does the cache directory survive a crash of the node?
+    stampede: str = "none"  # protection of a miss: none, single-flight (a lock) or lease
+    lease_ttl_s: float = 2.0  # a lock or lease expires after this (its holder may have died)
 
 
 @dataclass
@@ -178,6 +182,8 @@ def validate(cfg: LaneConfig) -> LaneConfig:
     _finite("cache size limit (MiB)", c.size_limit_mb, 0.001, 1_048_576)
     _choice("eviction policy", c.eviction, EVICTION_POLICIES)
     _boolean("persistent cache", c.persistent)
+    _choice("stampede protection", c.stampede, STAMPEDE)
+    _finite("lease ttl", c.lease_ttl_s, 0.01, 60)
     s = cfg.store
     _choice("journal mode", s.journal_mode, JOURNAL_MODES)
     _choice("synchronous", s.synchronous, SYNCHRONOUS)

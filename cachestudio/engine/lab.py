@@ -8,8 +8,9 @@ themselves travel as history records (see :mod:`history`), which survive a SIGKI
 
 Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume",)``,
 ``("outage", on)``, ``("cold",)``, ``("set", section, name, value)`` (a live knob),
-``("burst", kind, count)``, ``("stop",)``. Replies: ``("ready", info)``,
-``("error", message)``, ``("gauges", dict)``, ``("drained", dict)``.
+``("burst", kind, count)``, ``("stampede", readers)``, ``("stop",)``. Replies:
+``("ready", info)``, ``("error", message)``, ``("gauges", dict)``, ``("stampede-done", dict)``,
+``("drained", dict)``.
 """
 
 from __future__ import annotations
@@ -136,6 +137,51 @@ class Lab:
         with self._ops_lock:
             self._burst_kind, self.burst_left = kind, count
 
+    def stampede(self, readers: int, reply=None) -> threading.Thread:
+        """Hot-key stampede: the hottest key (k0) expires and ``readers`` clients read it at
+        the same instant (a barrier). Each read is a history record (detail "stampede");
+        every miss among them is one DB read. ``reply`` gets a summary when all are done.
+        The readers take their sequence numbers from the operation stream, so ids stay unique."""
+        key = "k0"
+        with self._ops_lock:
+            seqs = []
+            for _ in range(readers):
+                op = next(self._ops)
+                seqs.append(op.seq)
+                self._next_seq = op.seq + 1
+        self.cache.expire_now(key)
+        gate = threading.Barrier(readers)
+        lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
+        results: list[tuple[str, float]] = []
+
+        def reader(seq: int) -> None:
+            try:
+                gate.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass
+            start = time.monotonic() - t0
+            outcome, version, acked, detail = self.strategy.read(key)
+            end = time.monotonic() - t0
+            note = "stampede" + (f"; {detail}" if detail else "")
+            self.history.write(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note))
+            results.append((outcome, end - start))
+            self.done += 1
+
+        def run() -> None:
+            threads = [threading.Thread(target=reader, args=(seq,), daemon=True) for seq in seqs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if reply is not None:
+                reply({"key": key, "readers": readers, "protection": self.cache.protection,
+                       "db_reads": sum(1 for outcome, _ in results if outcome == "miss"),
+                       "max_ms": max((d for _, d in results), default=0.0) * 1000.0})
+
+        boss = threading.Thread(target=run, name="stampede", daemon=True)
+        boss.start()
+        return boss
+
     def set_knob(self, section: str, name: str, value) -> None:
         """Apply a live knob (config.LIVE_KNOBS) to the running lab."""
         self.cfg = self.cfg.with_knob(section, name, value)
@@ -248,6 +294,7 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int) -> N
     lab.start_flusher()  # a durable queue left by a crashed incarnation is replayed now
     conn.send(("ready", {"pid": os.getpid(), "inc": inc, "queue_depth": lab.gauges()["queue_depth"]}))
     next_gauges = time.monotonic()
+    replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
     try:
         while True:
             if conn.poll(max(0.0, next_gauges - time.monotonic())):
@@ -269,12 +316,16 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int) -> N
                     lab.set_knob(*msg[1:])
                 elif cmd == "burst":
                     lab.burst(*msg[1:])
+                elif cmd == "stampede":
+                    lab.stampede(msg[1], reply=lambda info: replies.append(("stampede-done", info)))
                 elif cmd == "stop":
                     drained = lab.drain()
                     final = lab.gauges()
                     final["drained"] = drained
                     conn.send(("drained", final))
                     break
+            while replies:
+                conn.send(replies.pop(0))
             if time.monotonic() >= next_gauges:
                 conn.send(("gauges", lab.gauges()))
                 next_gauges = time.monotonic() + GAUGE_INTERVAL_S

@@ -37,6 +37,7 @@ CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk
 MP = mp.get_context("spawn")
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
+MAX_STAMPEDE = 500  # concurrent readers of a stampede (threads in the lab)
 COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
             "batches", "dead_letters")
 SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
@@ -50,6 +51,10 @@ class Plan:
     crash_at: list[float] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)  # (start, duration)
     bursts: list[tuple[float, str, int]] = field(default_factory=list)  # (at, read|write, count)
+    slow_db: list[tuple[float, float, float]] = field(default_factory=list)  # (start, duration, ms)
+    slow_cache: list[tuple[float, float, float]] = field(default_factory=list)  # (start, duration, ms)
+    cold_at: list[float] = field(default_factory=list)
+    stampedes: list[tuple[float, int]] = field(default_factory=list)  # (at, concurrent readers)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
 
@@ -81,6 +86,22 @@ def check_plan(plan: Plan) -> Plan:
             raise ConfigError(f"--burst kind must be read or write, got {kind!r}")
         if not (1 <= count <= 10_000_000):
             raise ConfigError(f"--burst count must be between 1 and 10000000, got {count}")
+    for what, windows in (("--slow-db", plan.slow_db), ("--slow-cache", plan.slow_cache)):
+        for start, length, ms in windows:
+            if not (0 <= start < plan.duration_s):
+                raise ConfigError(f"{what} at {start:g} s is outside the run (0 to {plan.duration_s:g} s)")
+            if not (0 < length <= 3600):
+                raise ConfigError(f"{what} duration must be > 0 and <= 3600 seconds, got {length:g}")
+            if not (0 < ms <= 10_000):
+                raise ConfigError(f"{what} latency must be > 0 and <= 10000 ms, got {ms:g}")
+    for at in plan.cold_at:
+        if not (0 <= at < plan.duration_s):
+            raise ConfigError(f"--cold-at {at:g} is outside the run (0 to {plan.duration_s:g} s)")
+    for at, readers in plan.stampedes:
+        if not (0 <= at < plan.duration_s):
+            raise ConfigError(f"--stampede at {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        if not (2 <= readers <= MAX_STAMPEDE):
+            raise ConfigError(f"--stampede readers must be between 2 and {MAX_STAMPEDE}, got {readers}")
     if not (0 <= plan.restart_delay_s <= 600):
         raise ConfigError(f"restart delay must be between 0 and 600 seconds, got {plan.restart_delay_s:g}")
     if plan.run_dir is not None:
@@ -222,6 +243,9 @@ class Run:
         self._restart_at: float | None = None
         self._next_confirm = 0.0
         self.slow_db_ms = 0.0
+        self.slow_cache_ms = 0.0
+        self._db_base: dict = {}
+        self._cache_base: dict = {}
         self.paused = False
         self.finished = False
 
@@ -263,6 +287,16 @@ class Run:
             self.schedule(start + length, "outage-end")
         for at, kind, count in self.plan.bursts:
             self.schedule(at, "burst", kind, count)
+        for start, length, ms in self.plan.slow_db:
+            self.schedule(start, "slow-db", ms)
+            self.schedule(start + length, "slow-db-end")
+        for start, length, ms in self.plan.slow_cache:
+            self.schedule(start, "slow-cache", ms)
+            self.schedule(start + length, "slow-cache-end")
+        for at in self.plan.cold_at:
+            self.schedule(at, "cold")
+        for at, readers in self.plan.stampedes:
+            self.schedule(at, "stampede", readers)
         for lane in self.lanes:
             if lane.cfg.latency.any():
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.strategy)
@@ -341,6 +375,12 @@ class Run:
                             f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
                             lane=lane.cfg.strategy)
             self._go(lane)
+        elif kind == "stampede-done":
+            info = msg[1]
+            self._event("stampede-done", f"{lane.cfg.strategy}: {info['readers']} readers of {info['key']} "
+                        f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''} "
+                        f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
+                        lane=lane.cfg.strategy)
         elif kind == "drained":
             lane.final = msg[1]
             lane.gauges = msg[1]
@@ -446,22 +486,66 @@ class Run:
         injected = section == "latency"
         self._event("knob", f"{section}.{name} = {value}", injected=injected)
 
-    def slow_db(self, ms: float) -> None:
-        """Inject ``ms`` of latency on every DB read and write (0 ends it). Labelled injected."""
-        for name in ("db_read_ms", "db_write_ms"):
+    def _inject(self, names: tuple[str, ...], ms: float) -> None:
+        """Set injected latency knobs on every lane (validated first: all or nothing)."""
+        for name in names:
             new = [validate(lane.cfg.with_knob("latency", name, float(ms))) for lane in self.lanes]
             for lane, cfg in zip(self.lanes, new):
                 lane.cfg = cfg
                 lane.send("set", "latency", name, float(ms))
-        self.slow_db_ms = float(ms)
+
+    def slow_db(self, ms: float) -> None:
+        """Inject ``ms`` of latency on every DB read and write (0 ends it). Labelled injected.
+        When it ends, the latency configured before it comes back."""
+        if not ms and not self.slow_db_ms:
+            return
+        if ms and not self.slow_db_ms:
+            self._db_base = {lane.cfg.strategy: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms)
+                             for lane in self.lanes}
         if ms:
+            self._inject(("db_read_ms", "db_write_ms"), ms)
             self._event("slow-db-start", f"slow DB: +{ms:g} ms on every DB read and write", injected=True)
         else:
+            for lane in self.lanes:
+                r, w = self._db_base.get(lane.cfg.strategy, (0.0, 0.0))
+                lane.cfg = lane.cfg.with_knob("latency", "db_read_ms", r).with_knob("latency", "db_write_ms", w)
+                lane.send("set", "latency", "db_read_ms", r)
+                lane.send("set", "latency", "db_write_ms", w)
             self._event("slow-db-end", "slow DB ended", injected=True)
+        self.slow_db_ms = float(ms)
 
     def slow_db_end(self) -> None:
         if self.slow_db_ms:
             self.slow_db(0)
+
+    def slow_cache(self, ms: float) -> None:
+        """Inject ``ms`` of latency on every cache call (0 ends it). Labelled injected."""
+        if not ms and not self.slow_cache_ms:
+            return
+        if ms and not self.slow_cache_ms:
+            self._cache_base = {lane.cfg.strategy: lane.cfg.latency.cache_ms for lane in self.lanes}
+        if ms:
+            self._inject(("cache_ms",), ms)
+            self._event("slow-cache-start", f"slow cache: +{ms:g} ms on every cache call", injected=True)
+        else:
+            for lane in self.lanes:
+                base = self._cache_base.get(lane.cfg.strategy, 0.0)
+                lane.cfg = lane.cfg.with_knob("latency", "cache_ms", base)
+                lane.send("set", "latency", "cache_ms", base)
+            self._event("slow-cache-end", "slow cache ended", injected=True)
+        self.slow_cache_ms = float(ms)
+
+    def slow_cache_end(self) -> None:
+        if self.slow_cache_ms:
+            self.slow_cache(0)
+
+    def stampede(self, readers: int = 50) -> None:
+        """Hot-key stampede: the hottest key expires and ``readers`` clients read it at once."""
+        for lane in self.lanes:
+            lane.send("stampede", int(readers))
+        modes = sorted({lane.cfg.cache.stampede for lane in self.lanes})
+        self._event("stampede", f"hot key k0 expired; {readers} concurrent readers "
+                    f"(protection: {', '.join(modes)})")
 
     def pause(self) -> None:
         for lane in self.lanes:
@@ -477,9 +561,11 @@ class Run:
 
     def heal(self) -> None:
         """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
-        self._schedule = [item for item in self._schedule if item[1] not in ("crash", "outage-start", "burst")]
+        self._schedule = [item for item in self._schedule
+                          if item[1] not in ("crash", "outage-start", "burst", "slow-db", "slow-cache", "cold", "stampede")]
         self.outage_end()
         self.slow_db_end()
+        self.slow_cache_end()
         for lane in self.lanes:
             if lane.burst_active():
                 lane.send("burst", "read", 0)
@@ -532,6 +618,7 @@ class Run:
                 self.outage_end()
         self.outage_end()
         self.slow_db_end()
+        self.slow_cache_end()
         self._restart_at = None
         for lane in self.lanes:
             if lane.state == "down":

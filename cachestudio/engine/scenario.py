@@ -17,7 +17,11 @@ A scenario file's keys are the knobs of :mod:`config` by section::
 
     [[faults]]
     at = 5
-    kind = "crash"                   # crash | outage (outage wants duration)
+    kind = "crash"                   # see FAULT_KINDS for every kind and its keys
+
+Fault kinds and their keys (besides ``at``): ``crash``; ``outage`` (duration);
+``slow-db`` and ``slow-cache`` (duration, ms: injected); ``cold``; ``burst`` (op: read or
+write, count); ``stampede`` (readers).
 
 Every problem is reported as ``FILE line N: what is wrong`` (:class:`ScenarioError`).
 """
@@ -45,7 +49,18 @@ from .config import (
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
             "write_behind": WriteBehindKnobs, "latency": Latency}
 TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "restart_delay", "faults"}
-FAULT_KINDS = {"crash": set(), "outage": {"duration"}}
+#: kind -> {key: (default or None if required, low, high, type)}
+FAULT_KINDS = {
+    "crash": {},
+    "outage": {"duration": (None, 0.001, 3600, float)},
+    "slow-db": {"duration": (None, 0.001, 3600, float), "ms": (50.0, 0.001, 10_000, float)},
+    "slow-cache": {"duration": (None, 0.001, 3600, float), "ms": (20.0, 0.001, 10_000, float)},
+    "cold": {},
+    "burst": {"op": ("write", None, None, str), "count": (2000, 1, 10_000_000, int)},
+    "stampede": {"readers": (50, 2, 500, int)},
+}
+#: Plan fields the timeline fills (runner.Plan).
+TIMELINE_FIELDS = ("crash_at", "outages", "slow_db", "slow_cache", "cold_at", "bursts", "stampedes")
 
 
 def resources_dir() -> Path:
@@ -73,12 +88,44 @@ class Scenario:
     lanes: list[LaneConfig]
     duration_s: float
     restart_delay_s: float = 1.0
-    crash_at: list[float] = field(default_factory=list)
-    outages: list[tuple[float, float]] = field(default_factory=list)
+    timeline: dict[str, list] = field(default_factory=lambda: {f: [] for f in TIMELINE_FIELDS})
+
+    @property
+    def crash_at(self) -> list[float]:
+        return self.timeline["crash_at"]
+
+    @property
+    def outages(self) -> list[tuple[float, float]]:
+        return self.timeline["outages"]
+
+    def fault_count(self) -> int:
+        return sum(len(v) for v in self.timeline.values())
 
     @property
     def seed(self) -> int:
         return self.lanes[0].seed
+
+
+def timeline_toml(timeline: dict[str, list]) -> list[str]:
+    """``[[faults]]`` tables for a timeline (the inverse of what :func:`load` reads)."""
+    rows = []
+    for t in timeline.get("crash_at", []):
+        rows.append((t, "crash", {}))
+    for t, length in timeline.get("outages", []):
+        rows.append((t, "outage", {"duration": length}))
+    for name in ("slow_db", "slow_cache"):
+        for t, length, ms in timeline.get(name, []):
+            rows.append((t, name.replace("_", "-"), {"duration": length, "ms": ms}))
+    for t in timeline.get("cold_at", []):
+        rows.append((t, "cold", {}))
+    for t, op, count in timeline.get("bursts", []):
+        rows.append((t, "burst", {"op": f'"{op}"', "count": count}))
+    for t, readers in timeline.get("stampedes", []):
+        rows.append((t, "stampede", {"readers": readers}))
+    out = []
+    for t, kind, keys in sorted(rows, key=lambda r: r[0]):
+        out += ["[[faults]]", f"at = {t!r}", f'kind = "{kind}"'] + [f"{k} = {v}" for k, v in keys.items()] + [""]
+    return out
 
 
 def builtin_scenarios() -> list[Scenario]:
@@ -196,7 +243,7 @@ def load(path: Path) -> Scenario:
     restart = data.get("restart_delay", 1.0)
     if isinstance(restart, bool) or not isinstance(restart, (int, float)) or not 0 <= restart <= 600:
         raise ScenarioError(f"{top('restart_delay')}: restart_delay must be 0 to 600 seconds, got {restart!r}")
-    crash_at, outages = [], []
+    timeline: dict[str, list] = {f: [] for f in TIMELINE_FIELDS}
     faults = data.get("faults", [])
     if not isinstance(faults, list):
         raise ScenarioError(f"{top('faults')}: faults must be an array of tables ([[faults]])")
@@ -205,19 +252,41 @@ def load(path: Path) -> Scenario:
         kind = fault.get("kind")
         if kind not in FAULT_KINDS:
             raise ScenarioError(f"{where('kind')}: fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        spec = FAULT_KINDS[kind]
         for key in fault:
-            if key not in {"at", "kind"} | FAULT_KINDS[kind]:
+            if key not in {"at", "kind"} | set(spec):
                 raise ScenarioError(f"{where(key)}: unknown key {key!r} for a {kind} fault")
         when = fault.get("at")
         if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 <= when < duration:
             raise ScenarioError(f"{where('at')}: fault time must be within the run (0 to {duration:g} s), got {when!r}")
+        v = {}
+        for key, (default, lo, hi, kind_of) in spec.items():
+            value = fault.get(key, default)
+            if value is None:
+                raise ScenarioError(f"{where(key)}: {kind} {key} is required for this fault")
+            if kind_of is str:
+                if value not in ("read", "write"):
+                    raise ScenarioError(f"{where(key)}: {key} must be read or write, got {value!r}")
+            elif (isinstance(value, bool) or not isinstance(value, (int, float))
+                  or (kind_of is int and value != int(value)) or not lo <= value <= hi):
+                whole = "a whole number " if kind_of is int else ""
+                raise ScenarioError(f"{where(key)}: {kind} {key} must be {whole}from {lo:g} to {hi:g}, got {value!r}")
+            v[key] = kind_of(value)
+        t = float(when)
         if kind == "crash":
-            crash_at.append(float(when))
+            timeline["crash_at"].append(t)
+        elif kind == "outage":
+            timeline["outages"].append((t, v["duration"]))
+        elif kind == "slow-db":
+            timeline["slow_db"].append((t, v["duration"], v["ms"]))
+        elif kind == "slow-cache":
+            timeline["slow_cache"].append((t, v["duration"], v["ms"]))
+        elif kind == "cold":
+            timeline["cold_at"].append(t)
+        elif kind == "burst":
+            timeline["bursts"].append((t, v["op"], v["count"]))
         else:
-            length = fault.get("duration")
-            if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 < length <= 3600:
-                raise ScenarioError(f"{where('duration')}: outage duration must be > 0 and <= 3600 s, got {length!r}")
-            outages.append((float(when), float(length)))
+            timeline["stampedes"].append((t, v["readers"]))
     lanes = [replace(base, strategy=s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
     return Scenario(
         name=str(data.get("name", path.stem)),
@@ -227,6 +296,5 @@ def load(path: Path) -> Scenario:
         lanes=lanes,
         duration_s=float(duration),
         restart_delay_s=float(restart),
-        crash_at=sorted(crash_at),
-        outages=sorted(outages),
+        timeline={f: sorted(v) for f, v in timeline.items()},
     )

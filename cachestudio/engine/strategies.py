@@ -10,6 +10,15 @@ carried; acked says whether the client got a success reply; detail explains an e
                 write: set the cache, then write the DB, synchronously. Acked when both
                 are done; a DB failure after the cache set leaves a dirty cache (the
                 seed does not undo it, and neither do we: that is the lesson).
+
+Stampede protection (``cache.stampede``) changes only what a read does on a miss:
+``single-flight``: the first reader takes a lock entry in the cache (diskcache ``add``,
+atomic across processes), reads the DB, sets the cache and releases; the others poll
+the cache for its value. ``lease`` (memcache, Nishtala et al. 2013): the same, but the
+holder's set lands only if its lease is still valid, and every writer's set or delete
+invalidates the key's lease in the same transaction. That also stops the stale set
+(a reader that read v1, then a write of v2 and its invalidation, then the reader's set
+of v1). A waiter gives up after ``lease_ttl_s`` and reads the DB without caching.
 * write-behind  read: the same.
                 write: enqueue (admission: block or reject when full), then set the
                 cache; acked then. The flusher writes the DB later, in batches.
@@ -19,11 +28,14 @@ carried; acked says whether the client got a success reply; detail explains an e
 
 from __future__ import annotations
 
+import time
+
 from .backends import CacheBackend, CacheUnavailable, Store, StoreUnavailable
 from .config import WriteBehindKnobs
 
 Result = tuple[str, "int | None", bool, "str | None"]
 FAILURES = (StoreUnavailable, CacheUnavailable)
+WAIT_POLL_S = 0.002  # how often a reader waiting for a lock or lease holder looks again
 
 
 class Strategy:
@@ -38,13 +50,50 @@ class Strategy:
             held = self.cache.get(key)
             if held is not None:
                 return "hit", held[0], True, None
-            row = self.store.read(key)  # cache miss: fetch from the DB
-            if row is None:
-                return "miss", None, True, None
-            self.cache.set(key, row[0], row[1])  # populate the cache
-            return "miss", row[0], True, None
+            if self.cache.protection == "none":
+                return self._fill(key, None)
+            return self._protected_miss(key)
         except FAILURES as exc:
             return "error", None, False, str(exc)
+
+    def _fill(self, key: str, token: str | None, note: str | None = None) -> Result:
+        """Cache miss: fetch from the DB, then populate the cache (with the token, if any)."""
+        mode = self.cache.protection if token is not None else "none"
+        try:
+            row = self.store.read(key)
+        except FAILURES:
+            if token is not None:
+                self.cache.release(key, token)  # let a waiter try, rather than wait out the TTL
+            raise
+        if row is None:
+            if token is not None:
+                self.cache.release(key, token)
+            return "miss", None, True, note
+        if mode == "lease":
+            if not self.cache.set_leased(key, token, row[0], row[1]):
+                note = "lease invalidated by a write: the value read was not cached"
+        elif mode == "single-flight":
+            self.cache.set(key, row[0], row[1])
+            self.cache.release(key, token)
+        elif note is None:
+            self.cache.set(key, row[0], row[1])  # populate the cache
+        return "miss", row[0], True, note
+
+    def _protected_miss(self, key: str) -> Result:
+        """Single-flight or lease: one reader fetches, the others wait for its value."""
+        word = "lease" if self.cache.protection == "lease" else "lock"
+        started = time.monotonic()
+        deadline = started + self.cache.lease_ttl
+        while True:
+            held, token = self.cache.get_or_lease(key)
+            if held is not None:
+                waited = (time.monotonic() - started) * 1000.0
+                return "hit", held[0], True, f"waited {waited:.1f} ms for the {word} holder's value"
+            if token is not None:
+                return self._fill(key, token)
+            if time.monotonic() >= deadline:  # the holder is slow or gone: read, do not cache
+                return self._fill(key, None, note=f"gave up waiting for the {word} holder: not cached")
+            time.sleep(WAIT_POLL_S)
 
     def write(self, key: str, version: int, value: str) -> Result:
         raise NotImplementedError

@@ -33,6 +33,7 @@ from ..engine.config import (
     EVICTION_POLICIES,
     JOURNAL_MODES,
     LIVE_KNOBS,
+    STAMPEDE,
     SYNCHRONOUS,
     LaneConfig,
 )
@@ -53,6 +54,8 @@ KNOBS = [
         ("cache", "size_limit_mb", "size limit", "float", (0.01, 1_048_576, 64, 2, " MiB")),
         ("cache", "eviction", "eviction", "choice", EVICTION_POLICIES),
         ("cache", "persistent", "survives a crash", "bool", None),
+        ("cache", "stampede", "stampede protection", "choice", STAMPEDE),
+        ("cache", "lease_ttl_s", "lock / lease TTL", "float", (0.01, 60, 0.5, 2, " s")),
     ]),
     ("Write-behind", [
         ("write_behind", "flush_interval_s", "flush interval", "float", (0.001, 3600, 0.1, 3, " s")),

@@ -380,6 +380,12 @@ class FlowView(QGraphicsView):
         ln = self._lane(lane)
         return self._title_text(ln) if ln is not None else ""
 
+    def injected_text(self, lane: int) -> str:
+        """The injected-latency line shown on a lane ("" when nothing is injected)."""
+        ln = self._lane(lane)
+        item = ln.items.get("injected") if ln is not None else None
+        return item.text() if item is not None and item.isVisible() else ""
+
     def edge_rate(self, lane: int, a: str, b: str) -> str:
         """The rate label on the edge between nodes a and b ("" if the lane has no such edge)."""
         ln = self._lane(lane)

@@ -36,8 +36,7 @@ class LabSession(QObject):
         super().__init__(parent)
         self.base = LaneConfig(strategy="cache-aside")
         self.strategies: list[str] = list(STRATEGIES)
-        self.crash_at: list[float] = []
-        self.outages: list[tuple[float, float]] = []
+        self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
         self.restart_delay_s = 1.0
         self.run: Run | None = None
         self.series: list[LaneSeries] = []
@@ -52,13 +51,12 @@ class LabSession(QObject):
     def lane_configs(self) -> list[LaneConfig]:
         return [replace(self.base, strategy=s) for s in self.strategies]
 
-    def configure(self, base: LaneConfig, strategies: list[str], crash_at=(), outages=(),
+    def configure(self, base: LaneConfig, strategies: list[str], timeline: dict | None = None,
                   restart_delay_s: float = 1.0) -> None:
         validate(base)
         self.base = base
         self.strategies = list(strategies)
-        self.crash_at = list(crash_at)
-        self.outages = list(outages)
+        self.timeline = {k: list(v) for k, v in (timeline or {}).items()}
         self.restart_delay_s = restart_delay_s
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -78,9 +76,8 @@ class LabSession(QObject):
         if self.run is not None:
             return
         self._tmp = tempfile.mkdtemp(prefix="cachestudio-window-")
-        plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, crash_at=self.crash_at,
-                    outages=self.outages, restart_delay_s=self.restart_delay_s,
-                    run_dir=Path(self._tmp) / "run")
+        plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
+                    run_dir=Path(self._tmp) / "run", **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]
         self.run = Run(plan, on_event=self.event.emit, on_records=self._on_records)
         self.run.start(wait=False)
@@ -139,6 +136,15 @@ class LabSession(QObject):
         """Toggle injected DB latency."""
         if self._need_run():
             self.run.slow_db(0 if self.run.slow_db_ms else ms)
+
+    def slow_cache(self, ms: float = 20.0) -> None:
+        """Toggle injected cache latency."""
+        if self._need_run():
+            self.run.slow_cache(0 if self.run.slow_cache_ms else ms)
+
+    def stampede(self, readers: int = 50) -> None:
+        if self._need_run():
+            self.run.stampede(readers)
 
     def cold(self) -> None:
         if self._need_run():

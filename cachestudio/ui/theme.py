@@ -34,6 +34,8 @@ FAULT_SHADE = {
     "slow-db": (OKABE_ITO["yellow"], "slow DB (injected)"),
     "burst": (OKABE_ITO["sky"], "burst"),
     "cold": (OKABE_ITO["blue"], "cold cache"),
+    "slow-cache": (OKABE_ITO["orange"], "slow cache (injected)"),
+    "stampede": (OKABE_ITO["black"], "stampede"),
 }
 
 

@@ -35,9 +35,11 @@ from .theme import THEMES
 SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
           ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
 LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
-PRESENTER_CYCLE = ["crash", "outage", "slow_db", "burst", "cold"]
+PRESENTER_CYCLE = ["crash", "outage", "slow_db", "burst", "stampede", "cold"]
 OUTAGE_S = 5.0
 SLOW_DB_MS = 20.0
+SLOW_CACHE_MS = 5.0
+STAMPEDE_READERS = 50
 BURST_COUNT = 2000
 STATUS_MS = 250
 
@@ -142,8 +144,13 @@ class MainWindow(QMainWindow):
                                        f"DB outage for {OUTAGE_S:g} s (a real lock on the SQLite file)")
         self.act_slow = self._action("Slow DB", ["S"], lambda: self.session.slow_db(SLOW_DB_MS),
                                      f"slow DB: +{SLOW_DB_MS:g} ms per DB call (injected), toggles")
+        self.act_slow_cache = self._action("Slow cache", ["L"], lambda: self.session.slow_cache(SLOW_CACHE_MS),
+                                           f"slow cache: +{SLOW_CACHE_MS:g} ms per cache call (injected), toggles")
         self.act_cold = self._action("Cold cache", ["F"], self.session.cold, "cold cache: flush every cache")
-        for a in (self.act_burst, self.act_read_burst, self.act_crash, self.act_outage, self.act_slow, self.act_cold):
+        self.act_stampede = self._action("Stampede", ["K"], lambda: self.session.stampede(STAMPEDE_READERS),
+                                         f"hot-key stampede: k0 expires, {STAMPEDE_READERS} readers at once")
+        for a in (self.act_burst, self.act_read_burst, self.act_crash, self.act_outage, self.act_slow,
+                  self.act_slow_cache, self.act_cold, self.act_stampede):
             tb.addAction(a)
         tb.addSeparator()
         self.act_heal = self._action("Heal all", ["H", "Esc"], self.session.heal, "kill switch: heal every fault now")
@@ -330,7 +337,8 @@ class MainWindow(QMainWindow):
         self._presenter_step += 1
         {"crash": self.session.crash, "outage": lambda: self.session.outage(OUTAGE_S),
          "slow_db": lambda: self.session.slow_db(SLOW_DB_MS),
-         "burst": lambda: self.session.burst("write", BURST_COUNT), "cold": self.session.cold}[step]()
+         "burst": lambda: self.session.burst("write", BURST_COUNT), "cold": self.session.cold,
+         "stampede": lambda: self.session.stampede(STAMPEDE_READERS)}[step]()
 
     # -- from the lab ----------------------------------------------------------------------
 
@@ -349,11 +357,26 @@ class MainWindow(QMainWindow):
         elif kind == "burst":
             self.charts.fault("burst", t, None, ev["detail"].split(" of ")[0])
             self._burst_on = True
+        elif kind == "slow-cache-start":
+            self.charts.fault("slow-cache", t, None)
+        elif kind == "slow-cache-end":
+            self.charts.fault_end("slow-cache", t)
+        elif kind == "stampede":
+            self.charts.fault("stampede", t, t + 0.25)
         elif kind == "cold-cache":
             self.charts.fault("cold", t, t + 0.25)
+        if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
+            self._refresh_injected()
         if kind not in ("config",):
             injected = " [injected]" if ev.get("injected") else ""
             self.statusBar().showMessage(f"{t:.2f} s  {kind}: {ev['detail']}{injected}", 6000)
+
+    def _refresh_injected(self) -> None:
+        """Each lane's injected latency, as the running lab has it, on the flow view."""
+        run = self.session.run
+        if run is not None:
+            for i, lane in enumerate(run.lanes):
+                self.flow.injected_label(i, lane.cfg.latency.label())
 
     def _on_sampled(self) -> None:
         run = self.session.run
@@ -408,7 +431,7 @@ class MainWindow(QMainWindow):
                 self.scenario_error.show()
             return False
         self.session.reset()
-        self.session.configure(sc.lanes[0], [c.strategy for c in sc.lanes], sc.crash_at, sc.outages,
+        self.session.configure(sc.lanes[0], [c.strategy for c in sc.lanes], sc.timeline,
                                sc.restart_delay_s)
         self.knobs.load(self.session.base)
         strategies = [c.strategy for c in sc.lanes]
@@ -473,6 +496,8 @@ def scenario_toml(session: LabSession) -> str:
     """The session's configuration as a scenario file (see engine/scenario.py)."""
     from dataclasses import asdict
 
+    from ..engine.scenario import timeline_toml
+
     cfg = session.base
     lines = ['name = "saved"', 'title = "Saved from the studio window"', f"seed = {cfg.seed}",
              "duration = 60", f'strategy = "{"all" if len(session.strategies) == 3 else session.strategies[0]}"', ""]
@@ -487,4 +512,5 @@ def scenario_toml(session: LabSession) -> str:
                 text = repr(value)
             lines.append(f"{key} = {text}")
         lines.append("")
+    lines += timeline_toml(session.timeline)
     return "\n".join(lines)
