@@ -377,6 +377,25 @@ def store_versions(path: Path) -> dict[str, int]:
         conn.close()
 
 
+def snapshot_store(path: Path, dest: Path, conn: sqlite3.Connection | None = None) -> dict[str, int]:
+    """Copy the store file as it is now to ``dest`` (SQLite's online backup: a consistent
+    copy, even under load) and return its versions. ``conn``: copy through this open
+    connection (the outage's own, when another connection could not read)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if conn is None and not Path(path).exists():
+        return {}
+    source = conn or sqlite3.connect(_read_only_uri(path), uri=True, timeout=5.0)
+    target = sqlite3.connect(str(dest))
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        if conn is None:
+            source.close()
+    return store_versions(dest)
+
+
 class OutageLock:
     """A real DB outage: another connection holds the database's exclusive lock.
 

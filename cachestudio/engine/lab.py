@@ -52,6 +52,10 @@ class LanePaths:
     def history(self) -> Path:
         return self.root / "history"
 
+    def store_at_kill(self, inc: int) -> Path:
+        """A copy of the store made right after incarnation ``inc`` was killed (evidence)."""
+        return self.root / "evidence" / f"store-at-kill-inc-{inc:04d}.sqlite"
+
     def history_file(self, inc: int) -> Path:
         return self.history / f"inc-{inc:04d}.jsonl"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .auditor import ANOMALY_KINDS, LaneAuditor
-from .backends import OutageLock, cache_versions, check_sqlite_file, store_versions
+from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
 from .lab import LanePaths, lab_process
@@ -432,13 +432,14 @@ class Run:
         self._event("crash", detail)
         self._restart_at = time.monotonic() + self.plan.restart_delay_s
 
-    def _store_now(self, i: int) -> dict[str, int]:
-        """The store's versions now (through the outage's own connection during an outage)."""
-        path = self.lanes[i].paths.store
-        for lock in self._outage_locks:
-            if lock.path == path:
-                return lock.versions()
-        return store_versions(path)
+    def _store_at_kill(self, lane: LabHandle) -> dict[str, int]:
+        """Copy the store as the dead node left it (kept in the run directory as evidence,
+        ``<strategy>/evidence/store-at-kill-inc-NNNN.sqlite``) and return its versions."""
+        dest = lane.paths.store_at_kill(lane.inc)
+        for lock in self._outage_locks:  # during an outage, copy through the lock's connection
+            if lock.path == lane.paths.store and lock.conn is not None:
+                return snapshot_store(lane.paths.store, dest, lock.conn)
+        return snapshot_store(lane.paths.store, dest)
 
     def _judge_dead(self, dead: list[LabHandle]) -> None:
         """Lanes whose node died without a durable queue: what it had not written is lost."""
@@ -447,7 +448,7 @@ class Run:
                 continue  # the queue survives and is replayed: nothing is decided yet
             i = self.lanes.index(lane)
             try:
-                store = self._store_now(i)
+                store = self._store_at_kill(lane)
             except Exception as exc:  # noqa: BLE001 - judged at the end instead
                 self._event("audit", f"{lane.cfg.strategy}: store unreadable after the crash ({exc}); "
                             "lost writes will be judged at the end", lane=lane.cfg.strategy)
