@@ -316,6 +316,37 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def format_faults(summary: dict) -> str:
+    """What each fault did, per lane: ops, errors, p99 latency and anomalies in its window."""
+    faults = summary.get("faults") or []
+    if not faults:
+        return ""
+    names = [l["strategy"] for l in summary["lanes"]]
+    head = ["during", "window s"] + names
+    body = []
+    for f in faults:
+        cells = []
+        for n in names:
+            x = f["lanes"][n]
+            p99 = max((v for v in (x["read_p99_ms"], x["write_p99_ms"]) if v is not None), default=None)
+            parts = [f"{x['ops']:,} ops", f"p99 {_ms(p99)} ms" if p99 is not None else "p99 -"]
+            if x["errors"] or x["rejected"]:
+                parts.append(f"{x['errors']:,} err" + (f"/{x['rejected']:,} rej" if x["rejected"] else ""))
+            if x["stale_reads"]:
+                parts.append(f"{x['stale_reads']:,} stale")
+            if x["lost_writes"]:
+                parts.append(f"{x['lost_writes']:,} lost")
+            cells.append(", ".join(parts))
+        body.append([f["name"], f"{f['start']:.1f}-{f['end']:.1f}"] + cells)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    lines = ["what each fault did (operations that began in its window):"]
+    for i, row in enumerate([head] + body):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def format_anomalies(summary: dict, limit: int = 5) -> str:
     out = []
     for l in summary["lanes"]:
@@ -369,6 +400,10 @@ def cmd_run(args, explicit: set[str]) -> int:
             hist_tmp.unlink()
     print()
     print(format_table(summary))
+    faults = format_faults(summary)
+    if faults:
+        print()
+        print(faults)
     anomalies = format_anomalies(summary)
     if anomalies:
         print()

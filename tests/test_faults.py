@@ -194,6 +194,14 @@ def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
     assert slowest("read", "hit", t["slow-cache-end"] + 0.1, t["cold-cache"]) < 0.015  # healed
     after_cold = [r for r in recs if r["kind"] == "read" and t["cold-cache"] < r["start"] < t["cold-cache"] + 0.1]
     assert any(r["outcome"] == "miss" for r in after_cold)
+    # what each fault did: one window per fault, in order, with the lane's figures
+    report = summary["faults"]
+    assert [f["kind"] for f in report] == ["slow-db-start", "slow-cache-start", "cold-cache", "stampede"]
+    slow = report[0]
+    assert slow["start"] == t["slow-db-start"] and slow["end"] == t["slow-db-end"]
+    assert slow["lanes"]["cache-aside"]["read_p99_ms"] >= 40.0  # the injected 40 ms shows
+    inside = [r for r in recs if slow["start"] <= r["start"] < slow["end"]]
+    assert slow["lanes"]["cache-aside"]["ops"] == len(inside)
 
 
 def test_heal_ends_every_fault_at_once(tmp_path):

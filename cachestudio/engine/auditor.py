@@ -39,10 +39,11 @@ class Anomaly:
     sentence: str
     records: list[str] = field(default_factory=list)
     at: float | None = None  # run time at which it happened, when known
+    found_at: float | None = None  # run time at which it was found, if not when it happened
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "lane": self.lane, "key": self.key,
-                "sentence": self.sentence, "records": self.records, "at": self.at}
+                "sentence": self.sentence, "records": self.records, "at": self.at, "found_at": self.found_at}
 
 
 def _v(version) -> str:
@@ -175,7 +176,7 @@ class LaneAuditor:
                         "lost_write", self.lane, key,
                         f"write {key} v{version} was acknowledged at {t:.2f} s but the store "
                         f"held {_v(held)} when its node died (found at {at:.2f} s)",
-                        [rid], t))
+                        [rid], t, found_at=at))
         self.unconfirmed.clear()
         self._risk = 0
         return found

@@ -29,6 +29,7 @@ from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
 from .lab import LanePaths, lab_process
 from .telemetry import LaneStats
+from .report import fault_report
 
 READY_TIMEOUT_S = 60.0  # a lab that has not opened its files by then is reported
 SILENT_S = 3.0  # a running lab that sent no gauges for this long is shown as not responding
@@ -657,6 +658,7 @@ class Run:
             lane.auditor.confirm_store(store)
             lane.auditor.finish(store, cache)
         self.finished = True
+        self.ended_at = self.now()
         return self.summary()
 
     def summary(self) -> dict:
@@ -684,8 +686,9 @@ class Run:
                 "injected": lane.cfg.latency.label() or None,
                 "drained": bool(lane.final and lane.final.get("drained")),
             })
+        faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
         return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "lanes": lanes,
-                "events": self.events, "run_dir": None if self._tmp else str(self.root)}
+                "faults": faults, "events": self.events, "run_dir": None if self._tmp else str(self.root)}
 
     def write_history(self, path: Path) -> int:
         """Merge every lane's history and the fault events into one JSON Lines file."""

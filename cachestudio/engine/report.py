@@ -1,0 +1,89 @@
+"""What each fault did: for every fault window of a run and every lane, the operations that
+began in it, their errors and rejections, p99 latency, and the anomalies of that window.
+
+Computed at the end of a run from the lanes' history files and the fault events (nothing
+here is estimated). Windows: a crash lasts from the kill to one second after the lane's
+restart (the downtime and the first second back, when the cache may be cold and a durable
+queue replays); an outage, a slow DB and a slow cache from their start to their end; a
+cold cache, a burst and a stampede from their start for one second (a stampede until
+the last lane reports it done, if later).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .history import read_history
+
+AFTER_S = 1.0
+_ENDS = {"outage-start": "outage-end", "slow-db-start": "slow-db-end", "slow-cache-start": "slow-cache-end"}
+_NAMES = {"crash": "crash", "outage-start": "DB outage", "slow-db-start": "slow DB (injected)",
+          "slow-cache-start": "slow cache (injected)", "cold-cache": "cold cache", "burst": "burst",
+          "stampede": "stampede"}
+
+
+def fault_windows(events: list[dict], run_end: float) -> list[dict]:
+    """[{"kind", "name", "start", "end": {lane: end}}] in order of start."""
+    lanes = sorted({e["lane"] for e in events if e.get("lane")})
+    out = []
+    for i, e in enumerate(events):
+        kind, t = e["kind"], e["start"]
+        if kind not in _NAMES:
+            continue
+        later = events[i + 1:]
+        if kind == "crash":
+            ends = {}
+            for lane in lanes:
+                back = next((x["start"] for x in later if x["kind"] == "restart" and x["lane"] == lane), None)
+                ends[lane] = run_end if back is None else min(run_end, back + AFTER_S)
+        elif kind in _ENDS:
+            stop = next((x["start"] for x in later if x["kind"] == _ENDS[kind]), run_end)
+            ends = dict.fromkeys(lanes, stop)
+        elif kind == "stampede":
+            done = [x["start"] for x in later if x["kind"] == "stampede-done"][: len(lanes)]
+            ends = dict.fromkeys(lanes, max([t + AFTER_S] + done))
+        else:
+            ends = dict.fromkeys(lanes, min(run_end, t + AFTER_S))
+        label = _NAMES[kind] + (" " + e["detail"].split(" of ")[0].split(" burst")[0] if kind == "burst" else "")
+        out.append({"kind": kind, "name": label.strip(), "start": t, "end": ends, "detail": e["detail"]})
+    return out
+
+
+def _p99(values: list[float]) -> float | None:
+    return round(float(np.percentile(np.asarray(values) * 1000.0, 99)), 3) if values else None
+
+
+def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
+    """``lanes``: the runner's LabHandles (their history files and auditors)."""
+    windows = fault_windows(events, run_end)
+    if not windows:
+        return []
+    for w in windows:
+        w["lanes"] = {}
+    for lane in lanes:
+        name = lane.cfg.strategy
+        records = []
+        for inc in range(lane.inc + 1):
+            f = lane.paths.history_file(inc)
+            if f.exists():
+                records.extend(r for r in read_history(f) if r["kind"] in ("read", "write"))
+        anomalies = lane.auditor.anomalies
+        for w in windows:
+            lo, hi = w["start"], w["end"].get(name, run_end)
+            inside = [r for r in records if lo <= r["start"] < hi]
+            reads = [r["end"] - r["start"] for r in inside if r["kind"] == "read"]
+            writes = [r["end"] - r["start"] for r in inside if r["kind"] == "write"]
+            # an anomaly belongs to the window it happened in, or was found in (a kill)
+            found = [a for a in anomalies if any(t is not None and lo <= t < hi for t in (a.at, a.found_at))]
+            w["lanes"][name] = {
+                "ops": len(inside),
+                "errors": sum(r["outcome"] == "error" for r in inside),
+                "rejected": sum(r["outcome"] == "rejected" for r in inside),
+                "read_p99_ms": _p99(reads),
+                "write_p99_ms": _p99(writes),
+                "stale_reads": sum(a.kind == "stale_read" for a in found),
+                "lost_writes": sum(a.kind == "lost_write" for a in found),
+            }
+    for w in windows:
+        w["end"] = max(w["end"].values()) if w["end"] else run_end
+    return windows
