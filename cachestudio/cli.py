@@ -177,11 +177,14 @@ def build_parser() -> Parser:
     c.add_argument("file", type=Path, metavar="FILE")
 
     b = sub.add_parser("bench", help="measure the engine against the seed's plain loops")
-    b.add_argument("--duration", type=float, default=5.0, metavar="SEC", help="per repetition (default 5)")
-    b.add_argument("--reps", type=int, default=3, metavar="N", help="repetitions of each figure (default 3)")
+    b.add_argument("--duration", type=float, metavar="SEC", help="per repetition (default 10; 1 with --quick)")
+    b.add_argument("--reps", type=int, metavar="N", help="repetitions of each figure (default 3; 2 with --quick)")
+    b.add_argument("--quick", action="store_true", help="short runs, small sizes, no 10-minute memory run")
+    b.add_argument("--chart", type=Path, metavar="FILE.png", help="draw the ratios and targets as a PNG chart")
     b.add_argument("--seed", type=int, default=7, metavar="N")
     b.add_argument("--gui", action="store_true",
-                   help="also the window's figures: frame interval, throughput attached vs headless, first paint")
+                   help="also the window's figures: frame interval, throughput attached vs headless, first paint, "
+                        "memory over 10 minutes (not with --quick)")
     b.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
 
     g = r.add_argument_group("injected latency (labelled as injected)")
@@ -468,31 +471,85 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from .engine.bench import strategies_vs_seed
+def machine_info() -> dict:
+    import platform
+    from importlib import metadata
 
-    if not (0.5 <= args.duration <= 600):
-        raise BadInput(f"--duration must be between 0.5 and 600 seconds, got {args.duration:g}")
-    if not (1 <= args.reps <= 50):
-        raise BadInput(f"--reps must be between 1 and 50, got {args.reps}")
+    versions = {}
+    for dist in ("PySide6-Essentials", "pyqtgraph", "diskcache", "sqlite-utils", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    import sqlite3
+
+    return {"platform": platform.platform(), "cpu": cpu or platform.processor(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "packages": versions}
+
+
+def format_bench(rows: list[dict]) -> str:
+    head = ["figure", "value", "yardstick", "ratio", "target", "met", "reps"]
+    body = []
+    for r in rows:
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        value = "-" if r.get("value") is None else f"{r['value']:,.4g}{unit}"
+        yard = "" if r.get("yardstick_value") is None else f"{r['yardstick_value']:,.4g}{unit} ({r['yardstick']})"
+        ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}×"
+        met = {True: "yes", False: "NO", None: ""}[r.get("met")]
+        body.append([r["figure"], value, yard, ratio, r.get("target", ""), met, str(r.get("reps", ""))])
+    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    lines = []
+    for i, row in enumerate([head] + body):
+        lines.append("  ".join(c.ljust(w) if j in (0, 2, 4) else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    from .engine.bench import drain_vs_executemany, hit_path_vs_bare_get, strategies_vs_seed
+
+    duration = args.duration if args.duration is not None else (1.0 if args.quick else 10.0)
+    reps = args.reps if args.reps is not None else (2 if args.quick else 3)
+    if not (0.5 <= duration <= 600):
+        raise BadInput(f"--duration must be between 0.5 and 600 seconds, got {duration:g}")
+    if not (1 <= reps <= 50):
+        raise BadInput(f"--reps must be between 1 and 50, got {reps}")
     check_output(args.json, "--json")
-    print(f"benchmark: {args.reps} interleaved repetitions of {args.duration:g} s per figure", flush=True)
-    rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), args.duration, args.reps)
+    check_output(args.chart, "--chart")
+    if args.chart is not None and args.chart.suffix.lower() != ".png":
+        raise BadInput(f"--chart {args.chart}: the chart is a PNG file (name it .png)")
+    print(f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
+          + (" (quick: no long run)" if args.quick else ""), flush=True)
+    rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), duration, reps)
+    rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
+    rows.append(drain_vs_executemany(reps, rows=5_000 if args.quick else 50_000))
     if args.gui:
         from .ui.bench_gui import gui_figures
 
-        rows += gui_figures(args.seed, args.duration, args.reps)
+        gui_s = max(duration, 5.0 if args.quick else 30.0)
+        rows += gui_figures(args.seed, gui_s, reps, long_run_s=None if args.quick else 600.0)
     print()
-    print(f"{'figure':<40} {'value':>10} {'yardstick':>10} {'ratio':>6}  target   (median of {args.reps})")
-    for r in rows:
-        y = r.get("yardstick_value")
-        ratio = r.get("ratio")
-        print(f"{r['figure']:<40} {r['value']:>10,.4g} {'' if y is None else f'{y:,.4g}':>10} "
-              f"{'' if ratio is None else f'{ratio:.2f}':>6}  {r.get('target', '')}")
-    print("yardstick of the strategies: the seed's snippets, written plainly, same workload and SQLite settings")
+    print(format_bench(rows))
+    print("strategies: the engine (lab process, telemetry and auditor on) vs the seed's snippets written plainly,")
+    print("same workload and SQLite settings; each figure is the median of interleaved repetitions (A B A B …)")
+    result = {"machine": machine_info(), "reps": reps, "duration_s": duration, "quick": args.quick, "figures": rows}
     if args.json is not None:
-        write_atomically(args.json, json.dumps({"reps": args.reps, "duration_s": args.duration,
-                                                "figures": rows}, indent=2) + "\n")
+        write_atomically(args.json, json.dumps(result, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+    if args.chart is not None:
+        from .ui.bench_chart import render_chart
+
+        render_chart(rows, args.chart, f"cachestudio bench — {result['machine']['cores']} cores, "
+                                       f"{result['machine']['cpu'] or result['machine']['platform']}")
+        print(f"chart written to {args.chart}")
     return 0
 
 

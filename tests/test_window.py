@@ -69,6 +69,10 @@ def test_start_reaches_the_labs_and_the_charts_receive_data(qtbot, win):
         assert any(x is not None and len(x) > 0 for x in xs)
     assert np.nanmax(column(win, 0, "ops_s")) > 0
     assert "running" in win.clock.text()
+    # requests travel on the flow view, and the narration line says what just happened
+    qtbot.waitUntil(lambda: all(win.flow.narration(i).startswith(("read k", "write k")) for i in range(3)),
+                    timeout=WAIT_MS)
+    assert win.flow.token_count() > 0
 
 
 def test_burst_raises_the_throughput_series(qtbot, win):
@@ -85,8 +89,7 @@ def test_crash_shows_the_lab_restarting(qtbot, win):
     speed(win, 200.0)
     started(qtbot, win)
     pids = [lane.proc.pid for lane in win.session.run.lanes]
-    win.act_crash.trigger()
-    assert all(h in ("down", "starting") for _, h in win.session.lab_health())
+    win.act_crash.trigger()  # a command to the observer process; its answer comes with the next update
     qtbot.waitUntil(lambda: "down" in win.health.text() or "starting" in win.health.text(), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: all(h == "running" for _, h in win.session.lab_health()), timeout=WAIT_MS)
     assert all(lane.inc == 1 and lane.proc.pid != pid for lane, pid in zip(win.session.run.lanes, pids))
@@ -169,12 +172,13 @@ def test_themes_and_keys_sheet(qtbot, win):
 def test_heal_all_ends_every_fault(qtbot, win):
     speed(win, 200.0)
     started(qtbot, win)
+    run = win.session.run
     win.act_outage.trigger()
     win.act_slow.trigger()
-    assert win.session.run.outage_on and win.session.run.slow_db_ms
+    qtbot.waitUntil(lambda: bool(run.outage_on and run.slow_db_ms), timeout=WAIT_MS)
     win.act_heal.trigger()
-    assert not win.session.run.outage_on and not win.session.run.slow_db_ms
-    assert all(lane.cfg.latency.db_read_ms == 0 for lane in win.session.run.lanes)
+    qtbot.waitUntil(lambda: not run.outage_on and not run.slow_db_ms, timeout=WAIT_MS)
+    assert all(lane.cfg.latency.db_read_ms == 0 for lane in run.lanes)
 
 
 def test_slow_cache_and_stampede_from_the_toolbar(qtbot, win):
@@ -183,11 +187,12 @@ def test_slow_cache_and_stampede_from_the_toolbar(qtbot, win):
     started(qtbot, win)
     win.act_slow_cache.trigger()
     run = win.session.run
-    assert run.slow_cache_ms and all(lane.cfg.latency.cache_ms > 0 for lane in run.lanes)
-    assert all("cache" in win.flow.injected_text(i) for i in range(3))  # labelled injected on the flow view
+    qtbot.waitUntil(lambda: bool(run.slow_cache_ms) and all(lane.cfg.latency.cache_ms > 0 for lane in run.lanes),
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: all("cache" in win.flow.injected_text(i) for i in range(3)), timeout=WAIT_MS)
     assert any(r["kind"] == "slow-cache" for r in win.charts.regions)
     win.act_slow_cache.trigger()  # toggles off
-    assert not run.slow_cache_ms
+    qtbot.waitUntil(lambda: not run.slow_cache_ms, timeout=WAIT_MS)
     win.act_stampede.trigger()
     qtbot.waitUntil(lambda: sum(e["kind"] == "stampede-done" for e in run.events) == 3, timeout=WAIT_MS)
     for e in run.events:

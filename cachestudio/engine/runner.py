@@ -58,6 +58,7 @@ class Plan:
     stampedes: list[tuple[float, int]] = field(default_factory=list)  # (at, concurrent readers)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
+    lab_nice: int = 0  # the labs' niceness (the window gives its own process the edge)
 
     @property
     def seed(self) -> int:
@@ -152,6 +153,7 @@ class LabHandle:
         self.error = ""
         self.last_seen = 0.0
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
+        self.nice = 0
 
     def totals(self) -> dict[str, int]:
         """Counters over every incarnation (a killed one counts up to its last gauges)."""
@@ -163,7 +165,7 @@ class LabHandle:
         parent, child = MP.Pipe()
         proc = MP.Process(
             target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1),
+            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, self.nice),
             name=f"lab-{self.cfg.code}-{self.inc}",
             daemon=True,
         )
@@ -232,6 +234,8 @@ class Run:
             self.root = Path(plan.run_dir)
             self.root.mkdir(parents=True, exist_ok=True)
         self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.strategy)) for cfg in plan.lanes]
+        for lane in self.lanes:
+            lane.nice = plan.lab_nice
         self.on_event = on_event or (lambda event: None)
         #: Called with (lane index, new operation records, anomalies they revealed).
         self.on_records = on_records

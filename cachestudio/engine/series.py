@@ -48,6 +48,10 @@ class Ring:
     def view(self, col: int) -> np.ndarray:
         return self._data[self._start:self._end, col]
 
+    def tail(self, n: int) -> list[list[float]]:
+        """The last ``n`` rows, as plain lists (to send to another process)."""
+        return self._data[self._end - n:self._end].tolist() if n > 0 else []
+
     def last(self, col: int) -> float:
         return float(self._data[self._end - 1, col]) if len(self) else float("nan")
 

@@ -76,7 +76,7 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the lab did not reach {at:g} s")
             time.sleep(0.005)
-        win.charts.redraw()
+        win.charts.redraw_all()
         app.processEvents()
         shots = {"window": win, "flow": win.flow, "charts": win.charts, "anomalies": win.anomaly_panel}
         written = []

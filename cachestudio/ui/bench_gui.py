@@ -31,7 +31,22 @@ def headless_ops(seed: int, duration_s: float) -> float:
     return sum(lane["ops_per_s"] for lane in summary["lanes"])
 
 
-def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000)) -> dict:
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of a process, in MiB (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000), memory_after_s: float | None = None) -> dict:
+    """Drive the window offscreen with all three labs at full speed for ``duration_s``.
+    With ``memory_after_s``: resident memory of the window and of the labs is read that
+    long after the start, and again at the end."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -71,10 +86,21 @@ def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000)) -> di
     ops_start = sum(lane.stats.ops for lane in win.session.run.lanes)
     paints.clear()
     probe.start()
+    memory: dict = {}
+
+    def sample(tag: str) -> None:
+        memory[f"window_{tag}"] = rss_mib(os.getpid())
+        labs = [rss_mib(lane.proc.pid) for lane in win.session.run.lanes]
+        memory[f"labs_{tag}"] = sum(labs) if all(v is not None for v in labs) else None
+
     while win.session.now() < t_start + duration_s:
         app.processEvents()
+        if memory_after_s is not None and not memory and win.session.now() >= t_start + memory_after_s:
+            sample("start")
         time.sleep(0.001)
     probe.stop()
+    if memory_after_s is not None:
+        sample("end")
     elapsed = win.session.now() - t_start
     win.session.tick()
     ops = sum(lane.stats.ops for lane in win.session.run.lanes) - ops_start
@@ -85,7 +111,8 @@ def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000)) -> di
         d = np.diff(np.asarray(stamps)) * 1000.0
         return (round(float(np.percentile(d, 50)), 1), round(float(np.percentile(d, 95)), 1)) if len(d) > 2 else (None, None)
 
-    return {"ops_per_s": ops / elapsed, "paint_ms": pct(paints), "probe_ms": pct(probes), "paints": len(paints)}
+    return {"ops_per_s": ops / elapsed, "paint_ms": pct(paints), "probe_ms": pct(probes), "paints": len(paints),
+            "memory": memory}
 
 
 BARE = """
@@ -133,7 +160,10 @@ def first_paint_s(code: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3) -> list[dict]:
+def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run_s: float | None = 600.0) -> list[dict]:
+    """The window's figures (DESIGN.md §7). ``long_run_s``: the memory run (None: skipped)."""
+    from ..engine.bench import _met, _row
+
     headless, attached, frames = [], [], []
     for _ in range(reps):  # interleaved: A B A B …
         headless.append(headless_ops(seed, duration_s))
@@ -147,17 +177,25 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3) -> list[
     p95s = [f["paint_ms"][1] for f in frames if f["paint_ms"][1] is not None]
     p50s = [f["paint_ms"][0] for f in frames if f["paint_ms"][0] is not None]
     probe95 = [f["probe_ms"][1] for f in frames if f["probe_ms"][1] is not None]
-    h, a = statistics.median(headless), statistics.median(attached)
-    s, b = statistics.median(studio), statistics.median(bare)
-    return [
-        {"figure": "frame interval p50 (flow view paints)", "value": statistics.median(p50s), "unit": "ms",
-         "reps": reps},
-        {"figure": "frame interval p95 (flow view paints)", "value": statistics.median(p95s), "unit": "ms",
-         "target": "<= 33", "reps": reps},
-        {"figure": "event loop probe p95 (16 ms timer)", "value": statistics.median(probe95), "unit": "ms",
-         "reps": reps},
-        {"figure": "lab ops/s with window", "value": round(a), "yardstick": "headless",
-         "yardstick_value": round(h), "ratio": round(a / h, 2), "target": ">= 0.8", "reps": reps},
-        {"figure": "time to first paint", "value": round(s, 3), "unit": "s", "yardstick": "bare PySide6 + pyqtgraph",
-         "yardstick_value": round(b, 3), "ratio": round(s / b, 2), "target": "<= 2.0", "reps": reps},
+    p95 = statistics.median(p95s) if p95s else None
+    rows = [
+        {"figure": "frame interval p50 (flow view paints)", "value": statistics.median(p50s) if p50s else None,
+         "unit": "ms", "reps": reps, "samples": p50s},
+        {"figure": "frame interval p95 (flow view paints)", "value": p95, "unit": "ms",
+         "target": "<= 33", "met": _met(p95, "<= 33"), "reps": reps, "samples": p95s},
+        {"figure": "event loop probe p95 (16 ms timer)", "value": statistics.median(probe95) if probe95 else None,
+         "unit": "ms", "reps": reps, "samples": probe95},
+        _row("lab ops/s with the window attached", attached, "headless", headless, ">= 0.8"),
+        _row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0", unit="s"),
     ]
+    if long_run_s:
+        m = window_ops_and_frames(seed, long_run_s, memory_after_s=min(30.0, long_run_s / 10))["memory"]
+        for who, what in (("window", "the window's process"), ("labs", "the three lab processes")):
+            start, end = m.get(f"{who}_start"), m.get(f"{who}_end")
+            ratio = end / start if start and end else None
+            rows.append({"figure": f"resident memory of {what}, end vs start of {long_run_s / 60:g} min",
+                         "value": None if end is None else round(end, 1), "unit": "MiB",
+                         "yardstick": "the same at the start", "yardstick_value": None if start is None else round(start, 1),
+                         "ratio": None if ratio is None else round(ratio, 3), "target": "<= 1.1",
+                         "met": _met(ratio, "<= 1.1"), "reps": 1})
+    return rows

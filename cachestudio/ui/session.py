@@ -1,23 +1,149 @@
-"""The window's side of a lab run: a Qt object that drives an engine :class:`Run`.
+"""The window's side of a lab run: a Qt object that drives an engine :class:`Run` living
+in an observer process (:mod:`cachestudio.engine.observer`), which drives the labs.
 
-Everything here returns quickly: the labs are other processes, :meth:`Run.tick` only
-polls pipes and reads what the labs appended to their history files. A timer calls it
-every ``TICK_MS``. Chart rows come from :class:`LaneSeries`, binned by when operations
-really ended.
+The window's process only receives small updates (chart rows, counters, events,
+anomalies, a sample of records for the tokens) and sends commands: at full speed the
+observer's work (every record read, audited and binned) would starve the event loop.
+:class:`RunView` mirrors the run's state, so the window reads it as it would a ``Run``.
+Everything here returns quickly; a timer polls the observer's pipe every ``TICK_MS``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..engine.config import STRATEGIES, ConfigError, LaneConfig, validate
-from ..engine.runner import Plan, Run
+from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, validate
+from ..engine.observer import observer_process
+from ..engine.runner import Plan
 from ..engine.series import LaneSeries
+
+MP = multiprocessing.get_context("spawn")  # never fork: this process has Qt threads
+LAB_NICE = 5  # labs yield the CPU to the window (and to the observer) when the cores are busy
+SILENT_S = 3.0  # an observer silent this long is shown as not responding
+STOP_WAIT_S = 10.0
+
+
+class LaneView:
+    """One lane as the observer last reported it (same names as the runner's LabHandle)."""
+
+    def __init__(self, cfg: LaneConfig):
+        self.cfg = cfg
+        self.inc = 0
+        self.proc = SimpleNamespace(pid=None)
+        self.state = "starting"
+        self._health = "starting"
+        self.gauges: dict = {}
+        self._totals: dict = {}
+        self.auditor = SimpleNamespace(counts={}, at_risk=lambda: 0)
+        self.stats = SimpleNamespace(ops=0, reads=0, writes=0)
+        self._burst = False
+
+    def update(self, d: dict) -> None:
+        self.cfg, self.inc, self.state, self._health = d["cfg"], d["inc"], d["state"], d["health"]
+        self.proc = SimpleNamespace(pid=d["pid"])
+        self.gauges, self._totals, self._burst = d["gauges"], d["totals"], d["burst"]
+        risk = d["at_risk"]
+        self.auditor = SimpleNamespace(counts=d["counts"], at_risk=lambda: risk)
+        self.stats = SimpleNamespace(ops=d["ops"], reads=d["reads"], writes=d["writes"])
+
+    def health(self) -> str:
+        return self._health
+
+    def totals(self) -> dict:
+        return self._totals
+
+    def burst_active(self) -> bool:
+        return self._burst
+
+
+class RunView:
+    """The observer's run, seen from the window: state mirrored, methods sent as commands."""
+
+    def __init__(self, plan: Plan, conn, proc):
+        self.plan = plan
+        self.conn = conn
+        self.proc = proc
+        self.lanes = [LaneView(cfg) for cfg in plan.lanes]
+        self.events: list[dict] = []
+        self.t0: float | None = None
+        self.paused = False
+        self.outage_on = False
+        self.slow_db_ms = 0.0
+        self.slow_cache_ms = 0.0
+        self.last_heard = time.monotonic()
+        self.failed = ""
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0 if self.t0 is not None else 0.0
+
+    def _call(self, name: str, *args) -> None:
+        try:
+            self.conn.send(("call", name, args))
+        except (BrokenPipeError, OSError):
+            pass  # a dead observer is noticed by the session's tick
+
+    def crash(self) -> None:
+        self._call("crash")
+
+    def outage_start(self, seconds: float) -> None:
+        self._call("outage_start", seconds)
+
+    def schedule(self, at: float, kind: str, *args) -> None:
+        self._call("schedule", at, kind, *args)
+
+    def slow_db(self, ms: float) -> None:
+        self._call("slow_db", ms)
+
+    def slow_cache(self, ms: float) -> None:
+        self._call("slow_cache", ms)
+
+    def stampede(self, readers: int) -> None:
+        self._call("stampede", readers)
+
+    def cold(self) -> None:
+        self._call("cold")
+
+    def burst(self, kind: str, count: int) -> None:
+        self._call("burst", kind, count)
+
+    def heal(self) -> None:
+        self._call("heal")
+
+    def pause(self) -> None:
+        self.paused = True
+        self._call("pause")
+
+    def resume(self) -> None:
+        self.paused = False
+        self._call("resume")
+
+    def set_knob(self, section: str, name: str, value) -> None:
+        """Checked here first (same rules as Run.set_knob), then sent."""
+        if (section, name) not in LIVE_KNOBS:
+            raise ConfigError(f"{section}.{name} cannot change while the lab runs; it applies at the next reset")
+        for lane in self.lanes:
+            validate(lane.cfg.with_knob(section, name, value))
+        self._call("set_knob", section, name, value)
+
+    def stop(self) -> None:
+        """Stop the observer (it stops its labs); kill it if it does not answer."""
+        try:
+            self.conn.send(("stop",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(STOP_WAIT_S)
+        if self.proc.is_alive():
+            self.proc.kill()  # its labs see their pipe close and exit
+            self.proc.join()
+        self.conn.close()
 
 TICK_MS = 50
 OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
@@ -26,9 +152,11 @@ OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
 class LabSession(QObject):
     changed = Signal()  # started, paused, reset, a lab's health changed
     started = Signal()  # a new run (new series to draw)
-    event = Signal(dict)  # a fault or lifecycle event record
-    records = Signal(int, list)  # lane index, new operation records
-    anomalies = Signal(int, list)  # lane index, new Anomaly objects
+    # Python objects travel as `object`: a `list` or `dict` signature would convert every
+    # record to a QVariant and back (measured: most of the window's time at full speed).
+    event = Signal(object)  # a fault or lifecycle event record (dict)
+    records = Signal(int, object, object)  # lane index, a sample of new records, {(kind, outcome): count}
+    anomalies = Signal(int, object)  # lane index, new Anomaly objects (list)
     sampled = Signal()  # new chart rows
     message = Signal(str)  # for the status bar
 
@@ -38,7 +166,7 @@ class LabSession(QObject):
         self.strategies: list[str] = list(STRATEGIES)
         self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
         self.restart_delay_s = 1.0
-        self.run: Run | None = None
+        self.run: RunView | None = None
         self.series: list[LaneSeries] = []
         self._tmp: str | None = None
         self._health: list[str] = []
@@ -77,10 +205,14 @@ class LabSession(QObject):
             return
         self._tmp = tempfile.mkdtemp(prefix="cachestudio-window-")
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
-                    run_dir=Path(self._tmp) / "run", **self.timeline)
+                    run_dir=Path(self._tmp) / "run", lab_nice=LAB_NICE, **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]
-        self.run = Run(plan, on_event=self.event.emit, on_records=self._on_records)
-        self.run.start(wait=False)
+        parent, child = MP.Pipe()
+        # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
+        proc = MP.Process(target=observer_process, args=(child, plan), name="observer")
+        proc.start()
+        child.close()
+        self.run = RunView(plan, parent, proc)
         self._health = []
         self.timer.start()
         self.started.emit()
@@ -100,8 +232,7 @@ class LabSession(QObject):
         """Throw the run away (labs killed, files removed); the next start is fresh."""
         self.timer.stop()
         if self.run is not None:
-            self.run.abort()
-            self.run.cleanup()
+            self.run.stop()
             self.run = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -175,31 +306,63 @@ class LabSession(QObject):
 
     # -- the observer's round -------------------------------------------------------------
 
-    def _on_records(self, lane: int, records: list, found: list) -> None:
-        self.series[lane].add_records(records)
-        self.records.emit(lane, records)
-        if found:
-            self.anomalies.emit(lane, found)
-
     def tick(self) -> None:
+        """Take what the observer sent since the last tick."""
         run = self.run
         if run is None:
             return
-        run.tick()
-        now = run.now()
-        added = 0
-        for lane, series in zip(run.lanes, self.series):
-            t = lane.totals()
-            series.set_gauges(t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0))
-            a = lane.auditor
-            series.set_anomalies(a.counts["stale_read"], a.counts["lost_write"], a.at_risk())
-            added += series.close(now)
-        if added:
-            self.sampled.emit()
+        try:
+            while run.conn.poll():
+                msg = run.conn.recv()
+                run.last_heard = time.monotonic()
+                kind = msg[0]
+                if kind == "update":
+                    self._apply(run, msg[1])
+                elif kind == "started":
+                    run.t0 = msg[1]["t0"]
+                elif kind == "message":
+                    self.message.emit(msg[1])
+                elif kind == "error":
+                    self._fail(run, msg[1])
+        except (EOFError, OSError):
+            pass
+        if not run.failed and not run.proc.is_alive():
+            self._fail(run, f"the observer process exited (code {run.proc.exitcode}); press R to reset")
+        elif not run.failed and time.monotonic() - run.last_heard > SILENT_S:
+            for lane in run.lanes:
+                lane._health = "not responding"
         health = [lane.health() for lane in run.lanes]
         if health != self._health:
             self._health = health
             self.changed.emit()
+
+    def _fail(self, run: RunView, text: str) -> None:
+        run.failed = text
+        for lane in run.lanes:
+            lane._health = "failed"
+        self.message.emit(text)
+
+    def _apply(self, run: RunView, u: dict) -> None:
+        run.paused, run.outage_on = u["paused"], u["outage_on"]
+        run.slow_db_ms, run.slow_cache_ms = u["slow_db_ms"], u["slow_cache_ms"]
+        for lane, state in zip(run.lanes, u["lanes"]):
+            lane.update(state)
+        for ev in u["events"]:
+            run.events.append(ev)
+            self.event.emit(ev)
+        added = 0
+        for series, rows in zip(self.series, u["rows"]):
+            for row in rows:
+                series.ring.append(row)
+            added += len(rows)
+        for i, (sample, counts) in enumerate(u["records"]):
+            if counts:
+                self.records.emit(i, sample, counts)
+        for i, found in enumerate(u["anomalies"]):
+            if found:
+                self.anomalies.emit(i, found)
+        if added:
+            self.sampled.emit()
 
     def lab_health(self) -> list[tuple[str, str]]:
         if self.run is None:

@@ -459,6 +459,7 @@ class MainWindow(QMainWindow):
     def export_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export charts", "charts.png", "PNG (*.png)")
         if path:
+            self.charts.redraw_all()
             self.charts.grab().save(path)
 
     def export_csv(self) -> None:

@@ -1,0 +1,124 @@
+"""The observer in a process of its own, for the window.
+
+At full speed the labs complete tens of thousands of operations a second; reading their
+history files, auditing every record and binning chart rows costs the observer about as
+much CPU time as one core. In the window's process that starved the event loop (frames
+hundreds of milliseconds apart). So the window runs the observer (:class:`Run`, its
+auditor and the chart series) here, and receives a small update every ``TICK_S``: new
+chart rows, the lanes' state and counters, fault events, anomalies, and for the flow
+view the count of every (kind, outcome) plus an even sample of at most
+``SAMPLE_RECORDS`` records per lane (all of them at low rates).
+
+Commands come as ``("call", method, args)`` for :class:`Run`'s methods and
+``("stop",)``. Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
+``("message", text)``, ``("error", text)``, ``("stopped",)``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import Counter
+
+from .config import ConfigError
+from .runner import Plan, Run
+from .series import LaneSeries
+
+TICK_S = 0.05
+SAMPLE_RECORDS = 64  # records per lane per update, for the flow view's tokens
+MAX_ANOMALIES = 200  # anomalies per lane per update (all are counted)
+COMMANDS = {"crash", "outage_start", "outage_end", "schedule", "slow_db", "slow_cache", "stampede", "cold",
+            "burst", "heal", "pause", "resume", "set_knob"}
+
+
+def _even_sample(records: list[dict], k: int) -> list[dict]:
+    if len(records) <= k:
+        return list(records)  # a copy: the caller clears its list after sending
+    n = len(records)
+    return [records[int((j + 0.5) * n / k)] for j in range(k)]
+
+
+def lane_state(lane) -> dict:
+    a = lane.auditor
+    return {"strategy": lane.cfg.strategy, "cfg": lane.cfg, "inc": lane.inc,
+            "pid": lane.proc.pid if lane.proc is not None else None, "state": lane.state, "health": lane.health(),
+            "gauges": dict(lane.gauges), "totals": lane.totals(), "counts": dict(a.counts),
+            "at_risk": a.at_risk(), "ops": lane.stats.ops, "reads": lane.stats.reads, "writes": lane.stats.writes,
+            "burst": lane.burst_active()}
+
+
+def observer_process(conn, plan: Plan) -> None:
+    n = len(plan.lanes)
+    series = [LaneSeries() for _ in range(n)]
+    events: list[dict] = []
+    samples: list[list[dict]] = [[] for _ in range(n)]
+    counts: list[Counter] = [Counter() for _ in range(n)]
+    found: list[list] = [[] for _ in range(n)]
+
+    def on_records(i: int, records: list, anomalies: list) -> None:
+        if records:
+            series[i].add_records(records)
+            counts[i].update((r["kind"], r["outcome"]) for r in records)
+            samples[i].extend(_even_sample(records, SAMPLE_RECORDS))
+        if anomalies and len(found[i]) < MAX_ANOMALIES:
+            found[i].extend(anomalies[: MAX_ANOMALIES - len(found[i])])
+
+    try:
+        run = Run(plan, on_event=events.append, on_records=on_records)
+        run.start(wait=False)
+    except (ConfigError, RuntimeError) as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("started", {"t0": run.t0, "root": str(run.root)}))
+    try:
+        while True:
+            deadline = time.monotonic() + TICK_S
+            while conn.poll(max(0.0, deadline - time.monotonic())):
+                msg = conn.recv()
+                if msg[0] == "stop":
+                    run.abort()
+                    run.cleanup()
+                    conn.send(("stopped",))
+                    return
+                _, name, args = msg
+                if name not in COMMANDS:
+                    conn.send(("message", f"unknown command {name!r}"))
+                    continue
+                try:
+                    getattr(run, name)(*args)
+                except ConfigError as exc:
+                    conn.send(("message", str(exc)))
+                if time.monotonic() >= deadline:
+                    break
+            run.tick()
+            now = run.now()
+            rows = []
+            for lane, s in zip(run.lanes, series):
+                t = lane.totals()
+                s.set_gauges(t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0))
+                a = lane.auditor
+                s.set_anomalies(a.counts["stale_read"], a.counts["lost_write"], a.at_risk())
+                added = s.close(now)
+                rows.append(s.ring.tail(added))
+            update = {
+                "now": now, "paused": run.paused, "outage_on": run.outage_on, "slow_db_ms": run.slow_db_ms,
+                "slow_cache_ms": run.slow_cache_ms, "events": events[:], "lanes": [lane_state(ln) for ln in run.lanes],
+                "rows": rows, "records": [(_even_sample(samples[i], SAMPLE_RECORDS), dict(counts[i])) for i in range(n)],
+                "anomalies": [f[:] for f in found],
+            }
+            events.clear()
+            for i in range(n):
+                samples[i].clear()
+                counts[i].clear()
+                found[i].clear()
+            conn.send(("update", update))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        run.abort()  # the window is gone: so are its labs
+        run.cleanup()
+    except Exception:  # noqa: BLE001 - say what broke, then stop the labs
+        try:
+            conn.send(("error", "the observer failed: " + traceback.format_exc(limit=3).strip().splitlines()[-1]))
+        except OSError:
+            pass
+        run.abort()
+        run.cleanup()

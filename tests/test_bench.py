@@ -1,0 +1,61 @@
+"""``cachestudio bench``: it runs (quick, small sizes) and its JSON has every figure, each
+with its yardstick and ratio. No test asserts a timing: the figures are for the machine
+that measures them (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtGui import QImage
+
+from test_cli import assert_bad_input, cli
+
+ENGINE_FIGURES = ["cache-aside ops/s", "write-through ops/s", "write-behind ops/s",
+                  "cache-aside hit path hits/s", "write-behind drain rows/s (batch 100)"]
+GUI_FIGURES = ["frame interval p50 (flow view paints)", "frame interval p95 (flow view paints)",
+               "event loop probe p95 (16 ms timer)", "lab ops/s with the window attached",
+               "time to first painted window"]
+
+
+def check_ratio_rows(rows: list[dict]) -> None:
+    for r in rows:
+        assert r["reps"] >= 1
+        if "yardstick" in r:
+            assert r["value"] > 0 and r["yardstick_value"] > 0
+            assert abs(r["ratio"] - r["value"] / r["yardstick_value"]) < 0.01 + 0.01 * r["ratio"]
+            assert len(r["samples"]) == len(r["yardstick_samples"]) == r["reps"]
+            assert r["met"] in (True, False)
+
+
+def test_quick_bench_writes_every_engine_figure_and_a_chart(tmp_path):
+    out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
+    proc = cli("bench", "--quick", "--duration", "0.5", "--reps", "2", "--json", str(out), "--chart", str(chart))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert [r["figure"] for r in data["figures"]] == ENGINE_FIGURES
+    check_ratio_rows(data["figures"])
+    assert data["reps"] == 2 and data["quick"] is True
+    assert data["machine"]["cores"] >= 1 and data["machine"]["packages"]["diskcache"]
+    for figure in ENGINE_FIGURES:
+        assert figure in proc.stdout  # the table
+    image = QImage(str(chart))
+    assert not image.isNull() and image.width() == 1400
+    assert len({image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}) > 3
+
+
+def test_quick_gui_bench_has_the_window_figures(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = cli("bench", "--gui", "--quick", "--duration", "0.5", "--reps", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["figures"]
+    assert [r["figure"] for r in rows] == ENGINE_FIGURES + GUI_FIGURES  # no 10-minute run with --quick
+    check_ratio_rows(rows)
+    frames = {r["figure"]: r for r in rows}
+    assert frames["frame interval p95 (flow view paints)"]["value"] > 0
+
+
+def test_bench_bad_input_is_one_line(tmp_path):
+    assert_bad_input(cli("bench", "--duration", "0"), "--duration")
+    assert_bad_input(cli("bench", "--reps", "0"), "--reps")
+    assert_bad_input(cli("bench", "--chart", str(tmp_path / "chart.jpg")), "--chart", "PNG")
+    assert_bad_input(cli("bench", "--json", str(tmp_path / "nowhere" / "x.json")), "--json")
