@@ -171,11 +171,11 @@ def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
     cfg = LaneConfig(strategy="cache-aside", seed=9, cache=CacheKnobs(stampede="lease"),
                      workload=Workload(rate=800, read_ratio=0.9, keys=50))
     root = tmp_path / "run"
-    summary = run(Plan(lanes=[cfg], duration_s=3.0, slow_db=[(0.5, 0.6, 40.0)], slow_cache=[(1.3, 0.5, 15.0)],
-                       cold_at=[2.0], stampedes=[(2.3, 30)], run_dir=root))
+    summary = run(Plan(lanes=[cfg], duration_s=4.0, slow_db=[(0.5, 0.6, 40.0)], slow_cache=[(1.3, 0.5, 15.0)],
+                       cold_at=[2.0], stampedes=[(2.3, 30)], bursts=[(3.0, "read", 300)], run_dir=root))
     kinds = [e["kind"] for e in summary["events"]]
     for kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "cold-cache",
-                 "stampede", "stampede-done"):
+                 "stampede", "stampede-done", "burst", "burst-end"):
         assert kind in kinds
     events = {e["kind"]: e for e in summary["events"]}
     assert events["slow-db-start"]["injected"] and events["slow-cache-start"]["injected"]
@@ -196,7 +196,10 @@ def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
     assert any(r["outcome"] == "miss" for r in after_cold)
     # what each fault did: one window per fault, in order, with the lane's figures
     report = summary["faults"]
-    assert [f["kind"] for f in report] == ["slow-db-start", "slow-cache-start", "cold-cache", "stampede"]
+    assert [f["kind"] for f in report] == ["slow-db-start", "slow-cache-start", "cold-cache", "stampede", "burst"]
+    assert report[-1]["end"] == t["burst-end"] > report[-1]["start"]
+    burst_reads = [r for r in recs if r["kind"] == "read" and t["burst"] <= r["start"] < t["burst-end"]]
+    assert len(burst_reads) >= 300  # the burst's reads, and the paced ones around them
     slow = report[0]
     assert slow["start"] == t["slow-db-start"] and slow["end"] == t["slow-db-end"]
     assert slow["lanes"]["cache-aside"]["read_p99_ms"] >= 40.0  # the injected 40 ms shows

@@ -65,7 +65,7 @@ def test_start_reaches_the_labs_and_the_charts_receive_data(qtbot, win):
     frames = win.charts.frames
     qtbot.waitUntil(lambda: win.charts.frames > frames + 1, timeout=WAIT_MS)
     for plot_curves in win.charts.curves:
-        xs = [curve.getData()[0] for _, _, curve in plot_curves]
+        xs = [curve.getData()[0] for _, _, curve, _ in plot_curves]
         assert any(x is not None and len(x) > 0 for x in xs)
     assert np.nanmax(column(win, 0, "ops_s")) > 0
     assert "running" in win.clock.text()

@@ -4,9 +4,9 @@ began in it, their errors and rejections, p99 latency, and the anomalies of that
 Computed at the end of a run from the lanes' history files and the fault events (nothing
 here is estimated). Windows: a crash lasts from the kill to one second after the lane's
 restart (the downtime and the first second back, when the cache may be cold and a durable
-queue replays); an outage, a slow DB and a slow cache from their start to their end; a
-cold cache, a burst and a stampede from their start for one second (a stampede until
-the last lane reports it done, if later).
+queue replays); an outage, a slow DB, a slow cache and a burst from their start to their
+end; a cold cache and a stampede from their start for one second (a stampede until the
+last lane reports it done, if later).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ _NAMES = {"crash": "crash", "outage-start": "DB outage", "slow-db-start": "slow 
           "stampede": "stampede"}
 
 
-def fault_windows(events: list[dict], run_end: float) -> list[dict]:
+def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[dict]:
     """[{"kind", "name", "start", "end": {lane: end}}] in order of start."""
-    lanes = sorted({e["lane"] for e in events if e.get("lane")})
     out = []
     for i, e in enumerate(events):
         kind, t = e["kind"], e["start"]
@@ -42,6 +41,9 @@ def fault_windows(events: list[dict], run_end: float) -> list[dict]:
         elif kind == "stampede":
             done = [x["start"] for x in later if x["kind"] == "stampede-done"][: len(lanes)]
             ends = dict.fromkeys(lanes, max([t + AFTER_S] + done))
+        elif kind == "burst":
+            stop = next((x["start"] for x in later if x["kind"] == "burst-end"), run_end)
+            ends = dict.fromkeys(lanes, stop)
         else:
             ends = dict.fromkeys(lanes, min(run_end, t + AFTER_S))
         label = _NAMES[kind] + (" " + e["detail"].split(" of ")[0].split(" burst")[0] if kind == "burst" else "")
@@ -55,7 +57,7 @@ def _p99(values: list[float]) -> float | None:
 
 def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
     """``lanes``: the runner's LabHandles (their history files and auditors)."""
-    windows = fault_windows(events, run_end)
+    windows = fault_windows(events, run_end, [lane.cfg.strategy for lane in lanes])
     if not windows:
         return []
     for w in windows:

@@ -38,6 +38,7 @@ CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk
 MP = mp.get_context("spawn")
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
+BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
 MAX_STAMPEDE = 500  # concurrent readers of a stampede (threads in the lab)
 COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
             "batches", "dead_letters")
@@ -249,6 +250,7 @@ class Run:
         self._next_confirm = 0.0
         self.slow_db_ms = 0.0
         self.slow_cache_ms = 0.0
+        self._burst_since: float | None = None
         self._db_base: dict = {}
         self._cache_base: dict = {}
         self.paused = False
@@ -360,6 +362,11 @@ class Run:
                 self._event("lab-died", f"{lane.cfg.strategy} lab did not come up; restarting", lane=lane.cfg.strategy)
                 self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
         self._consume()
+        # A burst ends when no lab has any of it left (after one gauge round at least).
+        if (self._burst_since is not None and time.monotonic() - self._burst_since > BURST_SETTLE_S
+                and not any(lane.burst_active() for lane in self.lanes)):
+            self._burst_since = None
+            self._event("burst-end", "burst done")
         if self._restart_at is not None and time.monotonic() >= self._restart_at:
             self._restart_at = None
             self.restart()
@@ -473,6 +480,7 @@ class Run:
         """Every lane issues ``count`` extra operations of ``kind`` as fast as it can."""
         for lane in self.lanes:
             lane.send("burst", kind, count)
+        self._burst_since = time.monotonic()
         self._event("burst", f"{kind} burst of {count:,} operations per lane")
 
     def cold(self) -> None:

@@ -15,13 +15,30 @@ def _qt_environment(offscreen: bool) -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+#: Qt messages that say nothing to a user (the offscreen platform cannot resize windows to
+#: their hints; it draws them at the size asked, which is what a screenshot wants).
+QUIET = ("This plugin does not support propagateSizeHints()",)
+_previous_handler = None
+
+
+def _filter_messages(mode, context, message) -> None:
+    if message in QUIET:
+        return
+    if _previous_handler is not None:
+        _previous_handler(mode, context, message)
+    else:
+        sys.stderr.write(message + "\n")
+
+
 def _app():
-    from PySide6.QtCore import Qt
+    global _previous_handler
+    from PySide6.QtCore import Qt, qInstallMessageHandler
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
     if app is None:
+        _previous_handler = qInstallMessageHandler(_filter_messages)
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(sys.argv[:1])
         app.setApplicationName("Cache Studio")

@@ -90,7 +90,8 @@ def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000), memor
 
     def sample(tag: str) -> None:
         memory[f"window_{tag}"] = rss_mib(os.getpid())
-        labs = [rss_mib(lane.proc.pid) for lane in win.session.run.lanes]
+        run = win.session.run  # the observer's process and the labs it started
+        labs = [rss_mib(run.proc.pid)] + [rss_mib(lane.proc.pid) for lane in run.lanes]
         memory[f"labs_{tag}"] = sum(labs) if all(v is not None for v in labs) else None
 
     while win.session.now() < t_start + duration_s:
@@ -190,7 +191,7 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
     ]
     if long_run_s:
         m = window_ops_and_frames(seed, long_run_s, memory_after_s=min(30.0, long_run_s / 10))["memory"]
-        for who, what in (("window", "the window's process"), ("labs", "the three lab processes")):
+        for who, what in (("window", "the window's process"), ("labs", "the observer and the three labs")):
             start, end = m.get(f"{who}_start"), m.get(f"{who}_end")
             ratio = end / start if start and end else None
             rows.append({"figure": f"resident memory of {what}, end vs start of {long_run_s / 60:g} min",

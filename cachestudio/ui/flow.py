@@ -15,6 +15,7 @@ from collections import Counter, deque
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import (
+    QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsRectItem,
     QGraphicsScene,
@@ -502,6 +503,10 @@ class FlowView(QGraphicsView):
             self._apply_gauges(ln)
             self._apply_narration(ln)
             self._apply_rates(ln, now)
+        # Everything built so far is static between updates: drawn once into a pixmap and
+        # blitted on each frame, instead of rasterised again (tokens are added later).
+        for item in self._scene.items():
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._fit()
         self._wake()
 

@@ -21,9 +21,11 @@ from types import SimpleNamespace
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, validate
-from ..engine.observer import observer_process
-from ..engine.runner import Plan
 from ..engine.series import LaneSeries
+
+# The runner, its backends (sqlite-utils, diskcache) and the observer are imported when a
+# run starts, not with the window: they are most of the window's own import time, and the
+# window's process never uses them itself (the observer's process does).
 
 MP = multiprocessing.get_context("spawn")  # never fork: this process has Qt threads
 LAB_NICE = 5  # labs yield the CPU to the window (and to the observer) when the cores are busy
@@ -67,7 +69,7 @@ class LaneView:
 class RunView:
     """The observer's run, seen from the window: state mirrored, methods sent as commands."""
 
-    def __init__(self, plan: Plan, conn, proc):
+    def __init__(self, plan, conn, proc):
         self.plan = plan
         self.conn = conn
         self.proc = proc
@@ -203,6 +205,9 @@ class LabSession(QObject):
     def start(self) -> None:
         if self.run is not None:
             return
+        from ..engine.observer import observer_process
+        from ..engine.runner import Plan
+
         self._tmp = tempfile.mkdtemp(prefix="cachestudio-window-")
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
                     run_dir=Path(self._tmp) / "run", lab_nice=LAB_NICE, **self.timeline)

@@ -61,7 +61,6 @@ class MainWindow(QMainWindow):
         self.knobs = KnobPanel()
         self.anomaly_panel = AnomalyPanel()
         self._presenter_step = 0
-        self._burst_on = False
         self.keys: list[tuple[str, str]] = []  # (key, what) for the "?" sheet
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -356,7 +355,8 @@ class MainWindow(QMainWindow):
             self.charts.fault_end("slow-db", t)
         elif kind == "burst":
             self.charts.fault("burst", t, None, ev["detail"].split(" of ")[0])
-            self._burst_on = True
+        elif kind == "burst-end":
+            self.charts.fault_end("burst", t)
         elif kind == "slow-cache-start":
             self.charts.fault("slow-cache", t, None)
         elif kind == "slow-cache-end":
@@ -389,9 +389,6 @@ class MainWindow(QMainWindow):
             g = dict(lane.gauges)
             g.update(lane.totals())
             self.flow.set_gauges(i, g)
-        if self._burst_on and not any(lane.burst_active() for lane in run.lanes):
-            self._burst_on = False
-            self.charts.fault_end("burst", run.now())
 
     def _on_anomaly_selected(self, anomaly) -> None:
         if anomaly is None:
