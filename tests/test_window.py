@@ -44,9 +44,14 @@ def column(w, lane: int, name: str) -> np.ndarray:
 
 
 def started(qtbot, w, rows: int = 4) -> None:
+    """Start, then wait until every lane's chart has ``rows`` rows and has seen operations
+    (on a busy machine the first rows can close before a lab's first operation)."""
     w.act_start.trigger()
-    qtbot.waitUntil(lambda: w.session.series and all(len(s.ring) >= rows for s in w.session.series)
-                    and all(h == "running" for _, h in w.session.lab_health()), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(w.session.series) and all(len(s.ring) >= rows for s in w.session.series)
+                    and all(h == "running" for _, h in w.session.lab_health())
+                    and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series)
+                    and all(np.isfinite(s.ring.view(COL["read_p50"])).any() for s in w.session.series),
+                    timeout=WAIT_MS)
 
 
 def test_window_opens_with_its_parts(win):

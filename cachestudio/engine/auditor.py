@@ -51,7 +51,7 @@ def _v(version) -> str:
 
 
 class LaneAuditor:
-    def __init__(self, lane: str, settle_s: float = 0.5, horizon_s: float = 120.0, keep: int = 10_000):
+    def __init__(self, lane: str, settle_s: float = 0.5, horizon_s: float = 40.0, keep: int = 10_000):
         self.lane = lane
         self.settle_s = settle_s  # reads wait this long for writes that finished before them
         self.horizon_s = horizon_s  # no operation lasts longer than this
@@ -89,7 +89,7 @@ class LaneAuditor:
 
     def _remember(self, key: str, version: int, rid: str) -> None:
         self.write_ids[(key, version)] = rid
-        if len(self.write_ids) > 200_000:
+        if len(self.write_ids) > 50_000:
             self.write_ids.popitem(last=False)
 
     def _acked(self, key: str, version: int, at: float, rid: str) -> None:
@@ -168,18 +168,23 @@ class LaneAuditor:
         the end of the run would let a later write to the same key hide the loss.
         """
         found: list[Anomaly] = []
+        self._judge_unconfirmed(store, found, lambda held: f"held {_v(held)} when its node died (found at {at:.2f} s)",
+                                found_at=at)
+        self.unconfirmed.clear()
+        self._risk = 0
+        return found
+
+    def _judge_unconfirmed(self, store: dict[str, int], found: list[Anomaly], held_words,
+                           found_at: float | None = None) -> None:
+        """Every unconfirmed acknowledged write newer than ``store`` is a lost write."""
         for key, writes in sorted(self.unconfirmed.items()):
             held = store.get(key)
             for version, rid, t in writes:
                 if held is None or version > held:
                     self._add(found, Anomaly(
                         "lost_write", self.lane, key,
-                        f"write {key} v{version} was acknowledged at {t:.2f} s but the store "
-                        f"held {_v(held)} when its node died (found at {at:.2f} s)",
-                        [rid], t, found_at=at))
-        self.unconfirmed.clear()
-        self._risk = 0
-        return found
+                        f"write {key} v{version} was acknowledged at {t:.2f} s but the store {held_words(held)}",
+                        [rid], t, found_at=found_at))
 
     def prune(self) -> None:
         """Collapse step functions older than the horizon (reads that old are judged)."""
@@ -197,15 +202,7 @@ class LaneAuditor:
         """Judge what is left, then check the drained store and the cache at rest."""
         found: list[Anomaly] = []
         self._judge(float("inf"), found)
-        for key, writes in sorted(self.unconfirmed.items()):
-            held = store.get(key)
-            for version, rid, at in writes:
-                if held is None or version > held:
-                    self._add(found, Anomaly(
-                        "lost_write", self.lane, key,
-                        f"write {key} v{version} was acknowledged at {at:.2f} s "
-                        f"but the store holds {_v(held)} after draining",
-                        [rid], at))
+        self._judge_unconfirmed(store, found, lambda held: f"holds {_v(held)} after draining")
         self.unconfirmed.clear()
         self._risk = None
         for key, cached in sorted(cache.items()):

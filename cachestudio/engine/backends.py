@@ -130,31 +130,24 @@ class CacheBackend:
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
         transaction: a reader holding that lease can no longer set its older value."""
-        if self._delay:
-            time.sleep(self._delay)
-        try:
-            if self.protection == "lease":
-                with self.cache.transact():
-                    self.cache.delete(LEASE + key)
-                    self.cache.set(key, f"{version}|{value}", expire=self.expire)
-            else:
-                self.cache.set(key, f"{version}|{value}", expire=self.expire)
-        except diskcache.Timeout as exc:
-            raise CacheUnavailable(f"cache set timed out: {exc}") from None
+        self._write(key, "set", lambda: self.cache.set(key, f"{version}|{value}", expire=self.expire))
 
     def delete(self, key: str) -> None:
         """A writer's invalidation; under leases it invalidates the key's lease too."""
+        self._write(key, "delete", lambda: self.cache.delete(key))
+
+    def _write(self, key: str, what: str, change) -> None:
         if self._delay:
             time.sleep(self._delay)
         try:
             if self.protection == "lease":
                 with self.cache.transact():
                     self.cache.delete(LEASE + key)
-                    self.cache.delete(key)
+                    change()
             else:
-                self.cache.delete(key)
+                change()
         except diskcache.Timeout as exc:
-            raise CacheUnavailable(f"cache delete timed out: {exc}") from None
+            raise CacheUnavailable(f"cache {what} timed out: {exc}") from None
 
     def expire_now(self, key: str) -> None:
         """The key expires (as its TTL would make it): the entry and any lock or lease go."""

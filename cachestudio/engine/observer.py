@@ -16,6 +16,7 @@ Commands come as ``("call", method, args)`` for :class:`Run`'s methods and
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import Counter
@@ -47,7 +48,14 @@ def lane_state(lane) -> dict:
             "burst": lane.burst_active()}
 
 
-def observer_process(conn, plan: Plan) -> None:
+def observer_process(conn, plan: Plan, nice: int = 0) -> None:
+    """Entry point. ``nice``: the observer and the labs it starts (which inherit it) yield
+    the CPU to the window's process when the cores are all busy."""
+    if nice and hasattr(os, "nice"):
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
     n = len(plan.lanes)
     series = [LaneSeries() for _ in range(n)]
     events: list[dict] = []

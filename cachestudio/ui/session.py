@@ -28,7 +28,9 @@ from ..engine.series import LaneSeries
 # window's process never uses them itself (the observer's process does).
 
 MP = multiprocessing.get_context("spawn")  # never fork: this process has Qt threads
-LAB_NICE = 5  # labs yield the CPU to the window (and to the observer) when the cores are busy
+# The observer and its labs yield the CPU to the window when the cores are all busy (the
+# labs inherit the observer's niceness: observer and labs compete as they do headless).
+OBSERVER_NICE = 5
 SILENT_S = 3.0  # an observer silent this long is shown as not responding
 STOP_WAIT_S = 10.0
 
@@ -210,11 +212,11 @@ class LabSession(QObject):
 
         self._tmp = tempfile.mkdtemp(prefix="cachestudio-window-")
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
-                    run_dir=Path(self._tmp) / "run", lab_nice=LAB_NICE, **self.timeline)
+                    run_dir=Path(self._tmp) / "run", **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]
         parent, child = MP.Pipe()
         # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
-        proc = MP.Process(target=observer_process, args=(child, plan), name="observer")
+        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE), name="observer")
         proc.start()
         child.close()
         self.run = RunView(plan, parent, proc)
