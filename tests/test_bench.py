@@ -39,7 +39,7 @@ def test_quick_bench_writes_every_engine_figure_and_a_chart(tmp_path):
     for figure in ENGINE_FIGURES:
         assert figure in proc.stdout  # the table
     image = QImage(str(chart))
-    assert not image.isNull() and image.width() == 1400
+    assert not image.isNull() and image.width() == 1600
     assert len({image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}) > 3
 
 

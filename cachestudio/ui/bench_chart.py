@@ -19,8 +19,8 @@ def render_chart(rows: list[dict], path: Path, title: str) -> Path:
 
     _app()
     bars = [r for r in rows if r.get("ratio") is not None]
-    row_h, left, right, top = 44, 430, 250, 70
-    width, height = 1400, top + row_h * max(1, len(bars)) + 60
+    row_h, left, right, top = 44, 680, 330, 70
+    width, height = 1600, top + row_h * max(1, len(bars)) + 60
     hi = max([2.0] + [r["ratio"] * 1.1 for r in bars])
     plot_w = width - left - right
     image = QImage(width, height, QImage.Format.Format_ARGB32)
@@ -67,7 +67,7 @@ def render_chart(rows: list[dict], path: Path, title: str) -> Path:
         p.drawText(QRectF(width - right + 10, y, right - 20, row_h), Qt.AlignmentFlag.AlignVCenter,
                    f"{r['ratio']:.2f}× (target {target.replace('>=', '≥').replace('<=', '≤')}){verdict}")
     p.setPen(QColor("#555555"))
-    p.drawText(QRectF(left, height - 30, plot_w, 24), Qt.AlignmentFlag.AlignHCenter,
+    p.drawText(QRectF(20, height - 30, width - 40, 24), Qt.AlignmentFlag.AlignHCenter,
                "ratio to the yardstick measured in the same run · black line: target · "
                f"median of {bars[0]['reps'] if bars else 0} interleaved repetitions")
     p.end()
