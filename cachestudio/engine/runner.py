@@ -261,8 +261,9 @@ class Run:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None) -> None:
-        t = round(self.now(), 6)
+    def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None,
+               at: float | None = None) -> None:
+        t = round(self.now() if at is None else at, 6)
         ev = {"id": f"ev#{len(self.events)}", "lane": lane, "kind": kind, "key": None, "version": None,
               "start": t, "end": t, "outcome": None, "acked": None, "injected": injected, "detail": detail}
         self.events.append(ev)
@@ -431,8 +432,9 @@ class Run:
             if lane.state in ("running", "starting"):
                 lane.kill()
                 dead.append(lane)
+        killed_at = self.now()  # every lab is dead now: nothing was acknowledged after this
         self._consume()  # everything the dead labs wrote is in their files
-        self._judge_dead(dead)
+        self._judge_dead(dead, killed_at)
         wiped = []
         for lane in self.lanes:
             if not lane.cfg.cache.persistent and lane.paths.cache.exists():
@@ -441,7 +443,7 @@ class Run:
         detail = "cache node killed (SIGKILL)"
         if wiped:
             detail += "; volatile cache wiped"
-        self._event("crash", detail)
+        self._event("crash", detail, at=killed_at)
         self._restart_at = time.monotonic() + self.plan.restart_delay_s
 
     def _store_at_kill(self, lane: LabHandle) -> dict[str, int]:
@@ -453,7 +455,7 @@ class Run:
                 return snapshot_store(lane.paths.store, dest, lock.conn)
         return snapshot_store(lane.paths.store, dest)
 
-    def _judge_dead(self, dead: list[LabHandle]) -> None:
+    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
         """Lanes whose node died without a durable queue: what it had not written is lost."""
         for lane in dead:
             if lane.cfg.strategy == "write-behind" and lane.cfg.write_behind.durable:
@@ -465,7 +467,7 @@ class Run:
                 self._event("audit", f"{lane.cfg.strategy}: store unreadable after the crash ({exc}); "
                             "lost writes will be judged at the end", lane=lane.cfg.strategy)
                 continue
-            found = lane.auditor.node_gone(store, self.now())
+            found = lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at)
             if found and self.on_records is not None:
                 self.on_records(i, [], found)
 
