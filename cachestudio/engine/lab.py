@@ -288,13 +288,9 @@ class Lab:
         self.store.close()
 
 
-def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, nice: int = 0) -> None:
-    """Entry point of the lab process (multiprocessing, spawn)."""
-    if nice and hasattr(os, "nice"):
-        try:
-            os.nice(nice)  # the window's process keeps the edge when the cores are all busy
-        except OSError:
-            pass
+def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int) -> None:
+    """Entry point of the lab process (multiprocessing, spawn). Under the window it
+    inherits the observer's niceness (engine/observer.py)."""
     try:
         lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq)
     except ConfigError as exc:

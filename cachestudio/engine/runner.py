@@ -59,7 +59,6 @@ class Plan:
     stampedes: list[tuple[float, int]] = field(default_factory=list)  # (at, concurrent readers)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
-    lab_nice: int = 0  # the labs' niceness (the window gives its own process the edge)
 
     @property
     def seed(self) -> int:
@@ -74,35 +73,33 @@ def check_plan(plan: Plan) -> Plan:
         validate(cfg)
     if not (0 < plan.duration_s <= 86_400):
         raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
-    for at in plan.crash_at:
+    def within(what: str, at: float) -> None:
         if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"--crash-at {at:g} is outside the run (0 to {plan.duration_s:g} s)")
+            raise ConfigError(f"{what} {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+
+    for at in plan.crash_at:
+        within("--crash-at", at)
     for start, length in plan.outages:
-        if not (0 <= start < plan.duration_s):
-            raise ConfigError(f"--outage at {start:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        within("--outage", start)
         if not (0 < length <= 3600):
             raise ConfigError(f"--outage duration must be > 0 and <= 3600 seconds, got {length:g}")
     for at, kind, count in plan.bursts:
-        if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"--burst at {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        within("--burst", at)
         if kind not in ("read", "write"):
             raise ConfigError(f"--burst kind must be read or write, got {kind!r}")
         if not (1 <= count <= 10_000_000):
             raise ConfigError(f"--burst count must be between 1 and 10000000, got {count}")
     for what, windows in (("--slow-db", plan.slow_db), ("--slow-cache", plan.slow_cache)):
         for start, length, ms in windows:
-            if not (0 <= start < plan.duration_s):
-                raise ConfigError(f"{what} at {start:g} s is outside the run (0 to {plan.duration_s:g} s)")
+            within(what, start)
             if not (0 < length <= 3600):
                 raise ConfigError(f"{what} duration must be > 0 and <= 3600 seconds, got {length:g}")
             if not (0 < ms <= 10_000):
                 raise ConfigError(f"{what} latency must be > 0 and <= 10000 ms, got {ms:g}")
     for at in plan.cold_at:
-        if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"--cold-at {at:g} is outside the run (0 to {plan.duration_s:g} s)")
+        within("--cold-at", at)
     for at, readers in plan.stampedes:
-        if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"--stampede at {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+        within("--stampede", at)
         if not (2 <= readers <= MAX_STAMPEDE):
             raise ConfigError(f"--stampede readers must be between 2 and {MAX_STAMPEDE}, got {readers}")
     if not (0 <= plan.restart_delay_s <= 600):
@@ -154,7 +151,6 @@ class LabHandle:
         self.error = ""
         self.last_seen = 0.0
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
-        self.nice = 0
 
     def totals(self) -> dict[str, int]:
         """Counters over every incarnation (a killed one counts up to its last gauges)."""
@@ -166,7 +162,7 @@ class LabHandle:
         parent, child = MP.Pipe()
         proc = MP.Process(
             target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, self.nice),
+            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1),
             name=f"lab-{self.cfg.code}-{self.inc}",
             daemon=True,
         )
@@ -235,8 +231,6 @@ class Run:
             self.root = Path(plan.run_dir)
             self.root.mkdir(parents=True, exist_ok=True)
         self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.strategy)) for cfg in plan.lanes]
-        for lane in self.lanes:
-            lane.nice = plan.lab_nice
         self.on_event = on_event or (lambda event: None)
         #: Called with (lane index, new operation records, anomalies they revealed).
         self.on_records = on_records

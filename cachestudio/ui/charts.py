@@ -78,7 +78,6 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.regions: list[dict] = []  # {"kind", "start", "end" (None: ongoing), "items"}
         self.marker: list[pg.InfiniteLine] = []
         self.labels: list = []  # (plot, lane, column, log axis?, TextItem) at the end of a lane's line
-        self._owned: dict[int, list] = {}  # id(plot) -> the curves this panel added to it
         self.theme: Theme | None = None
         self.now = 0.0
         self.timer = QTimer(self)
@@ -169,11 +168,12 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             return
         for p, _, _, _, label in self.labels:
             p.removeItem(label)
+        for p, curves in zip(self.plots, self.curves):
+            for _, _, curve, _ in curves:
+                p.removeItem(curve)
         self.labels = []
         self.curves = []
         for p, (_, _, cols, log) in zip(self.plots, PLOTS):
-            for old in self._owned.pop(id(p), []):
-                p.removeItem(old)
             curves = []
             for lane, strategy in enumerate(self.strategies):
                 colour, _, short = LANES[strategy]
@@ -187,7 +187,6 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     # pipeline; redraw() hands it just the rows in view (~250 points).
                     curve = pg.PlotCurveItem(pen=pen, connect="finite")
                     p.addItem(curve)
-                    self._owned.setdefault(id(p), []).append(curve)
                     curves.append((lane, COL[col], curve, factor))
                 main = max((c for c in cols if not (c[0] == "queue_depth" and strategy != "write-behind")),
                            key=lambda c: c[2], default=None)

@@ -41,6 +41,11 @@ SLOW_DB_MS = 20.0
 SLOW_CACHE_MS = 5.0
 STAMPEDE_READERS = 50
 BURST_COUNT = 2000
+#: event kind -> chart shading it starts / ends (theme.FAULT_SHADE names the shadings)
+SHADE_START = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db", "burst": "burst",
+               "slow-cache-start": "slow-cache", "stampede": "stampede", "cold-cache": "cold"}
+SHADE_END = {"outage-end": "outage", "slow-db-end": "slow-db", "burst-end": "burst", "slow-cache-end": "slow-cache"}
+MOMENTS = {"stampede", "cold"}
 STATUS_MS = 250
 
 
@@ -343,28 +348,14 @@ class MainWindow(QMainWindow):
 
     def _on_event(self, ev: dict) -> None:
         kind, t = ev["kind"], ev["start"]
-        if kind == "crash":
-            self.charts.fault("crash", t, None, "crash (SIGKILL)")
-        elif kind == "outage-start":
-            self.charts.fault("outage", t, None, "DB outage" + (" (reads injected)" if ev.get("injected") else ""))
-        elif kind == "outage-end":
-            self.charts.fault_end("outage", t)
-        elif kind == "slow-db-start":
-            self.charts.fault("slow-db", t, None)
-        elif kind == "slow-db-end":
-            self.charts.fault_end("slow-db", t)
-        elif kind == "burst":
-            self.charts.fault("burst", t, None, ev["detail"].split(" of ")[0])
-        elif kind == "burst-end":
-            self.charts.fault_end("burst", t)
-        elif kind == "slow-cache-start":
-            self.charts.fault("slow-cache", t, None)
-        elif kind == "slow-cache-end":
-            self.charts.fault_end("slow-cache", t)
-        elif kind == "stampede":
-            self.charts.fault("stampede", t, t + 0.25)
-        elif kind == "cold-cache":
-            self.charts.fault("cold", t, t + 0.25)
+        if kind in SHADE_START:
+            shade = SHADE_START[kind]
+            label = {"crash": "crash (SIGKILL)", "burst": ev["detail"].split(" of ")[0],
+                     "outage": "DB outage" + (" (reads injected)" if ev.get("injected") else "")}.get(shade)
+            end = t + 0.25 if shade in MOMENTS else None  # a moment, not a window
+            self.charts.fault(shade, t, end, label)
+        elif kind in SHADE_END:
+            self.charts.fault_end(SHADE_END[kind], t)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
         if kind not in ("config",):
