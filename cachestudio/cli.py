@@ -1,7 +1,12 @@
 """``cachestudio``: the studio window by default, subcommands for headless work.
 
-Bad input never shows a traceback: it exits with status 2 and one line that names the
-problem (DESIGN.md §6).
+Exit statuses (DESIGN.md §6): 0 a run that ended as planned; 1 the run ended but an
+output file could not be written, or something unforeseen failed (one line says which
+and why; ``CACHESTUDIO_DEBUG=1`` shows the traceback); 2 bad input (one line
+naming the problem, never a traceback); 3 a lab failed (one line saying which and why;
+the summary is still written, marked); 130/143 interrupted by SIGINT/SIGTERM (partial
+summary written, marked). A closed standard output (``cachestudio scenarios | head -1``)
+ends the printing quietly; the run itself goes on and writes its files.
 """
 
 from __future__ import annotations
@@ -9,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +31,10 @@ from .engine.config import (
     LaneConfig,
 )
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_LAB_FAILED = 3
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 LATENCY_HOPS = {"cache": "cache_ms", "db-read": "db_read_ms", "db-write": "db_write_ms"}
 
 
@@ -35,8 +43,46 @@ class BadInput(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors; no abbreviated options (``--read 0.0`` is refused, not taken for
+    ``--read-ratio``, which a scenario's value would then silently override)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, no usage dump
         raise BadInput(message)
+
+
+class Console:
+    """Where the human-readable lines go: standard output, or standard error when the
+    summary itself goes to standard output (``--json -``). A reader that goes away
+    (a closed pipe) silences it; the run goes on."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.closed = False
+
+    def __call__(self, text: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            quiet_stdout()
+
+
+def quiet_stdout() -> None:
+    """After a broken pipe: point fd 1 at /dev/null (read-only use of our own fd: the
+    interpreter's final flush must not print a second error)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -260,25 +306,6 @@ def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[
     return [replace(base, strategy=s) for s in strategies]
 
 
-def check_output(path: Path | None, what: str) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise BadInput(f"{what} {path} is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{what} {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BadInput(f"{what} {path} cannot be written")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------------------ output
 
 
@@ -303,6 +330,9 @@ def format_table(summary: dict) -> str:
         ("lost writes", lambda l: f"{l['anomalies']['lost_writes']:,}"),
         ("dirty / stale cache", lambda l: f"{l['anomalies']['dirty_cache']:,} / {l['anomalies']['stale_cache']:,}"),
         ("lab incarnations", lambda l: str(l["incarnations"])),
+        ("journal / synchronous", lambda l: f"{l['durability']['journal_mode']} / {l['durability']['synchronous']}"),
+        ("queue / cache", lambda l: f"{l['durability']['queue'] or '-'} / {l['durability']['cache']}"),
+        ("failures", lambda l: str(len(l["failures"])) + ("" if l["audited"] else " (not audited)")),
     ]
     head = [""] + [l["strategy"] for l in lanes]
     body = [[name] + [fn(l) for l in lanes] for name, fn in rows]
@@ -316,6 +346,16 @@ def format_table(summary: dict) -> str:
     for l in lanes:
         if l["injected"]:
             lines.append(f"{l['strategy']}: {l['injected']}")
+    notes: dict[str, list[str]] = {}
+    for l in lanes:
+        for note in l["durability"]["notes"]:
+            notes.setdefault(note, []).append(l["strategy"])
+    if notes:
+        lines.append("durability: only process kills (SIGKILL) were tried; an OS crash or power loss was not:")
+        for note, who in notes.items():
+            lines.append(f"  {note}" + ("" if len(who) == len(lanes) else f" ({', '.join(who)})"))
+    for f in [f for l in lanes for f in l["failures"]] + summary.get("failures", []):
+        lines.append(f"FAILED at {f['at']:.2f} s: {f['reason']}")
     return "\n".join(lines)
 
 
@@ -368,12 +408,11 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
 
 def cmd_run(args, explicit: set[str]) -> int:
     from .engine import scenario as scenarios
-    from .engine.runner import Plan, check_plan, run
+    from .engine.outputs import OutputWriteError, open_outputs
+    from .engine.runner import LabFailed, Plan, StopRequest, check_plan, run
 
     sc = scenarios.load(scenarios.find(args.scenario)) if args.scenario else None
     lanes = lane_configs(args, sc, explicit)
-    check_output(args.json, "--json")
-    check_output(args.history, "--history")
     duration = args.duration if args.duration is not None else (sc.duration_s if sc else 10.0)
     restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
     typed = {"crash_at": args.crash_at, "outages": args.outage, "bursts": args.burst, "slow_db": args.slow_db,
@@ -381,44 +420,81 @@ def cmd_run(args, explicit: set[str]) -> int:
     timeline = {f: sorted((sc.timeline[f] if sc else []) + typed[f]) for f in typed}
     plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir, **timeline)
     check_plan(plan)
-    names = ", ".join(c.strategy for c in lanes)
-    origin = f" from scenario {sc.name}" if sc else ""
-    print(f"running {names} for {duration:g} s (seed {plan.seed}){origin}", flush=True)
+    json_out, hist_out = open_outputs([(args.json, "--json"), (args.history, "--history")])
+    say = Console(sys.stderr if any(o is not None and o.to_stdout for o in (json_out, hist_out)) else None)
+    stop = StopRequest()
 
-    def show(ev: dict) -> None:
-        if ev["kind"] != "config":
-            mark = " [injected]" if ev.get("injected") else ""
-            print(f"  {ev['start']:7.2f} s  {ev['kind']}: {ev['detail']}{mark}", flush=True)
+    def on_signal(signum, frame) -> None:
+        if stop.signal:  # a second one: stop now (labs killed, nothing more written)
+            raise KeyboardInterrupt
+        stop.set(signal.Signals(signum).name)
 
-    hist_tmp = None
-    if args.history is not None:
-        hist_tmp = Path(tempfile.mkstemp(dir=args.history.parent, prefix=f".{args.history.name}.")[1])
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = run(plan, on_event=show, history=hist_tmp)
-        if hist_tmp is not None:
-            os.replace(hist_tmp, args.history)
-            hist_tmp = None
+        names = ", ".join(c.strategy for c in lanes)
+        origin = f" from scenario {sc.name}" if sc else ""
+        say(f"running {names} for {duration:g} s (seed {plan.seed}){origin}")
+        for note in getattr(plan, "notes", []):
+            say(f"  note: {note}")
+
+        def show(ev: dict) -> None:
+            if ev["kind"] != "config":
+                mark = " [injected]" if ev.get("injected") else ""
+                say(f"  {ev['start']:7.2f} s  {ev['kind']}: {ev['detail']}{mark}")
+
+        try:
+            summary = run(plan, on_event=show, history=hist_out, stop=stop)
+        except LabFailed as exc:
+            for out in (json_out, hist_out):
+                if out is not None:
+                    out.discard()
+            print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
+            return EXIT_LAB_FAILED
+    except BaseException:
+        for out in (json_out, hist_out):
+            if out is not None:
+                out.discard()
+        raise
     finally:
-        if hist_tmp is not None and hist_tmp.exists():
-            hist_tmp.unlink()
-    print()
-    print(format_table(summary))
-    faults = format_faults(summary)
-    if faults:
-        print()
-        print(faults)
-    anomalies = format_anomalies(summary)
-    if anomalies:
-        print()
-        print(anomalies)
-    if args.json is not None:
-        write_atomically(args.json, json.dumps(summary, indent=2) + "\n")
-        print(f"\nsummary written to {args.json}")
-    if args.history is not None:
-        print(f"history ({summary['history_records']:,} records) written to {args.history}")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say()
+    say(format_table(summary))
+    for part in (format_faults(summary), format_anomalies(summary)):
+        if part:
+            say()
+            say(part)
+    failed_outputs = []
+    written = []
+    if json_out is not None:
+        json_out.write(json.dumps(summary, indent=2) + "\n")
+    for out, what in ((json_out, f"summary written to {args.json}"),
+                      (hist_out, f"history ({summary.get('history_records', 0):,} records) written to {args.history}")):
+        if out is None:
+            continue
+        try:
+            out.commit()
+            written.append(what)
+        except OutputWriteError as exc:
+            failed_outputs.append(str(exc))
+    if written:
+        say()
+        for line in written:
+            say(line)
     if args.run_dir is not None:
-        print(f"cache directories and SQLite files kept in {args.run_dir}")
-    return 0
+        say(f"cache directories and SQLite files kept in {args.run_dir}")
+    for line in failed_outputs:
+        print(f"cachestudio: error: {line}", file=sys.stderr)
+    if summary["interrupted"]:
+        print(f"cachestudio: interrupted by {summary['interrupted']} at {summary['ended_at_s']:.1f} s; "
+              "the summary is partial (marked interrupted)", file=sys.stderr)
+        return EXIT_SIGNAL.get(summary["interrupted"], 130)
+    failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
+    if failures:
+        more = f" (and {len(failures) - 1} more failure{'s' if len(failures) > 2 else ''})" if len(failures) > 1 else ""
+        print(f"cachestudio: lab failed: {failures[0]['reason']}{more}", file=sys.stderr)
+        return EXIT_LAB_FAILED
+    return EXIT_FAILED if failed_outputs else 0
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -440,13 +516,21 @@ def cmd_screenshot(args) -> int:
         raise BadInput(f"--at must be within the scenario (0 to {min(sc.duration_s, 600):g} s), got {args.at:g}")
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {args.out} is not a directory")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {args.out} cannot be made: {exc.strerror or exc}") from None
     if not os.access(args.out, os.W_OK):
         raise BadInput(f"--out {args.out} cannot be written")
+    from .engine.outputs import OutputWriteError
     from .ui.app import screenshot
 
-    for path in screenshot(sc.path, args.at, args.out, size):
-        print(path)
+    try:
+        for path in screenshot(sc.path, args.at, args.out, size):
+            print(path)
+    except OutputWriteError as exc:
+        print(f"cachestudio: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -514,18 +598,31 @@ def format_bench(rows: list[dict]) -> str:
 
 
 def cmd_bench(args) -> int:
-    from .engine.bench import drain_vs_executemany, hit_path_vs_bare_get, strategies_vs_seed
-
     duration = args.duration if args.duration is not None else (1.0 if args.quick else 10.0)
     reps = args.reps if args.reps is not None else (2 if args.quick else 3)
     if not (0.5 <= duration <= 600):
         raise BadInput(f"--duration must be between 0.5 and 600 seconds, got {duration:g}")
     if not (1 <= reps <= 50):
         raise BadInput(f"--reps must be between 1 and 50, got {reps}")
-    check_output(args.json, "--json")
-    check_output(args.chart, "--chart")
     if args.chart is not None and args.chart.suffix.lower() != ".png":
         raise BadInput(f"--chart {args.chart}: the chart is a PNG file (name it .png)")
+    from .engine.outputs import OutputWriteError, open_outputs
+
+    json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])
+    try:
+        return _bench(args, duration, reps, json_out, chart_out)
+    except OutputWriteError as exc:
+        print(f"cachestudio: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for out in (json_out, chart_out):
+            if out is not None:
+                out.discard()  # after a commit this does nothing
+
+
+def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
+    from .engine.bench import drain_vs_executemany, hit_path_vs_bare_get, strategies_vs_seed
+
     print(f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
           + (" (quick: no long run)" if args.quick else ""), flush=True)
     rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), duration, reps)
@@ -541,14 +638,16 @@ def cmd_bench(args) -> int:
     print("strategies: the engine (lab process, telemetry and auditor on) vs the seed's snippets written plainly,")
     print("same workload and SQLite settings; each figure is the median of interleaved repetitions (A B A B …)")
     result = {"machine": machine_info(), "reps": reps, "duration_s": duration, "quick": args.quick, "figures": rows}
-    if args.json is not None:
-        write_atomically(args.json, json.dumps(result, indent=2) + "\n")
+    if json_out is not None:
+        json_out.write(json.dumps(result, indent=2) + "\n")
+        json_out.commit()
         print(f"figures written to {args.json}")
-    if args.chart is not None:
+    if chart_out is not None:
         from .ui.bench_chart import render_chart
 
-        render_chart(rows, args.chart, f"cachestudio bench — {result['machine']['cores']} cores, "
-                                       f"{result['machine']['cpu'] or result['machine']['platform']}")
+        chart_out.write(render_chart(rows, f"cachestudio bench — {result['machine']['cores']} cores, "
+                                           f"{result['machine']['cpu'] or result['machine']['platform']}"))
+        chart_out.commit()
         print(f"chart written to {args.chart}")
     return 0
 
@@ -579,9 +678,22 @@ def main(argv: list[str] | None = None) -> int:
     except (BadInput, ConfigError) as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader of our output went away (`| head -1`): end quietly
+        quiet_stdout()
+        return 0
     except KeyboardInterrupt:
         print("cachestudio: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or a failure we did not foresee: one line, not a traceback
+        if os.environ.get("CACHESTUDIO_DEBUG"):
+            raise
+        from .engine.runner import LabFailed
+
+        if isinstance(exc, LabFailed):
+            print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
+            return EXIT_LAB_FAILED
+        print(f"cachestudio: failed: {type(exc).__name__}: {exc} (CACHESTUDIO_DEBUG=1 shows where)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

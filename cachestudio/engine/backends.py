@@ -48,12 +48,77 @@ def _read_only_uri(path: Path) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
-class StoreUnavailable(Exception):
+class BackendFailure(Exception):
+    """A backend call failed; the operation is counted as an error.
+
+    ``hard``: not a lock or a timeout that passes by itself (an outage), but the storage
+    itself failing: disk full, an I/O error, a file that cannot be opened or is corrupt.
+    The lab stops a lane whose operations fail hard with nothing succeeding for a while
+    (``lab.HARD_FAIL_S``), and names the reason.
+    """
+
+    def __init__(self, message: str, hard: bool = False):
+        super().__init__(message)
+        self.hard = hard
+
+
+class StoreUnavailable(BackendFailure):
     """A store call failed as it would against an unreachable or locked database."""
 
 
-class CacheUnavailable(Exception):
-    """A cache call failed (diskcache timed out on its own lock)."""
+class CacheUnavailable(BackendFailure):
+    """A cache call failed (diskcache timed out on its own lock, or its files failed)."""
+
+
+#: SQLite result codes that pass by themselves: another connection holds a lock.
+TRANSIENT_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def backend_failure(cls: type[BackendFailure], what: str, exc: BaseException) -> BackendFailure:
+    """Turn what SQLite (or the OS under it) raised into a counted failure of ``cls``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.OperationalError) and (code in TRANSIENT_CODES or code is None
+                                                      and "locked" in str(exc)):
+        return cls(f"{what} failed: {exc}")
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    return cls(f"{what} failed: {exc} ({name})", hard=True)
+
+
+#: What a backend call may raise besides its own failures: SQLite's and the OS's errors.
+SQLITE_ERRORS = (sqlite3.Error, OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Another connection holds a lock (an outage): it passes by itself."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (
+        code in TRANSIENT_CODES or code is None and "locked" in str(exc))
+
+
+def _needs_writer(exc: BaseException) -> bool:
+    """A read-only connection met a hot journal (a writer was killed mid-transaction in a
+    rollback-journal mode): only a read-write connection may roll it back."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY or "readonly" in str(exc))
+
+
+def read_rows(path: Path, sql: str, timeout_s: float) -> list[tuple]:
+    """Rows of one query on a store file, read-only; where a killed writer left a hot
+    journal, through a read-write connection, which rolls it back first (as the next lab
+    would: it is the run's own file). Waits at most ``timeout_s`` for a lock."""
+    conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=timeout_s)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError as exc:
+        if not _needs_writer(exc):
+            raise
+    finally:
+        conn.close()
+    conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
 
 
 def check_sqlite_file(path: Path, what: str) -> None:
@@ -122,10 +187,9 @@ class CacheBackend:
             raw = self.cache.get(key)
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
-        if raw is None:
-            return None
-        version, _, value = raw.partition("|")
-        return int(version), value
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, "cache get", exc) from None
+        return _parse(key, raw)
 
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
@@ -148,12 +212,19 @@ class CacheBackend:
                 change()
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache {what} timed out: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, f"cache {what}", exc) from None
 
     def expire_now(self, key: str) -> None:
         """The key expires (as its TTL would make it): the entry and any lock or lease go."""
-        with self.cache.transact():
-            self.cache.delete(key)
-            self.cache.delete(LEASE + key)
+        try:
+            with self.cache.transact():
+                self.cache.delete(key)
+                self.cache.delete(LEASE + key)
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache expire timed out: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, "cache expire", exc) from None
 
     # -- stampede protection: single-flight lock or lease (memcache style) --------------
 
@@ -171,8 +242,9 @@ class CacheBackend:
                     return None, (token if won else None)
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
-        version, _, value = raw.partition("|")
-        return (int(version), value), None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, "cache get", exc) from None
+        return _parse(key, raw), None
 
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
         """The lease holder's set: it lands only if the lease is still the holder's (a
@@ -188,6 +260,8 @@ class CacheBackend:
                 return True
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache set timed out: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, "cache set", exc) from None
 
     def release(self, key: str, token: str) -> None:
         """Give a lock or lease back (if it is still ours)."""
@@ -195,14 +269,31 @@ class CacheBackend:
             with self.cache.transact():
                 if self.cache.get(LEASE + key) == token:
                     self.cache.delete(LEASE + key)
-        except diskcache.Timeout:
+        except (diskcache.Timeout, *SQLITE_ERRORS):
             pass  # it expires on its own after lease_ttl
 
     def clear(self) -> None:
-        self.cache.clear()
+        try:
+            self.cache.clear()
+        except diskcache.Timeout as exc:
+            raise CacheUnavailable(f"cache clear timed out: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(CacheUnavailable, "cache clear", exc) from None
 
     def close(self) -> None:
+        """Close the calling thread's connection (diskcache keeps one per thread): a
+        short-lived thread (a stampede reader) calls it so its file handles go now."""
         self.cache.close()
+
+
+def _parse(key: str, raw) -> tuple[int, str] | None:
+    """A cached ``"<version>|<value>"``; anything else in the cache is a failure, counted."""
+    if raw is None:
+        return None
+    version, sep, value = raw.partition("|") if isinstance(raw, str) else ("", "", "")
+    if not (sep and version.isdigit()):
+        raise CacheUnavailable(f"cache entry of {key} is not a versioned value: {str(raw)[:40]!r}", hard=True)
+    return int(version), value
 
 
 def cache_versions(directory: Path) -> dict[str, int]:
@@ -240,10 +331,37 @@ class Store:
         self.rows_written = 0
         self.transactions = 0
         check_sqlite_file(self.path, "SQLite file")
-        self._check_shape()  # before any pragma: a refused file is left exactly as it was
+        self._settle_lock = threading.Lock()
+        self._unsettled = True
+        try:
+            self._settle()
+        except ConfigError:
+            self.close()
+            raise
+        except SQLITE_ERRORS as exc:
+            self.close()
+            if not is_transient(exc):
+                raise ConfigError(f"SQLite file {self.path} cannot be opened: {exc}") from None
+            # Locked by another connection (an outage holds it, or a hot journal is being
+            # rolled back): the lab comes up anyway, as a real node would, and its first
+            # store call checks the file (a store call fails meanwhile, counted).
+
+    def _settle(self) -> None:
+        """Check the items table's shape (read-only, before any pragma: a refused file is
+        left exactly as it was), then create it if it is missing."""
+        self._check_shape()
         table = self._db()["items"]
         if not table.exists():
             table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
+        self._unsettled = False
+
+    def _settle_now(self) -> None:
+        with self._settle_lock:
+            if self._unsettled:
+                try:
+                    self._settle()
+                except ConfigError as exc:  # a file of another kind or shape: the lane cannot go on
+                    raise StoreUnavailable(str(exc), hard=True) from None
 
     def set_latency(self, latency: Latency) -> None:
         self._read_delay = latency.db_read_ms / 1000.0
@@ -253,16 +371,12 @@ class Store:
         if not self.path.exists():
             return
         try:
-            conn = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=self.knobs.timeout_ms / 1000.0)
+            rows = read_rows(self.path, "PRAGMA table_info(items)", self.knobs.timeout_ms / 1000.0)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"SQLite file {self.path} cannot be opened: {exc}") from None
-        try:
-            cols = {name: (ctype.upper(), pk) for _, name, ctype, _, _, pk in
-                    conn.execute("PRAGMA table_info(items)")}
-        except sqlite3.DatabaseError as exc:
+            if is_transient(exc):
+                raise  # locked: checked again at the first store call
             raise ConfigError(f"SQLite file {self.path} cannot be read: {exc}") from None
-        finally:
-            conn.close()
+        cols = {name: (ctype.upper(), pk) for _, name, ctype, _, _, pk in rows}
         shaped = set(cols) == set(SHAPE) and all(cols[n][0] in types for n, types in SHAPE.items())
         if cols and (not shaped or [n for n, (_, pk) in cols.items() if pk] != ["key"]):
             found = ", ".join(f"{n} {t}" for n, (t, _) in cols.items())
@@ -270,25 +384,29 @@ class Store:
                               "expected key TEXT primary key, version INTEGER, value TEXT, updated_at REAL")
 
     def _db(self) -> sqlite_utils.Database:
+        """The calling thread's connection (opened on first use, with the pragmas)."""
         db = getattr(self._local, "db", None)
         if db is None:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=self.knobs.timeout_ms / 1000.0,
+                isolation_level=None,  # autocommit; batches use explicit BEGIN
+                check_same_thread=False,
+            )
             try:
-                conn = sqlite3.connect(
-                    str(self.path),
-                    timeout=self.knobs.timeout_ms / 1000.0,
-                    isolation_level=None,  # autocommit; batches use explicit BEGIN
-                    check_same_thread=False,
-                )
                 conn.execute(f"PRAGMA journal_mode={self.knobs.journal_mode}")
                 conn.execute(f"PRAGMA synchronous={self.knobs.synchronous}")
-            except sqlite3.DatabaseError as exc:
-                raise ConfigError(f"SQLite file {self.path} cannot be opened: {exc}") from None
+            except BaseException:
+                conn.close()
+                raise
             db = sqlite_utils.Database(conn, execute_plugins=False)
             self._local.db = db
             self._local.conn = conn
         return db
 
     def _conn(self) -> sqlite3.Connection:
+        if self._unsettled:
+            self._settle_now()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self._db()
@@ -311,8 +429,8 @@ class Store:
         self.reads += 1
         try:
             row = self._conn().execute(SELECT_SQL, (key,)).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"DB read failed: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(StoreUnavailable, "DB read", exc) from None
         if half:
             time.sleep(half)
         return row
@@ -321,11 +439,10 @@ class Store:
         """One guarded upsert in its own transaction; True if it changed the row."""
         if self._write_delay:
             time.sleep(self._write_delay)
-        conn = self._conn()
         try:
-            cur = conn.execute(UPSERT_SQL, (key, version, value, time.time()))
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"DB write failed: {exc}") from None
+            cur = self._conn().execute(UPSERT_SQL, (key, version, value, time.time()))
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(StoreUnavailable, "DB write", exc) from None
         self.rows_written += 1
         self.transactions += 1
         return cur.rowcount > 0
@@ -334,59 +451,78 @@ class Store:
         """Guarded upserts of many rows in one transaction (all or nothing)."""
         if self._write_delay:
             time.sleep(self._write_delay)
-        conn = self._conn()
         now = time.time()
         try:
+            conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(UPSERT_SQL, [(k, v, val, now) for k, v, val in rows])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except SQLITE_ERRORS:
+                        pass  # SQLite rolled back on its own (e.g. disk full)
                 raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"DB write failed: {exc}") from None
+        except SQLITE_ERRORS as exc:
+            raise backend_failure(StoreUnavailable, "DB write", exc) from None
         self.rows_written += len(rows)
         self.transactions += 1
 
     def close(self) -> None:
+        """Close the calling thread's connection (one per thread)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
-            conn.close()
+            try:
+                conn.close()
+            except SQLITE_ERRORS:
+                pass
             self._local.conn = None
             self._local.db = None
 
 
-def store_versions(path: Path) -> dict[str, int]:
-    """Version of every row in a store file (read-only), for the audit."""
+def store_versions(path: Path, timeout_s: float = 5.0) -> dict[str, int]:
+    """Version of every row in a store file (read-only), for the audit. Waits at most
+    ``timeout_s`` for a lock; raises ``sqlite3.Error`` for a locked, corrupt or foreign file."""
     path = Path(path)
     if not path.exists():
         return {}
-    conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=5.0)
-    try:
-        return dict(conn.execute("SELECT key, version FROM items"))
-    finally:
-        conn.close()
+    return dict(read_rows(path, "SELECT key, version FROM items", timeout_s))
 
 
-def snapshot_store(path: Path, dest: Path, conn: sqlite3.Connection | None = None) -> dict[str, int]:
-    """Copy the store file as it is now to ``dest`` (SQLite's online backup: a consistent
-    copy, even under load) and return its versions. ``conn``: copy through this open
-    connection (the outage's own, when another connection could not read)."""
+ITEMS_DDL = ("CREATE TABLE [items] ([key] TEXT PRIMARY KEY, [version] INTEGER NOT NULL, "
+             "[value] TEXT, [updated_at] FLOAT)")
+
+
+def snapshot_store(path: Path, dest: Path, conn: sqlite3.Connection | None = None,
+                   timeout_s: float = 2.0) -> dict[str, int]:
+    """Copy the store's rows as they are now into a new SQLite file ``dest`` (same
+    ``items`` schema) and return their versions.
+
+    One SELECT is one consistent read. It waits at most ``timeout_s`` for a lock: this is
+    not SQLite's backup API, which retries a busy source for ever (a kill during an
+    outage used to hang there). ``conn``: read through this open connection instead (the
+    outage's own, which holds the lock that keeps every other reader out)."""
     dest = Path(dest)
+    if conn is not None:
+        rows = conn.execute("SELECT key, version, value, updated_at FROM items").fetchall()
+    elif Path(path).exists():
+        rows = read_rows(path, "SELECT key, version, value, updated_at FROM items", timeout_s)
+    else:
+        rows = []
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if conn is None and not Path(path).exists():
-        return {}
-    source = conn or sqlite3.connect(_read_only_uri(path), uri=True, timeout=5.0)
-    target = sqlite3.connect(str(dest))
+    part = dest.with_name(dest.name + ".part")
+    part.unlink(missing_ok=True)
+    target = sqlite3.connect(str(part))
     try:
-        source.backup(target)
+        with target:
+            target.execute(ITEMS_DDL)
+            target.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
     finally:
         target.close()
-        if conn is None:
-            source.close()
-    return store_versions(dest)
+    part.replace(dest)
+    return {row[0]: row[1] for row in rows}
 
 
 class OutageLock:
@@ -401,8 +537,13 @@ class OutageLock:
         self.conn: sqlite3.Connection | None = None
 
     def acquire(self, timeout_s: float = 5.0) -> None:
-        conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
+        # check_same_thread off: taken on a thread of its own, read and released elsewhere
+        conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+        except BaseException:
+            conn.close()
+            raise
         self.conn = conn
 
     def versions(self) -> dict[str, int]:

@@ -41,7 +41,7 @@ class HistoryWriter:
     """Appends lines to a file with one ``write`` system call each (crash-safe)."""
 
     def __init__(self, path: Path):
-        self.fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # umask applies
 
     def write(self, line: str) -> None:
         os.write(self.fd, line.encode())
@@ -85,7 +85,11 @@ def read_history(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def write_history(path: Path, records: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
+def write_history(out, records: Iterable[dict]) -> None:
+    """Write records as JSON Lines to ``out``: a path, or a text stream with ``write``."""
+    if hasattr(out, "write"):
         for rec in records:
-            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        return
+    with open(out, "w", encoding="utf-8") as fh:
+        write_history(fh, records)

@@ -10,14 +10,26 @@ Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume",)`
 ``("outage", on)``, ``("cold",)``, ``("set", section, name, value)`` (a live knob),
 ``("burst", kind, count)``, ``("stampede", readers)``, ``("stop",)``. Replies:
 ``("ready", info)``, ``("error", message)``, ``("gauges", dict)``, ``("stampede-done", dict)``,
-``("drained", dict)``.
+``("drained", dict)``, ``("failed", reason, gauges)``.
+
+Nothing here dies silently. A client thread never dies of a failed operation: whatever a
+strategy raises is recorded as that operation's error. A lane that cannot go on (its
+operations fail hard for ``HARD_FAIL_S`` with nothing succeeding, or its history cannot
+be written) stops and says why (``failed``); the process then exits with status
+``EXIT_FAILED``. Ctrl-C or SIGTERM to the process group is the observer's to handle (the lab
+ignores SIGINT and SIGTERM), and a lab whose observer dies is killed with it (Linux's parent-death signal),
+or notices its pipe close, and exits quietly.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
+import signal
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +37,16 @@ from .backends import CacheBackend, Store
 from .config import ConfigError, LaneConfig
 from .history import HistoryWriter, op_line
 from .queue import DurableQueue, Flusher, VolatileQueue
-from .strategies import make_strategy
+from .strategies import Health, make_strategy
 from .workload import READ, OpStream
 
 GAUGE_INTERVAL_S = 0.1  # how often a lab sends its gauges to the observer
-DRAIN_TIMEOUT_S = 120.0  # the longest a lab spends writing its queue at the end
+DRAIN_LIMIT_S = 30.0  # the longest a lab spends writing its queue at the end (then: not drained)
+CLIENT_JOIN_S = 5.0  # a client stuck in a call longer than this is left behind at the stop
+EXIT_FAILED = 3  # the lab's exit status when its lane could not go on
+PR_SET_PDEATHSIG = 1
+OK_OUTCOMES = frozenset(("hit", "miss", "ok"))
+LAB_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the observer's to handle, never a lab's
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,11 @@ class LanePaths:
     def history_file(self, inc: int) -> Path:
         return self.history / f"inc-{inc:04d}.jsonl"
 
+    @property
+    def errors_log(self) -> Path:
+        """Tracebacks of unexpected errors in this lane's labs (for whoever debugs them)."""
+        return self.root / "lab-errors.log"
+
     def make(self) -> None:
         for d in (self.root, self.history):
             d.mkdir(parents=True, exist_ok=True)
@@ -74,12 +96,17 @@ class Lab:
         self.cache = CacheBackend(paths.cache, cfg.cache, cfg.latency)
         self.queue = None
         self.flusher = None
+        self.health = Health()
         if cfg.strategy == "write-behind":
             wb = cfg.write_behind
             self.queue = DurableQueue(paths.queue, wb) if wb.durable else VolatileQueue(wb)
-            self.flusher = Flusher(self.queue, self.store, wb)
-        self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind)
+            self.flusher = Flusher(self.queue, self.store, wb, self.health)
+        self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind,
+                                      self.health)
         self.history = HistoryWriter(paths.history_file(inc))
+        #: Why this lane cannot go on (set once; the clients stop), or "".
+        self.failure = ""
+        self.unexpected = 0  # operations that raised something no backend classified
         self._ops = OpStream(cfg.workload, cfg.seed).ops(start_seq)
         self._next_seq = start_seq
         self._burst_kind = ""
@@ -88,6 +115,7 @@ class Lab:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._stampedes: list[threading.Thread] = []
         self._filler = "x" * cfg.workload.value_size
         self.t0 = time.monotonic()
         self.until = float("inf")
@@ -153,8 +181,15 @@ class Lab:
                 op = next(self._ops)
                 seqs.append(op.seq)
                 self._next_seq = op.seq + 1
-        self.cache.expire_now(key)
-        gate = threading.Barrier(readers)
+        expired: list[str] = []
+
+        def expire() -> None:  # when every reader is at the gate: nobody refills the key before them
+            try:
+                self.cache.expire_now(key)
+            except Exception as exc:  # noqa: BLE001 - said in the stampede's summary
+                expired.append(str(exc))
+
+        gate = threading.Barrier(readers, action=expire)
         lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
         results: list[tuple[str, float]] = []
 
@@ -164,26 +199,40 @@ class Lab:
             except threading.BrokenBarrierError:
                 pass
             start = time.monotonic() - t0
-            outcome, version, acked, detail = self.strategy.read(key)
+            outcome, version, acked, detail = self._do(READ, key, None)
             end = time.monotonic() - t0
             note = "stampede" + (f"; {detail}" if detail else "")
-            self.history.write(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note))
             results.append((outcome, end - start))
-            self.done += 1
+            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note))
+            self.cache.close()  # this thread's connections: 500 readers must not hold 500 of each
+            self.store.close()
 
         def run() -> None:
             threads = [threading.Thread(target=reader, args=(seq,), daemon=True) for seq in seqs]
+            started = []
             for t in threads:
-                t.start()
-            for t in threads:
+                try:
+                    t.start()
+                    started.append(t)
+                except RuntimeError as exc:  # no more threads: the rest are not started, and said so
+                    self._unexpected(exc)
+                    results.extend(("not started", 0.0) for _ in range(len(threads) - len(started)))
+                    break
+            if len(started) < len(threads):
+                gate.abort()  # the started readers must not wait for the missing ones
+            for t in started:
                 t.join()
             if reply is not None:
                 reply({"key": key, "readers": readers, "protection": self.cache.protection,
                        "db_reads": sum(1 for outcome, _ in results if outcome == "miss"),
+                       "errors": sum(1 for outcome, _ in results if outcome == "error"),
+                       "not_started": sum(1 for outcome, _ in results if outcome == "not started"),
+                       "expire_failed": expired[0] if expired else "",
                        "max_ms": max((d for _, d in results), default=0.0) * 1000.0})
 
         boss = threading.Thread(target=run, name="stampede", daemon=True)
         boss.start()
+        self._stampedes = [t for t in self._stampedes if t.is_alive()] + [boss]
         return boss
 
     def set_knob(self, section: str, name: str, value) -> None:
@@ -212,8 +261,60 @@ class Lab:
         head = f"{key}:v{version}:"
         return head + self._filler[: max(0, self.cfg.workload.value_size - len(head))]
 
+    def _do(self, kind: str, key: str, version: int | None):
+        """One operation through the strategy. Whatever it raises is this operation's error
+        (counted, and its traceback kept in the lane's ``lab-errors.log``): a client
+        thread never dies of an operation."""
+        try:
+            if kind == READ:
+                result = self.strategy.read(key)
+            else:
+                result = self.strategy.write(key, version, self._value(key, version))
+        except Exception as exc:  # noqa: BLE001 - counted as the operation's error
+            self._unexpected(exc, kind)
+            return "error", version, False, f"unexpected {type(exc).__name__}: {exc}"
+        if result[0] in OK_OUTCOMES:
+            self.health.ok(kind)
+        return result
+
+    def _unexpected(self, exc: BaseException, kind: str = "read") -> None:
+        self.unexpected += 1
+        self.health.failed(exc, kind)
+        if self.unexpected <= 20:  # enough to debug; a loop of the same error must not fill the disk
+            try:
+                with open(self.paths.errors_log, "a", encoding="utf-8") as fh:
+                    fh.write(f"incarnation {self.inc}, pid {os.getpid()}:\n")
+                    fh.write("".join(traceback.format_exception(exc)))
+            except OSError:
+                pass
+
+    def _record(self, line: str) -> bool:
+        """Append one history record; a history that cannot be written stops the lane."""
+        try:
+            self.history.write(line)
+        except OSError as exc:
+            self.fail(f"its history cannot be written ({exc.strerror or exc})")
+            return False
+        self.done += 1
+        return True
+
+    def fail(self, reason: str) -> None:
+        """This lane cannot go on: stop the clients (the process reports it and exits)."""
+        if not self.failure:
+            self.failure = reason
+        self._stop.set()
+        self._running.set()
+
+    def check_health(self) -> str:
+        """The lane's failure, deciding it now if hard failures have lasted ``HARD_FAIL_S``."""
+        if not self.failure and self._running.is_set() and not self._stop.is_set():
+            reason = self.health.verdict()
+            if reason:
+                self.fail(reason)
+        return self.failure
+
     def _client(self, index: int) -> None:
-        strategy, write_line, mono = self.strategy, self.history.write, time.monotonic
+        mono = time.monotonic
         lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
         stop, running = self._stop, self._running
         while not stop.is_set():
@@ -230,19 +331,21 @@ class Lab:
             start = mono() - t0
             if start >= self.until:
                 return
-            if op.kind == READ:
-                outcome, version, acked, detail = strategy.read(op.key)
-            else:
-                outcome, version, acked, detail = strategy.write(op.key, op.version, self._value(op.key, op.version))
+            outcome, version, acked, detail = self._do(op.kind, op.key, op.version)
             end = mono() - t0
-            write_line(op_line(code, op.seq, lane, op.kind, op.key, version, start, end, outcome, acked, inc, detail))
-            self.done += 1
+            if not self._record(op_line(code, op.seq, lane, op.kind, op.key, version, start, end,
+                                        outcome, acked, inc, detail)):
+                return
 
     def stop_clients(self) -> None:
+        """Stop the clients; one stuck in a call longer than ``CLIENT_JOIN_S`` is left
+        behind (a daemon thread: it cannot hold the process, and its operation, if it ever
+        ends, is recorded as usual)."""
         self._stop.set()
         self._running.set()
+        deadline = time.monotonic() + CLIENT_JOIN_S
         for t in self._threads:
-            t.join()
+            t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     # -- faults and gauges -------------------------------------------------------------
@@ -251,8 +354,13 @@ class Lab:
         """During an outage, fail reads by injection where SQLite would still serve them."""
         self.store.injected_read_outage = on and not self.store.outage_is_real_for_reads
 
-    def cold(self) -> None:
-        self.cache.clear()
+    def cold(self) -> str:
+        """Flush the cache; returns the failure's text if it could not be flushed."""
+        try:
+            self.cache.clear()
+        except Exception as exc:  # noqa: BLE001 - reported to the observer as an event
+            return str(exc)
+        return ""
 
     def gauges(self) -> dict:
         f = self.flusher
@@ -271,70 +379,148 @@ class Lab:
             "db_writes": self.store.rows_written,
             "db_transactions": self.store.transactions,
             "last_error": f.last_error if f else "",
+            "unexpected": self.unexpected,
+            "hard_failures": self.health.hard_failures,
+            "failure": self.failure,
         }
 
-    def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
+    def drain(self, timeout: float = DRAIN_LIMIT_S) -> bool:
+        """Stop the clients, let a stampede under way finish (it is reported), write the
+        queue; all within ``timeout``. True if the queue emptied."""
+        deadline = time.monotonic() + timeout
         self.stop_clients()
-        ok = self.flusher.drain(timeout) if self.flusher is not None else True
-        return ok
+        for t in self._stampedes:
+            t.join(max(0.0, deadline - time.monotonic()))
+        left = max(0.0, deadline - time.monotonic())
+        return self.flusher.drain(left) if self.flusher is not None else True
 
     def close(self) -> None:
+        """Close every file; a failing one cannot stop the others from closing."""
         if self.flusher is not None:
             self.flusher.stop.set()
-        if self.queue is not None:
-            self.queue.close()
-        self.history.close()
-        self.cache.close()
-        self.store.close()
+        for close in (self.queue.close if self.queue is not None else None, self.history.close,
+                      self.cache.close, self.store.close):
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing after a failure; nothing to report to
+                pass
 
 
-def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the observer dies (Linux), so no lab outlives its run; and exit now
+    if it already has. Elsewhere the lab notices its pipe close."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _more_files() -> None:
+    """500 stampede readers open connections of their own: raise the soft limit on open
+    files to the hard one."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, parent_pid: int = 0) -> None:
     """Entry point of the lab process (multiprocessing, spawn). Under the window it
     inherits the observer's niceness (engine/observer.py)."""
+    # Ctrl-C and a SIGTERM to the process group are the observer's to handle: it stops the
+    # labs in order (drained, audited). SIGKILL still ends a lab; so does its parent's death.
+    for sig in LAB_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, LAB_SIGNALS)  # the observer started us with them blocked
+    die_with_parent(parent_pid)
+    _more_files()
     try:
         lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq)
     except ConfigError as exc:
-        conn.send(("error", str(exc)))
+        _send(conn, ("error", str(exc)))
         return
-    lab.start_flusher()  # a durable queue left by a crashed incarnation is replayed now
-    conn.send(("ready", {"pid": os.getpid(), "inc": inc, "queue_depth": lab.gauges()["queue_depth"]}))
-    next_gauges = time.monotonic()
-    replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
+    except Exception as exc:  # noqa: BLE001 - the files cannot be opened: one line
+        _send(conn, ("error", f"the {cfg.strategy} lab cannot open its files: {type(exc).__name__}: {exc}"))
+        return
+    code = 0
     try:
-        while True:
-            if conn.poll(max(0.0, next_gauges - time.monotonic())):
-                msg = conn.recv()
-                cmd = msg[0]
-                if cmd == "go":
-                    _, t0, until, outage = msg
-                    lab.set_outage(outage)
-                    lab.start_clients(t0, until)
-                elif cmd == "pause":
-                    lab.pause()
-                elif cmd == "resume":
-                    lab.resume()
-                elif cmd == "outage":
-                    lab.set_outage(msg[1])
-                elif cmd == "cold":
-                    lab.cold()
-                elif cmd == "set":
-                    lab.set_knob(*msg[1:])
-                elif cmd == "burst":
-                    lab.burst(*msg[1:])
-                elif cmd == "stampede":
-                    lab.stampede(msg[1], reply=lambda info: replies.append(("stampede-done", info)))
-                elif cmd == "stop":
-                    drained = lab.drain()
-                    final = lab.gauges()
-                    final["drained"] = drained
-                    conn.send(("drained", final))
-                    break
-            while replies:
-                conn.send(replies.pop(0))
-            if time.monotonic() >= next_gauges:
-                conn.send(("gauges", lab.gauges()))
-                next_gauges = time.monotonic() + GAUGE_INTERVAL_S
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass  # the observer is gone: nothing to report to
+        code = _serve(conn, lab)
+    except (EOFError, OSError):
+        pass  # the observer is gone (its pipe closed or broke): nothing to report to
     finally:
         lab.close()
+    if code:
+        os._exit(code)  # after close(): every file is closed; skip multiprocessing's goodbyes
+
+
+def _send(conn, msg) -> None:
+    try:
+        conn.send(msg)
+    except (OSError, EOFError):
+        pass
+
+
+def _serve(conn, lab: Lab) -> int:
+    """Obey the observer until "stop" (drain, then "drained") or a failure ("failed").
+    Returns the process's exit status."""
+    lab.start_flusher()  # a durable queue left by a crashed incarnation is replayed now
+    conn.send(("ready", {"pid": os.getpid(), "inc": lab.inc, "queue_depth": lab.gauges()["queue_depth"]}))
+    next_gauges = time.monotonic()
+    replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
+    drainer: threading.Thread | None = None
+    drained: list[bool] = []
+    while True:
+        if drainer is None and conn.poll(max(0.0, next_gauges - time.monotonic())):
+            msg = conn.recv()
+            cmd = msg[0]
+            if cmd == "go":
+                _, t0, until, outage = msg
+                lab.set_outage(outage)
+                lab.start_clients(t0, until)
+            elif cmd == "pause":
+                lab.pause()
+            elif cmd == "resume":
+                lab.resume()
+            elif cmd == "outage":
+                lab.set_outage(msg[1])
+            elif cmd == "cold":
+                failed = lab.cold()
+                if failed:
+                    replies.append(("cold-failed", failed))
+            elif cmd == "set":
+                lab.set_knob(*msg[1:])
+            elif cmd == "burst":
+                lab.burst(*msg[1:])
+            elif cmd == "stampede":
+                lab.stampede(msg[1], reply=lambda info: replies.append(("stampede-done", info)))
+            elif cmd == "stop":
+                # Drain on a thread of its own, so that gauges keep telling the observer
+                # that this lab is alive (a silent lab is killed as hung).
+                drainer = threading.Thread(target=lambda: drained.append(lab.drain()), name="drain", daemon=True)
+                drainer.start()
+        elif drainer is not None:
+            drainer.join(max(0.0, next_gauges - time.monotonic()))
+            if not drainer.is_alive():
+                while replies:
+                    conn.send(replies.pop(0))
+                final = lab.gauges()
+                final["drained"] = bool(drained and drained[0])
+                conn.send(("drained", final))
+                return 0
+        while replies:
+            conn.send(replies.pop(0))
+        if drainer is None and lab.check_health():
+            lab.stop_clients()
+            conn.send(("failed", lab.failure, lab.gauges()))
+            return EXIT_FAILED
+        if time.monotonic() >= next_gauges:
+            gauges = lab.gauges()
+            gauges["draining"] = drainer is not None
+            conn.send(("gauges", gauges))
+            next_gauges = time.monotonic() + GAUGE_INTERVAL_S

@@ -17,12 +17,14 @@ Commands come as ``("call", method, args)`` for :class:`Run`'s methods and
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from collections import Counter
 
 from .config import ConfigError
-from .runner import Plan, Run
+from .lab import die_with_parent
+from .runner import LabFailed, Plan, Run
 from .series import LaneSeries
 
 TICK_S = 0.05
@@ -45,12 +47,15 @@ def lane_state(lane) -> dict:
             "pid": lane.proc.pid if lane.proc is not None else None, "state": lane.state, "health": lane.health(),
             "gauges": dict(lane.gauges), "totals": lane.totals(), "counts": dict(a.counts),
             "at_risk": a.at_risk(), "ops": lane.stats.ops, "reads": lane.stats.reads, "writes": lane.stats.writes,
-            "burst": lane.burst_active()}
+            "burst": lane.burst_active(), "failures": list(lane.failures)}
 
 
-def observer_process(conn, plan: Plan, nice: int = 0) -> None:
+def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> None:
     """Entry point. ``nice``: the observer and the labs it starts (which inherit it) yield
-    the CPU to the window's process when the cores are all busy."""
+    the CPU to the window's process when the cores are all busy. Ctrl-C is the window's
+    to handle; if the window dies, so does the observer (and with it, its labs)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
     if nice and hasattr(os, "nice"):
         try:
             os.nice(nice)
@@ -74,7 +79,7 @@ def observer_process(conn, plan: Plan, nice: int = 0) -> None:
     try:
         run = Run(plan, on_event=events.append, on_records=on_records)
         run.start(wait=False)
-    except (ConfigError, RuntimeError) as exc:
+    except (ConfigError, LabFailed, OSError) as exc:
         conn.send(("error", str(exc)))
         return
     conn.send(("started", {"t0": run.t0, "root": str(run.root)}))

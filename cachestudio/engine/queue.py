@@ -27,11 +27,25 @@ from pathlib import Path
 
 import diskcache
 
-from .backends import Store, StoreUnavailable
+from .backends import SQLITE_ERRORS, BackendFailure, Store, backend_failure
 from .config import WriteBehindKnobs
 
 Entry = tuple[str, int, str]  # key, version, value
 MAX_BACKOFF_S = 2.0
+
+
+class QueueUnavailable(BackendFailure):
+    """The durable queue's files failed (disk full, I/O error) or its lock timed out."""
+
+
+def _queue_call(what: str, call):
+    """Run a durable queue's diskcache call; its failures become counted ones."""
+    try:
+        return call()
+    except diskcache.Timeout as exc:
+        raise QueueUnavailable(f"write queue {what} timed out: {exc}") from None
+    except SQLITE_ERRORS as exc:
+        raise backend_failure(QueueUnavailable, f"write queue {what}", exc) from None
 
 
 class VolatileQueue:
@@ -109,39 +123,55 @@ class DurableQueue:
         self._q = diskcache.Cache(str(directory), timeout=5.0, eviction_policy="none",
                                   size_limit=2**40, statistics=False)
         self._cond = threading.Condition()
+        self._depth = 0
 
     def depth(self) -> int:
-        return len(self._q)
+        try:
+            return len(self._q)
+        except (diskcache.Timeout, *SQLITE_ERRORS):
+            return self._depth  # the last depth read (a gauge; the files are failing)
+
+    def _len(self) -> int:
+        self._depth = _queue_call("length", lambda: len(self._q))
+        return self._depth
 
     def put(self, entry: Entry, block: bool, timeout: float) -> bool:
         with self._cond:
-            if len(self._q) >= self.capacity:
+            if self._len() >= self.capacity:
                 if not block:
                     return False
-                if not self._cond.wait_for(lambda: len(self._q) < self.capacity, timeout):
+                if not self._cond.wait_for(lambda: self._len() < self.capacity, timeout):
                     return False
-            self._q.push(entry)  # one SQLite transaction: on disk before we acknowledge
+            # one SQLite transaction: on disk before we acknowledge
+            _queue_call("push", lambda: self._q.push(entry))
             self._cond.notify_all()
             return True
 
     def take(self, n: int) -> list[Entry]:
-        keys = list(itertools.islice(self._q.iterkeys(), n))
-        self._taken = keys
-        return [tuple(self._q[k]) for k in keys]
+        def read() -> list[Entry]:
+            keys = list(itertools.islice(self._q.iterkeys(), n))
+            self._taken = keys
+            return [tuple(self._q[k]) for k in keys]
+        return _queue_call("read", read)
 
     def done(self, batch: list[Entry]) -> None:
-        with self._cond:
+        def remove() -> None:
             with self._q.transact():
                 for k in self._taken[: len(batch)]:
                     self._q.delete(k)
+        with self._cond:
+            _queue_call("remove", remove)
             self._cond.notify_all()
 
     def wait(self, timeout: float, threshold: int) -> None:
         with self._cond:
-            self._cond.wait_for(lambda: len(self._q) >= threshold, timeout)
+            self._cond.wait_for(lambda: self.depth() >= threshold, timeout)
 
     def close(self) -> None:
-        self._q.close()
+        try:
+            self._q.close()
+        except (diskcache.Timeout, *SQLITE_ERRORS):
+            pass
 
 
 def coalesce_batch(batch: list[Entry]) -> list[Entry]:
@@ -161,8 +191,9 @@ class Flusher:
     does one pass synchronously.
     """
 
-    def __init__(self, queue, store: Store, knobs: WriteBehindKnobs):
+    def __init__(self, queue, store: Store, knobs: WriteBehindKnobs, health=None):
         self.queue = queue
+        self.health = health  # the lane's (strategies.Health): hard failures are counted there
         self.store = store
         self.knobs = knobs
         self.stop = threading.Event()
@@ -179,11 +210,28 @@ class Flusher:
         self._thread.start()
 
     def run(self) -> None:
+        """The flusher thread. It never dies of a failure: a queue or store that fails is
+        counted (``failures``, ``last_error``) and tried again after the backoff."""
+        delay = self.knobs.retry_backoff_s
         while not self.stop.is_set():
-            self.queue.wait(self.knobs.flush_interval_s, self.knobs.batch_size)
-            self.flush_once()
+            try:
+                self.queue.wait(self.knobs.flush_interval_s, self.knobs.batch_size)
+                self.flush_once()
+                delay = self.knobs.retry_backoff_s
+            except Exception as exc:  # noqa: BLE001 - counted, then tried again
+                self._failed(exc)
+                if self.stop.wait(delay):
+                    return
+                delay = min(max(delay, 0.01) * 2, MAX_BACKOFF_S)
+                continue
             if self.draining.is_set() and self.queue.depth() == 0:
                 return
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.last_error = str(exc)
+        if self.health is not None:
+            self.health.failed(exc, "flush")
 
     def flush_once(self) -> int:
         """Write everything queued now, batch by batch; return rows written."""
@@ -214,10 +262,11 @@ class Flusher:
             try:
                 self.store.write_batch(rows)
                 self.batches += 1
+                if self.health is not None:
+                    self.health.ok("flush")
                 return True
-            except StoreUnavailable as exc:
-                self.failures += 1
-                self.last_error = str(exc)
+            except BackendFailure as exc:
+                self._failed(exc)
         return False
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -227,5 +276,8 @@ class Flusher:
         if with_thread:
             self._thread.join(timeout)
         else:
-            self.flush_once()
+            try:
+                self.flush_once()
+            except Exception as exc:  # noqa: BLE001 - counted; the queue is not empty
+                self._failed(exc)
         return self.queue.depth() == 0

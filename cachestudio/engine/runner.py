@@ -10,14 +10,26 @@ the write-behind queue), wipes the cache directory if the cache is volatile, and
 a new incarnation after ``restart_delay_s``, which resumes the operation stream where
 the history left off. A DB outage is real: another connection (ours) holds the SQLite
 lock for its duration; reads in WAL mode are failed by injection, labelled as such.
+
+Nothing fails silently (DESIGN.md §5, §6). Every wait here is bounded: a lab that sends
+nothing for ``HUNG_S`` is named ("not responding since 4.2 s"), killed and restarted; a
+lab that cannot go on says why and its lane stops; a restart the lab refuses is
+reported. Each of these is a *failure* of the lane (``lanes[].failures``), and a run with
+any failure ends with exit status 3. Nothing the observer does to itself waits on its
+own fault injection: the copy of the store at a kill reads through the outage's own
+connection while the outage holds the lock. A run ends within its duration plus
+``END_BOUND_S`` at worst.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,23 +39,36 @@ from .auditor import ANOMALY_KINDS, LaneAuditor
 from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
-from .lab import LanePaths, lab_process
+from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
 from .telemetry import LaneStats
 from .report import fault_report
 
-READY_TIMEOUT_S = 60.0  # a lab that has not opened its files by then is reported
+READY_TIMEOUT_S = 20.0  # a lab that has not opened its files by then is reported
 SILENT_S = 3.0  # a running lab that sent no gauges for this long is shown as not responding
-DRAIN_WAIT_S = 180.0  # the longest the observer waits for a lab to drain at the end
+HUNG_S = 10.0  # ... and one silent this long is killed as hung (gauges come every 0.1 s; a
+#                loaded 2-core machine with 7,500 stampede threads was seen to delay them by seconds)
+KILL_WAIT_S = 5.0  # the longest the observer waits for a killed lab's exit to be seen
+AUDIT_TIMEOUT_S = 5.0  # the longest the end-of-run audit waits for a store's lock
+#: The worst case beyond a run's duration: its start and a last restart (each up to the
+#: ready timeout), the drain (DRAIN_LIMIT_S), a client stuck in a call, a silent lab's
+#: grace, the audit. A run normally ends within a second of its duration.
+END_BOUND_S = 2 * READY_TIMEOUT_S + DRAIN_LIMIT_S + CLIENT_JOIN_S + HUNG_S + AUDIT_TIMEOUT_S
 CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk writes)
+OUTAGE_LOCK_WAIT_S = 2.0  # the longest an outage waits to take a DB's lock from the labs
+CONFIRM_WAIT_S = 0.05  # the live store check never holds up the observer: a busy store is read next time
 MP = mp.get_context("spawn")
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
 MAX_STAMPEDE = 500  # concurrent readers of a stampede (threads in the lab)
 COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
-            "batches", "dead_letters")
+            "batches", "dead_letters", "unexpected")
 SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
                  "dirty_cache": "dirty_cache", "stale_cache": "stale_cache"}  # never fork: the window's process has Qt threads
+
+
+class LabFailed(RuntimeError):
+    """A lab could not start or go on; the message is one line for the user (exit 3)."""
 
 
 @dataclass
@@ -109,6 +134,37 @@ def check_plan(plan: Plan) -> Plan:
     return plan
 
 
+def durability(cfg: LaneConfig) -> dict:
+    """What the lane's figures can and cannot say about durability (DESIGN.md §6).
+
+    The lab kills processes; it never crashes the OS or cuts the power. Where a setting
+    means that an OS crash or a power loss could lose (or corrupt) more than a process
+    kill does, the note says so: "0 lost" is then a statement about process kills only.
+    Facts from SQLite's documentation (pragma synchronous, journal_mode, WAL)."""
+    s = cfg.store
+    notes = []
+    if s.synchronous == "off":
+        notes.append("synchronous off: an OS crash or power loss could lose committed DB writes "
+                     "or corrupt the database")
+    elif s.journal_mode == "wal" and s.synchronous == "normal":
+        notes.append("WAL + synchronous normal: an OS crash or power loss could roll back the last "
+                     "committed DB writes (a process kill cannot)")
+    if s.journal_mode == "memory":
+        notes.append("journal in memory: a crash in the middle of a DB transaction can corrupt the database")
+    elif s.journal_mode in ("delete", "truncate", "persist") and s.synchronous == "normal":
+        notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the "
+                     "database (rare)")
+    queue = None
+    if cfg.strategy == "write-behind":
+        queue = "durable" if cfg.write_behind.durable else "volatile"
+        if cfg.write_behind.durable:
+            notes.append("durable queue: diskcache (WAL + synchronous normal): an OS crash could lose "
+                         "the last acknowledged writes still queued")
+    return {"journal_mode": s.journal_mode, "synchronous": s.synchronous, "queue": queue,
+            "cache": "persistent" if cfg.cache.persistent else "volatile",
+            "tried": "process kills (SIGKILL) only", "notes": notes}
+
+
 def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
     """The run directory must be writable and hold no earlier run; nothing is changed."""
     if root.exists() and not root.is_dir():
@@ -150,6 +206,9 @@ class LabHandle:
         self.final: dict | None = None
         self.error = ""
         self.last_seen = 0.0
+        #: What went wrong with this lane's labs: [{"at", "kind", "reason"}] (DESIGN.md §6).
+        self.failures: list[dict] = []
+        self.audited = True  # False when the end-of-run audit could not read the files
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
 
     def totals(self) -> dict[str, int]:
@@ -162,11 +221,17 @@ class LabHandle:
         parent, child = MP.Pipe()
         proc = MP.Process(
             target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1),
+            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, os.getpid()),
             name=f"lab-{self.cfg.code}-{self.inc}",
             daemon=True,
         )
-        proc.start()
+        # Started with SIGINT and SIGTERM blocked (the mask survives exec): a Ctrl-C while the
+        # lab is still importing cannot print a traceback; the lab ignores both, then unblocks.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, LAB_SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
         self.proc, self.conn, self.state = proc, parent, "starting"
         self.last_seen = time.monotonic()
@@ -185,7 +250,7 @@ class LabHandle:
         if self.proc is not None and self.proc.is_alive():
             self.proc.kill()  # SIGKILL: no cleanup, no flush, no goodbye
         if self.proc is not None:
-            self.proc.join()
+            self.proc.join(KILL_WAIT_S)  # SIGKILL cannot be refused; this is a formality
         if self.conn is not None:
             self.conn.close()
         for k in COUNTERS:
@@ -205,12 +270,20 @@ class LabHandle:
             self.last_seen = time.monotonic()
         return msgs
 
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_seen
+
     def health(self) -> str:
-        """running | starting | down | not responding | drained | failed"""
-        if self.state in ("running", "starting") and time.monotonic() - self.last_seen > (
+        """running | starting | down | not responding | stopping | drained | failed"""
+        if self.state in ("running", "starting", "stopping") and self.silent_for() > (
                 READY_TIMEOUT_S if self.state == "starting" else SILENT_S):
             return "not responding"
         return self.state
+
+    def failure(self, at: float, kind: str, reason: str) -> dict:
+        item = {"at": round(at, 3), "kind": kind, "reason": reason}
+        self.failures.append(item)
+        return item
 
     def read_history(self) -> list[dict]:
         new = []
@@ -238,7 +311,12 @@ class Run:
         self._events_file = HistoryWriter(self.root / "events.jsonl")
         self.t0 = 0.0
         self.outage_on = False
+        self._outage_until = 0.0  # run time at which the outage ends (overlaps extend it)
         self._outage_locks: list[OutageLock] = []
+        #: Set (to "SIGINT" or "SIGTERM") when the run was asked to stop before its end.
+        self.interrupted: str | None = None
+        #: Failures of the run itself, not of one lane (its own files): [{"at", "kind", "reason"}].
+        self.run_failures: list[dict] = []
         self._schedule: list[tuple[float, str, tuple]] = []
         self._restart_at: float | None = None
         self._next_confirm = 0.0
@@ -261,7 +339,13 @@ class Run:
         ev = {"id": f"ev#{len(self.events)}", "lane": lane, "kind": kind, "key": None, "version": None,
               "start": t, "end": t, "outcome": None, "acked": None, "injected": injected, "detail": detail}
         self.events.append(ev)
-        self._events_file.write(_json_line(ev))
+        if not self.run_failures:
+            try:
+                self._events_file.write(_json_line(ev))
+            except OSError as exc:  # the run directory's disk is full or gone: said once, not fatal
+                self.run_failures.append({"at": t, "kind": "files", "reason": f"the run's events file "
+                                          f"{self.root / 'events.jsonl'} cannot be written ({exc.strerror or exc}); "
+                                          "the run directory is incomplete"})
         self.on_event(ev)
 
     # -- start --------------------------------------------------------------------------
@@ -285,8 +369,7 @@ class Run:
         for at in self.plan.crash_at:
             self.schedule(at, "crash")
         for start, length in self.plan.outages:
-            self.schedule(start, "outage-start", length)
-            self.schedule(start + length, "outage-end")
+            self.schedule(start, "outage-start", length)  # it schedules its own end
         for at, kind, count in self.plan.bursts:
             self.schedule(at, "burst", kind, count)
         for start, length, ms in self.plan.slow_db:
@@ -304,23 +387,37 @@ class Run:
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.strategy)
 
     def _await_ready(self, lane: LabHandle, deadline: float) -> dict:
+        """Wait (bounded) for a starting lab's "ready"; at the run's start a lab that
+        refuses its files is bad input (ConfigError), one that does not start a failure."""
+        reason = self._wait_ready(lane, deadline)
+        if isinstance(reason, dict):
+            return reason
+        self.abort()
+        if lane.error:
+            raise ConfigError(lane.error)
+        raise LabFailed(f"the {lane.cfg.strategy} lab did not start: {reason}")
+
+    def _wait_ready(self, lane: LabHandle, deadline: float) -> dict | str:
+        """The lab's ready info, or why it is not coming (its refusal is in ``lane.error``)."""
         while time.monotonic() < deadline:
             if lane.conn.poll(0.05):
                 try:
-                    kind, info = lane.conn.recv()
-                except EOFError:
+                    kind, *rest = lane.conn.recv()
+                except (EOFError, OSError):
                     break
                 if kind == "ready":
-                    lane.gauges.update(info)
-                    return info
+                    lane.gauges.update(rest[0])
+                    lane.last_seen = time.monotonic()
+                    return rest[0]
                 if kind == "error":
-                    self.abort()
-                    raise ConfigError(info)
-            if not lane.proc.is_alive():
+                    lane.error = rest[0]
+                    return rest[0]
+            elif not lane.proc.is_alive():
                 break
-        code = lane.proc.exitcode
-        self.abort()
-        raise RuntimeError(f"the {lane.cfg.strategy} lab did not start (exit code {code})")
+        else:
+            return f"no answer within {READY_TIMEOUT_S:g} s"
+        lane.proc.join(KILL_WAIT_S)  # its pipe closed: it is exiting
+        return f"it exited with status {lane.proc.exitcode}"
 
     def schedule(self, at: float, kind: str, *args) -> None:
         """Run a fault at run time ``at`` (crash, outage-start, outage-end, burst, slow-db-end)."""
@@ -342,20 +439,17 @@ class Run:
         for lane in self.lanes:
             for msg in lane.poll():
                 self._handle(lane, msg)
+            name = lane.cfg.strategy
             if lane.state in ("running", "starting") and lane.proc is not None and not lane.proc.is_alive():
-                code = lane.proc.exitcode
-                lane.kill()
-                self._consume()
-                self._judge_dead([lane])
-                self._event("lab-died", f"{lane.cfg.strategy} lab exited unexpectedly (code {code}); restarting",
-                            lane=lane.cfg.strategy)
-                self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
-            if lane.state == "starting" and lane.health() == "not responding":
-                lane.kill()
-                self._consume()
-                self._judge_dead([lane])
-                self._event("lab-died", f"{lane.cfg.strategy} lab did not come up; restarting", lane=lane.cfg.strategy)
-                self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
+                self._lost_node(lane, "lab-died", f"{name} lab exited unexpectedly (exit status "
+                                f"{lane.proc.exitcode}); restarting")
+            elif lane.state == "running" and lane.silent_for() > HUNG_S:
+                since = self.now() - lane.silent_for()
+                self._lost_node(lane, "lab-hung", f"{name} lab not responding since {max(0.0, since):.1f} s "
+                                f"(nothing for {HUNG_S:g} s); killed (SIGKILL) and restarted")
+            elif lane.state == "starting" and lane.silent_for() > READY_TIMEOUT_S:
+                self._lost_node(lane, "lab-hung", f"{name} lab did not come up within {READY_TIMEOUT_S:g} s; "
+                                "killed (SIGKILL) and restarted")
         self._consume()
         # A burst ends when no lab has any of it left (after one gauge round at least).
         if (self._burst_since is not None and time.monotonic() - self._burst_since > BURST_SETTLE_S
@@ -368,6 +462,19 @@ class Run:
         if time.monotonic() >= self._next_confirm:
             self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
             self._confirm()
+
+    def _lost_node(self, lane: LabHandle, kind: str, reason: str) -> None:
+        """A lab died or hung: a failure of the lane. Judge what died with it, restart."""
+        lane.kill()
+        self._consume()
+        self._judge_dead([lane])
+        self._fail(lane, kind, reason)
+        self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
+
+    def _fail(self, lane: LabHandle, kind: str, reason: str) -> None:
+        """Record a failure of the lane (DESIGN.md §6: exit status 3) and say it."""
+        lane.failure(self.now(), kind, reason)
+        self._event(kind, reason, lane=lane.cfg.strategy)
 
     def _handle(self, lane: LabHandle, msg: tuple) -> None:
         kind = msg[0]
@@ -384,17 +491,35 @@ class Run:
             self._go(lane)
         elif kind == "stampede-done":
             info = msg[1]
+            extra = ""
+            if info.get("errors"):
+                extra += f", {info['errors']} failed"
+            if info.get("not_started"):
+                extra += f", {info['not_started']} could not start (no more threads)"
+            if info.get("expire_failed"):
+                extra += f"; the key could not be expired ({info['expire_failed']})"
             self._event("stampede-done", f"{lane.cfg.strategy}: {info['readers']} readers of {info['key']} "
-                        f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''} "
+                        f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''}{extra} "
                         f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
+                        lane=lane.cfg.strategy)
+        elif kind == "cold-failed":
+            self._event("cold-cache", f"{lane.cfg.strategy}: the cache could not be flushed: {msg[1]}",
                         lane=lane.cfg.strategy)
         elif kind == "drained":
             lane.final = msg[1]
             lane.gauges = msg[1]
             lane.state = "drained"
+        elif kind == "failed":
+            lane.final = msg[2]
+            lane.gauges = msg[2]
+            lane.state = "failed"
+            self._consume()
+            self._fail(lane, "lab-failed", f"{lane.cfg.strategy} lab stopped its lane: {msg[1]}")
         elif kind == "error":
             lane.error = msg[1]
             lane.state = "failed"
+            self._fail(lane, "lab-refused", f"{lane.cfg.strategy} lab incarnation {lane.inc} refused to start: "
+                       f"{msg[1]}")
 
     def _consume(self) -> None:
         for i, lane in enumerate(self.lanes):
@@ -412,7 +537,7 @@ class Run:
         for lane in self.lanes:
             at = self.now()  # every record observed so far ended before this read
             try:
-                lane.auditor.confirm_store(store_versions(lane.paths.store), checked_at=at)
+                lane.auditor.confirm_store(store_versions(lane.paths.store, timeout_s=CONFIRM_WAIT_S), checked_at=at)
             except Exception:  # noqa: BLE001 - a busy store is simply read next time
                 continue
             lane.auditor.prune()
@@ -432,11 +557,14 @@ class Run:
         wiped = []
         for lane in self.lanes:
             if not lane.cfg.cache.persistent and lane.paths.cache.exists():
-                shutil.rmtree(lane.paths.cache)
+                shutil.rmtree(lane.paths.cache, ignore_errors=True)
                 wiped.append(lane.cfg.strategy)
         detail = "cache node killed (SIGKILL)"
         if wiped:
             detail += "; volatile cache wiped"
+        if self.outage_on and any(lane.cfg.strategy != "write-behind" or not lane.cfg.write_behind.durable
+                                  for lane in dead):
+            detail += "; the store was read for the audit through the outage's own connection"
         self._event("crash", detail, at=killed_at)
         self._restart_at = time.monotonic() + self.plan.restart_delay_s
 
@@ -447,7 +575,7 @@ class Run:
         for lock in self._outage_locks:  # during an outage, copy through the lock's connection
             if lock.path == lane.paths.store and lock.conn is not None:
                 return snapshot_store(lane.paths.store, dest, lock.conn)
-        return snapshot_store(lane.paths.store, dest)
+        return snapshot_store(lane.paths.store, dest, timeout_s=AUDIT_TIMEOUT_S)
 
     def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
         """Lanes whose node died without a durable queue: what it had not written is lost."""
@@ -457,9 +585,10 @@ class Run:
             i = self.lanes.index(lane)
             try:
                 store = self._store_at_kill(lane)
-            except Exception as exc:  # noqa: BLE001 - judged at the end instead
-                self._event("audit", f"{lane.cfg.strategy}: store unreadable after the crash ({exc}); "
-                            "lost writes will be judged at the end", lane=lane.cfg.strategy)
+            except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+                self._fail(lane, "audit", f"{lane.cfg.strategy}: the store could not be read right after the "
+                           f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
+                           "later write can hide them")
                 continue
             found = lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at)
             if found and self.on_records is not None:
@@ -584,30 +713,69 @@ class Run:
         self._event("heal", "every fault healed")
 
     def outage_start(self, length: float) -> None:
+        """Take every lane's DB down for ``length`` seconds (it schedules its own end). An
+        outage that starts while one is on extends it: one outage, never a dropped one.
+
+        The locks are taken in parallel (each waits at most ``OUTAGE_LOCK_WAIT_S`` for the
+        labs' own transactions to let go), and the outage lasts ``length`` from the moment
+        they are held: a busy database delays the outage; it does not shorten it."""
         if self.outage_on:
+            until = self.now() + length
+            if until > self._outage_until:
+                self._outage_until = until
+                self.schedule(until, "outage-due")
+                self._event("outage-extended", f"DB outage extended to {until:.1f} s by an overlapping outage")
             return
-        self.outage_on = True
-        real_reads = True
-        for lane in self.lanes:
-            lock = OutageLock(lane.paths.store)
+        asked = self.now()
+        locks = [OutageLock(lane.paths.store) for lane in self.lanes]
+        failed: dict[int, Exception] = {}
+
+        def take(i: int) -> None:
             try:
-                lock.acquire(timeout_s=1.0)
+                locks[i].acquire(timeout_s=OUTAGE_LOCK_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - the fault could not be injected: said below
+                failed[i] = exc
+
+        threads = [threading.Thread(target=take, args=(i,), daemon=True) for i in range(len(locks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(OUTAGE_LOCK_WAIT_S + 1.0)  # bounded: the lock's own busy timeout ends it
+        real_reads = True
+        for i, (lane, lock) in enumerate(zip(self.lanes, locks)):
+            if i in failed or lock.conn is None:
+                lock.release()
+                self._event("outage-start", f"could not take the lock of {lane.cfg.strategy}'s DB "
+                            f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.strategy)
+            else:
                 self._outage_locks.append(lock)
-            except Exception as exc:  # noqa: BLE001
-                self._event("outage-start", f"could not take the lock of {lane.cfg.strategy}'s DB: {exc}",
-                            lane=lane.cfg.strategy)
             real_reads = real_reads and lane.cfg.store.journal_mode != "wal"
             lane.send("outage", True)
+        self.outage_on = True
+        held = self.now()
+        self._outage_until = held + length
+        self.schedule(self._outage_until, "outage-due")
         detail = f"DB outage for {length:g} s: another connection holds the database lock (real)"
+        if held - asked > 0.05:
+            detail += f"; the lock took {held - asked:.2f} s to take from the labs' own transactions"
         if not real_reads:
             detail += "; reads fail by injection (WAL readers ignore the lock)"
         self._event("outage-start", detail, injected=not real_reads)
 
+    def outage_due(self) -> None:
+        """A scheduled end: the outage ends unless an overlapping one extended it."""
+        if self.outage_on and self.now() >= self._outage_until - 1e-6:
+            self.outage_end()
+
     def outage_end(self) -> None:
+        """End the outage now (heal, or the run's end)."""
         if not self.outage_on:
             return
         for lock in self._outage_locks:
-            lock.release()
+            try:
+                lock.release()
+            except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
+                pass
         self._outage_locks.clear()
         self.outage_on = False
         for lane in self.lanes:
@@ -620,12 +788,16 @@ class Run:
     def due(self) -> bool:
         return self.now() >= self.plan.duration_s
 
-    def finish(self) -> dict:
-        """Stop the clients, drain every queue, audit at rest, and summarise."""
-        while self._schedule:  # an outage still scheduled to end does so now
-            _, kind, _ = self._schedule.pop(0)
-            if kind == "outage-end":
-                self.outage_end()
+    @property
+    def all_failed(self) -> bool:
+        """Every lane stopped for good: nothing more to run (a headless run ends now)."""
+        return all(lane.state == "failed" for lane in self.lanes)
+
+    def finish(self, drain_limit_s: float = DRAIN_LIMIT_S) -> dict:
+        """Stop the clients, drain every queue, audit at rest, and summarise. Every wait is
+        bounded: a lab that does not come up, or goes silent while draining, is killed
+        and named. ``drain_limit_s``: how long the labs may drain (short when interrupted)."""
+        self._schedule.clear()  # nothing more fires after the run's end
         self.outage_end()
         self.slow_db_end()
         self.slow_cache_end()
@@ -634,40 +806,101 @@ class Run:
             if lane.state == "down":
                 lane.spawn()  # a lab that was down at the end must replay its durable queue
             if lane.state == "starting":
-                info = self._await_ready(lane, time.monotonic() + READY_TIMEOUT_S)
-                self._handle(lane, ("ready", info))
+                info = self._wait_ready(lane, time.monotonic() + READY_TIMEOUT_S)
+                if isinstance(info, dict):
+                    self._handle(lane, ("ready", info))
+                elif not lane.error:  # a refusal was reported by _wait_ready's caller below
+                    lane.state = "failed"
+                    self._fail(lane, "lab-hung", f"{lane.cfg.strategy} lab incarnation {lane.inc} did not come "
+                               f"up for the drain: {info}")
+                else:
+                    lane.state = "failed"
+                    self._fail(lane, "lab-refused", f"{lane.cfg.strategy} lab incarnation {lane.inc} refused "
+                               f"to start: {lane.error}")
         for lane in self.lanes:
-            lane.send("stop")
-            lane.state = "stopping"
-        deadline = time.monotonic() + DRAIN_WAIT_S
-        while any(l.state == "stopping" for l in self.lanes) and time.monotonic() < deadline:
+            if lane.state == "running":
+                lane.send("stop")
+                lane.state = "stopping"
+                lane.last_seen = time.monotonic()
+        deadline = time.monotonic() + drain_limit_s + CLIENT_JOIN_S + HUNG_S
+        while any(lane.state == "stopping" for lane in self.lanes):
             for lane in self.lanes:
                 if lane.state != "stopping":
                     continue
-                if lane.conn.poll(0.05):
+                closed = False
+                if lane.conn.poll(0.02):
                     try:
                         self._handle(lane, lane.conn.recv())
-                    except EOFError:
-                        lane.state = "failed"
-                elif not lane.proc.is_alive():
-                    lane.state = "failed"
+                        lane.last_seen = time.monotonic()
+                        continue
+                    except (EOFError, OSError):
+                        closed = True  # its end of the pipe is gone: it is exiting
+                        lane.proc.join(KILL_WAIT_S)
+                name = lane.cfg.strategy
+                if closed or not lane.proc.is_alive():
+                    self._lost_at_end(lane, "lab-died", f"{name} lab exited while draining (exit status "
+                                      f"{lane.proc.exitcode})")
+                elif lane.silent_for() > HUNG_S:
+                    since = self.now() - lane.silent_for()
+                    self._lost_at_end(lane, "lab-hung", f"{name} lab not responding since {max(0.0, since):.1f} s "
+                                      f"while draining; killed (SIGKILL)")
+                elif time.monotonic() > deadline:
+                    self._lost_at_end(lane, "lab-hung", f"{name} lab did not stop within "
+                                      f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)")
         for lane in self.lanes:
-            if lane.proc is not None:
-                lane.proc.join(10)
-                if lane.proc.is_alive():
-                    lane.kill()
-            lane.conn.close()
+            self._reap(lane)
         self._consume()
-        self._event("drain", "labs stopped; queues drained")
+        undrained = [f"{lane.cfg.strategy} ({(lane.final or {}).get('queue_depth', '?')} writes still queued)"
+                     for lane in self.lanes if lane.state == "drained" and not lane.final.get("drained")]
+        stopped = [lane.cfg.strategy for lane in self.lanes if lane.state != "drained"]
+        detail = "labs stopped; " + ("queues drained" if not undrained else
+                                     f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained))
+        if stopped:
+            detail += "; not stopped cleanly: " + ", ".join(stopped)
+        self._event("drain", detail)
         self._events_file.close()
         for lane in self.lanes:
-            store = store_versions(lane.paths.store)
-            cache = cache_versions(lane.paths.cache)
-            lane.auditor.confirm_store(store)
-            lane.auditor.finish(store, cache)
+            self._audit(lane)
         self.finished = True
         self.ended_at = self.now()
         return self.summary()
+
+    def _lost_at_end(self, lane: LabHandle, kind: str, reason: str) -> None:
+        """A lab lost while draining: killed, judged as a dead node, its lane failed."""
+        lane.kill()
+        self._consume()
+        self._judge_dead([lane])
+        lane.state = "failed"
+        self._fail(lane, kind, reason)
+
+    def _reap(self, lane: LabHandle) -> None:
+        """Make sure the lab has exited (bounded), without touching its counters."""
+        if lane.proc is not None:
+            lane.proc.join(KILL_WAIT_S)
+            if lane.proc.is_alive():
+                lane.proc.kill()
+                lane.proc.join(KILL_WAIT_S)
+        if lane.conn is not None:
+            lane.conn.close()
+
+    def _audit(self, lane: LabHandle) -> None:
+        """The end-of-run audit against the real files; one that cannot read them says so."""
+        try:
+            store = store_versions(lane.paths.store, timeout_s=AUDIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - locked, corrupt or foreign: named
+            lane.audited = False
+            self._fail(lane, "audit", f"{lane.cfg.strategy}: the end-of-run audit could not read the store "
+                       f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged")
+            return
+        try:
+            cache = cache_versions(lane.paths.cache)
+        except Exception as exc:  # noqa: BLE001
+            lane.audited = False
+            self._fail(lane, "audit", f"{lane.cfg.strategy}: the end-of-run audit could not read the cache "
+                       f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged")
+            cache = None
+        lane.auditor.confirm_store(store)
+        lane.auditor.finish(store, cache if cache is not None else {})
 
     def summary(self) -> dict:
         lanes = []
@@ -693,13 +926,22 @@ class Run:
                 "incarnations": lane.inc + 1,
                 "injected": lane.cfg.latency.label() or None,
                 "drained": bool(lane.final and lane.final.get("drained")),
+                "durability": durability(lane.cfg),
+                "failures": list(lane.failures),
+                "audited": lane.audited,
+                "unexpected_errors": t["unexpected"],
             })
         faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
-        return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "lanes": lanes,
-                "faults": faults, "events": self.events, "run_dir": None if self._tmp else str(self.root)}
+        failed = any(lane.failures for lane in self.lanes) or bool(self.run_failures)
+        status = "interrupted" if self.interrupted else ("lab-failed" if failed else "ok")
+        return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "status": status,
+                "interrupted": self.interrupted, "ended_at_s": round(getattr(self, "ended_at", None) or self.now(), 3),
+                "failures": list(self.run_failures), "lanes": lanes, "faults": faults, "events": self.events,
+                "run_dir": None if self._tmp else str(self.root)}
 
-    def write_history(self, path: Path) -> int:
-        """Merge every lane's history and the fault events into one JSON Lines file."""
+    def write_history(self, out) -> int:
+        """Merge every lane's history and the fault events into one JSON Lines file
+        (``out``: a path, or a text stream with ``write``)."""
         records = list(self.events)
         for lane in self.lanes:
             for inc in range(lane.inc + 1):
@@ -707,7 +949,7 @@ class Run:
                 if f.exists():
                     records.extend(read_history(f))
         records.sort(key=lambda r: (r["start"], r["end"]))
-        write_history(path, records)
+        write_history(out, records)
         return len(records)
 
     def abort(self) -> None:
@@ -715,8 +957,12 @@ class Run:
             if lane.proc is not None:
                 lane.kill()
         for lock in self._outage_locks:
-            lock.release()
+            try:
+                lock.release()
+            except Exception:  # noqa: BLE001 - our own connection; gone either way
+                pass
         self._outage_locks.clear()
+        self.outage_on = False
 
     def cleanup(self) -> None:
         self._events_file.close()
@@ -728,16 +974,33 @@ def _json_line(rec: dict) -> str:
     return json.dumps(rec, separators=(",", ":")) + "\n"
 
 
-def run(plan: Plan, on_event: Callable[[dict], None] | None = None, history: Path | None = None,
-        tick_s: float = 0.05) -> dict:
-    """Run a plan headless to the end; return the summary (DESIGN.md §6)."""
+class StopRequest:
+    """Set by a signal handler (the CLI's): the run stops at its next round, drains
+    briefly, and writes its partial summary, marked as interrupted."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def set(self, name: str) -> None:
+        self.signal = self.signal or name
+
+
+INTERRUPT_DRAIN_S = 3.0  # how long the labs may drain when the run is interrupted
+
+
+def run(plan: Plan, on_event: Callable[[dict], None] | None = None, history=None,
+        tick_s: float = 0.05, stop: StopRequest | None = None) -> dict:
+    """Run a plan headless to the end (or until ``stop`` is set); return the summary
+    (DESIGN.md §6). ``history``: a path or a writable text stream for the JSON Lines."""
     r = Run(plan, on_event)
+    stop = stop or StopRequest()
     try:
         r.start()
-        while not r.due:
+        while not r.due and stop.signal is None and not r.all_failed:
             r.tick()
             time.sleep(tick_s)
-        summary = r.finish()
+        r.interrupted = stop.signal
+        summary = r.finish(INTERRUPT_DRAIN_S if stop.signal else DRAIN_LIMIT_S)
         if history is not None:
             summary["history_records"] = r.write_history(history)
         return summary

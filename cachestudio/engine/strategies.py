@@ -30,20 +30,63 @@ from __future__ import annotations
 
 import time
 
-from .backends import CacheBackend, CacheUnavailable, Store, StoreUnavailable
+from .backends import BackendFailure, CacheBackend, Store
 from .config import WriteBehindKnobs
 
 Result = tuple[str, "int | None", bool, "str | None"]
-FAILURES = (StoreUnavailable, CacheUnavailable)
+FAILURES = BackendFailure
 WAIT_POLL_S = 0.002  # how often a reader waiting for a lock or lease holder looks again
+#: A lane whose operations fail hard (disk full, I/O error, unreadable file) with nothing
+#: succeeding for this long cannot go on: its lab stops it and names the reason.
+HARD_FAIL_S = 2.0
+
+
+class Health:
+    """Can this lane go on? Reads, writes and the flusher's batches each keep a streak of
+    hard failures (disk full, I/O error, unreadable file), which any success of the same
+    kind ends. A streak whose failures span ``HARD_FAIL_S`` is a verdict: the lane cannot
+    go on (every write failing on a full disk is not rescued by reads that still hit).
+    Transient failures (a lock held by an outage) never count. Shared by the strategy and
+    the flusher; plain attribute writes (atomic under the GIL), no lock on the hot path."""
+
+    KINDS = ("read", "write", "flush")
+
+    def __init__(self) -> None:
+        self.streaks: dict[str, list[float] | None] = dict.fromkeys(self.KINDS)  # kind -> [first, last]
+        self.reason = ""
+        self.hard_failures = 0
+
+    def ok(self, kind: str) -> None:
+        self.streaks[kind] = None
+
+    def failed(self, exc: BaseException, kind: str) -> str:
+        """Note a failure of an operation of ``kind``; return its one-line text (the detail)."""
+        text = str(exc)
+        if getattr(exc, "hard", True):  # a failure no backend classified counts as hard
+            self.hard_failures += 1
+            self.reason = text
+            now = time.monotonic()
+            streak = self.streaks[kind]
+            if streak is None:
+                self.streaks[kind] = [now, now]
+            else:
+                streak[1] = now
+        return text
+
+    def verdict(self) -> str | None:
+        for kind, streak in self.streaks.items():
+            if streak is not None and streak[1] - streak[0] >= HARD_FAIL_S:
+                return f"every {kind} failed for {HARD_FAIL_S:g} s: {self.reason}"
+        return None
 
 
 class Strategy:
     name = ""
 
-    def __init__(self, cache: CacheBackend, store: Store):
+    def __init__(self, cache: CacheBackend, store: Store, health: Health | None = None):
         self.cache = cache
         self.store = store
+        self.health = health or Health()
 
     def read(self, key: str) -> Result:
         try:
@@ -54,7 +97,7 @@ class Strategy:
                 return self._fill(key, None)
             return self._protected_miss(key)
         except FAILURES as exc:
-            return "error", None, False, str(exc)
+            return "error", None, False, self.health.failed(exc, "read")
 
     def _fill(self, key: str, token: str | None, note: str | None = None) -> Result:
         """Cache miss: fetch from the DB, then populate the cache (with the token, if any)."""
@@ -107,7 +150,7 @@ class CacheAside(Strategy):
             self.store.write(key, version, value)  # update the DB first
             self.cache.delete(key)  # then invalidate the cache
         except FAILURES as exc:
-            return "error", version, False, str(exc)
+            return "error", version, False, self.health.failed(exc, "write")
         return "ok", version, True, None
 
 
@@ -119,35 +162,37 @@ class WriteThrough(Strategy):
             self.cache.set(key, version, value)  # write to the cache immediately
             self.store.write(key, version, value)  # synchronously persist to the DB
         except FAILURES as exc:
-            return "error", version, False, str(exc)
+            return "error", version, False, self.health.failed(exc, "write")
         return "ok", version, True, None
 
 
 class WriteBehind(Strategy):
     name = "write-behind"
 
-    def __init__(self, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs):
-        super().__init__(cache, store)
+    def __init__(self, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs,
+                 health: Health | None = None):
+        super().__init__(cache, store, health)
         self.queue = queue
         self.block = knobs.backpressure == "block"
         self.block_timeout = knobs.block_timeout_s
 
     def write(self, key: str, version: int, value: str) -> Result:
-        if not self.queue.put((key, version, value), self.block, self.block_timeout):
-            why = "write queue full" + (" (blocked writer timed out)" if self.block else "")
-            return "rejected", version, False, why
         try:
+            if not self.queue.put((key, version, value), self.block, self.block_timeout):
+                why = "write queue full" + (" (blocked writer timed out)" if self.block else "")
+                return "rejected", version, False, why
             self.cache.set(key, version, value)  # update the cache immediately
         except FAILURES as exc:
-            return "error", version, False, str(exc)
+            return "error", version, False, self.health.failed(exc, "write")
         return "ok", version, True, None  # the DB write happens later, in the flusher
 
 
-def make_strategy(name: str, cache: CacheBackend, store: Store, queue=None, knobs=None) -> Strategy:
+def make_strategy(name: str, cache: CacheBackend, store: Store, queue=None, knobs=None,
+                  health: Health | None = None) -> Strategy:
     if name == "cache-aside":
-        return CacheAside(cache, store)
+        return CacheAside(cache, store, health)
     if name == "write-through":
-        return WriteThrough(cache, store)
+        return WriteThrough(cache, store, health)
     if name == "write-behind":
-        return WriteBehind(cache, store, queue, knobs)
+        return WriteBehind(cache, store, queue, knobs, health)
     raise ValueError(f"unknown strategy {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,10 +77,13 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
     app = _app()
     from PySide6.QtCore import QSettings
 
+    from ..engine.outputs import write_output
+    from .bench_chart import png_bytes
     from .window import MainWindow
 
-    settings = QSettings(str(out / ".screenshot-settings.ini"), QSettings.Format.IniFormat)
-    settings.clear()
+    # The window's settings go to a file of our own (never into --out, never os.devnull).
+    scratch = tempfile.TemporaryDirectory(prefix="cachestudio-screenshot-")
+    settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings)
     try:
         if not win.load_scenario(scenario_path):
@@ -99,12 +103,10 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
         written = []
         for name, widget in shots.items():
             path = out / f"{name}.png"
-            if not widget.grab().save(str(path)):
-                raise RuntimeError(f"could not write {path}")
+            write_output(path, "--out", png_bytes(widget.grab()))  # never replaces what is not ours
             written.append(path)
         return written
     finally:
         win.close()
-        settings_file = out / ".screenshot-settings.ini"
-        if settings_file.exists():
-            settings_file.unlink()
+        del settings
+        scratch.cleanup()

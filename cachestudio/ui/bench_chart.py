@@ -10,7 +10,7 @@ from pathlib import Path
 from .theme import OKABE_ITO
 
 
-def render_chart(rows: list[dict], path: Path, title: str) -> Path:
+def render_chart(rows: list[dict], title: str) -> bytes:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
@@ -71,7 +71,18 @@ def render_chart(rows: list[dict], path: Path, title: str) -> Path:
                "ratio to the yardstick measured in the same run · black line: target · "
                f"median of {bars[0]['reps'] if bars else 0} interleaved repetitions")
     p.end()
-    path = Path(path)
-    if not image.save(str(path)):
-        raise OSError(f"could not write {path}")
-    return path
+    return png_bytes(image)
+
+
+def png_bytes(image) -> bytes:
+    """A QImage or QPixmap as PNG file contents (written by the caller through
+    :mod:`cachestudio.engine.outputs`: never replacing what is not ours)."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buf, "PNG"):
+        raise RuntimeError("the image could not be encoded as PNG")
+    buf.close()
+    return bytes(data.data())

@@ -11,6 +11,7 @@ Everything here returns quickly; a timer polls the observer's pipe every ``TICK_
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -216,7 +217,7 @@ class LabSession(QObject):
         self.series = [LaneSeries() for _ in plan.lanes]
         parent, child = MP.Pipe()
         # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
-        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE), name="observer")
+        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid()), name="observer")
         proc.start()
         child.close()
         self.run = RunView(plan, parent, proc)
@@ -267,8 +268,7 @@ class LabSession(QObject):
             if self.run.outage_on:
                 self.message.emit("the database is already down")
                 return
-            self.run.outage_start(seconds)
-            self.run.schedule(self.run.now() + seconds, "outage-end")
+            self.run.outage_start(seconds)  # the runner schedules its end
 
     def slow_db(self, ms: float = 20.0) -> None:
         """Toggle injected DB latency."""

@@ -46,6 +46,8 @@ SHADE_START = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slo
                "slow-cache-start": "slow-cache", "stampede": "stampede", "cold-cache": "cold"}
 SHADE_END = {"outage-end": "outage", "slow-db-end": "slow-db", "burst-end": "burst", "slow-cache-end": "slow-cache"}
 MOMENTS = {"stampede", "cold"}
+#: events that say a lab failed (DESIGN.md §6): shown until the next run, not for seconds
+FAILURE_KINDS = {"lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
 STATUS_MS = 250
 
 
@@ -199,12 +201,14 @@ class MainWindow(QMainWindow):
     def _build_status(self) -> None:
         self.clock = QLabel("idle")
         self.health = QLabel("")
+        self.lab_failures: list[str] = []  # this run's lab failures, newest last
         self.statusBar().addPermanentWidget(self.health)
         self.statusBar().addPermanentWidget(self.clock)
 
     def _wire(self) -> None:
         s = self.session
         s.started.connect(self._lanes_changed)
+        s.started.connect(self.lab_failures.clear)
         s.event.connect(self._on_event)
         s.records.connect(self.flow.add_records)
         s.anomalies.connect(lambda lane, found: self.anomaly_panel.add(found))
@@ -358,7 +362,11 @@ class MainWindow(QMainWindow):
             self.charts.fault_end(SHADE_END[kind], t)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
-        if kind not in ("config",):
+        if kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
+            self.lab_failures.append(f"{t:.2f} s  {ev['detail']}")
+            self.statusBar().showMessage(f"lab failure at {t:.2f} s: {ev['detail']}")
+            self._refresh_status()
+        elif kind not in ("config",):
             injected = " [injected]" if ev.get("injected") else ""
             self.statusBar().showMessage(f"{t:.2f} s  {kind}: {ev['detail']}{injected}", 6000)
 
@@ -399,7 +407,11 @@ class MainWindow(QMainWindow):
             self.clock.setText(f"{'paused' if s.paused else 'running'} · {s.now():7.1f} s")
             self.act_start.setText("Resume" if s.paused else "Pause")
         health = s.lab_health()
-        self.health.setText("   ".join(f"{name}: {h}" for name, h in health))
+        text = "   ".join(f"{name}: {h}" for name, h in health)
+        if self.lab_failures:
+            text += f"   ⚠ {len(self.lab_failures)} lab failure{'s' if len(self.lab_failures) > 1 else ''}"
+        self.health.setText(text)
+        self.health.setToolTip("\n".join(self.lab_failures[-20:]))
         if s.running and all(h == "running" for _, h in health):
             self.charts.fault_end("crash", s.now())  # the node is back: the crash window closes
         for i, (_, h) in enumerate(health):
