@@ -434,7 +434,7 @@ def cmd_run(args, explicit: set[str]) -> int:
         names = ", ".join(c.strategy for c in lanes)
         origin = f" from scenario {sc.name}" if sc else ""
         say(f"running {names} for {duration:g} s (seed {plan.seed}){origin}")
-        for note in getattr(plan, "notes", []):
+        for note in (sc.notes if sc else []) + [n for n in plan.notes if not sc or n not in sc.notes]:
             say(f"  note: {note}")
 
         def show(ev: dict) -> None:
@@ -552,6 +552,8 @@ def cmd_check(args) -> int:
     faults = sc.fault_count()
     print(f"{args.file}: ok: {sc.name}, {len(sc.lanes)} lane(s), {sc.duration_s:g} s, seed {sc.seed}, "
           f"{faults} fault(s)")
+    for note in sc.notes:
+        print(f"  note: {note}")
     return 0
 
 

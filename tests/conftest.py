@@ -43,3 +43,10 @@ def cache(tmp_path):
 @pytest.fixture
 def wb_knobs():
     return WriteBehindKnobs(flush_interval_s=0.05, batch_size=10, capacity=100, retry_backoff_s=0.01)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--sweep", action="store", default=None, metavar="N|A:B",
+        help="test_fault_timelines.py: run the seeded fault timelines 1..N (or A..B) instead of "
+             "the short CI sample (also: environment variable CACHESTUDIO_SWEEP)")

@@ -181,19 +181,29 @@ def test_a_store_locked_at_the_end_is_named_by_the_audit_not_waited_on(tmp_path)
     assert kinds(summary) == ["audit"] and "locked" in summary["lanes"][0]["failures"][0]["reason"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MiB tmpfs (root may mount one here; elsewhere the test is skipped, saying why)."""
-    where = tmp_path / "disk"
+def _tmpfs(where: Path, size: str):
+    """A small tmpfs (root may mount one here; elsewhere the test is skipped, saying why)."""
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
     try:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """3 MiB: a lab's files fill it within seconds."""
+    yield from _tmpfs(tmp_path / "disk", "3m")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """64 KiB: less than any run's history."""
+    yield from _tmpfs(tmp_path / "tiny", "64k")
 
 
 @pytest.mark.parametrize("strategy", ["cache-aside", "write-through", "write-behind"])
@@ -266,3 +276,18 @@ def test_the_summary_says_how_durable_it_was(tmp_path):
     assert any("synchronous off" in note for note in d["notes"])
     safe = run(Plan(lanes=[LaneConfig(strategy="cache-aside", store=StoreKnobs(synchronous="full"))], duration_s=0.3))
     assert safe["lanes"][0]["durability"]["notes"] == []
+
+
+def test_a_history_that_does_not_fit_is_one_line_and_the_rest_is_written(tiny_disk, tmp_path):
+    """ENOSPC while writing --history: exit status 1, one line, no temp file left, and the
+    summary (elsewhere) and the table are still there."""
+    out, hist = tmp_path / "out.json", tiny_disk / "history.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--strategy", "cache-aside", "--duration",
+                           "1", "--json", str(out), "--history", str(hist)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=200)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--history" in lines[0]
+    assert json.loads(out.read_text())["status"] == "ok" and "lab incarnations" in proc.stdout
+    assert list(tiny_disk.iterdir()) == []  # neither the history nor a temp file

@@ -537,10 +537,21 @@ class OutageLock:
         self.conn: sqlite3.Connection | None = None
 
     def acquire(self, timeout_s: float = 5.0) -> None:
-        # check_same_thread off: taken on a thread of its own, read and released elsewhere
-        conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        # check_same_thread off: taken on a thread of its own, read and released elsewhere.
+        # No busy timeout: SQLite's busy handler backs off up to 100 ms between tries, and
+        # the labs' writers (whose own timeouts are short) kept winning the lock in between
+        # (an outage was seen to start 2 s late in delete-journal mode). Try every 0.5 ms.
+        conn = sqlite3.connect(str(self.path), timeout=0, isolation_level=None, check_same_thread=False)
+        deadline = time.monotonic() + timeout_s
         try:
-            conn.execute("BEGIN EXCLUSIVE")
+            while True:
+                try:
+                    conn.execute("BEGIN EXCLUSIVE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not is_transient(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.0005)
         except BaseException:
             conn.close()
             raise

@@ -30,6 +30,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,8 @@ class LanePaths:
 
 
 class Lab:
-    def __init__(self, cfg: LaneConfig, paths: LanePaths, inc: int = 0, start_seq: int = 0):
+    def __init__(self, cfg: LaneConfig, paths: LanePaths, inc: int = 0, start_seq: int = 0,
+                 t0: float | None = None):
         self.cfg = cfg
         self.paths = paths
         self.inc = inc
@@ -109,15 +111,16 @@ class Lab:
         self.unexpected = 0  # operations that raised something no backend classified
         self._ops = OpStream(cfg.workload, cfg.seed).ops(start_seq)
         self._next_seq = start_seq
-        self._burst_kind = ""
-        self.burst_left = 0
+        #: Bursts under way, oldest first: [kind, operations left]. A burst that arrives while
+        #: another runs queues behind it (never replaces what is left of it).
+        self._bursts: deque[list] = deque()
         self._ops_lock = threading.Lock()
         self._stop = threading.Event()
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stampedes: list[threading.Thread] = []
         self._filler = "x" * cfg.workload.value_size
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if t0 is None else t0  # the run's clock, once "go" (or t0) says it
         self.until = float("inf")
         self.done = 0  # operations completed by this incarnation
         self._pace_at = 0.0
@@ -153,21 +156,35 @@ class Lab:
         with self._ops_lock:
             op = next(self._ops)
             self._next_seq = op.seq + 1
-            if self.burst_left:  # a burst: only its kind, as fast as the clients go
-                while op.kind != self._burst_kind:
+            if self._bursts:  # a burst: only its kind, as fast as the clients go
+                head = self._bursts[0]
+                while op.kind != head[0]:
                     op = next(self._ops)
                     self._next_seq = op.seq + 1
-                self.burst_left -= 1
-                if not self.burst_left:
-                    self._pace_at, self._pace_count = time.monotonic(), 0  # no catching up after
+                head[1] -= 1
+                if not head[1]:
+                    self._bursts.popleft()
+                    if not self._bursts:
+                        self._pace_at, self._pace_count = time.monotonic(), 0  # no catching up after
                 return op, 0.0
             self._pace_count += 1
             due = self._pace_at + self._pace_count / self.cfg.workload.rate if self.cfg.workload.rate else 0.0
             return op, due
 
+    @property
+    def burst_left(self) -> int:
+        return sum(count for _, count in self._bursts)
+
     def burst(self, kind: str, count: int) -> None:
+        """Queue a burst of ``count`` operations of ``kind``; a count of 0 ends every burst."""
         with self._ops_lock:
-            self._burst_kind, self.burst_left = kind, count
+            if not count:
+                self._bursts.clear()
+                self._pace_at, self._pace_count = time.monotonic(), 0
+            elif self._bursts and self._bursts[-1][0] == kind:
+                self._bursts[-1][1] += count
+            else:
+                self._bursts.append([kind, count])
 
     def stampede(self, readers: int, reply=None) -> threading.Thread:
         """Hot-key stampede: the hottest key (k0) expires and ``readers`` clients read it at
@@ -430,7 +447,8 @@ def _more_files() -> None:
         pass
 
 
-def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, parent_pid: int = 0) -> None:
+def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, parent_pid: int = 0,
+                t0: float | None = None) -> None:
     """Entry point of the lab process (multiprocessing, spawn). Under the window it
     inherits the observer's niceness (engine/observer.py)."""
     # Ctrl-C and a SIGTERM to the process group are the observer's to handle: it stops the
@@ -441,7 +459,7 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, pare
     die_with_parent(parent_pid)
     _more_files()
     try:
-        lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq)
+        lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq, t0)
     except ConfigError as exc:
         _send(conn, ("error", str(exc)))
         return

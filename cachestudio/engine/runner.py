@@ -39,6 +39,7 @@ from .auditor import ANOMALY_KINDS, LaneAuditor
 from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
+from .timeline import FIELDS, MAX_READERS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
 from .telemetry import LaneStats
 from .report import fault_report
@@ -60,7 +61,7 @@ MP = mp.get_context("spawn")
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
-MAX_STAMPEDE = 500  # concurrent readers of a stampede (threads in the lab)
+MAX_STAMPEDE = MAX_READERS  # concurrent readers of a stampede (threads in the lab)
 COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
             "batches", "dead_letters", "unexpected")
 SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
@@ -84,6 +85,7 @@ class Plan:
     stampedes: list[tuple[float, int]] = field(default_factory=list)  # (at, concurrent readers)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
+    notes: list[str] = field(default_factory=list)  # what check_plan merged (overlapping faults)
 
     @property
     def seed(self) -> int:
@@ -98,9 +100,14 @@ def check_plan(plan: Plan) -> Plan:
         validate(cfg)
     if not (0 < plan.duration_s <= 86_400):
         raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
+    check_count({f: getattr(plan, f) for f in FIELDS})  # at most MAX_FAULTS, scenario and options together
+    names = {"--crash-at": "a crash", "--outage": "an outage", "--burst": "a burst", "--slow-db": "a slow DB",
+             "--slow-cache": "a slow cache", "--cold-at": "a cold cache", "--stampede": "a stampede"}
+
     def within(what: str, at: float) -> None:
         if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"{what} {at:g} s is outside the run (0 to {plan.duration_s:g} s)")
+            raise ConfigError(f"{names[what]} at {at:g} s ({what} or the scenario's timeline) is outside the run "
+                              f"(0 to {plan.duration_s:g} s)")
 
     for at in plan.crash_at:
         within("--crash-at", at)
@@ -127,6 +134,11 @@ def check_plan(plan: Plan) -> Plan:
         within("--stampede", at)
         if not (2 <= readers <= MAX_STAMPEDE):
             raise ConfigError(f"--stampede readers must be between 2 and {MAX_STAMPEDE}, got {readers}")
+    # Overlapping faults of one kind are merged (or refused), never dropped: timeline.py.
+    timeline, notes = normalize({f: getattr(plan, f) for f in FIELDS})
+    for name, value in timeline.items():
+        setattr(plan, name, value)
+    plan.notes.extend(n for n in notes if n not in plan.notes)  # check_plan runs twice on one plan
     if not (0 <= plan.restart_delay_s <= 600):
         raise ConfigError(f"restart delay must be between 0 and 600 seconds, got {plan.restart_delay_s:g}")
     if plan.run_dir is not None:
@@ -216,12 +228,15 @@ class LabHandle:
         g = self.final or self.gauges
         return {k: self._past[k] + g.get(k, 0) for k in COUNTERS}
 
-    def spawn(self) -> None:
+    def spawn(self, t0: float | None = None) -> None:
+        """Start the next incarnation. ``t0``: the run's clock (monotonic), when it has
+        started, so that a fault the lab takes before its "go" (a stampede while it comes
+        up) is timed on the run's clock."""
         self.inc += 1
         parent, child = MP.Pipe()
         proc = MP.Process(
             target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, os.getpid()),
+            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, os.getpid(), t0),
             name=f"lab-{self.cfg.code}-{self.inc}",
             daemon=True,
         )
@@ -353,9 +368,11 @@ class Run:
     def start(self, wait: bool = True) -> None:
         """Start the labs. ``wait``: the clock starts when all are ready (headless);
         otherwise it starts now and each lab joins as it comes up (the window)."""
+        if not wait:
+            self.t0 = time.monotonic()  # the window's clock starts now; labs join as they come up
         for lane in self.lanes:
             lane.paths.make()
-            lane.spawn()
+            lane.spawn(None if wait else self.t0)
         if wait:
             deadline = time.monotonic() + READY_TIMEOUT_S
             for lane in self.lanes:
@@ -364,7 +381,6 @@ class Run:
             for lane in self.lanes:
                 self._go(lane)
         else:
-            self.t0 = time.monotonic()
             self._ready_deadline = self.t0 + READY_TIMEOUT_S
         for at in self.plan.crash_at:
             self.schedule(at, "crash")
@@ -599,7 +615,7 @@ class Run:
             return
         for lane in self.lanes:
             if lane.state == "down":
-                lane.spawn()
+                lane.spawn(self.t0)
 
     def burst(self, kind: str, count: int) -> None:
         """Every lane issues ``count`` extra operations of ``kind`` as fast as it can."""
@@ -804,7 +820,7 @@ class Run:
         self._restart_at = None
         for lane in self.lanes:
             if lane.state == "down":
-                lane.spawn()  # a lab that was down at the end must replay its durable queue
+                lane.spawn(self.t0)  # a lab that was down at the end must replay its durable queue
             if lane.state == "starting":
                 info = self._wait_ready(lane, time.monotonic() + READY_TIMEOUT_S)
                 if isinstance(info, dict):

@@ -23,14 +23,30 @@ Fault kinds and their keys (besides ``at``): ``crash``; ``outage`` (duration);
 ``slow-db`` and ``slow-cache`` (duration, ms: injected); ``cold``; ``burst`` (op: read or
 write, count); ``stampede`` (readers).
 
-Every problem is reported as ``FILE line N: what is wrong`` (:class:`ScenarioError`).
+Every problem is reported as ``FILE line N: what is wrong`` (:class:`ScenarioError`), or
+``scenario file FILE ...`` for a file that cannot be read at all. Nothing else escapes
+:func:`load`, whatever the file holds, because a scenario file is input from anyone (a
+workshop hands them around): every value is checked for its type (an integer knob takes no
+``1.5``, a float knob takes ``10``, no knob takes ``true``), finite (no ``nan``, no ``inf``)
+and in range; names and titles are one line of text. Limits keep a file from costing more
+than it can be worth: :data:`MAX_FILE_BYTES` (the file is not parsed beyond that), arrays and
+tables nested :data:`MAX_NESTING` deep, dotted keys of :data:`MAX_KEY_PARTS` parts and
+numbers of :data:`MAX_DIGITS` digits (deeper or longer ones make tomllib recurse past
+Python's limit, or slow down quadratically), and :data:`timeline.MAX_FAULTS` faults. Faults
+of one kind that overlap are merged or refused by :func:`timeline.normalize`; each merge is
+kept in :attr:`Scenario.notes`.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
+import os
 import re
+import stat
 import sys
 import tomllib
+from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -45,6 +61,7 @@ from .config import (
     WriteBehindKnobs,
     validate,
 )
+from .timeline import FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S, TimelineConflict, check_count, normalize
 
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
             "write_behind": WriteBehindKnobs, "latency": Latency}
@@ -52,23 +69,37 @@ TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "res
 #: kind -> {key: (default or None if required, low, high, type)}
 FAULT_KINDS = {
     "crash": {},
-    "outage": {"duration": (None, 0.001, 3600, float)},
-    "slow-db": {"duration": (None, 0.001, 3600, float), "ms": (50.0, 0.001, 10_000, float)},
-    "slow-cache": {"duration": (None, 0.001, 3600, float), "ms": (20.0, 0.001, 10_000, float)},
+    "outage": {"duration": (None, 0.001, MAX_WINDOW_S, float)},
+    "slow-db": {"duration": (None, 0.001, MAX_WINDOW_S, float), "ms": (50.0, 0.001, 10_000, float)},
+    "slow-cache": {"duration": (None, 0.001, MAX_WINDOW_S, float), "ms": (20.0, 0.001, 10_000, float)},
     "cold": {},
-    "burst": {"op": ("write", None, None, str), "count": (2000, 1, 10_000_000, int)},
-    "stampede": {"readers": (50, 2, 500, int)},
+    "burst": {"op": ("write", None, None, str), "count": (2000, 1, MAX_BURST, int)},
+    "stampede": {"readers": (50, 2, MAX_READERS, int)},
 }
 #: Plan fields the timeline fills (runner.Plan).
-TIMELINE_FIELDS = ("crash_at", "outages", "slow_db", "slow_cache", "cold_at", "bursts", "stampedes")
+TIMELINE_FIELDS = FIELDS
+#: A scenario file is a few hundred bytes; a bigger one than this is refused unread.
+MAX_FILE_BYTES = 1 << 20
+#: Arrays and inline tables inside each other (a scenario needs 2).
+MAX_NESTING = 32
+#: Parts of one dotted key (``a.b.c`` has 3; a scenario needs 2).
+MAX_KEY_PARTS = 16
+#: Digits of one number (Python refuses to convert integers of more than 4,300).
+MAX_DIGITS = 100
+#: The longest name and title (shown on one line in lists and the window title).
+MAX_NAME = 100
+MAX_TITLE = 200
 
 
 def resources_dir() -> Path:
-    """``resources/`` beside the package, or inside a frozen (PyInstaller) build."""
-    base = getattr(sys, "_MEIPASS", None)
-    if base:
-        return Path(base) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    """The built-in resources: ``resources/`` in a clone, the package ``cachestudio.resources``
+    when installed (wheel, sdist, editable) or frozen (:mod:`cachestudio.paths`)."""
+    from ..paths import resources_root
+
+    try:
+        return resources_root()
+    except FileNotFoundError as exc:  # a broken install: one line, not a traceback
+        raise ConfigError(str(exc)) from None
 
 
 def builtin_dir() -> Path:
@@ -89,6 +120,8 @@ class Scenario:
     duration_s: float
     restart_delay_s: float = 1.0
     timeline: dict[str, list] = field(default_factory=lambda: {f: [] for f in TIMELINE_FIELDS})
+    #: What loading decided about the faults (overlaps merged), one line each.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def crash_at(self) -> list[float]:
@@ -135,9 +168,8 @@ def builtin_scenarios() -> list[Scenario]:
 def find(name_or_path: str) -> Path:
     """A built-in scenario by name, or a file by path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ScenarioError(f"scenario file {path} does not exist")
+    if path.suffix == ".toml" or _exists(path):
+        _regular(path)
         return path
     builtin = builtin_dir() / f"{name_or_path}.toml"
     if builtin.is_file():
@@ -146,40 +178,232 @@ def find(name_or_path: str) -> Path:
     raise ScenarioError(f"no scenario named {name_or_path!r} (built-in: {names})")
 
 
+def _exists(path: Path) -> bool:
+    """Something is there, or the name cannot even be looked up (too long, a NUL…): then it
+    is a path, and :func:`_regular` says what is wrong with it."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError):
+        return True
+    return True
+
+
+def _regular(path: Path) -> os.stat_result:
+    """The file's status, or :class:`ScenarioError` unless it is a regular file (or a link
+    to one): a directory cannot be read, a FIFO or a device could block or never end."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"scenario file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a directory" if stat.S_ISDIR(st.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise ScenarioError(f"scenario file {path} is {what}, not a file")
+    return st
+
+
+def _read(path: Path) -> str:
+    """The text of a scenario file: a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8."""
+    _regular(path)
+    try:
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it cannot hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ScenarioError(f"scenario file {path} is not a regular file")
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"scenario file {path} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"scenario file {path} is larger than {MAX_FILE_BYTES >> 20} MiB: not read "
+                            "(a scenario is a few hundred bytes)")
+    try:
+        return data.decode("utf-8-sig")  # a byte order mark, as some editors write, is fine
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ScenarioError(f"{path} line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+
+
+_NEXT = re.compile(r"[\n#\"'\[\]{}=,.0-9_]")
+_DIGITS = re.compile(r"[0-9_]+")
+_BASIC = re.compile(r"(?:[^\"\\\n]|\\[^\n])*")  # the inside of a one-line "string"
+_LITERAL = re.compile(r"[^'\n]*")  # the inside of a one-line 'string'
+
+
+def _prescan(text: str) -> tuple[int, str] | None:
+    """``(line, problem)`` for the first shape tomllib cannot take well, else None.
+
+    tomllib recurses once per nested array or inline table (a few thousand ``[`` raise
+    RecursionError), spends time quadratic in the parts of a dotted key (50,000 parts: 30 s),
+    and refuses integers of more than 4,300 digits with a ValueError that names no line.
+    This scan knows just enough TOML (strings, comments) to find them first, with their line;
+    everything else is left to tomllib. It jumps from one character that matters to the next
+    (a megabyte of dense TOML takes under a second, less than tomllib itself)."""
+    depth = parts = 0
+    line, i, n = 1, 0, len(text)
+    while True:
+        m = _NEXT.search(text, i)
+        if m is None:
+            return None
+        i = m.start()
+        c = text[i]
+        if c == "\n":
+            line, parts = line + 1, 0
+            i += 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif c in "\"'":
+            if text.startswith(c * 3, i):  # a multi-line string: up to its closing quotes
+                j = i + 3
+                while True:
+                    k = text.find(c * 3, j)
+                    if k < 0:
+                        return None  # not closed: tomllib says where
+                    b = k
+                    while c == '"' and b > j and text[b - 1] == "\\":
+                        b -= 1
+                    if (k - b) % 2 == 0:  # not an escaped quote
+                        break
+                    j = k + 1
+                k += 3
+                k += (k < n and text[k] == c) + (k + 1 < n and text[k] == c and text[k + 1] == c)
+                line += text.count("\n", i, k)
+                i = k
+            else:
+                end = (_BASIC if c == '"' else _LITERAL).match(text, i + 1).end()
+                i = end + (end < n and text[end] == c)
+        elif c in "0123456789_":
+            end = _DIGITS.match(text, i).end()
+            if end - i > MAX_DIGITS:
+                return line, f"a number of more than {MAX_DIGITS} digits"
+            i = end
+        else:
+            if c in "[{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    return line, f"arrays or tables nested more than {MAX_NESTING} deep"
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            if c == ".":
+                parts += 1
+                if parts >= MAX_KEY_PARTS:
+                    return line, f"a dotted key of more than {MAX_KEY_PARTS} parts"
+            else:
+                parts = 0
+            i += 1
+
+
+def _parse(path: Path, text: str) -> dict:
+    problem = _prescan(text)
+    if problem is not None:
+        raise ScenarioError(f"{path} line {problem[0]}: {problem[1]}")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = " ".join(str(exc).split())
+        m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message)
+        if m:
+            raise ScenarioError(f"{path} line {m.group(2)}: {m.group(1)} (column {m.group(3)})") from None
+        m = re.fullmatch(r"(.*) \(at end of document\)", message)
+        if m:
+            end = text.count("\n") + 1
+            raise ScenarioError(f"{path} line {end}: {m.group(1)} (at the end of the file)") from None
+        raise ScenarioError(f"{path} line 1: {message}") from None
+    except (RecursionError, ValueError, OverflowError) as exc:  # what _prescan should have found first
+        raise ScenarioError(f"{path} line 1: cannot be read as TOML ({type(exc).__name__})") from None
+
+
+def _show(value) -> str:
+    """A value as a one-line message may show it: short, and never a table's contents
+    (a nested one could be deep, a string a megabyte, an integer too long to print)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else f"a whole number of {value.bit_length()} bits"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime.datetime):
+        return "a date-time"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, datetime.time):
+        return "a time"
+    return f"a {type(value).__name__}"
+
+
+def _n(x: float) -> str:
+    """A bound as people write it: ``10,000,000``, ``0.001``, ``3600``."""
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
 def _line_of(text: str, section: str | None, key: str, index: int = 0) -> int:
-    """The line where ``key`` is set in ``section`` (the ``index``-th such table)."""
-    current, seen = None, -1
+    """The line where ``key`` is set in ``section`` (the ``index``-th such table); else the
+    line of that table's header, or where the section is assigned at the top; else 1.
+    Best effort (no TOML parser keeps lines): it only has to point at the right place."""
     header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
-    assign = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
-    for n, line in enumerate(text.splitlines(), 1):
+    assign = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*[=.]")
+    current, seen = None, -1
+    header_line = top_line = None
+    if section is not None:
+        dotted = re.compile(r"^\s*" + re.escape(section) + r"\s*\.\s*[\"']?" + re.escape(key) + r"[\"']?\s*[=.]")
+        top = re.compile(r"^\s*[\"']?" + re.escape(section) + r"[\"']?\s*[=.]")
+    for n, line in enumerate(text.split("\n"), 1):  # TOML counts lines by "\n" only
         m = header.match(line)
         if m:
             current = m.group(1)
             if current == section:
                 seen += 1
+                if seen == index or header_line is None:
+                    header_line = n
+            elif section is not None and seen == index and current.split(".")[:2] == [section, key]:
+                return n  # [section.key] makes the key a table
             continue
-        if current == section and (section is None or seen == index) and assign.match(line):
+        if section is None:
+            if current is None and assign.match(line):
+                return n
+        elif current == section and seen == index and assign.match(line):
             return n
-    for n, line in enumerate(text.splitlines(), 1):  # a section header itself
-        m = header.match(line)
-        if m and m.group(1) == section:
+        elif current is None and dotted.match(line):
             return n
-    return 1
+        elif current is None and top_line is None and top.match(line):
+            top_line = n
+    return header_line or top_line or 1
 
 
 def _set(obj, name: str, value, where):
-    """Assign a knob, checking its type against the dataclass default."""
+    """Assign a knob, checking its type against the dataclass default: a bool takes only
+    true or false, an int only a whole number (not ``1.5``, not ``2.0``), a float any finite
+    number (``10`` too), a string only a string. Ranges are :func:`config.validate`'s."""
     current = getattr(obj, name)
     if isinstance(current, bool):
         if not isinstance(value, bool):
-            raise ScenarioError(f"{where(name)}: {name} must be true or false, got {value!r}")
-    elif isinstance(current, (int, float)):
+            raise ScenarioError(f"{where(name)}: {name} must be true or false, got {_show(value)}")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where(name)}: {name} must be a whole number, got {_show(value)}")
+        if value.bit_length() > 63:
+            raise ScenarioError(f"{where(name)}: {name} is out of range, got {_show(value)}")
+    elif isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where(name)}: {name} must be a number, got {value!r}")
-        if isinstance(current, float):
-            value = float(value)
+            raise ScenarioError(f"{where(name)}: {name} must be a number, got {_show(value)}")
+        if not (isinstance(value, float) and math.isfinite(value)) and not (isinstance(value, int)
+                                                                         and value.bit_length() <= 63):
+            raise ScenarioError(f"{where(name)}: {name} must be a finite number in range, got {_show(value)}")
+        value = float(value) + 0.0  # -0.0 is 0
     elif isinstance(current, str) and not isinstance(value, str):
-        raise ScenarioError(f"{where(name)}: {name} must be a string, got {value!r}")
+        raise ScenarioError(f"{where(name)}: {name} must be a string, got {_show(value)}")
     return replace(obj, **{name: value})
 
 
@@ -196,16 +420,37 @@ def _culprit(data: dict, base: LaneConfig, at) -> str:
     return at(None)("seed")
 
 
+def _text(data: dict, key: str, where, default: str, limit: int | None) -> str:
+    """A name or title (one line of at most ``limit`` characters) or a description (any text)."""
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where(key)}: {key} must be a string, got {_show(value)}")
+    if limit is not None:
+        value = value.strip()
+        if key == "name" and not value:
+            raise ScenarioError(f"{where(key)}: name must not be empty")
+        if len(value) > limit:
+            raise ScenarioError(f"{where(key)}: {key} must be at most {limit} characters, got {len(value):,}")
+        if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 or ch in "\u2028\u2029" for ch in value):
+            raise ScenarioError(f"{where(key)}: {key} must be one line without control characters, "
+                                f"got {_show(value)}")
+    return value
+
+
+def _seconds(data: dict, key: str, where, default: float, low: float, high: float, low_open: bool) -> float:
+    value = data.get(key, default)
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (low < value <= high if low_open else low <= value <= high)):
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        raise ScenarioError(f"{where(key)}: {key} must be a number of seconds {bound} and <= {high:g}, "
+                            f"got {_show(value)}")
+    return float(value) + 0.0
+
+
 def load(path: Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"scenario file {path} cannot be read: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+    text = _read(path)
+    data = _parse(path, text)
 
     def at(section, index=0):
         return lambda key: f"{path} line {_line_of(text, section, key, index)}"
@@ -213,88 +458,117 @@ def load(path: Path) -> Scenario:
     top = at(None)
     for key in data:
         if key not in TOP_KEYS and key not in SECTIONS:
-            raise ScenarioError(f"{top(key)}: unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS | set(SECTIONS)))})")
+            raise ScenarioError(f"{top(key)}: unknown key {_show(key)} "
+                                f"(known: {', '.join(sorted(TOP_KEYS | set(SECTIONS)))})")
+    name = _text(data, "name", top, "", MAX_NAME) if "name" in data else path.stem
+    title = _text(data, "title", top, "", MAX_TITLE)
+    description = _text(data, "description", top, "", None).strip()
     strategy = data.get("strategy", "all")
-    if strategy != "all" and strategy not in STRATEGIES:
-        raise ScenarioError(f"{top('strategy')}: strategy must be one of {', '.join(STRATEGIES)} or all, got {strategy!r}")
+    if not isinstance(strategy, str) or (strategy != "all" and strategy not in STRATEGIES):
+        raise ScenarioError(f"{top('strategy')}: strategy must be one of {', '.join(STRATEGIES)} or all, "
+                            f"got {_show(strategy)}")
     base = LaneConfig(strategy=STRATEGIES[0] if strategy == "all" else strategy)
-    for key in ("seed",):
-        if key in data:
-            base = _set(base, key, data[key], top)
+    if "seed" in data:
+        base = _set(base, "seed", data["seed"], top)
     for section, cls in SECTIONS.items():
         values = data.get(section, {})
         if not isinstance(values, dict):
-            raise ScenarioError(f"{top(section)}: [{section}] must be a table")
+            raise ScenarioError(f"{top(section)}: [{section}] must be a table, got {_show(values)}")
         knobs = getattr(base, section)
         names = {f.name for f in fields(cls)}
         for key, value in values.items():
             if key not in names:
-                raise ScenarioError(f"{at(section)(key)}: unknown key {key!r} in [{section}] "
+                raise ScenarioError(f"{at(section)(key)}: unknown key {_show(key)} in [{section}] "
                                     f"(known: {', '.join(sorted(names))})")
             knobs = _set(knobs, key, value, at(section))
         base = replace(base, **{section: knobs})
     try:
         validate(base)
     except ConfigError as exc:
-        raise ScenarioError(f"{_culprit(data, base, at)}: {exc}") from None
-    duration = data.get("duration", 10.0)
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= 86_400:
-        raise ScenarioError(f"{top('duration')}: duration must be a number of seconds > 0 and <= 86400, got {duration!r}")
-    restart = data.get("restart_delay", 1.0)
-    if isinstance(restart, bool) or not isinstance(restart, (int, float)) or not 0 <= restart <= 600:
-        raise ScenarioError(f"{top('restart_delay')}: restart_delay must be 0 to 600 seconds, got {restart!r}")
-    timeline: dict[str, list] = {f: [] for f in TIMELINE_FIELDS}
+        message = str(exc) if len(str(exc)) <= 200 else str(exc)[:197] + "..."  # it may quote a long string
+        raise ScenarioError(f"{_culprit(data, base, at)}: {message}") from None
+    duration = _seconds(data, "duration", top, 10.0, 0, 86_400, True)
+    restart = _seconds(data, "restart_delay", top, 1.0, 0, 600, False)
+    timeline, notes = _faults(data, duration, at)
+    lanes = [replace(base, strategy=s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
+    return Scenario(
+        name=name,
+        title=title,
+        description=description,
+        path=path,
+        lanes=lanes,
+        duration_s=duration,
+        restart_delay_s=restart,
+        timeline=timeline,
+        notes=notes,
+    )
+
+
+def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]]:
+    """The ``[[faults]]`` as a normalized timeline (:func:`timeline.normalize`) and its notes."""
     faults = data.get("faults", [])
     if not isinstance(faults, list):
-        raise ScenarioError(f"{top('faults')}: faults must be an array of tables ([[faults]])")
+        raise ScenarioError(f"{at(None)('faults')}: faults must be an array of tables ([[faults]]), "
+                            f"got {_show(faults)}")
+    if len(faults) > MAX_FAULTS:  # refused before checking each one: it could take long
+        raise ScenarioError(f"{at('faults', MAX_FAULTS)('at')}: {len(faults):,} faults; at most "
+                            f"{MAX_FAULTS:,} in one scenario")
+    timeline: dict[str, list] = {f: [] for f in TIMELINE_FIELDS}
+    origin: dict[tuple, list[int]] = defaultdict(list)  # (field, entry) -> indices of its faults
     for i, fault in enumerate(faults):
         where = at("faults", i)
+        if not isinstance(fault, dict):
+            raise ScenarioError(f"{where('at')}: each fault must be a table with at and kind ([[faults]]), "
+                                f"got {_show(fault)}")
         kind = fault.get("kind")
-        if kind not in FAULT_KINDS:
-            raise ScenarioError(f"{where('kind')}: fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        if not isinstance(kind, str) or kind not in FAULT_KINDS:
+            got = "nothing" if kind is None else _show(kind)
+            raise ScenarioError(f"{where('kind')}: fault kind must be one of {', '.join(FAULT_KINDS)}, got {got}")
         spec = FAULT_KINDS[kind]
         for key in fault:
             if key not in {"at", "kind"} | set(spec):
-                raise ScenarioError(f"{where(key)}: unknown key {key!r} for a {kind} fault")
+                raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a {kind} fault "
+                                    f"(known: {', '.join(['at', 'kind', *spec])})")
         when = fault.get("at")
         if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 <= when < duration:
-            raise ScenarioError(f"{where('at')}: fault time must be within the run (0 to {duration:g} s), got {when!r}")
+            got = "nothing" if when is None else _show(when)
+            raise ScenarioError(f"{where('at')}: fault time must be within the run (0 to {duration:g} s), got {got}")
         v = {}
         for key, (default, lo, hi, kind_of) in spec.items():
             value = fault.get(key, default)
             if value is None:
                 raise ScenarioError(f"{where(key)}: {kind} {key} is required for this fault")
             if kind_of is str:
-                if value not in ("read", "write"):
-                    raise ScenarioError(f"{where(key)}: {key} must be read or write, got {value!r}")
-            elif (isinstance(value, bool) or not isinstance(value, (int, float))
-                  or (kind_of is int and value != int(value)) or not lo <= value <= hi):
-                whole = "a whole number " if kind_of is int else ""
-                raise ScenarioError(f"{where(key)}: {kind} {key} must be {whole}from {lo:g} to {hi:g}, got {value!r}")
-            v[key] = kind_of(value)
-        t = float(when)
+                if not isinstance(value, str) or value not in ("read", "write"):
+                    raise ScenarioError(f"{where(key)}: {key} must be read or write, got {_show(value)}")
+            elif isinstance(value, bool) or not isinstance(value, kind_of if kind_of is int else (int, float)):
+                what = "a whole number" if kind_of is int else "a number"
+                raise ScenarioError(f"{where(key)}: {kind} {key} must be {what} from {_n(lo)} to {_n(hi)}, "
+                                    f"got {_show(value)}")
+            elif not lo <= value <= hi:  # nan is not
+                raise ScenarioError(f"{where(key)}: {kind} {key} must be from {_n(lo)} to {_n(hi)}, got {_show(value)}")
+            v[key] = value + 0.0 if kind_of is float else value
+        t = float(when) + 0.0  # -0.0 is 0
+        entry: tuple
         if kind == "crash":
-            timeline["crash_at"].append(t)
+            name, entry = "crash_at", t
         elif kind == "outage":
-            timeline["outages"].append((t, v["duration"]))
-        elif kind == "slow-db":
-            timeline["slow_db"].append((t, v["duration"], v["ms"]))
-        elif kind == "slow-cache":
-            timeline["slow_cache"].append((t, v["duration"], v["ms"]))
+            name, entry = "outages", (t, v["duration"])
+        elif kind in ("slow-db", "slow-cache"):
+            name, entry = kind.replace("-", "_"), (t, v["duration"], v["ms"])
         elif kind == "cold":
-            timeline["cold_at"].append(t)
+            name, entry = "cold_at", t
         elif kind == "burst":
-            timeline["bursts"].append((t, v["op"], v["count"]))
+            name, entry = "bursts", (t, v["op"], v["count"])
         else:
-            timeline["stampedes"].append((t, v["readers"]))
-    lanes = [replace(base, strategy=s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
-    return Scenario(
-        name=str(data.get("name", path.stem)),
-        title=str(data.get("title", "")),
-        description=str(data.get("description", "")).strip(),
-        path=path,
-        lanes=lanes,
-        duration_s=float(duration),
-        restart_delay_s=float(restart),
-        timeline={f: sorted(v) for f, v in timeline.items()},
-    )
+            name, entry = "stampedes", (t, v["readers"])
+        timeline[name].append(entry)
+        origin[(name, entry)].append(i)
+    try:
+        check_count(timeline)
+        return normalize(timeline)
+    except TimelineConflict as exc:  # name the line of the later fault in the file
+        index = max((i for e in exc.entries for i in origin.get((exc.field, e), [])), default=0)
+        raise ScenarioError(f"{at('faults', index)('at')}: {exc}") from None
+    except ConfigError as exc:
+        raise ScenarioError(f"{at(None)('faults')}: {exc}") from None

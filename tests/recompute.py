@@ -1,0 +1,62 @@
+"""The independent recomputation of the auditor's verdicts (DESIGN.md §4), from a run's
+``--history`` records and the files left in its ``--run-dir`` only (the SQLite files, the
+cache directories, and the copies of the store made right after each kill), by plainer
+code than the auditor's (no step functions, no live pruning). It shares no code with
+``cachestudio.engine.auditor``; it only reads the files with the backends' plain readers.
+
+Used by ``test_audit_recompute.py`` and ``test_fault_timelines.py``."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from pathlib import Path
+
+from cachestudio.engine.backends import cache_versions, store_versions
+
+
+def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
+    ops = [r for r in history if r.get("lane") == lane and r["kind"] in ("read", "write")]
+    writes = [r for r in ops if r["kind"] == "write" and r["acked"]]
+
+    # stale reads: a read that began after version w was acknowledged and returned older
+    acked_by_key = defaultdict(list)  # key -> sorted [(end, version)]
+    for w in writes:
+        acked_by_key[w["key"]].append((w["end"], w["version"]))
+    newest_before = {}
+    for key, items in acked_by_key.items():
+        items.sort()
+        running, best = [], 0
+        for end, version in items:
+            best = max(best, version)
+            running.append(best)
+        newest_before[key] = ([end for end, _ in items], running)
+    stale = set()
+    for r in ops:
+        if r["kind"] != "read" or not r["acked"] or r["key"] not in newest_before:
+            continue
+        ends, running = newest_before[r["key"]]
+        i = bisect.bisect_left(ends, r["start"])
+        if i and (r["version"] is None or r["version"] < running[i - 1]):
+            stale.add(r["id"])
+
+    # lost writes: at each kill of a node without a durable queue (against the copy of the
+    # store made right after the kill), then at the end (against the drained store)
+    lost, judged = set(), set()
+    for snap in sorted((lane_dir / "evidence").glob("store-at-kill-inc-*.sqlite")):
+        inc = int(snap.stem.rsplit("-", 1)[1])
+        held = store_versions(snap)
+        for w in writes:
+            if w["inc"] == inc:
+                judged.add(w["id"])
+                if w["version"] > held.get(w["key"], 0):
+                    lost.add(w["id"])
+    final = store_versions(lane_dir / "store.sqlite")
+    for w in writes:
+        if w["id"] not in judged and w["version"] > final.get(w["key"], 0):
+            lost.add(w["id"])
+
+    cached = cache_versions(lane_dir / "cache")
+    dirty = {k for k, v in cached.items() if v > final.get(k, 0)}
+    stale_cache = {k for k, v in cached.items() if v < final.get(k, 0)}
+    return {"stale_reads": stale, "lost_writes": lost, "dirty_cache": dirty, "stale_cache": stale_cache}
