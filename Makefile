@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo clean
+PKG_STAMP := $(VENV)/.installed-package
+
+.PHONY: run test demo package test-deb clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +26,18 @@ test: $(STAMP)
 	bash packaging/linux-deps.sh offscreen
 	$(BIN)/python -m pytest
 
+# The installers, under dist/: wheel, sdist, PyInstaller bundle (tar.gz) and .deb
+# (packaging/build.sh; installs the Debian build tools it lacks, with sudo when not root).
+$(PKG_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,package]'
+	touch $(PKG_STAMP)
+
+package: $(PKG_STAMP)
+	bash packaging/build.sh $(BIN)/python
+
+# Install the .deb that `make package` built, use it, purge it (as root, or with sudo).
+test-deb:
+	bash packaging/test-deb.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -219,6 +219,8 @@ def build_parser() -> Parser:
     sc.add_argument("--size", default="1600x1000", metavar="WxH", help="window size (default 1600x1000)")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
+    sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
+                                      "crash the node, render a frame")
     c = sub.add_parser("check", help="validate a scenario file")
     c.add_argument("file", type=Path, metavar="FILE")
 
@@ -674,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_scenarios(args)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "self-check":
+            from .ui.self_check import run_self_check
+
+            return run_self_check()
         if args.command == "bench":
             return cmd_bench(args)
         raise BadInput(f"unknown command {args.command!r}")

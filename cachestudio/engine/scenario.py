@@ -44,7 +44,6 @@ import math
 import os
 import re
 import stat
-import sys
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace

@@ -108,5 +108,11 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
         return written
     finally:
         win.close()
+        # Delete the window (and pyqtgraph's items) now, not in PySide's clean-up at exit,
+        # which was seen to crash (SIGSEGV) with the interpreter half torn down.
+        import shiboken6
+
+        shiboken6.delete(win)
+        app.processEvents()
         del settings
         scratch.cleanup()

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
-import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -43,20 +45,40 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+@contextmanager
+def scratch_settings():
+    """The window's settings in a file of our own, in a temporary folder removed after.
+    Never ``os.devnull``: QSettings saves by writing a new file and renaming it over the
+    old one, which, run as root, replaced the system's /dev/null with a regular file."""
+    from PySide6.QtCore import QSettings
+
+    folder = tempfile.mkdtemp(prefix="cachestudio-bench-")
+    settings = QSettings(os.path.join(folder, "settings.ini"), QSettings.Format.IniFormat)
+    try:
+        yield settings
+    finally:
+        settings.sync()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000), memory_after_s: float | None = None) -> dict:
     """Drive the window offscreen with all three labs at full speed for ``duration_s``.
     With ``memory_after_s``: resident memory of the window and of the labs is read that
     long after the start (once the chart rings' window and the auditor's 40 s horizon
     are full: what is meant to be held is held), and again at the end."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+    with scratch_settings() as settings:
+        return _window_ops_and_frames(settings, seed, duration_s, size, memory_after_s)
+
+
+def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_after_s: float | None) -> dict:
+    from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
     from .app import _app
     from .window import SPEEDS, MainWindow
 
     app = _app()
-    settings = QSettings(os.devnull, QSettings.Format.IniFormat)
     win = MainWindow(settings)
     win.resize(*size)
     win.show()
@@ -108,6 +130,12 @@ def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000), memor
     ops = sum(lane.stats.ops for lane in win.session.run.lanes) - ops_start
     win.close()
     QApplication.processEvents()
+    # Deleted now, while Python is whole: left to PySide's clean-up at exit, the destruction
+    # of pyqtgraph's items calls their Python overrides mid-teardown (SIGSEGV in shiboken).
+    import shiboken6
+
+    shiboken6.delete(win)
+    QApplication.processEvents()
 
     def pct(stamps):
         d = np.diff(np.asarray(stamps)) * 1000.0
@@ -117,49 +145,19 @@ def window_ops_and_frames(seed: int, duration_s: float, size=(1600, 1000), memor
             "memory": memory}
 
 
-BARE = """
-import os, sys, time
-t0 = time.perf_counter()
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QApplication
-import pyqtgraph as pg
-app = QApplication([])
-w = pg.PlotWidget(); w.plot([1, 2, 3]); w.resize(1600, 1000)
-class Spy(QObject):
-    def eventFilter(self, o, e):
-        if e.type() == QEvent.Type.Paint:
-            print(time.perf_counter() - t0); sys.stdout.flush(); os._exit(0)
-        return False
-w.viewport().installEventFilter(Spy(w)) if hasattr(w, "viewport") else None
-w.show()
-app.exec()
-"""
+def first_paint_s(kind: str) -> float:
+    """Seconds to the first painted window in a fresh process: ``studio`` or ``bare``
+    (:mod:`.first_paint`; started as ``cachestudio --bench-first-paint KIND``, which a
+    frozen bundle runs too, where ``python -c`` does not exist)."""
+    from .first_paint import command
 
-STUDIO = """
-import os, sys, time
-t0 = time.perf_counter()
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QEvent, QObject, QSettings
-from cachestudio.ui.app import _app
-app = _app()
-from cachestudio.ui.window import MainWindow
-w = MainWindow(QSettings(os.devnull, QSettings.Format.IniFormat))
-class Spy(QObject):
-    def eventFilter(self, o, e):
-        if e.type() == QEvent.Type.Paint:
-            print(time.perf_counter() - t0); sys.stdout.flush(); os._exit(0)
-        return False
-w.flow.viewport().installEventFilter(Spy(w))
-w.resize(1600, 1000); w.show()
-app.exec()
-"""
-
-
-def first_paint_s(code: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    out = subprocess.run(command(kind), capture_output=True, text=True, timeout=120,
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"})
-    return float(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"the {kind} first-paint process failed (status {out.returncode}): "
+                           f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return float(lines[-1])
 
 
 def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run_s: float | None = 600.0) -> list[dict]:
@@ -174,8 +172,8 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
         frames.append(w)
     studio, bare = [], []
     for _ in range(reps):
-        studio.append(first_paint_s(STUDIO))
-        bare.append(first_paint_s(BARE))
+        studio.append(first_paint_s("studio"))
+        bare.append(first_paint_s("bare"))
     p95s = [f["paint_ms"][1] for f in frames if f["paint_ms"][1] is not None]
     p50s = [f["paint_ms"][0] for f in frames if f["paint_ms"][0] is not None]
     probe95 = [f["probe_ms"][1] for f in frames if f["probe_ms"][1] is not None]
