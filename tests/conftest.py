@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,3 +52,18 @@ def pytest_addoption(parser):
         "--sweep", action="store", default=None, metavar="N|A:B",
         help="test_fault_timelines.py: run the seeded fault timelines 1..N (or A..B) instead of "
              "the short CI sample (also: environment variable CACHESTUDIO_SWEEP)")
+
+
+@contextlib.contextmanager
+def small_tmpfs(d: Path, size: str = "64k"):
+    """A tmpfs of the given size mounted on ``d``, for a real full disk (root may mount one
+    here; elsewhere the test is skipped, saying why)."""
+    d.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)

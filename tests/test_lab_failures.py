@@ -20,7 +20,7 @@ import pytest
 from cachestudio.engine.config import LaneConfig, StoreKnobs, Workload
 from cachestudio.engine.runner import HUNG_S, Plan, Run, StopRequest, run
 
-from conftest import wait_until
+from conftest import small_tmpfs, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,29 +181,18 @@ def test_a_store_locked_at_the_end_is_named_by_the_audit_not_waited_on(tmp_path)
     assert kinds(summary) == ["audit"] and "locked" in summary["lanes"][0]["failures"][0]["reason"]
 
 
-def _tmpfs(where: Path, size: str):
-    """A small tmpfs (root may mount one here; elsewhere the test is skipped, saying why)."""
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 @pytest.fixture
 def small_disk(tmp_path):
     """3 MiB: a lab's files fill it within seconds."""
-    yield from _tmpfs(tmp_path / "disk", "3m")
+    with small_tmpfs(tmp_path / "disk", "3m") as where:
+        yield where
 
 
 @pytest.fixture
 def tiny_disk(tmp_path):
     """64 KiB: less than any run's history."""
-    yield from _tmpfs(tmp_path / "tiny", "64k")
+    with small_tmpfs(tmp_path / "tiny", "64k") as where:
+        yield where
 
 
 @pytest.mark.parametrize("strategy", ["cache-aside", "write-through", "write-behind"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 
 from cachestudio.engine.config import ConfigError
 from cachestudio.engine.outputs import Output, OutputError, OutputWriteError, open_outputs, write_output
+from conftest import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -47,20 +47,6 @@ def writable_device_or_skip(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY))
     except OSError as exc:  # e.g. a filesystem mounted nodev
         pytest.skip(f"device nodes in {path.parent} cannot be opened: {exc}")
-
-
-@contextlib.contextmanager
-def small_tmpfs(d: Path, size: str = "64k"):
-    """A tmpfs of the given size mounted on d (skips the test where mount is not permitted)."""
-    d.mkdir(exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=True)
 
 
 def run_python(code: str, **kw) -> subprocess.CompletedProcess:
