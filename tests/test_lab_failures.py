@@ -280,3 +280,17 @@ def test_a_history_that_does_not_fit_is_one_line_and_the_rest_is_written(tiny_di
     assert len(lines) == 1 and "--history" in lines[0]
     assert json.loads(out.read_text())["status"] == "ok" and "lab incarnations" in proc.stdout
     assert list(tiny_disk.iterdir()) == []  # neither the history nor a temp file
+
+
+def test_writes_lost_at_a_kill_are_counted_in_the_crash_window(tmp_path):
+    """The crash's row of "what each fault did" holds every write found lost at the kill
+    (it once missed them by the rounding of the event's time)."""
+    from cachestudio.engine.config import WriteBehindKnobs
+
+    cfg = LaneConfig(strategy="write-behind", workload=Workload(rate=2000),
+                     write_behind=WriteBehindKnobs(flush_interval_s=5.0, batch_size=100_000))
+    summary = run(Plan(lanes=[cfg], duration_s=1.5, crash_at=[0.6], run_dir=tmp_path / "run"))
+    lost = summary["lanes"][0]["anomalies"]["lost_writes"]
+    crash = [f for f in summary["faults"] if f["kind"] == "crash"]
+    assert lost > 0 and len(crash) == 1
+    assert crash[0]["lanes"]["write-behind"]["lost_writes"] == lost

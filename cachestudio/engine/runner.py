@@ -567,7 +567,9 @@ class Run:
             if lane.state in ("running", "starting"):
                 lane.kill()
                 dead.append(lane)
-        killed_at = self.now()  # every lab is dead now: nothing was acknowledged after this
+        # every lab is dead now: nothing was acknowledged after this (rounded as the event is,
+        # so that writes found lost at the kill fall inside the crash's window)
+        killed_at = round(self.now(), 6)
         self._consume()  # everything the dead labs wrote is in their files
         self._judge_dead(dead, killed_at)
         wiped = []
@@ -639,7 +641,13 @@ class Run:
             lane.cfg = cfg
             lane.send("set", section, name, value)
         injected = section == "latency"
-        self._event("knob", f"{section}.{name} = {value}", injected=injected)
+        if (section, name) == ("workload", "rate"):  # the speed, as a presenter says it
+            rate = float(value)
+            detail = ("speed: full speed (flat out)" if not rate
+                      else f"speed: {rate:,g} operation{'' if rate == 1 else 's'}/s")
+        else:
+            detail = f"{section}.{name} = {value}"
+        self._event("knob", detail, injected=injected)
 
     def _inject(self, names: tuple[str, ...], ms: float) -> None:
         """Set injected latency knobs on every lane (validated first: all or nothing)."""
