@@ -163,6 +163,9 @@ def test_a_lab_that_dies_or_hangs_is_shown_and_comes_back(qtbot, win):
     os.kill(lane.proc.pid, signal.SIGKILL)  # died
     qtbot.waitUntil(lambda: lane.inc == 1 and lane.health() == "running", timeout=WAIT_MS)
     assert any(e["kind"] == "lab-died" for e in win.session.run.events)
+    # a lab failure stays on screen (not a 6 s message) until the next run
+    qtbot.waitUntil(lambda: "1 lab failure" in win.health.text(), timeout=WAIT_MS)
+    assert "write-through lab exited unexpectedly" in win.health.toolTip()
 
 
 def test_themes_and_keys_sheet(qtbot, win):

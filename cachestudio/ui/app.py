@@ -48,14 +48,83 @@ def _app():
     return app
 
 
+def _x_display_problem(display: str) -> str | None:
+    """Whether an X server answers on ``display`` (asked through libxcb with ctypes, the
+    library Qt's xcb platform uses, so Qt is not loaded and cannot abort), or None."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("xcb")
+    if name is None:
+        # Without libxcb only a local display's socket can be looked at.
+        number = display.rpartition(":")[2].split(".")[0]
+        local = display.rpartition(":")[0] in ("", "unix") and number.isdigit()
+        if local and not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            return f"no X server answers on DISPLAY={display}; start one, run under xvfb-run, or fix DISPLAY"
+        return ("libxcb (the X client library) is not installed; on Debian or Ubuntu: "
+                "sudo apt-get install libxcb1")
+    try:
+        xcb = ctypes.CDLL(name)
+        xcb.xcb_connect.restype = ctypes.c_void_p
+        xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        xcb.xcb_connection_has_error.restype = ctypes.c_int
+        xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+        xcb.xcb_disconnect.restype = None
+        xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None  # cannot ask: let Qt try
+    conn = xcb.xcb_connect(display.encode(), None)
+    if not conn:
+        return f"no X server answers on DISPLAY={display}; start one, run under xvfb-run, or fix DISPLAY"
+    try:
+        error = xcb.xcb_connection_has_error(conn)
+    finally:
+        xcb.xcb_disconnect(conn)
+    if error == 5:  # XCB_CONN_CLOSED_PARSE_ERR
+        return f"DISPLAY={display} is not a display name (like :0); fix DISPLAY"
+    if error:
+        number = display.rpartition(":")[2].split(".")[0]
+        local = display.rpartition(":")[0] in ("", "unix") and number.isdigit()
+        refused = "" if local and not os.path.exists(f"/tmp/.X11-unix/X{number}") else \
+            " (or it refused us: check XAUTHORITY)"
+        return (f"no X server answers on DISPLAY={display}{refused}; "
+                "start one, run under xvfb-run, or fix DISPLAY")
+    return None
+
+
+#: the libraries Qt's xcb platform plugin needs beyond libxcb itself, and their packages
+XCB_LIBRARIES = (("libxcb-cursor.so.0", "libxcb-cursor0"),)
+
+
+def _missing_library() -> str | None:
+    import ctypes
+
+    for soname, package in XCB_LIBRARIES:
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            return (f"{soname} is missing (Qt needs it to open a window on X11); "
+                    f"on Debian or Ubuntu: sudo apt-get install {package}")
+    return None
+
+
 def no_display_reason() -> str | None:
-    """Why a window cannot open here (Linux without a display), or None."""
+    """Why a window cannot open here (Linux without a display that answers, or without a
+    library Qt's X11 platform needs), in one line, or None. Checked before Qt is loaded:
+    Qt aborts (SIGABRT, a core dump) where this says one line and the CLI exits 2."""
     if os.environ.get("QT_QPA_PLATFORM"):
         return None
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not sys.platform.startswith("linux"):
+        return None
+    display, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+    if not (display or wayland):
         return ("no display to open the window on (DISPLAY is not set); run it on a desktop, "
                 "under xvfb-run, or use `cachestudio run` for the headless lab")
-    return None
+    if wayland and os.environ.get("XDG_SESSION_TYPE") == "wayland":
+        return None  # Qt picks its Wayland platform here
+    if not display:
+        return None
+    return _x_display_problem(display) or _missing_library()
 
 
 def run_window(scenario: str | None = None) -> int:

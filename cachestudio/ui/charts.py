@@ -203,18 +203,32 @@ class ChartPanel(pg.GraphicsLayoutWidget):
 
     # -- faults -------------------------------------------------------------------------
 
-    def fault(self, kind: str, start: float, end: float | None = None, label: str | None = None) -> None:
-        """Shade [start, end] on every chart (end None: still going on)."""
+    def fault(self, kind: str, start: float, end: float | None = None, label: str | None = None,
+              merge: bool = False) -> None:
+        """Shade [start, end] on every chart (end None: still going on). With ``merge``, a
+        band of that kind still open takes this one in (one band, both labels)."""
         colour, default = FAULT_SHADE[kind]
+        if merge and end is None:
+            open_band = next((r for r in reversed(self.regions) if r["kind"] == kind and r["end"] is None), None)
+            if open_band is not None:
+                text = label or default
+                if text not in open_band["label"].split(" + "):
+                    open_band["label"] += f" + {text}"
+                    for _, item in open_band["items"]:
+                        if isinstance(item, pg.TextItem):
+                            item.setText(open_band["label"])
+                self._dirty = True
+                return
         self.regions.append({"kind": kind, "start": start, "end": end, "label": label or default,
                              "colour": colour, "items": []})
         self._dirty = True
 
     def fault_end(self, kind: str, at: float) -> None:
-        for region in reversed(self.regions):
+        """End every open band of ``kind`` at ``at``: an end closes what came before it, so
+        no band is ever left open (two starts and one end leave nothing shaded on)."""
+        for region in self.regions:
             if region["kind"] == kind and region["end"] is None:
-                region["end"] = at
-                break
+                region["end"] = max(at, region["start"])
         self._dirty = True
 
     def mark(self, at: float | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import replace
@@ -152,6 +153,73 @@ class RunView:
 
 TICK_MS = 50
 OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
+TMP_PREFIX = "cachestudio-window-"
+OWNER_FILE = "owner.pid"  # "<pid> <start time>" of the window that made the folder
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or ""
+    where /proc is not there: with the pid it names one process, even after pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            text = fh.read().decode("ascii", "replace")
+        return text[text.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def _alive(pid: int, started: str) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive, and not ours to judge
+    now = _start_time(pid)
+    return not (started and now and now != started)  # the pid was reused: the owner is gone
+
+
+def make_run_folder() -> str:
+    """A temp folder for one run, marked with its owner (this process)."""
+    path = tempfile.mkdtemp(prefix=TMP_PREFIX)
+    pid = os.getpid()
+    with open(os.path.join(path, OWNER_FILE), "w", encoding="ascii") as fh:
+        fh.write(f"{pid} {_start_time(pid)}\n")
+    return path
+
+
+def remove_stale_folders(directory: str | None = None) -> list[str]:
+    """Remove the run folders of windows that are gone (killed with SIGKILL, say): only
+    ``cachestudio-window-*`` directories of ours that hold an ``owner.pid`` naming a dead
+    process. Anything else is left alone. Returns the folders removed."""
+    directory = directory or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(TMP_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner = os.path.join(entry.path, OWNER_FILE)
+            st = os.lstat(owner)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > 100:
+                continue
+            with open(owner, encoding="ascii") as fh:
+                fields = fh.read().split()
+            pid, started = int(fields[0]), (fields[1] if len(fields) > 1 else "")
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            continue  # not one of ours, or not readable: never removed
+        if pid == os.getpid() or _alive(pid, started):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
 
 
 class LabSession(QObject):
@@ -211,7 +279,8 @@ class LabSession(QObject):
         from ..engine.observer import observer_process
         from ..engine.runner import Plan
 
-        self._tmp = tempfile.mkdtemp(prefix="cachestudio-window-")
+        remove_stale_folders()  # what a window killed with SIGKILL left behind
+        self._tmp = make_run_folder()
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
                     run_dir=Path(self._tmp) / "run", **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -26,6 +27,8 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.config import STRATEGIES, ConfigError
+from ..engine.outputs import OutputError, OutputWriteError, write_output
+from .bench_chart import png_bytes
 from .charts import ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .flow import FlowView
@@ -49,6 +52,13 @@ MOMENTS = {"stampede", "cold"}
 #: events that say a lab failed (DESIGN.md §6): shown until the next run, not for seconds
 FAILURE_KINDS = {"lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
 STATUS_MS = 250
+
+
+def speed_text(rate: float) -> str:
+    """A workload rate as the presenter says it (0 is no pacing at all)."""
+    if not rate:
+        return "full speed (flat out)"
+    return f"{rate:,g} operation{'' if rate == 1 else 's'}/s"
 
 
 def icon_path() -> Path:
@@ -133,11 +143,13 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_reset)
         self.speed_combo = QComboBox()
         self.speed_combo.setObjectName("speed")
-        self.speed_combo.addItems([name for name, _ in SPEEDS])
+        self.speed_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "Scenario: …" fits
+        for name, rate in SPEEDS:
+            self.speed_combo.addItem(name, rate)
         self.speed_combo.setToolTip("Speed: requests per second for each lane (keys 1–5)")
         tb.addWidget(self.speed_combo)
         for i in range(len(SPEEDS)):
-            self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.speed_combo.setCurrentIndex(i),
+            self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.set_speed(i),
                          f"speed: {SPEEDS[i][0]}")
         tb.addSeparator()
         self.act_burst = self._action("Write burst", ["B"], lambda: self.session.burst("write", BURST_COUNT),
@@ -172,7 +184,8 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         for text, keys, slot in (("Open scenario…", "Ctrl+O", self.open_scenario),
                                  ("Save scenario…", "Ctrl+S", self.save_scenario),
-                                 ("Export charts as PNG…", "Ctrl+E", self.export_png),
+                                 ("Export charts as PNG…", "Ctrl+E", lambda: self.export_png("charts")),
+                                 ("Export window as PNG…", "Ctrl+Alt+E", lambda: self.export_png("window")),
                                  ("Export chart data as CSV…", "Ctrl+Shift+E", self.export_csv)):
             a = QAction(text, self)
             a.setShortcut(QKeySequence(keys))
@@ -239,8 +252,10 @@ class MainWindow(QMainWindow):
         lanes = int(st.value("lanes", 0) or 0)
         speed = int(st.value("speed", 3) or 0)
         self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)
+        self.speed_combo.blockSignals(True)  # applied just below, quietly
         self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
-        self.session.base = self.session.base.with_knob("workload", "rate", SPEEDS[self.speed_combo.currentIndex()][1])
+        self.speed_combo.blockSignals(False)
+        self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
         self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
         self.knobs.load(self.session.base)
 
@@ -309,17 +324,50 @@ class MainWindow(QMainWindow):
         if was_running:
             self.start()
 
+    def set_speed(self, index: int) -> None:
+        """A speed key: select that speed and apply it, even if the box already shows it
+        (what the box shows and what the lab runs at must never differ)."""
+        if self.speed_combo.currentIndex() == index:
+            self._on_speed(index)
+        else:
+            self.speed_combo.setCurrentIndex(index)  # applied by _on_speed
+
     def _on_speed(self, index: int) -> None:
-        error = self.session.set_knob("workload", "rate", SPEEDS[index][1])
+        rate = self.speed_combo.itemData(index)
+        if rate is None:
+            return
+        error = self.session.set_knob("workload", "rate", float(rate))
         self.knobs.load(self.session.base)
         if error:
             self.statusBar().showMessage(error, 5000)
+        elif not self.session.running:  # a running lab says it with its own event
+            self.statusBar().showMessage(f"speed: {speed_text(float(rate))}", 5000)
+        self._show_speed(self.session.base.workload.rate)
+
+    def _show_speed(self, rate: float) -> None:
+        """Show the rate in force in the speed box, without applying anything: the
+        matching speed, else an item "Scenario: 2/s" (the one extra item, replaced)."""
+        combo = self.speed_combo
+        combo.blockSignals(True)
+        try:
+            while combo.count() > len(SPEEDS):
+                combo.removeItem(combo.count() - 1)
+            match = next((i for i, (_, r) in enumerate(SPEEDS) if r == rate), None)
+            if match is None:
+                text = "full speed" if not rate else f"{rate:,g}/s"
+                combo.addItem(f"Scenario: {text}", float(rate))
+                match = combo.count() - 1
+            combo.setCurrentIndex(match)
+        finally:
+            combo.blockSignals(False)
 
     def _on_knob(self, section: str, name: str, value) -> None:
         error = self.session.set_knob(section, name, value)
         if error:
             self.statusBar().showMessage(error, 8000)
             self.knobs.load(self.session.base)  # show what is really in force
+        elif (section, name) == ("workload", "rate"):
+            self._show_speed(self.session.base.workload.rate)
         elif section == "latency":
             for i, cfg in enumerate(self.session.lane_configs()):
                 self.flow.injected_label(i, cfg.latency.label())
@@ -357,9 +405,11 @@ class MainWindow(QMainWindow):
             label = {"crash": "crash (SIGKILL)", "burst": ev["detail"].split(" of ")[0],
                      "outage": "DB outage" + (" (reads injected)" if ev.get("injected") else "")}.get(shade)
             end = t + 0.25 if shade in MOMENTS else None  # a moment, not a window
-            self.charts.fault(shade, t, end, label)
+            # A burst while one is still shaded joins its band: the engine queues bursts
+            # and says "burst-end" once, when no lab has any burst left.
+            self.charts.fault(shade, t, end, label, merge=shade == "burst")
         elif kind in SHADE_END:
-            self.charts.fault_end(SHADE_END[kind], t)
+            self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
         if kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
@@ -368,7 +418,10 @@ class MainWindow(QMainWindow):
             self._refresh_status()
         elif kind not in ("config",):
             injected = " [injected]" if ev.get("injected") else ""
-            self.statusBar().showMessage(f"{t:.2f} s  {kind}: {ev['detail']}{injected}", 6000)
+            detail = ev["detail"]
+            # a speed change says so itself ("speed: 2 operations/s"), not as a knob
+            what = detail if kind == "knob" and detail.startswith("speed:") else f"{kind}: {detail}"
+            self.statusBar().showMessage(f"{t:.2f} s  {what}{injected}", 6000)
 
     def _refresh_injected(self) -> None:
         """Each lane's injected latency, as the running lab has it, on the flow view."""
@@ -439,6 +492,7 @@ class MainWindow(QMainWindow):
         self.lane_combo.blockSignals(True)
         self.lane_combo.setCurrentIndex(index)
         self.lane_combo.blockSignals(False)
+        self._show_speed(self.session.base.workload.rate)  # the scenario's rate, as it runs
         self._lanes_changed()
         self.setWindowTitle(f"Cache Studio — {sc.name}")
         self.statusBar().showMessage(f"scenario {sc.name}: {sc.title}", 8000)
@@ -456,11 +510,24 @@ class MainWindow(QMainWindow):
             Path(path).write_text(scenario_toml(self.session), encoding="utf-8")
             self.statusBar().showMessage(f"saved {path}", 5000)
 
-    def export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export charts", "charts.png", "PNG (*.png)")
-        if path:
-            self.charts.redraw_all()
-            self.charts.grab().save(path)
+    def export_png(self, part: str = "charts", path: str | Path | None = None) -> bool:
+        """Save the charts (or the whole window) as PNG; the status bar names the file.
+        Written through engine.outputs: an existing symlink or device is never replaced."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as PNG", f"{part}.png", "PNG (*.png)")
+            if not path:
+                return False
+        self.charts.redraw_all()
+        widget = self if part == "window" else self.charts
+        try:
+            data = png_bytes(widget.grab())
+            write_output(path, "export", data)
+        except (OutputError, OutputWriteError, OSError, RuntimeError) as exc:
+            self.statusBar().showMessage(f"export failed: {exc}", 15000)
+            return False
+        what = "the window" if part == "window" else "the charts"
+        self.statusBar().showMessage(f"exported {what} to {path}", 10000)
+        return True
 
     def export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export chart data", "charts.csv", "CSV (*.csv)")
@@ -471,20 +538,34 @@ class MainWindow(QMainWindow):
     # -- help ---------------------------------------------------------------------------------
 
     def show_keys(self) -> None:
-        dlg = QDialog(self)
-        dlg.setWindowTitle("Keys")
-        layout = QVBoxLayout(dlg)
-        table = QTableWidget(len(self.keys), 2)
-        table.setHorizontalHeaderLabels(["key", "what it does"])
-        for row, (key, what) in enumerate(self.keys):
-            table.setItem(row, 0, QTableWidgetItem(key))
-            table.setItem(row, 1, QTableWidgetItem(what))
-        table.resizeColumnsToContents()
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout.addWidget(table)
-        dlg.resize(620, 640)
-        self.keys_dialog = dlg
+        """The keys sheet: one dialog (raised if it is open already), closed by Close or Esc."""
+        dlg = getattr(self, "keys_dialog", None)
+        if dlg is None:
+            dlg = QDialog(self)
+            dlg.setObjectName("keys-dialog")
+            dlg.setWindowTitle("Keys")
+            layout = QVBoxLayout(dlg)
+            table = QTableWidget(len(self.keys), 2)
+            table.setHorizontalHeaderLabels(["key", "what it does"])
+            table.verticalHeader().hide()  # no row numbers
+            for row, (key, what) in enumerate(self.keys):
+                table.setItem(row, 0, QTableWidgetItem(key))
+                table.setItem(row, 1, QTableWidgetItem(what))
+            table.resizeColumnsToContents()
+            table.horizontalHeader().setStretchLastSection(True)
+            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            layout.addWidget(table)
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+            buttons.rejected.connect(dlg.reject)  # Close, and Esc (QDialog's reject)
+            layout.addWidget(buttons)
+            rows_h = table.horizontalHeader().sizeHint().height() + sum(
+                table.rowHeight(r) for r in range(table.rowCount()))
+            dlg.resize(620, min(900, rows_h + buttons.sizeHint().height() + 40))  # every row, if it fits
+            self.keys_dialog = dlg
+            self.keys_table = table
         dlg.show()
+        dlg.raise_()
+        dlg.activateWindow()
 
     def about(self) -> None:
         QMessageBox.about(self, "About Cache Studio",
