@@ -147,7 +147,7 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
     from PySide6.QtCore import QSettings
 
     from ..engine.outputs import write_output
-    from .bench_chart import png_bytes
+    from .images import png_bytes
     from .window import MainWindow
 
     # The window's settings go to a file of our own (never into --out, never os.devnull).

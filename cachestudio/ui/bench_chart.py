@@ -5,8 +5,8 @@ on an image (offscreen: no display needed)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from .images import png_bytes
 from .theme import OKABE_ITO
 
 
@@ -72,17 +72,3 @@ def render_chart(rows: list[dict], title: str) -> bytes:
                f"median of {bars[0]['reps'] if bars else 0} interleaved repetitions")
     p.end()
     return png_bytes(image)
-
-
-def png_bytes(image) -> bytes:
-    """A QImage or QPixmap as PNG file contents (written by the caller through
-    :mod:`cachestudio.engine.outputs`: never replacing what is not ours)."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-
-    data = QByteArray()
-    buf = QBuffer(data)
-    buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buf, "PNG"):
-        raise RuntimeError("the image could not be encoded as PNG")
-    buf.close()
-    return bytes(data.data())

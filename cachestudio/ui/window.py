@@ -28,7 +28,7 @@ from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.config import STRATEGIES, ConfigError
 from ..engine.outputs import OutputError, OutputWriteError, write_output
-from .bench_chart import png_bytes
+from .images import png_bytes
 from .charts import ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .flow import FlowView
