@@ -232,6 +232,7 @@ class LabSession(QObject):
     anomalies = Signal(int, object)  # lane index, new Anomaly objects (list)
     sampled = Signal()  # new chart rows
     message = Signal(str)  # for the status bar
+    ended = Signal(float)  # an opened scenario reached its duration (s): the clients were paused
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -239,6 +240,8 @@ class LabSession(QObject):
         self.strategies: list[str] = list(STRATEGIES)
         self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
         self.restart_delay_s = 1.0
+        self.duration_s = OPEN_ENDED_S  # a scenario's duration: its run pauses there
+        self.scenario_ended = False  # this run reached duration_s and was paused
         self.run: RunView | None = None
         self.series: list[LaneSeries] = []
         self._tmp: str | None = None
@@ -253,8 +256,9 @@ class LabSession(QObject):
         return [replace(self.base, strategy=s) for s in self.strategies]
 
     def configure(self, base: LaneConfig, strategies: list[str], timeline: dict | None = None,
-                  restart_delay_s: float = 1.0) -> None:
+                  restart_delay_s: float = 1.0, duration_s: float = OPEN_ENDED_S) -> None:
         validate(base)
+        self.duration_s = float(duration_s)
         self.base = base
         self.strategies = list(strategies)
         self.timeline = {k: list(v) for k, v in (timeline or {}).items()}
@@ -290,6 +294,7 @@ class LabSession(QObject):
         proc.start()
         child.close()
         self.run = RunView(plan, parent, proc)
+        self.scenario_ended = False
         self._health = []
         self.timer.start()
         self.started.emit()
@@ -311,6 +316,7 @@ class LabSession(QObject):
         if self.run is not None:
             self.run.stop()
             self.run = None
+        self.scenario_ended = False
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -402,6 +408,13 @@ class LabSession(QObject):
                     self._fail(run, msg[1])
         except (EOFError, OSError):
             pass
+        if (not self.scenario_ended and run.t0 is not None and not run.failed
+                and run.now() >= self.duration_s):
+            self.scenario_ended = True  # once: Space resumes past it, R runs it again
+            if not run.paused:
+                run.pause()
+            self.ended.emit(self.duration_s)
+            self.changed.emit()
         if not run.failed and not run.proc.is_alive():
             self._fail(run, f"the observer process exited (code {run.proc.exitcode}); press R to reset")
         elif not run.failed and time.monotonic() - run.last_heard > SILENT_S:

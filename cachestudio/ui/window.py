@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.knobs = KnobPanel()
         self.anomaly_panel = AnomalyPanel()
         self._presenter_step = 0
+        self.scenario_name = ""  # the opened scenario's, for the status bar
         self.keys: list[tuple[str, str]] = []  # (key, what) for the "?" sheet
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -160,10 +161,14 @@ class MainWindow(QMainWindow):
                                       "crash the cache node: SIGKILL, restart after the delay")
         self.act_outage = self._action("DB outage", ["O"], lambda: self.session.outage(OUTAGE_S),
                                        f"DB outage for {OUTAGE_S:g} s (a real lock on the SQLite file)")
-        self.act_slow = self._action("Slow DB", ["S"], lambda: self.session.slow_db(SLOW_DB_MS),
+        self.act_slow = self._action("Slow DB", ["S"], self._toggle_slow_db,
                                      f"slow DB: +{SLOW_DB_MS:g} ms per DB call (injected), toggles")
-        self.act_slow_cache = self._action("Slow cache", ["L"], lambda: self.session.slow_cache(SLOW_CACHE_MS),
+        self.act_slow_cache = self._action("Slow cache", ["L"], self._toggle_slow_cache,
                                            f"slow cache: +{SLOW_CACHE_MS:g} ms per cache call (injected), toggles")
+        # Pressed exactly while the run has them on (the observer says so), not on a click:
+        # a click only asks; the lab's slow-*-start / -end event presses or releases them.
+        for a in (self.act_slow, self.act_slow_cache):
+            a.setCheckable(True)
         self.act_cold = self._action("Cold cache", ["F"], self.session.cold, "cold cache: flush every cache")
         self.act_stampede = self._action("Stampede", ["K"], lambda: self.session.stampede(STAMPEDE_READERS),
                                          f"hot-key stampede: k0 expires, {STAMPEDE_READERS} readers at once")
@@ -211,6 +216,20 @@ class MainWindow(QMainWindow):
         about.triggered.connect(self.about)
         h.addAction(about)
 
+    def _toggle_slow_db(self) -> None:
+        self.session.slow_db(SLOW_DB_MS)
+        self._sync_toggles()  # undo the click's own check until the lab says it is on
+
+    def _toggle_slow_cache(self) -> None:
+        self.session.slow_cache(SLOW_CACHE_MS)
+        self._sync_toggles()
+
+    def _sync_toggles(self) -> None:
+        """Slow DB and Slow cache look pressed exactly while the run has them on."""
+        run = self.session.run
+        self.act_slow.setChecked(bool(run is not None and run.slow_db_ms))
+        self.act_slow_cache.setChecked(bool(run is not None and run.slow_cache_ms))
+
     def _build_status(self) -> None:
         self.clock = QLabel("idle")
         self.health = QLabel("")
@@ -228,6 +247,7 @@ class MainWindow(QMainWindow):
         s.sampled.connect(self._on_sampled)
         s.changed.connect(self._refresh_status)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        s.ended.connect(self._on_scenario_ended)
         self.knobs.changed.connect(self._on_knob)
         self.anomaly_panel.selected.connect(self._on_anomaly_selected)
         self.lane_combo.currentIndexChanged.connect(self._on_lanes)
@@ -412,7 +432,9 @@ class MainWindow(QMainWindow):
             self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
-        if kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
+        if kind == "pause" and self.session.scenario_ended:
+            self._on_scenario_ended(self.session.duration_s)  # the pause it made says why
+        elif kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
             self.lab_failures.append(f"{t:.2f} s  {ev['detail']}")
             self.statusBar().showMessage(f"lab failure at {t:.2f} s: {ev['detail']}")
             self._refresh_status()
@@ -423,8 +445,14 @@ class MainWindow(QMainWindow):
             what = detail if kind == "knob" and detail.startswith("speed:") else f"{kind}: {detail}"
             self.statusBar().showMessage(f"{t:.2f} s  {what}{injected}", 6000)
 
+    def _on_scenario_ended(self, duration_s: float) -> None:
+        name = self.scenario_name or "the scenario"
+        self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — R then Space runs it again; Space alone goes on")
+        self._refresh_status()
+
     def _refresh_injected(self) -> None:
         """Each lane's injected latency, as the running lab has it, on the flow view."""
+        self._sync_toggles()
         run = self.session.run
         if run is not None:
             for i, lane in enumerate(run.lanes):
@@ -457,7 +485,8 @@ class MainWindow(QMainWindow):
             self.clock.setText("idle — press Space to start")
             self.act_start.setText("Start")
         else:
-            self.clock.setText(f"{'paused' if s.paused else 'running'} · {s.now():7.1f} s")
+            state = "ended" if s.scenario_ended and s.paused else "paused" if s.paused else "running"
+            self.clock.setText(f"{state} · {s.now():7.1f} s")
             self.act_start.setText("Resume" if s.paused else "Pause")
         health = s.lab_health()
         text = "   ".join(f"{name}: {h}" for name, h in health)
@@ -469,6 +498,7 @@ class MainWindow(QMainWindow):
             self.charts.fault_end("crash", s.now())  # the node is back: the crash window closes
         for i, (_, h) in enumerate(health):
             self.flow.set_health(i, h)
+        self._sync_toggles()
 
     # -- files ------------------------------------------------------------------------------
 
@@ -485,7 +515,8 @@ class MainWindow(QMainWindow):
             return False
         self.session.reset()
         self.session.configure(sc.lanes[0], [c.strategy for c in sc.lanes], sc.timeline,
-                               sc.restart_delay_s)
+                               sc.restart_delay_s, duration_s=sc.duration_s)
+        self.scenario_name = sc.name
         self.knobs.load(self.session.base)
         strategies = [c.strategy for c in sc.lanes]
         index = next(i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == strategies)
