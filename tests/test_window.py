@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -14,44 +13,12 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 
 from cachestudio.engine.series import COL  # noqa: E402
-from cachestudio.ui.window import SPEEDS, MainWindow  # noqa: E402
-
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def win(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.show()
-    yield w
-    w.close()
-
-
-def speed(w, ops_per_s: float) -> None:
-    w.speed_combo.setCurrentIndex(next(i for i, (_, rate) in enumerate(SPEEDS) if rate == ops_per_s))
-
 
 def column(w, lane: int, name: str) -> np.ndarray:
     return w.session.series[lane].ring.view(COL[name])
-
-
-def started(qtbot, w, rows: int = 4) -> None:
-    """Start, then wait until every lane's chart has ``rows`` rows and has seen operations
-    (on a busy machine the first rows can close before a lab's first operation)."""
-    w.act_start.trigger()
-    qtbot.waitUntil(lambda: bool(w.session.series) and all(len(s.ring) >= rows for s in w.session.series)
-                    and all(h == "running" for _, h in w.session.lab_health())
-                    and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series)
-                    and all(np.isfinite(s.ring.view(COL["read_p50"])).any() for s in w.session.series),
-                    timeout=WAIT_MS)
 
 
 def test_window_opens_with_its_parts(win):

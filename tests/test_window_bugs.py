@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+from windowing import WAIT_MS, speed_index, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -15,44 +14,18 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QTableWidget  # noqa: E402
 
-from cachestudio.engine.series import COL  # noqa: E402
 from cachestudio.ui import app as ui_app  # noqa: E402
 from cachestudio.ui import session as ui_session  # noqa: E402
 from cachestudio.ui.charts import ChartPanel  # noqa: E402
-from cachestudio.ui.window import SPEEDS, MainWindow  # noqa: E402
+from cachestudio.ui.window import SPEEDS  # noqa: E402
 
-WAIT_MS = 60_000
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "resources" / "scenarios"
-
-
-@pytest.fixture
-def win(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.show()
-    yield w
-    w.close()
-
-
-def speed_index(rate: float) -> int:
-    return next(i for i, (_, r) in enumerate(SPEEDS) if r == rate)
-
-
-def started(qtbot, w) -> None:
-    w.act_start.trigger()
-    qtbot.waitUntil(lambda: bool(w.session.series) and all(len(s.ring) >= 2 for s in w.session.series)
-                    and all(h == "running" for _, h in w.session.lab_health())
-                    and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series),
-                    timeout=WAIT_MS)
 
 
 # -- 1 and 7: the speed box shows the rate in force; a speed key always applies ----------------
@@ -88,7 +61,7 @@ def test_open_shows_the_scenarios_speed_and_a_speed_key_applies(qtbot, win):
 
 def test_speed_keys_reach_a_running_scenario_and_say_the_speed(qtbot, win):
     assert win.load_scenario(SCENARIOS / "slow-motion.toml")
-    started(qtbot, win)
+    started(qtbot, win, rows=2, latency=False)
     run = win.session.run
     assert all(lane.cfg.workload.rate == 2 for lane in run.lanes)
     qtbot.keyClick(win, Qt.Key.Key_5)  # full speed
@@ -132,7 +105,7 @@ def test_two_bursts_and_one_end_leave_no_band_open(qtbot):
 
 def test_write_then_read_burst_in_a_lab_leaves_no_band_open(qtbot, win):
     win.speed_combo.setCurrentIndex(speed_index(200.0))
-    started(qtbot, win)
+    started(qtbot, win, rows=2, latency=False)
     run = win.session.run
     qtbot.keyClick(win, Qt.Key.Key_B)
     qtbot.keyClick(win, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)

@@ -5,38 +5,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
 
-from cachestudio.engine.series import COL  # noqa: E402
 from cachestudio.ui.session import OPEN_ENDED_S  # noqa: E402
-from cachestudio.ui.window import SPEEDS, MainWindow  # noqa: E402
-
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def win(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.show()
-    yield w
-    w.close()
-
-
-def started(qtbot, w) -> None:
-    w.act_start.trigger()
-    qtbot.waitUntil(lambda: bool(w.session.series) and all(len(s.ring) >= 2 for s in w.session.series)
-                    and all(h == "running" for _, h in w.session.lab_health())
-                    and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series),
-                    timeout=WAIT_MS)
-
 
 def scenario(tmp_path, name: str, duration: float, faults: str = "") -> os.PathLike:
     path = tmp_path / f"{name}.toml"
@@ -49,8 +21,8 @@ def test_slow_toggles_are_pressed_exactly_while_on(qtbot, win):
     assert win.act_slow.isCheckable() and win.act_slow_cache.isCheckable()
     win.act_slow.trigger()  # no lab yet: nothing is on, nothing looks pressed
     assert not win.act_slow.isChecked()
-    win.speed_combo.setCurrentIndex(next(i for i, (_, r) in enumerate(SPEEDS) if r == 200.0))
-    started(qtbot, win)
+    speed(win, 200.0)
+    started(qtbot, win, rows=2, latency=False)
     run = win.session.run
 
     win.act_slow.trigger()
