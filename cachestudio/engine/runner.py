@@ -833,14 +833,13 @@ class Run:
                 info = self._wait_ready(lane, time.monotonic() + READY_TIMEOUT_S)
                 if isinstance(info, dict):
                     self._handle(lane, ("ready", info))
-                elif not lane.error:  # a refusal was reported by _wait_ready's caller below
+                else:  # it refused its files (lane.error), or did not come up at all
                     lane.state = "failed"
-                    self._fail(lane, "lab-hung", f"{lane.cfg.strategy} lab incarnation {lane.inc} did not come "
-                               f"up for the drain: {info}")
-                else:
-                    lane.state = "failed"
-                    self._fail(lane, "lab-refused", f"{lane.cfg.strategy} lab incarnation {lane.inc} refused "
-                               f"to start: {lane.error}")
+                    name, inc = lane.cfg.strategy, lane.inc
+                    if lane.error:
+                        self._fail(lane, "lab-refused", f"{name} lab incarnation {inc} refused to start: {lane.error}")
+                    else:
+                        self._fail(lane, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}")
         for lane in self.lanes:
             if lane.state == "running":
                 lane.send("stop")
