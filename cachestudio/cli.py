@@ -217,6 +217,10 @@ def build_parser() -> Parser:
     sc.add_argument("--at", type=float, required=True, metavar="SEC", help="run time of the picture")
     sc.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the PNG files")
     sc.add_argument("--size", default="1600x1000", metavar="WxH", help="window size (default 1600x1000)")
+    sc.add_argument("--theme", default="light", choices=("light", "dark", "projector"),
+                    help="the window's theme (default light)")
+    sc.add_argument("--present", action="store_true",
+                    help="presentation mode: the flow view, the caption, the event strip and four charts")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
@@ -363,26 +367,12 @@ def format_table(summary: dict) -> str:
 
 def format_faults(summary: dict) -> str:
     """What each fault did, per lane: ops, errors, p99 latency and anomalies in its window."""
+    from .engine.outcomes import fault_table
+
     faults = summary.get("faults") or []
     if not faults:
         return ""
-    names = [l["strategy"] for l in summary["lanes"]]
-    head = ["during", "window s"] + names
-    body = []
-    for f in faults:
-        cells = []
-        for n in names:
-            x = f["lanes"][n]
-            p99 = max((v for v in (x["read_p99_ms"], x["write_p99_ms"]) if v is not None), default=None)
-            parts = [f"{x['ops']:,} ops", f"p99 {_ms(p99)} ms" if p99 is not None else "p99 -"]
-            if x["errors"] or x["rejected"]:
-                parts.append(f"{x['errors']:,} err" + (f"/{x['rejected']:,} rej" if x["rejected"] else ""))
-            if x["stale_reads"]:
-                parts.append(f"{x['stale_reads']:,} stale")
-            if x["lost_writes"]:
-                parts.append(f"{x['lost_writes']:,} lost")
-            cells.append(", ".join(parts))
-        body.append([f["name"], f"{f['start']:.1f}-{f['end']:.1f}"] + cells)
+    head, *body = fault_table(faults, [l["strategy"] for l in summary["lanes"]])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = ["what each fault did (operations that began in its window):"]
     for i, row in enumerate([head] + body):
@@ -528,7 +518,7 @@ def cmd_screenshot(args) -> int:
     from .ui.app import screenshot
 
     try:
-        for path in screenshot(sc.path, args.at, args.out, size):
+        for path in screenshot(sc.path, args.at, args.out, size, theme=args.theme, present=args.present):
             print(path)
     except OutputWriteError as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)

@@ -116,7 +116,7 @@ def test_write_then_read_burst_in_a_lab_leaves_no_band_open(qtbot, win):
     assert bands and all(r["end"] is not None for r in bands), bands
     assert any("read burst" in r["label"] for r in bands)
     if sum(e["kind"] == "burst-end" for e in run.events) == 1:  # the engine queued them: one band
-        assert len(bands) == 1 and bands[0]["label"] == "write burst + read burst"
+        assert len(bands) == 1 and bands[0]["label"] == "write burst ×2,000 + read burst ×2,000"
     # and the band stays closed as the run goes on
     frames = win.charts.frames
     qtbot.waitUntil(lambda: win.charts.frames > frames + 8, timeout=WAIT_MS)

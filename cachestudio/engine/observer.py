@@ -9,6 +9,22 @@ chart rows, the lanes' state and counters, fault events, anomalies, and for the 
 view the count of every (kind, outcome) plus an even sample of at most
 ``SAMPLE_RECORDS`` records per lane (all of them at low rates).
 
+What each fault did, live (:mod:`.outcomes`): every update also carries, changes only,
+
+* ``"outcomes"``: the fault windows whose numbers, end or caption changed since the last
+  update, as :meth:`LiveOutcomes.windows` gives them (``id``, ``kind``, ``name``,
+  ``start``, ``end``, ``detail``, ``lanes`` {strategy: {ops, errors, rejected,
+  read_p99_ms, write_p99_ms, stale_reads, lost_writes}}, ``open``, ``caption``);
+* ``"groups"``: the anomaly groups (cause, lane, kind) whose count changed, as
+  :meth:`LiveOutcomes.groups` gives them (``id``, ``fault_id``, ``cause``, ``lane``,
+  ``kind``, ``count``, ``distinct_keys``, ``keys``, ``first_at``, ``last_at``, ``line``);
+* ``"anomaly_groups"``: per lane, the group id of each anomaly of ``"anomalies"`` (same
+  order and length).
+
+Every anomaly is counted into its group, also those beyond ``MAX_ANOMALIES`` that are not
+sent. A round's anomalies are given to the outcomes after its events (the runner reports
+the writes lost at a kill before the crash's event).
+
 Commands come as ``("call", method, args)`` for :class:`Run`'s methods and
 ``("stop",)``. Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
 ``("message", text)``, ``("error", text)``, ``("stopped",)``.
@@ -24,6 +40,7 @@ from collections import Counter
 
 from .config import ConfigError
 from .lab import die_with_parent
+from .outcomes import LiveOutcomes
 from .runner import LabFailed, Plan, Run
 from .series import LaneSeries
 
@@ -67,17 +84,34 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
     samples: list[list[dict]] = [[] for _ in range(n)]
     counts: list[Counter] = [Counter() for _ in range(n)]
     found: list[list] = [[] for _ in range(n)]
+    found_groups: list[list[str]] = [[] for _ in range(n)]
+    outcomes = LiveOutcomes([cfg.strategy for cfg in plan.lanes], plan.lanes)
+    revealed: list[list] = [[] for _ in range(n)]  # this round's anomalies, for after its events
+
+    def on_event(ev: dict) -> None:
+        events.append(ev)
+        outcomes.event(ev)
 
     def on_records(i: int, records: list, anomalies: list) -> None:
         if records:
             series[i].add_records(records)
             counts[i].update((r["kind"], r["outcome"]) for r in records)
             samples[i].extend(_even_sample(records, SAMPLE_RECORDS))
-        if anomalies and len(found[i]) < MAX_ANOMALIES:
-            found[i].extend(anomalies[: MAX_ANOMALIES - len(found[i])])
+            outcomes.records(i, records)
+        revealed[i].extend(anomalies)
+
+    def take_anomalies() -> None:
+        for i in range(n):
+            if not revealed[i]:
+                continue
+            ids = outcomes.anomalies(i, revealed[i])
+            room = max(0, MAX_ANOMALIES - len(found[i]))
+            found[i].extend(revealed[i][:room])
+            found_groups[i].extend(ids[:room])
+            revealed[i].clear()
 
     try:
-        run = Run(plan, on_event=events.append, on_records=on_records)
+        run = Run(plan, on_event=on_event, on_records=on_records)
         run.start(wait=False)
     except (ConfigError, LabFailed, OSError) as exc:
         conn.send(("error", str(exc)))
@@ -104,7 +138,9 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
                 if time.monotonic() >= deadline:
                     break
             run.tick()
+            take_anomalies()
             now = run.now()
+            outcomes.advance(now)
             rows = []
             for lane, s in zip(run.lanes, series):
                 t = lane.totals()
@@ -119,11 +155,14 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
                 "rows": rows, "records": [(_even_sample(samples[i], SAMPLE_RECORDS), dict(counts[i])) for i in range(n)],
                 "anomalies": [f[:] for f in found],
             }
+            update["outcomes"], update["groups"] = outcomes.changes()
+            update["anomaly_groups"] = [g[:] for g in found_groups]
             events.clear()
             for i in range(n):
                 samples[i].clear()
                 counts[i].clear()
                 found[i].clear()
+                found_groups[i].clear()
             conn.send(("update", update))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         run.abort()  # the window is gone: so are its labs

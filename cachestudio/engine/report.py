@@ -51,8 +51,9 @@ def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[
     return out
 
 
-def _p99(values: list[float]) -> float | None:
-    return round(float(np.percentile(np.asarray(values) * 1000.0, 99)), 3) if values else None
+def _p99(values) -> float | None:
+    """The 99th percentile in ms of durations in seconds (a list or a numpy array)."""
+    return round(float(np.percentile(np.asarray(values) * 1000.0, 99)), 3) if len(values) else None
 
 
 def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:

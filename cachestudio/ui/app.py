@@ -140,8 +140,10 @@ def run_window(scenario: str | None = None) -> int:
     return code
 
 
-def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int]) -> list[Path]:
-    """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels."""
+def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int], theme: str | None = None,
+               present: bool = False) -> list[Path]:
+    """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels.
+    ``theme``: light, dark or projector (default: light); ``present``: presentation mode."""
     _qt_environment(offscreen=True)
     app = _app()
     from PySide6.QtCore import QSettings
@@ -157,8 +159,11 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
     try:
         if not win.load_scenario(scenario_path):
             raise RuntimeError("scenario did not load")
+        win.set_theme(theme or "light")
         win.resize(*size)
         win.show()
+        if present:
+            win.set_present(True, full_screen=False)  # offscreen: the size asked, not the screen's
         win.start()
         deadline = time.monotonic() + at + 120  # starting the labs is not part of `at`
         while win.session.now() < at:
@@ -168,6 +173,8 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int])
             time.sleep(0.005)
         win.charts.redraw_all()
         app.processEvents()
+        if not win.dock.isVisible():  # collapsed at this size: its picture is still taken, at its own size
+            win.anomaly_panel.resize(round(440 * win.scale), round(win.height() * 0.8))
         shots = {"window": win, "flow": win.flow, "charts": win.charts, "anomalies": win.anomaly_panel}
         written = []
         for name, widget in shots.items():

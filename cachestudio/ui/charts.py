@@ -1,54 +1,158 @@
 """Live charts (pyqtgraph): one ``setData`` per curve per redraw, on the panel's own timer.
 
 Data come from each lane's :class:`~cachestudio.engine.series.Ring` as contiguous numpy
-views (no per-point appends). Curves clip to the visible range and downsample by peak,
-so a spike survives at any zoom. Fault and burst windows are shaded on every chart as
-they happen; an injected fault says so in its label.
+views (no per-point appends). Fault and burst windows are shaded on every chart as they
+happen; their names are said on the window's event strip, not on the charts (so nothing
+collides or is cut at the edge).
+
+Presenter-grade: one factor (:meth:`ChartPanel.set_scale`) sizes every text and line;
+every visible chart shows the same x range at all times; latency charts show one
+percentile per lane (:meth:`ChartPanel.set_percentile`); the lane labels at the end of the
+lines are pushed apart so they never overlap and never leave the plot area; in slow
+motion each request can be drawn as a mark (:meth:`ChartPanel.set_request_marks`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import math
+import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
+from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
+from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.series import BIN_S, COL, COLUMNS
-from .theme import FAULT_SHADE, LANES, Theme
+from .theme import FAULT_SHADE, LANES, THEMES, TOKENS, Theme, text_px
 
 WINDOW_S = 60.0  # seconds of history in view
 X_STEP_S = 10.0  # the view moves on in steps of this many seconds
 # The charts redraw one at a time, a chart every 62 ms (each chart twice a second): one paint
 # of all eight blocked the event loop for 40–90 ms (measured), and at full speed the window
-# must leave the cores to the labs.
+# must leave the cores to the labs. The x range is the exception: when it steps on, every
+# visible chart gets it in the same call (a setXRange per chart every 10 s; unchanged
+# ranges are not set again).
 REDRAW_MS = 62
 GROUP = 1
 
+#: Percentiles a latency chart can show (one per lane at a time).
+PERCENTILES = ("p50", "p95", "p99")
+#: Short ids of the eight charts, in PLOTS order (for the presentation mode's choice).
+CHART_NAMES = ("read", "write", "throughput", "hit", "queue", "db", "errors", "anomalies")
+LATENCY_CHARTS = (0, 1)
+RATE_CHARTS = (2, 5, 6)  # a per-request raster in slow motion
+#: requests kept per lane for the request marks (the newest)
+REQUEST_BUFFER = 2000
+
 #: (title, unit, [(column, label suffix, pen width factor)], log y?). A title says which
-#: line width is which where a chart has more than one line per lane.
+#: line width is which where a chart has more than one line per lane: ─ thin, ▬ thick. The latency charts'
+#: column follows the chosen percentile (set_percentile).
 PLOTS = [
-    ("Read latency (p50 thin, p99 thick)", "ms",
-     [("read_p50", "p50", 0.6), ("read_p95", "p95", 1.0), ("read_p99", "p99", 1.6)], True),
-    ("Write latency (p50 thin, p99 thick)", "ms",
-     [("write_p50", "p50", 0.6), ("write_p95", "p95", 1.0), ("write_p99", "p99", 1.6)], True),
+    ("Read latency", "ms", [("read_p99", "p99", 1.0)], True),
+    ("Write latency", "ms", [("write_p99", "p99", 1.0)], True),
     ("Throughput", "ops/s", [("ops_s", "", 1.0)], False),
     ("Hit ratio", "", [("hit_ratio", "", 1.0)], False),
-    ("Write queue depth", "entries", [("queue_depth", "", 1.0)], False),
-    ("DB reads (thin), writes (thick) /s", "/s", [("db_reads_s", "reads", 0.7), ("db_writes_s", "writes", 1.4)], False),
-    ("Errors (thin), rejected (thick) /s", "/s", [("errors_s", "errors", 1.0), ("rejected_s", "rejected", 1.6)], False),
-    ("Stale reads, lost (thick), at risk", "", [("stale_reads", "stale reads", 1.0),
-                                                               ("lost_writes", "lost writes", 1.6),
-                                                               ("at_risk", "at risk", 0.6)], False),
+    ("Write-behind queue", "entries", [("queue_depth", "", 1.0)], False),
+    ("DB reads ─ writes ▬", "/s", [("db_reads_s", "reads", 0.6), ("db_writes_s", "writes", 1.4)], False),
+    ("Errors ─ rejected ▬", "/s", [("errors_s", "errors", 0.6), ("rejected_s", "rejected", 1.4)], False),
+    ("Stale reads, lost ▬, at risk ─", "", [("stale_reads", "stale reads", 1.0),
+                                                      ("lost_writes", "lost writes", 1.6),
+                                                      ("at_risk", "at risk", 0.5)], False),
 ]
+#: Shorter titles where a chart is too narrow for its long one (then elided if need be).
+SHORT_TITLES = ["Read latency", "Write latency", "Throughput", "Hit ratio", "WB queue",
+                "DB reads ─ writes ▬", "Errors ─ rejected ▬", "Stale, lost ▬, risk ─"]
+#: Titles of the rate charts when they show each request (set_request_marks).
+RASTER_TITLES = {2: "Requests (each one)", 5: "DB reads, writes: each", 6: "Errors, rejected: each"}
+
+# Text and line sizes in pixels at scale 1 (set_scale multiplies them all). The smallest is
+# 11 px; with the projector theme's font_scale (1.35) 15 px.
+TITLE_PX = 14
+TICK_PX = 11
+AXIS_LABEL_PX = 11
+KEY_PX = 12
+END_LABEL_PX = 12
+MARK_PX = 8  # request marks (symbol size)
+MIN_CHART_W, MIN_CHART_H = 220, 110  # a chart's least size at scale 1, for the column choice
+CELL_ASPECT = 1.6  # the chart shape the column choice aims at (width / height)
+
 # Chart lines are solid: Qt strokes a dashed path several times slower (measured: 2.7×
 # the paint time of the panel), and the charts redraw all the time. Lanes are told apart
 # by their Okabe–Ito colour (safe for colour-blind viewers), the key above the charts and
 # a label at the end of each lane's main line (direct labelling: no colour needed).
 SWATCH = "━━━"
+
+#: request outcome -> (index, pyqtgraph symbol); colours from theme.TOKENS
+_SYMBOL = {"circle": "o", "triangle": "t", "square": "s", "diamond": "d", "cross": "x", "bar": "|"}
+OUTCOMES = ("hit", "miss", "write", "error", "rejected", "other")
+_OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
+# buffer columns
+_START, _LAT, _KIND, _OUT = range(4)
+
+
+def _num(v: float) -> str:
+    """A tick value: 0.001 … 999, then 1k, 12.5k, 1M (short, so the axis stays narrow)."""
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if a >= 1e3:
+        return f"{v / 1e3:.3g}k"
+    return f"{v:.3g}"
+
+
+def _title_min(label) -> None:
+    """LabelItem.updateMin for chart titles: their height only (no least width), so a
+    long title never widens its column; _fit_text makes each fit its chart."""
+    h = label.itemRect().height()
+    label.setMinimumWidth(0)
+    label.setMinimumHeight(h)
+    label._sizeHint = {Qt.SizeHint.MinimumSize: (0, h), Qt.SizeHint.PreferredSize: (0, h),
+                       Qt.SizeHint.MaximumSize: (-1, -1), Qt.SizeHint.MinimumDescent: (0, 0)}
+    label.updateGeometry()
+
+
+def _close_as_line(d: str) -> str:
+    """An SVG path's "Z" tokens as explicit lines back to the subpath's start: pyqtgraph's
+    SVG exporter (0.14) reads every token as "x,y" and fails on the "Z" Qt 6 writes."""
+    out, start = [], None
+    for tok in d.split():
+        if tok in ("Z", "z"):
+            if start is not None:
+                out.append("L" + start)
+            continue
+        if tok[0] in "Mm":
+            start = tok[1:]
+        out.append(tok)
+    return " ".join(out)
+
+
+def _svg_bytes(item) -> bytes:
+    """pyqtgraph's SVG of ``item`` (each plot clipped to its view box), made to read the
+    closed paths of Qt 6's SVG generator (patched for this call only)."""
+    from pyqtgraph.exporters import SVGExporter
+
+    module = sys.modules[SVGExporter.__module__]
+    original = module.correctCoordinates
+
+    def correct(node, defs, item, options):
+        for el in node.getElementsByTagName("path"):
+            d = el.getAttribute("d")
+            if "Z" in d or "z" in d:
+                el.setAttribute("d", _close_as_line(d))
+        return original(node, defs, item, options)
+
+    module.correctCoordinates = correct
+    try:
+        return SVGExporter(item).export(toBytes=True)
+    finally:
+        module.correctCoordinates = original
 
 
 class DecadeAxis(pg.AxisItem):
@@ -65,7 +169,29 @@ class DecadeAxis(pg.AxisItem):
         return [(1.0, majors), (None, minors)]
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
-        return [f"{10 ** v:.3g}" for v in values]
+        return [f"{float(f'{10 ** v:.3g}'):g}" if 10 ** v < 9999.5 else _num(10 ** v) for v in values]  # 1000, then 10k
+
+
+class RateAxis(pg.AxisItem):
+    """A linear axis whose big values read 1k, 12.5k (not 12500): the axis stays narrow."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if not values or max(abs(v) for v in values) < 1000:
+            return super().tickStrings(values, scale, spacing)
+        return [_num(v) for v in values]
+
+
+class EndLabel(QGraphicsSimpleTextItem):
+    """A lane's short name at the end of its line, on a patch of the panel's colour.
+    A child of the chart's ViewBox, placed in its pixels (ChartPanel._place_labels)."""
+
+    def __init__(self, text: str, parent=None):
+        super().__init__(text, parent)
+        self.background = QColor(255, 255, 255, 210)
+
+    def paint(self, painter, option, widget=None):
+        painter.fillRect(self.boundingRect(), self.background)
+        super().paint(painter, option, widget)
 
 
 class ChartPanel(pg.GraphicsLayoutWidget):
@@ -75,11 +201,23 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.curves: list[list[tuple]] = []  # per plot: (lane, column, PlotCurveItem, width factor)
         self.series = []
         self.strategies: list[str] = []
-        self.regions: list[dict] = []  # {"kind", "start", "end" (None: ongoing), "items"}
+        self.regions: list[dict] = []  # {"kind", "start", "end" (None: ongoing), "label", "colour", "items"}
         self.marker: list[pg.InfiniteLine] = []
-        self.labels: list = []  # (plot, lane, column, log axis?, TextItem) at the end of a lane's line
+        self.labels: list = []  # (plot, lane, column, log axis?, EndLabel) at the end of a lane's line
         self.theme: Theme | None = None
         self.now = 0.0
+        self.scale = 1.0
+        self._scale_set = False  # set_scale called: the theme's font_scale no longer decides
+        self.percentile = "p99"
+        self.shown: list[int] = list(range(len(PLOTS)))
+        self.request_marks = False
+        self.marks: dict[int, pg.ScatterPlotItem] = {}  # chart index -> its request marks
+        self._requests: dict[int, np.ndarray] = {}  # lane -> rows (start, latency ms, kind, outcome)
+        self._targets: dict[int, list] = {}  # chart -> [(EndLabel, t, y) or (EndLabel, None, None)]
+        self._x_applied: dict[int, tuple[float, float]] = {}
+        self._titles: dict[int, str] = {}
+        self._key_html = ""
+        self.last_export_error = ""
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
@@ -88,13 +226,20 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self._pending: list[int] = []  # first chart of each group still to redraw this round
         self._build()
 
+    # -- layout -------------------------------------------------------------------------
+
     def _build(self) -> None:
         self.clear()
         self.plots = []
         self.key = pg.LabelItem("", justify="left")
-        for title, unit, _, log in PLOTS:
-            axes = {"left": DecadeAxis("left")} if log else None
+        self.key.item.document().setDocumentMargin(2)
+        for i, (title, unit, _, log) in enumerate(PLOTS):
+            axes = {"left": DecadeAxis("left") if log else RateAxis("left"), "bottom": pg.AxisItem("bottom")}
             p = pg.PlotItem(title=title, axisItems=axes)
+            p.titleLabel.item.document().setDocumentMargin(1)
+            # every column equally wide, whatever its title (titles are fitted by _fit_text)
+            # (a weak proxy: a bound method on the label itself would make a cycle that Qt dislikes at exit)
+            p.titleLabel.updateMin = functools.partial(_title_min, weakref.proxy(p.titleLabel))
             p.showGrid(x=False, y=True, alpha=0.25)  # an x grid too would cost every redraw, for little
             if unit:
                 p.setLabel("left", unit)
@@ -105,75 +250,274 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 p.getAxis("left").enableAutoSIPrefix(False)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
+            p.getViewBox().sigTransformChanged.connect(self._on_transform)  # no lambda: no cycle through self
             self.plots.append(p)
+        self._reset_y()
         self.columns = 0
+        self._restyle()
         self.arrange(2)
 
-    def arrange(self, columns: int) -> None:
-        """Lay the charts out in 2 or 4 columns, under one key of the lanes' line styles."""
-        if columns == self.columns:
+    def arrange(self, columns: int, force: bool = False) -> None:
+        """Lay the shown charts out in ``columns`` columns, under one key of the lanes."""
+        columns = max(1, int(columns))
+        if columns == self.columns and not force:
             return
         for item in [self.key, *self.plots]:
             if item.scene() is not None:
                 self.ci.removeItem(item)
         self.ci.addItem(self.key, row=0, col=0, colspan=columns)
-        for i, p in enumerate(self.plots):
-            self.ci.addItem(p, row=1 + i // columns, col=i % columns)
+        for k, i in enumerate(self.shown):
+            self.ci.addItem(self.plots[i], row=1 + k // columns, col=k % columns)
+        layout = self.ci.layout
+        for c in range(layout.columnCount()):
+            layout.setColumnStretchFactor(c, 1 if c < columns else 0)
+        for r in range(layout.rowCount()):
+            layout.setRowStretchFactor(r, 0 if r == 0 else 1)
         self.columns = columns
+        self._fit_text()
+
+    def show_charts(self, indices=None) -> None:
+        """Lay out only these charts (indices into PLOTS, or names of CHART_NAMES), in this
+        order; None: all eight. Hidden charts are not redrawn."""
+        if indices is None:
+            shown = list(range(len(PLOTS)))
+        else:
+            shown = []
+            for i in indices:
+                i = CHART_NAMES.index(i) if isinstance(i, str) else int(i)
+                if 0 <= i < len(PLOTS) and i not in shown:
+                    shown.append(i)
+            shown = shown or list(range(len(PLOTS)))
+        if shown == self.shown:
+            return
+        self.shown = shown
+        self._pending = []
+        self.arrange(self._auto_columns(), force=True)
+        self._dirty = True
+
+    def _auto_columns(self) -> int:
+        """Columns for the shown charts at this size and scale: every chart at least
+        MIN_CHART_W × MIN_CHART_H (× scale), the shape nearest CELL_ASPECT among those."""
+        n = len(self.shown)
+        if n <= 1:
+            return 1
+        candidates = [4, 2] if n % 2 == 0 and n >= 4 else list(range(1, min(4, n) + 1))
+        s = self.scale
+        w = max(1.0, self.width() - 8.0)
+        h = max(1.0, self.height() - self._key_height() - 8.0)
+        best, best_score = candidates[0], None
+        for c in candidates:
+            rows = math.ceil(n / c)
+            cw, ch = w / c, h / rows
+            fit = min(cw / (MIN_CHART_W * s), ch / (MIN_CHART_H * s))
+            shape = abs(math.log((cw / ch) / CELL_ASPECT))
+            score = (0, shape) if fit >= 1.0 else (1, -fit)
+            if best_score is None or score < best_score:
+                best, best_score = c, score
+        return best
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        if not getattr(self, "plots", None):
-            return  # pyqtgraph resizes during its own __init__, before the charts exist
-        # Wide and low (a big screen with the flow view above): 4 columns; else 2.
-        self.arrange(4 if self.width() > 1.8 * self.height() else 2)
+        if not getattr(self, "plots", None) or getattr(self, "closed", False):
+            return  # pyqtgraph resizes during its own __init__ (no charts yet) and close() (items gone)
+        columns = self._auto_columns()
+        if columns != self.columns:
+            self.arrange(columns)
+        else:
+            self._fit_text()
+
+    def _key_height(self) -> float:
+        return self.key.item.boundingRect().height() if self.key.scene() is not None else KEY_PX * self.scale * 1.6
+
+    # -- style: theme and scale ----------------------------------------------------------
+
+    def _t(self) -> Theme:
+        return self.theme or THEMES["light"]
+
+    def _font(self, base_px: float, bold: bool = False) -> QFont:
+        f = QFont()
+        f.setPixelSize(text_px(base_px, self.scale))
+        f.setBold(bold)
+        return f
+
+    def set_scale(self, s: float) -> None:
+        """One factor for every text and line of the charts (the window's: its theme's
+        font_scale × its zoom). Cheap when ``s`` has not changed."""
+        s = min(6.0, max(0.5, float(s)))
+        self._scale_set = True
+        if s == self.scale:
+            return
+        self.scale = s
+        self._restyle()
+
+    def _restyle(self) -> None:
+        t, s = self._t(), self.scale
+        tick_font = self._font(TICK_PX)
+        fm = QFontMetricsF(tick_font)
+        label_fm = QFontMetricsF(self._font(AXIS_LABEL_PX))
+        offset, tick_len = max(2, round(4 * s)), max(3, round(5 * s))
+        # One width for every left axis: the charts of a column line up, and no tick text is cut.
+        text_w = max(fm.horizontalAdvance(x) for x in ("0.001", "12.5k", "1.05", "WB", "1000"))
+        left_w = math.ceil(text_w + offset + tick_len + label_fm.height() + 4 * s)
+        bottom_h = math.ceil(fm.height() + offset + tick_len + 2 * s)
+        axis_pen = pg.mkPen(t.muted, width=max(1.0, round(s)))
+        for i, p in enumerate(self.plots):
+            for name in ("left", "bottom"):
+                ax = p.getAxis(name)
+                ax.setPen(axis_pen)
+                ax.setTextPen(pg.mkPen(t.text))
+                ax.setStyle(tickFont=tick_font, tickTextOffset=offset, tickLength=tick_len)
+            p.getAxis("left").setWidth(left_w)
+            p.getAxis("bottom").setHeight(bottom_h)
+            self._set_unit(i)
+        self._left_w = left_w
+        self._titles.clear()
+        self._fit_text()
+        width = t.line_width * s
+        for curves in self.curves:
+            for _, _, curve, factor in curves:
+                pen = QPen(curve.opts["pen"])
+                pen.setWidthF(width * factor)
+                curve.setPen(pen)
+        end_font = self._font(END_LABEL_PX, bold=True)
+        bg = QColor(t.panel)
+        bg.setAlpha(215)
+        for *_, label in self.labels:
+            label.setFont(end_font)
+            label.background = bg
+            label.update()
+        for line in self.marker:
+            line.setPen(pg.mkPen("#D55E00", width=2 * s, style=Qt.PenStyle.DashLine))
+        for i, item in self.marks.items():
+            item.setSize(MARK_PX * s * (1.25 if i in RATE_CHARTS else 1.0))
+        for i in range(len(self.plots)):
+            self._place_labels(i)
+        self._dirty = True
+
+    def _set_unit(self, i: int) -> None:
+        unit = PLOTS[i][1]
+        p = self.plots[i]
+        if self.request_marks and i in RATE_CHARTS:
+            unit = ""
+        if unit:
+            p.setLabel("left", unit, **{"font-size": f"{text_px(AXIS_LABEL_PX, self.scale)}px",
+                                         "color": self._t().text})
+        else:
+            p.getAxis("left").showLabel(False)
+
+    def _title(self, i: int, short: bool = False) -> str:
+        if self.request_marks and i in RATE_CHARTS:
+            return RASTER_TITLES[i]
+        title = SHORT_TITLES[i] if short else PLOTS[i][0]
+        if i in LATENCY_CHARTS:
+            title = f"{title} {self.percentile}"
+        return title
+
+    def _fit_text(self) -> None:
+        """Titles that fit their chart (long, short, else elided) and a key that fits the
+        panel's width (on two lines when it must). Only texts that changed are set again."""
+        if not self.plots:
+            return
+        t = self._t()
+        title_px = text_px(TITLE_PX, self.scale)
+        font = self._font(TITLE_PX, bold=True)
+        fm = QFontMetricsF(font)
+        columns = max(1, self.columns or 2)
+        avail = max(20.0, self.width() / columns - getattr(self, "_left_w", 40) - 16)
+        row_h = math.ceil(fm.height() + 4)
+        for i, p in enumerate(self.plots):
+            text = self._title(i)
+            if fm.horizontalAdvance(text) > avail:
+                text = self._title(i, short=True)
+            if fm.horizontalAdvance(text) > avail:
+                text = fm.elidedText(text, Qt.TextElideMode.ElideRight, avail)
+            key = f"{text}|{title_px}|{t.text}"
+            if self._titles.get(i) != key:
+                self._titles[i] = key
+                p.titleLabel.setText(text, color=t.text, size=f"{title_px}px", bold=True)
+                row_h = max(row_h, math.ceil(p.titleLabel.item.boundingRect().height()))
+                p.titleLabel.setMaximumHeight(row_h)
+                p.layout.setRowFixedHeight(0, row_h)
+        self._update_key()
 
     def _update_key(self) -> None:
-        if self.theme is None:
-            return
+        t = self._t()
         parts = []
         for strategy in self.strategies:
-            colour, style, short = LANES[strategy]
+            colour, _, short = LANES[strategy]
             parts.append(f'<span style="color:{colour}; font-weight:bold">{SWATCH} {short}</span>'
-                         f' <span style="color:{self.theme.text}">{strategy}</span>')
-        note = f'<span style="color:{self.theme.muted}">x axis: run time (s) · shaded: faults and bursts</span>'
-        size = f"{9 * self.theme.font_scale:.0f}pt"
-        self.key.setText("&nbsp;&nbsp;&nbsp;".join(parts + [note]), size=size)
+                         f' <span style="color:{t.text}">{strategy}</span>')
+        note = "x: run time (s) · shaded: faults, named on the event strip"
+        if getattr(self, "page_note", ""):
+            note = f"{self.page_note} · {note}"
+        if self.request_marks:
+            note += " · marks: one per request (fill: outcome, ring: lane)"
+        note = f'<span style="color:{t.muted}">{note}</span>'
+        size = f"{text_px(KEY_PX, self.scale)}px"
+        avail = max(50.0, self.width() - 16.0)
+        gap = "&nbsp;&nbsp;&nbsp;"
+        for html in (gap.join(parts + [note]), gap.join(parts) + "<br>" + note, "<br>".join(parts + [note])):
+            if html + size != self._key_html:
+                self._key_html = html + size
+                self.key.setText(html, size=size)
+            if self.key.item.boundingRect().width() <= avail:
+                break
+
+    def set_page_note(self, text: str) -> None:
+        """A few words in the key when not every chart is shown ("charts 1–4 of 8 · G: …")."""
+        if text != getattr(self, "page_note", ""):
+            self.page_note = text
+            self._update_key()
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.setBackground(theme.panel)
-        for p in self.plots:
-            for axis in ("left", "bottom"):
-                ax = p.getAxis(axis)
-                ax.setPen(pg.mkPen(theme.muted))
-                ax.setTextPen(pg.mkPen(theme.text))
-            p.titleLabel.setText(p.titleLabel.text, color=theme.text, size=f"{9 * theme.font_scale:.0f}pt")
+        if not self._scale_set:
+            self.scale = theme.font_scale
+        self._restyle()
         self.set_lanes(self.strategies, self.series)
+
+    def set_percentile(self, p: str) -> None:
+        """Which latency percentile the latency charts show (one line per lane)."""
+        if p not in PERCENTILES:
+            raise ValueError(f"percentile must be one of {', '.join(PERCENTILES)}, not {p!r}")
+        if p == self.percentile:
+            return
+        self.percentile = p
+        for i, kind in zip(LATENCY_CHARTS, ("read", "write")):
+            col = COL[f"{kind}_{p}"]
+            if i < len(self.curves):
+                self.curves[i] = [(lane, col, curve, f) for lane, _, curve, f in self.curves[i]]
+        kinds = {id(self.plots[i]): kind for i, kind in zip(LATENCY_CHARTS, ("read", "write"))}
+        self.labels = [(pl, lane, COL[f"{kinds[id(pl)]}_{p}"] if id(pl) in kinds else col, log, lab)
+                       for pl, lane, col, log, lab in self.labels]
+        self._fit_text()
+        if self.series:
+            self.draw_plots([i for i in LATENCY_CHARTS if i in self.shown])
+        self._dirty = True
 
     def set_lanes(self, strategies: list[str], series: list) -> None:
         """Bind the curves to the lanes' series (one curve per lane and column). The same
         lanes again (a theme change) only restyle the curves they have."""
         same = list(strategies) == self.strategies and self.curves
         self.strategies, self.series = list(strategies), list(series)
-        width = self.theme.line_width if self.theme else 2.0
         if same:
-            for curves in self.curves:
-                for lane, col, curve, factor in curves:
-                    pen = QPen(curve.opts["pen"])
-                    pen.setWidthF(width * factor)
-                    curve.setPen(pen)
-            self._update_key()
-            self._dirty = True
+            self._restyle()
             return
-        for p, _, _, _, label in self.labels:
-            p.removeItem(label)
+        for *_, label in self.labels:
+            label.setParentItem(None)
+            if label.scene() is not None:
+                label.scene().removeItem(label)
         for p, curves in zip(self.plots, self.curves):
             for _, _, curve, _ in curves:
                 p.removeItem(curve)
         self.labels = []
         self.curves = []
-        for p, (_, _, cols, log) in zip(self.plots, PLOTS):
+        self._targets = {}
+        for i, (p, (_, _, cols, log)) in enumerate(zip(self.plots, PLOTS)):
+            if i in LATENCY_CHARTS:
+                kind = "read" if i == 0 else "write"
+                cols = [(f"{kind}_{self.percentile}", self.percentile, 1.0)]
             curves = []
             for lane, strategy in enumerate(self.strategies):
                 colour, _, short = LANES[strategy]
@@ -181,32 +525,39 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     if col == "queue_depth" and strategy != "write-behind":
                         continue
                     pen = QPen(QColor(colour))
-                    pen.setWidthF(width * factor)
                     pen.setCosmetic(True)
                     # PlotCurveItem, not PlotDataItem: no scatter item, no clip/downsample
                     # pipeline; redraw() hands it just the rows in view (~250 points).
                     curve = pg.PlotCurveItem(pen=pen, connect="finite")
+                    curve.setVisible(not (self.request_marks and i in RATE_CHARTS))
                     p.addItem(curve)
                     curves.append((lane, COL[col], curve, factor))
                 main = max((c for c in cols if not (c[0] == "queue_depth" and strategy != "write-behind")),
                            key=lambda c: c[2], default=None)
                 if main is not None:
-                    label = pg.TextItem(short, color=colour, anchor=(1, 1))
+                    label = EndLabel(short, p.getViewBox())
+                    label.setBrush(QBrush(QColor(colour)))
                     label.setZValue(20)
-                    p.addItem(label, ignoreBounds=True)
+                    label.setVisible(False)
                     self.labels.append((p, lane, COL[main[0]], log, label))
             self.curves.append(curves)
-        self._update_key()
         for region in self.regions:
+            for p, item in region["items"]:
+                p.removeItem(item)
             region["items"] = []
-        self._dirty = True
+        self._requests = {}
+        if self.request_marks:
+            for i in RATE_CHARTS:
+                self._raster_axis(i)
+        self._restyle()
 
     # -- faults -------------------------------------------------------------------------
 
     def fault(self, kind: str, start: float, end: float | None = None, label: str | None = None,
               merge: bool = False) -> None:
         """Shade [start, end] on every chart (end None: still going on). With ``merge``, a
-        band of that kind still open takes this one in (one band, both labels)."""
+        band of that kind still open takes this one in (one band, both labels). The label
+        is kept in ``regions`` (the event strip names the band; the charts only shade it)."""
         colour, default = FAULT_SHADE[kind]
         if merge and end is None:
             open_band = next((r for r in reversed(self.regions) if r["kind"] == kind and r["end"] is None), None)
@@ -214,9 +565,6 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 text = label or default
                 if text not in open_band["label"].split(" + "):
                     open_band["label"] += f" + {text}"
-                    for _, item in open_band["items"]:
-                        if isinstance(item, pg.TextItem):
-                            item.setText(open_band["label"])
                 self._dirty = True
                 return
         self.regions.append({"kind": kind, "start": start, "end": end, "label": label or default,
@@ -239,9 +587,24 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         if at is None:
             return
         for p in self.plots:
-            line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen("#D55E00", width=2, style=Qt.PenStyle.DashLine))
+            line = pg.InfiniteLine(pos=at, angle=90,
+                                   pen=pg.mkPen("#D55E00", width=2 * self.scale, style=Qt.PenStyle.DashLine))
             p.addItem(line)
             self.marker.append(line)
+
+    def _reset_y(self) -> None:
+        """Every chart's y range back to a neutral one, then automatic again (log axes too):
+        nothing of the last run's ranges is left."""
+        for i, p in enumerate(self.plots):
+            log = PLOTS[i][3]
+            if i == 3:  # hit ratio: always 0..1
+                p.setYRange(0, 1.05, padding=0)
+            elif self.request_marks and i in RATE_CHARTS:
+                n = max(1, len(self.strategies))
+                p.setYRange(0.4, n + 0.6, padding=0)
+            else:
+                p.setYRange(-1.0, 2.0, padding=0) if log else p.setYRange(0, 1, padding=0)
+                p.enableAutoRange(axis="y", enable=True)
 
     def clear_run(self) -> None:
         for region in self.regions:
@@ -253,6 +616,140 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         for curves in self.curves:
             for _, _, curve, _ in curves:
                 curve.setData([], [])
+        for *_, label in self.labels:
+            label.setVisible(False)
+        self._targets = {}
+        self._requests = {}
+        for item in self.marks.values():
+            item.setData([], [])
+        self._reset_y()
+        self._pending = []
+        self._sync_x()
+        self._dirty = True
+
+    # -- request marks (slow motion) -------------------------------------------------------
+
+    def set_request_marks(self, on: bool) -> None:
+        """Slow motion: latency charts add a dot per request (fill: outcome, ring: lane);
+        the rate charts become a raster, one row per lane, a mark per request. Off: lines."""
+        on = bool(on)
+        if on == self.request_marks:
+            return
+        self.request_marks = on
+        for i in (*LATENCY_CHARTS, *RATE_CHARTS):
+            p = self.plots[i]
+            if on:
+                item = pg.ScatterPlotItem(pxMode=True, size=MARK_PX * self.scale * (1.25 if i in RATE_CHARTS else 1.0))
+                item.setZValue(10)
+                p.addItem(item)
+                self.marks[i] = item
+            else:
+                item = self.marks.pop(i, None)
+                if item is not None:
+                    p.removeItem(item)
+            if i in RATE_CHARTS:
+                for _, _, curve, _ in self.curves[i] if i < len(self.curves) else ():
+                    curve.setVisible(not on)
+                self._raster_axis(i)
+        self._titles.clear()
+        self._fit_text()
+        for i in RATE_CHARTS:
+            self._place_labels(i)
+        self._dirty = True
+
+    def _raster_axis(self, i: int) -> None:
+        """Chart ``i``'s y axis: a row per lane (CA, WT, WB from the top) in raster mode."""
+        p, ax = self.plots[i], self.plots[i].getAxis("left")
+        n = max(1, len(self.strategies))
+        if self.request_marks:
+            ax.setTicks([[(n - k, LANES[s][2]) for k, s in enumerate(self.strategies)], []])
+            p.enableAutoRange(axis="y", enable=False)
+            p.setYRange(0.4, n + 0.6, padding=0)
+        else:
+            ax.setTicks(None)
+            p.enableAutoRange(axis="y", enable=True)
+        self._set_unit(i)
+
+    def add_requests(self, lane: int, records: list[dict]) -> None:
+        """Keep the lane's requests (the newest REQUEST_BUFFER) for the request marks:
+        dicts with kind (read|write), start and end (s since run start) and outcome."""
+        if not records:
+            return
+        rows = []
+        for r in records[-REQUEST_BUFFER:]:
+            kind = r.get("kind")
+            if kind != "read" and kind != "write":
+                continue
+            outcome = r.get("outcome")
+            if kind == "write" and outcome == "ok":
+                outcome = "write"
+            rows.append((r["start"], (r["end"] - r["start"]) * 1000.0, kind == "write",
+                         _OUTCOME.get(outcome, _OUTCOME["other"])))
+        if not rows:
+            return
+        new = np.asarray(rows, dtype=float)
+        old = self._requests.get(lane)
+        self._requests[lane] = (new if old is None else np.concatenate([old, new]))[-REQUEST_BUFFER:]
+        self._dirty = True
+
+    def request_count(self) -> int:
+        """Requests held for the marks, all lanes together."""
+        return sum(len(rows) for rows in self._requests.values())
+
+    def _mark_styles(self):
+        t = self._t()
+        if getattr(self, "_styles_for", None) != (t.name, self.scale, tuple(self.strategies)):
+            fills = []
+            for name in OUTCOMES:
+                colour, shape, _ = TOKENS.get(name, (t.muted, "circle", name))
+                if name == "rejected" and t.name == "dark":
+                    colour = "#e8e8e8"  # black on the dark panel would not show
+                fills.append((pg.mkBrush(colour), _SYMBOL[shape]))
+            rings = [pg.mkPen(LANES[s][0], width=max(1.5, 1.5 * self.scale)) for s in self.strategies]
+            edge = pg.mkPen(t.panel, width=1)  # raster: the row says the lane; an edge keeps marks apart
+            self._styles = (fills, rings, edge)
+            self._styles_for = (t.name, self.scale, tuple(self.strategies))
+        return self._styles
+
+    def _draw_marks(self, i: int, lo: float, hi: float) -> None:
+        item = self.marks.get(i)
+        if item is None:
+            return
+        fills, rings, edge = self._mark_styles()
+        n = len(self.strategies)
+        xs, ys, brushes, symbols, pens = [], [], [], [], []
+        for lane in range(n):
+            buf = self._requests.get(lane)
+            if buf is None or not len(buf):
+                continue
+            keep = (buf[:, _START] >= lo) & (buf[:, _START] <= hi)
+            out = buf[:, _OUT]
+            if i == 0:
+                keep &= buf[:, _KIND] == 0
+            elif i == 1:
+                keep &= buf[:, _KIND] == 1
+            elif i == 5:  # what reached the DB then: read misses, and writes but write-behind's (queued)
+                db_write = (out == _OUTCOME["write"]) & (self.strategies[lane] != "write-behind")
+                keep &= (out == _OUTCOME["miss"]) | db_write
+            elif i == 6:
+                keep &= (out == _OUTCOME["error"]) | (out == _OUTCOME["rejected"])
+            rows = buf[keep]
+            if not len(rows):
+                continue
+            xs.append(rows[:, _START])
+            if i in LATENCY_CHARTS:
+                ys.append(np.log10(np.maximum(rows[:, _LAT], 1e-3)))
+            else:
+                ys.append(np.full(len(rows), n - lane, dtype=float))
+            for code in rows[:, _OUT].astype(int):
+                brush, symbol = fills[code]
+                brushes.append(brush)
+                symbols.append(symbol)
+            pens.extend([rings[lane] if i in LATENCY_CHARTS else edge] * len(rows))
+        if not xs:
+            item.setData([], [])
+            return
+        item.setData(x=np.concatenate(xs), y=np.concatenate(ys), brush=brushes, symbol=symbols, pen=pens)
 
     # -- drawing ------------------------------------------------------------------------
 
@@ -261,15 +758,16 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self._dirty = True
 
     def redraw(self) -> None:
-        """Redraw the next group of ``GROUP`` charts (all of them every ``GROUPS`` calls):
-        a paint of two charts is short, so the flow view's frames never wait long."""
+        """Redraw the next group of ``GROUP`` shown charts (all of them every round): a
+        paint of one chart is short, so the flow view's frames never wait long. The x
+        range is set on every shown chart at once (draw_plots)."""
         if not self._dirty and not self._pending:
             return
         if self._dirty and not self._pending:
             self._dirty = False
-            self._pending = list(range(0, len(self.plots), GROUP))
-        first = self._pending.pop(0)
-        self.draw_plots(range(first, min(first + GROUP, len(self.plots))))
+            self._pending = list(self.shown)
+        group, self._pending = self._pending[:GROUP], self._pending[GROUP:]
+        self.draw_plots(group)
         self.frames += 1
 
     def x_range(self) -> tuple[float, float]:
@@ -278,16 +776,24 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         hi = max(2 * X_STEP_S, math.ceil((self.now + 1.0) / X_STEP_S) * X_STEP_S)
         return max(0.0, hi - WINDOW_S), hi
 
+    def _sync_x(self) -> None:
+        """The x range on every shown chart, in one go; an unchanged range is not set again."""
+        xr = self.x_range()
+        for i in self.shown:
+            if self._x_applied.get(i) != xr:
+                self.plots[i].setXRange(*xr, padding=0)
+                self._x_applied[i] = xr
+
     def redraw_all(self) -> None:
-        """Every chart now (for a screenshot or an export)."""
+        """Every shown chart now (for a screenshot or an export)."""
         self._dirty, self._pending = False, []
-        self.draw_plots(range(len(self.plots)))
+        self.draw_plots(self.shown)
         self.frames += 1
 
     def draw_plots(self, which) -> None:
-        which = set(which)
-        chosen = [self.plots[i] for i in sorted(which)]
+        which = [i for i in dict.fromkeys(which) if 0 <= i < len(self.plots)]
         rows = int(WINDOW_S / BIN_S) + 8  # what the view can show
+        lo, hi = self.x_range()
         for i in which:
             log = PLOTS[i][3]
             for lane, col, curve, _ in self.curves[i] if i < len(self.curves) else ():
@@ -300,45 +806,166 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                         with np.errstate(divide="ignore", invalid="ignore"):
                             y = np.log10(y)
                     curve.setData(ring.view(COL["t"])[-rows:], y)
+            if self.request_marks and i in self.marks:
+                self._draw_marks(i, lo, hi)
+        chosen = {id(self.plots[i]) for i in which}
+        index = {id(p): i for i, p in enumerate(self.plots)}
         for p, lane, col, log, label in self.labels:
-            if p not in chosen:
+            if id(p) not in chosen:
                 continue
             ring = self.series[lane].ring if lane < len(self.series) else None
-            values = ring.view(col)[-8:] if ring is not None and len(ring) else np.array([])
+            values = ring.view(col)[-20:] if ring is not None and len(ring) else np.array([])
             finite = np.flatnonzero(np.isfinite(values) & ((values > 0) if log else True))
-            label.setVisible(len(finite) > 0)
+            targets = self._targets.setdefault(index[id(p)], [])
+            targets[:] = [e for e in targets if e[0] is not label]
             if len(finite):
-                i = finite[-1]
-                t, v = ring.view(COL["t"])[-len(values):][i], values[i]
-                label.setPos(t, math.log10(v) if log else v)
-        lo, hi = self.x_range()
+                k = finite[-1]
+                t, v = ring.view(COL["t"])[-len(values):][k], values[k]
+                targets.append((label, float(t), math.log10(v) if log else float(v)))
+            else:
+                targets.append((label, None, None))
         for region in self.regions:
             end = region["end"] if region["end"] is not None else self.now
             if not region["items"]:
                 brush = QColor(region["colour"])
                 brush.setAlpha(60)
-                for i, p in enumerate(self.plots):
+                for p in self.plots:
                     item = pg.LinearRegionItem(values=(region["start"], max(end, region["start"] + 0.05)),
                                                movable=False, brush=brush, pen=pg.mkPen(None))
                     item.setZValue(-10)
                     p.addItem(item)
                     region["items"].append((p, item))
-                    if i in (2, 3):  # the label on the top charts of each column
-                        text = pg.TextItem(region["label"], color=region["colour"], anchor=(0, 0))
-                        p.addItem(text, ignoreBounds=True)
-                        region["items"].append((p, text))
             for p, item in region["items"]:
-                if p not in chosen:
-                    continue
-                if isinstance(item, pg.LinearRegionItem):
+                if id(p) in chosen:
                     item.setRegion((region["start"], max(end, region["start"] + 0.05)))
-                else:
-                    vb = p.getViewBox().viewRange()
-                    item.setPos(region["start"], vb[1][1])
-        for p in chosen:
-            p.setXRange(lo, hi, padding=0)
-        if self.plots[3] in chosen:
-            self.plots[3].setYRange(0, 1.05, padding=0)
+        self._sync_x()
+        for i in which:
+            # Auto range and transform now (the paint would do it anyway), so the end labels
+            # are placed in the pixels the chart will show.
+            self.plots[i].getViewBox().prepareForPaint()
+            self._place_labels(i)
+
+    def _on_transform(self, vb) -> None:
+        for i, p in enumerate(self.plots):
+            if p.getViewBox() is vb:
+                self._place_labels(i)
+                return
+
+    def _place_labels(self, i: int) -> None:
+        """Put chart ``i``'s end labels next to their line ends, pushed apart vertically so
+        none overlaps another, all inside the plot area (labels that cannot fit are hidden:
+        the key still names every lane)."""
+        entries = self._targets.get(i)
+        if not entries:
+            return
+        vb = self.plots[i].getViewBox()
+        raster = self.request_marks and i in RATE_CHARTS
+        rect = vb.boundingRect()
+        width, height = rect.width(), rect.height()
+        pad = 4 * self.scale
+        placed = []
+        for label, t, y in entries:
+            if t is None or raster or height <= 0:
+                label.setVisible(False)
+                continue
+            pt = vb.childGroup.mapToParent(QPointF(t, y))
+            br = label.boundingRect()
+            w, h = br.width(), br.height()
+            x = pt.x() + pad
+            if x + w > width:
+                x = pt.x() - pad - w
+            x = min(max(0.0, x), max(0.0, width - w))
+            top = pt.y() - h / 2
+            if not math.isfinite(top):
+                label.setVisible(False)
+                continue
+            placed.append([top, h, w, x, label])
+        fits, total = [], 0.0
+        for entry in placed:  # in lane order: the first lanes keep their labels
+            if total + entry[1] <= height and entry[2] <= width:
+                fits.append(entry)
+                total += entry[1]
+            else:
+                entry[4].setVisible(False)
+        fits.sort(key=lambda e: e[0])
+        for e in fits:
+            e[0] = min(max(0.0, e[0]), height - e[1])
+        for a, b in itertools.pairwise(fits):  # push down
+            b[0] = max(b[0], a[0] + a[1])
+        nxt = height
+        for e in reversed(fits):  # push up from the bottom edge
+            e[0] = min(e[0], nxt - e[1])
+            nxt = e[0]
+        for top, _, _, x, label in fits:
+            label.setPos(x, max(0.0, top))
+            label.setVisible(True)
+
+    # -- geometry (for tests and the window) ----------------------------------------------
+
+    def _to_widget(self, item) -> QRectF:
+        r = item.mapRectToScene(item.boundingRect())
+        r = self.viewportTransform().mapRect(r)
+        vp = self.viewport().pos()
+        return QRectF(r).translated(vp.x(), vp.y())
+
+    def label_rects(self) -> list[tuple[str, QRectF]]:
+        """Every visible text of the charts (titles, end labels, the key) and its rectangle
+        in this widget's coordinates."""
+        out = []
+        if self.key.scene() is not None and self.key.isVisible() and self.key.text:
+            out.append(("key", self._to_widget(self.key.item)))
+        for i in self.shown:
+            p = self.plots[i]
+            if p.scene() is None:
+                continue
+            if p.titleLabel.isVisible():
+                out.append((f"title:{CHART_NAMES[i]}", self._to_widget(p.titleLabel.item)))
+        for p, lane, _, _, label in self.labels:
+            if p.scene() is not None and label.isVisible():
+                i = self.plots.index(p)
+                out.append((f"end:{CHART_NAMES[i]}:{label.text()}", self._to_widget(label)))
+        return out
+
+    def plot_rects(self) -> list[QRectF]:
+        """Each shown chart's plot area (its view box) in this widget's coordinates."""
+        return [self._to_widget(self.plots[i].getViewBox()) for i in self.shown
+                if self.plots[i].scene() is not None]
+
+    # -- export -------------------------------------------------------------------------
+
+    def export_svg(self, path) -> bool:
+        """The shown charts as one SVG, written through engine.outputs (an existing symlink
+        or device is never replaced). False (and ``last_export_error`` says why) when the
+        path cannot be written; never raises for that."""
+        self.last_export_error = ""
+        self.redraw_all()
+        try:
+            data = _svg_bytes(self.ci)
+        except ValueError:  # pyqtgraph could not read what Qt's SVG generator wrote
+            data = self._svg_render()
+        try:
+            write_output(path, "export", data)
+        except (OutputError, OutputWriteError, OSError) as exc:
+            self.last_export_error = str(exc)
+            return False
+        return True
+
+    def _svg_render(self) -> bytes:
+        """The panel painted by QSvgGenerator (no per-plot clipping; the fallback)."""
+        from PySide6.QtCore import QBuffer, QIODevice, QRect, QSize
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        buf = QBuffer()
+        buf.open(QIODevice.OpenModeFlag.WriteOnly)
+        gen = QSvgGenerator()
+        gen.setOutputDevice(buf)
+        gen.setSize(QSize(self.width(), self.height()))
+        gen.setViewBox(QRect(0, 0, self.width(), self.height()))
+        painter = QPainter(gen)
+        self.render(painter)
+        painter.end()
+        return bytes(buf.data())
 
     def export_csv(self, path: Path) -> int:
         """Every chart row of every lane; returns rows written."""

@@ -14,14 +14,15 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -37,6 +38,7 @@ from ..engine.config import (
     SYNCHRONOUS,
     LaneConfig,
 )
+from .events import short_lane
 
 # (section, field, label, kind, spec): kind float -> (min, max, step, decimals, suffix)
 KNOBS = [
@@ -162,13 +164,18 @@ class KnobPanel(QScrollArea):
 
 NAMES = {"stale_read": "stale reads", "lost_write": "lost writes", "dirty_cache": "dirty cache",
          "stale_cache": "stale cache"}
+ALL = "all"
 
 
 class AnomalyPanel(QWidget):
-    """The auditor's live counters per lane, and every anomaly in one sentence."""
+    """The auditor's live counters per lane, and the anomalies grouped by cause: one line
+    per (cause, lane, kind) with its exact count and top keys, expandable to the
+    individual sentences (at most :attr:`PER_GROUP` listed per group; the rest are counted
+    in a "N more" line). Filters by lane and kind. Selecting a sentence marks it on the
+    flow view and the charts."""
 
     selected = Signal(object)  # the Anomaly (or None)
-    MAX_ITEMS = 500
+    PER_GROUP = 100
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -181,28 +188,63 @@ class AnomalyPanel(QWidget):
         self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
         self.table.setToolTip("at risk: acknowledged writes not yet seen in the database")
         layout.addWidget(self.table)
-        hint = QLabel("Select an anomaly to mark it on the flow view and the charts.")
+        filters = QHBoxLayout()
+        self.lane_filter = QComboBox()
+        self.lane_filter.setObjectName("anomaly-lane-filter")
+        self.kind_filter = QComboBox()
+        self.kind_filter.setObjectName("anomaly-kind-filter")
+        self.kind_filter.addItem("every kind", ALL)
+        for k in ANOMALY_KINDS:
+            self.kind_filter.addItem(NAMES[k], k)
+        filters.addWidget(QLabel("show"))
+        filters.addWidget(self.lane_filter, 1)
+        filters.addWidget(self.kind_filter, 1)
+        layout.addLayout(filters)
+        hint = QLabel("Grouped by cause. Open a group for its sentences; select one to mark it on the "
+                      "flow view and the charts.")
         hint.setWordWrap(True)
         layout.addWidget(hint)
-        self.list = QListWidget()
-        self.list.setWordWrap(True)
-        self.list.currentItemChanged.connect(self._pick)
-        layout.addWidget(self.list, 1)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("anomaly-groups")
+        self.tree.setHeaderHidden(True)
+        self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.currentItemChanged.connect(self._pick)
+        layout.addWidget(self.tree, 1)
         self.strategies: list[str] = []
+        self.groups: dict[str, dict] = {}  # id -> the group as the observer last sent it
+        self.items: dict[str, QTreeWidgetItem] = {}  # id -> its line
+        self.listed: dict[str, int] = {}  # id -> sentences listed under it
+        self.lane_filter.currentIndexChanged.connect(self._filter)
+        self.kind_filter.currentIndexChanged.connect(self._filter)
 
     def set_lanes(self, strategies: list[str]) -> None:
         self.strategies = list(strategies)
         self.table.setRowCount(len(strategies))
         self.table.setVerticalHeaderLabels(strategies)
-        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4
-                                  + self.table.verticalHeader().defaultSectionSize() * max(1, len(strategies)))
-        self.list.clear()
+        self.fit_table()
+        self.tree.clear()
+        self.groups, self.items, self.listed = {}, {}, {}
+        self.lane_filter.blockSignals(True)
+        self.lane_filter.clear()
+        self.lane_filter.addItem("every lane", ALL)
+        for s in strategies:
+            self.lane_filter.addItem(s, s)
+        self.lane_filter.blockSignals(False)
         self.update_counts([dict.fromkeys(ANOMALY_KINDS, 0) for _ in strategies], [0] * len(strategies))
+
+    def fit_table(self) -> None:
+        """The counters' table exactly as tall as its rows (again after a font change)."""
+        self.table.resizeRowsToContents()
+        header = self.table.horizontalHeader()
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount())) or \
+            self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(header.sizeHint().height() + rows + 4)
 
     def update_counts(self, counts: list[dict], at_risk: list[int]) -> None:
         for row, (c, risk) in enumerate(zip(counts, at_risk)):
             for col, kind in enumerate(ANOMALY_KINDS):
-                self._cell(row, col, c[kind])
+                self._cell(row, col, c.get(kind, 0))
             self._cell(row, len(ANOMALY_KINDS), risk)
 
     def _cell(self, row: int, col: int, value: int) -> None:
@@ -215,13 +257,88 @@ class AnomalyPanel(QWidget):
         elif item.text() != text:
             item.setText(text)
 
-    def add(self, anomalies: list) -> None:
-        for a in anomalies:
-            if self.list.count() >= self.MAX_ITEMS:
-                return
-            item = QListWidgetItem(f"{a.lane} · {NAMES[a.kind]}: {a.sentence}")
-            item.setData(Qt.ItemDataRole.UserRole, a)
-            self.list.addItem(item)
+    # -- groups ----------------------------------------------------------------------------
+
+    @staticmethod
+    def group_line(g: dict) -> str:
+        return g.get("line") or f"{g['cause']}: {g['count']:,} {NAMES[g['kind']]}"
+
+    def set_groups(self, groups: list[dict]) -> None:
+        """Groups the observer says changed (new ones, or new counts)."""
+        for g in groups:
+            gid = g["id"]
+            self.groups[gid] = g
+            item = self.items.get(gid)
+            if item is None:
+                item = QTreeWidgetItem([""])
+                item.setData(0, Qt.ItemDataRole.UserRole, None)
+                self.tree.addTopLevelItem(item)
+                self.items[gid] = item
+                self.listed[gid] = 0
+            item.setText(0, f"{short_lane(g['lane'])} · {self.group_line(g)}")
+            item.setToolTip(0, f"{g['lane']}: {self.group_line(g)}")
+            self._more(gid)
+            item.setHidden(not self._shown(g))
+
+    def add(self, anomalies: list, group_ids: list[str] | None = None) -> None:
+        """Sentences, each under its group (made here if the observer has not named it yet)."""
+        for i, a in enumerate(anomalies):
+            gid = group_ids[i] if group_ids is not None and i < len(group_ids) else f"{a.lane}:{a.kind}"
+            if gid not in self.items:
+                self.set_groups([{"id": gid, "cause": "found", "lane": a.lane, "kind": a.kind, "count": 0}])
+                self.groups[gid]["count"] = 0
+            if group_ids is None:  # no grouping from the observer: count here
+                g = self.groups[gid]
+                g["count"] = g.get("count", 0) + 1
+                self.items[gid].setText(0, f"{short_lane(g['lane'])} · {self.group_line(g)}")
+            if self.listed[gid] >= self.PER_GROUP:
+                self._more(gid)
+                continue
+            child = QTreeWidgetItem([f"{NAMES[a.kind]}: {a.sentence}"])
+            child.setData(0, Qt.ItemDataRole.UserRole, a)
+            child.setToolTip(0, a.sentence)
+            parent = self.items[gid]
+            more = self._more_item(parent)
+            if more is not None:
+                parent.insertChild(parent.indexOfChild(more), child)
+            else:
+                parent.addChild(child)
+            self.listed[gid] += 1
+            self._more(gid)
+
+    @staticmethod
+    def _more_item(parent: QTreeWidgetItem):
+        last = parent.child(parent.childCount() - 1) if parent.childCount() else None
+        return last if last is not None and last.data(0, Qt.ItemDataRole.UserRole) == "more" else None
+
+    def _more(self, gid: str) -> None:
+        """The "N more" line of a group: every anomaly counted, listed or not."""
+        parent, g = self.items[gid], self.groups[gid]
+        rest = max(0, int(g.get("count", 0)) - self.listed[gid])
+        more = self._more_item(parent)
+        if rest and self.listed[gid] >= self.PER_GROUP:
+            text = f"{rest:,} more, counted, not listed"
+            if more is None:
+                more = QTreeWidgetItem([text])
+                more.setData(0, Qt.ItemDataRole.UserRole, "more")
+                parent.addChild(more)
+            more.setText(0, text)
+        elif more is not None:
+            parent.removeChild(more)
+
+    def unlisted(self) -> int:
+        """Anomalies counted in groups but not listed as sentences (shown as "N more")."""
+        return sum(max(0, int(g.get("count", 0)) - self.listed.get(gid, 0)) for gid, g in self.groups.items())
+
+    def _shown(self, g: dict) -> bool:
+        lane, kind = self.lane_filter.currentData(), self.kind_filter.currentData()
+        return lane in (None, ALL, g["lane"]) and kind in (None, ALL, g["kind"])
+
+    def _filter(self) -> None:
+        for gid, item in self.items.items():
+            item.setHidden(not self._shown(self.groups[gid]))
 
     def _pick(self, current, _previous) -> None:
-        self.selected.emit(current.data(Qt.ItemDataRole.UserRole) if current is not None else None)
+        a = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
+        self.selected.emit(a if a is not None and not isinstance(a, str) else None)
+

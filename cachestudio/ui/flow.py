@@ -88,6 +88,11 @@ EDGES = (("clients", "cache"), ("cache", "db"), ("clients", "db"))
 EDGES_WB = EDGES + (("clients", "queue"), ("queue", "cache"), ("queue", "db"))
 
 HEALTH_WORDS = {"down": "down (restarting)"}
+#: The smallest text of the scene, in scene units at font scale 1 (queue count, edge rates…).
+SMALLEST_PX = 13.0
+#: How far text may grow beyond the scene's own scale to stay readable when the scene is
+#: fitted into a low view (the boxes keep their size; beyond this, text would leave them).
+MAX_TEXT_BOOST = 1.4
 
 
 def _edge(a: str, b: str) -> tuple[str, str]:
@@ -260,6 +265,8 @@ class FlowView(QGraphicsView):
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
         self._w, self._x = SCENE_W, dict(X)
+        self.min_text_px = 0.0  # the window's floor for text on screen (logical px); 0: none
+        self._boost = 1.0  # text × this, so that fitted into the view it stays above the floor
         # A resize re-lays the scene out to the view's shape (debounced: a drag is many resizes).
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
@@ -402,6 +409,16 @@ class FlowView(QGraphicsView):
         ln = self._lane(lane)
         return [NODE_NAMES[n] for n in ln.items.get("nodes", {})] if ln is not None else []
 
+    def text_px(self) -> list[tuple[str, float]]:
+        """Every visible text of the view with its height on screen in logical pixels (its
+        font's pixel size × the view's scale): what a layout test holds to a minimum."""
+        k = self.transform().m11()
+        out = []
+        for item in self._scene.items():
+            if isinstance(item, QGraphicsSimpleTextItem) and item.isVisible() and item.text():
+                out.append((item.text(), item.font().pixelSize() * k * item.sceneTransform().m11()))
+        return out
+
     def token_count(self, lane: int | None = None) -> int:
         return sum(1 for t in self.tokens if lane is None or t.lane == lane)
 
@@ -440,8 +457,23 @@ class FlowView(QGraphicsView):
         return min(2 * SCENE_W, max(SCENE_W, self._scene_height() * vp.width() / vp.height()))
 
     def _maybe_relayout(self) -> None:
-        if abs(self._ideal_width() - self._w) > 0.03 * self._w:
+        if abs(self._ideal_width() - self._w) > 0.03 * self._w or abs(self._text_boost() - self._boost) > 0.03:
             self._rebuild()
+
+    def set_min_text_px(self, px: float) -> None:
+        """The smallest text this view may show on screen: the scene's text grows (up to
+        MAX_TEXT_BOOST) when the view is too low for it at the scene's own scale."""
+        if abs(px - self.min_text_px) > 0.01:
+            self.min_text_px = px
+            self._maybe_relayout()
+
+    def _text_boost(self) -> float:
+        vp = self.viewport().size()
+        if not self.min_text_px or vp.width() < 50 or vp.height() < 50:
+            return 1.0
+        fit = min(vp.width() / self._ideal_width(), vp.height() / self._scene_height())
+        smallest = SMALLEST_PX * self.theme.font_scale * fit
+        return min(MAX_TEXT_BOOST, max(1.0, self.min_text_px / max(0.1, smallest)))
 
     def _fit(self) -> None:
         self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
@@ -453,7 +485,7 @@ class FlowView(QGraphicsView):
 
     def _font(self, px: float, bold: bool = False) -> QFont:
         f = QFont()
-        f.setPixelSize(max(6, round(px * self.theme.font_scale)))
+        f.setPixelSize(max(6, round(px * self.theme.font_scale * self._boost)))
         f.setBold(bold)
         return f
 
@@ -482,6 +514,7 @@ class FlowView(QGraphicsView):
         t = self.theme
         # Bigger type needs taller rows (the scene's width is fixed: it is fitted to the view).
         self._s = s = max(1.0, t.font_scale)
+        self._boost = self._text_boost()
         # Wider than the base: the title column keeps its place, the nodes spread out.
         self._w = self._ideal_width()
         k = (self._w - SCENE_W + (X["db"] - X["clients"])) / (X["db"] - X["clients"])
@@ -525,25 +558,26 @@ class FlowView(QGraphicsView):
         hl.setZValue(-9)
         it["highlight"] = hl
         it["title"] = self._text(ln.strategy, 17, t.text, bold=True)
-        it["title"].setPos(TITLE_X, y0 + 8 * s)
+        b = self._boost  # the left column's lines move apart as their text grows
+        it["title"].setPos(TITLE_X, y0 + 8 * s * b)
         it["health"] = self._text("", 13, t.text)
-        it["health"].setPos(TITLE_X, y0 + 31 * s)
-        it["injected"] = self._text("", 12, _injected_colour(t))
-        it["injected"].setPos(TITLE_X, y0 + 52 * s)
+        it["health"].setPos(TITLE_X, y0 + 31 * s * b)
+        it["injected"] = self._text("", 13, _injected_colour(t))
+        it["injected"].setPos(TITLE_X, y0 + 52 * s * b)
         it["narration"] = self._text("", 14, t.text)
-        it["narration"].setPos(NARRATION_X, y0 + h - 23 * s)
+        it["narration"].setPos(NARRATION_X, y0 + h - (5 + 18 * b) * s)
         it["selected"] = self._text("", 14, t.text, bold=True)
-        it["selected"].setPos(TITLE_X, y0 + h - 23 * s)
+        it["selected"].setPos(TITLE_X, y0 + h - (5 + 18 * b) * s)
 
         # Nodes: a name on top; tokens travel through each node's port, below the name.
         nodes, ports = {}, {}
         names = ["clients", "cache", "db"] + (["queue"] if ln.wb else [])
         for name in names:
             if name == "queue":
-                w, hh, cy = QUEUE_W, QUEUE_H * s, y0 + QUEUE_Y * s
+                w, hh, cy = QUEUE_W * b, QUEUE_H * s, y0 + QUEUE_Y * s
                 port = QPointF(self._x[name], cy + 1 * s)
             else:
-                w, hh, cy = NODE_W, NODE_H * s, y0 + NODE_Y * s
+                w, hh, cy = NODE_W * b, NODE_H * s, y0 + NODE_Y * s
                 port = QPointF(self._x[name], cy + PORT_DY * s)
             rect = QRectF(self._x[name] - w / 2, cy - hh / 2, w, hh)
             shape = QPainterPath()
@@ -566,10 +600,10 @@ class FlowView(QGraphicsView):
             fill = QGraphicsRectItem(QRectF(bar.left(), bar.top(), 0, bar.height()), nodes["queue"][0])
             fill.setPen(QPen(Qt.PenStyle.NoPen))
             fill.setBrush(QBrush(QColor(OKABE_ITO["sky"])))
-            qtext = self._text("0", 11, t.text, parent=nodes["queue"][0])
+            qtext = self._text("0", 13, t.text, parent=nodes["queue"][0])
             it["queue_bar"] = (bar_bg, fill)
             it["queue_text"] = qtext
-            it["flush_text"] = self._text("", 12, t.muted)
+            it["flush_text"] = self._text("", 13, t.muted)
             it["flush_text"].setPos(q.right() + 14, q.center().y() - 8 * s)
 
         # Edges: drawn under the nodes, port to port; tokens follow the same paths.
@@ -631,7 +665,7 @@ class FlowView(QGraphicsView):
             x += 24 * s + label.boundingRect().width() + 22 * s
         for text in ("tokens: a sample at high rates · edge labels: every request, last second",
                      "tokens: a sample · labels: every request"):
-            note = self._text(text, 12, t.muted)
+            note = self._text(text, 13, t.muted)
             w = note.boundingRect().width()
             if x + 10 + w <= self._w - 14:
                 note.setPos(self._w - 14 - w, cy - note.boundingRect().height() / 2)

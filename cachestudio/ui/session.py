@@ -86,6 +86,7 @@ class RunView:
         self.slow_cache_ms = 0.0
         self.last_heard = time.monotonic()
         self.failed = ""
+        self.outcomes: dict[int, dict] = {}  # fault window id -> what it did (engine.outcomes)
 
     def now(self) -> float:
         return time.monotonic() - self.t0 if self.t0 is not None else 0.0
@@ -229,7 +230,9 @@ class LabSession(QObject):
     # record to a QVariant and back (measured: most of the window's time at full speed).
     event = Signal(object)  # a fault or lifecycle event record (dict)
     records = Signal(int, object, object)  # lane index, a sample of new records, {(kind, outcome): count}
-    anomalies = Signal(int, object)  # lane index, new Anomaly objects (list)
+    anomalies = Signal(int, object, object)  # lane index, new Anomaly objects (list), their group ids (list)
+    outcomes = Signal(object)  # fault windows whose outcome changed (engine.outcomes: dicts with "id")
+    groups = Signal(object)  # anomaly groups (by cause, lane and kind) whose count changed
     sampled = Signal()  # new chart rows
     message = Signal(str)  # for the status bar
     ended = Signal(float)  # an opened scenario reached its duration (s): the clients were paused
@@ -447,9 +450,16 @@ class LabSession(QObject):
         for i, (sample, counts) in enumerate(u["records"]):
             if counts:
                 self.records.emit(i, sample, counts)
+        if u.get("groups"):
+            self.groups.emit(u["groups"])
+        ids = u.get("anomaly_groups") or [None] * len(u["anomalies"])
         for i, found in enumerate(u["anomalies"]):
             if found:
-                self.anomalies.emit(i, found)
+                self.anomalies.emit(i, found, ids[i])
+        if u.get("outcomes"):
+            for w in u["outcomes"]:
+                run.outcomes[w["id"]] = w
+            self.outcomes.emit(u["outcomes"])
         if added:
             self.sampled.emit()
 

@@ -60,3 +60,13 @@ THEMES = {
     "projector": Theme("projector", "#ffffff", "#ffffff", "#000000", "#222222", "#ffffff", "#000000",
                        "#000000", font_scale=1.35, line_width=3.5),
 }
+
+
+def text_px(base_px: float, scale: float = 1.0) -> int:
+    """A text size in pixels: ``base_px`` at scale 1, never below 1 (charts, strips)."""
+    return max(1, round(base_px * scale))
+
+
+#: The smallest text the charts draw at scale 1 (pixels): 11 px on a laptop, and with the
+#: projector theme's font_scale (1.35) 15 px, readable from the back of a room at 1280x720.
+MIN_TEXT_PX = 11

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QIcon, QKeySequence, QPalette
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QColor,
+    QFont,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -17,23 +28,34 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
-    QTabWidget,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QToolBar,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.config import STRATEGIES, ConfigError
 from ..engine.outputs import OutputError, OutputWriteError, write_output
-from .images import png_bytes
-from .charts import ChartPanel
+from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
+from .events import (
+    FAILURES,
+    FAULT_EVENTS,
+    CaptionBar,
+    EventStrip,
+    event_label,
+    scheduled_events,
+)
 from .flow import FlowView
+from .images import png_bytes
 from .session import LabSession
-from .theme import THEMES
+from .theme import LANES, THEMES
 
 SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
           ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
@@ -52,6 +74,51 @@ MOMENTS = {"stampede", "cold"}
 #: events that say a lab failed (DESIGN.md §6): shown until the next run, not for seconds
 FAILURE_KINDS = {"lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
 STATUS_MS = 250
+#: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
+#: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
+#: pixel ratio 1 reads as 1920x1080 at ratio 2 does), and never shrinks below 1.
+BASE_W, BASE_H = 1920, 1080
+MAX_AUTO_ZOOM = 3.0
+USER_ZOOMS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
+#: The smallest text of the window at scale 1, in logical pixels (the projector theme's
+#: 1.35 makes it 14 px: readable from the back of a room on a 1280x720 projector).
+SMALL_TEXT_PX = 10.5
+#: The flow view's least height at the theme's scale: fitted into less, its smallest text
+#: would fall below SMALL_TEXT_PX × scale even with its text grown (flow.MAX_TEXT_BOOST).
+FLOW_MIN_PX = 290
+#: The side panel shows by itself when the central area keeps this many pixels (× scale).
+CENTRAL_MIN_PX = 1080
+DOCK_PX = 440
+#: Charts of the presentation mode (ChartPanel's CHART_NAMES); at most four.
+PRESENT_CHARTS = ("read", "throughput", "hit", "anomalies")
+PRESENT_MAX = 4
+#: At or below this rate (requests/s per lane) the charts show each request as a mark.
+MARKS_AT_RATE = 20.0
+CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
+                "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
+PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
+
+
+def render(widget, ratio: float = 1.0) -> QPixmap:
+    """The widget as it is on screen, at ``ratio`` × its size (2: for print and retina)."""
+    if ratio == 1:
+        return widget.grab()
+    pix = QPixmap(round(widget.width() * ratio), round(widget.height() * ratio))
+    pix.setDevicePixelRatio(ratio)
+    pix.fill(widget.palette().window().color())
+    widget.render(pix)  # drawn at the pixmap's ratio: text and lines at twice the resolution
+    return pix
+
+
+def short_name(lane: str) -> str:
+    return LANES[lane][2] if lane in LANES else lane
+
+
+def fault_rows(windows: list[dict], names: list[str]) -> list[list[str]]:
+    """Header and rows of the "what each fault did" table (the command line's cells)."""
+    from ..engine.outcomes import fault_table
+
+    return fault_table(windows, names) if windows else []
 
 
 def speed_text(rate: float) -> str:
@@ -81,26 +148,62 @@ class MainWindow(QMainWindow):
         self.scenario_name = ""  # the opened scenario's, for the status bar
         self.keys: list[tuple[str, str]] = []  # (key, what) for the "?" sheet
 
+        self.strip = EventStrip()
+        self.strip.setObjectName("event-strip")
+        self.caption_bar = CaptionBar()
+        lower = QWidget()
+        col = QVBoxLayout(lower)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(self.caption_bar)
+        col.addWidget(self.strip)
+        col.addWidget(self.charts, 1)
+        self.lower = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.flow)
-        split.addWidget(self.charts)
+        split.addWidget(lower)
         split.setStretchFactor(0, 9)
         split.setStretchFactor(1, 11)
-        split.setSizes([450, 550])  # proportions: the flow view gets 45 % of the height
+        split.setSizes([500, 500])  # proportions: half the height each, until the user drags
+        split.setChildrenCollapsible(False)
         self.splitter = split
         self.setCentralWidget(split)
 
+        self.events_list = QTreeWidget()
+        self.events_list.setObjectName("events-list")
+        self.events_list.setHeaderLabels(["s", "event", "what it did"])
+        self.events_list.setRootIsDecorated(False)
+        self.events_list.setWordWrap(True)
+        self.events_list.currentItemChanged.connect(self._on_event_selected)
+        self.event_items: list[tuple[dict, QTreeWidgetItem]] = []  # strip event, its row
         tabs = QTabWidget()
         tabs.addTab(self.anomaly_panel, "Anomalies")
+        tabs.addTab(self.events_list, "Events")
         tabs.addTab(self.knobs, "Knobs")
         self.tabs = tabs
         dock = QDockWidget("Lab", self)
         dock.setObjectName("lab-dock")
         dock.setWidget(tabs)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [440], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [DOCK_PX], Qt.Orientation.Horizontal)
         self.dock = dock
+        self.panel_choice: bool | None = None  # None: the side panel shows when there is room
+        self._rooms_timer = QTimer(self)
+        self._rooms_timer.setSingleShot(True)
+        self._rooms_timer.setInterval(0)
+        self._rooms_timer.timeout.connect(self._fit_rooms)
+        self.present = False
+        self.chart_page = 0  # when four charts are shown at a time: 0 the chosen four, 1 the others
+        self.paged = False
+        self.charts_shown: list[int] = []
+        self.user_zoom = 1.0
+        self.scale = 0.0
+        self.percentile = "p99"
+        self.present_charts = list(PRESENT_CHARTS)
+        self.summary_dialog = None
+        self.outcome_dialog = None
 
         self._build_actions()
         self._build_menus()
@@ -122,6 +225,7 @@ class MainWindow(QMainWindow):
         a.setShortcuts([QKeySequence(k) for k in keys])
         a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         a.setToolTip(f"{tip or text} ({' or '.join(keys)})")
+        a.triggered.connect(self._key_pressed)  # a key press ends the caption (the next event makes its own)
         a.triggered.connect(slot)
         self.addAction(a)
         self.keys.append((" / ".join(keys), tip or text))
@@ -137,11 +241,15 @@ class MainWindow(QMainWindow):
         self.lane_combo.setObjectName("strategy")
         self.lane_combo.addItems([name for name, _ in LANE_CHOICES])
         self.lane_combo.setToolTip("Strategy: one, or all three side by side on the same seeded workload")
+        self.lane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never cut
         tb.addWidget(self.lane_combo)
         self.act_start = self._action("Start", ["Space"], self.session.toggle_pause, "start / pause the clients")
         self.act_reset = self._action("Reset", ["R"], self.reset, "reset: a fresh lab with the current knobs")
+        self.act_restart = self._action("Restart", ["Shift+R", "Home"], self.restart,
+                                        "restart: a fresh lab, started at once (an opened scenario from its beginning)")
         tb.addAction(self.act_start)
         tb.addAction(self.act_reset)
+        tb.addAction(self.act_restart)
         self.speed_combo = QComboBox()
         self.speed_combo.setObjectName("speed")
         self.speed_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "Scenario: …" fits
@@ -152,7 +260,13 @@ class MainWindow(QMainWindow):
         for i in range(len(SPEEDS)):
             self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.set_speed(i),
                          f"speed: {SPEEDS[i][0]}")
-        tb.addSeparator()
+        # The faults have a toolbar of their own, which goes below the first when the window
+        # is too narrow for both on one row (_fit_toolbars): no button is ever hidden behind ».
+        tb = QToolBar("Faults")
+        tb.setObjectName("fault-toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(tb)
+        self.fault_bar = tb
         self.act_burst = self._action("Write burst", ["B"], lambda: self.session.burst("write", BURST_COUNT),
                                       f"write burst: {BURST_COUNT:,} writes per lane, flat out")
         self.act_read_burst = self._action("Read burst", ["Shift+B"], lambda: self.session.burst("read", BURST_COUNT),
@@ -180,6 +294,19 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_heal)
         self.act_keys = self._action("Keys", ["?", "F1"], self.show_keys, "show every key")
         tb.addAction(self.act_keys)
+        self.act_panel = self._action("Panel", ["F9"], self.toggle_panel, "show / hide the side panel "
+                                      "(anomalies, events, knobs)")
+        self.act_panel.setCheckable(True)
+        tb.addAction(self.act_panel)
+        self.act_present = self._action("Present", ["F11"], self.toggle_present,
+                                        "presentation mode: full screen, the flow view and four charts")
+        self.act_present.setCheckable(True)
+        self.act_flip = self._action("Other charts", ["G"], self.flip_charts,
+                                     "when four charts are shown at a time (presentation mode, small windows): the other four")
+        self.act_zoom_in = self._action("Zoom in", ["Ctrl+=", "Ctrl++"], lambda: self.zoom(+1), "bigger text")
+        self.act_zoom_out = self._action("Zoom out", ["Ctrl+-"], lambda: self.zoom(-1), "smaller text")
+        self.act_zoom_reset = self._action("Actual size", ["Ctrl+0"], lambda: self.zoom(0),
+                                           "text at the theme's size for this window")
         # A presenter's clicker sends Page Down / Page Up (and "." for blank screen).
         self._action("Next", ["PgDown"], self.presenter_next, "clicker: start, then the next fault in turn")
         self._action("Heal (clicker)", ["PgUp"], self.session.heal, "clicker: heal every fault")
@@ -189,11 +316,15 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         for text, keys, slot in (("Open scenario…", "Ctrl+O", self.open_scenario),
                                  ("Save scenario…", "Ctrl+S", self.save_scenario),
-                                 ("Export charts as PNG…", "Ctrl+E", lambda: self.export_png("charts")),
-                                 ("Export window as PNG…", "Ctrl+Alt+E", lambda: self.export_png("window")),
+                                 ("Export window as PNG…", "Ctrl+E", lambda: self.export_png("window")),
+                                 ("Export window as PNG at 2×…", "Ctrl+Alt+E", lambda: self.export_png("window", ratio=2)),
+                                 ("Export flow view as PNG…", "", lambda: self.export_png("flow")),
+                                 ("Export charts as PNG…", "", lambda: self.export_png("charts")),
+                                 ("Export charts as SVG…", "Ctrl+Shift+S", self.export_svg),
                                  ("Export chart data as CSV…", "Ctrl+Shift+E", self.export_csv)):
             a = QAction(text, self)
-            a.setShortcut(QKeySequence(keys))
+            if keys:
+                a.setShortcut(QKeySequence(keys))
             a.triggered.connect(slot)
             m.addAction(a)
         m.addSeparator()
@@ -210,6 +341,27 @@ class MainWindow(QMainWindow):
             group.addAction(a)
             v.addAction(a)
             self.theme_actions[name] = a
+        v.addSeparator()
+        for a in (self.act_present, self.act_flip, self.act_panel, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset):
+            v.addAction(a)
+        v.addSeparator()
+        pm = v.addMenu("Latency charts show")
+        group = QActionGroup(self)
+        self.percentile_actions = {}
+        for p, keys in PERCENTILE_KEYS.items():
+            a = self._action(f"{p} only", [keys], lambda _=False, p=p: self.set_percentile(p),
+                             f"latency charts: {p} of each lane")
+            a.setCheckable(True)
+            group.addAction(a)
+            pm.addAction(a)
+            self.percentile_actions[p] = a
+        cm = v.addMenu("Charts in presentation mode")
+        self.present_chart_actions = {}
+        for name, title in zip(CHART_NAMES, CHART_TITLES):
+            a = QAction(title, self, checkable=True)
+            a.triggered.connect(lambda on, n=name: self._choose_present_chart(n, on))
+            cm.addAction(a)
+            self.present_chart_actions[name] = a
         h = self.menuBar().addMenu("&Help")
         h.addAction(self.act_keys)
         about = QAction("About Cache Studio", self)
@@ -243,7 +395,11 @@ class MainWindow(QMainWindow):
         s.started.connect(self.lab_failures.clear)
         s.event.connect(self._on_event)
         s.records.connect(self.flow.add_records)
-        s.anomalies.connect(lambda lane, found: self.anomaly_panel.add(found))
+        s.anomalies.connect(lambda lane, found, ids: self.anomaly_panel.add(found, ids))
+        s.groups.connect(self.anomaly_panel.set_groups)
+        s.outcomes.connect(self._on_outcomes)
+        s.records.connect(self._on_records)
+        self.strip.picked.connect(self.show_outcome)
         s.sampled.connect(self._on_sampled)
         s.changed.connect(self._refresh_status)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -278,15 +434,35 @@ class MainWindow(QMainWindow):
         self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
         self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
         self.knobs.load(self.session.base)
+        p = str(st.value("percentile", "p99"))
+        self.set_percentile(p if p in PERCENTILES else "p99")
+        chosen = [c for c in str(st.value("present_charts", ",".join(PRESENT_CHARTS))).split(",") if c in CHART_NAMES]
+        self.present_charts = chosen[:PRESENT_MAX] or list(PRESENT_CHARTS)
+        for name, a in self.present_chart_actions.items():
+            a.setChecked(name in self.present_charts)
+        try:
+            zoom = float(st.value("zoom", 1.0))
+        except (TypeError, ValueError):
+            zoom = 1.0
+        self.user_zoom = min(USER_ZOOMS, key=lambda z: abs(z - zoom))
+        panel = st.value("panel", "auto")
+        self.panel_choice = None if panel not in ("shown", "hidden") else panel == "shown"
+        self._apply_scale()
 
     def _save(self) -> None:
         st = self.settings
+        if self.present:
+            self.set_present(False)  # the normal window's geometry and docks are what is kept
         st.setValue("geometry", self.saveGeometry())
         st.setValue("state", self.saveState())
         st.setValue("splitter", self.splitter.saveState())
         st.setValue("theme", self.theme.name)
         st.setValue("lanes", self.lane_combo.currentIndex())
         st.setValue("speed", self.speed_combo.currentIndex())
+        st.setValue("percentile", self.percentile)
+        st.setValue("present_charts", ",".join(self.present_charts))
+        st.setValue("zoom", self.user_zoom)
+        st.setValue("panel", "auto" if self.panel_choice is None else "shown" if self.panel_choice else "hidden")
         st.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -314,15 +490,214 @@ class MainWindow(QMainWindow):
         pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
         if app is not None:
             app.setPalette(pal)
-            font = QFont(app.font())
-            base = getattr(self, "_base_point_size", None) or font.pointSizeF() or 10.0
-            self._base_point_size = base
-            font.setPointSizeF(base * t.font_scale)
-            app.setFont(font)
         self.flow.set_theme(t)
         self.charts.set_theme(t)
+        self.strip.set_theme(t)
+        self.caption_bar.set_theme(t)
         if name in getattr(self, "theme_actions", {}):
             self.theme_actions[name].setChecked(True)
+        self.scale = 0.0  # the theme's font scale is part of the window's scale: apply it again
+        self._apply_scale()
+
+    # -- scale, layout, presentation ----------------------------------------------------------
+
+    def auto_zoom(self) -> float:
+        """1 up to 1920x1080 logical pixels; beyond, as much as the window grew (both ways)."""
+        w, h = max(1, self.width()), max(1, self.height())
+        return max(1.0, min(MAX_AUTO_ZOOM, w / BASE_W, h / BASE_H))
+
+    def _apply_scale(self) -> None:
+        """One factor for every text and line of the window: the theme's × the window's
+        size × the user's zoom. The application font, the charts, the event strip, the
+        caption and the tables follow it; the flow view fits its scene to its room."""
+        theme = getattr(self, "theme", None)
+        if theme is None:
+            return
+        s = round(theme.font_scale * self.auto_zoom() * self.user_zoom, 2)
+        if abs(s - self.scale) >= 0.01:
+            self.scale = s
+            app = QApplication.instance()
+            if app is not None:
+                font = QFont(app.font())
+                base = getattr(self, "_base_point_size", None) or font.pointSizeF() or 10.0
+                self._base_point_size = base
+                font.setPointSizeF(base * s)
+                app.setFont(font)
+                self.setFont(font)
+            self.charts.set_scale(s)
+            self.flow.set_min_text_px(SMALL_TEXT_PX * s)
+            self.strip.set_scale(s)
+            self.caption_bar.set_scale(s)
+            self.anomaly_panel.fit_table()
+        self._fit_toolbars()
+        self._fit_panel()
+        self._fit_rooms()
+
+    def _fit_rooms(self) -> None:
+        """Share the height between the flow view and the charts. The charts never shrink
+        below MIN_CHART_H × scale a row: all eight in two rows when they fit beside a flow
+        view of FLOW_MIN_PX, else four at a time (the presentation charts, then the others:
+        G flips), and the chart key says so. The presentation mode always shows four."""
+        row = (MIN_CHART_H + 20) * self.scale
+        key = self.charts._key_height()
+        bars = 0
+        if self.menuBar().isVisible():
+            bars += self.menuBar().sizeHint().height()
+        if self.statusBar().isVisible():
+            bars += self.statusBar().sizeHint().height()
+        heights = [tb.sizeHint().height() for tb in (self.toolbar, self.fault_bar) if tb.isVisible()]
+        bars += sum(heights) if self.toolBarBreak(self.fault_bar) else max(heights, default=0)
+        avail = self.height() - bars - self.caption_bar.minimumHeight() - self.strip.height()
+        flow_min = FLOW_MIN_PX * self.scale / max(0.1, self.theme.font_scale)
+        paged = self.present or avail - flow_min < 2 * row + key + 8
+        # Minimums are what the smallest screen allows (never more: a window cannot be
+        # resized below its minimum); the splitter's sizes give each part its share.
+        need = round((1 if paged else 2) * row + key + 8)
+        self.charts.setMinimumHeight(round(row + key + 8))
+        self.flow.setMinimumHeight(120)
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        lower_need = need + self.caption_bar.minimumHeight() + self.strip.height()
+        if total > 0:
+            flow_h = sizes[0]
+            if paged:  # one row of charts: the flow view takes the rest
+                flow_h = max(120, total - lower_need)
+            elif sizes[1] < lower_need or flow_h < flow_min:
+                flow_h = max(120, min(total - lower_need, max(flow_h, flow_min)))
+            if flow_h != sizes[0]:
+                self.splitter.setSizes([flow_h, total - flow_h])
+        shown = self._page_indices() if paged else list(range(len(CHART_NAMES)))
+        if paged != self.paged or shown != self.charts_shown:
+            self.paged, self.charts_shown = paged, shown
+            self.charts.show_charts(shown if paged else None)
+            self.charts.redraw_all()
+        first = "the chosen four" if self.chart_page == 0 else "the other four"
+        self.charts.set_page_note(f"charts: {first} of 8 · G: the others" if paged else "")
+
+    def _page_indices(self) -> list[int]:
+        """Four charts: the presentation charts (page 0) or the others (page 1)."""
+        chosen = [CHART_NAMES.index(c) for c in self.present_charts]
+        if self.chart_page == 0:
+            return chosen
+        return [i for i in range(len(CHART_NAMES)) if i not in chosen][:PRESENT_MAX]
+
+    def flip_charts(self) -> None:
+        """G: when four charts are shown at a time, the other four (and back)."""
+        if not self.paged:
+            self.statusBar().showMessage("every chart is shown: G flips them when only four fit "
+                                         "(presentation mode, small windows)", 5000)
+            return
+        self.chart_page = 1 - self.chart_page
+        self._fit_rooms()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._apply_scale()
+        self._rooms_timer.start()  # again once the layouts have followed the new size
+
+    def _fit_toolbars(self) -> None:
+        """The fault toolbar on the first row when both fit, else on a row of its own."""
+        need = self.toolbar.sizeHint().width() + self.fault_bar.sizeHint().width() + 8
+        broken = self.toolBarBreak(self.fault_bar)
+        if need > self.width() and not broken:
+            self.insertToolBarBreak(self.fault_bar)
+        elif need <= self.width() and broken:
+            self.removeToolBarBreak(self.fault_bar)
+
+    def panel_shown(self) -> bool:
+        """What the side panel should be: the user's choice, else shown when the central
+        area keeps CENTRAL_MIN_PX × scale next to it. Never in presentation mode."""
+        if self.present:
+            return False
+        if self.panel_choice is not None:
+            return self.panel_choice
+        return self.width() - DOCK_PX * self.scale >= CENTRAL_MIN_PX * self.scale
+
+    def _fit_panel(self) -> None:
+        shown = self.panel_shown()
+        if self.dock.isHidden() == shown:
+            self.dock.setVisible(shown)
+            if shown:
+                self.resizeDocks([self.dock], [round(DOCK_PX * self.scale)], Qt.Orientation.Horizontal)
+        self.act_panel.setChecked(shown)
+
+    def toggle_panel(self) -> None:
+        self.panel_choice = not self.panel_shown()
+        if self.present and self.panel_choice:
+            self.set_present(False)
+        self._fit_panel()
+
+    def toggle_present(self) -> None:
+        self.set_present(not self.present)
+
+    def set_present(self, on: bool, full_screen: bool = True) -> None:
+        """Presentation mode: full screen, no menu, knobs or side panel; the flow view and
+        the chosen four charts get the room; the caption and the event strip stay."""
+        if on == self.present:
+            self.act_present.setChecked(on)
+            return
+        self.present = on
+        self.act_present.setChecked(on)
+        if on:
+            self._normal_geometry = self.saveGeometry()
+            self._normal_split = self.splitter.saveState()
+            self.menuBar().hide()
+            self.statusBar().hide()
+            self.toolbar.hide()  # strategy and speed are set before; keys still work, the caption row says the state
+            self.chart_page = 0
+            if full_screen:
+                self.showFullScreen()
+            self._fit_rooms()
+        else:
+            self.menuBar().show()
+            self.statusBar().show()
+            self.toolbar.show()
+            if self.isFullScreen():
+                self.showNormal()
+            if getattr(self, "_normal_geometry", None) is not None:
+                self.restoreGeometry(self._normal_geometry)
+                self.splitter.restoreState(self._normal_split)
+        self._fit_panel()
+        self._fit_toolbars()
+        self._fit_rooms()
+        self.charts.redraw_all()
+
+    def zoom(self, step: int) -> None:
+        """Ctrl+= / Ctrl+- step through USER_ZOOMS; 0 goes back to 1 (the theme's size)."""
+        if step == 0:
+            self.user_zoom = 1.0
+        else:
+            i = min(range(len(USER_ZOOMS)), key=lambda k: abs(USER_ZOOMS[k] - self.user_zoom))
+            self.user_zoom = USER_ZOOMS[max(0, min(len(USER_ZOOMS) - 1, i + step))]
+        self._apply_scale()
+        self.statusBar().showMessage(f"text size: {self.user_zoom:.0%} of the theme's (Ctrl+0: 100 %)", 4000)
+
+    def set_percentile(self, p: str) -> None:
+        self.percentile = p
+        self.charts.set_percentile(p)
+        self.percentile_actions[p].setChecked(True)
+
+    def _choose_present_chart(self, name: str, on: bool) -> None:
+        chosen = [c for c in self.present_charts if c != name]
+        if on:
+            chosen.append(name)
+        if len(chosen) > PRESENT_MAX:
+            dropped = chosen.pop(0)
+            self.present_chart_actions[dropped].setChecked(False)
+            self.statusBar().showMessage(f"presentation mode shows {PRESENT_MAX} charts: "
+                                         f"{CHART_TITLES[CHART_NAMES.index(dropped)]} made room", 6000)
+        if not chosen:
+            chosen = [name]
+            self.present_chart_actions[name].setChecked(True)
+        self.present_charts = [c for c in CHART_NAMES if c in chosen]
+        self._fit_rooms()
+
+    def _key_pressed(self) -> None:
+        self.caption_bar.clear_caption()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._key_pressed()  # any key, bound or not, ends the caption
+        super().keyPressEvent(event)
 
     # -- lanes, knobs, speed ------------------------------------------------------------------
 
@@ -332,6 +707,14 @@ class MainWindow(QMainWindow):
         self.anomaly_panel.set_lanes(strategies)
         self.charts.clear_run()
         self.charts.set_lanes(strategies, self.session.series)
+        self.charts.set_request_marks(self._marks_on())
+        self.strip.clear()
+        self.strip.set_scheduled(scheduled_events(self.session.timeline, self.session.restart_delay_s))
+        self.strip.set_range(*self.charts.x_range(), 0.0)
+        self.events_list.clear()
+        self.event_items = []
+        self.caption_bar.clear_caption()
+        self.caption_bar.set_active([])
         for i, cfg in enumerate(self.session.lane_configs()):
             self.flow.set_capacity(i, cfg.write_behind.capacity)
             self.flow.injected_label(i, cfg.latency.label())
@@ -363,6 +746,12 @@ class MainWindow(QMainWindow):
         elif not self.session.running:  # a running lab says it with its own event
             self.statusBar().showMessage(f"speed: {speed_text(float(rate))}", 5000)
         self._show_speed(self.session.base.workload.rate)
+        self.charts.set_request_marks(self._marks_on())
+
+    def _marks_on(self) -> bool:
+        """Slow motion: the charts show each request, not rates (DESIGN: measured, each one)."""
+        rate = self.session.base.workload.rate
+        return 0 < rate <= MARKS_AT_RATE
 
     def _show_speed(self, rate: float) -> None:
         """Show the rate in force in the speed box, without applying anything: the
@@ -388,6 +777,7 @@ class MainWindow(QMainWindow):
             self.knobs.load(self.session.base)  # show what is really in force
         elif (section, name) == ("workload", "rate"):
             self._show_speed(self.session.base.workload.rate)
+            self.charts.set_request_marks(self._marks_on())
         elif section == "latency":
             for i, cfg in enumerate(self.session.lane_configs()):
                 self.flow.injected_label(i, cfg.latency.label())
@@ -404,6 +794,12 @@ class MainWindow(QMainWindow):
         self.session.reset()
         self._lanes_changed()
         self.statusBar().showMessage("reset: press Space to start a fresh lab", 5000)
+
+    def restart(self) -> None:
+        """One key: a fresh lab started at once (an opened scenario runs again from 0 s)."""
+        self.session.reset()
+        self._lanes_changed()
+        self.start()
 
     def presenter_next(self) -> None:
         if not self.session.running:
@@ -422,14 +818,17 @@ class MainWindow(QMainWindow):
         kind, t = ev["kind"], ev["start"]
         if kind in SHADE_START:
             shade = SHADE_START[kind]
-            label = {"crash": "crash (SIGKILL)", "burst": ev["detail"].split(" of ")[0],
-                     "outage": "DB outage" + (" (reads injected)" if ev.get("injected") else "")}.get(shade)
             end = t + 0.25 if shade in MOMENTS else None  # a moment, not a window
             # A burst while one is still shaded joins its band: the engine queues bursts
             # and says "burst-end" once, when no lab has any burst left.
-            self.charts.fault(shade, t, end, label, merge=shade == "burst")
+            self.charts.fault(shade, t, end, event_label(ev), merge=shade == "burst")
         elif kind in SHADE_END:
             self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
+        shown = self.strip.add(ev)
+        if shown is not None:
+            self._event_row(shown)
+            if kind in FAULT_EVENTS or kind in FAILURES or kind == "heal":
+                self.caption_bar.say(self._caption(shown), shown)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
         if kind == "pause" and self.session.scenario_ended:
@@ -445,10 +844,177 @@ class MainWindow(QMainWindow):
             what = detail if kind == "knob" and detail.startswith("speed:") else f"{kind}: {detail}"
             self.statusBar().showMessage(f"{t:.2f} s  {what}{injected}", 6000)
 
+    # -- what each event did --------------------------------------------------------------------
+
+    def _outcome_of(self, ev: dict) -> dict | None:
+        """The fault window (engine.outcomes) an event of the strip opened, if known yet."""
+        run = self.session.run
+        if run is None or ev.get("scheduled"):
+            return None
+        for w in run.outcomes.values():
+            if w["kind"] == ev["kind"] and abs(w["start"] - ev["start"]) < 1e-3:
+                return w
+        return None
+
+    def _caption(self, ev: dict) -> str:
+        w = self._outcome_of(ev)
+        if w is not None and w.get("caption"):
+            return w["caption"]
+        detail = ev.get("detail") or ""
+        if ev["kind"] in FAILURES or ev["kind"] == "heal":
+            return f"{ev['start']:.1f} s — {detail}"
+        return f"{ev['start']:.1f} s — {ev['label']}: measuring what it does…"
+
+    def _outcome_text(self, w: dict | None) -> str:
+        if w is None:
+            return ""
+        parts = []
+        for lane, x in w.get("lanes", {}).items():
+            bits = [f"{x['ops']:,} ops"]
+            p99 = max((v for v in (x.get("read_p99_ms"), x.get("write_p99_ms")) if v is not None), default=None)
+            if p99 is not None:
+                bits.append(f"p99 {p99:g} ms")
+            for key, word in (("errors", "errors"), ("rejected", "rejected"), ("stale_reads", "stale"),
+                              ("lost_writes", "lost")):
+                if x.get(key):
+                    bits.append(f"{x[key]:,} {word}")
+            parts.append(f"{short_name(lane)}: " + ", ".join(bits))
+        return "; ".join(parts) + (" (so far)" if w.get("open") else "")
+
+    def _event_row(self, ev: dict) -> None:
+        item = QTreeWidgetItem([f"{ev['start']:.1f}", ev["label"], ""])
+        item.setToolTip(1, ev.get("detail") or "")
+        self.events_list.addTopLevelItem(item)
+        self.event_items.append((ev, item))
+
+    def _on_outcomes(self, windows: list[dict]) -> None:
+        """What each fault did, as the observer measures it: the Events tab, the caption
+        (if it is about one of these), the open outcome dialog."""
+        for ev, item in self.event_items:
+            w = self._outcome_of(ev)
+            if w is not None and w["id"] in {x["id"] for x in windows}:
+                text = self._outcome_text(w)
+                item.setText(2, text)
+                item.setToolTip(2, w.get("caption", ""))
+        about = self.caption_bar.caption_event
+        if about is not None and self.caption_bar.caption.text():
+            self.caption_bar.say(self._caption(about), about)
+        dlg = self.outcome_dialog
+        if dlg is not None and dlg.isVisible() and getattr(dlg, "event", None) is not None:
+            self._fill_outcome(dlg, dlg.event)
+
+    def _on_event_selected(self, current, _previous) -> None:
+        ev = next((e for e, item in self.event_items if item is current), None)
+        if ev is not None:
+            self.charts.mark(ev["start"])
+
+    def show_outcome(self, ev: dict) -> None:
+        """What one event did, lane by lane (the command line's "what each fault did" row)."""
+        dlg = self.outcome_dialog
+        if dlg is None:
+            dlg = QDialog(self)
+            dlg.setObjectName("outcome-dialog")
+            layout = QVBoxLayout(dlg)
+            dlg.text = QLabel("")
+            dlg.text.setWordWrap(True)
+            layout.addWidget(dlg.text)
+            dlg.table = QTableWidget(0, 0)
+            dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            layout.addWidget(dlg.table)
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+            buttons.rejected.connect(dlg.reject)
+            layout.addWidget(buttons)
+            dlg.setModal(False)
+            self.outcome_dialog = dlg
+        dlg.event = ev
+        self._fill_outcome(dlg, ev)
+        self.charts.mark(ev["start"])
+        for e, item in self.event_items:
+            if e is ev:
+                self.events_list.setCurrentItem(item)
+        dlg.resize(round(640 * self.scale), round(300 * self.scale))
+        dlg.show()
+        dlg.raise_()
+
+    def _fill_outcome(self, dlg, ev: dict) -> None:
+        w = self._outcome_of(ev)
+        dlg.setWindowTitle(f"{ev['start']:.1f} s — {ev['label']}")
+        if ev.get("scheduled"):
+            dlg.text.setText(f"{ev['label']} is scheduled at {ev['start']:.1f} s: it has not happened yet.")
+            self._fill_table(dlg.table, [])
+            return
+        if w is None:
+            dlg.text.setText(f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n"
+                             "(not a fault window: nothing to measure)" if ev["kind"] not in FAULT_EVENTS
+                             else f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n(measuring…)")
+            self._fill_table(dlg.table, [])
+            return
+        dlg.text.setText(w.get("caption") or ev["label"])
+        self._fill_table(dlg.table, [w])
+
+    def _fill_table(self, table: QTableWidget, windows: list[dict]) -> None:
+        """The command line's "what each fault did" table, one row per fault window."""
+        names = list(self.session.strategies)
+        rows = fault_rows(windows, names)
+        head, body = (rows[0], rows[1:]) if rows else (["during", "window s"] + names, [])
+        table.clear()
+        table.setColumnCount(len(head))
+        table.setRowCount(len(body))
+        table.setHorizontalHeaderLabels(head)
+        table.verticalHeader().hide()
+        for r, row in enumerate(body):
+            for c, cell in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(cell))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+
+    def _on_records(self, lane: int, records: list, _counts) -> None:
+        if self._marks_on():  # at these rates the observer sends every record
+            self.charts.add_requests(lane, records)
+
     def _on_scenario_ended(self, duration_s: float) -> None:
         name = self.scenario_name or "the scenario"
-        self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — R then Space runs it again; Space alone goes on")
+        self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; "
+                                     "Space goes on")
+        self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
         self._refresh_status()
+        self.show_summary()
+
+    def show_summary(self) -> None:
+        """The run's table: what each fault did, lane by lane, and the anomalies counted."""
+        dlg = self.summary_dialog
+        if dlg is None:
+            dlg = QDialog(self)
+            dlg.setObjectName("summary-dialog")
+            layout = QVBoxLayout(dlg)
+            dlg.text = QLabel("")
+            dlg.text.setWordWrap(True)
+            layout.addWidget(dlg.text)
+            dlg.table = QTableWidget(0, 0)
+            dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            layout.addWidget(dlg.table, 1)
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+            buttons.rejected.connect(dlg.reject)
+            layout.addWidget(buttons)
+            dlg.setModal(False)
+            self.summary_dialog = dlg
+        run = self.session.run
+        windows = sorted(run.outcomes.values(), key=lambda w: (w["start"], w["id"])) if run is not None else []
+        name = self.scenario_name or "this run"
+        counts = []
+        if run is not None:
+            for lane in run.lanes:
+                c = lane.auditor.counts
+                found = ", ".join(f"{n:,} {k.replace('_', ' ')}s" for k, n in c.items() if n)
+                counts.append(f"{lane.cfg.strategy}: {found or 'no anomalies'}")
+        dlg.setWindowTitle(f"Summary — {name}")
+        dlg.text.setText(f"{name} at {self.session.now():.1f} s. What each fault did (operations that began in "
+                         "its window):" if windows else f"{name} at {self.session.now():.1f} s: no faults.")
+        self._fill_table(dlg.table, windows)
+        dlg.text.setText(dlg.text.text() + "\n" + "\n".join(counts))
+        dlg.resize(round(760 * self.scale), round(360 * self.scale))
+        dlg.show()
+        dlg.raise_()
 
     def _refresh_injected(self) -> None:
         """Each lane's injected latency, as the running lab has it, on the flow view."""
@@ -463,6 +1029,7 @@ class MainWindow(QMainWindow):
         if run is None:
             return
         self.charts.touch(run.now())
+        self.strip.set_range(*self.charts.x_range(), run.now())
         self.anomaly_panel.update_counts([lane.auditor.counts for lane in run.lanes],
                                          [lane.auditor.at_risk() for lane in run.lanes])
         for i, lane in enumerate(run.lanes):
@@ -489,7 +1056,8 @@ class MainWindow(QMainWindow):
             self.clock.setText(f"{state} · {s.now():7.1f} s")
             self.act_start.setText("Resume" if s.paused else "Pause")
         health = s.lab_health()
-        text = "   ".join(f"{name}: {h}" for name, h in health)
+        text = "all lanes running" if health and all(h == "running" for _, h in health) else \
+            "   ".join(f"{short_name(name)}: {h}" for name, h in health)
         if self.lab_failures:
             text += f"   ⚠ {len(self.lab_failures)} lab failure{'s' if len(self.lab_failures) > 1 else ''}"
         self.health.setText(text)
@@ -499,6 +1067,34 @@ class MainWindow(QMainWindow):
         for i, (_, h) in enumerate(health):
             self.flow.set_health(i, h)
         self._sync_toggles()
+        active = self.active_faults()
+        if self.present:  # no status bar, no run toolbar: the clock goes with the active faults
+            active.append(self.clock.text().replace(" — press Space to start", ""))
+        self.caption_bar.set_active(active)
+
+    def active_faults(self) -> list[str]:
+        """What is on now, with how long it has left where that is known."""
+        run, now, out = self.session.run, self.session.now(), []
+        if run is None:
+            return out
+        open_events = [e for e in self.strip.events if e.get("end_at") is None]
+        if run.outage_on:
+            ev = next((e for e in reversed(open_events) if e["kind"] == "outage-start"), None)
+            m = re.search(r"for ([0-9.]+) s", ev.get("detail", "")) if ev else None
+            left = f" · {max(0.0, ev['start'] + float(m.group(1)) - now):.1f} s left" if m else ""
+            out.append(f"DB outage{left}")
+        if run.slow_db_ms:
+            out.append(f"slow DB +{run.slow_db_ms:g} ms (injected)")
+        if run.slow_cache_ms:
+            out.append(f"slow cache +{run.slow_cache_ms:g} ms (injected)")
+        down = [short_name(lane.cfg.strategy) for lane in run.lanes if lane.health() in ("down", "restarting")]
+        if down:
+            out.append(f"node down: {', '.join(down)}")
+        if any(lane.burst_active() for lane in run.lanes):
+            out.append("burst under way")
+        if run.paused:
+            out.append("paused")
+        return out
 
     # -- files ------------------------------------------------------------------------------
 
@@ -541,23 +1137,39 @@ class MainWindow(QMainWindow):
             Path(path).write_text(scenario_toml(self.session), encoding="utf-8")
             self.statusBar().showMessage(f"saved {path}", 5000)
 
-    def export_png(self, part: str = "charts", path: str | Path | None = None) -> bool:
-        """Save the charts (or the whole window) as PNG; the status bar names the file.
-        Written through engine.outputs: an existing symlink or device is never replaced."""
+    def export_png(self, part: str = "charts", path: str | Path | None = None, ratio: float = 1.0) -> bool:
+        """Save the window (or the flow view, the charts) as PNG at ``ratio`` × its size on
+        screen; the status bar names the file. Written through engine.outputs: an existing
+        symlink or device is never replaced."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as PNG", f"{part}.png", "PNG (*.png)")
+            suffix = "" if ratio == 1 else f"@{ratio:g}x"
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as PNG", f"{part}{suffix}.png", "PNG (*.png)")
             if not path:
                 return False
         self.charts.redraw_all()
-        widget = self if part == "window" else self.charts
+        widget = {"window": self, "flow": self.flow, "charts": self.lower}.get(part, self.charts)
         try:
-            data = png_bytes(widget.grab())
+            data = png_bytes(render(widget, ratio))
             write_output(path, "export", data)
         except (OutputError, OutputWriteError, OSError, RuntimeError) as exc:
             self.statusBar().showMessage(f"export failed: {exc}", 15000)
             return False
-        what = "the window" if part == "window" else "the charts"
-        self.statusBar().showMessage(f"exported {what} to {path}", 10000)
+        what = {"window": "the window", "flow": "the flow view"}.get(part, "the charts")
+        size = f" at {ratio:g}×" if ratio != 1 else ""
+        self.statusBar().showMessage(f"exported {what}{size} to {path}", 10000)
+        return True
+
+    def export_svg(self, path: str | Path | None = None) -> bool:
+        """The charts on screen as one SVG (vector: sharp at any size)."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export charts as SVG", "charts.svg", "SVG (*.svg)")
+            if not path:
+                return False
+        self.charts.redraw_all()
+        if not self.charts.export_svg(path):
+            self.statusBar().showMessage(f"export failed: {self.charts.last_export_error}", 15000)
+            return False
+        self.statusBar().showMessage(f"exported the charts as SVG to {path}", 10000)
         return True
 
     def export_csv(self) -> None:
