@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cachestudio.engine.config import LaneConfig, StoreKnobs, Workload
-from cachestudio.engine.runner import HUNG_S, Plan, Run, StopRequest, run
+from cachestudio.engine.runner import HUNG_S, Plan, Run, run
 
 from conftest import small_tmpfs, wait_until
 
@@ -210,7 +210,7 @@ def test_a_full_disk_stops_the_lane_with_a_reason_and_exit_status_3(small_disk, 
     assert lane["failures"] and lane["failures"][0]["kind"] == "lab-failed"
     assert any(word in lane["failures"][0]["reason"] for word in ("full", "No space", "cannot be written"))
     assert lane["ops"] > 0 and summary["ended_at_s"] < 20  # the lane stopped: the run did not wait 20 s
-    assert f"FAILED at" in proc.stdout
+    assert "FAILED at" in proc.stdout
 
 
 # --------------------------------------------------------------------------- outputs through the CLI

@@ -28,7 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachestudio.engine import config
@@ -36,7 +36,6 @@ from cachestudio.engine.config import validate
 from cachestudio.engine.scenario import (
     FAULT_KINDS,
     SECTIONS,
-    TOP_KEYS,
     Scenario,
     ScenarioError,
     builtin_dir,
@@ -443,7 +442,7 @@ def run_like_the_runner(windows, kind: str):
         events.append((w[0] + 0, "start", w[2] if len(w) == 3 else 1))
         events.append((w[0] + w[1], "end", None))
     events.sort(key=lambda e: e[0])
-    on, since, spans = None, None, Counter()
+    on, since = None, None
     result: dict = {}
     for t, what, ms in events:
         if what == "start":

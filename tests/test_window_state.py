@@ -68,8 +68,8 @@ def test_an_opened_scenario_stops_at_its_duration(qtbot, win, tmp_path):
     qtbot.waitUntil(lambda: win.clock.text().startswith("ended"), timeout=WAIT_MS)
     run = win.session.run
     assert win.session.paused and win.session.scenario_ended and win.session.now() >= 2
-    assert win.statusBar().currentMessage() == ("scenario short-run ended at 2 s — R then Space runs it again; "
-                                                "Space alone goes on")
+    assert win.statusBar().currentMessage() == "scenario short-run ended at 2 s — Shift+R runs it again; Space goes on"
+    assert win.caption_bar.caption.text() == "2 s — short-run ended: Shift+R runs it again, Space goes on"
     assert win.act_start.text() == "Resume"
     # the labs say their clients stopped, and the op count stops growing
     qtbot.waitUntil(lambda: all(lane.gauges.get("running") is False for lane in run.lanes), timeout=WAIT_MS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -171,8 +172,10 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int],
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the lab did not reach {at:g} s")
             time.sleep(0.005)
-        win.charts.redraw_all()
-        app.processEvents()
+        for _ in range(3):  # the layouts follow the last data (a key that grew a line, say)
+            win.charts.redraw_all()
+            app.processEvents()
+        report = win.layout_report()  # before the pictures: a hidden panel's grab lays it out
         if not win.dock.isVisible():  # collapsed at this size: its picture is still taken, at its own size
             win.anomaly_panel.resize(round(440 * win.scale), round(win.height() * 0.8))
         shots = {"window": win, "flow": win.flow, "charts": win.charts, "anomalies": win.anomaly_panel}
@@ -181,6 +184,10 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int],
             path = out / f"{name}.png"
             write_output(path, "--out", png_bytes(widget.grab()))  # never replaces what is not ours
             written.append(path)
+        # Where every chart, label and button is (window pixels): the layout tests read it.
+        path = out / "layout.json"
+        write_output(path, "--out", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+        written.append(path)
         return written
     finally:
         win.close()

@@ -448,8 +448,10 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             parts.append(f'<span style="color:{colour}; font-weight:bold">{SWATCH} {short}</span>'
                          f' <span style="color:{t.text}">{strategy}</span>')
         note = "x: run time (s) · shaded: faults, named on the event strip"
+        if getattr(self, "compact_key", False):  # presentation mode: every pixel to the charts
+            note = ""
         if getattr(self, "page_note", ""):
-            note = f"{self.page_note} · {note}"
+            note = f"{self.page_note} · {note}" if note else self.page_note
         if self.request_marks:
             note += " · marks: one per request (fill: outcome, ring: lane)"
         note = f'<span style="color:{t.muted}">{note}</span>'
@@ -462,6 +464,12 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 self.key.setText(html, size=size)
             if self.key.item.boundingRect().width() <= avail:
                 break
+
+    def set_compact_key(self, on: bool) -> None:
+        """The key without its note on the axes (presentation mode: the room knows)."""
+        if on != getattr(self, "compact_key", False):
+            self.compact_key = on
+            self._update_key()
 
     def set_page_note(self, text: str) -> None:
         """A few words in the key when not every chart is shown ("charts 1–4 of 8 · G: …")."""

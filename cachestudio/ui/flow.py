@@ -460,6 +460,12 @@ class FlowView(QGraphicsView):
         if abs(self._ideal_width() - self._w) > 0.03 * self._w or abs(self._text_boost() - self._boost) > 0.03:
             self._rebuild()
 
+    def settle(self) -> None:
+        """Lay the scene out for the view's size now, not after the resize debounce."""
+        self._relayout.stop()
+        self._maybe_relayout()
+        self._fit()
+
     def set_min_text_px(self, px: float) -> None:
         """The smallest text this view may show on screen: the scene's text grows (up to
         MAX_TEXT_BOOST) when the view is too low for it at the scene's own scale."""
@@ -467,13 +473,19 @@ class FlowView(QGraphicsView):
             self.min_text_px = px
             self._maybe_relayout()
 
+    def height_for_text(self, px: float) -> float:
+        """The view height at which its smallest text is ``px`` on screen (with the text
+        grown by MAX_TEXT_BOOST): lower than that, it is smaller."""
+        return px * self._scene_height() / (SMALLEST_PX * self.theme.font_scale * MAX_TEXT_BOOST)
+
     def _text_boost(self) -> float:
         vp = self.viewport().size()
         if not self.min_text_px or vp.width() < 50 or vp.height() < 50:
             return 1.0
         fit = min(vp.width() / self._ideal_width(), vp.height() / self._scene_height())
         smallest = SMALLEST_PX * self.theme.font_scale * fit
-        return min(MAX_TEXT_BOOST, max(1.0, self.min_text_px / max(0.1, smallest)))
+        # aim half a pixel above the floor: font sizes are whole pixels, rounded
+        return min(MAX_TEXT_BOOST, max(1.0, (self.min_text_px + 0.5) / max(0.1, smallest)))
 
     def _fit(self) -> None:
         self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -13,7 +13,6 @@ from PySide6.QtGui import (
     QFont,
     QIcon,
     QKeySequence,
-    QPainter,
     QPalette,
     QPixmap,
 )
@@ -83,9 +82,6 @@ USER_ZOOMS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
 #: The smallest text of the window at scale 1, in logical pixels (the projector theme's
 #: 1.35 makes it 14 px: readable from the back of a room on a 1280x720 projector).
 SMALL_TEXT_PX = 10.5
-#: The flow view's least height at the theme's scale: fitted into less, its smallest text
-#: would fall below SMALL_TEXT_PX × scale even with its text grown (flow.MAX_TEXT_BOOST).
-FLOW_MIN_PX = 290
 #: The side panel shows by itself when the central area keeps this many pixels (× scale).
 CENTRAL_MIN_PX = 1080
 DOCK_PX = 440
@@ -108,6 +104,13 @@ def render(widget, ratio: float = 1.0) -> QPixmap:
     pix.fill(widget.palette().window().color())
     widget.render(pix)  # drawn at the pixmap's ratio: text and lines at twice the resolution
     return pix
+
+
+def font_px(font) -> float:
+    """A font's pixel height as drawn (point sizes converted at the screen's resolution)."""
+    from PySide6.QtGui import QFontInfo
+
+    return float(QFontInfo(font).pixelSize())
 
 
 def short_name(lane: str) -> str:
@@ -519,9 +522,13 @@ class MainWindow(QMainWindow):
             app = QApplication.instance()
             if app is not None:
                 font = QFont(app.font())
-                base = getattr(self, "_base_point_size", None) or font.pointSizeF() or 10.0
-                self._base_point_size = base
-                font.setPointSizeF(base * s)
+                # The system's size, kept on the application the first time: the app font is
+                # shared, and a second window (tests make many) must not scale a scaled font.
+                base = app.property("cachestudio_base_pt")
+                if not base:
+                    base = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+                    app.setProperty("cachestudio_base_pt", base)
+                font.setPointSizeF(float(base) * s)
                 app.setFont(font)
                 self.setFont(font)
             self.charts.set_scale(s)
@@ -529,6 +536,8 @@ class MainWindow(QMainWindow):
             self.strip.set_scale(s)
             self.caption_bar.set_scale(s)
             self.anomaly_panel.fit_table()
+            if self.dock.isVisible():  # the side panel's text grew or shrank: so does the panel
+                self.resizeDocks([self.dock], [round(DOCK_PX * s)], Qt.Orientation.Horizontal)
         self._fit_toolbars()
         self._fit_panel()
         self._fit_rooms()
@@ -536,8 +545,9 @@ class MainWindow(QMainWindow):
     def _fit_rooms(self) -> None:
         """Share the height between the flow view and the charts. The charts never shrink
         below MIN_CHART_H × scale a row: all eight in two rows when they fit beside a flow
-        view of FLOW_MIN_PX, else four at a time (the presentation charts, then the others:
+        view tall enough for its text (flow.height_for_text), else four at a time (the presentation charts, then the others:
         G flips), and the chart key says so. The presentation mode always shows four."""
+        self._fit_toolbars()
         row = (MIN_CHART_H + 20) * self.scale
         key = self.charts._key_height()
         bars = 0
@@ -548,7 +558,7 @@ class MainWindow(QMainWindow):
         heights = [tb.sizeHint().height() for tb in (self.toolbar, self.fault_bar) if tb.isVisible()]
         bars += sum(heights) if self.toolBarBreak(self.fault_bar) else max(heights, default=0)
         avail = self.height() - bars - self.caption_bar.minimumHeight() - self.strip.height()
-        flow_min = FLOW_MIN_PX * self.scale / max(0.1, self.theme.font_scale)
+        flow_min = self.flow.height_for_text(SMALL_TEXT_PX * self.scale) + 2
         paged = self.present or avail - flow_min < 2 * row + key + 8
         # Minimums are what the smallest screen allows (never more: a window cannot be
         # resized below its minimum); the splitter's sizes give each part its share.
@@ -572,7 +582,7 @@ class MainWindow(QMainWindow):
             self.charts.show_charts(shown if paged else None)
             self.charts.redraw_all()
         first = "the chosen four" if self.chart_page == 0 else "the other four"
-        self.charts.set_page_note(f"charts: {first} of 8 · G: the others" if paged else "")
+        self.charts.set_page_note(f"{first} of 8 charts · G: the others" if paged else "")
 
     def _page_indices(self) -> list[int]:
         """Four charts: the presentation charts (page 0) or the others (page 1)."""
@@ -644,6 +654,7 @@ class MainWindow(QMainWindow):
             self.menuBar().hide()
             self.statusBar().hide()
             self.toolbar.hide()  # strategy and speed are set before; keys still work, the caption row says the state
+            self.charts.set_compact_key(True)
             self.chart_page = 0
             if full_screen:
                 self.showFullScreen()
@@ -652,6 +663,7 @@ class MainWindow(QMainWindow):
             self.menuBar().show()
             self.statusBar().show()
             self.toolbar.show()
+            self.charts.set_compact_key(False)
             if self.isFullScreen():
                 self.showNormal()
             if getattr(self, "_normal_geometry", None) is not None:
@@ -698,6 +710,48 @@ class MainWindow(QMainWindow):
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._key_pressed()  # any key, bound or not, ends the caption
         super().keyPressEvent(event)
+
+    def layout_report(self) -> dict:
+        """Where everything is, in window pixels: for the layout tests and for
+        ``cachestudio screenshot`` (layout.json beside the pictures). Rectangles are
+        [x, y, width, height]."""
+        from PySide6.QtCore import QPointF
+
+        def box(widget, rect) -> list[float]:
+            r = rect.translated(widget.mapTo(self, QPointF(0.0, 0.0)))
+            return [round(r.x(), 2), round(r.y(), 2), round(r.width(), 2), round(r.height(), 2)]
+
+        self.flow.settle()
+        buttons, hidden = [], []
+        for tb in (self.toolbar, self.fault_bar):
+            if not tb.isVisible():
+                continue
+            for a in tb.actions():
+                if a.isSeparator():
+                    continue
+                w = tb.widgetForAction(a)
+                name = a.text() or (w.objectName() if w is not None else "?")
+                if w is None or not w.isVisible():
+                    hidden.append(name)
+                else:
+                    buttons.append([name, box(w, QRectF(w.rect()))])
+            # (Qt's » can stay shown, empty, after a row grew; what counts is a button off
+            # the row, which the check above finds: a button behind » is not visible.)
+        combos = [[c.objectName(), c.width(), c.sizeHint().width()] for c in (self.lane_combo, self.speed_combo)
+                  if c.isVisible()]
+        flow_px = [px for _, px in self.flow.text_px()]
+        return {
+            "window": [self.width(), self.height()], "theme": self.theme.name, "present": self.present,
+            "scale": self.scale, "flow": box(self.flow, QRectF(self.flow.rect())), "paged": self.paged, "charts_shown": list(self.charts_shown) or
+            list(range(len(CHART_NAMES))), "chart_panel": box(self.charts, QRectF(self.charts.rect())),
+            "plots": [box(self.charts, r) for r in self.charts.plot_rects()],
+            "labels": [[f"chart {n}", box(self.charts, r)] for n, r in self.charts.label_rects()]
+            + [[f"strip {i}", box(self.strip, r)] for i, r in enumerate(self.strip.label_rects())],
+            "buttons": buttons, "hidden_buttons": hidden, "combos": combos,
+            "text_px": {"window": font_px(self.font()), "strip": self.strip.BASE_PX * self.strip.scale,
+                        "flow_min": min(flow_px, default=0.0)},
+            "floor_px": SMALL_TEXT_PX * self.scale,
+        }
 
     # -- lanes, knobs, speed ------------------------------------------------------------------
 
