@@ -12,9 +12,11 @@ from test_cli import assert_bad_input, cli
 
 ENGINE_FIGURES = ["cache-aside ops/s", "write-through ops/s", "write-behind ops/s",
                   "cache-aside hit path hits/s", "write-behind drain rows/s (batch 100)"]
-GUI_FIGURES = ["frame interval p50 (flow view paints)", "frame interval p95 (flow view paints)",
-               "event loop probe p95 (16 ms timer)", "lab ops/s with the window attached",
-               "time to first painted window"]
+GUI_FIGURES = [f"{figure}, {mode}" for mode in ("normal window", "presentation mode")
+               for figure in ("frame interval p50 (flow view paints)", "frame interval p95 (flow view paints)",
+                              "event loop probe p95 (16 ms timer)", "lab ops/s with the window attached",
+                              "CPU time of the window's process", "CPU time of the observer's process")] \
+    + ["time to first painted window"]
 
 
 def check_ratio_rows(rows: list[dict]) -> None:
@@ -51,7 +53,9 @@ def test_quick_gui_bench_has_the_window_figures(tmp_path):
     assert [r["figure"] for r in rows] == ENGINE_FIGURES + GUI_FIGURES  # no 10-minute run with --quick
     check_ratio_rows(rows)
     frames = {r["figure"]: r for r in rows}
-    assert frames["frame interval p95 (flow view paints)"]["value"] > 0
+    for mode in ("normal window", "presentation mode"):
+        assert frames[f"frame interval p95 (flow view paints), {mode}"]["value"] > 0
+        assert 0 < frames[f"CPU time of the window's process, {mode}"]["value"] < 200  # % of one core
 
 
 def test_bench_bad_input_is_one_line(tmp_path):

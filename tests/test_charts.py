@@ -188,7 +188,7 @@ def test_clear_run_resets_y_ranges_log_axes_included(panel):
     settle(panel)
     lo, hi = panel.plots[0].getViewBox().viewRange()[1]
     assert hi < 1.5 and lo < 0.0  # p99 of ~0.5 ms: a few ms at most, on a log axis
-    assert panel.plots[2].getViewBox().viewRange()[1][1] < 200
+    assert panel.plots[2].getViewBox().viewRange()[1][1] <= 250  # a round top above the data (steady axes), not the last run's
 
 
 # -- percentile ----------------------------------------------------------------------------

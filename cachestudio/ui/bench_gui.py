@@ -46,6 +46,16 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far (user + system; Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().decode("ascii", "replace").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextmanager
 def scratch_settings():
     """The window's settings in a file of our own, in a temporary folder removed after.
@@ -124,6 +134,8 @@ def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_
     if not all(h == "running" for _, h in win.session.lab_health()):
         raise RuntimeError("labs did not start")
     t_start = win.session.now()
+    cpu_start = time.process_time()  # the window's own CPU time: what it takes from the labs
+    observer_start = cpu_seconds(win.session.run.proc.pid)
     ops_start = sum(lane.stats.ops for lane in win.session.run.lanes)
     paints.clear()
     probe.start()
@@ -145,6 +157,9 @@ def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_
     if memory_after_s is not None:
         sample("end")
     elapsed = win.session.now() - t_start
+    cpu = (time.process_time() - cpu_start) / elapsed
+    observer_end = cpu_seconds(win.session.run.proc.pid)
+    observer = (observer_end - observer_start) / elapsed if observer_start is not None and observer_end is not None else None
     win.session.tick()
     ops = sum(lane.stats.ops for lane in win.session.run.lanes) - ops_start
     win.close()
@@ -161,7 +176,7 @@ def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_
         return (round(float(np.percentile(d, 50)), 1), round(float(np.percentile(d, 95)), 1)) if len(d) > 2 else (None, None)
 
     return {"ops_per_s": ops / elapsed, "paint_ms": pct(paints), "probe_ms": pct(probes), "paints": len(paints),
-            "memory": memory}
+            "memory": memory, "cpu_share": cpu, "observer_cpu_share": observer}
 
 
 def first_paint_s(kind: str) -> float:
@@ -210,6 +225,10 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
              "value": statistics.median(probe95) if probe95 else None, "unit": "ms", "reps": reps, "samples": probe95},
             _row(f"lab ops/s with the window attached, {mode}", attached[present], "headless", headless, ">= 0.8"),
         ]
+        for key, who in (("cpu_share", "the window's process"), ("observer_cpu_share", "the observer's process")):
+            shares = [round(100 * f[key], 1) for f in fr if f.get(key) is not None]
+            rows.append({"figure": f"CPU time of {who}, {mode}", "value": statistics.median(shares) if shares else None,
+                         "unit": "% of a core", "reps": reps, "samples": shares})
     rows.append(_row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0", unit="s"))
     if long_run_s:
         m = window_ops_and_frames(seed, long_run_s, memory_after_s=min(60.0, long_run_s / 10))["memory"]

@@ -26,7 +26,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
-from PySide6.QtWidgets import QGraphicsSimpleTextItem
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem
 
 from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.series import BIN_S, COL, COLUMNS
@@ -34,12 +34,13 @@ from .theme import FAULT_SHADE, LANES, THEMES, TOKENS, Theme, text_px
 
 WINDOW_S = 60.0  # seconds of history in view
 X_STEP_S = 10.0  # the view moves on in steps of this many seconds
-# The charts redraw one at a time, a chart every 62 ms (each chart twice a second): one paint
+# The charts redraw one at a time, a chart every 94 ms (each of eight every 0.75 s; four in the
+# presentation mode every 0.4 s; 62 ms cost the labs about 1 % more at full speed): one paint
 # of all eight blocked the event loop for 40–90 ms (measured), and at full speed the window
 # must leave the cores to the labs. The x range is the exception: when it steps on, every
 # visible chart gets it in the same call (a setXRange per chart every 10 s; unchanged
 # ranges are not set again).
-REDRAW_MS = 62
+REDRAW_MS = 94
 GROUP = 1
 
 #: Percentiles a latency chart can show (one per lane at a time).
@@ -155,6 +156,17 @@ def _svg_bytes(item) -> bytes:
         module.correctCoordinates = original
 
 
+def _nice_top(v: float) -> float:
+    """The least of 1, 2, 2.5, 5 × 10^k at or above ``v`` (1 for nothing)."""
+    if not v > 0:
+        return 1.0
+    k = math.floor(math.log10(v))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10 ** k >= v * (1 - 1e-9):
+            return m * 10 ** k
+    return 10.0 ** (k + 1)
+
+
 class DecadeAxis(pg.AxisItem):
     """A log axis labelled at decades (0.01, 0.1, 1, 10 … ms), with 2 and 5 between them
     only when fewer than two decades are in view: readable at any chart height."""
@@ -215,6 +227,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self._requests: dict[int, np.ndarray] = {}  # lane -> rows (start, latency ms, kind, outcome)
         self._targets: dict[int, list] = {}  # chart -> [(EndLabel, t, y) or (EndLabel, None, None)]
         self._x_applied: dict[int, tuple[float, float]] = {}
+        self._y_applied: dict[int, tuple[float, float]] = {}  # chart -> the y range set (_steady_y)
         self._titles: dict[int, str] = {}
         self._key_html = ""
         self.last_export_error = ""
@@ -250,6 +263,11 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 p.getAxis("left").enableAutoSIPrefix(False)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
+            # An axis (with its grid, which spans the plot) is drawn into a pixmap and blitted
+            # while its range stays: replaying its tick text on every repaint of the curves
+            # was a sixth of the window's CPU time at full speed (py-spy).
+            for name in ("left", "bottom"):
+                p.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             p.getViewBox().sigTransformChanged.connect(self._on_transform)  # no lambda: no cycle through self
             self.plots.append(p)
         self._reset_y()
@@ -603,6 +621,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
     def _reset_y(self) -> None:
         """Every chart's y range back to a neutral one, then automatic again (log axes too):
         nothing of the last run's ranges is left."""
+        self._y_applied = {}
         for i, p in enumerate(self.plots):
             log = PLOTS[i][3]
             if i == 3:  # hit ratio: always 0..1
@@ -848,10 +867,54 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     item.setRegion((region["start"], max(end, region["start"] + 0.05)))
         self._sync_x()
         for i in which:
-            # Auto range and transform now (the paint would do it anyway), so the end labels
-            # are placed in the pixels the chart will show.
+            self._steady_y(i)
+            # Transform now (the paint would do it anyway), so the end labels are placed in
+            # the pixels the chart will show.
             self.plots[i].getViewBox().prepareForPaint()
             self._place_labels(i)
+
+    def _steady_y(self, i: int) -> None:
+        """Chart ``i``'s y range from its data, changed only when the data leave it or fill
+        less than a third of it (linear: a round top from 1, 2, 2.5, 5 × 10^k; log: whole
+        decades). A steady axis is readable across the room, and it is drawn from its cache:
+        redrawing tick labels on every auto range was a fifth of the window's CPU time
+        (measured with py-spy at full speed)."""
+        if i == 3 or (self.request_marks and i in RATE_CHARTS):
+            return  # fixed ranges (hit ratio 0..1, the request raster's rows)
+        log = PLOTS[i][3]
+        hi = -math.inf
+        lo = math.inf
+        for _, _, curve, _ in self.curves[i] if i < len(self.curves) else ():
+            if not curve.isVisible():
+                continue
+            y = curve.yData
+            if y is None or not len(y):
+                continue
+            finite = y[np.isfinite(y)]
+            if len(finite):
+                hi, lo = max(hi, float(finite.max())), min(lo, float(finite.min()))
+        item = self.marks.get(i) if self.request_marks else None
+        if item is not None and i in LATENCY_CHARTS:
+            ys = item.data["y"] if len(item.data) else []
+            if len(ys):
+                hi, lo = max(hi, float(np.max(ys))), min(lo, float(np.min(ys)))
+        if not math.isfinite(hi):
+            return
+        current = self._y_applied.get(i)
+        if log:
+            want = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
+            if current is not None and current[0] <= lo and hi <= current[1] \
+                    and (current[1] - current[0]) <= (want[1] - want[0]) + 1:
+                return
+        else:
+            if current is not None and hi <= current[1] and hi >= current[1] / 3:
+                return
+            want = (0.0, _nice_top(hi * 1.05))
+        if want != current:
+            vb = self.plots[i].getViewBox()
+            vb.enableAutoRange(axis="y", enable=False)
+            self.plots[i].setYRange(*want, padding=0)
+            self._y_applied[i] = want
 
     def _on_transform(self, vb) -> None:
         for i, p in enumerate(self.plots):

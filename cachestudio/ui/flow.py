@@ -28,9 +28,9 @@ from .theme import OKABE_ITO, THEMES, TOKENS, Theme
 HOP_S = 0.35  # seconds per hop
 LINGER_S = 0.6  # a failed path's token stays this long at the node where it stopped
 TICK_MS = 20  # 50 Hz: the frame interval stays under 33 ms even when a chart paints between frames
-SAMPLE_PER_S = 8.0  # new tokens per lane per second at most, when sampling
+SAMPLE_PER_S = 5.0  # new tokens per lane per second at most, when sampling (8 cost the labs 2 % more: bench --gui)
 ALL_BELOW = 5  # a lane at <= this many records/s animates every record
-MAX_TOKENS = 150  # live tokens, all lanes together
+MAX_TOKENS = 90  # live tokens, all lanes together
 PENDING_MAX = 8  # sampled records waiting to be launched, per lane
 LAUNCH_GAP_S = 0.1  # tokens of one lane leave the clients at least this far apart
 FLUSH_PER_CALL = 4

@@ -179,6 +179,8 @@ class MainWindow(QMainWindow):
         self.events_list.setWordWrap(True)
         self.events_list.currentItemChanged.connect(self._on_event_selected)
         self.event_items: list[tuple[dict, QTreeWidgetItem]] = []  # strip event, its row
+        self.event_rows: dict[tuple[str, float], QTreeWidgetItem] = {}  # (kind, start) -> its row
+        self.outcome_ids: dict[tuple[str, float], int] = {}  # (kind, start) -> its fault window's id
         tabs = QTabWidget()
         tabs.addTab(self.anomaly_panel, "Anomalies")
         tabs.addTab(self.events_list, "Events")
@@ -767,6 +769,8 @@ class MainWindow(QMainWindow):
         self.strip.set_range(*self.charts.x_range(), 0.0)
         self.events_list.clear()
         self.event_items = []
+        self.event_rows = {}
+        self.outcome_ids = {}
         self.caption_bar.clear_caption()
         self.caption_bar.set_active([])
         for i, cfg in enumerate(self.session.lane_configs()):
@@ -900,15 +904,17 @@ class MainWindow(QMainWindow):
 
     # -- what each event did --------------------------------------------------------------------
 
+    @staticmethod
+    def _event_key(kind: str, start: float) -> tuple[str, float]:
+        return kind, round(float(start), 3)
+
     def _outcome_of(self, ev: dict) -> dict | None:
         """The fault window (engine.outcomes) an event of the strip opened, if known yet."""
         run = self.session.run
         if run is None or ev.get("scheduled"):
             return None
-        for w in run.outcomes.values():
-            if w["kind"] == ev["kind"] and abs(w["start"] - ev["start"]) < 1e-3:
-                return w
-        return None
+        wid = self.outcome_ids.get(self._event_key(ev["kind"], ev["start"]))
+        return run.outcomes.get(wid) if wid is not None else None
 
     def _caption(self, ev: dict) -> str:
         w = self._outcome_of(ev)
@@ -940,15 +946,18 @@ class MainWindow(QMainWindow):
         item.setToolTip(1, ev.get("detail") or "")
         self.events_list.addTopLevelItem(item)
         self.event_items.append((ev, item))
+        self.event_rows[self._event_key(ev["kind"], ev["start"])] = item
 
     def _on_outcomes(self, windows: list[dict]) -> None:
         """What each fault did, as the observer measures it: the Events tab, the caption
-        (if it is about one of these), the open outcome dialog."""
-        for ev, item in self.event_items:
-            w = self._outcome_of(ev)
-            if w is not None and w["id"] in {x["id"] for x in windows}:
-                text = self._outcome_text(w)
-                item.setText(2, text)
+        (if it is about one of these), the open outcome dialog. Indexed: a run may have
+        a thousand faults, and a few of them change every update."""
+        for w in windows:
+            key = self._event_key(w["kind"], w["start"])
+            self.outcome_ids[key] = w["id"]
+            item = self.event_rows.get(key)
+            if item is not None:
+                item.setText(2, self._outcome_text(w))
                 item.setToolTip(2, w.get("caption", ""))
         about = self.caption_bar.caption_event
         if about is not None and self.caption_bar.caption.text():
