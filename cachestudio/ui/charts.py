@@ -428,7 +428,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             return RASTER_TITLES[i]
         title = SHORT_TITLES[i] if short else PLOTS[i][0]
         if i in LATENCY_CHARTS:
-            title = f"{title} {self.percentile}"
+            title = f"{title} (each request)" if self.request_marks else f"{title} {self.percentile}"
         return title
 
     def _fit_text(self) -> None:

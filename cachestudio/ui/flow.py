@@ -585,11 +585,13 @@ class FlowView(QGraphicsView):
         nodes, ports = {}, {}
         names = ["clients", "cache", "db"] + (["queue"] if ln.wb else [])
         for name in names:
+            # a box as wide as its name needs (text grown by the boost), never narrower than the base
+            need = QFontMetricsF(self._font(15, True)).horizontalAdvance(NODE_NAMES[name]) + 16
             if name == "queue":
-                w, hh, cy = QUEUE_W * b, QUEUE_H * s, y0 + QUEUE_Y * s
+                w, hh, cy = max(QUEUE_W, need), QUEUE_H * s, y0 + QUEUE_Y * s
                 port = QPointF(self._x[name], cy + 1 * s)
             else:
-                w, hh, cy = NODE_W * b, NODE_H * s, y0 + NODE_Y * s
+                w, hh, cy = max(NODE_W, need), NODE_H * s, y0 + NODE_Y * s
                 port = QPointF(self._x[name], cy + PORT_DY * s)
             rect = QRectF(self._x[name] - w / 2, cy - hh / 2, w, hh)
             shape = QPainterPath()

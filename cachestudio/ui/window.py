@@ -882,6 +882,8 @@ class MainWindow(QMainWindow):
             self.charts.fault(shade, t, end, event_label(ev), merge=shade == "burst")
         elif kind in SHADE_END:
             self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
+        if kind == "stampede-done":
+            self._stampede_done(ev)
         shown = self.strip.add(ev)
         if shown is not None:
             self._event_row(shown)
@@ -916,7 +918,38 @@ class MainWindow(QMainWindow):
         wid = self.outcome_ids.get(self._event_key(ev["kind"], ev["start"]))
         return run.outcomes.get(wid) if wid is not None else None
 
+    def _stampede_done(self, ev: dict) -> None:
+        """A lane's stampede finished: its DB reads go with the stampede it belongs to (the
+        latest before it), in the caption and the Events tab (the stampede's story is how
+        many of its readers reached the database, lane by lane)."""
+        m = re.match(r"([\w-]+): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)",
+                     ev.get("detail") or "")
+        stampede = next((e for e in reversed(self.strip.events) if e["kind"] == "stampede"
+                         and e["start"] <= ev["start"]), None)
+        if m is None or stampede is None:
+            return
+        lane, readers, key, reads, protection = m.groups()
+        stampede.setdefault("done", {})[lane] = (int(readers), key, int(reads), protection)
+        if self.caption_bar.caption_event is stampede and self.caption_bar.caption.text():
+            self.caption_bar.say(self._caption(stampede), stampede)
+        item = self.event_rows.get(self._event_key("stampede", stampede["start"]))
+        if item is not None:
+            item.setText(2, self._stampede_text(stampede))
+
+    def _stampede_text(self, ev: dict) -> str:
+        done = ev.get("done", {})
+        if not done:
+            return ""
+        readers, key, _, _ = next(iter(done.values()))
+        order = self.session.strategies
+        lanes = sorted(done, key=lambda lane: order.index(lane) if lane in order else len(order))
+        parts = [f"{lane} {done[lane][2]:,} DB read{'s' if done[lane][2] != 1 else ''}"
+                 + (f" ({done[lane][3]})" if done[lane][3] != "none" else "") for lane in lanes]
+        return f"{readers} readers of {key} caused: " + "; ".join(parts)
+
     def _caption(self, ev: dict) -> str:
+        if ev["kind"] == "stampede" and ev.get("done"):
+            return f"{ev['start']:.1f} s — stampede: {self._stampede_text(ev)}"
         w = self._outcome_of(ev)
         if w is not None and w.get("caption"):
             return w["caption"]
@@ -956,7 +989,7 @@ class MainWindow(QMainWindow):
             key = self._event_key(w["kind"], w["start"])
             self.outcome_ids[key] = w["id"]
             item = self.event_rows.get(key)
-            if item is not None:
+            if item is not None and w["kind"] != "stampede":  # a stampede's row says its DB reads
                 item.setText(2, self._outcome_text(w))
                 item.setToolTip(2, w.get("caption", ""))
         about = self.caption_bar.caption_event
