@@ -1004,24 +1004,28 @@ class MainWindow(QMainWindow):
         if ev is not None:
             self.charts.mark(ev["start"])
 
+    def _table_dialog(self, name: str) -> QDialog:
+        """A non-modal dialog: a sentence over a table, and Close (Esc closes it too)."""
+        dlg = QDialog(self)
+        dlg.setObjectName(name)
+        layout = QVBoxLayout(dlg)
+        dlg.text = QLabel("")
+        dlg.text.setWordWrap(True)
+        layout.addWidget(dlg.text)
+        dlg.table = QTableWidget(0, 0)
+        dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout.addWidget(dlg.table, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dlg.reject)
+        layout.addWidget(buttons)
+        dlg.setModal(False)
+        return dlg
+
     def show_outcome(self, ev: dict) -> None:
         """What one event did, lane by lane (the command line's "what each fault did" row)."""
         dlg = self.outcome_dialog
         if dlg is None:
-            dlg = QDialog(self)
-            dlg.setObjectName("outcome-dialog")
-            layout = QVBoxLayout(dlg)
-            dlg.text = QLabel("")
-            dlg.text.setWordWrap(True)
-            layout.addWidget(dlg.text)
-            dlg.table = QTableWidget(0, 0)
-            dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-            layout.addWidget(dlg.table)
-            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-            buttons.rejected.connect(dlg.reject)
-            layout.addWidget(buttons)
-            dlg.setModal(False)
-            self.outcome_dialog = dlg
+            dlg = self.outcome_dialog = self._table_dialog("outcome-dialog")
         dlg.event = ev
         self._fill_outcome(dlg, ev)
         self.charts.mark(ev["start"])
@@ -1080,20 +1084,7 @@ class MainWindow(QMainWindow):
         """The run's table: what each fault did, lane by lane, and the anomalies counted."""
         dlg = self.summary_dialog
         if dlg is None:
-            dlg = QDialog(self)
-            dlg.setObjectName("summary-dialog")
-            layout = QVBoxLayout(dlg)
-            dlg.text = QLabel("")
-            dlg.text.setWordWrap(True)
-            layout.addWidget(dlg.text)
-            dlg.table = QTableWidget(0, 0)
-            dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-            layout.addWidget(dlg.table, 1)
-            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-            buttons.rejected.connect(dlg.reject)
-            layout.addWidget(buttons)
-            dlg.setModal(False)
-            self.summary_dialog = dlg
+            dlg = self.summary_dialog = self._table_dialog("summary-dialog")
         run = self.session.run
         windows = sorted(run.outcomes.values(), key=lambda w: (w["start"], w["id"])) if run is not None else []
         name = self.scenario_name or "this run"
