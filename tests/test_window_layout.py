@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 from PySide6.QtCore import Qt  # noqa: E402
@@ -269,6 +270,7 @@ def _shoot(out: Path, size: str, theme: str, present: bool = False, ratio: int =
     return json.loads((out / "layout.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.timeout(1200)  # ten screenshot processes, 10-15 s each here; more on a loaded machine
 def test_screenshots_of_every_size_and_theme_lay_out_whole(tmp_path):
     """The pictures `cachestudio screenshot --size WxH --theme NAME` renders, at 1280x720,
     1920x1080 and 3840x2160 in each theme (and the projector's presentation mode at

@@ -209,6 +209,8 @@ class AnomalyPanel(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setWordWrap(True)
         self.tree.setUniformRowHeights(False)
+        # one column as wide as the panel: a long line ends in "…" (its tooltip has it whole)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.tree.currentItemChanged.connect(self._pick)
         layout.addWidget(self.tree, 1)
         self.strategies: list[str] = []
