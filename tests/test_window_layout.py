@@ -306,3 +306,16 @@ def test_screenshot_theme_is_checked(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--theme" in proc.stderr
 
+
+
+def test_a_first_start_fits_the_screen(qtbot, tmp_path):
+    """No saved size (a first start, on a projector say): never bigger than the screen."""
+    from PySide6.QtCore import QSettings
+
+    from cachestudio.ui.window import MainWindow
+
+    w = MainWindow(QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    area = w.screen().availableGeometry()
+    assert w.width() <= area.width() and w.height() <= area.height()
+    w.close()

@@ -423,6 +423,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1600, 1000)
+        self._fit_screen()
         state = st.value("state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -453,6 +454,17 @@ class MainWindow(QMainWindow):
         panel = st.value("panel", "auto")
         self.panel_choice = None if panel not in ("shown", "hidden") else panel == "shown"
         self._apply_scale()
+
+    def _fit_screen(self) -> None:
+        """Never larger than the screen it opens on (a first start on a 1280x720 projector,
+        or a saved size from a bigger screen): at most its available area."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        if self.width() > area.width() or self.height() > area.height():
+            self.resize(min(self.width(), area.width()), min(self.height(), area.height()))
+            self.move(area.topLeft())
 
     def _save(self) -> None:
         st = self.settings
