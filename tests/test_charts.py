@@ -216,6 +216,29 @@ def test_latency_charts_show_one_percentile_per_lane(panel):
 # -- request marks ---------------------------------------------------------------------------
 
 
+def test_slow_motion_hit_ratio_is_over_the_last_reads(panel):
+    """At 2 requests a second the 0.25 s bins are mostly empty; the hit-ratio chart shows each
+    lane's ratio over its last HIT_READS reads instead, at every read (recomputed here)."""
+    from cachestudio.ui.charts import HIT_CHART, HIT_READS
+
+    slow = [lane_series(s, 30.0, rate=2.0) for s in (1, 2, 3)]
+    feed(panel, slow, 30.5)
+    panel.set_request_marks(True)
+    recs = {lane: records(40 + lane, 30.0, rate=2.0) for lane in range(3)}
+    for lane, rs in recs.items():
+        panel.add_requests(lane, rs)
+    settle(panel)
+    for lane, curve in ((lane, curve) for lane, _, curve, _ in panel.curves[HIT_CHART]):
+        reads = [r for r in recs[lane] if r["kind"] == "read"]
+        want = []
+        for k in range(len(reads)):
+            last = reads[max(0, k - HIT_READS + 1): k + 1]
+            want.append(sum(r["outcome"] == "hit" for r in last) / len(last))
+        assert list(curve.xData) == pytest.approx([r["start"] for r in reads])
+        assert list(curve.yData) == pytest.approx(want)
+    assert "last 10 reads" in panel.plots[HIT_CHART].titleLabel.text
+
+
 def test_request_marks_draw_every_request_and_stay_bounded(panel):
     slow = [lane_series(s, 30.0, rate=2.0) for s in (1, 2, 3)]
     feed(panel, slow, 30.5)

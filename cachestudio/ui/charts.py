@@ -96,6 +96,8 @@ OUTCOMES = ("hit", "miss", "write", "error", "rejected", "other")
 _OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
 # buffer columns
 _START, _LAT, _KIND, _OUT = range(4)
+HIT_CHART = 3
+HIT_READS = 10  # slow motion: the hit ratio over each lane's last this many reads
 
 
 def _num(v: float) -> str:
@@ -429,6 +431,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         title = SHORT_TITLES[i] if short else PLOTS[i][0]
         if i in LATENCY_CHARTS:
             title = f"{title} (each request)" if self.request_marks else f"{title} {self.percentile}"
+        elif i == HIT_CHART and self.request_marks:
+            title = f"{title} (last {HIT_READS} reads)"
         return title
 
     def _fit_text(self) -> None:
@@ -833,6 +837,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                         with np.errstate(divide="ignore", invalid="ignore"):
                             y = np.log10(y)
                     curve.setData(ring.view(COL["t"])[-rows:], y)
+            if self.request_marks and i == HIT_CHART:
+                self._rolling_hits()
             if self.request_marks and i in self.marks:
                 self._draw_marks(i, lo, hi)
         chosen = {id(self.plots[i]) for i in which}
@@ -851,6 +857,15 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 targets.append((label, float(t), math.log10(v) if log else float(v)))
             else:
                 targets.append((label, None, None))
+        if self.request_marks and HIT_CHART in which:  # end labels at the rolling ratio's last read
+            ends = {lane: curve for lane, _, curve, _ in self.curves[HIT_CHART]}
+            for p, lane, _, _, label in self.labels:
+                if p is self.plots[HIT_CHART] and lane in ends:
+                    x, y = ends[lane].xData, ends[lane].yData
+                    targets = self._targets.setdefault(HIT_CHART, [])
+                    targets[:] = [e for e in targets if e[0] is not label]
+                    has = x is not None and len(x)
+                    targets.append((label, float(x[-1]) if has else None, float(y[-1]) if has else None))
         for region in self.regions:
             end = region["end"] if region["end"] is not None else self.now
             if not region["items"]:
@@ -872,6 +887,20 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             # the pixels the chart will show.
             self.plots[i].getViewBox().prepareForPaint()
             self._place_labels(i)
+
+    def _rolling_hits(self) -> None:
+        """Slow motion: each lane's hit ratio over its last HIT_READS reads, at every read
+        (0.25 s bins hold no read at 2 requests a second: the ratio per bin is mostly empty)."""
+        for lane, _, curve, _ in self.curves[HIT_CHART] if HIT_CHART < len(self.curves) else ():
+            buf = self._requests.get(lane)
+            reads = buf[buf[:, _KIND] == 0] if buf is not None and len(buf) else None
+            if reads is None or not len(reads):
+                curve.setData([], [])
+                continue
+            hits = (reads[:, _OUT] == _OUTCOME["hit"]).astype(float)
+            sums = np.convolve(hits, np.ones(HIT_READS))[: len(hits)]
+            counts = np.minimum(np.arange(1, len(hits) + 1), HIT_READS)
+            curve.setData(reads[:, _START], sums / counts)
 
     def _steady_y(self, i: int) -> None:
         """Chart ``i``'s y range from its data, changed only when the data leave it or fill
