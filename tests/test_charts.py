@@ -216,18 +216,23 @@ def test_latency_charts_show_one_percentile_per_lane(panel):
 # -- request marks ---------------------------------------------------------------------------
 
 
+def slow_motion(panel, seed: int) -> dict:
+    """Two requests a second on three lanes, marks on: each lane's generated requests."""
+    feed(panel, [lane_series(s, 30.0, rate=2.0) for s in (1, 2, 3)], 30.5)
+    panel.set_request_marks(True)
+    recs = {lane: records(seed + lane, 30.0, rate=2.0) for lane in range(3)}
+    for lane, rs in recs.items():
+        panel.add_requests(lane, rs)
+    settle(panel)
+    return recs
+
+
 def test_slow_motion_hit_ratio_is_over_the_last_reads(panel):
     """At 2 requests a second the 0.25 s bins are mostly empty; the hit-ratio chart shows each
     lane's ratio over its last HIT_READS reads instead, at every read (recomputed here)."""
     from cachestudio.ui.charts import HIT_CHART, HIT_READS
 
-    slow = [lane_series(s, 30.0, rate=2.0) for s in (1, 2, 3)]
-    feed(panel, slow, 30.5)
-    panel.set_request_marks(True)
-    recs = {lane: records(40 + lane, 30.0, rate=2.0) for lane in range(3)}
-    for lane, rs in recs.items():
-        panel.add_requests(lane, rs)
-    settle(panel)
+    recs = slow_motion(panel, 40)
     for lane, curve in ((lane, curve) for lane, _, curve, _ in panel.curves[HIT_CHART]):
         reads = [r for r in recs[lane] if r["kind"] == "read"]
         want = []
@@ -240,13 +245,7 @@ def test_slow_motion_hit_ratio_is_over_the_last_reads(panel):
 
 
 def test_request_marks_draw_every_request_and_stay_bounded(panel):
-    slow = [lane_series(s, 30.0, rate=2.0) for s in (1, 2, 3)]
-    feed(panel, slow, 30.5)
-    panel.set_request_marks(True)
-    recs = {lane: records(20 + lane, 30.0, rate=2.0) for lane in range(3)}
-    for lane, rs in recs.items():
-        panel.add_requests(lane, rs)
-    settle(panel)
+    recs = slow_motion(panel, 20)
     n = sum(len(rs) for rs in recs.values())
     assert len(panel.marks[2].data) == n  # the throughput raster: one mark per request
     reads = sum(r["kind"] == "read" for rs in recs.values() for r in rs)
