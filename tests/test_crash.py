@@ -149,3 +149,22 @@ def test_outage_makes_write_through_fail_and_write_behind_queue_then_drain(tmp_p
     assert newer_than(acked, store_versions(root / "write-behind" / "store.sqlite")) == set()
     kinds = [e["kind"] for e in summary["events"]]
     assert "outage-start" in kinds and "outage-end" in kinds
+
+
+def test_a_history_line_cut_by_a_kill_is_not_read(tmp_path):
+    """A SIGKILL can cut a write(2) short where it crosses a page (CI saw a file end in a
+    lone "{"): every cut of a last line leaves the complete records, read as written."""
+    from cachestudio.engine.history import op_line, read_history
+
+    lines = [op_line(1, seq, "write-behind", "write", f"k{seq}", seq, 0.1 * seq, 0.1 * seq + 0.001, "ok", True, 0)
+             for seq in range(5)]
+    whole = "".join(lines).encode()
+    last = lines[-1].encode()
+    for cut in range(1, len(last)):  # every place the last write could have stopped
+        path = tmp_path / f"inc-{cut}.jsonl"
+        path.write_bytes(whole[: len(whole) - len(last)] + last[:cut])
+        records = read_history(path)
+        assert [r["id"] for r in records] == [f"1#{seq}" for seq in range(4)]
+    path = tmp_path / "whole.jsonl"
+    path.write_bytes(whole)
+    assert [r["id"] for r in read_history(path)] == [f"1#{seq}" for seq in range(5)]

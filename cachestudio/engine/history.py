@@ -80,9 +80,12 @@ class HistoryTail:
 
 
 def read_history(path: Path) -> list[dict]:
-    """Every record of a JSON Lines history file."""
+    """Every record of a JSON Lines history file: its complete lines. A last line without
+    its newline is a record a killed lab was writing: a SIGKILL can cut a write(2) short
+    where it crosses a page (seen: a file ending in a lone "{"); that operation was never
+    acknowledged (a record is written before its acknowledgement), so it is not read."""
     with open(path, "rb") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        return [json.loads(line) for line in fh if line.endswith(b"\n") and line.strip()]
 
 
 def write_history(out, records: Iterable[dict]) -> None:
