@@ -65,13 +65,12 @@ SLOW_DB_MS = 20.0
 SLOW_CACHE_MS = 5.0
 STAMPEDE_READERS = 50
 BURST_COUNT = 2000
-#: event kind -> chart shading it starts / ends (theme.FAULT_SHADE names the shadings)
-SHADE_START = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db", "burst": "burst",
-               "slow-cache-start": "slow-cache", "stampede": "stampede", "cold-cache": "cold"}
-SHADE_END = {"outage-end": "outage", "slow-db-end": "slow-db", "burst-end": "burst", "slow-cache-end": "slow-cache"}
+#: event kind -> chart shading it starts / ends: events.FAULT_EVENTS is the one table
+SHADE_START = {kind: shade for kind, (shade, _) in FAULT_EVENTS.items()}
+SHADE_END = {end: shade for shade, end in FAULT_EVENTS.values() if end}
 MOMENTS = {"stampede", "cold"}
 #: events that say a lab failed (DESIGN.md §6): shown until the next run, not for seconds
-FAILURE_KINDS = {"lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
+FAILURE_KINDS = FAILURES
 STATUS_MS = 250
 #: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
 #: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
