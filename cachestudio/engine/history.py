@@ -59,6 +59,7 @@ class HistoryTail:
         self.path = Path(path)
         self.offset = 0
         self._partial = b""
+        self.raw = b""  # the complete lines of the last read_new, as written (for a recording)
 
     def read_new(self) -> list[dict]:
         try:
@@ -67,12 +68,14 @@ class HistoryTail:
                 chunk = fh.read()
         except FileNotFoundError:
             return []
+        self.raw = b""
         if not chunk:
             return []
         self.offset += len(chunk)
         data = self._partial + chunk
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
+        self.raw = data[:cut]
         if not cut:
             return []
         # One json.loads for the whole chunk is several times faster than one per line.

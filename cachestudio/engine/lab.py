@@ -6,11 +6,19 @@ process entry point: it opens the lab, says ``ready``, then obeys the observer's
 commands from its pipe and sends gauges back every ``GAUGE_INTERVAL_S``. Operations
 themselves travel as history records (see :mod:`history`), which survive a SIGKILL.
 
-Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume",)``,
+Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume", t0)``,
+``("step", t0)``,
 ``("outage", on)``, ``("cold",)``, ``("set", section, name, value)`` (a live knob),
 ``("burst", kind, count)``, ``("stampede", readers)``, ``("stop",)``. Replies:
 ``("ready", info)``, ``("error", message)``, ``("gauges", dict)``, ``("stampede-done", dict)``,
-``("drained", dict)``, ``("failed", reason, gauges)``.
+``("drained", dict)``, ``("failed", reason, gauges)``, ``("stepped", {"end"})``.
+
+Pause freezes the lab: the clients take no new operation and the write-behind flusher
+takes no new batch (what is in flight completes). The observer's clock stops with it, so
+``resume`` brings the run's clock base ``t0`` moved on by the pause; the lab takes it, moved
+on a little more if an operation in flight at the pause ended later than the frozen time,
+so that nothing that starts after the pause is timed before something that ended before
+it. ``step`` releases exactly one operation (of one client) and replies ``stepped``.
 
 Nothing here dies silently. A client thread never dies of a failed operation: whatever a
 strategy raises is recorded as that operation's error. A lane that cannot go on (its
@@ -125,6 +133,10 @@ class Lab:
         self.done = 0  # operations completed by this incarnation
         self._pace_at = 0.0
         self._pace_count = 0
+        self.last_end = 0.0  # run time of the latest end recorded (the clock never goes back past it)
+        self._steps = 0  # operations released by "step" while paused
+        self._step_reply = None
+        self._poke = threading.Event()  # wakes paused clients for a step
 
     # -- clients ---------------------------------------------------------------------
 
@@ -147,10 +159,37 @@ class Lab:
 
     def pause(self) -> None:
         self._running.clear()
+        if self.flusher is not None:
+            self.flusher.hold.clear()
 
-    def resume(self) -> None:
+    def _take_clock(self, t0: float | None) -> None:
+        """The run's clock base after a pause; never earlier than the last end recorded."""
+        if t0 is not None:
+            self.t0 = min(t0, time.monotonic() - self.last_end)
+
+    def resume(self, t0: float | None = None) -> None:
+        self._take_clock(t0)
         self._pace_at, self._pace_count = time.monotonic(), 0
+        if self.flusher is not None:
+            self.flusher.hold.set()
         self._running.set()
+        self._poke.set()
+
+    def step(self, t0: float | None = None, reply=None) -> None:
+        """While paused: release exactly one operation; ``reply({"end": run time})`` when
+        it is recorded."""
+        self._take_clock(t0)
+        with self._ops_lock:
+            self._steps += 1
+            self._step_reply = reply
+        self._poke.set()
+
+    def _take_step(self) -> bool:
+        with self._ops_lock:
+            if self._steps and not self._running.is_set():
+                self._steps -= 1
+                return True
+        return False
 
     def _next(self):
         with self._ops_lock:
@@ -207,7 +246,7 @@ class Lab:
                 expired.append(str(exc))
 
         gate = threading.Barrier(readers, action=expire)
-        lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
+        lane, code, inc = self.cfg.strategy, self.cfg.code, self.inc
         results: list[tuple[str, float]] = []
 
         def reader(seq: int) -> None:
@@ -215,9 +254,12 @@ class Lab:
                 gate.wait(timeout=10)
             except threading.BrokenBarrierError:
                 pass
+            t0 = self.t0
             start = time.monotonic() - t0
             outcome, version, acked, detail = self._do(READ, key, None)
             end = time.monotonic() - t0
+            if end > self.last_end:
+                self.last_end = end
             note = "stampede" + (f"; {detail}" if detail else "")
             results.append((outcome, end - start))
             self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note))
@@ -225,6 +267,8 @@ class Lab:
             self.store.close()
 
         def run() -> None:
+            while not self._running.is_set() and not self._stop.is_set():  # a stampede waits out a pause
+                self._running.wait(0.1)
             threads = [threading.Thread(target=reader, args=(seq,), daemon=True) for seq in seqs]
             started = []
             for t in threads:
@@ -332,27 +376,36 @@ class Lab:
 
     def _client(self, index: int) -> None:
         mono = time.monotonic
-        lane, code, inc, t0 = self.cfg.strategy, self.cfg.code, self.inc, self.t0
+        lane, code, inc = self.cfg.strategy, self.cfg.code, self.inc
         stop, running = self._stop, self._running
         while not stop.is_set():
             if index >= self.cfg.workload.concurrency:
                 return  # concurrency was lowered
+            stepped = False
             if not running.is_set():
-                running.wait(0.1)
-                continue
+                if not self._take_step():
+                    self._poke.wait(0.1)
+                    self._poke.clear()
+                    continue
+                stepped = True
             op, due = self._next()
-            if due:
+            if due and not stepped:
                 wait = due - mono()
                 if wait > 0 and stop.wait(wait):
                     return
+            t0 = self.t0  # moved on by each pause
             start = mono() - t0
             if start >= self.until:
                 return
             outcome, version, acked, detail = self._do(op.kind, op.key, op.version)
             end = mono() - t0
+            if end > self.last_end:
+                self.last_end = end
             if not self._record(op_line(code, op.seq, lane, op.kind, op.key, version, start, end,
                                         outcome, acked, inc, detail)):
                 return
+            if stepped and self._step_reply is not None:
+                self._step_reply({"end": end})
 
     def stop_clients(self) -> None:
         """Stop the clients; one stuck in a call longer than ``CLIENT_JOIN_S`` is left
@@ -405,6 +458,8 @@ class Lab:
         """Stop the clients, let a stampede under way finish (it is reported), write the
         queue; all within ``timeout``. True if the queue emptied."""
         deadline = time.monotonic() + timeout
+        if self.flusher is not None:
+            self.flusher.hold.set()  # a paused run still drains at its end
         self.stop_clients()
         for t in self._stampedes:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -504,7 +559,9 @@ def _serve(conn, lab: Lab) -> int:
             elif cmd == "pause":
                 lab.pause()
             elif cmd == "resume":
-                lab.resume()
+                lab.resume(*msg[1:])
+            elif cmd == "step":
+                lab.step(msg[1], reply=lambda info: replies.append(("stepped", info)))
             elif cmd == "outage":
                 lab.set_outage(msg[1])
             elif cmd == "cold":

@@ -48,7 +48,7 @@ TICK_S = 0.05
 SAMPLE_RECORDS = 64  # records per lane per update, for the flow view's tokens
 MAX_ANOMALIES = 200  # anomalies per lane per update (all are counted)
 COMMANDS = {"crash", "outage_start", "outage_end", "schedule", "slow_db", "slow_cache", "stampede", "cold",
-            "burst", "heal", "pause", "resume", "set_knob"}
+            "burst", "heal", "pause", "resume", "step", "set_knob"}
 
 
 def _even_sample(records: list[dict], k: int) -> list[dict]:

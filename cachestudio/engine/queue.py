@@ -197,6 +197,8 @@ class Flusher:
         self.store = store
         self.knobs = knobs
         self.stop = threading.Event()
+        self.hold = threading.Event()  # cleared while the lab is paused: no new batch is taken
+        self.hold.set()
         self.draining = threading.Event()
         self.dead_letters: list[Entry] = []
         self.retries = 0
@@ -214,6 +216,8 @@ class Flusher:
         counted (``failures``, ``last_error``) and tried again after the backoff."""
         delay = self.knobs.retry_backoff_s
         while not self.stop.is_set():
+            if not self.hold.wait(0.1):
+                continue  # paused
             try:
                 self.queue.wait(self.knobs.flush_interval_s, self.knobs.batch_size)
                 self.flush_once()
@@ -236,7 +240,7 @@ class Flusher:
     def flush_once(self) -> int:
         """Write everything queued now, batch by batch; return rows written."""
         written = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self.hold.is_set():
             batch = self.queue.take(self.knobs.batch_size)
             if not batch:
                 break
@@ -272,6 +276,7 @@ class Flusher:
     def drain(self, timeout: float | None = None) -> bool:
         """Ask the flusher to write everything and stop; True if the queue emptied."""
         self.draining.set()
+        self.hold.set()  # a paused lab still drains at the end
         with_thread = self._thread is not None and self._thread.is_alive()
         if with_thread:
             self._thread.join(timeout)

@@ -58,34 +58,49 @@ def _p99(values) -> float | None:
 
 def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
     """``lanes``: the runner's LabHandles (their history files and auditors)."""
-    windows = fault_windows(events, run_end, [lane.cfg.strategy for lane in lanes])
+    names = [lane.cfg.strategy for lane in lanes]
+    if not fault_windows(events, run_end, names):
+        return []
+    records = []
+    for lane in lanes:
+        ops = []
+        for inc in range(lane.inc + 1):
+            f = lane.paths.history_file(inc)
+            if f.exists():
+                ops.extend(r for r in read_history(f) if r["kind"] in ("read", "write"))
+        records.append(ops)
+    anomalies = [[{"kind": a.kind, "at": a.at, "found_at": a.found_at} for a in lane.auditor.anomalies]
+                 for lane in lanes]
+    return fault_report_records(names, records, anomalies, events, run_end)
+
+
+def fault_report_records(names: list[str], records: list[list[dict]], anomalies: list[list[dict]],
+                         events: list[dict], run_end: float) -> list[dict]:
+    """The same from the lanes' operation records and anomalies (dicts with ``kind``,
+    ``at``, ``found_at``): what a recording holds."""
+    windows = fault_windows(events, run_end, names)
     if not windows:
         return []
     for w in windows:
         w["lanes"] = {}
-    for lane in lanes:
-        name = lane.cfg.strategy
-        records = []
-        for inc in range(lane.inc + 1):
-            f = lane.paths.history_file(inc)
-            if f.exists():
-                records.extend(r for r in read_history(f) if r["kind"] in ("read", "write"))
-        anomalies = lane.auditor.anomalies
+    for name, ops, found_all in zip(names, records, anomalies):
+        ops = [r for r in ops if r["kind"] in ("read", "write")]
         for w in windows:
             lo, hi = w["start"], w["end"].get(name, run_end)
-            inside = [r for r in records if lo <= r["start"] < hi]
+            inside = [r for r in ops if lo <= r["start"] < hi]
             reads = [r["end"] - r["start"] for r in inside if r["kind"] == "read"]
             writes = [r["end"] - r["start"] for r in inside if r["kind"] == "write"]
             # an anomaly belongs to the window it happened in, or was found in (a kill)
-            found = [a for a in anomalies if any(t is not None and lo <= t < hi for t in (a.at, a.found_at))]
+            found = [a for a in found_all
+                     if any(t is not None and lo <= t < hi for t in (a.get("at"), a.get("found_at")))]
             w["lanes"][name] = {
                 "ops": len(inside),
                 "errors": sum(r["outcome"] == "error" for r in inside),
                 "rejected": sum(r["outcome"] == "rejected" for r in inside),
                 "read_p99_ms": _p99(reads),
                 "write_p99_ms": _p99(writes),
-                "stale_reads": sum(a.kind == "stale_read" for a in found),
-                "lost_writes": sum(a.kind == "lost_write" for a in found),
+                "stale_reads": sum(a["kind"] == "stale_read" for a in found),
+                "lost_writes": sum(a["kind"] == "lost_write" for a in found),
             }
     for w in windows:
         w["end"] = max(w["end"].values()) if w["end"] else run_end

@@ -23,6 +23,7 @@ connection while the outage holds the lock. A run ends within its duration plus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -58,6 +59,7 @@ CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk
 OUTAGE_LOCK_WAIT_S = 2.0  # the longest an outage waits to take a DB's lock from the labs
 CONFIRM_WAIT_S = 0.05  # the live store check never holds up the observer: a busy store is read next time
 MP = mp.get_context("spawn")
+STEP_WAIT_S = 15.0  # the longest a step waits for its operations (injected latency is at most 10 s)
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
@@ -300,17 +302,22 @@ class LabHandle:
         self.failures.append(item)
         return item
 
-    def read_history(self) -> list[dict]:
+    def read_history(self, raw: list | None = None) -> list[dict]:
+        """New records of every incarnation; ``raw`` gets their lines as written."""
         new = []
         for tail in self.tails:
             new.extend(tail.read_new())
+            if raw is not None and tail.raw:
+                raw.append(tail.raw)
         return new
 
 
 class Run:
     def __init__(self, plan: Plan, on_event: Callable[[dict], None] | None = None,
-                 on_records: Callable[[int, list, list], None] | None = None):
+                 on_records: Callable[[int, list, list], None] | None = None, recorder=None):
         self.plan = check_plan(plan)
+        #: A :class:`~.recording.RecordingWriter`, fed as the run goes (or None).
+        self.recorder = recorder
         self._tmp = None
         if plan.run_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="cachestudio-run-")
@@ -342,10 +349,17 @@ class Run:
         self._cache_base: dict = {}
         self.paused = False
         self.finished = False
+        #: The run's clock while it is paused (lab time stands still), else None.
+        self._frozen: float | None = None
+        self._stepping: set[int] = set()  # lanes whose stepped operation has not ended yet
+        self._step_deadline = 0.0
 
     # -- time and events -----------------------------------------------------------------
 
     def now(self) -> float:
+        """Lab time: seconds since the run started, not counting its pauses."""
+        if self._frozen is not None:
+            return self._frozen
         return time.monotonic() - self.t0
 
     def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None,
@@ -361,6 +375,8 @@ class Run:
                 self.run_failures.append({"at": t, "kind": "files", "reason": f"the run's events file "
                                           f"{self.root / 'events.jsonl'} cannot be written ({exc.strerror or exc}); "
                                           "the run directory is incomplete"})
+        if self.recorder is not None:
+            self.recorder.event(ev)
         self.on_event(ev)
 
     # -- start --------------------------------------------------------------------------
@@ -442,6 +458,8 @@ class Run:
 
     def _go(self, lane: LabHandle) -> None:
         lane.send("go", self.t0, self.plan.duration_s, self.outage_on)
+        if self.paused:
+            lane.send("pause")  # a lab that comes up while the run is paused waits with it
         lane.state = "running"
 
     # -- the observer's round ------------------------------------------------------------
@@ -468,16 +486,20 @@ class Run:
                                 "killed (SIGKILL) and restarted")
         self._consume()
         # A burst ends when no lab has any of it left (after one gauge round at least).
-        if (self._burst_since is not None and time.monotonic() - self._burst_since > BURST_SETTLE_S
+        if (self._burst_since is not None and self.now() - self._burst_since > BURST_SETTLE_S
                 and not any(lane.burst_active() for lane in self.lanes)):
             self._burst_since = None
             self._event("burst-end", "burst done")
-        if self._restart_at is not None and time.monotonic() >= self._restart_at:
+        if self._stepping and time.monotonic() > self._step_deadline:
+            self._step_done(None)  # a lane that did not answer its step: the step ends anyway
+        if self._restart_at is not None and self.now() >= self._restart_at:
             self._restart_at = None
             self.restart()
         if time.monotonic() >= self._next_confirm:
             self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
             self._confirm()
+        if self.recorder is not None and self.recorder.due(self.now()):
+            self.recorder.tick(self.now(), self.tick_state())
 
     def _lost_node(self, lane: LabHandle, kind: str, reason: str) -> None:
         """A lab died or hung: a failure of the lane. Judge what died with it, restart."""
@@ -485,7 +507,7 @@ class Run:
         self._consume()
         self._judge_dead([lane])
         self._fail(lane, kind, reason)
-        self._restart_at = self._restart_at or time.monotonic() + self.plan.restart_delay_s
+        self._restart_at = self._restart_at or self.now() + self.plan.restart_delay_s
 
     def _fail(self, lane: LabHandle, kind: str, reason: str) -> None:
         """Record a failure of the lane (DESIGN.md §6: exit status 3) and say it."""
@@ -518,6 +540,8 @@ class Run:
                         f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''}{extra} "
                         f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
                         lane=lane.cfg.strategy)
+        elif kind == "stepped":
+            self._step_done(self.lanes.index(lane))
         elif kind == "cold-failed":
             self._event("cold-cache", f"{lane.cfg.strategy}: the cache could not be flushed: {msg[1]}",
                         lane=lane.cfg.strategy)
@@ -538,13 +562,34 @@ class Run:
                        f"{msg[1]}")
 
     def _consume(self) -> None:
+        rec = self.recorder
+        raw: list | None = [] if rec is not None else None
         for i, lane in enumerate(self.lanes):
-            records = lane.read_history()
+            records = lane.read_history(raw)
             if records:
                 lane.stats.add(records)
                 found = lane.auditor.observe(records)
+                if rec is not None:
+                    rec.ops(b"".join(raw), len(records))
+                    raw.clear()
+                    rec.anomalies(i, self.now(), found)
                 if self.on_records is not None:
                     self.on_records(i, records, found)
+
+    def _found(self, i: int, found: list) -> None:
+        """Anomalies found outside the history's stream (at a kill, at the end)."""
+        if found and self.recorder is not None:
+            self.recorder.anomalies(i, self.now(), found)
+        if found and self.on_records is not None:
+            self.on_records(i, [], found)
+
+    def tick_state(self) -> dict:
+        """What the labs' gauges say now (a recording's tick line)."""
+        return {"paused": self.paused, "outage_on": self.outage_on, "slow_db_ms": self.slow_db_ms,
+                "slow_cache_ms": self.slow_cache_ms,
+                "lanes": [{"state": lane.state, "health": lane.health(), "inc": lane.inc, "totals": lane.totals(),
+                           "queue_depth": lane.gauges.get("queue_depth", 0), "max_depth": lane.max_depth,
+                           "burst": lane.burst_active(), "at_risk": lane.auditor.at_risk()} for lane in self.lanes]}
 
     def _confirm(self) -> None:
         """Read the stores' versions: acknowledged writes already there are safe."""
@@ -584,7 +629,7 @@ class Run:
                                   for lane in dead):
             detail += "; the store was read for the audit through the outage's own connection"
         self._event("crash", detail, at=killed_at)
-        self._restart_at = time.monotonic() + self.plan.restart_delay_s
+        self._restart_at = self.now() + self.plan.restart_delay_s
 
     def _store_at_kill(self, lane: LabHandle) -> dict[str, int]:
         """Copy the store as the dead node left it (kept in the run directory as evidence,
@@ -609,8 +654,7 @@ class Run:
                            "later write can hide them")
                 continue
             found = lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at)
-            if found and self.on_records is not None:
-                self.on_records(i, [], found)
+            self._found(i, found)
 
     def restart(self) -> None:
         if self.now() >= self.plan.duration_s:
@@ -623,7 +667,7 @@ class Run:
         """Every lane issues ``count`` extra operations of ``kind`` as fast as it can."""
         for lane in self.lanes:
             lane.send("burst", kind, count)
-        self._burst_since = time.monotonic()
+        self._burst_since = self.now()
         self._event("burst", f"{kind} burst of {count:,} operations per lane")
 
     def cold(self) -> None:
@@ -711,16 +755,57 @@ class Run:
                     f"(protection: {', '.join(modes)})")
 
     def pause(self) -> None:
+        """Freeze the run: the clients, the flushers, the fault timers, restart delays and
+        the clock stop together (what is in flight completes). Lab time stands still until
+        :meth:`resume`, however long the pause lasts."""
+        if self.paused:
+            return
         for lane in self.lanes:
             lane.send("pause")
+        self._stepping.clear()
+        self._frozen = self.now()
         self.paused = True
-        self._event("pause", "clients paused")
+        self._event("pause", "paused: clients, queues and the clock stopped")
+
+    def _thaw(self) -> None:
+        """Let the clock run again from where it stood."""
+        if self._frozen is not None:
+            self.t0 = time.monotonic() - self._frozen
+            self._frozen = None
 
     def resume(self) -> None:
+        if not self.paused:
+            return
+        self._stepping.clear()
+        self._thaw()
         for lane in self.lanes:
-            lane.send("resume")
+            lane.send("resume", self.t0)
         self.paused = False
-        self._event("resume", "clients resumed")
+        self._event("resume", "resumed")
+
+    def step(self) -> None:
+        """While paused: release exactly one operation of each running lane. The clock
+        runs while they are in flight and stops again when every one has ended."""
+        if not self.paused:
+            self.pause()
+            return
+        if self._stepping:
+            return  # the last step is still in flight
+        self._thaw()
+        self._stepping = {i for i, lane in enumerate(self.lanes) if lane.state == "running"}
+        self._step_deadline = time.monotonic() + STEP_WAIT_S
+        for i in self._stepping:
+            self.lanes[i].send("step", self.t0)
+        if not self._stepping:
+            self._frozen = self.now()
+
+    def _step_done(self, i: int | None) -> None:
+        if i is None:
+            self._stepping.clear()
+        else:
+            self._stepping.discard(i)
+        if not self._stepping and self.paused and self._frozen is None:
+            self._frozen = self.now()
 
     def heal(self) -> None:
         """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
@@ -733,7 +818,7 @@ class Run:
             if lane.burst_active():
                 lane.send("burst", "read", 0)
         if self._restart_at is not None:
-            self._restart_at = time.monotonic()  # restart the node now
+            self._restart_at = self.now()  # restart the node now
         self._event("heal", "every fault healed")
 
     def outage_start(self, length: float) -> None:
@@ -886,7 +971,18 @@ class Run:
             self._audit(lane)
         self.finished = True
         self.ended_at = self.now()
-        return self.summary()
+        summary = self.summary()
+        if self.recorder is not None:
+            self.recorder.tick(self.ended_at, self.tick_state())
+            self.recorder.final({
+                "status": summary["status"], "interrupted": self.interrupted, "ended_at": self.ended_at,
+                "failures": list(self.run_failures), "run_dir": summary["run_dir"],
+                "lanes": [{"totals": lane.totals(), "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
+                           "max_depth": lane.max_depth, "incarnations": lane.inc + 1, "failures": list(lane.failures),
+                           "audited": lane.audited, "drained": bool(lane.final and lane.final.get("drained")),
+                           "cfg": dataclasses.asdict(lane.cfg)} for lane in self.lanes]})
+            self.recorder.close()
+        return summary
 
     def _lost_at_end(self, lane: LabHandle, kind: str, reason: str) -> None:
         """A lab lost while draining: killed, judged as a dead node, its lane failed."""
@@ -923,37 +1019,18 @@ class Run:
                        f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged")
             cache = None
         lane.auditor.confirm_store(store)
-        lane.auditor.finish(store, cache if cache is not None else {})
+        self._found(self.lanes.index(lane), lane.auditor.finish(store, cache if cache is not None else {}))
 
     def summary(self) -> dict:
         lanes = []
         for lane in self.lanes:
-            s, g = lane.stats, lane.final or lane.gauges
-            t = lane.totals()
-            lanes.append({
-                "strategy": lane.cfg.strategy,
-                "ops": s.ops,
-                "ops_per_s": round(s.ops / self.plan.duration_s, 1),
-                "reads": s.reads,
-                "writes": s.writes,
-                "hit_ratio": s.hit_ratio(),
-                "latency_ms": {k: h.summary() for k, h in s.latency.items()},
-                "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
-                "queue": {"max_depth": lane.max_depth, "pending_at_end": g.get("queue_depth", 0),
-                          "dead_letters": t["dead_letters"], "retries": t["retries"],
-                          "durable": lane.cfg.write_behind.durable if lane.cfg.strategy == "write-behind" else None},
-                "errors": s.errors,
-                "rejected": s.rejected,
-                "anomalies": {SUMMARY_NAMES[k]: lane.auditor.counts[k] for k in ANOMALY_KINDS},
-                "anomaly_list": [a.as_dict() for a in lane.auditor.anomalies[:200]],
-                "incarnations": lane.inc + 1,
-                "injected": lane.cfg.latency.label() or None,
-                "drained": bool(lane.final and lane.final.get("drained")),
-                "durability": durability(lane.cfg),
-                "failures": list(lane.failures),
-                "audited": lane.audited,
-                "unexpected_errors": t["unexpected"],
-            })
+            a = lane.auditor
+            lanes.append(lane_summary(
+                lane.cfg, lane.stats, self.plan.duration_s, totals=lane.totals(), gauges=lane.final or lane.gauges,
+                max_depth=lane.max_depth, anomalies={SUMMARY_NAMES[k]: a.counts[k] for k in ANOMALY_KINDS},
+                anomaly_list=[x.as_dict() for x in a.anomalies[:200]], incarnations=lane.inc + 1,
+                failures=list(lane.failures), audited=lane.audited,
+                drained=bool(lane.final and lane.final.get("drained")), durability_info=durability(lane.cfg)))
         faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
         failed = any(lane.failures for lane in self.lanes) or bool(self.run_failures)
         status = "interrupted" if self.interrupted else ("lab-failed" if failed else "ok")
@@ -986,11 +1063,44 @@ class Run:
                 pass
         self._outage_locks.clear()
         self.outage_on = False
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.flush()  # what was recorded stays readable
 
     def cleanup(self) -> None:
         self._events_file.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals: dict, gauges: dict,
+                 max_depth: int, anomalies: dict, anomaly_list: list, incarnations: int, failures: list,
+                 audited: bool, drained: bool, durability_info: dict) -> dict:
+    """One lane of the summary (DESIGN.md §6), from a live run or a recording."""
+    t = {k: totals.get(k, 0) for k in COUNTERS}
+    return {
+        "strategy": cfg.strategy,
+        "ops": stats.ops,
+        "ops_per_s": round(stats.ops / duration_s, 1),
+        "reads": stats.reads,
+        "writes": stats.writes,
+        "hit_ratio": stats.hit_ratio(),
+        "latency_ms": {k: h.summary() for k, h in stats.latency.items()},
+        "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
+        "queue": {"max_depth": max_depth, "pending_at_end": gauges.get("queue_depth", 0),
+                  "dead_letters": t["dead_letters"], "retries": t["retries"],
+                  "durable": cfg.write_behind.durable if cfg.strategy == "write-behind" else None},
+        "errors": stats.errors,
+        "rejected": stats.rejected,
+        "anomalies": anomalies,
+        "anomaly_list": anomaly_list,
+        "incarnations": incarnations,
+        "injected": cfg.latency.label() or None,
+        "drained": drained,
+        "durability": durability_info,
+        "failures": failures,
+        "audited": audited,
+        "unexpected_errors": t["unexpected"],
+    }
 
 
 def _json_line(rec: dict) -> str:
@@ -1012,10 +1122,11 @@ INTERRUPT_DRAIN_S = 3.0  # how long the labs may drain when the run is interrupt
 
 
 def run(plan: Plan, on_event: Callable[[dict], None] | None = None, history=None,
-        tick_s: float = 0.05, stop: StopRequest | None = None) -> dict:
+        tick_s: float = 0.05, stop: StopRequest | None = None, recorder=None) -> dict:
     """Run a plan headless to the end (or until ``stop`` is set); return the summary
-    (DESIGN.md §6). ``history``: a path or a writable text stream for the JSON Lines."""
-    r = Run(plan, on_event)
+    (DESIGN.md §6). ``history``: a path or a writable text stream for the JSON Lines.
+    ``recorder``: a :class:`~.recording.RecordingWriter` (closed at the end)."""
+    r = Run(plan, on_event, recorder=recorder)
     stop = stop or StopRequest()
     try:
         r.start()
