@@ -172,6 +172,8 @@ def build_parser() -> Parser:
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
     r.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     r.add_argument("--history", type=Path, metavar="FILE", help="write every operation and fault as JSON Lines")
+    r.add_argument("--record", type=Path, metavar="FILE",
+                   help="record the run to FILE as it goes (a new file; replay it with `cachestudio replay FILE`)")
 
     g = r.add_argument_group("workload")
     g.add_argument("--rate", type=float, default=0.0, metavar="OPS", help="operations per second; 0 = flat out (default)")
@@ -211,6 +213,16 @@ def build_parser() -> Parser:
     g.add_argument("--block-timeout", type=float, default=2.0, metavar="SEC", help="blocked writer gives up after")
     g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
     g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
+
+    rp = sub.add_parser("replay", help="replay a recording in the window (no lab needed), or print its summary")
+    rp.add_argument("file", type=Path, metavar="FILE", help="a recording made by `run --record` or the window")
+    rp.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                    help="print the run's summary as JSON (to OUT, or standard output), no window")
+    rp.add_argument("--table", action="store_true", help="print the run's tables as `run` does, no window")
+    rp.add_argument("--compare", type=Path, metavar="FILE2", help="show a second recording beside it, on one time axis")
+    rep_ = sub.add_parser("report", help="write a recorded run as one self-contained HTML file (a hand-out)")
+    rep_.add_argument("file", type=Path, metavar="FILE", help="a recording")
+    rep_.add_argument("--html", type=Path, metavar="OUT", required=True, help="the HTML file to write")
 
     sc = sub.add_parser("screenshot", help="render the window offscreen at a moment of a scenario")
     sc.add_argument("--scenario", required=True, metavar="NAME|FILE")
@@ -413,7 +425,19 @@ def cmd_run(args, explicit: set[str]) -> int:
     plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir, **timeline)
     check_plan(plan)
     json_out, hist_out = open_outputs([(args.json, "--json"), (args.history, "--history")])
-    say = Console(sys.stderr if any(o is not None and o.to_stdout for o in (json_out, hist_out)) else None)
+    recorder = None
+    if args.record is not None:
+        from .engine.recording import RecordingWriter, check_target, plan_header
+
+        try:
+            recorder = RecordingWriter(check_target(args.record), plan_header(plan, sc))
+        except BaseException:
+            for out in (json_out, hist_out):
+                if out is not None:
+                    out.discard()
+            raise
+    say = Console(sys.stderr if any(o is not None and o.to_stdout for o in (json_out, hist_out))
+                  or str(args.record) == "-" else None)
     stop = StopRequest()
 
     def on_signal(signum, frame) -> None:
@@ -435,8 +459,10 @@ def cmd_run(args, explicit: set[str]) -> int:
                 say(f"  {ev['start']:7.2f} s  {ev['kind']}: {ev['detail']}{mark}")
 
         try:
-            summary = run(plan, on_event=show, history=hist_out, stop=stop)
+            summary = run(plan, on_event=show, history=hist_out, stop=stop, recorder=recorder)
         except LabFailed as exc:
+            if recorder is not None:
+                recorder.target.discard()
             for out in (json_out, hist_out):
                 if out is not None:
                     out.discard()
@@ -446,6 +472,8 @@ def cmd_run(args, explicit: set[str]) -> int:
         for out in (json_out, hist_out):
             if out is not None:
                 out.discard()
+        if recorder is not None:  # what was recorded stays, readable up to here
+            getattr(recorder.target, "commit_quietly", recorder.target.discard)()
         raise
     finally:
         for sig, handler in previous.items():
@@ -461,11 +489,18 @@ def cmd_run(args, explicit: set[str]) -> int:
     if json_out is not None:
         json_out.write(json.dumps(summary, indent=2) + "\n")
     for out, what in ((json_out, f"summary written to {args.json}"),
-                      (hist_out, f"history ({summary.get('history_records', 0):,} records) written to {args.history}")):
+                      (hist_out, f"history ({summary.get('history_records', 0):,} records) written to {args.history}"),
+                      (recorder.target if recorder else None, "")):
         if out is None:
             continue
         try:
             out.commit()
+            if not what:  # the recording: its size says what it costs
+                from .engine.recording import size_note
+
+                ops = recorder.ops_written
+                size = size_note(args.record, ops) if os.path.isfile(args.record) else "streamed"
+                what = f"recording ({ops:,} operations, {size}) written to {args.record}"
             written.append(what)
         except OutputWriteError as exc:
             failed_outputs.append(str(exc))
@@ -487,6 +522,69 @@ def cmd_run(args, explicit: set[str]) -> int:
         print(f"cachestudio: lab failed: {failures[0]['reason']}{more}", file=sys.stderr)
         return EXIT_LAB_FAILED
     return EXIT_FAILED if failed_outputs else 0
+
+
+def _load_recording(path):
+    from .engine.recording import read_recording
+
+    rec = read_recording(path)
+    if not rec.complete:
+        print(f"cachestudio: note: {path}: {rec.note}; read up to {rec.end_time:.1f} s", file=sys.stderr)
+    return rec
+
+
+def cmd_replay(args) -> int:
+    if args.json is None and not args.table:
+        from .ui.app import no_display_reason, run_window
+
+        recs = [_load_recording(args.file)] + ([_load_recording(args.compare)] if args.compare else [])
+        reason = no_display_reason()
+        if reason:
+            raise BadInput(reason)
+        return run_window(replay=recs)
+    if args.compare:
+        raise BadInput("--compare opens the window; give it without --json or --table")
+    from .engine.outputs import OutputWriteError, open_outputs
+    from .engine.recording import describe, replay_summary
+
+    json_out, = open_outputs([(args.json, "--json")]) if args.json is not None else (None,)
+    rec = _load_recording(args.file)
+    summary = replay_summary(rec)
+    if args.table:
+        say = Console(sys.stderr if json_out is not None and json_out.to_stdout else None)
+        say(describe(rec))
+        say()
+        say(format_table(summary))
+        for part in (format_faults(summary), format_anomalies(summary)):
+            if part:
+                say()
+                say(part)
+    if json_out is not None:
+        json_out.write(json.dumps(summary, indent=2) + "\n")
+        try:
+            json_out.commit()
+        except OutputWriteError as exc:
+            print(f"cachestudio: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .engine.htmlreport import render_report
+    from .engine.outputs import OutputWriteError, write_output
+    from .engine.recording import replay_summary
+    from .engine.timemachine import Tape
+
+    rec = _load_recording(args.file)
+    tape = Tape.from_recording(rec)
+    html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list())
+    try:
+        write_output(args.html, "--html", html)
+    except OutputWriteError as exc:
+        print(f"cachestudio: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"report written to {args.html} ({len(html.encode()) / 1e3:,.0f} kB)", file=sys.stderr)
+    return 0
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -662,6 +760,10 @@ def main(argv: list[str] | None = None) -> int:
                                                   argv if argv is not None else sys.argv[1:]))
         if args.command == "screenshot":
             return cmd_screenshot(args)
+        if args.command == "replay":
+            return cmd_replay(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "scenarios":
             return cmd_scenarios(args)
         if args.command == "check":

@@ -156,7 +156,7 @@ def run_cli(options: list[str], duration: float, work: Path, end_bound: float = 
     kill the whole group (CLI and labs) if it has not ended after duration + end_bound."""
     run_dir, hist, out = work / "run", work / "history.jsonl", work / "summary.json"
     cmd = [sys.executable, "-m", "cachestudio", "run", *options,
-           "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out)]
+           "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out), "--record", str(work / "run.csrec")]
     began = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -224,7 +224,24 @@ def problems(res: Result) -> list[str]:
     found += counted(res, failed)
     found += audited(res, failed)
     found += outages_kept(res)
+    found += replayed(res)
     return found
+
+
+def replayed(res: Result) -> list[str]:
+    """7. The recording replays, with no lab, to exactly the summary the live run printed."""
+    from cachestudio.engine.recording import read_recording, replay_summary
+
+    rec = read_recording(res.run_dir.parent / "run.csrec")
+    if not rec.complete:
+        return [f"7. the recording of a run that ended is incomplete: {rec.note}"]
+    again = json.loads(json.dumps(replay_summary(rec)))
+    if again != res.summary:
+        diff = [k for k in res.summary if again.get(k) != res.summary[k]]
+        lanes = [f"{a['strategy']}.{k}" for a, b in zip(res.summary["lanes"], again["lanes"]) for k in a
+                 if a[k] != b.get(k)]
+        return [f"7. the replayed summary differs from the live one in {diff} {lanes}"]
+    return []
 
 
 def counted(res: Result, failed: set[str]) -> list[str]:

@@ -36,26 +36,17 @@ import os
 import signal
 import time
 import traceback
-from collections import Counter
-
 from .config import ConfigError
 from .lab import die_with_parent
-from .outcomes import LiveOutcomes
 from .runner import LabFailed, Plan, Run
-from .series import LaneSeries
+from .timemachine import MAX_ANOMALIES, SAMPLE_RECORDS, UpdateBuilder
 
 TICK_S = 0.05
-SAMPLE_RECORDS = 64  # records per lane per update, for the flow view's tokens
-MAX_ANOMALIES = 200  # anomalies per lane per update (all are counted)
+__all__ = ["observer_process", "MAX_ANOMALIES", "SAMPLE_RECORDS", "TICK_S"]
 COMMANDS = {"crash", "outage_start", "outage_end", "schedule", "slow_db", "slow_cache", "stampede", "cold",
             "burst", "heal", "pause", "resume", "step", "set_knob"}
 
 
-def _even_sample(records: list[dict], k: int) -> list[dict]:
-    if len(records) <= k:
-        return list(records)  # a copy: the caller clears its list after sending
-    n = len(records)
-    return [records[int((j + 0.5) * n / k)] for j in range(k)]
 
 
 def lane_state(lane) -> dict:
@@ -78,40 +69,10 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
             os.nice(nice)
         except OSError:
             pass
-    n = len(plan.lanes)
-    series = [LaneSeries() for _ in range(n)]
-    events: list[dict] = []
-    samples: list[list[dict]] = [[] for _ in range(n)]
-    counts: list[Counter] = [Counter() for _ in range(n)]
-    found: list[list] = [[] for _ in range(n)]
-    found_groups: list[list[str]] = [[] for _ in range(n)]
-    outcomes = LiveOutcomes([cfg.strategy for cfg in plan.lanes], plan.lanes)
-    revealed: list[list] = [[] for _ in range(n)]  # this round's anomalies, for after its events
-
-    def on_event(ev: dict) -> None:
-        events.append(ev)
-        outcomes.event(ev)
-
-    def on_records(i: int, records: list, anomalies: list) -> None:
-        if records:
-            series[i].add_records(records)
-            counts[i].update((r["kind"], r["outcome"]) for r in records)
-            samples[i].extend(_even_sample(records, SAMPLE_RECORDS))
-            outcomes.records(i, records)
-        revealed[i].extend(anomalies)
-
-    def take_anomalies() -> None:
-        for i in range(n):
-            if not revealed[i]:
-                continue
-            ids = outcomes.anomalies(i, revealed[i])
-            room = max(0, MAX_ANOMALIES - len(found[i]))
-            found[i].extend(revealed[i][:room])
-            found_groups[i].extend(ids[:room])
-            revealed[i].clear()
+    b = UpdateBuilder(plan.lanes)
 
     try:
-        run = Run(plan, on_event=on_event, on_records=on_records)
+        run = Run(plan, on_event=b.on_event, on_records=b.on_records)
         run.start(wait=False)
     except (ConfigError, LabFailed, OSError) as exc:
         conn.send(("error", str(exc)))
@@ -138,31 +99,16 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
                 if time.monotonic() >= deadline:
                     break
             run.tick()
-            take_anomalies()
             now = run.now()
-            outcomes.advance(now)
-            rows = []
-            for lane, s in zip(run.lanes, series):
+            flags = {"paused": run.paused, "outage_on": run.outage_on, "slow_db_ms": run.slow_db_ms,
+                     "slow_cache_ms": run.slow_cache_ms}
+            gauges, risks = [], []
+            for lane in run.lanes:
                 t = lane.totals()
-                s.set_gauges(t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0))
+                gauges.append((t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0)))
                 a = lane.auditor
-                s.set_anomalies(a.counts["stale_read"], a.counts["lost_write"], a.at_risk())
-                added = s.close(now)
-                rows.append(s.ring.tail(added))
-            update = {
-                "now": now, "paused": run.paused, "outage_on": run.outage_on, "slow_db_ms": run.slow_db_ms,
-                "slow_cache_ms": run.slow_cache_ms, "events": events[:], "lanes": [lane_state(ln) for ln in run.lanes],
-                "rows": rows, "records": [(_even_sample(samples[i], SAMPLE_RECORDS), dict(counts[i])) for i in range(n)],
-                "anomalies": [f[:] for f in found],
-            }
-            update["outcomes"], update["groups"] = outcomes.changes()
-            update["anomaly_groups"] = [g[:] for g in found_groups]
-            events.clear()
-            for i in range(n):
-                samples[i].clear()
-                counts[i].clear()
-                found[i].clear()
-                found_groups[i].clear()
+                risks.append((a.counts["stale_read"], a.counts["lost_write"], a.at_risk()))
+            update = b.build(now, flags, [lane_state(ln) for ln in run.lanes], gauges, risks)
             conn.send(("update", update))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         run.abort()  # the window is gone: so are its labs

@@ -161,9 +161,15 @@ class _FileTarget:
             raise OutputWriteError(self._error)
 
     def discard(self) -> None:
+        """The run never started: the file (ours, new) goes."""
         self.commit_quietly()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
     def commit_quietly(self) -> None:
+        """Close what was recorded so far, as it is (readable up to its last flush)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -351,6 +351,7 @@ class Run:
         self.finished = False
         #: The run's clock while it is paused (lab time stands still), else None.
         self._frozen: float | None = None
+        self._clock = time.monotonic  # lab time's source (a test moves it on to fake a long pause)
         self._stepping: set[int] = set()  # lanes whose stepped operation has not ended yet
         self._step_deadline = 0.0
 
@@ -360,7 +361,7 @@ class Run:
         """Lab time: seconds since the run started, not counting its pauses."""
         if self._frozen is not None:
             return self._frozen
-        return time.monotonic() - self.t0
+        return self._clock() - self.t0
 
     def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None,
                at: float | None = None) -> None:
@@ -770,7 +771,7 @@ class Run:
     def _thaw(self) -> None:
         """Let the clock run again from where it stood."""
         if self._frozen is not None:
-            self.t0 = time.monotonic() - self._frozen
+            self.t0 = self._clock() - self._frozen
             self._frozen = None
 
     def resume(self) -> None:

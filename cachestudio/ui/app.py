@@ -128,15 +128,18 @@ def no_display_reason() -> str | None:
     return _x_display_problem(display) or _missing_library()
 
 
-def run_window(scenario: str | None = None) -> int:
+def run_window(scenario: str | None = None, replay: list | None = None) -> int:
+    """The studio window; ``replay``: recordings to replay instead of a lab."""
     _qt_environment(offscreen=False)
     app = _app()
     from .window import MainWindow
 
-    win = MainWindow()
+    win = MainWindow(replay=replay)
     if scenario is not None:
         win.load_scenario(Path(scenario))
     win.show()
+    if replay:
+        win.start()
     code = app.exec()
     return code
 

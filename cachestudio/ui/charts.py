@@ -220,6 +220,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.labels: list = []  # (plot, lane, column, log axis?, EndLabel) at the end of a lane's line
         self.theme: Theme | None = None
         self.now = 0.0
+        self.cursor: float | None = None  # the scrubbed lab time (None: now)
         self.scale = 1.0
         self._scale_set = False  # set_scale called: the theme's font_scale no longer decides
         self.percentile = "p99"
@@ -785,7 +786,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
     # -- drawing ------------------------------------------------------------------------
 
     def touch(self, now: float) -> None:
-        self.now = now
+        if self.cursor is None:  # scrubbed back, the charts stay at the cursor
+            self.now = now
         self._dirty = True
 
     def redraw(self) -> None:
@@ -821,6 +823,19 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.draw_plots(self.shown)
         self.frames += 1
 
+    def _upto(self, ring) -> int:
+        """How many of a ring's rows the charts show: all, or those up to the cursor."""
+        if self.cursor is None:
+            return len(ring)
+        return int(np.searchsorted(ring.view(COL["t"]), self.cursor + 1e-9, side="right"))
+
+    def set_cursor(self, t: float | None) -> None:
+        """Show the charts as they were at lab time ``t`` (None: as they are now)."""
+        self.cursor = t
+        if t is not None:
+            self.now = t
+        self._dirty = True
+
     def draw_plots(self, which) -> None:
         which = [i for i in dict.fromkeys(which) if 0 <= i < len(self.plots)]
         rows = int(WINDOW_S / BIN_S) + 8  # what the view can show
@@ -831,12 +846,15 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 if lane >= len(self.series):
                     continue
                 ring = self.series[lane].ring
-                if len(ring):
-                    y = ring.view(col)[-rows:]
+                n = self._upto(ring)
+                if n:
+                    y = ring.view(col)[:n][-rows:]
                     if log:
                         with np.errstate(divide="ignore", invalid="ignore"):
                             y = np.log10(y)
-                    curve.setData(ring.view(COL["t"])[-rows:], y)
+                    curve.setData(ring.view(COL["t"])[:n][-rows:], y)
+                else:
+                    curve.setData([], [])
             if self.request_marks and i == HIT_CHART:
                 self._rolling_hits()
             if self.request_marks and i in self.marks:
@@ -847,13 +865,14 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             if id(p) not in chosen:
                 continue
             ring = self.series[lane].ring if lane < len(self.series) else None
-            values = ring.view(col)[-20:] if ring is not None and len(ring) else np.array([])
+            n = self._upto(ring) if ring is not None else 0
+            values = ring.view(col)[:n][-20:] if n else np.array([])
             finite = np.flatnonzero(np.isfinite(values) & ((values > 0) if log else True))
             targets = self._targets.setdefault(index[id(p)], [])
             targets[:] = [e for e in targets if e[0] is not label]
             if len(finite):
                 k = finite[-1]
-                t, v = ring.view(COL["t"])[-len(values):][k], values[k]
+                t, v = ring.view(COL["t"])[:n][-len(values):][k], values[k]
                 targets.append((label, float(t), math.log10(v) if log else float(v)))
             else:
                 targets.append((label, None, None))

@@ -70,6 +70,25 @@ class LaneView:
         return self._burst
 
 
+class FrameView:
+    """The run as it was at a moment of its tape (read as a RunView is, by the views)."""
+
+    def __init__(self, cfgs, frame: dict):
+        self.lanes = [LaneView(cfg) for cfg in cfgs]
+        for lane, state in zip(self.lanes, frame.get("lanes") or ()):
+            lane.update(state)
+        self.events = list(frame["events"])
+        self.outcomes = {w["id"]: w for w in frame["outcomes"]}
+        self.paused = bool(frame.get("paused"))
+        self.outage_on = bool(frame.get("outage_on"))
+        self.slow_db_ms = frame.get("slow_db_ms") or 0.0
+        self.slow_cache_ms = frame.get("slow_cache_ms") or 0.0
+        self.t = frame["now"]
+
+    def now(self) -> float:
+        return self.t
+
+
 class RunView:
     """The observer's run, seen from the window: state mirrored, methods sent as commands."""
 
@@ -87,9 +106,23 @@ class RunView:
         self.last_heard = time.monotonic()
         self.failed = ""
         self.outcomes: dict[int, dict] = {}  # fault window id -> what it did (engine.outcomes)
+        self._lab_now: float | None = None  # the observer's lab time in its last update
+        self._heard_at = 0.0
+        self._shown = 0.0
+
+    def heard(self, lab_now: float) -> None:
+        self._lab_now, self._heard_at = lab_now, time.monotonic()
 
     def now(self) -> float:
-        return time.monotonic() - self.t0 if self.t0 is not None else 0.0
+        """Lab time (pauses do not count), as the observer last said it, moved on smoothly
+        between its updates while the run is not paused; it never goes back."""
+        if self._lab_now is None:
+            return 0.0
+        t = self._lab_now
+        if not self.paused:
+            t += min(time.monotonic() - self._heard_at, CLOCK_LEAD_S)
+        self._shown = max(self._shown, t)
+        return self._shown
 
     def _call(self, name: str, *args) -> None:
         try:
@@ -132,6 +165,10 @@ class RunView:
         self.paused = False
         self._call("resume")
 
+    def step(self) -> None:
+        self.paused = True
+        self._call("step")
+
     def set_knob(self, section: str, name: str, value) -> None:
         """Checked here first (same rules as Run.set_knob), then sent."""
         if (section, name) not in LIVE_KNOBS:
@@ -153,6 +190,7 @@ class RunView:
         self.conn.close()
 
 TICK_MS = 50
+CLOCK_LEAD_S = 0.15  # how far the window's clock runs on past the observer's last word
 OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
 TMP_PREFIX = "cachestudio-window-"
 OWNER_FILE = "owner.pid"  # "<pid> <start time>" of the window that made the folder
@@ -234,6 +272,7 @@ class LabSession(QObject):
     outcomes = Signal(object)  # fault windows whose outcome changed (engine.outcomes: dicts with "id")
     groups = Signal(object)  # anomaly groups (by cause, lane and kind) whose count changed
     sampled = Signal()  # new chart rows
+    rewound = Signal(object)  # the views must show this frame (engine.timemachine.Tape.frame) from scratch
     message = Signal(str)  # for the status bar
     ended = Signal(float)  # an opened scenario reached its duration (s): the clients were paused
 
@@ -247,6 +286,11 @@ class LabSession(QObject):
         self.scenario_ended = False  # this run reached duration_s and was paused
         self.run: RunView | None = None
         self.series: list[LaneSeries] = []
+        #: The run's past (engine.timemachine.Tape), for scrubbing back while it runs.
+        self.tape = None
+        #: The lab time the views show when scrubbed back; None: live (they show now).
+        self.view_t: float | None = None
+        self._frame_view = None
         self._tmp: str | None = None
         self._health: list[str] = []
         self.timer = QTimer(self)
@@ -280,6 +324,60 @@ class LabSession(QObject):
     def now(self) -> float:
         return self.run.now() if self.run is not None else 0.0
 
+    # -- the time machine -----------------------------------------------------------------
+
+    @property
+    def view(self):
+        """What the views show: the run as it is now, or as it was at ``view_t``."""
+        return self._frame_view if self.view_t is not None else self.run
+
+    @property
+    def cursor_t(self) -> float | None:
+        """Where the charts stop (None: they show everything so far)."""
+        return self.view_t
+
+    def view_now(self) -> float:
+        return self.view_t if self.view_t is not None else self.now()
+
+    @property
+    def live_end(self) -> float:
+        """The latest lab time that can be shown."""
+        return self.now()
+
+    def scrub(self, t: float) -> None:
+        """Show lab time ``t`` (clamped to the run so far); past the end is live again."""
+        tape = self.tape
+        if tape is None or not len(tape):
+            return
+        if t >= tape.end:
+            self.live()
+            return
+        t = max(0.0, t)
+        self.view_t = t
+        frame = tape.frame(t)
+        self._frame_view = FrameView(self.run.plan.lanes if self.run is not None else self.lane_configs(), frame)
+        self.rewound.emit(frame)
+        self.changed.emit()
+
+    def live(self) -> None:
+        """Back to now (End): the views are rebuilt up to the latest update."""
+        if self.view_t is None:
+            return
+        self.view_t = None
+        self._frame_view = None
+        if self.tape is not None and len(self.tape):
+            self.rewound.emit(self.tape.frame(self.tape.end))
+        self.changed.emit()
+
+    def step(self) -> None:
+        """One request of each lane (the run pauses first if it is running)."""
+        if self.run is None:
+            self.message.emit("start the lab first (Space)")
+            return
+        self.live()
+        self.run.step()
+        self.changed.emit()
+
     def start(self) -> None:
         if self.run is not None:
             return
@@ -291,6 +389,11 @@ class LabSession(QObject):
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
                     run_dir=Path(self._tmp) / "run", **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]
+        from ..engine.timemachine import Tape
+
+        self.tape = Tape([cfg.strategy for cfg in plan.lanes])
+        self.view_t = None
+        self._frame_view = None
         parent, child = MP.Pipe()
         # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
         proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid()), name="observer")
@@ -324,6 +427,9 @@ class LabSession(QObject):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         self.series = []
+        self.tape = None
+        self.view_t = None
+        self._frame_view = None
         self.changed.emit()
 
     shutdown = reset
@@ -435,18 +541,30 @@ class LabSession(QObject):
         self.message.emit(text)
 
     def _apply(self, run: RunView, u: dict) -> None:
+        """Take an update: the run's state always, and on the tape; the views hear of it
+        when they show now (not while scrubbed back)."""
+        run.heard(u["now"])
         run.paused, run.outage_on = u["paused"], u["outage_on"]
         run.slow_db_ms, run.slow_cache_ms = u["slow_db_ms"], u["slow_cache_ms"]
         for lane, state in zip(run.lanes, u["lanes"]):
             lane.update(state)
-        for ev in u["events"]:
-            run.events.append(ev)
-            self.event.emit(ev)
+        run.events.extend(u["events"])
+        for w in u.get("outcomes") or ():
+            run.outcomes[w["id"]] = w
         added = 0
-        for series, rows in zip(self.series, u["rows"]):
+        for series, rows in zip(self.series, u.get("rows") or ()):
             for row in rows:
                 series.ring.append(row)
             added += len(rows)
+        if self.tape is not None:
+            self.tape.add(u)
+        if self.view_t is None:
+            self._emit(u, added)
+
+    def _emit(self, u: dict, added: int = 1) -> None:
+        """The views' share of an update."""
+        for ev in u["events"]:
+            self.event.emit(ev)
         for i, (sample, counts) in enumerate(u["records"]):
             if counts:
                 self.records.emit(i, sample, counts)
@@ -457,8 +575,6 @@ class LabSession(QObject):
             if found:
                 self.anomalies.emit(i, found, ids[i])
         if u.get("outcomes"):
-            for w in u["outcomes"]:
-                run.outcomes[w["id"]] = w
             self.outcomes.emit(u["outcomes"])
         if added:
             self.sampled.emit()

@@ -54,6 +54,7 @@ from .events import (
 from .flow import FlowView
 from .images import png_bytes
 from .session import LabSession
+from .timebar import TimeBar
 from .theme import LANES, THEMES
 
 SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
@@ -135,13 +136,21 @@ def icon_path() -> Path:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None):
+    def __init__(self, settings: QSettings | None = None, replay: list | None = None):
+        """``replay``: recordings (engine.recording.Recording) to replay instead of a lab."""
         super().__init__()
         self.settings = settings if settings is not None else QSettings("CacheStudio", "CacheStudio")
         self.setWindowTitle("Cache Studio")
         if icon_path().exists():
             self.setWindowIcon(QIcon(str(icon_path())))
-        self.session = LabSession(self)
+        self.replaying = bool(replay)
+        if replay:
+            from .replay import ReplaySession
+
+            self.session = ReplaySession(replay, self)
+        else:
+            self.session = LabSession(self)
+        self._rebuilding = False  # the views are being rebuilt for a moment of the tape
         self.flow = FlowView()
         self.charts = ChartPanel()
         self.knobs = KnobPanel()
@@ -160,6 +169,8 @@ class MainWindow(QMainWindow):
         col.addWidget(self.caption_bar)
         col.addWidget(self.strip)
         col.addWidget(self.charts, 1)
+        self.timebar = TimeBar(replay=self.replaying)
+        col.addWidget(self.timebar)
         self.lower = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.flow)
@@ -214,6 +225,8 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._wire()
         self._restore()
+        if self.replaying:
+            self._replay_chrome()
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_MS)
         self.status_timer.timeout.connect(self._refresh_status)
@@ -246,7 +259,7 @@ class MainWindow(QMainWindow):
         self.lane_combo.addItems([name for name, _ in LANE_CHOICES])
         self.lane_combo.setToolTip("Strategy: one, or all three side by side on the same seeded workload")
         self.lane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never cut
-        tb.addWidget(self.lane_combo)
+        self.lane_combo_action = tb.addWidget(self.lane_combo)
         self.act_start = self._action("Start", ["Space"], self.session.toggle_pause, "start / pause the clients")
         self.act_reset = self._action("Reset", ["R"], self.reset, "reset: a fresh lab with the current knobs")
         self.act_restart = self._action("Restart", ["Shift+R", "Home"], self.restart,
@@ -260,7 +273,7 @@ class MainWindow(QMainWindow):
         for name, rate in SPEEDS:
             self.speed_combo.addItem(name, rate)
         self.speed_combo.setToolTip("Speed: requests per second for each lane (keys 1–5)")
-        tb.addWidget(self.speed_combo)
+        self.speed_combo_action = tb.addWidget(self.speed_combo)
         for i in range(len(SPEEDS)):
             self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.set_speed(i),
                          f"speed: {SPEEDS[i][0]}")
@@ -311,6 +324,20 @@ class MainWindow(QMainWindow):
         self.act_zoom_out = self._action("Zoom out", ["Ctrl+-"], lambda: self.zoom(-1), "smaller text")
         self.act_zoom_reset = self._action("Actual size", ["Ctrl+0"], lambda: self.zoom(0),
                                            "text at the theme's size for this window")
+        # The time machine: step, scrub back and forth, live.
+        self.act_step = self._action("Step", ["N"], self.session.step,
+                                     "step: one request of each lane (pauses first), its hops to completion")
+        self._action("Step or forward", ["Right"], self._right,
+                     "→: step when showing now; 1 s forward when scrubbed back")
+        self._action("Back 1 s", ["Left"], lambda: self.scrub_by(-1.0), "show the run 1 s earlier")
+        self._action("Back 10 s", ["Shift+Left"], lambda: self.scrub_by(-10.0), "show the run 10 s earlier")
+        self._action("Forward 10 s", ["Shift+Right"], lambda: self.scrub_by(10.0), "show the run 10 s later")
+        self._action("Previous fault", ["Ctrl+Left"], lambda: self.scrub_fault(-1), "back to the previous fault")
+        self._action("Next fault", ["Ctrl+Right"], lambda: self.scrub_fault(+1), "on to the next fault")
+        self.act_live = self._action("Live", ["End"], self.session.live, "back to now (live)")
+        self._action("Slower replay", ["["], lambda: self._replay_speed(-1), "replay: slower (×¼ … ×16)")
+        self._action("Faster replay", ["]"], lambda: self._replay_speed(+1), "replay: faster (×¼ … ×16)")
+        tb.addAction(self.act_step)
         # A presenter's clicker sends Page Down / Page Up (and "." for blank screen).
         self._action("Next", ["PgDown"], self.presenter_next, "clicker: start, then the next fault in turn")
         self._action("Heal (clicker)", ["PgUp"], self.session.heal, "clicker: heal every fault")
@@ -405,6 +432,11 @@ class MainWindow(QMainWindow):
         s.records.connect(self._on_records)
         self.strip.picked.connect(self.show_outcome)
         s.sampled.connect(self._on_sampled)
+        s.rewound.connect(self._rewind)
+        self.timebar.scrubbed.connect(self.session.scrub)
+        self.timebar.live_asked.connect(self.session.live)
+        self.timebar.play_asked.connect(self.session.toggle_pause)
+        self.timebar.speed_changed.connect(self._set_replay_speed)
         s.changed.connect(self._refresh_status)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         s.ended.connect(self._on_scenario_ended)
@@ -902,7 +934,9 @@ class MainWindow(QMainWindow):
                 self.caption_bar.say(self._caption(shown), shown)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
-        if kind == "pause" and self.session.scenario_ended:
+        if self._rebuilding:
+            pass  # a moment of the tape shown again: nothing new to say
+        elif kind == "pause" and self.session.scenario_ended:
             self._on_scenario_ended(self.session.duration_s)  # the pause it made says why
         elif kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
             self.lab_failures.append(f"{t:.2f} s  {ev['detail']}")
@@ -923,7 +957,7 @@ class MainWindow(QMainWindow):
 
     def _outcome_of(self, ev: dict) -> dict | None:
         """The fault window (engine.outcomes) an event of the strip opened, if known yet."""
-        run = self.session.run
+        run = self.session.view
         if run is None or ev.get("scheduled"):
             return None
         wid = self.outcome_ids.get(self._event_key(ev["kind"], ev["start"]))
@@ -1117,15 +1151,17 @@ class MainWindow(QMainWindow):
     def _refresh_injected(self) -> None:
         """Each lane's injected latency, as the running lab has it, on the flow view."""
         self._sync_toggles()
-        run = self.session.run
+        run = self.session.view
         if run is not None:
             for i, lane in enumerate(run.lanes):
                 self.flow.injected_label(i, lane.cfg.latency.label())
 
     def _on_sampled(self) -> None:
-        run = self.session.run
+        run = self.session.view
         if run is None:
             return
+        if self.session.cursor_t is not None:
+            self.charts.set_cursor(self.session.cursor_t)
         self.charts.touch(run.now())
         self.strip.set_range(*self.charts.x_range(), run.now())
         self.anomaly_panel.update_counts([lane.auditor.counts for lane in run.lanes],
@@ -1151,8 +1187,15 @@ class MainWindow(QMainWindow):
             self.act_start.setText("Start")
         else:
             state = "ended" if s.scenario_ended and s.paused else "paused" if s.paused else "running"
-            self.clock.setText(f"{state} · {s.now():7.1f} s")
-            self.act_start.setText("Resume" if s.paused else "Pause")
+            if self.replaying:
+                state = "playing" if not s.paused else "at the end" if s.now() >= s.live_end else "paused"
+                self.clock.setText(f"replay · {state} · {s.now():.1f} of {s.live_end:.1f} s")
+            elif s.view_t is not None:
+                self.clock.setText(f"showing {s.view_t:.1f} s · {state} · now {s.live_end:.1f} s (End: live)")
+            else:
+                self.clock.setText(f"{state} · {s.now():7.1f} s")
+            self.act_start.setText(("Play" if self.replaying else "Resume") if s.paused else "Pause")
+        self._show_time()
         health = s.lab_health()
         text = "all lanes running" if health and all(h == "running" for _, h in health) else \
             "   ".join(f"{short_name(name)}: {h}" for name, h in health)
@@ -1160,7 +1203,7 @@ class MainWindow(QMainWindow):
             text += f"   ⚠ {len(self.lab_failures)} lab failure{'s' if len(self.lab_failures) > 1 else ''}"
         self.health.setText(text)
         self.health.setToolTip("\n".join(self.lab_failures[-20:]))
-        if s.running and all(h == "running" for _, h in health):
+        if s.running and s.view_t is None and all(h == "running" for _, h in health):
             self.charts.fault_end("crash", s.now())  # the node is back: the crash window closes
         for i, (_, h) in enumerate(health):
             self.flow.set_health(i, h)
@@ -1172,7 +1215,7 @@ class MainWindow(QMainWindow):
 
     def active_faults(self) -> list[str]:
         """What is on now, with how long it has left where that is known."""
-        run, now, out = self.session.run, self.session.now(), []
+        run, now, out = self.session.view, self.session.view_now(), []
         if run is None:
             return out
         open_events = [e for e in self.strip.events if e.get("end_at") is None]
@@ -1193,6 +1236,100 @@ class MainWindow(QMainWindow):
         if run.paused:
             out.append("paused")
         return out
+
+    # -- the time machine --------------------------------------------------------------------
+
+    def _replay_chrome(self) -> None:
+        """A replay has no lab: no faults, no strategy or speed to choose; its title says
+        what is replayed."""
+        self.fault_bar.setVisible(False)
+        self.fault_bar.toggleViewAction().setVisible(False)
+        for a in (self.lane_combo_action, self.speed_combo_action, self.act_reset):
+            a.setVisible(False)
+        self.knobs.setEnabled(False)
+        rec = self.session.recording
+        self.setWindowTitle(f"Cache Studio — replay of {self.session.title}")
+        self.scenario_name = self.session.title
+        self.statusBar().showMessage(f"replay of {self.session.title} ({rec.path}): Space plays, "
+                                     "← → and the timeline move, N steps", 10000)
+
+    def _show_time(self) -> None:
+        s = self.session
+        if s.run is None:
+            self.timebar.show_state(0.0, 0.0, True)
+            return
+        self.timebar.show_state(s.view_now(), s.live_end, s.view_t is None, getattr(s, "playing", False))
+
+    def _right(self) -> None:
+        if self.session.view_t is not None:
+            self.scrub_by(1.0)
+        else:
+            self.session.step()
+
+    def scrub_by(self, seconds: float) -> None:
+        s = self.session
+        if s.run is None:
+            return
+        s.scrub(s.view_now() + seconds)
+
+    def scrub_fault(self, direction: int) -> None:
+        """Show the moment the previous (or next) fault began."""
+        s = self.session
+        if s.run is None or s.tape is None:
+            return
+        at = s.view_now()
+        starts = sorted({e["start"] for e in s.tape.events if e["kind"] in SHADE_START})
+        if direction < 0:
+            earlier = [t for t in starts if t < at - 0.05]
+            if earlier:
+                s.scrub(max(0.0, earlier[-1]))
+        else:
+            later = [t for t in starts if t > at + 0.05]
+            s.scrub(later[0]) if later else s.live()
+
+    def _replay_speed(self, step: int) -> None:
+        combo = self.timebar.speed
+        combo.setCurrentIndex(max(0, min(combo.count() - 1, combo.currentIndex() + step)))
+
+    def _set_replay_speed(self, x: float) -> None:
+        if hasattr(self.session, "set_speed"):
+            self.session.set_speed(x)
+
+    def _rewind(self, frame: dict) -> None:
+        """Show a moment of the tape from scratch: every view cleared, then given what
+        the run had done by then (events, what each fault did, anomalies, the requests
+        in flight, the lanes' state), as the live updates gave it."""
+        s = self.session
+        self._rebuilding = True
+        try:
+            self.caption_bar.clear_caption()
+            self.charts.clear_run()
+            self.charts.set_cursor(s.cursor_t)
+            self.strip.clear()
+            self.strip.set_scheduled(scheduled_events(s.timeline, s.restart_delay_s))
+            self.events_list.clear()
+            self.event_items, self.event_rows, self.outcome_ids = [], {}, {}
+            self.anomaly_panel.set_lanes(s.strategies)
+            self.flow.set_lanes(s.strategies)
+            for i, cfg in enumerate(s.lane_configs()):
+                self.flow.set_capacity(i, cfg.write_behind.capacity)
+            for ev in frame["events"]:
+                self._on_event(ev)
+            self._on_outcomes(frame["outcomes"])
+            self.anomaly_panel.set_groups(frame["groups"])
+            for found, ids in zip(frame["anomalies"], frame["anomaly_groups"]):
+                if found:
+                    self.anomaly_panel.add(found, ids)
+            for i, (sample, counts) in enumerate(frame["records"]):
+                if counts:
+                    self.flow.add_records(i, sample, counts)
+                    self._on_records(i, sample, counts)
+            self._refresh_injected()
+            self._on_sampled()
+            self.charts.touch(s.view_now())
+        finally:
+            self._rebuilding = False
+        self._refresh_status()
 
     # -- files ------------------------------------------------------------------------------
 
