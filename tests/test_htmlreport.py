@@ -262,12 +262,29 @@ def test_anomalies_are_grouped_by_cause_with_their_counts(report):
         assert (lane, kind, n) in shown
         block = next("".join(g["text"]) for g in c.groups if (g["lane"], g["kind"], int(g["count"])) == (lane, kind, n))
         assert cause in block and f"{n:,}" in block
-    assert any(int(g["count"]) > htmlreport.MAX_SENTENCES for g in c.groups)
     for g in c.groups:  # every sentence up to 20, then "N more"
         n = int(g["count"])
         assert g["items"] == min(n, htmlreport.MAX_SENTENCES) + (n > htmlreport.MAX_SENTENCES)
         if n > htmlreport.MAX_SENTENCES:
             assert f"{n - htmlreport.MAX_SENTENCES:,} more" in "".join(g["text"])
+
+
+def test_a_large_group_lists_twenty_sentences_then_how_many_more(report):
+    summary = copy.deepcopy(report["summary"])
+    crash = next(f for f in summary["faults"] if f["kind"] == "crash")
+    lane = summary["lanes"][2]
+    lane["anomaly_list"] = [{"kind": "lost_write", "lane": lane["strategy"], "key": f"k{i % 7}",
+                             "sentence": f"write k{i % 7} v{i} was lost", "records": [], "at": crash["start"],
+                             "found_at": crash["start"]} for i in range(htmlreport.MAX_SENTENCES + 13)]
+    for other in summary["lanes"][:2]:
+        other["anomaly_list"] = []
+    c = check(htmlreport.render_report(summary, report["header"], {}))
+    assert [(g["lane"], g["count"]) for g in c.groups] == [(lane["strategy"], str(htmlreport.MAX_SENTENCES + 13))]
+    g = c.groups[0]
+    text = "".join(g["text"])
+    assert g["items"] == htmlreport.MAX_SENTENCES + 1 and "13 more" in text
+    assert f"{crash['name']} at {crash['start']:.2f} s" in text
+    assert "keys k0, k1, k2, k3, k4" in text  # the five most frequent (k0..k4 five times each, k5, k6 four)
 
 
 def test_given_groups_are_shown_as_given(report):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import itertools
 import math
 from collections import Counter
 
@@ -124,7 +125,7 @@ def downsample(t, y, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarr
     buckets = max(1, max_points // 2)
     edges = np.linspace(0, n, buckets + 1).astype(int)
     ts, ys = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         if b <= a:
             continue
         seg = y[a:b]
@@ -215,7 +216,7 @@ def esc(x) -> str:
 
 def fmt_int(x) -> str:
     v = _num(x)
-    return "—" if v is None else f"{int(round(v)):,}"
+    return "—" if v is None else f"{round(v):,}"
 
 
 def fmt_float(x, digits: int = 1) -> str:
@@ -230,7 +231,7 @@ def fmt_ms(x) -> str:
         return "—"
     if v == 0:
         return "0"
-    digits = max(0, 2 - int(math.floor(math.log10(abs(v)))))
+    digits = max(0, 2 - math.floor(math.log10(abs(v))))
     return f"{v:,.{digits}f}"
 
 
@@ -303,7 +304,7 @@ def _linear_ticks(lo: float, hi: float, integer: bool = False) -> tuple[float, f
     hi2 = math.ceil(hi / step - 1e-9) * step
     if hi2 <= lo2:
         hi2 = lo2 + step
-    n = int(round((hi2 - lo2) / step))
+    n = round((hi2 - lo2) / step)
     return lo2, hi2, [lo2 + k * step for k in range(n + 1)]
 
 
@@ -376,8 +377,8 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
         Yf = (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
         ylabels = [_tick_label(v) for v in yticks]
 
-    o = [f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
-         f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">']
+    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
+          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
     o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
     o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
     # fault windows: shaded, labelled at the top, labels stacked in rows so none overlaps
@@ -560,16 +561,16 @@ def _section_knobs(header: dict) -> str:
 def _section_summary(summary: dict) -> str:
     lanes = [ln for ln in summary.get("lanes") or [] if isinstance(ln, dict)]
     o = ['<section id="summary"><h2>Summary</h2><div class="tablewrap"><table class="summary">',
-         '<thead><tr><th rowspan="2" scope="col">lane</th><th rowspan="2" scope="col">ops</th>'
-         '<th rowspan="2" scope="col">ops/s</th><th rowspan="2" scope="col">hit ratio</th>'
-         '<th colspan="2" scope="colgroup">read ms</th><th colspan="2" scope="colgroup">write ms</th>'
-         '<th colspan="2" scope="colgroup">DB</th><th rowspan="2" scope="col">errors</th>'
-         '<th rowspan="2" scope="col">rejected</th><th colspan="4" scope="colgroup">anomalies</th>'
-         '<th rowspan="2" scope="col">incar&shy;nations</th></tr>'
-         '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
-         '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
-         '<th scope="col">lost writes</th><th scope="col">dirty cache</th><th scope="col">stale cache</th></tr>'
-         '</thead><tbody>']
+         ('<thead><tr><th rowspan="2" scope="col">lane</th><th rowspan="2" scope="col">ops</th>'
+          '<th rowspan="2" scope="col">ops/s</th><th rowspan="2" scope="col">hit ratio</th>'
+          '<th colspan="2" scope="colgroup">read ms</th><th colspan="2" scope="colgroup">write ms</th>'
+          '<th colspan="2" scope="colgroup">DB</th><th rowspan="2" scope="col">errors</th>'
+          '<th rowspan="2" scope="col">rejected</th><th colspan="4" scope="colgroup">anomalies</th>'
+          '<th rowspan="2" scope="col">incar&shy;nations</th></tr>'
+          '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
+          '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
+          '<th scope="col">lost writes</th><th scope="col">dirty cache</th><th scope="col">stale cache</th></tr>'
+         '</thead><tbody>')]
     injected = []
     for i, ln in enumerate(lanes):
         name = str(ln.get("strategy") or f"lane {i + 1}")
@@ -663,8 +664,8 @@ def _section_charts(summary: dict, series: dict, lanes: list[str]) -> str:
         t = [v for v in (series.get(name) or {}).get("t") or [] if _num(v) is not None]
         if t:
             xmax = max(xmax, max(t))
-    o = ['<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
-         'operations ended; shaded: the fault windows. Lines: ']
+    o = [('<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
+          'operations ended; shaded: the fault windows. Lines: ')]
     o.append(", ".join(f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
                        f'({"solid" if not lane_dash(n, i) else ("dashed" if i == 1 else "dotted")})'
                        for i, n in enumerate(lanes)) + ".</p><div class=\"charts\">")

@@ -29,7 +29,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem
 
 from ..engine.outputs import OutputError, OutputWriteError, write_output
-from ..engine.series import BIN_S, COL, COLUMNS
+from ..engine.series import BIN_S, COL, COLUMNS, SETTLE_S
 from .theme import FAULT_SHADE, LANES, THEMES, TOKENS, Theme, text_px
 
 WINDOW_S = 60.0  # seconds of history in view
@@ -827,7 +827,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         """How many of a ring's rows the charts show: all, or those up to the cursor."""
         if self.cursor is None:
             return len(ring)
-        return int(np.searchsorted(ring.view(COL["t"]), self.cursor + 1e-9, side="right"))
+        # a row is shown once its bin has settled, as the live charts showed it then
+        return int(np.searchsorted(ring.view(COL["t"]), self.cursor - SETTLE_S + 1e-9, side="right"))
 
     def set_cursor(self, t: float | None) -> None:
         """Show the charts as they were at lab time ``t`` (None: as they are now)."""

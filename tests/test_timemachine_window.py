@@ -1,0 +1,153 @@
+"""The time machine in the window: scrub back while live, Live again, step, replay.
+
+A real window (offscreen), real labs. What a view shows is read from the widgets."""
+
+from __future__ import annotations
+
+from windowing import WAIT_MS, started, win  # noqa: F401 - fixtures; sets Qt offscreen first
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from cachestudio.engine.config import LaneConfig  # noqa: E402
+from cachestudio.engine.recording import RecordingWriter, check_target, plan_header, read_recording  # noqa: E402
+from cachestudio.engine.runner import Plan, run  # noqa: E402
+from cachestudio.ui.window import MainWindow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shown(w) -> dict:
+    """What the window shows: counters, anomaly groups, events, lanes, chart extent."""
+    p = w.anomaly_panel
+    table = [[p.table.item(r, c).text() if p.table.item(r, c) else "" for c in range(p.table.columnCount())]
+             for r in range(p.table.rowCount())]
+    groups = sorted(p.tree.topLevelItem(i).text(0) for i in range(p.tree.topLevelItemCount()))
+    events = [w.events_list.topLevelItem(i).text(1) for i in range(w.events_list.topLevelItemCount())]
+    strip = [(e["kind"], round(e["start"], 3)) for e in w.strip.events if not e.get("scheduled")]
+    view = w.session.view
+    lanes = [(lane.state, lane.stats.ops, dict(lane.totals())) for lane in view.lanes]
+    w.charts.redraw_all()
+    curves = [round(float(c.xData[-1]), 3) if c.xData is not None and len(c.xData) else None
+              for curves in w.charts.curves for _, _, c, _ in curves]
+    return {"table": table, "groups": groups, "events": events, "strip": strip, "lanes": lanes, "curves": curves}
+
+
+def test_scrubbing_back_shows_what_the_window_showed_then_and_live_returns(qtbot, win):  # noqa: F811
+    started(qtbot, win)
+    win.act_crash.trigger()
+    qtbot.waitUntil(lambda: any(e["kind"] == "restart" for e in win.session.run.events), timeout=WAIT_MS)
+    win.act_start.trigger()  # pause
+    qtbot.waitUntil(lambda: win.session.run.paused and win.session.tape.flags[-1]["paused"], timeout=WAIT_MS)
+    n = len(win.session.tape)
+    qtbot.waitUntil(lambda: len(win.session.tape) >= n + 3, timeout=WAIT_MS)  # the paused labs are all read
+    at = win.session.tape.end
+    then = shown(win)
+    assert any("crash" in e for e in then["events"])
+    win.act_start.trigger()  # resume
+    win.act_outage.trigger()
+    qtbot.waitUntil(lambda: any(e["kind"] == "outage-start" for e in win.session.run.events)
+                    and win.session.now() > at + 2, timeout=WAIT_MS)
+    win.session.scrub(at)
+    assert win.session.view_t == at
+    again = shown(win)
+    assert again == then, "the scrubbed window differs from what it showed at that moment"
+    assert "showing" in win.clock.text()
+    # the lab went on meanwhile: nothing is lost, and End brings it all back
+    qtbot.waitUntil(lambda: win.session.now() > at + 3, timeout=WAIT_MS)
+    assert win.session.view_t == at and shown(win)["events"] == then["events"]
+    win.act_live.trigger()
+    assert win.session.view_t is None
+    now = shown(win)
+    assert any("outage" in e.lower() for e in now["events"])
+    assert sum(lane[1] for lane in now["lanes"]) > sum(lane[1] for lane in then["lanes"])
+
+
+def test_keys_move_back_and_to_the_previous_fault(qtbot, win):  # noqa: F811
+    started(qtbot, win)
+    win.act_crash.trigger()
+    qtbot.waitUntil(lambda: any(e["kind"] == "crash" for e in win.session.run.events), timeout=WAIT_MS)
+    crash = next(e["start"] for e in win.session.run.events if e["kind"] == "crash")
+    qtbot.waitUntil(lambda: win.session.now() > crash + 2.5, timeout=WAIT_MS)
+    win.scrub_by(-1.0)
+    assert win.session.view_t is not None and win.session.view_t < win.session.now()
+    win.scrub_fault(-1)
+    assert win.session.view_t == pytest.approx(crash)
+    assert win.charts.cursor == pytest.approx(crash)
+    assert win.timebar.slider.value() == round(crash * 1000)
+    win.scrub_fault(+1)  # no later fault: live
+    assert win.session.view_t is None and win.charts.cursor is None
+
+
+def test_step_in_the_window_releases_one_request_per_lane(qtbot, win):  # noqa: F811
+    started(qtbot, win)
+    win.act_step.trigger()  # running: the first step pauses
+    qtbot.waitUntil(lambda: win.session.run.paused and win.session.tape.flags[-1]["paused"], timeout=WAIT_MS)
+    n = len(win.session.tape)
+    qtbot.waitUntil(lambda: len(win.session.tape) >= n + 3, timeout=WAIT_MS)
+    before = [lane.stats.ops for lane in win.session.run.lanes]
+    win.act_step.trigger()
+    qtbot.waitUntil(lambda: all(lane.stats.ops >= b + 1 for lane, b in zip(win.session.run.lanes, before)),
+                    timeout=WAIT_MS)
+    n = len(win.session.tape)
+    qtbot.waitUntil(lambda: len(win.session.tape) >= n + 3, timeout=WAIT_MS)
+    assert [lane.stats.ops for lane in win.session.run.lanes] == [b + 1 for b in before]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("replay")
+    p = Plan(lanes=[LaneConfig(s, seed=4) for s in ("cache-aside", "write-through", "write-behind")],
+             duration_s=3.0, crash_at=[1.2], outages=[(2.0, 0.5)])
+    path = tmp / "run.csrec"
+    w = RecordingWriter(check_target(path), plan_header(p))
+    summary = run(p, recorder=w)
+    w.target.commit()
+    return path, json.loads(json.dumps(summary))
+
+
+def test_a_replay_shows_the_recorded_run_at_the_scrubbed_time_with_no_lab(qtbot, tmp_path, recording):
+    path, summary = recording
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings, replay=[read_recording(path)])
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    w.start()
+    try:
+        assert "replay" in w.windowTitle() and not w.fault_bar.isVisible()
+        end = w.session.live_end
+        w.session.scrub(end)
+        last = shown(w)
+        assert [lane[1] for lane in last["lanes"]] == [lane["ops"] for lane in summary["lanes"]]
+        lost = [lane["anomalies"]["lost_writes"] for lane in summary["lanes"]]
+        assert [int(row[1].replace(",", "")) for row in last["table"]] == lost
+        w.session.scrub(1.0)  # before the crash: no crash shown, fewer operations
+        early = shown(w)
+        assert not any(k == "crash" for k, _ in early["strip"])
+        assert all(a[1] < b[1] for a, b in zip(early["lanes"], last["lanes"]))
+        assert all(c is None or c <= 1.0 for c in early["curves"])
+        w.session.set_speed(16.0)
+        w.session.toggle_pause()  # play
+        qtbot.waitUntil(lambda: w.session.paused and w.session.now() >= end - 1e-9, timeout=WAIT_MS)
+        assert shown(w)["strip"] == last["strip"]
+        w.session.crash()  # no lab: said, nothing happens
+        assert "replay" in w.statusBar().currentMessage()
+    finally:
+        w.close()
+
+
+def test_replay_json_prints_the_live_summary(recording):
+    path, summary = recording
+    out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == summary
+    out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--table"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "write-behind" in out.stdout and "recording of" in out.stdout
