@@ -570,7 +570,7 @@ def _section_summary(summary: dict) -> str:
           '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
           '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
           '<th scope="col">lost writes</th><th scope="col">dirty cache</th><th scope="col">stale cache</th></tr>'
-         '</thead><tbody>')]
+          '</thead><tbody>')]
     injected = []
     for i, ln in enumerate(lanes):
         name = str(ln.get("strategy") or f"lane {i + 1}")

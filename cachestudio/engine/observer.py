@@ -58,10 +58,29 @@ def lane_state(lane) -> dict:
             "burst": lane.burst_active(), "failures": list(lane.failures)}
 
 
-def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> None:
+def _end_recording(run: Run) -> None:
+    """A window's run ends when it is reset or the window closes: its recording says so."""
+    rec = run.recorder
+    if rec is None or rec.closed:
+        return
+    try:
+        now = run.now()
+        rec.tick(now, run.tick_state())
+        rec.final({"status": "stopped", "interrupted": None, "ended_at": now, "failures": list(run.run_failures),
+                   "run_dir": None, "lanes": [{"totals": lane.totals(), "max_depth": lane.max_depth,
+                                               "incarnations": lane.inc + 1, "failures": list(lane.failures),
+                                               "audited": False, "drained": False} for lane in run.lanes]})
+        rec.close()
+        rec.target.commit_quietly()
+    except Exception:  # noqa: BLE001 - the recording stays readable up to its last flush
+        pass
+
+
+def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, record: tuple | None = None) -> None:
     """Entry point. ``nice``: the observer and the labs it starts (which inherit it) yield
     the CPU to the window's process when the cores are all busy. Ctrl-C is the window's
-    to handle; if the window dies, so does the observer (and with it, its labs)."""
+    to handle; if the window dies, so does the observer (and with it, its labs).
+    ``record``: (path, scenario dict or None): record the run there as it goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
     if nice and hasattr(os, "nice"):
@@ -71,8 +90,17 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
             pass
     b = UpdateBuilder(plan.lanes)
 
+    recorder = None
     try:
-        run = Run(plan, on_event=b.on_event, on_records=b.on_records)
+        if record is not None:
+            from types import SimpleNamespace
+
+            from .recording import RecordingWriter, check_target, plan_header
+
+            path, scenario = record
+            recorder = RecordingWriter(check_target(path), plan_header(
+                plan, SimpleNamespace(**scenario) if scenario else None))
+        run = Run(plan, on_event=b.on_event, on_records=b.on_records, recorder=recorder)
         run.start(wait=False)
     except (ConfigError, LabFailed, OSError) as exc:
         conn.send(("error", str(exc)))
@@ -85,6 +113,7 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
                 msg = conn.recv()
                 if msg[0] == "stop":
                     run.abort()
+                    _end_recording(run)
                     run.cleanup()
                     conn.send(("stopped",))
                     return
@@ -112,6 +141,7 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0) -> No
             conn.send(("update", update))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         run.abort()  # the window is gone: so are its labs
+        _end_recording(run)
         run.cleanup()
     except Exception:  # noqa: BLE001 - say what broke, then stop the labs
         try:

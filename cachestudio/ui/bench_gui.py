@@ -241,3 +241,63 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
                          "ratio": None if ratio is None else round(ratio, 3), "target": "<= 1.1",
                          "met": _met(ratio, "<= 1.1"), "reps": 1})
     return rows
+
+
+def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
+    """The time machine on a recording: loading it, and each scrub step in the replay
+    window (the tape's frame, every view rebuilt, the charts redrawn), at ``steps``
+    positions across it in a shuffled order. Target: under 100 ms per step."""
+    import random
+
+    from ..engine.bench import _met
+    from ..engine.recording import read_recording
+    from ..engine.timemachine import Tape
+
+    _qt_ready()
+    from PySide6.QtWidgets import QApplication
+
+    from .window import MainWindow
+
+    began = time.perf_counter()
+    rec = read_recording(path)
+    read_s = time.perf_counter() - began
+    began = time.perf_counter()
+    tape = Tape.from_recording(rec)
+    tape_s = time.perf_counter() - began
+    frame_ms = []
+    rng = random.Random(seed)
+    at = [tape.end * (i + 0.5) / steps for i in range(steps)]
+    rng.shuffle(at)
+    for t in at:
+        began = time.perf_counter()
+        tape.frame(t)
+        frame_ms.append((time.perf_counter() - began) * 1000)
+    app = QApplication.instance()
+    with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        w = MainWindow(settings, replay=[rec])
+        w.resize(1920, 1080)
+        w.show()
+        w.start()
+        app.processEvents()
+        step_ms = []
+        for t in at:
+            began = time.perf_counter()
+            w.session.scrub(t)
+            w.charts.redraw_all()
+            app.processEvents()
+            step_ms.append((time.perf_counter() - began) * 1000)
+        w.close()
+    n = sum(len(o) for o in rec.ops)
+    p95 = sorted(step_ms)[max(0, round(0.95 * len(step_ms)) - 1)]
+    return [
+        {"figure": f"recording read ({rec.end_time / 60:.1f} min, {n:,} operations)", "value": round(read_s, 2),
+         "unit": "s", "reps": 1},
+        {"figure": "recording rebuilt into the window's updates", "value": round(tape_s, 2), "unit": "s", "reps": 1},
+        {"figure": "tape frame at a scrubbed time (median)", "value": round(statistics.median(frame_ms), 2),
+         "unit": "ms", "reps": steps},
+        {"figure": "scrub step in the replay window, median", "value": round(statistics.median(step_ms), 1),
+         "unit": "ms", "reps": steps},
+        {"figure": "scrub step in the replay window, p95", "value": round(p95, 1), "unit": "ms",
+         "target": "<= 100", "met": _met(p95, "<= 100"), "reps": steps, "samples": [round(x, 1) for x in step_ms]},
+    ]

@@ -282,6 +282,10 @@ class LabSession(QObject):
         self.strategies: list[str] = list(STRATEGIES)
         self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
         self.restart_delay_s = 1.0
+        #: The opened scenario's name, title and description, for the run's recording.
+        self.scenario_info: dict | None = None
+        #: This run's recording (every window run is recorded, in its run folder).
+        self.recording_path: Path | None = None
         self.duration_s = OPEN_ENDED_S  # a scenario's duration: its run pauses there
         self.scenario_ended = False  # this run reached duration_s and was paused
         self.run: RunView | None = None
@@ -396,7 +400,10 @@ class LabSession(QObject):
         self._frame_view = None
         parent, child = MP.Pipe()
         # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
-        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid()), name="observer")
+        self.recording_path = Path(self._tmp) / "recording.csrec"
+        record = (str(self.recording_path), self.scenario_info)
+        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid(), record),
+                          name="observer")
         proc.start()
         child.close()
         self.run = RunView(plan, parent, proc)
@@ -430,6 +437,7 @@ class LabSession(QObject):
         self.tape = None
         self.view_t = None
         self._frame_view = None
+        self.recording_path = None
         self.changed.emit()
 
     shutdown = reset

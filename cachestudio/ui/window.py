@@ -347,6 +347,9 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         for text, keys, slot in (("Open scenario…", "Ctrl+O", self.open_scenario),
                                  ("Save scenario…", "Ctrl+S", self.save_scenario),
+                                 ("Open recording…", "Ctrl+Shift+O", self.open_recording),
+                                 ("Save recording as…", "Ctrl+Shift+R", self.save_recording),
+                                 ("Export report (HTML)…", "Ctrl+Shift+H", self.export_report),
                                  ("Export window as PNG…", "Ctrl+E", lambda: self.export_png("window")),
                                  ("Export window as PNG at 2×…", "Ctrl+Alt+E", lambda: self.export_png("window", ratio=2)),
                                  ("Export flow view as PNG…", "", lambda: self.export_png("flow")),
@@ -1348,6 +1351,7 @@ class MainWindow(QMainWindow):
         self.session.configure(sc.lanes[0], [c.strategy for c in sc.lanes], sc.timeline,
                                sc.restart_delay_s, duration_s=sc.duration_s)
         self.scenario_name = sc.name
+        self.session.scenario_info = {"name": sc.name, "title": sc.title, "description": sc.description}
         self.knobs.load(self.session.base)
         strategies = [c.strategy for c in sc.lanes]
         index = next(i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == strategies)
@@ -1392,6 +1396,82 @@ class MainWindow(QMainWindow):
         what = {"window": "the window", "flow": "the flow view"}.get(part, "the charts")
         size = f" at {ratio:g}×" if ratio != 1 else ""
         self.statusBar().showMessage(f"exported {what}{size} to {path}", 10000)
+        return True
+
+    # -- recordings and the report ---------------------------------------------------------
+
+    def _recording_file(self) -> Path | None:
+        """This window's recording: the replayed file, or the live run's (recorded as it
+        goes, in the run's folder, up to its last flush)."""
+        if self.replaying:
+            return Path(self.session.recording.path)
+        path = self.session.recording_path
+        if path is None or not path.exists():
+            self.statusBar().showMessage("nothing recorded yet: start the lab (Space); every run is recorded", 8000)
+            return None
+        return path
+
+    def open_recording(self, path: str | Path | None = None):
+        """Replay a recording in a window of its own (no lab); returns it, or None."""
+        from ..engine.recording import RecordingError, read_recording
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open recording", "", "Recordings (*.csrec);;All files (*)")
+            if not path:
+                return None
+        try:
+            rec = read_recording(path)
+        except (RecordingError, OSError) as exc:
+            self.statusBar().showMessage(f"cannot open the recording: {exc}", 15000)
+            return None
+        w = MainWindow(self.settings, replay=[rec])
+        w.resize(self.size())
+        w.show()
+        w.start()
+        self._replays = getattr(self, "_replays", []) + [w]
+        if not rec.complete:
+            w.statusBar().showMessage(f"{rec.note}; shown up to {rec.end_time:.1f} s", 15000)
+        return w
+
+    def save_recording(self, path: str | Path | None = None) -> bool:
+        """Copy this run's recording (as far as it goes) to a file of the user's."""
+        src = self._recording_file()
+        if src is None:
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save recording", "run.csrec", "Recordings (*.csrec)")
+            if not path:
+                return False
+        try:
+            write_output(path, "recording", src.read_bytes())
+        except (OutputError, OutputWriteError, OSError) as exc:
+            self.statusBar().showMessage(f"saving the recording failed: {exc}", 15000)
+            return False
+        self.statusBar().showMessage(f"recording saved to {path} ({src.stat().st_size / 1e6:.1f} MB)", 10000)
+        return True
+
+    def export_report(self, path: str | Path | None = None) -> bool:
+        """The run as one self-contained HTML file (a hand-out), from its recording."""
+        src = self._recording_file()
+        if src is None:
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export report", "report.html", "HTML (*.html)")
+            if not path:
+                return False
+        from ..engine.htmlreport import render_report
+        from ..engine.recording import RecordingError, read_recording, replay_summary
+        from ..engine.timemachine import Tape
+
+        try:
+            rec = read_recording(src)
+            tape = Tape.from_recording(rec)
+            html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list())
+            write_output(path, "report", html)
+        except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
+            self.statusBar().showMessage(f"the report failed: {exc}", 15000)
+            return False
+        self.statusBar().showMessage(f"report written to {path}", 10000)
         return True
 
     def export_svg(self, path: str | Path | None = None) -> bool:
