@@ -250,6 +250,10 @@ def build_parser() -> Parser:
                    help="also the window's figures: frame interval, throughput attached vs headless, first paint, "
                         "memory over 10 minutes (not with --quick)")
     b.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
+    b.add_argument("--time-machine", action="store_true",
+                   help="also what recording costs (ratio in one run) and scrub steps across a 10-minute recording")
+    b.add_argument("--recording", type=Path, metavar="FILE",
+                   help="with --time-machine: scrub this recording instead of recording 10 minutes first")
 
     g = r.add_argument_group("injected latency (labelled as injected)")
     g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
@@ -712,6 +716,31 @@ def cmd_bench(args) -> int:
                 out.discard()  # after a commit this does nothing
 
 
+def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
+    import tempfile
+
+    from .engine.bench import recording_cost
+    from .engine.recording import RecordingWriter, check_target, plan_header
+    from .engine.runner import Plan, run
+    from .ui.bench_gui import scrub_figures
+
+    rows = [recording_cost(LaneConfig(strategy="cache-aside", seed=args.seed), duration, reps)]
+    if args.recording is not None:
+        return rows + scrub_figures(args.recording)
+    long_s = 20.0 if args.quick else 600.0
+    print(f"recording a {long_s:g} s run to scrub (three lanes at 1,500 operations/s, faults on the way)", flush=True)
+    lanes = [LaneConfig(strategy=s, seed=args.seed, workload=replace(LaneConfig("cache-aside").workload, rate=1500.0))
+             for s in ("cache-aside", "write-through", "write-behind")]
+    plan = Plan(lanes=lanes, duration_s=long_s, crash_at=[long_s * 0.2, long_s * 0.7], outages=[(long_s * 0.4, 3.0)],
+                bursts=[(long_s * 0.5, "write", 5000)])
+    with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        path = Path(tmp) / "long.csrec"
+        w = RecordingWriter(check_target(path), plan_header(plan))
+        run(plan, recorder=w)
+        w.target.commit()
+        return rows + scrub_figures(path)
+
+
 def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     from .engine.bench import drain_vs_executemany, hit_path_vs_bare_get, strategies_vs_seed
 
@@ -720,6 +749,8 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     rows = strategies_vs_seed(LaneConfig(strategy="cache-aside", seed=args.seed), duration, reps)
     rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
     rows.append(drain_vs_executemany(reps, rows=5_000 if args.quick else 50_000))
+    if args.time_machine:
+        rows += _time_machine_figures(args, duration, reps)
     if args.gui:
         from .ui.bench_gui import gui_figures
 

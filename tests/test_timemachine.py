@@ -290,3 +290,38 @@ def test_the_recorded_ticks_follow_lab_time_and_the_writer_flushes_as_it_goes(tm
     w.close()
     w.target.commit()
     assert read_recording(path).complete
+
+
+def test_the_report_command_writes_one_self_contained_html_file(recorded, tmp_path):
+    from html.parser import HTMLParser
+
+    summary, path = recorded
+    out = tmp_path / "report.html"
+    res = subprocess.run([sys.executable, "-m", "cachestudio", "report", str(path), "--html", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    html = out.read_text()
+
+    class Refs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.external, self.svgs, self.text = [], 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.svgs += tag == "svg"
+            for name, value in attrs:
+                if name in ("src", "href") and value and value.startswith(("http:", "https:", "//")):
+                    self.external.append(value)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    p = Refs()
+    p.feed(html)
+    assert not p.external and p.svgs >= 6
+    text = " ".join(p.text)
+    for lane in summary["lanes"]:
+        assert lane["strategy"] in text and f"{lane['ops']:,}" in text
+    again = subprocess.run([sys.executable, "-m", "cachestudio", "report", str(path), "--html", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0  # a file of ours is replaced atomically

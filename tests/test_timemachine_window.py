@@ -151,3 +151,67 @@ def test_replay_json_prints_the_live_summary(recording):
     out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--table"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "write-behind" in out.stdout and "recording of" in out.stdout
+
+
+def test_two_recordings_side_by_side_move_on_one_time_axis(qtbot, tmp_path, recording):
+    from cachestudio.ui.compare import CompareWindow, differences
+
+    path, _ = recording
+    other = tmp_path / "durable.csrec"
+    p = Plan(lanes=[LaneConfig("write-behind", seed=4).with_knob("write_behind", "durable", True)],
+             duration_s=2.0, crash_at=[1.0])
+    w = RecordingWriter(check_target(other), plan_header(p))
+    run(p, recorder=w)
+    w.target.commit()
+    a, b = read_recording(path), read_recording(other)
+    da, db = differences(a, b)
+    assert "durable=False" in da and "durable=True" in db
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    cw = CompareWindow([a, b], settings)
+    qtbot.addWidget(cw)
+    cw.resize(1600, 1000)
+    cw.show()
+    cw.start()
+    try:
+        assert [p.session.strategies for p in cw.panes] == [a.lane_names, b.lane_names]
+        cw.scrub(1.5)
+        assert [p.session.now() for p in cw.panes] == [1.5, 1.5]
+        assert all(p.charts.cursor == 1.5 for p in cw.panes)
+        cw.jump_fault(-1)  # the latest fault of either run before 1.5 s
+        from cachestudio.ui.window import SHADE_START
+
+        starts = [e["start"] for r in (a, b) for e in r.events if e["kind"] in SHADE_START and e["start"] < 1.45]
+        assert starts and cw.head == pytest.approx(max(starts))
+        assert [p.session.now() for p in cw.panes] == [cw.head, cw.head]
+        cw.speed = 16.0
+        cw.toggle_play()
+        qtbot.waitUntil(lambda: not cw.playing, timeout=WAIT_MS)
+        assert cw.head == cw.end
+        assert [p.session.now() for p in cw.panes] == [min(cw.end, p.session.tape.end) for p in cw.panes]
+    finally:
+        cw.close()
+
+
+def test_the_window_saves_its_recording_exports_a_report_and_opens_a_recording(qtbot, win, tmp_path):  # noqa: F811
+    started(qtbot, win)
+    win.act_crash.trigger()
+    qtbot.waitUntil(lambda: any(e["kind"] == "restart" for e in win.session.run.events), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: read_recording(win.session.recording_path).ticks
+                    and read_recording(win.session.recording_path).ticks[-1]["t"] > win.session.now() - 2,
+                    timeout=WAIT_MS)
+    saved = tmp_path / "saved.csrec"
+    assert win.save_recording(saved)
+    rec = read_recording(saved)
+    assert any(e["kind"] == "crash" for e in rec.events) and sum(len(o) for o in rec.ops) > 0
+    report = tmp_path / "report.html"
+    assert win.export_report(report)
+    html = report.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "crash" in html and "<svg" in html
+    replay = win.open_recording(saved)
+    try:
+        assert replay is not None and replay.replaying
+        assert replay.session.tape.end == pytest.approx(rec.end_time, abs=0.3)
+    finally:
+        replay.close()
+    assert win.open_recording(report) is None  # not a recording: said in the status bar
+    assert "not a Cache Studio recording" in win.statusBar().currentMessage()

@@ -137,6 +137,8 @@ class Lab:
         self._steps = 0  # operations released by "step" while paused
         self._step_reply = None
         self._poke = threading.Event()  # wakes paused clients for a step
+        self._unpaused = threading.Event()  # cleared while paused (a stampede waits for it)
+        self._unpaused.set()
 
     # -- clients ---------------------------------------------------------------------
 
@@ -159,6 +161,7 @@ class Lab:
 
     def pause(self) -> None:
         self._running.clear()
+        self._unpaused.clear()
         if self.flusher is not None:
             self.flusher.hold.clear()
 
@@ -173,6 +176,7 @@ class Lab:
         if self.flusher is not None:
             self.flusher.hold.set()
         self._running.set()
+        self._unpaused.set()
         self._poke.set()
 
     def step(self, t0: float | None = None, reply=None) -> None:
@@ -267,8 +271,9 @@ class Lab:
             self.store.close()
 
         def run() -> None:
-            while not self._running.is_set() and not self._stop.is_set():  # a stampede waits out a pause
-                self._running.wait(0.1)
+            while not self._unpaused.wait(0.1):  # a stampede waits out a pause
+                if self._stop.is_set():
+                    break
             threads = [threading.Thread(target=reader, args=(seq,), daemon=True) for seq in seqs]
             started = []
             for t in threads:
@@ -413,6 +418,7 @@ class Lab:
         ends, is recorded as usual)."""
         self._stop.set()
         self._running.set()
+        self._unpaused.set()
         deadline = time.monotonic() + CLIENT_JOIN_S
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))

@@ -134,7 +134,12 @@ def run_window(scenario: str | None = None, replay: list | None = None) -> int:
     app = _app()
     from .window import MainWindow
 
-    win = MainWindow(replay=replay)
+    if replay and len(replay) > 1:
+        from .compare import CompareWindow
+
+        win = CompareWindow(replay)
+    else:
+        win = MainWindow(replay=replay)
     if scenario is not None:
         win.load_scenario(Path(scenario))
     win.show()

@@ -253,9 +253,10 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
     from ..engine.recording import read_recording
     from ..engine.timemachine import Tape
 
-    _qt_ready()
-    from PySide6.QtWidgets import QApplication
+    from .app import _app, _qt_environment
 
+    _qt_environment(offscreen=True)
+    app = _app()
     from .window import MainWindow
 
     began = time.perf_counter()
@@ -272,9 +273,7 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
         began = time.perf_counter()
         tape.frame(t)
         frame_ms.append((time.perf_counter() - began) * 1000)
-    app = QApplication.instance()
-    with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
-        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+    with scratch_settings() as settings:
         w = MainWindow(settings, replay=[rec])
         w.resize(1920, 1080)
         w.show()

@@ -471,8 +471,9 @@ class MainWindow(QMainWindow):
         self.speed_combo.blockSignals(True)  # applied just below, quietly
         self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
         self.speed_combo.blockSignals(False)
-        self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
-        self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
+        if not self.replaying:  # a replay's lanes and knobs are the recording's
+            self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
+            self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
         self.knobs.load(self.session.base)
         p = str(st.value("percentile", "p99"))
         self.set_percentile(p if p in PERCENTILES else "p99")
@@ -824,6 +825,8 @@ class MainWindow(QMainWindow):
             self.flow.injected_label(i, cfg.latency.label())
 
     def _on_lanes(self, index: int) -> None:
+        if self.replaying:
+            return  # a replay's lanes are the recording's
         was_running = self.session.running
         self.session.reset()
         self.session.strategies = LANE_CHOICES[index][1]
@@ -840,6 +843,8 @@ class MainWindow(QMainWindow):
             self.speed_combo.setCurrentIndex(index)  # applied by _on_speed
 
     def _on_speed(self, index: int) -> None:
+        if self.replaying:
+            return  # a replay's speed is the timeline's ([ and ])
         rate = self.speed_combo.itemData(index)
         if rate is None:
             return

@@ -1,0 +1,172 @@
+"""Two recordings side by side in one window, on one time axis (`replay A --compare B`).
+
+Each recording gets a replay pane of its own (the studio window's views, no lab), one
+above the other; one timeline drives both, so both show the same lab time: play, pause,
+speed, step, scrub and the previous / next fault move the two together. Each pane is
+titled with what differs between the two runs (the knobs, the faults), e.g. a crash with
+a volatile queue above the same crash with a durable one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from .timebar import TimeBar
+from .window import SHADE_START, MainWindow
+
+TICK_MS = 50
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def differences(a, b) -> tuple[str, str]:
+    """What differs between two recordings' runs, one short line each (knobs per lane,
+    the plan's faults and length)."""
+    sides: list[list[str]] = [[], []]
+    la, lb = a.header.get("lanes") or [], b.header.get("lanes") or []
+    for i in range(max(len(la), len(lb))):
+        fa = _flat(la[i]) if i < len(la) else {}
+        fb = _flat(lb[i]) if i < len(lb) else {}
+        for key in sorted(set(fa) | set(fb)):
+            if fa.get(key) != fb.get(key) and key != "seed":
+                name = (la[i] if i < len(la) else lb[i]).get("strategy", "?")
+                for side, f in ((0, fa), (1, fb)):
+                    item = f"{name} {key.split('.')[-1]}={f.get(key, '—')}"
+                    if item not in sides[side]:
+                        sides[side].append(item)
+    pa, pb = a.header.get("plan") or {}, b.header.get("plan") or {}
+    for key in sorted(set(pa) | set(pb)):
+        if pa.get(key) != pb.get(key) and key != "seed":
+            sides[0].append(f"{key}={pa.get(key)}")
+            sides[1].append(f"{key}={pb.get(key)}")
+    return tuple(", ".join(s[:6]) + (" …" if len(s) > 6 else "") or "the same knobs" for s in sides)
+
+
+class CompareWindow(QMainWindow):
+    def __init__(self, recordings: list, settings: QSettings | None = None):
+        super().__init__()
+        self.recordings = recordings[:2]
+        self.setWindowTitle("Cache Studio — compare " + " · ".join(
+            r.header.get("title") or r.header.get("scenario") or r.path for r in self.recordings))
+        self.panes: list[MainWindow] = []
+        split = QSplitter(Qt.Orientation.Vertical)
+        diff = differences(*self.recordings)
+        for letter, rec, what in zip("AB", self.recordings, diff):
+            box = QWidget()
+            col = QVBoxLayout(box)
+            col.setContentsMargins(0, 0, 0, 0)
+            title = QLabel(f"<b>{letter}</b> · {rec.header.get('title') or rec.header.get('scenario') or rec.path} "
+                           f"· {what}")
+            title.setObjectName(f"compare-title-{letter}")
+            title.setTextFormat(Qt.TextFormat.RichText)
+            col.addWidget(title)
+            pane = MainWindow(settings, replay=[rec])
+            pane.setWindowFlags(Qt.WindowType.Widget)
+            pane.menuBar().hide()
+            pane.timebar.hide()
+            pane.toolbar.hide()
+            pane.panel_choice = False
+            pane.dock.hide()
+            col.addWidget(pane, 1)
+            split.addWidget(box)
+            self.panes.append(pane)
+        body = QWidget()
+        col = QVBoxLayout(body)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(split, 1)
+        self.timebar = TimeBar(replay=True)
+        col.addWidget(self.timebar)
+        self.setCentralWidget(body)
+        self.end = max(p.session.tape.end for p in self.panes)
+        self.head = 0.0
+        self.playing = False
+        self.speed = 1.0
+        self._last = time.monotonic()
+        self.timebar.scrubbed.connect(self.scrub)
+        self.timebar.play_asked.connect(self.toggle_play)
+        self.timebar.speed_changed.connect(self._set_speed)
+        for text, keys, slot in (("Play / pause", ["Space"], self.toggle_play),
+                                 ("Back 1 s", ["Left"], lambda: self.scrub(self.head - 1)),
+                                 ("Forward 1 s", ["Right"], lambda: self.scrub(self.head + 1)),
+                                 ("Back 10 s", ["Shift+Left"], lambda: self.scrub(self.head - 10)),
+                                 ("Forward 10 s", ["Shift+Right"], lambda: self.scrub(self.head + 10)),
+                                 ("Previous fault", ["Ctrl+Left"], lambda: self.jump_fault(-1)),
+                                 ("Next fault", ["Ctrl+Right"], lambda: self.jump_fault(+1)),
+                                 ("Start", ["Home"], lambda: self.scrub(0.0)),
+                                 ("End", ["End"], lambda: self.scrub(self.end))):
+            a = QAction(text, self)
+            a.setShortcuts([QKeySequence(k) for k in keys])
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.triggered.connect(slot)
+            self.addAction(a)
+        self.timer = QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self.tick)
+
+    def start(self) -> None:
+        for p in self.panes:
+            p.start()
+        self.timer.start()
+        self.scrub(0.0)
+
+    def scrub(self, t: float) -> None:
+        self.head = max(0.0, min(float(t), self.end))
+        for p in self.panes:
+            p.session.scrub(min(self.head, p.session.tape.end))
+        self._show()
+
+    def toggle_play(self) -> None:
+        if not self.playing and self.head >= self.end - 1e-9:
+            self.scrub(0.0)
+        self.playing = not self.playing
+        self._last = time.monotonic()
+        self._show()
+
+    def _set_speed(self, x: float) -> None:
+        self.speed = x
+
+    def jump_fault(self, direction: int) -> None:
+        starts = sorted({e["start"] for p in self.panes for e in p.session.tape.events if e["kind"] in SHADE_START})
+        if direction < 0:
+            earlier = [t for t in starts if t < self.head - 0.05]
+            if earlier:
+                self.scrub(earlier[-1])
+        else:
+            later = [t for t in starts if t > self.head + 0.05]
+            self.scrub(later[0] if later else self.end)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        if not self.playing:
+            return
+        self.head = min(self.head + dt * self.speed, self.end)
+        for p in self.panes:
+            if p.session.now() < p.session.tape.end:
+                p.session._play_to(min(self.head, p.session.tape.end))
+        if self.head >= self.end:
+            self.playing = False
+        self._show()
+
+    def _show(self) -> None:
+        self.timebar.show_state(self.head, self.end, False, self.playing)
+        for p in self.panes:
+            p._refresh_status()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.timer.stop()
+        for p in self.panes:
+            p.close()
+        super().closeEvent(event)
