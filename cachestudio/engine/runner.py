@@ -766,7 +766,7 @@ class Run:
         self._stepping.clear()
         self._frozen = self.now()
         self.paused = True
-        self._event("pause", "paused: clients, queues and the clock stopped")
+        self._event("pause", "clients, queues, fault timers and the clock stopped")
 
     def _thaw(self) -> None:
         """Let the clock run again from where it stood."""
@@ -782,7 +782,7 @@ class Run:
         for lane in self.lanes:
             lane.send("resume", self.t0)
         self.paused = False
-        self._event("resume", "resumed")
+        self._event("resume", "clients, queues, fault timers and the clock go on")
 
     def step(self) -> None:
         """While paused: release exactly one operation of each running lane. The clock

@@ -192,6 +192,15 @@ class Tape:
                 "anomalies": found, "anomaly_groups": gids,
                 "outcomes": self._as_of(self.outcomes, t), "groups": self._as_of(self.groups, t)}
 
+    def records_between(self, t0: float, t1: float) -> list[list[dict]]:
+        """Per lane, the records the tape kept from the updates in (t0, t1] (every record
+        at slow-motion rates; a sample at high rates)."""
+        out: list[list[dict]] = [[] for _ in range(self._n)]
+        for j in self.between(t0, t1):
+            for i in range(self._n):
+                out[i].extend(self.samples[j][i])
+        return out
+
     def between(self, t0: float, t1: float) -> list[int]:
         """Indexes of the updates in (t0, t1]."""
         return list(range(bisect.bisect_right(self.times, t0), bisect.bisect_right(self.times, t1)))

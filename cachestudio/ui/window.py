@@ -41,7 +41,7 @@ from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.config import STRATEGIES, ConfigError
 from ..engine.outputs import OutputError, OutputWriteError, write_output
-from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES, ChartPanel
+from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES, WINDOW_S as CHART_WINDOW_S, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .events import (
     FAILURES,
@@ -1331,7 +1331,11 @@ class MainWindow(QMainWindow):
             for i, (sample, counts) in enumerate(frame["records"]):
                 if counts:
                     self.flow.add_records(i, sample, counts)
-                    self._on_records(i, sample, counts)
+            if self._marks_on() and s.tape is not None:  # slow motion: one mark per request, as shown then
+                t = frame["now"]
+                for i, records in enumerate(s.tape.records_between(t - CHART_WINDOW_S, t)):
+                    if records:
+                        self.charts.add_requests(i, records)
             self._refresh_injected()
             self._on_sampled()
             self.charts.touch(s.view_now())
