@@ -325,3 +325,29 @@ def test_the_report_command_writes_one_self_contained_html_file(recorded, tmp_pa
     again = subprocess.run([sys.executable, "-m", "cachestudio", "report", str(path), "--html", str(out)], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0  # a file of ours is replaced atomically
+
+
+def test_a_live_tape_thins_its_old_updates_and_still_shows_every_moment():
+    """An hour of updates: bounded records, and every frame still has its lanes' state,
+    its events and its counts."""
+    from cachestudio.engine.timemachine import THIN_AFTER_S
+
+    tape = Tape(["cache-aside"])
+    rng = random.Random(9)
+    ops = 0
+    for j in range(3600 * 20):
+        t = j / 20
+        ops += 10
+        sample = [{"id": f"ca#{ops - k}", "kind": "read", "end": t, "start": t, "outcome": "hit"} for k in range(10)]
+        events = [{"kind": "crash", "start": t, "detail": "x"}] if rng.random() < 0.001 else []
+        tape.add({"now": t, "paused": False, "lanes": [{"ops": ops}], "events": events,
+                  "records": [(sample, {("read", "hit"): 10})], "anomalies": [[]], "anomaly_groups": [[]]})
+    kept = sum(len(s[0]) for s in tape.samples)
+    assert kept < 200_000, kept
+    for t in (10.0, 1234.5, 3000.0, tape.end - THIN_AFTER_S / 2, tape.end):
+        f = tape.frame(t)
+        assert f["lanes"] is not None and f["lanes"][0]["ops"] <= round(t * 20) * 10 + 10
+        assert f["lanes"][0]["ops"] >= (round(t * 20) - 5) * 10
+        assert all(e["start"] <= t for e in f["events"])
+        assert sum(f["records"][0][1].values()) > 0
+    assert len(tape.frame(tape.end)["events"]) == len(tape.events)

@@ -31,6 +31,13 @@ MAX_ANOMALIES = 200  # anomalies per lane per update (all are counted)
 KEEP_SAMPLE = 16  # records per lane per update kept on the tape
 KEEP_PER_GROUP = 100  # anomalies kept per group (as many as the panel lists)
 SAMPLE_SPAN_S = 0.3  # a frame's token sample: the records of the updates this far back
+#: A live tape thins what is older than THIN_AFTER_S: one update in THIN_EVERY keeps the
+#: lanes' state and THIN_SAMPLE records per lane, the others only their counts. Measured
+#: reasoning: at 20 updates a second, three lanes and 16 records each, an hour unthinned
+#: would hold 3.5 million record dicts (GBs); thinned, about 90 thousand.
+THIN_AFTER_S = 120.0
+THIN_EVERY = 5
+THIN_SAMPLE = 2
 
 
 def even_sample(records: list[dict], k: int) -> list[dict]:
@@ -106,8 +113,10 @@ class UpdateBuilder:
 class Tape:
     """Every update of a run, indexed by lab time (``now``)."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], thin: bool = True) -> None:
         self.names = list(names)
+        self.thin = thin  # a live tape thins its old updates; a recording's keeps them all
+        self._thinned = 0
         n = len(names)
         self.times: list[float] = []
         self.lanes: list[list[dict]] = []  # per update: the lanes' state
@@ -155,6 +164,25 @@ class Tape:
             self.outcomes.setdefault(w["id"], []).append((t, w))
         for g in u.get("groups") or ():
             self.groups.setdefault(g["id"], []).append((t, g))
+        if self.thin:
+            self._thin(t)
+
+    def _thin(self, t: float) -> None:
+        times = self.times
+        while self._thinned < len(times) - 1 and times[self._thinned] < t - THIN_AFTER_S:
+            j = self._thinned
+            if j % THIN_EVERY:
+                self.samples[j] = [[] for _ in range(self._n)]
+                self.lanes[j] = None
+            else:
+                self.samples[j] = [sample[:THIN_SAMPLE] for sample in self.samples[j]]
+            self._thinned += 1
+
+    def _lanes_at(self, k: int):
+        """The lanes' state at update ``k``, or at the last one before it that kept it."""
+        while k >= 0 and self.lanes[k] is None:
+            k -= 1
+        return self.lanes[k] if k >= 0 else None
 
     def index(self, t: float) -> int:
         """The last update at or before ``t`` (-1: none)."""
@@ -187,7 +215,7 @@ class Tape:
             found[lane].append(a)
             gids[lane].append(gid)
         return {"now": t, "index": k, **(self.flags[k] if k >= 0 else {}),
-                "lanes": self.lanes[k] if k >= 0 else None, "events": self.events[:ne],
+                "lanes": self._lanes_at(k), "events": self.events[:ne],
                 "records": [(r, dict(c)) for r, c in zip(records, counts)],
                 "anomalies": found, "anomaly_groups": gids,
                 "outcomes": self._as_of(self.outcomes, t), "groups": self._as_of(self.groups, t)}
@@ -217,7 +245,7 @@ class Tape:
         for _, lane, a, gid in self.anomalies[alo:ahi]:
             found[lane].append(a)
             gids[lane].append(gid)
-        return {"now": t, **self.flags[j], "lanes": self.lanes[j], "events": self.events[lo:hi],
+        return {"now": t, **self.flags[j], "lanes": self._lanes_at(j), "events": self.events[lo:hi],
                 "records": list(zip(self.samples[j], self.counts[j])), "anomalies": found, "anomaly_groups": gids,
                 "outcomes": [w for h in self.outcomes.values() for (wt, w) in h if wt == t],
                 "groups": [g for h in self.groups.values() for (gt, g) in h if gt == t]}
@@ -246,7 +274,7 @@ class Tape:
 
         cfgs = rec.configs
         names = rec.lane_names
-        tape = cls(names)
+        tape = cls(names, thin=False)
         b = UpdateBuilder(cfgs)
         n = len(names)
         stats = [LaneStats(name) for name in names]
