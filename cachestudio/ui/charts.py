@@ -221,6 +221,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.theme: Theme | None = None
         self.now = 0.0
         self.cursor: float | None = None  # the scrubbed lab time (None: now)
+        self._spare_regions: dict = {}  # (kind, start) -> a band kept across a rewind
         self.scale = 1.0
         self._scale_set = False  # set_scale called: the theme's font_scale no longer decides
         self.percentile = "p99"
@@ -590,6 +591,14 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         band of that kind still open takes this one in (one band, both labels). The label
         is kept in ``regions`` (the event strip names the band; the charts only shade it)."""
         colour, default = FAULT_SHADE[kind]
+        spare = self._spare_regions.pop((kind, start), None)
+        if spare is not None:  # the same band as before a rewind: its items are reused
+            spare.update(end=end, label=label or default)
+            for _, item in spare["items"]:
+                item.setVisible(True)
+            self.regions.append(spare)
+            self._dirty = True
+            return
         if merge and end is None:
             open_band = next((r for r in reversed(self.regions) if r["kind"] == kind and r["end"] is None), None)
             if open_band is not None:
@@ -638,7 +647,34 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 p.setYRange(-1.0, 2.0, padding=0) if log else p.setYRange(0, 1, padding=0)
                 p.enableAutoRange(axis="y", enable=True)
 
+    def clear_moment(self) -> None:
+        """Forget the shading, the marker and the request marks, keeping the axes' ranges
+        (steady: a scrub to another moment only moves what must move), for a moment of the
+        tape to be shown from scratch."""
+        self._spare_regions.update({(r["kind"], r["start"]): r for r in self.regions})
+        self.regions = []
+        self.mark(None)
+        self._targets = {}
+        self._requests = {}
+        for item in self.marks.values():
+            item.setData([], [])
+        self._pending = []
+        self._dirty = True
+
+    def end_moment(self, keep: bool = True) -> None:
+        """After a moment was shown again: the bands it does not have are hidden, kept for
+        the next moment that has them (``keep``), or removed."""
+        for region in self._spare_regions.values():
+            for p, item in region["items"]:
+                if keep:
+                    item.setVisible(False)
+                else:
+                    p.removeItem(item)
+        if not keep:
+            self._spare_regions = {}
+
     def clear_run(self) -> None:
+        self.end_moment(keep=False)
         for region in self.regions:
             for p, item in region["items"]:
                 p.removeItem(item)

@@ -1311,14 +1311,17 @@ class MainWindow(QMainWindow):
         self._rebuilding = True
         try:
             self.caption_bar.clear_caption()
-            self.charts.clear_run()
+            self.charts.clear_moment()
             self.charts.set_cursor(s.cursor_t)
             self.strip.clear()
             self.strip.set_scheduled(scheduled_events(s.timeline, s.restart_delay_s))
             self.events_list.clear()
             self.event_items, self.event_rows, self.outcome_ids = [], {}, {}
             self.anomaly_panel.set_lanes(s.strategies)
-            self.flow.set_lanes(s.strategies)
+            if [ln.strategy for ln in self.flow.lanes] == list(s.strategies):
+                self.flow.clear_moment()
+            else:
+                self.flow.set_lanes(s.strategies)
             for i, cfg in enumerate(s.lane_configs()):
                 self.flow.set_capacity(i, cfg.write_behind.capacity)
             for ev in frame["events"]:
@@ -1337,6 +1340,7 @@ class MainWindow(QMainWindow):
                     if records:
                         self.charts.add_requests(i, records)
             self._refresh_injected()
+            self.charts.end_moment()
             self._on_sampled()
             self.charts.touch(s.view_now())
         finally:
