@@ -46,8 +46,8 @@ class ReplaySession(LabSession):
         self.recording = rec
         self.tape = Tape.from_recording(rec)
         # The records are on the tape now (as the window shows them): the recording's own
-        # copy goes, and what is left is frozen out of the garbage collector's scans (with
-        # millions of objects, a full collection stalled scrub steps by 100 ms and more).
+        # copy goes, and what is left is frozen out of the garbage collector's scans (a
+        # full collection over millions of objects is a pause the scrub need not pay).
         rec.ops = [[] for _ in rec.ops]
         gc.collect()
         gc.freeze()
