@@ -78,10 +78,19 @@ paint=$(cachestudio --bench-first-paint studio) || fail "first paint"
 ok "the window's first paint (offscreen, 1600x1000): $(since "$t") s from the command ($(printf '%.2f' "$paint") s from its first line of Python)"
 
 t=$(date +%s.%N)
-cachestudio run --duration 2 --crash-at 1 --seed 7 >"$work/run.txt" 2>&1 || { cat "$work/run.txt"; fail "cachestudio run"; }
+cachestudio run --duration 2 --crash-at 1 --seed 7 --json "$work/live.json" --record "$work/run.csrec" \
+  >"$work/run.txt" 2>&1 || { cat "$work/run.txt"; fail "cachestudio run"; }
 grep -q "crash: cache node killed" "$work/run.txt" || { cat "$work/run.txt"; fail "no crash in the run"; }
 grep -q "^lab incarnations *2 *2 *2" "$work/run.txt" || { cat "$work/run.txt"; fail "the labs were not restarted"; }
 ok "cachestudio run --duration 2 --crash-at 1: three labs killed (SIGKILL) and restarted, in $(since "$t") s"
+
+cachestudio replay "$work/run.csrec" --json "$work/replayed.json" || fail "cachestudio replay --json"
+cmp -s <(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$work/live.json") \
+       <(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$work/replayed.json") \
+  || fail "the replayed summary differs from the live one"
+cachestudio report "$work/run.csrec" --html "$work/report.html" 2>/dev/null || fail "cachestudio report"
+grep -q "<svg" "$work/report.html" || fail "the report has no chart"
+ok "recorded, replayed (the same summary as live) and reported ($(du -k "$work/report.html" | cut -f1) kB of HTML)"
 
 if cachestudio --help 2>/dev/null | grep -q "self-check"; then
   cachestudio self-check || fail "cachestudio self-check"

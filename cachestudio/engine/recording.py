@@ -420,6 +420,7 @@ def replay_summary(rec: Recording) -> dict:
             "interrupted": final.get("interrupted"), "ended_at_s": round(end, 3),
             "failures": final.get("failures", []), "lanes": lanes, "faults": faults, "events": rec.events,
             "run_dir": final.get("run_dir"),
+            "history_records": sum(len(ops) for ops in rec.ops) + len(rec.events),
             **({} if rec.complete else {"recording": {"complete": False, "note": rec.note}})}
 
 

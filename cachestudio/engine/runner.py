@@ -1038,7 +1038,9 @@ class Run:
         return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "status": status,
                 "interrupted": self.interrupted, "ended_at_s": round(getattr(self, "ended_at", None) or self.now(), 3),
                 "failures": list(self.run_failures), "lanes": lanes, "faults": faults, "events": self.events,
-                "run_dir": None if self._tmp else str(self.root)}
+                "run_dir": None if self._tmp else str(self.root),
+                # the records of the run's history (what --history writes): operations and events
+                "history_records": sum(lane.stats.ops for lane in self.lanes) + len(self.events)}
 
     def write_history(self, out) -> int:
         """Merge every lane's history and the fault events into one JSON Lines file
