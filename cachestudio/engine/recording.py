@@ -324,8 +324,43 @@ def _parse(data: bytes, path: str, final: bool) -> list[dict]:
             try:
                 out.append(json.loads(line))
             except ValueError:
-                raise RecordingError(f"{path} is not a Cache Studio recording (a line is not JSON)") from None
+                out.append(_NOT_JSON)  # the reader stops here (damage), or refuses the file
+                break
         return out
+
+
+_OP_KEYS = ("id", "lane", "kind", "key", "start", "end", "outcome", "acked")
+_NOT_JSON = object()
+
+
+def _damage(obj, lanes: int) -> str:
+    """Why a line after the header is not one a recording holds ("" when it is)."""
+    if obj is _NOT_JSON:
+        return "a line is not JSON"
+    if not isinstance(obj, dict):
+        return "a line is not an object"
+    kind = obj.get("type")
+    if kind is None:
+        if any(k not in obj for k in _OP_KEYS) or not isinstance(obj["start"], (int, float)) \
+                or not isinstance(obj["end"], (int, float)) or not isinstance(obj["id"], str) \
+                or not obj["id"].rpartition("#")[2].isdecimal() or not isinstance(obj["kind"], str) \
+                or not isinstance(obj["outcome"], str):
+            return "an operation record lacks its fields"
+    elif kind == "event":
+        if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("start"), (int, float)):
+            return "an event lacks its fields"
+    elif kind == "tick":
+        if not isinstance(obj.get("t"), (int, float)) or not isinstance(obj.get("lanes"), list) \
+                or not all(isinstance(x, dict) for x in obj["lanes"]):
+            return "a tick lacks its fields"
+    elif kind == "anomalies":
+        if not isinstance(obj.get("lane"), int) or not 0 <= obj["lane"] < lanes \
+                or not isinstance(obj.get("items"), list) \
+                or not all(isinstance(a, dict) and isinstance(a.get("kind"), str) for a in obj["items"]):
+            return "an anomaly line lacks its fields"
+    elif kind not in ("final", "end"):
+        return f"an unknown line type {str(kind)[:20]!r}"
+    return ""
 
 
 def read_recording(path: str | os.PathLike) -> Recording:
@@ -334,10 +369,13 @@ def read_recording(path: str | os.PathLike) -> Recording:
     rec = None
     lane_of: dict[str, int] = {}
     note = ""
+    damaged = ""
     for batch in _lines(p):
         if isinstance(batch, str):
-            note = batch
+            note = damaged or batch
             break
+        if damaged:
+            continue
         for obj in batch:
             if rec is None:
                 if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -346,12 +384,18 @@ def read_recording(path: str | os.PathLike) -> Recording:
                 if not isinstance(version, int) or version > VERSION:
                     raise RecordingError(f"{p} was written by a newer Cache Studio (recording format "
                                          f"{version}; this one reads up to {VERSION})")
-                if not isinstance(obj.get("lanes"), list) or not obj["lanes"]:
+                if not isinstance(obj.get("lanes"), list) or not obj["lanes"] or not all(
+                        isinstance(x, dict) and isinstance(x.get("strategy"), str) for x in obj["lanes"]) \
+                        or not isinstance(obj.get("plan"), dict):
                     raise RecordingError(f"{p} is not a Cache Studio recording (its header names no lane)")
                 rec = Recording(p, obj, [[] for _ in obj["lanes"]], [], [], [[] for _ in obj["lanes"]],
                                 None, False, "")
                 lane_of = {lane["strategy"]: i for i, lane in enumerate(obj["lanes"])}
                 continue
+            why = _damage(obj, len(rec.ops))
+            if why:  # read up to the damage, and say so
+                damaged = f"the file is damaged ({why}); read up to there"
+                break
             kind = obj.get("type")
             if kind is None:
                 i = lane_of.get(obj.get("lane"))

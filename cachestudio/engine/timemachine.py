@@ -305,8 +305,9 @@ class Tape:
                 b.on_event(item)
             elif order == 2:
                 flush_records()
-                a = Anomaly(item["kind"], item["lane"], item["key"], item["sentence"], item.get("records") or [],
-                            item.get("at"), item.get("found_at"))
+                a = Anomaly(item["kind"], str(item.get("lane", names[i])), str(item.get("key", "?")),
+                            str(item.get("sentence", "")), item.get("records") or [], item.get("at"),
+                            item.get("found_at"))
                 kinds[i][a.kind] += 1
                 b.on_records(i, [], [a])
             else:

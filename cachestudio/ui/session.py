@@ -271,7 +271,8 @@ class LabSession(QObject):
     anomalies = Signal(int, object, object)  # lane index, new Anomaly objects (list), their group ids (list)
     outcomes = Signal(object)  # fault windows whose outcome changed (engine.outcomes: dicts with "id")
     groups = Signal(object)  # anomaly groups (by cause, lane and kind) whose count changed
-    sampled = Signal()  # new chart rows
+    sampled = Signal()  # new chart rows (and new lane state)
+    counters = Signal()  # new lane state only (counters, at risk, gauges)
     rewound = Signal(object)  # the views must show this frame (engine.timemachine.Tape.frame) from scratch
     message = Signal(str)  # for the status bar
     ended = Signal(float)  # an opened scenario reached its duration (s): the clients were paused
@@ -586,6 +587,8 @@ class LabSession(QObject):
             self.outcomes.emit(u["outcomes"])
         if added:
             self.sampled.emit()
+        else:
+            self.counters.emit()  # new lane state (counters, at risk) without new chart rows: paused
 
     def lab_health(self) -> list[tuple[str, str]]:
         if self.run is None:

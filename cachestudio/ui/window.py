@@ -435,6 +435,7 @@ class MainWindow(QMainWindow):
         s.records.connect(self._on_records)
         self.strip.picked.connect(self.show_outcome)
         s.sampled.connect(self._on_sampled)
+        s.counters.connect(self._on_counters)
         s.rewound.connect(self._rewind)
         self.timebar.scrubbed.connect(self.session.scrub)
         self.timebar.live_asked.connect(self.session.live)
@@ -1172,6 +1173,13 @@ class MainWindow(QMainWindow):
             self.charts.set_cursor(self.session.cursor_t)
         self.charts.touch(run.now())
         self.strip.set_range(*self.charts.x_range(), run.now())
+        self._on_counters()
+
+    def _on_counters(self) -> None:
+        """The lanes' counters and gauges, as the view's run has them."""
+        run = self.session.view
+        if run is None:
+            return
         self.anomaly_panel.update_counts([lane.auditor.counts for lane in run.lanes],
                                          [lane.auditor.at_risk() for lane in run.lanes])
         for i, lane in enumerate(run.lanes):
