@@ -237,8 +237,11 @@ def build_parser() -> Parser:
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
                                       "crash the node, render a frame")
-    c = sub.add_parser("check", help="validate a scenario file")
-    c.add_argument("file", type=Path, metavar="FILE")
+    c = sub.add_parser("check", help="validate a scenario file (--run: run it and check its [expect] claims)")
+    c.add_argument("file", type=Path, metavar="FILE", help="a scenario file or a built-in scenario's name")
+    c.add_argument("--run", action="store_true",
+                   help="run the scenario headless with its seed and say whether each claim of its [expect] held "
+                        "(exit 1 if one did not)")
 
     b = sub.add_parser("bench", help="measure the engine against the seed's plain loops")
     b.add_argument("--duration", type=float, metavar="SEC", help="per repetition (default 10; 1 with --quick)")
@@ -648,6 +651,41 @@ def cmd_check(args) -> int:
           f"{faults} fault(s)")
     for note in sc.notes:
         print(f"  note: {note}")
+    if not args.run:
+        if sc.expect:
+            print(f"  {len(sc.expect)} claim(s) in [expect]: `cachestudio check --run {args.file}` checks them")
+        return 0
+    return _check_run(sc)
+
+
+def _check_run(sc) -> int:
+    """Run a scenario headless (its seed, its timeline) and check its claims."""
+    from .engine.lessons import check
+    from .engine.runner import LabFailed, Plan, run
+
+    plan = Plan(lanes=sc.lanes, duration_s=sc.duration_s, restart_delay_s=sc.restart_delay_s, **sc.timeline)
+    print(f"running {sc.name} for {sc.duration_s:g} s (seed {sc.seed}) …", flush=True)
+    try:
+        summary = run(plan)
+    except LabFailed as exc:
+        print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
+        return EXIT_LAB_FAILED
+    failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
+    if failures:
+        print(f"cachestudio: lab failed: {failures[0]['reason']}; the claims are not judged", file=sys.stderr)
+        return EXIT_LAB_FAILED
+    if not sc.expect:
+        print("no claims to check: the scenario has no [expect] table")
+        return 0
+    results = check(sc.expect, summary)
+    for claim, value, held in results:
+        shown = "—" if value is None else f"{value:g}" if isinstance(value, float) else f"{value:,}"
+        print(f"  {'held' if held else 'DID NOT HOLD'}: {claim.text()} (measured {shown})")
+    broken = [c for c, _, held in results if not held]
+    if broken:
+        print(f"cachestudio: {len(broken)} of {len(results)} claims of {sc.name} did not hold", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"every claim held ({len(results)})")
     return 0
 
 

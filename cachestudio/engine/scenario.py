@@ -64,7 +64,12 @@ from .timeline import FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S, 
 
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
             "write_behind": WriteBehindKnobs, "latency": Latency}
-TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "restart_delay", "faults"}
+TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "restart_delay", "faults",
+            "watch_for", "you_will_learn", "expect"}
+#: What a fault of the timeline may say when it fires (a lesson's line), and whether the run
+#: pauses there.
+SAY_KEYS = {"say", "pause"}
+MAX_SAY = 300
 #: kind -> {key: (default or None if required, low, high, type)}
 FAULT_KINDS = {
     "crash": {},
@@ -121,6 +126,13 @@ class Scenario:
     timeline: dict[str, list] = field(default_factory=lambda: {f: [] for f in TIMELINE_FIELDS})
     #: What loading decided about the faults (overlaps merged), one line each.
     notes: list[str] = field(default_factory=list)
+    #: A lesson: what to watch for, what the room will learn (free text, may be empty).
+    watch_for: str = ""
+    you_will_learn: str = ""
+    #: Lines said when a fault fires: [{"at", "kind", "say", "pause"}], in time order.
+    says: list[dict] = field(default_factory=list)
+    #: The lesson's claims (``[expect]``), checked by ``cachestudio check --run``.
+    expect: list = field(default_factory=list)
 
     @property
     def crash_at(self) -> list[float]:
@@ -490,6 +502,10 @@ def load(path: Path) -> Scenario:
     restart = _seconds(data, "restart_delay", top, 1.0, 0, 600, False)
     timeline, notes = _faults(data, duration, at)
     lanes = [replace(base, strategy=s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
+    watch_for = _text(data, "watch_for", top, "", None).strip()
+    learn = _text(data, "you_will_learn", top, "", None).strip()
+    says = _says(data, at)
+    expect = _expect(data, [c.strategy for c in lanes], at)
     return Scenario(
         name=name,
         title=title,
@@ -500,7 +516,50 @@ def load(path: Path) -> Scenario:
         restart_delay_s=restart,
         timeline=timeline,
         notes=notes,
+        watch_for=watch_for,
+        you_will_learn=learn,
+        says=says,
+        expect=expect,
     )
+
+
+def _says(data: dict, at) -> list[dict]:
+    """Each fault's ``say`` (one line) and ``pause`` (true or false), in time order."""
+    out = []
+    for i, fault in enumerate(data.get("faults", [])):
+        if "say" not in fault and "pause" not in fault:
+            continue
+        where = at("faults", i)
+        say = _text(fault, "say", where, "", MAX_SAY)
+        pause = fault.get("pause", False)
+        if not isinstance(pause, bool):
+            raise ScenarioError(f"{where('pause')}: pause must be true or false, got {_show(pause)}")
+        out.append({"at": float(fault["at"]) + 0.0, "kind": fault["kind"], "say": say, "pause": pause})
+    return sorted(out, key=lambda x: x["at"])
+
+
+def _expect(data: dict, lanes: list[str], at) -> list:
+    """The ``[expect]`` table: ``"LANE".FIGURE = CLAIM`` (lessons.parse_claim)."""
+    from .lessons import ClaimError, parse_claim
+
+    table = data.get("expect", {})
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{at(None)('expect')}: [expect] must be a table of \"LANE\".FIGURE = CLAIM, "
+                            f"got {_show(table)}")
+    claims = []
+    for lane, figures in table.items():
+        if lane not in lanes:
+            raise ScenarioError(f"{at('expect')(lane)}: [expect] names lane {_show(lane)}, which this scenario "
+                                f"does not run (its lanes: {', '.join(lanes)})")
+        if not isinstance(figures, dict):
+            raise ScenarioError(f"{at('expect')(lane)}: [expect] {_show(lane)} must be a table of FIGURE = CLAIM, "
+                                f"got {_show(figures)}")
+        for metric, value in figures.items():
+            try:
+                claims.append(parse_claim(lane, metric, value))
+            except ClaimError as exc:
+                raise ScenarioError(f"{at('expect')(lane)}: [expect] \"{lane}\".{metric}: {exc}") from None
+    return claims
 
 
 def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]]:
@@ -525,9 +584,9 @@ def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]
             raise ScenarioError(f"{where('kind')}: fault kind must be one of {', '.join(FAULT_KINDS)}, got {got}")
         spec = FAULT_KINDS[kind]
         for key in fault:
-            if key not in {"at", "kind"} | set(spec):
+            if key not in {"at", "kind"} | set(spec) | SAY_KEYS:
                 raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a {kind} fault "
-                                    f"(known: {', '.join(['at', 'kind', *spec])})")
+                                    f"(known: {', '.join(['at', 'kind', *spec, *sorted(SAY_KEYS)])})")
         when = fault.get("at")
         if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 <= when < duration:
             got = "nothing" if when is None else _show(when)

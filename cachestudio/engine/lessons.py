@@ -1,0 +1,101 @@
+"""A lesson's claims: what a scenario says will happen, checked against a run's summary.
+
+A scenario file states its expected outcome in an ``[expect]`` table, one claim per lane
+and figure::
+
+    [expect]
+    "write-behind".lost_writes = ">0"
+    "cache-aside".lost_writes = 0
+    "write-through".stale_reads = "<= 5"
+
+A claim is a number (the figure must equal it) or a string: an operator (``>``, ``>=``,
+``<``, ``<=``, ``==``, ``!=``) and a number. Figures are the summary's, per lane
+(:data:`METRICS`). ``cachestudio check --run FILE`` runs the scenario headless and says,
+claim by claim, whether it held.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+
+#: figure name -> how to read it from a lane of the summary (DESIGN.md §6)
+METRICS = {
+    "ops": lambda lane: lane["ops"],
+    "reads": lambda lane: lane["reads"],
+    "writes": lambda lane: lane["writes"],
+    "errors": lambda lane: lane["errors"],
+    "rejected": lambda lane: lane["rejected"],
+    "hit_ratio": lambda lane: lane["hit_ratio"],
+    "stale_reads": lambda lane: lane["anomalies"]["stale_reads"],
+    "lost_writes": lambda lane: lane["anomalies"]["lost_writes"],
+    "dirty_cache": lambda lane: lane["anomalies"]["dirty_cache"],
+    "stale_cache": lambda lane: lane["anomalies"]["stale_cache"],
+    "db_reads": lambda lane: lane["db"]["reads"],
+    "db_writes": lambda lane: lane["db"]["writes"],
+    "incarnations": lambda lane: lane["incarnations"],
+    "queue_max_depth": lambda lane: lane["queue"]["max_depth"],
+    "dead_letters": lambda lane: lane["queue"]["dead_letters"],
+}
+OPERATORS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
+             ">": operator.gt, "<": operator.lt, "=": operator.eq}
+_CLAIM = re.compile(r"^\s*(>=|<=|!=|==|>|<|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+class ClaimError(ValueError):
+    """A claim that cannot be read; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    lane: str
+    metric: str
+    op: str  # one of OPERATORS (normalised: "=" is "==")
+    value: float
+
+    def text(self) -> str:
+        v = f"{self.value:g}"
+        return f'"{self.lane}".{self.metric} {self.op} {v}'
+
+    def holds(self, actual) -> bool:
+        if actual is None or (isinstance(actual, float) and math.isnan(actual)):
+            return False
+        return OPERATORS[self.op](actual, self.value)
+
+
+def parse_claim(lane: str, metric: str, value) -> Claim:
+    """One claim of an ``[expect]`` table; :class:`ClaimError` says what is wrong."""
+    if metric not in METRICS:
+        raise ClaimError(f"unknown figure {metric!r} (known: {', '.join(METRICS)})")
+    if isinstance(value, bool):
+        raise ClaimError(f"a claim is a number or a string like \">0\", got {str(value).lower()}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ClaimError(f"a claim's number must be finite, got {value}")
+        return Claim(lane, metric, "==", float(value))
+    if not isinstance(value, str):
+        raise ClaimError(f"a claim is a number or a string like \">0\", got {type(value).__name__}")
+    m = _CLAIM.match(value)
+    if m is None or len(value) > 60:
+        raise ClaimError(f"a claim is an operator (> >= < <= == !=) and a number, like \">0\" or \"<= 5\"; "
+                         f"got {value[:60]!r}")
+    number = float(m.group(2))
+    if not math.isfinite(number):
+        raise ClaimError(f"a claim's number must be finite, got {value[:60]!r}")
+    op = m.group(1) or "=="
+    return Claim(lane, metric, "==" if op == "=" else op, number)
+
+
+def actual(claim: Claim, summary: dict):
+    """The figure a claim is about, from a run's summary (None if the lane is not there)."""
+    for lane in summary["lanes"]:
+        if lane.get("name", lane["strategy"]) == claim.lane:
+            return METRICS[claim.metric](lane)
+    return None
+
+
+def check(claims: list[Claim], summary: dict) -> list[tuple[Claim, object, bool]]:
+    """Each claim with the figure measured and whether it held."""
+    return [(c, actual(c, summary), c.holds(actual(c, summary))) for c in claims]
