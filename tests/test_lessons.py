@@ -144,3 +144,4 @@ def test_the_claims_read_the_summarys_figures():
     [(claim, value, held)] = check([parse_claim("write-behind", "lost_writes", ">=3")], summary)
     assert value == 3 and held
     assert actual(parse_claim("cache-aside", "ops", 0), summary) is None
+

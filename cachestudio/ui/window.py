@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QTextBrowser,
     QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
@@ -93,6 +95,10 @@ MARKS_AT_RATE = 20.0
 CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
                 "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
 PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
+#: The event that starts each kind of scenario fault (a lesson's say lines are matched to it).
+LESSON_KINDS = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db",
+                "slow-cache-start": "slow-cache", "cold-cache": "cold", "burst": "burst", "stampede": "stampede"}
+LESSON_MATCH_S = 0.5  # a fault fires within this of its time in the scenario
 
 
 def render(widget, ratio: float = 1.0) -> QPixmap:
@@ -195,6 +201,12 @@ class MainWindow(QMainWindow):
         tabs.addTab(self.anomaly_panel, "Anomalies")
         tabs.addTab(self.events_list, "Events")
         tabs.addTab(self.knobs, "Knobs")
+        self.lesson_view = QTextBrowser()
+        self.lesson_view.setObjectName("lesson")
+        self.lesson_view.setOpenExternalLinks(False)
+        tabs.addTab(self.lesson_view, "Lesson")
+        self.lesson = None  # the opened scenario (its lesson lines), or None
+        self.said: set[int] = set()  # indexes of the lesson's say lines already said this run
         self.tabs = tabs
         dock = QDockWidget("Lab", self)
         dock.setObjectName("lab-dock")
@@ -821,6 +833,8 @@ class MainWindow(QMainWindow):
         self.outcome_ids = {}
         self.caption_bar.clear_caption()
         self.caption_bar.set_active([])
+        self.said = set()  # a new run says its lesson's lines again
+        self._show_lesson()
         for i, cfg in enumerate(self.session.lane_configs()):
             self.flow.set_capacity(i, cfg.write_behind.capacity)
             self.flow.injected_label(i, cfg.latency.label())
@@ -936,10 +950,14 @@ class MainWindow(QMainWindow):
             self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
         if kind == "stampede-done":
             self._stampede_done(ev)
+        say = self._lesson_line(ev)
         shown = self.strip.add(ev)
         if shown is not None:
             self._event_row(shown)
-            if kind in FAULT_EVENTS or kind in FAILURES or kind == "heal":
+            if say is not None:  # the lesson's line for this fault, said as it fires
+                self.caption_bar.say(f"{ev['start']:.1f} s — {say['say']}" if say["say"] else self._caption(shown),
+                                     None if say["say"] else shown)
+            elif kind in FAULT_EVENTS or kind in FAILURES or kind == "heal":
                 self.caption_bar.say(self._caption(shown), shown)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
             self._refresh_injected()
@@ -1253,6 +1271,50 @@ class MainWindow(QMainWindow):
             out.append("paused")
         return out
 
+    # -- the lesson ----------------------------------------------------------------------------
+
+    def _lesson_line(self, ev: dict) -> dict | None:
+        """The opened lesson's say line for the fault this event starts (once per run); a
+        line with ``pause = true`` pauses the run there (live, not when shown again)."""
+        sc = self.lesson
+        kind = LESSON_KINDS.get(ev["kind"])
+        if sc is None or kind is None or ev.get("scheduled"):
+            return None
+        for i, say in enumerate(sc.says):
+            if i not in self.said and say["kind"] == kind and abs(say["at"] - ev["start"]) <= LESSON_MATCH_S:
+                if not self._rebuilding:
+                    self.said.add(i)
+                    if say["pause"] and self.session.run is not None and not self.session.paused:
+                        self.session.toggle_pause()
+                    self._show_lesson()
+                return say
+        return None
+
+    def _show_lesson(self) -> None:
+        """The Lesson tab: title, what to watch for, what it teaches, the lines in order."""
+        sc = self.lesson
+        if sc is None:
+            self.lesson_view.setHtml("<p>Open a scenario (File → Open scenario…) to see its lesson.</p>")
+            return
+        esc = html.escape
+        parts = [f"<h3>{esc(sc.title or sc.name)}</h3>"]
+        if sc.description:
+            parts.append(f"<p>{esc(sc.description)}</p>")
+        if sc.watch_for:
+            parts.append(f"<p><b>Watch for:</b> {esc(sc.watch_for)}</p>")
+        if sc.you_will_learn:
+            parts.append(f"<p><b>You will learn:</b> {esc(sc.you_will_learn)}</p>")
+        if sc.says:
+            items = "".join(f"<li>{'✓ ' if i in self.said else ''}{say['at']:g} s, {esc(say['kind'])}: "
+                            f"{esc(say['say'])}{' <i>(pauses)</i>' if say['pause'] else ''}</li>"
+                            for i, say in enumerate(sc.says))
+            parts.append(f"<p><b>The lines</b></p><ol>{items}</ol>")
+        if sc.expect:
+            claims = "".join(f"<li><code>{esc(c.text())}</code></li>" for c in sc.expect)
+            parts.append(f"<p><b>What it claims</b> (<code>cachestudio check --run {esc(sc.name)}</code>)</p>"
+                         f"<ul>{claims}</ul>")
+        self.lesson_view.setHtml("".join(parts))
+
     # -- the time machine --------------------------------------------------------------------
 
     def _replay_chrome(self) -> None:
@@ -1373,6 +1435,9 @@ class MainWindow(QMainWindow):
                                sc.restart_delay_s, duration_s=sc.duration_s)
         self.scenario_name = sc.name
         self.session.scenario_info = {"name": sc.name, "title": sc.title, "description": sc.description}
+        self.lesson = sc
+        self.said = set()
+        self._show_lesson()
         self.knobs.load(self.session.base)
         strategies = [c.strategy for c in sc.lanes]
         index = next(i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == strategies)
