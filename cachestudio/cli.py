@@ -417,6 +417,15 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
 # ------------------------------------------------------------------------------ commands
 
 
+def say_tables(say, summary: dict) -> None:
+    """The table per lane, what each fault did, the first anomalies (run, replay --table)."""
+    say(format_table(summary))
+    for part in (format_faults(summary), format_anomalies(summary)):
+        if part:
+            say()
+            say(part)
+
+
 def cmd_run(args, explicit: set[str]) -> int:
     from .engine import scenario as scenarios
     from .engine.outputs import OutputWriteError, open_outputs
@@ -486,11 +495,7 @@ def cmd_run(args, explicit: set[str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     say()
-    say(format_table(summary))
-    for part in (format_faults(summary), format_anomalies(summary)):
-        if part:
-            say()
-            say(part)
+    say_tables(say, summary)
     failed_outputs = []
     written = []
     if json_out is not None:
@@ -561,11 +566,7 @@ def cmd_replay(args) -> int:
         say = Console(sys.stderr if json_out is not None and json_out.to_stdout else None)
         say(describe(rec))
         say()
-        say(format_table(summary))
-        for part in (format_faults(summary), format_anomalies(summary)):
-            if part:
-                say()
-                say(part)
+        say_tables(say, summary)
     if json_out is not None:
         json_out.write(json.dumps(summary, indent=2) + "\n")
         try:
