@@ -22,7 +22,7 @@ def test_verdicts_match_a_recomputation_from_the_history_and_the_run_directory(t
         [sys.executable, "-m", "cachestudio", "run", "--strategy", "all", "--duration", "6", "--seed", "3",
          "--rate", "1200", "--read-ratio", "0.6", "--keys", "40", "--concurrency", "3",
          "--latency", "db-read=2", "--crash-at", "1.5", "--crash-at", "3.2", "--outage", "4:1.5",
-         "--db-timeout-ms", "30", "--flush-interval", "0.4", "--queue", "volatile",
+         "--db-timeout-ms", "30", "--flush-interval", "1.0", "--queue", "volatile",
          "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out)],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -45,5 +45,7 @@ def test_verdicts_match_a_recomputation_from_the_history_and_the_run_directory(t
                     by_kind[a["kind"]].add(a["key"])
             for kind, ids in want.items():
                 assert by_kind[kind] == ids, (lane["strategy"], kind)
-    assert found_any["lost_writes"] > 0  # write-behind's volatile queue, at the kills
+    # write-behind's volatile queue holds up to a second of writes: the kills lose some (seen 0 once under
+    # a loaded full suite with a 0.4 s flush interval, so the case would not have been tested)
+    assert found_any["lost_writes"] > 0
     assert (run_dir / "write-behind" / "evidence" / "store-at-kill-inc-0000.sqlite").exists()
