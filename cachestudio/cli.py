@@ -549,10 +549,10 @@ def cmd_replay(args) -> int:
     if args.json is None and not args.table:
         from .ui.app import no_display_reason, run_window
 
-        recs = [_load_recording(args.file)] + ([_load_recording(args.compare)] if args.compare else [])
-        reason = no_display_reason()
+        reason = no_display_reason()  # before reading what may be a big recording
         if reason:
             raise BadInput(reason)
+        recs = [_load_recording(args.file)] + ([_load_recording(args.compare)] if args.compare else [])
         return run_window(replay=recs)
     if args.compare:
         raise BadInput("--compare opens the window; give it without --json or --table")

@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from .timebar import TimeBar
-from .window import SHADE_START, MainWindow
+from .window import MainWindow, fault_beside
 
 TICK_MS = 50
 
@@ -138,14 +138,11 @@ class CompareWindow(QMainWindow):
         self.speed = x
 
     def jump_fault(self, direction: int) -> None:
-        starts = sorted({e["start"] for p in self.panes for e in p.session.tape.events if e["kind"] in SHADE_START})
-        if direction < 0:
-            earlier = [t for t in starts if t < self.head - 0.05]
-            if earlier:
-                self.scrub(earlier[-1])
-        else:
-            later = [t for t in starts if t > self.head + 0.05]
-            self.scrub(later[0] if later else self.end)
+        t = fault_beside([e for p in self.panes for e in p.session.tape.events], self.head, direction)
+        if t is not None:
+            self.scrub(t)
+        elif direction > 0:
+            self.scrub(self.end)
 
     def tick(self) -> None:
         now = time.monotonic()

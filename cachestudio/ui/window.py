@@ -130,6 +130,16 @@ def fault_rows(windows: list[dict], names: list[str]) -> list[list[str]]:
     return fault_table(windows, names) if windows else []
 
 
+def fault_beside(events: list[dict], at: float, direction: int) -> float | None:
+    """When the fault before (``direction`` < 0) or after lab time ``at`` began; None if none."""
+    starts = sorted({e["start"] for e in events if e["kind"] in SHADE_START})
+    if direction < 0:
+        earlier = [t for t in starts if t < at - 0.05]
+        return max(0.0, earlier[-1]) if earlier else None
+    later = [t for t in starts if t > at + 0.05]
+    return later[0] if later else None
+
+
 def speed_text(rate: float) -> str:
     """A workload rate as the presenter says it (0 is no pacing at all)."""
     if not rate:
@@ -1355,15 +1365,11 @@ class MainWindow(QMainWindow):
         s = self.session
         if s.run is None or s.tape is None:
             return
-        at = s.view_now()
-        starts = sorted({e["start"] for e in s.tape.events if e["kind"] in SHADE_START})
-        if direction < 0:
-            earlier = [t for t in starts if t < at - 0.05]
-            if earlier:
-                s.scrub(max(0.0, earlier[-1]))
-        else:
-            later = [t for t in starts if t > at + 0.05]
-            s.scrub(later[0]) if later else s.live()
+        t = fault_beside(s.tape.events, s.view_now(), direction)
+        if t is not None:
+            s.scrub(t)
+        elif direction > 0:
+            s.live()
 
     def _replay_speed(self, step: int) -> None:
         combo = self.timebar.speed
