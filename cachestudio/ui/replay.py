@@ -14,7 +14,7 @@ import time
 from types import SimpleNamespace
 
 from ..engine.timemachine import Tape
-from .session import LabSession, LaneView
+from .session import LabSession, LaneView, take_state
 
 NO_LAB = "this is a replay (no lab): faults and knobs act on a live lab — run `cachestudio` without a recording"
 
@@ -149,28 +149,15 @@ class ReplaySession(LabSession):
         self.changed.emit()
 
     def _take(self, frame: dict) -> None:
-        """The run view's state at a frame."""
-        r = self.run
-        for lane, state in zip(r.lanes, frame.get("lanes") or ()):
-            lane.update(state)
-        r.events = list(frame["events"])
-        r.outcomes = {w["id"]: w for w in frame["outcomes"]}
-        r.outage_on = bool(frame.get("outage_on"))
-        r.slow_db_ms = frame.get("slow_db_ms") or 0.0
-        r.slow_cache_ms = frame.get("slow_cache_ms") or 0.0
+        """The run view's state at a frame (its events and outcomes are all of them so far)."""
+        self.run.events, self.run.outcomes = [], {}
+        take_state(self.run, frame)
 
     def _play_to(self, t: float) -> None:
         """Move the head on to ``t``, giving the views every update on the way."""
         for j in self.tape.between(self.run.head, t):
             u = self.tape.update_at(j)
-            for lane, state in zip(self.run.lanes, u["lanes"] or ()):
-                lane.update(state)
-            self.run.events.extend(u["events"])
-            for w in u["outcomes"]:
-                self.run.outcomes[w["id"]] = w
-            self.run.outage_on = bool(u.get("outage_on"))
-            self.run.slow_db_ms = u.get("slow_db_ms") or 0.0
-            self.run.slow_cache_ms = u.get("slow_cache_ms") or 0.0
+            take_state(self.run, u)
             self.run.head = u["now"]
             self._emit(u, added=0)
         self.run.head = t

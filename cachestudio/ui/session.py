@@ -70,19 +70,26 @@ class LaneView:
         return self._burst
 
 
+def take_state(run, u: dict) -> None:
+    """An update's lane states, flags, events and fault outcomes, into a run view."""
+    run.outage_on = bool(u.get("outage_on"))
+    run.slow_db_ms, run.slow_cache_ms = u.get("slow_db_ms") or 0.0, u.get("slow_cache_ms") or 0.0
+    for lane, state in zip(run.lanes, u["lanes"] or ()):
+        lane.update(state)
+    run.events.extend(u["events"])
+    for w in u.get("outcomes") or ():
+        run.outcomes[w["id"]] = w
+
+
 class FrameView:
     """The run as it was at a moment of its tape (read as a RunView is, by the views)."""
 
     def __init__(self, cfgs, frame: dict):
         self.lanes = [LaneView(cfg) for cfg in cfgs]
-        for lane, state in zip(self.lanes, frame.get("lanes") or ()):
-            lane.update(state)
-        self.events = list(frame["events"])
-        self.outcomes = {w["id"]: w for w in frame["outcomes"]}
+        self.events: list[dict] = []
+        self.outcomes: dict = {}
+        take_state(self, frame)
         self.paused = bool(frame.get("paused"))
-        self.outage_on = bool(frame.get("outage_on"))
-        self.slow_db_ms = frame.get("slow_db_ms") or 0.0
-        self.slow_cache_ms = frame.get("slow_cache_ms") or 0.0
         self.t = frame["now"]
 
     def now(self) -> float:
@@ -553,13 +560,8 @@ class LabSession(QObject):
         """Take an update: the run's state always, and on the tape; the views hear of it
         when they show now (not while scrubbed back)."""
         run.heard(u["now"])
-        run.paused, run.outage_on = u["paused"], u["outage_on"]
-        run.slow_db_ms, run.slow_cache_ms = u["slow_db_ms"], u["slow_cache_ms"]
-        for lane, state in zip(run.lanes, u["lanes"]):
-            lane.update(state)
-        run.events.extend(u["events"])
-        for w in u.get("outcomes") or ():
-            run.outcomes[w["id"]] = w
+        run.paused = u["paused"]
+        take_state(run, u)
         added = 0
         for series, rows in zip(self.series, u.get("rows") or ()):
             for row in rows:
