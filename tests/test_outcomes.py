@@ -283,7 +283,7 @@ def fake_lanes(root: Path, records: list[list[dict]], anomalies: list[list]) -> 
     for i, name in enumerate(TWO):
         f = root / f"{name}.jsonl"
         write_history(f, records[i])
-        lanes.append(SimpleNamespace(cfg=SimpleNamespace(strategy=name), inc=0, auditor=SimpleNamespace(
+        lanes.append(SimpleNamespace(cfg=SimpleNamespace(strategy=name, label=name), inc=0, auditor=SimpleNamespace(
             anomalies=anomalies[i]), paths=SimpleNamespace(history_file=lambda inc, f=f: f)))
     return lanes
 
@@ -356,7 +356,7 @@ def test_long_window_keeps_a_bounded_p99(monkeypatch):
 def test_observer_sends_outcomes_and_groups():
     from cachestudio.engine.observer import observer_process
 
-    plan = Plan(lanes=lanes_for(7, durable=False, rate=2000), duration_s=30.0, crash_at=[1.0], outages=[(2.2, 0.4)],
+    plan = Plan(lanes=lanes_for(7, durable=False, rate=2000), duration_s=30.0, crash_at=[1.25], outages=[(2.2, 0.4)],
                 restart_delay_s=0.2)
     parent, child = MP.Pipe()
     proc = MP.Process(target=observer_process, args=(child, plan, 0, os.getpid()), name="observer")

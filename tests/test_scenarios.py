@@ -28,7 +28,7 @@ def test_every_builtin_scenario_loads_and_is_listed():
 def test_scenario_values_reach_the_lanes():
     sc = load(find("crash-the-node"))
     assert [c.strategy for c in sc.lanes] == ["cache-aside", "write-through", "write-behind"]
-    assert sc.crash_at == [8.0]
+    assert sc.crash_at == [8.5]
     assert all(c.write_behind.flush_interval_s == 1.0 and c.seed == 7 for c in sc.lanes)
     outage = load(find("db-outage"))
     assert outage.outages == [(6.0, 4.0)]

@@ -123,10 +123,23 @@ class LaneConfig:
     write_behind: WriteBehindKnobs = field(default_factory=WriteBehindKnobs)
     latency: Latency = field(default_factory=Latency)
     seed: int = 1
+    #: The lane's name ("cache-aside · lease"); empty: the strategy names the lane.
+    name: str = ""
 
     @property
     def code(self) -> str:
         return LANE_CODES[self.strategy]
+
+    @property
+    def label(self) -> str:
+        """What names this lane everywhere: history records, events, claims, the views."""
+        return self.name or self.strategy
+
+    @property
+    def slug(self) -> str:
+        """The lane's folder in the run directory: the strategy for an unnamed lane (as
+        always), else its name in lower case with every run of other characters as one "-"."""
+        return slug(self.label)
 
     def with_strategy(self, strategy: str) -> "LaneConfig":
         return replace(self, strategy=strategy)
@@ -136,6 +149,133 @@ class LaneConfig:
         if section not in SECTIONS or not hasattr(getattr(self, section), name):
             raise ConfigError(f"unknown knob {section}.{name}")
         return replace(self, **{section: replace(getattr(self, section), **{name: value})})
+
+
+def slug(text: str) -> str:
+    return "-".join("".join(ch if ch.isascii() and ch.isalnum() else " " for ch in text.lower()).split()) or "lane"
+
+
+MAX_LANE_NAME = 40
+#: Characters a lane name may not hold: it is written into JSON lines as it is, and the
+#: command line separates a lane's parts with "=" and ",".
+_NAME_FORBIDDEN = set('"\\=,')
+
+
+def check_lane_name(name: str) -> None:
+    if not isinstance(name, str):
+        raise ConfigError(f"a lane name must be text, got {name!r}")
+    if name != name.strip() or not name:
+        raise ConfigError(f"a lane name must not be empty or start or end with a space, got {name!r}")
+    if len(name) > MAX_LANE_NAME:
+        raise ConfigError(f"a lane name must be at most {MAX_LANE_NAME} characters, got {len(name)}")
+    bad = [ch for ch in name if ch in _NAME_FORBIDDEN or ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0
+           or ch in "\u2028\u2029"]
+    if bad:
+        raise ConfigError(f"a lane name must not hold {bad[0]!r} (no quotes, backslashes, '=', ',' or control "
+                          f"characters), got {name!r}")
+
+
+def knob_names() -> dict[str, list[tuple[str, str]]]:
+    """Every knob's name -> [(section, name)]; a bare name may live in one section only."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for section, cls in (("workload", Workload), ("cache", CacheKnobs), ("store", StoreKnobs),
+                         ("write_behind", WriteBehindKnobs), ("latency", Latency)):
+        for f in fields(cls):
+            out.setdefault(f.name, []).append((section, f.name))
+    return out
+
+
+def knob_value(current, text: str, what: str):
+    """Read ``text`` as a value of the type of ``current`` (a knob's default)."""
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            raise ConfigError(f"{what} must be true or false, got {text!r}")
+        return text.lower() in ("true", "yes", "on", "1")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{what} must be a whole number, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{what} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{what} must be a finite number, got {text!r}")
+        return value
+    return text
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """A lane as a scenario or the command line names it: a strategy, a name and the knobs
+    it sets on top of the run's (``overrides``: ((section, name, value), ...)).
+
+    The window and the command line change the run's knobs; a lane's own overrides win."""
+
+    strategy: str
+    name: str = ""
+    overrides: tuple = ()
+
+    def build(self, base: "LaneConfig") -> "LaneConfig":
+        cfg = replace(base, strategy=self.strategy, name=self.name)
+        for section, key, value in self.overrides:
+            cfg = cfg.with_knob(section, key, value)
+        return cfg
+
+    def sets(self, section: str, key: str) -> bool:
+        return any(s == section and k == key for s, k, _ in self.overrides)
+
+
+def parse_lane(text: str) -> LaneSpec:
+    """``NAME=STRATEGY[,knob=value…]`` (``--lane``): a knob is ``section.name`` or a name
+    found in one section only (``stampede=lease``, ``durable=true``, ``cache.ttl_s=2``)."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not rest.strip():
+        raise ConfigError(f"--lane wants NAME=STRATEGY[,knob=value...], got {text!r}")
+    check_lane_name(name)
+    strategy, *knobs = [part.strip() for part in rest.split(",")]
+    _choice("the lane's strategy", strategy, STRATEGIES)
+    names = knob_names()
+    defaults = LaneConfig(strategy)
+    overrides = []
+    for item in knobs:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--lane {name}: a knob is name=value, got {item!r}")
+        if "." in key:
+            section, _, bare = key.partition(".")
+            places = [(section, bare)] if (section, bare) in names.get(bare, []) else []
+        else:
+            places = names.get(key, [])
+        if not places:
+            raise ConfigError(f"--lane {name}: unknown knob {key!r} (a knob of the scenario file's sections, "
+                              f"e.g. stampede, durable, cache.ttl_s)")
+        if len(places) > 1:
+            raise ConfigError(f"--lane {name}: {key!r} is a knob of several sections; write "
+                              f"{' or '.join(f'{s}.{k}' for s, k in places)}")
+        section, bare = places[0]
+        current = getattr(getattr(defaults, section), bare)
+        overrides.append((section, bare, knob_value(current, value.strip(), f"--lane {name}: {key}")))
+    spec = LaneSpec(strategy, name, tuple(overrides))
+    validate(spec.build(defaults))
+    return spec
+
+
+def lane_labels(cfgs) -> None:
+    """Lanes of one run must have different names and folders; :class:`ConfigError` if not."""
+    seen: dict[str, str] = {}
+    for cfg in cfgs:
+        for key in {cfg.label, cfg.slug}:
+            if key in seen:
+                raise ConfigError(f"two lanes are both named {cfg.label!r}" if seen[key] == cfg.label or
+                                  key == cfg.label else
+                                  f"lanes {seen[key]!r} and {cfg.label!r} would share the folder {key!r}: "
+                                  f"name them apart")
+            seen[key] = cfg.label
 
 
 def _finite(name: str, value, low: float, high: float, *, low_open: bool = False) -> None:
@@ -166,6 +306,8 @@ def _boolean(name: str, value) -> None:
 def validate(cfg: LaneConfig) -> LaneConfig:
     """Check every knob; return ``cfg`` unchanged or raise :class:`ConfigError`."""
     _choice("strategy", cfg.strategy, STRATEGIES)
+    if cfg.name:
+        check_lane_name(cfg.name)
     _integer("seed", cfg.seed, 0, 2**63 - 1)
     w = cfg.workload
     _finite("rate", w.rate, 0, 1_000_000)

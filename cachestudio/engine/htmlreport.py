@@ -180,7 +180,7 @@ def group_anomalies(summary: dict) -> list[dict]:
         for a in lane.get("anomaly_list") or []:
             if not isinstance(a, dict):
                 continue
-            key = (anomaly_cause(a, faults), str(a.get("lane") or lane.get("strategy") or "?"),
+            key = (anomaly_cause(a, faults), str(a.get("lane") or lane.get("name") or lane.get("strategy") or "?"),
                    str(a.get("kind") or "anomaly"))
             g = groups.setdefault(key, {"cause": key[0], "lane": key[1], "kind": key[2], "count": 0,
                                         "_keys": Counter(), "sentences": []})
@@ -525,7 +525,7 @@ def _section_knobs(header: dict) -> str:
     lanes = [c for c in header.get("lanes") or [] if isinstance(c, dict)]
     if not lanes:
         return ""
-    names = [str(c.get("strategy") or f"lane {i + 1}") for i, c in enumerate(lanes)]
+    names = [str(c.get("name") or c.get("strategy") or f"lane {i + 1}") for i, c in enumerate(lanes)]
     o = ['<section id="knobs"><h2>The knobs, lane by lane</h2>',
          '<p class="note">Rows marked <span class="diffmark">≠</span> differ between lanes.</p><div class="knobs">']
     seeds = [c.get("seed") for c in lanes]
@@ -573,7 +573,7 @@ def _section_summary(summary: dict) -> str:
           '</thead><tbody>')]
     injected = []
     for i, ln in enumerate(lanes):
-        name = str(ln.get("strategy") or f"lane {i + 1}")
+        name = str(ln.get("name") or ln.get("strategy") or f"lane {i + 1}")
         lat = ln.get("latency_ms") if isinstance(ln.get("latency_ms"), dict) else {}
         rd = lat.get("read") if isinstance(lat.get("read"), dict) else {}
         wr = lat.get("write") if isinstance(lat.get("write"), dict) else {}
@@ -602,7 +602,7 @@ def _section_summary(summary: dict) -> str:
     for ln in lanes:
         q = ln.get("queue") if isinstance(ln.get("queue"), dict) else {}
         if q.get("max_depth"):
-            notes.append(f"{ln.get('strategy')}: the write-behind queue peaked at {fmt_int(q.get('max_depth'))} "
+            notes.append(f"{ln.get('name') or ln.get('strategy')}: the write-behind queue peaked at {fmt_int(q.get('max_depth'))} "
                          f"entries ({'durable' if q.get('durable') else 'volatile'}), "
                          f"{fmt_int(q.get('pending_at_end'))} pending at the end, "
                          f"{fmt_int(q.get('dead_letters'))} dead letter{'' if q.get('dead_letters') == 1 else 's'}, "
@@ -610,10 +610,10 @@ def _section_summary(summary: dict) -> str:
         listed, total = len(ln.get("anomaly_list") or []), sum(
             int(_num(v) or 0) for v in (ln.get("anomalies") or {}).values()) if isinstance(ln.get("anomalies"), dict) else 0
         if total > listed:
-            notes.append(f"{ln.get('strategy')}: {total:,} anomalies, of which the summary lists the first {listed:,} "
+            notes.append(f"{ln.get('name') or ln.get('strategy')}: {total:,} anomalies, of which the summary lists the first {listed:,} "
                          f"(grouped below)")
         for f in ln.get("failures") or []:
-            notes.append(f"{ln.get('strategy')}: lab failure: {f.get('reason', f) if isinstance(f, dict) else f}")
+            notes.append(f"{ln.get('name') or ln.get('strategy')}: lab failure: {f.get('reason', f) if isinstance(f, dict) else f}")
     for f in summary.get("failures") or []:
         notes.append(f"run failure: {f.get('reason', f) if isinstance(f, dict) else f}")
     if notes:
@@ -844,7 +844,7 @@ def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[
     summary = summary if isinstance(summary, dict) else {}
     header = header if isinstance(header, dict) else {}
     series = series if isinstance(series, dict) else {}
-    lanes = [str(ln.get("strategy")) for ln in summary.get("lanes") or [] if isinstance(ln, dict)]
+    lanes = [str(ln.get("name") or ln.get("strategy")) for ln in summary.get("lanes") or [] if isinstance(ln, dict)]
     for name in series:
         if name not in lanes:
             lanes.append(str(name))

@@ -250,7 +250,7 @@ class Lab:
                 expired.append(str(exc))
 
         gate = threading.Barrier(readers, action=expire)
-        lane, code, inc = self.cfg.strategy, self.cfg.code, self.inc
+        lane, code, inc = self.cfg.label, self.cfg.code, self.inc
         results: list[tuple[str, float]] = []
 
         def reader(seq: int) -> None:
@@ -381,7 +381,7 @@ class Lab:
 
     def _client(self, index: int) -> None:
         mono = time.monotonic
-        lane, code, inc = self.cfg.strategy, self.cfg.code, self.inc
+        lane, code, inc = self.cfg.label, self.cfg.code, self.inc
         stop, running = self._stop, self._running
         while not stop.is_set():
             if index >= self.cfg.workload.concurrency:
@@ -525,7 +525,7 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, pare
         _send(conn, ("error", str(exc)))
         return
     except Exception as exc:  # noqa: BLE001 - the files cannot be opened: one line
-        _send(conn, ("error", f"the {cfg.strategy} lab cannot open its files: {type(exc).__name__}: {exc}"))
+        _send(conn, ("error", f"the {cfg.label} lab cannot open its files: {type(exc).__name__}: {exc}"))
         return
     code = 0
     try:

@@ -51,7 +51,7 @@ COMMANDS = {"crash", "outage_start", "outage_end", "schedule", "slow_db", "slow_
 
 def lane_state(lane) -> dict:
     a = lane.auditor
-    return {"strategy": lane.cfg.strategy, "cfg": lane.cfg, "inc": lane.inc,
+    return {"name": lane.cfg.label, "strategy": lane.cfg.strategy, "cfg": lane.cfg, "inc": lane.inc,
             "pid": lane.proc.pid if lane.proc is not None else None, "state": lane.state, "health": lane.health(),
             "gauges": dict(lane.gauges), "totals": lane.totals(), "counts": dict(a.counts),
             "at_risk": a.at_risk(), "ops": lane.stats.ops, "reads": lane.stats.reads, "writes": lane.stats.writes,

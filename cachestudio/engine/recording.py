@@ -40,7 +40,6 @@ import platform
 import stat
 import time
 import zlib
-from pathlib import Path
 
 from .config import SECTIONS, ConfigError, LaneConfig
 
@@ -94,7 +93,7 @@ def lane_config(d: dict) -> LaneConfig:
         cls = type(getattr(LaneConfig("cache-aside"), section))
         fields = {f.name for f in dataclasses.fields(cls)}
         kw[section] = cls(**{k: v for k, v in (d.get(section) or {}).items() if k in fields})
-    return LaneConfig(strategy=d["strategy"], seed=d.get("seed", 1), **kw)
+    return LaneConfig(strategy=d["strategy"], seed=d.get("seed", 1), name=d.get("name") or "", **kw)
 
 
 def check_target(path: str | os.PathLike, what: str = "--record"):
@@ -254,7 +253,7 @@ class Recording:
 
     @property
     def lane_names(self) -> list[str]:
-        return [lane["strategy"] for lane in self.header["lanes"]]
+        return [lane.get("name") or lane["strategy"] for lane in self.header["lanes"]]
 
     @property
     def configs(self) -> list[LaneConfig]:
@@ -385,12 +384,13 @@ def read_recording(path: str | os.PathLike) -> Recording:
                     raise RecordingError(f"{p} was written by a newer Cache Studio (recording format "
                                          f"{version}; this one reads up to {VERSION})")
                 if not isinstance(obj.get("lanes"), list) or not obj["lanes"] or not all(
-                        isinstance(x, dict) and isinstance(x.get("strategy"), str) for x in obj["lanes"]) \
+                        isinstance(x, dict) and isinstance(x.get("strategy"), str) and isinstance(x.get("name", ""), str)
+                        for x in obj["lanes"]) \
                         or not isinstance(obj.get("plan"), dict):
                     raise RecordingError(f"{p} is not a Cache Studio recording (its header names no lane)")
                 rec = Recording(p, obj, [[] for _ in obj["lanes"]], [], [], [[] for _ in obj["lanes"]],
                                 None, False, "")
-                lane_of = {lane["strategy"]: i for i, lane in enumerate(obj["lanes"])}
+                lane_of = {lane.get("name") or lane["strategy"]: i for i, lane in enumerate(obj["lanes"])}
                 continue
             why = _damage(obj, len(rec.ops))
             if why:  # read up to the damage, and say so

@@ -58,7 +58,7 @@ def _p99(values) -> float | None:
 
 def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
     """``lanes``: the runner's LabHandles (their history files and auditors)."""
-    names = [lane.cfg.strategy for lane in lanes]
+    names = [lane.cfg.label for lane in lanes]
     if not fault_windows(events, run_end, names):
         return []
     records = []

@@ -38,7 +38,7 @@ from typing import Callable
 
 from .auditor import ANOMALY_KINDS, LaneAuditor
 from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
-from .config import LIVE_KNOBS, ConfigError, LaneConfig, validate
+from .config import LIVE_KNOBS, ConfigError, LaneConfig, lane_labels, validate
 from .history import HistoryTail, HistoryWriter, read_history, write_history
 from .timeline import FIELDS, MAX_READERS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
@@ -100,6 +100,7 @@ def check_plan(plan: Plan) -> Plan:
         raise ConfigError("no strategy to run")
     for cfg in plan.lanes:
         validate(cfg)
+    lane_labels(plan.lanes)
     if not (0 < plan.duration_s <= 86_400):
         raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
     check_count({f: getattr(plan, f) for f in FIELDS})  # at most MAX_FAULTS, scenario and options together
@@ -187,7 +188,7 @@ def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
     if probe is None or not _writable(probe):
         raise ConfigError(f"run directory {root} cannot be written")
     for cfg in lanes:
-        paths = LanePaths(root / cfg.strategy)
+        paths = LanePaths(root / cfg.slug)
         check_sqlite_file(paths.store, "SQLite file")
         check_sqlite_file(paths.cache / "cache.db", "cache database")
     if root.exists() and any(root.iterdir()):
@@ -213,8 +214,8 @@ class LabHandle:
         self.conn = None
         self.state = "down"  # down | starting | running | stopping | drained | failed
         self.tails: list[HistoryTail] = []
-        self.stats = LaneStats(cfg.strategy)
-        self.auditor = LaneAuditor(cfg.strategy)
+        self.stats = LaneStats(cfg.label)
+        self.auditor = LaneAuditor(cfg.label)
         self.gauges: dict = {}
         self.max_depth = 0
         self.final: dict | None = None
@@ -325,7 +326,7 @@ class Run:
         else:
             self.root = Path(plan.run_dir)
             self.root.mkdir(parents=True, exist_ok=True)
-        self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.strategy)) for cfg in plan.lanes]
+        self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.slug)) for cfg in plan.lanes]
         self.on_event = on_event or (lambda event: None)
         #: Called with (lane index, new operation records, anomalies they revealed).
         self.on_records = on_records
@@ -417,7 +418,7 @@ class Run:
             self.schedule(at, "stampede", readers)
         for lane in self.lanes:
             if lane.cfg.latency.any():
-                self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.strategy)
+                self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
 
     def _await_ready(self, lane: LabHandle, deadline: float) -> dict:
         """Wait (bounded) for a starting lab's "ready"; at the run's start a lab that
@@ -428,7 +429,7 @@ class Run:
         self.abort()
         if lane.error:
             raise ConfigError(lane.error)
-        raise LabFailed(f"the {lane.cfg.strategy} lab did not start: {reason}")
+        raise LabFailed(f"the {lane.cfg.label} lab did not start: {reason}")
 
     def _wait_ready(self, lane: LabHandle, deadline: float) -> dict | str:
         """The lab's ready info, or why it is not coming (its refusal is in ``lane.error``)."""
@@ -474,7 +475,7 @@ class Run:
         for lane in self.lanes:
             for msg in lane.poll():
                 self._handle(lane, msg)
-            name = lane.cfg.strategy
+            name = lane.cfg.label
             if lane.state in ("running", "starting") and lane.proc is not None and not lane.proc.is_alive():
                 self._lost_node(lane, "lab-died", f"{name} lab exited unexpectedly (exit status "
                                 f"{lane.proc.exitcode}); restarting")
@@ -513,7 +514,7 @@ class Run:
     def _fail(self, lane: LabHandle, kind: str, reason: str) -> None:
         """Record a failure of the lane (DESIGN.md §6: exit status 3) and say it."""
         lane.failure(self.now(), kind, reason)
-        self._event(kind, reason, lane=lane.cfg.strategy)
+        self._event(kind, reason, lane=lane.cfg.label)
 
     def _handle(self, lane: LabHandle, msg: tuple) -> None:
         kind = msg[0]
@@ -524,9 +525,9 @@ class Run:
             lane.gauges.update(msg[1])
             lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
             if lane.inc:
-                self._event("restart", f"{lane.cfg.strategy} lab incarnation {lane.inc} is up "
+                self._event("restart", f"{lane.cfg.label} lab incarnation {lane.inc} is up "
                             f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
-                            lane=lane.cfg.strategy)
+                            lane=lane.cfg.label)
             self._go(lane)
         elif kind == "stampede-done":
             info = msg[1]
@@ -537,15 +538,15 @@ class Run:
                 extra += f", {info['not_started']} could not start (no more threads)"
             if info.get("expire_failed"):
                 extra += f"; the key could not be expired ({info['expire_failed']})"
-            self._event("stampede-done", f"{lane.cfg.strategy}: {info['readers']} readers of {info['key']} "
+            self._event("stampede-done", f"{lane.cfg.label}: {info['readers']} readers of {info['key']} "
                         f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''}{extra} "
                         f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
-                        lane=lane.cfg.strategy)
+                        lane=lane.cfg.label)
         elif kind == "stepped":
             self._step_done(self.lanes.index(lane))
         elif kind == "cold-failed":
-            self._event("cold-cache", f"{lane.cfg.strategy}: the cache could not be flushed: {msg[1]}",
-                        lane=lane.cfg.strategy)
+            self._event("cold-cache", f"{lane.cfg.label}: the cache could not be flushed: {msg[1]}",
+                        lane=lane.cfg.label)
         elif kind == "drained":
             lane.final = msg[1]
             lane.gauges = msg[1]
@@ -555,11 +556,11 @@ class Run:
             lane.gauges = msg[2]
             lane.state = "failed"
             self._consume()
-            self._fail(lane, "lab-failed", f"{lane.cfg.strategy} lab stopped its lane: {msg[1]}")
+            self._fail(lane, "lab-failed", f"{lane.cfg.label} lab stopped its lane: {msg[1]}")
         elif kind == "error":
             lane.error = msg[1]
             lane.state = "failed"
-            self._fail(lane, "lab-refused", f"{lane.cfg.strategy} lab incarnation {lane.inc} refused to start: "
+            self._fail(lane, "lab-refused", f"{lane.cfg.label} lab incarnation {lane.inc} refused to start: "
                        f"{msg[1]}")
 
     def _consume(self) -> None:
@@ -622,7 +623,7 @@ class Run:
         for lane in self.lanes:
             if not lane.cfg.cache.persistent and lane.paths.cache.exists():
                 shutil.rmtree(lane.paths.cache, ignore_errors=True)
-                wiped.append(lane.cfg.strategy)
+                wiped.append(lane.cfg.label)
         detail = "cache node killed (SIGKILL)"
         if wiped:
             detail += "; volatile cache wiped"
@@ -650,7 +651,7 @@ class Run:
             try:
                 store = self._store_at_kill(lane)
             except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
-                self._fail(lane, "audit", f"{lane.cfg.strategy}: the store could not be read right after the "
+                self._fail(lane, "audit", f"{lane.cfg.label}: the store could not be read right after the "
                            f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
                            "later write can hide them")
                 continue
@@ -677,12 +678,14 @@ class Run:
             lane.send("cold")
         self._event("cold-cache", "every cache flushed")
 
-    def set_knob(self, section: str, name: str, value) -> None:
-        """Change a knob on every lane; live knobs reach the running labs at once."""
+    def set_knob(self, section: str, name: str, value, keep: tuple = ()) -> None:
+        """Change a knob on every lane but those named in ``keep`` (they set it themselves);
+        live knobs reach the running labs at once."""
         if (section, name) not in LIVE_KNOBS:
             raise ConfigError(f"{section}.{name} cannot change while the lab runs; it applies at the next reset")
-        new = [validate(lane.cfg.with_knob(section, name, value)) for lane in self.lanes]
-        for lane, cfg in zip(self.lanes, new):
+        lanes = [lane for lane in self.lanes if lane.cfg.label not in keep]
+        new = [validate(lane.cfg.with_knob(section, name, value)) for lane in lanes]
+        for lane, cfg in zip(lanes, new):
             lane.cfg = cfg
             lane.send("set", section, name, value)
         injected = section == "latency"
@@ -708,14 +711,14 @@ class Run:
         if not ms and not self.slow_db_ms:
             return
         if ms and not self.slow_db_ms:
-            self._db_base = {lane.cfg.strategy: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms)
+            self._db_base = {lane.cfg.label: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms)
                              for lane in self.lanes}
         if ms:
             self._inject(("db_read_ms", "db_write_ms"), ms)
             self._event("slow-db-start", f"slow DB: +{ms:g} ms on every DB read and write", injected=True)
         else:
             for lane in self.lanes:
-                r, w = self._db_base.get(lane.cfg.strategy, (0.0, 0.0))
+                r, w = self._db_base.get(lane.cfg.label, (0.0, 0.0))
                 lane.cfg = lane.cfg.with_knob("latency", "db_read_ms", r).with_knob("latency", "db_write_ms", w)
                 lane.send("set", "latency", "db_read_ms", r)
                 lane.send("set", "latency", "db_write_ms", w)
@@ -731,13 +734,13 @@ class Run:
         if not ms and not self.slow_cache_ms:
             return
         if ms and not self.slow_cache_ms:
-            self._cache_base = {lane.cfg.strategy: lane.cfg.latency.cache_ms for lane in self.lanes}
+            self._cache_base = {lane.cfg.label: lane.cfg.latency.cache_ms for lane in self.lanes}
         if ms:
             self._inject(("cache_ms",), ms)
             self._event("slow-cache-start", f"slow cache: +{ms:g} ms on every cache call", injected=True)
         else:
             for lane in self.lanes:
-                base = self._cache_base.get(lane.cfg.strategy, 0.0)
+                base = self._cache_base.get(lane.cfg.label, 0.0)
                 lane.cfg = lane.cfg.with_knob("latency", "cache_ms", base)
                 lane.send("set", "latency", "cache_ms", base)
             self._event("slow-cache-end", "slow cache ended", injected=True)
@@ -855,8 +858,8 @@ class Run:
         for i, (lane, lock) in enumerate(zip(self.lanes, locks)):
             if i in failed or lock.conn is None:
                 lock.release()
-                self._event("outage-start", f"could not take the lock of {lane.cfg.strategy}'s DB "
-                            f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.strategy)
+                self._event("outage-start", f"could not take the lock of {lane.cfg.label}'s DB "
+                            f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.label)
             else:
                 self._outage_locks.append(lock)
             real_reads = real_reads and lane.cfg.store.journal_mode != "wal"
@@ -921,7 +924,7 @@ class Run:
                     self._handle(lane, ("ready", info))
                 else:  # it refused its files (lane.error), or did not come up at all
                     lane.state = "failed"
-                    name, inc = lane.cfg.strategy, lane.inc
+                    name, inc = lane.cfg.label, lane.inc
                     if lane.error:
                         self._fail(lane, "lab-refused", f"{name} lab incarnation {inc} refused to start: {lane.error}")
                     else:
@@ -945,7 +948,7 @@ class Run:
                     except (EOFError, OSError):
                         closed = True  # its end of the pipe is gone: it is exiting
                         lane.proc.join(KILL_WAIT_S)
-                name = lane.cfg.strategy
+                name = lane.cfg.label
                 if closed or not lane.proc.is_alive():
                     self._lost_at_end(lane, "lab-died", f"{name} lab exited while draining (exit status "
                                       f"{lane.proc.exitcode})")
@@ -959,9 +962,9 @@ class Run:
         for lane in self.lanes:
             self._reap(lane)
         self._consume()
-        undrained = [f"{lane.cfg.strategy} ({(lane.final or {}).get('queue_depth', '?')} writes still queued)"
+        undrained = [f"{lane.cfg.label} ({(lane.final or {}).get('queue_depth', '?')} writes still queued)"
                      for lane in self.lanes if lane.state == "drained" and not lane.final.get("drained")]
-        stopped = [lane.cfg.strategy for lane in self.lanes if lane.state != "drained"]
+        stopped = [lane.cfg.label for lane in self.lanes if lane.state != "drained"]
         detail = "labs stopped; " + ("queues drained" if not undrained else
                                      f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained))
         if stopped:
@@ -1009,14 +1012,14 @@ class Run:
             store = store_versions(lane.paths.store, timeout_s=AUDIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - locked, corrupt or foreign: named
             lane.audited = False
-            self._fail(lane, "audit", f"{lane.cfg.strategy}: the end-of-run audit could not read the store "
+            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the store "
                        f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged")
             return
         try:
             cache = cache_versions(lane.paths.cache)
         except Exception as exc:  # noqa: BLE001
             lane.audited = False
-            self._fail(lane, "audit", f"{lane.cfg.strategy}: the end-of-run audit could not read the cache "
+            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the cache "
                        f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged")
             cache = None
         lane.auditor.confirm_store(store)
@@ -1081,6 +1084,7 @@ def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals
     """One lane of the summary (DESIGN.md §6), from a live run or a recording."""
     t = {k: totals.get(k, 0) for k in COUNTERS}
     return {
+        "name": cfg.label,
         "strategy": cfg.strategy,
         "ops": stats.ops,
         "ops_per_s": round(stats.ops / duration_s, 1),

@@ -54,6 +54,9 @@ from .config import (
     CacheKnobs,
     ConfigError,
     LaneConfig,
+    LaneSpec,
+    check_lane_name,
+    lane_labels,
     Latency,
     StoreKnobs,
     Workload,
@@ -64,8 +67,8 @@ from .timeline import FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S, 
 
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
             "write_behind": WriteBehindKnobs, "latency": Latency}
-TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "restart_delay", "faults",
-            "watch_for", "you_will_learn", "expect"}
+TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "lanes", "restart_delay", "faults",
+            "watch_for", "you_will_learn", "expect", "pictures"}
 #: What a fault of the timeline may say when it fires (a lesson's line), and whether the run
 #: pauses there.
 SAY_KEYS = {"say", "pause"}
@@ -133,6 +136,17 @@ class Scenario:
     says: list[dict] = field(default_factory=list)
     #: The lesson's claims (``[expect]``), checked by ``cachestudio check --run``.
     expect: list = field(default_factory=list)
+    #: The lanes as the file names them (a strategy, a name, the knobs it sets on top of the
+    #: file's); ``lanes`` are these built on the file's knobs.
+    specs: list[LaneSpec] = field(default_factory=list)
+    #: The file's knobs, before any lane's own (what the command line and the window change).
+    base: LaneConfig | None = None
+    #: The lesson guide's pictures (``[[pictures]]``): [{"at", "caption"}], in time order.
+    pictures: list[dict] = field(default_factory=list)
+
+    @property
+    def is_lesson(self) -> bool:
+        return bool(self.you_will_learn)
 
     @property
     def crash_at(self) -> list[float]:
@@ -141,6 +155,12 @@ class Scenario:
     @property
     def outages(self) -> list[tuple[float, float]]:
         return self.timeline["outages"]
+
+    def __post_init__(self):
+        if not self.specs:
+            self.specs = [LaneSpec(c.strategy, c.name) for c in self.lanes]
+        if self.base is None:
+            self.base = replace(self.lanes[0], name="")
 
     def fault_count(self) -> int:
         return sum(len(v) for v in self.timeline.values())
@@ -418,6 +438,26 @@ def _set(obj, name: str, value, where):
     return replace(obj, **{name: value})
 
 
+def _knobs(table: dict, base: LaneConfig, header, where, prefix: str) -> list[tuple[str, str, object]]:
+    """The knobs a table sets, section by section (``[cache]``, or ``[lanes.cache]`` with
+    ``prefix`` "lanes."): (section, name, value), each checked for its type against
+    ``base``'s. ``header(section)`` and ``where(section)(key)`` say ``FILE line N``."""
+    out = []
+    for section, cls in SECTIONS.items():
+        values = table.get(section, {})
+        if not isinstance(values, dict):
+            raise ScenarioError(f"{header(section)}: [{prefix}{section}] must be a table, got {_show(values)}")
+        knobs = getattr(base, section)
+        names = {f.name for f in fields(cls)}
+        for key, value in values.items():
+            if key not in names:
+                raise ScenarioError(f"{where(section)(key)}: unknown key {_show(key)} in [{prefix}{section}] "
+                                    f"(known: {', '.join(sorted(names))})")
+            knobs = _set(knobs, key, value, where(section))
+            out.append((section, key, getattr(knobs, key)))
+    return out
+
+
 def _culprit(data: dict, base: LaneConfig, at) -> str:
     """``FILE line N`` of the first knob that fails validation on its own."""
     for section in SECTIONS:
@@ -481,18 +521,8 @@ def load(path: Path) -> Scenario:
     base = LaneConfig(strategy=STRATEGIES[0] if strategy == "all" else strategy)
     if "seed" in data:
         base = _set(base, "seed", data["seed"], top)
-    for section, cls in SECTIONS.items():
-        values = data.get(section, {})
-        if not isinstance(values, dict):
-            raise ScenarioError(f"{top(section)}: [{section}] must be a table, got {_show(values)}")
-        knobs = getattr(base, section)
-        names = {f.name for f in fields(cls)}
-        for key, value in values.items():
-            if key not in names:
-                raise ScenarioError(f"{at(section)(key)}: unknown key {_show(key)} in [{section}] "
-                                    f"(known: {', '.join(sorted(names))})")
-            knobs = _set(knobs, key, value, at(section))
-        base = replace(base, **{section: knobs})
+    for section, key, value in _knobs(data, base, top, at, ""):
+        base = base.with_knob(section, key, value)
     try:
         validate(base)
     except ConfigError as exc:
@@ -501,17 +531,25 @@ def load(path: Path) -> Scenario:
     duration = _seconds(data, "duration", top, 10.0, 0, 86_400, True)
     restart = _seconds(data, "restart_delay", top, 1.0, 0, 600, False)
     timeline, notes = _faults(data, duration, at)
-    lanes = [replace(base, strategy=s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
+    if "lanes" in data:
+        if "strategy" in data:
+            raise ScenarioError(f"{top('strategy')}: give strategy or [[lanes]], not both")
+        specs = _lanes(data["lanes"], base, at)
+    else:
+        specs = [LaneSpec(s) for s in (STRATEGIES if strategy == "all" else (strategy,))]
+    lanes = [spec.build(base) for spec in specs]
     watch_for = _text(data, "watch_for", top, "", None).strip()
     learn = _text(data, "you_will_learn", top, "", None).strip()
     says = _says(data, at)
-    expect = _expect(data, [c.strategy for c in lanes], at)
+    expect = _expect(data, [c.label for c in lanes], at)
     return Scenario(
         name=name,
         title=title,
         description=description,
         path=path,
         lanes=lanes,
+        specs=specs,
+        base=base,
         duration_s=duration,
         restart_delay_s=restart,
         timeline=timeline,
@@ -520,7 +558,75 @@ def load(path: Path) -> Scenario:
         you_will_learn=learn,
         says=says,
         expect=expect,
+        pictures=_pictures(data, duration, at),
     )
+
+
+MAX_PICTURES = 6
+MAX_LANES = 6
+
+
+def _lanes(items, base: LaneConfig, at) -> list[LaneSpec]:
+    """``[[lanes]]``: each a ``name``, a ``strategy`` and the knobs it sets on top of the
+    file's (``[lanes.cache] stampede = "lease"``, or ``cache.stampede = "lease"``)."""
+    if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
+        raise ScenarioError(f"{at(None)('lanes')}: lanes must be an array of tables ([[lanes]]) with name and "
+                            f"strategy, got {_show(items)}")
+    if len(items) > MAX_LANES:
+        raise ScenarioError(f"{at('lanes', MAX_LANES)('name')}: {len(items)} lanes; at most {MAX_LANES}")
+    specs = []
+    for i, item in enumerate(items):
+        where = at("lanes", i)
+        for key in item:
+            if key not in ("name", "strategy") and key not in SECTIONS:
+                raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a lane "
+                                    f"(known: name, strategy, {', '.join(SECTIONS)})")
+        name = item.get("name")
+        try:
+            check_lane_name(name)
+        except ConfigError as exc:
+            raise ScenarioError(f"{where('name')}: {exc}") from None
+        strategy = item.get("strategy")
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+            raise ScenarioError(f"{where('strategy')}: a lane's strategy must be one of {', '.join(STRATEGIES)}, "
+                                f"got {_show(strategy) if strategy is not None else 'nothing'}")
+        overrides = _knobs(item, base, where, lambda _section, w=where: w, "lanes.")
+        spec = LaneSpec(strategy, name, tuple(overrides))
+        try:
+            validate(spec.build(base))
+        except ConfigError as exc:
+            raise ScenarioError(f"{where(overrides[-1][1] if overrides else 'strategy')}: lane {name!r}: {exc}") \
+                from None
+        specs.append(spec)
+    try:
+        lane_labels([spec.build(base) for spec in specs])
+    except ConfigError as exc:
+        raise ScenarioError(f"{at(None)('lanes')}: {exc}") from None
+    return specs
+
+
+def _pictures(data: dict, duration: float, at) -> list[dict]:
+    """``[[pictures]]``: the moments a lesson's guide shows (``at``, ``caption``)."""
+    pictures = data.get("pictures", [])
+    if not isinstance(pictures, list) or not all(isinstance(p, dict) for p in pictures):
+        raise ScenarioError(f"{at(None)('pictures')}: pictures must be an array of tables ([[pictures]]) "
+                            f"with at and caption, got {_show(pictures)}")
+    if len(pictures) > MAX_PICTURES:
+        raise ScenarioError(f"{at('pictures', MAX_PICTURES)('at')}: {len(pictures)} pictures; at most "
+                            f"{MAX_PICTURES} in one lesson")
+    out = []
+    for i, pic in enumerate(pictures):
+        where = at("pictures", i)
+        for key in pic:
+            if key not in ("at", "caption"):
+                raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a picture (known: at, caption)")
+        when = pic.get("at")
+        if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 < when <= duration:
+            got = "nothing" if when is None else _show(when)
+            raise ScenarioError(f"{where('at')}: a picture's time must be within the run (> 0 and <= "
+                                f"{duration:g} s), got {got}")
+        out.append({"at": float(when), "caption": _text(pic, "caption", where, "", MAX_TITLE)})
+    return sorted(out, key=lambda p: p["at"])
 
 
 def _says(data: dict, at) -> list[dict]:

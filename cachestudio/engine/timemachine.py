@@ -58,7 +58,7 @@ class UpdateBuilder:
         self.counts: list[Counter] = [Counter() for _ in range(n)]
         self.found: list[list] = [[] for _ in range(n)]
         self.found_groups: list[list[str]] = [[] for _ in range(n)]
-        self.outcomes = LiveOutcomes([cfg.strategy for cfg in cfgs], cfgs)
+        self.outcomes = LiveOutcomes([cfg.label for cfg in cfgs], cfgs)
         self.revealed: list[list] = [[] for _ in range(n)]  # this round's anomalies, for after its events
 
     def on_event(self, ev: dict) -> None:
@@ -315,7 +315,7 @@ class Tape:
                 lanes = []
                 for j, ls in enumerate(item["lanes"][:n]):
                     s = stats[j]
-                    lanes.append({"strategy": names[j], "cfg": cfgs[j], "inc": ls.get("inc", 0), "pid": None,
+                    lanes.append({"name": names[j], "strategy": cfgs[j].strategy, "cfg": cfgs[j], "inc": ls.get("inc", 0), "pid": None,
                                   "state": ls.get("state", "down"), "health": ls.get("health", "down"),
                                   "gauges": {"queue_depth": ls.get("queue_depth", 0)},
                                   "totals": ls.get("totals", {}), "counts": dict(kinds[j]),

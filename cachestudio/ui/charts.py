@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem
 
 from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.series import BIN_S, COL, COLUMNS, SETTLE_S
-from .theme import FAULT_SHADE, LANES, THEMES, TOKENS, Theme, text_px
+from .theme import FAULT_SHADE, THEMES, TOKENS, Theme, lane_pairs, lane_style, register_lanes, text_px
 
 WINDOW_S = 60.0  # seconds of history in view
 X_STEP_S = 10.0  # the view moves on in steps of this many seconds
@@ -214,7 +214,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.curves: list[list[tuple]] = []  # per plot: (lane, column, PlotCurveItem, width factor)
         self.series = []
-        self.strategies: list[str] = []
+        self.strategies: list[str] = []  # the lanes' names
+        self.kinds: list[str] = []  # the lanes' strategies
         self.regions: list[dict] = []  # {"kind", "start", "end" (None: ongoing), "label", "colour", "items"}
         self.marker: list[pg.InfiniteLine] = []
         self.labels: list = []  # (plot, lane, column, log axis?, EndLabel) at the end of a lane's line
@@ -468,9 +469,9 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         t = self._t()
         parts = []
         for strategy in self.strategies:
-            colour, _, short = LANES[strategy]
+            colour, _, short = lane_style(strategy)
             parts.append(f'<span style="color:{colour}; font-weight:bold">{SWATCH} {short}</span>'
-                         f' <span style="color:{t.text}">{strategy}</span>')
+                         + (f' <span style="color:{t.text}">{strategy}</span>' if short != strategy else ""))
         note = "x: run time (s) · shaded: faults, named on the event strip"
         if getattr(self, "compact_key", False):  # presentation mode: every pixel to the charts
             note = ""
@@ -507,7 +508,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         if not self._scale_set:
             self.scale = theme.font_scale
         self._restyle()
-        self.set_lanes(self.strategies, self.series)
+        self.set_lanes(list(zip(self.strategies, self.kinds)), self.series)
 
     def set_percentile(self, p: str) -> None:
         """Which latency percentile the latency charts show (one line per lane)."""
@@ -528,11 +529,16 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             self.draw_plots([i for i in LATENCY_CHARTS if i in self.shown])
         self._dirty = True
 
-    def set_lanes(self, strategies: list[str], series: list) -> None:
-        """Bind the curves to the lanes' series (one curve per lane and column). The same
+    def set_lanes(self, lanes: list, series: list) -> None:
+        """Bind the curves to the lanes' series (one curve per lane and column). ``lanes``:
+        strategies, (name, strategy) pairs or LaneConfigs (theme.lane_pairs). The same
         lanes again (a theme change) only restyle the curves they have."""
-        same = list(strategies) == self.strategies and self.curves
-        self.strategies, self.series = list(strategies), list(series)
+        pairs = lane_pairs(lanes)
+        register_lanes(pairs)
+        names = [n for n, _ in pairs]
+        same = names == self.strategies and self.curves
+        self.strategies, self.series = names, list(series)
+        self.kinds = [k for _, k in pairs]  # each lane's strategy
         if same:
             self._restyle()
             return
@@ -551,8 +557,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 kind = "read" if i == 0 else "write"
                 cols = [(f"{kind}_{self.percentile}", self.percentile, 1.0)]
             curves = []
-            for lane, strategy in enumerate(self.strategies):
-                colour, _, short = LANES[strategy]
+            for lane, (name, strategy) in enumerate(zip(self.strategies, self.kinds)):
+                colour, _, short = lane_style(name)
                 for col, suffix, factor in cols:
                     if col == "queue_depth" and strategy != "write-behind":
                         continue
@@ -730,7 +736,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         p, ax = self.plots[i], self.plots[i].getAxis("left")
         n = max(1, len(self.strategies))
         if self.request_marks:
-            ax.setTicks([[(n - k, LANES[s][2]) for k, s in enumerate(self.strategies)], []])
+            ax.setTicks([[(n - k, lane_style(s)[2]) for k, s in enumerate(self.strategies)], []])
             p.enableAutoRange(axis="y", enable=False)
             p.setYRange(0.4, n + 0.6, padding=0)
         else:
@@ -773,7 +779,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 if name == "rejected" and t.name == "dark":
                     colour = "#e8e8e8"  # black on the dark panel would not show
                 fills.append((pg.mkBrush(colour), _SYMBOL[shape]))
-            rings = [pg.mkPen(LANES[s][0], width=max(1.5, 1.5 * self.scale)) for s in self.strategies]
+            rings = [pg.mkPen(lane_style(s)[0], width=max(1.5, 1.5 * self.scale)) for s in self.strategies]
             edge = pg.mkPen(t.panel, width=1)  # raster: the row says the lane; an edge keeps marks apart
             self._styles = (fills, rings, edge)
             self._styles_for = (t.name, self.scale, tuple(self.strategies))
@@ -797,7 +803,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             elif i == 1:
                 keep &= buf[:, _KIND] == 1
             elif i == 5:  # what reached the DB then: read misses, and writes but write-behind's (queued)
-                db_write = (out == _OUTCOME["write"]) & (self.strategies[lane] != "write-behind")
+                db_write = (out == _OUTCOME["write"]) & (self.kinds[lane] != "write-behind")
                 keep &= (out == _OUTCOME["miss"]) | db_write
             elif i == 6:
                 keep &= (out == _OUTCOME["error"]) | (out == _OUTCOME["rejected"])

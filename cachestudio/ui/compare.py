@@ -40,8 +40,9 @@ def differences(a, b) -> tuple[str, str]:
         fa = _flat(la[i]) if i < len(la) else {}
         fb = _flat(lb[i]) if i < len(lb) else {}
         for key in sorted(set(fa) | set(fb)):
-            if fa.get(key) != fb.get(key) and key != "seed":
-                name = (la[i] if i < len(la) else lb[i]).get("strategy", "?")
+            if fa.get(key) != fb.get(key) and key not in ("seed", "name"):
+                lane = la[i] if i < len(la) else lb[i]
+                name = lane.get("name") or lane.get("strategy", "?")
                 for side, f in ((0, fa), (1, fb)):
                     item = f"{name} {key.split('.')[-1]}={f.get(key, '—')}"
                     if item not in sides[side]:

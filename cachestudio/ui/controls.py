@@ -39,6 +39,7 @@ from ..engine.config import (
     LaneConfig,
 )
 from .events import short_lane
+from .theme import lane_pairs
 
 # (section, field, label, kind, spec): kind float -> (min, max, step, decimals, suffix)
 KNOBS = [
@@ -220,8 +221,9 @@ class AnomalyPanel(QWidget):
         self.lane_filter.currentIndexChanged.connect(self._filter)
         self.kind_filter.currentIndexChanged.connect(self._filter)
 
-    def set_lanes(self, strategies: list[str]) -> None:
-        self.strategies = list(strategies)
+    def set_lanes(self, lanes: list) -> None:
+        strategies = [name for name, _ in lane_pairs(lanes)]  # the lanes' names
+        self.strategies = strategies
         self.table.setRowCount(len(strategies))
         self.table.setVerticalHeaderLabels(strategies)
         self.fit_table()

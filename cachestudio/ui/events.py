@@ -24,7 +24,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
-from .theme import FAULT_SHADE, LANES, THEMES, Theme
+from .theme import FAULT_SHADE, THEMES, Theme, known_lane, lane_style
 
 #: event kind -> (shade kind of theme.FAULT_SHADE, the kind that ends its window or None)
 FAULT_EVENTS = {
@@ -41,7 +41,7 @@ GAP_PX = 8.0
 
 
 def short_lane(lane: str | None) -> str:
-    return LANES[lane][2] if lane in LANES else ""
+    return lane_style(lane)[2] if known_lane(lane) else ""
 
 
 def event_label(ev: dict) -> str:

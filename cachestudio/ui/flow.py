@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from .theme import OKABE_ITO, THEMES, TOKENS, Theme
+from .theme import OKABE_ITO, THEMES, TOKENS, Theme, lane_pairs
 
 HOP_S = 0.35  # seconds per hop
 LINGER_S = 0.6  # a failed path's token stays this long at the node where it stopped
@@ -198,7 +198,8 @@ class _Token:
 class _Lane:
     """A lane's state; the scene items are rebuilt from it on a theme change."""
 
-    def __init__(self, strategy: str):
+    def __init__(self, name: str, strategy: str):
+        self.name = name
         self.strategy = strategy
         self.health = "running"
         self.injected = ""
@@ -218,6 +219,11 @@ class _Lane:
         self.next_launch = 0.0
         self.next_flush = 0.0
         self.items: dict = {}  # built by the view
+
+    @property
+    def title(self) -> str:
+        """The lane's name, and its strategy when the name does not say it."""
+        return self.name if self.strategy in self.name else f"{self.name} ({self.strategy})"
 
     @property
     def wb(self) -> bool:
@@ -276,8 +282,9 @@ class FlowView(QGraphicsView):
 
     # -- public API ---------------------------------------------------------------------
 
-    def set_lanes(self, strategies: list[str]) -> None:
-        self.lanes = [_Lane(s) for s in strategies]
+    def set_lanes(self, lanes: list) -> None:
+        """``lanes``: strategies, (name, strategy) pairs or LaneConfigs (theme.lane_pairs)."""
+        self.lanes = [_Lane(n, s) for n, s in lane_pairs(lanes)]
         self._rebuild()
 
     def set_theme(self, theme: Theme) -> None:
@@ -586,7 +593,7 @@ class FlowView(QGraphicsView):
                                  QBrush(Qt.BrushStyle.NoBrush))
         hl.setZValue(-9)
         it["highlight"] = hl
-        it["title"] = self._text(ln.strategy, 17, t.text, bold=True)
+        it["title"] = self._text(ln.title, 17, t.text, bold=True)
         b = self._boost  # the left column's lines move apart as their text grows
         it["title"].setPos(TITLE_X, y0 + 8 * s * b)
         it["health"] = self._text("", 13, t.text)
@@ -711,8 +718,8 @@ class FlowView(QGraphicsView):
 
     def _title_text(self, ln: _Lane) -> str:
         if ln.health == "running":
-            return ln.strategy
-        return f"{ln.strategy} — {HEALTH_WORDS.get(ln.health, ln.health)}"
+            return ln.title
+        return f"{ln.title} — {HEALTH_WORDS.get(ln.health, ln.health)}"
 
     def _apply_health(self, ln: _Lane) -> None:
         it = ln.items
@@ -720,7 +727,7 @@ class FlowView(QGraphicsView):
             return
         t = self.theme
         running = ln.health == "running"
-        it["title"].setText(ln.strategy)
+        it["title"].setText(ln.title)
         it["health"].setText("" if running else "— " + HEALTH_WORDS.get(ln.health, ln.health))
         it["health"].setBrush(QColor(t.text if running else _injected_colour(t)))
         for name, (box, label, _) in it["nodes"].items():

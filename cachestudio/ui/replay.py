@@ -13,6 +13,7 @@ import gc
 import time
 from types import SimpleNamespace
 
+from ..engine.config import LaneSpec
 from ..engine.timemachine import Tape
 from .session import LabSession, LaneView, take_state
 
@@ -51,8 +52,8 @@ class ReplaySession(LabSession):
         rec.ops = [[] for _ in rec.ops]
         gc.collect()
         gc.freeze()
-        self.strategies = rec.lane_names
         self._configs = rec.configs
+        self.specs = [LaneSpec(c.strategy, c.name) for c in self._configs]
         self.base = self._configs[0]
         plan = rec.header.get("plan") or {}
         self.timeline = {}  # the recorded events are on the tape; nothing is "scheduled" ahead
@@ -177,7 +178,7 @@ class ReplaySession(LabSession):
             self.changed.emit()
 
     def lab_health(self) -> list[tuple[str, str]]:
-        return [(lane.cfg.strategy, lane.health()) for lane in self.run.lanes]
+        return [(lane.cfg.label, lane.health()) for lane in self.run.lanes]
 
     # -- a replay has no lab ----------------------------------------------------------------
 

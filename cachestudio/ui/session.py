@@ -16,13 +16,12 @@ import shutil
 import stat
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, validate
+from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, LaneSpec, lane_labels, validate
 from ..engine.series import LaneSeries
 
 # The runner, its backends (sqlite-utils, diskcache) and the observer are imported when a
@@ -176,13 +175,14 @@ class RunView:
         self.paused = True
         self._call("step")
 
-    def set_knob(self, section: str, name: str, value) -> None:
+    def set_knob(self, section: str, name: str, value, keep: tuple = ()) -> None:
         """Checked here first (same rules as Run.set_knob), then sent."""
         if (section, name) not in LIVE_KNOBS:
             raise ConfigError(f"{section}.{name} cannot change while the lab runs; it applies at the next reset")
         for lane in self.lanes:
-            validate(lane.cfg.with_knob(section, name, value))
-        self._call("set_knob", section, name, value)
+            if lane.cfg.label not in keep:
+                validate(lane.cfg.with_knob(section, name, value))
+        self._call("set_knob", section, name, value, tuple(keep))
 
     def stop(self) -> None:
         """Stop the observer (it stops its labs); kill it if it does not answer."""
@@ -287,7 +287,8 @@ class LabSession(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.base = LaneConfig(strategy="cache-aside")
-        self.strategies: list[str] = list(STRATEGIES)
+        #: The lanes of the next run: a strategy, a name, the knobs it sets on top of ``base``.
+        self.specs: list[LaneSpec] = [LaneSpec(s) for s in STRATEGIES]
         self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
         self.restart_delay_s = 1.0
         #: The opened scenario's name, title and description, for the run's recording.
@@ -311,15 +312,38 @@ class LabSession(QObject):
 
     # -- configuration (applies at the next start) --------------------------------------
 
-    def lane_configs(self) -> list[LaneConfig]:
-        return [replace(self.base, strategy=s) for s in self.strategies]
+    @property
+    def strategies(self) -> list[str]:
+        """The lanes' names (a strategy's, or a named lane's)."""
+        return [spec.name or spec.strategy for spec in self.specs]
 
-    def configure(self, base: LaneConfig, strategies: list[str], timeline: dict | None = None,
+    @strategies.setter
+    def strategies(self, strategies: list[str]) -> None:
+        self.specs = [LaneSpec(s) for s in strategies]
+
+    def lane_configs(self) -> list[LaneConfig]:
+        """The next run's lanes: ``base`` with each lane's own knobs on top."""
+        return [spec.build(self.base) for spec in self.specs]
+
+    def lane_pairs(self) -> list[tuple[str, str]]:
+        return [(spec.name or spec.strategy, spec.strategy) for spec in self.specs]
+
+    def overridden(self, section: str, name: str) -> list[str]:
+        """The lanes that set this knob themselves (a change of the run's knob leaves them)."""
+        return [spec.name or spec.strategy for spec in self.specs if spec.sets(section, name)]
+
+    def configure(self, base: LaneConfig, lanes: list, timeline: dict | None = None,
                   restart_delay_s: float = 1.0, duration_s: float = OPEN_ENDED_S) -> None:
+        """``lanes``: strategies or LaneSpecs."""
         validate(base)
+        specs = [LaneSpec(x) if isinstance(x, str) else x for x in lanes]
+        cfgs = [spec.build(base) for spec in specs]
+        for cfg in cfgs:
+            validate(cfg)
+        lane_labels(cfgs)
         self.duration_s = float(duration_s)
         self.base = base
-        self.strategies = list(strategies)
+        self.specs = specs
         self.timeline = {k: list(v) for k, v in (timeline or {}).items()}
         self.restart_delay_s = restart_delay_s
 
@@ -403,7 +427,7 @@ class LabSession(QObject):
         self.series = [LaneSeries() for _ in plan.lanes]
         from ..engine.timemachine import Tape
 
-        self.tape = Tape([cfg.strategy for cfg in plan.lanes])
+        self.tape = Tape([cfg.label for cfg in plan.lanes])
         self.view_t = None
         self._frame_view = None
         parent, child = MP.Pipe()
@@ -506,7 +530,7 @@ class LabSession(QObject):
         if self.run is None:
             return None
         try:
-            self.run.set_knob(section, name, value)
+            self.run.set_knob(section, name, value, tuple(self.overridden(section, name)))
         except ConfigError as exc:
             return str(exc)
         return None
@@ -595,4 +619,4 @@ class LabSession(QObject):
     def lab_health(self) -> list[tuple[str, str]]:
         if self.run is None:
             return [(s, "idle") for s in self.strategies]
-        return [(lane.cfg.strategy, lane.health()) for lane in self.run.lanes]
+        return [(lane.cfg.label, lane.health()) for lane in self.run.lanes]

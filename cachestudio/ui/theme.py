@@ -28,6 +28,60 @@ LANES = {
     "write-behind": (OKABE_ITO["green"], "dot", "WB"),
 }
 
+#: Colours for named lanes (two lanes of one strategy, say): those of the plan's strategy
+#: lanes are skipped, so no two lanes of a plan share a colour.
+_PALETTE = ("blue", "orange", "green", "vermillion", "purple", "sky", "black", "yellow")
+_PENS = ("solid", "dash", "dot", "dashdot")
+_NAMED: dict[str, tuple[str, str, str]] = {}
+SHORT_MAX = 14
+
+
+def lane_pairs(lanes) -> list[tuple[str, str]]:
+    """(name, strategy) for each lane: a strategy's name, a (name, strategy) pair, or a
+    LaneConfig (its label and strategy)."""
+    out = []
+    for lane in lanes:
+        if isinstance(lane, str):
+            out.append((lane, lane))
+        elif isinstance(lane, tuple):
+            out.append((str(lane[0]), str(lane[1])))
+        else:
+            out.append((lane.label, lane.strategy))
+    return out
+
+
+def short_label(name: str) -> str:
+    if name in LANES:
+        return LANES[name][2]
+    return name if len(name) <= SHORT_MAX else name[:SHORT_MAX - 1].rstrip() + "…"
+
+
+def register_lanes(lanes) -> list[tuple[str, str, str]]:
+    """The colour, pen and short label of each lane of a plan; a strategy's lane keeps its
+    own (CA blue, WT orange, WB green). Named lanes are remembered for :func:`lane_style`."""
+    pairs = lane_pairs(lanes)
+    taken = {LANES[name][0] for name, _ in pairs if name in LANES}
+    free = [OKABE_ITO[c] for c in _PALETTE if OKABE_ITO[c] not in taken]
+    styles, k = [], 0
+    for i, (name, _) in enumerate(pairs):
+        if name in LANES:
+            styles.append(LANES[name])
+            continue
+        styles.append((free[k % len(free)], _PENS[i % len(_PENS)], short_label(name)))
+        _NAMED[name] = styles[-1]
+        k += 1
+    return styles
+
+
+def lane_style(name: str) -> tuple[str, str, str]:
+    """Colour, pen and short label of a lane by its name (strategies and registered lanes)."""
+    return LANES.get(name) or _NAMED.get(name) or (OKABE_ITO["black"], "solid", short_label(name))
+
+
+def known_lane(name) -> bool:
+    return name in LANES or name in _NAMED
+
+
 FAULT_SHADE = {
     "crash": (OKABE_ITO["vermillion"], "crash"),
     "outage": (OKABE_ITO["purple"], "DB outage"),

@@ -57,7 +57,7 @@ from .flow import FlowView
 from .images import png_bytes
 from .session import LabSession
 from .timebar import TimeBar
-from .theme import LANES, THEMES
+from .theme import THEMES, lane_style
 
 SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
           ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
@@ -119,8 +119,20 @@ def font_px(font) -> float:
     return float(QFontInfo(font).pixelSize())
 
 
+def first_sentences(text: str, limit: int = 180) -> str:
+    """As many whole sentences of ``text`` as fit in ``limit`` characters (at least one,
+    cut with "…" if it alone is longer); whitespace collapsed."""
+    words = " ".join(text.split())
+    out = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", words):
+        if out and len(out) + 1 + len(sentence) > limit:
+            break
+        out = f"{out} {sentence}".strip()
+    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
+
+
 def short_name(lane: str) -> str:
-    return LANES[lane][2] if lane in LANES else lane
+    return lane_style(lane)[2]
 
 
 def fault_rows(windows: list[dict], names: list[str]) -> list[list[str]]:
@@ -490,7 +502,7 @@ class MainWindow(QMainWindow):
         self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
         lanes = int(st.value("lanes", 0) or 0)
         speed = int(st.value("speed", 3) or 0)
-        self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)
+        self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)  # not a scenario's
         self.speed_combo.blockSignals(True)  # applied just below, quietly
         self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
         self.speed_combo.blockSignals(False)
@@ -828,11 +840,11 @@ class MainWindow(QMainWindow):
     # -- lanes, knobs, speed ------------------------------------------------------------------
 
     def _lanes_changed(self) -> None:
-        strategies = self.session.strategies
-        self.flow.set_lanes(strategies)
-        self.anomaly_panel.set_lanes(strategies)
+        lanes = self.session.lane_pairs()
+        self.flow.set_lanes(lanes)
+        self.anomaly_panel.set_lanes(lanes)
         self.charts.clear_run()
-        self.charts.set_lanes(strategies, self.session.series)
+        self.charts.set_lanes(lanes, self.session.series)
         self.charts.set_request_marks(self._marks_on())
         self.strip.clear()
         self.strip.set_scheduled(scheduled_events(self.session.timeline, self.session.restart_delay_s))
@@ -845,6 +857,9 @@ class MainWindow(QMainWindow):
         self.caption_bar.set_active([])
         self.said = set()  # a new run says its lesson's lines again
         self._show_lesson()
+        if self.lesson is not None and self.lesson.watch_for and not self.replaying:
+            # what to watch for, until the first fault speaks (the room reads it as it starts)
+            self.caption_bar.say("Watch for: " + first_sentences(self.lesson.watch_for))
         for i, cfg in enumerate(self.session.lane_configs()):
             self.flow.set_capacity(i, cfg.write_behind.capacity)
             self.flow.injected_label(i, cfg.latency.label())
@@ -854,7 +869,10 @@ class MainWindow(QMainWindow):
             return  # a replay's lanes are the recording's
         was_running = self.session.running
         self.session.reset()
-        self.session.strategies = LANE_CHOICES[index][1]
+        if index < len(LANE_CHOICES):
+            self.session.strategies = LANE_CHOICES[index][1]
+        else:  # the opened scenario's own (named) lanes
+            self.session.specs = list(self.lane_combo.itemData(index))
         self._lanes_changed()
         if was_running:
             self.start()
@@ -964,9 +982,10 @@ class MainWindow(QMainWindow):
         shown = self.strip.add(ev)
         if shown is not None:
             self._event_row(shown)
-            if say is not None:  # the lesson's line for this fault, said as it fires
-                self.caption_bar.say(f"{ev['start']:.1f} s — {say['say']}" if say["say"] else self._caption(shown),
-                                     None if say["say"] else shown)
+            if say is not None:  # the lesson's line for this fault, said as it fires, then what it did
+                if say["say"]:
+                    shown["say"] = say["say"]
+                self.caption_bar.say(self._caption(shown), shown)
             elif kind in FAULT_EVENTS or kind in FAILURES or kind == "heal":
                 self.caption_bar.say(self._caption(shown), shown)
         if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
@@ -1004,13 +1023,14 @@ class MainWindow(QMainWindow):
         """A lane's stampede finished: its DB reads go with the stampede it belongs to (the
         latest before it), in the caption and the Events tab (the stampede's story is how
         many of its readers reached the database, lane by lane)."""
-        m = re.match(r"([\w-]+): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)",
+        m = re.match(r"(.+?): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)",
                      ev.get("detail") or "")
         stampede = next((e for e in reversed(self.strip.events) if e["kind"] == "stampede"
                          and e["start"] <= ev["start"]), None)
         if m is None or stampede is None:
             return
         lane, readers, key, reads, protection = m.groups()
+        lane = ev.get("lane") or lane
         stampede.setdefault("done", {})[lane] = (int(readers), key, int(reads), protection)
         if self.caption_bar.caption_event is stampede and self.caption_bar.caption.text():
             self.caption_bar.say(self._caption(stampede), stampede)
@@ -1030,6 +1050,18 @@ class MainWindow(QMainWindow):
         return f"{readers} readers of {key} caused: " + "; ".join(parts)
 
     def _caption(self, ev: dict) -> str:
+        """One line about a fault: what it did (measured) — after the lesson's line, if the
+        lesson says one here."""
+        text = self._what_it_did(ev)
+        say = ev.get("say")
+        if not say:
+            return text
+        head = f"{ev['start']:.1f} s — "
+        if text.endswith("measuring what it does…"):
+            return head + say
+        return head + say + "  →  " + (text[len(head):] if text.startswith(head) else text)
+
+    def _what_it_did(self, ev: dict) -> str:
         if ev["kind"] == "stampede" and ev.get("done"):
             return f"{ev['start']:.1f} s — stampede: {self._stampede_text(ev)}"
         w = self._outcome_of(ev)
@@ -1175,7 +1207,7 @@ class MainWindow(QMainWindow):
             for lane in run.lanes:
                 c = lane.auditor.counts
                 found = ", ".join(f"{n:,} {k.replace('_', ' ')}s" for k, n in c.items() if n)
-                counts.append(f"{lane.cfg.strategy}: {found or 'no anomalies'}")
+                counts.append(f"{lane.cfg.label}: {found or 'no anomalies'}")
         dlg.setWindowTitle(f"Summary — {name}")
         dlg.text.setText(f"{name} at {self.session.now():.1f} s. What each fault did (operations that began in "
                          "its window):" if windows else f"{name} at {self.session.now():.1f} s: no faults.")
@@ -1272,7 +1304,7 @@ class MainWindow(QMainWindow):
             out.append(f"slow DB +{run.slow_db_ms:g} ms (injected)")
         if run.slow_cache_ms:
             out.append(f"slow cache +{run.slow_cache_ms:g} ms (injected)")
-        down = [short_name(lane.cfg.strategy) for lane in run.lanes if lane.health() in ("down", "restarting")]
+        down = [short_name(lane.cfg.label) for lane in run.lanes if lane.health() in ("down", "restarting")]
         if down:
             out.append(f"node down: {', '.join(down)}")
         if any(lane.burst_active() for lane in run.lanes):
@@ -1393,11 +1425,11 @@ class MainWindow(QMainWindow):
             self.strip.set_scheduled(scheduled_events(s.timeline, s.restart_delay_s))
             self.events_list.clear()
             self.event_items, self.event_rows, self.outcome_ids = [], {}, {}
-            self.anomaly_panel.set_lanes(s.strategies)
-            if [ln.strategy for ln in self.flow.lanes] == list(s.strategies):
+            self.anomaly_panel.set_lanes(s.lane_pairs())
+            if [(ln.name, ln.strategy) for ln in self.flow.lanes] == s.lane_pairs():
                 self.flow.clear_moment()
             else:
-                self.flow.set_lanes(s.strategies)
+                self.flow.set_lanes(s.lane_pairs())
             for i, cfg in enumerate(s.lane_configs()):
                 self.flow.set_capacity(i, cfg.write_behind.capacity)
             for ev in frame["events"]:
@@ -1437,24 +1469,37 @@ class MainWindow(QMainWindow):
                 self.scenario_error.show()
             return False
         self.session.reset()
-        self.session.configure(sc.lanes[0], [c.strategy for c in sc.lanes], sc.timeline,
-                               sc.restart_delay_s, duration_s=sc.duration_s)
+        self.session.configure(sc.base, sc.specs, sc.timeline, sc.restart_delay_s, duration_s=sc.duration_s)
         self.scenario_name = sc.name
         self.session.scenario_info = {"name": sc.name, "title": sc.title, "description": sc.description}
         self.lesson = sc
         self.said = set()
         self._show_lesson()
         self.knobs.load(self.session.base)
-        strategies = [c.strategy for c in sc.lanes]
-        index = next(i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == strategies)
-        self.lane_combo.blockSignals(True)
-        self.lane_combo.setCurrentIndex(index)
-        self.lane_combo.blockSignals(False)
+        self._choose_lanes(sc)
         self._show_speed(self.session.base.workload.rate)  # the scenario's rate, as it runs
         self._lanes_changed()
         self.setWindowTitle(f"Cache Studio — {sc.name}")
         self.statusBar().showMessage(f"scenario {sc.name}: {sc.title}", 8000)
         return True
+
+    def _choose_lanes(self, sc) -> None:
+        """The lane choice that is the scenario's: one of the usual, or its own named lanes
+        (an entry of the list for as long as the scenario is open)."""
+        combo = self.lane_combo
+        combo.blockSignals(True)
+        try:
+            while combo.count() > len(LANE_CHOICES):
+                combo.removeItem(combo.count() - 1)
+            plain = [spec.strategy for spec in sc.specs]
+            index = next((i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == plain), None)
+            if index is None or any(spec.name or spec.overrides for spec in sc.specs):
+                combo.addItem(f"{sc.name}: " + " | ".join(spec.name or spec.strategy for spec in sc.specs),
+                              list(sc.specs))
+                index = combo.count() - 1
+            combo.setCurrentIndex(index)
+        finally:
+            combo.blockSignals(False)
 
     def open_scenario(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open scenario", str(scenarios.builtin_dir()),
@@ -1631,8 +1676,11 @@ def scenario_toml(session: LabSession) -> str:
     from ..engine.scenario import timeline_toml
 
     cfg = session.base
-    lines = ['name = "saved"', 'title = "Saved from the studio window"', f"seed = {cfg.seed}",
-             "duration = 60", f'strategy = "{"all" if len(session.strategies) == 3 else session.strategies[0]}"', ""]
+    named = any(spec.name or spec.overrides for spec in session.specs)
+    lines = ['name = "saved"', 'title = "Saved from the studio window"', f"seed = {cfg.seed}", "duration = 60"]
+    if not named:
+        lines.append(f'strategy = "{"all" if len(session.strategies) == 3 else session.strategies[0]}"')
+    lines.append("")
     for section in ("workload", "cache", "store", "write_behind", "latency"):
         lines.append(f"[{section}]")
         for key, value in asdict(getattr(cfg, section)).items():
@@ -1644,5 +1692,16 @@ def scenario_toml(session: LabSession) -> str:
                 text = repr(value)
             lines.append(f"{key} = {text}")
         lines.append("")
+    if named:
+        for spec in session.specs:
+            lines += ["[[lanes]]", f'name = "{spec.name or spec.strategy}"', f'strategy = "{spec.strategy}"']
+            lines += [f"{section}.{key} = {_toml_value(value)}" for section, key, value in spec.overrides]
+            lines.append("")
     lines += timeline_toml(session.timeline)
     return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
