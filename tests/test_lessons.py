@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cachestudio.engine import scenario as scenarios
-from cachestudio.engine.lessons import METRICS, ClaimError, actual, check, parse_claim
+from cachestudio.engine.lessons import FIGURES, ClaimError, actual, check, parse_claim
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
@@ -124,6 +124,14 @@ def test_check_run_says_which_claims_held_and_fails_when_one_did_not(tmp_path):
 
 
 LESSONS = [sc.name for sc in scenarios.builtin_scenarios() if sc.expect]
+MAX_LESSON_S = 30
+
+
+def test_every_built_in_scenario_is_a_lesson_that_states_its_claims():
+    for sc in scenarios.builtin_scenarios():
+        assert sc.is_lesson and sc.watch_for and sc.description, sc.name
+        assert sc.expect and sc.pictures, f"{sc.name}: no claims or no pictures"
+        assert sc.duration_s <= MAX_LESSON_S, f"{sc.name} runs {sc.duration_s:g} s"
 
 
 @pytest.mark.parametrize("name", LESSONS)
@@ -137,10 +145,19 @@ def test_every_built_in_lessons_claims_hold(name):
 def test_the_claims_read_the_summarys_figures():
     lane = {"strategy": "write-behind", "ops": 10, "reads": 8, "writes": 2, "errors": 1, "rejected": 0,
             "hit_ratio": 0.5, "anomalies": {"stale_reads": 0, "lost_writes": 3, "dirty_cache": 0, "stale_cache": 0},
-            "db": {"reads": 4, "writes": 2}, "incarnations": 2, "queue": {"max_depth": 7, "dead_letters": 0}}
-    summary = {"lanes": [lane]}
-    for metric in METRICS:
+            "db": {"reads": 4, "writes": 2}, "incarnations": 2, "queue": {"max_depth": 7, "dead_letters": 0},
+            "latency_ms": {"read": {"p50": 0.1, "p99": 2.0}, "write": {"p50": 0.3, "p99": 4.0}}}
+    events = [{"kind": "stampede-done", "lane": "write-behind",
+               "detail": "write-behind: 50 readers of k0 caused 45 DB reads (protection: none); slowest 9 ms"},
+              {"kind": "stampede-done", "lane": "write-behind",
+               "detail": "write-behind: 50 readers of k0 caused 1 DB read (protection: lease); slowest 9 ms"},
+              {"kind": "stampede-done", "lane": "cache-aside",
+               "detail": "cache-aside: 50 readers of k0 caused 7 DB reads (protection: none); slowest 9 ms"}]
+    summary = {"lanes": [lane], "events": events}
+    for metric in FIGURES:
         assert actual(parse_claim("write-behind", metric, 0), summary) is not None
+    assert actual(parse_claim("write-behind", "stampede_db_reads", 0), summary) == 46
+    assert actual(parse_claim("write-behind", "write_p99_ms", 0), summary) == 4.0
     [(claim, value, held)] = check([parse_claim("write-behind", "lost_writes", ">=3")], summary)
     assert value == 3 and held
     assert actual(parse_claim("cache-aside", "ops", 0), summary) is None

@@ -38,7 +38,21 @@ METRICS = {
     "incarnations": lambda lane: lane["incarnations"],
     "queue_max_depth": lambda lane: lane["queue"]["max_depth"],
     "dead_letters": lambda lane: lane["queue"]["dead_letters"],
+    "read_p50_ms": lambda lane: lane["latency_ms"]["read"]["p50"],
+    "read_p99_ms": lambda lane: lane["latency_ms"]["read"]["p99"],
+    "write_p50_ms": lambda lane: lane["latency_ms"]["write"]["p50"],
+    "write_p99_ms": lambda lane: lane["latency_ms"]["write"]["p99"],
 }
+#: Figures read from the run's events rather than the lane's table.
+EVENT_METRICS = {
+    # DB reads the lane's stampedes caused, all of them together (the runner's
+    # "stampede-done" event: "LANE: N readers of KEY caused M DB reads ...")
+    "stampede_db_reads": lambda lane, events: sum(
+        int(m.group(1)) for ev in events if ev.get("kind") == "stampede-done" and ev.get("lane") == lane
+        for m in [STAMPEDE_DB_READS.search(ev.get("detail") or "")] if m),
+}
+STAMPEDE_DB_READS = re.compile(r"caused (\d+) DB reads?")
+FIGURES = {**METRICS, **EVENT_METRICS}
 OPERATORS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
              ">": operator.gt, "<": operator.lt, "=": operator.eq}
 _CLAIM = re.compile(r"^\s*(>=|<=|!=|==|>|<|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -67,8 +81,8 @@ class Claim:
 
 def parse_claim(lane: str, metric: str, value) -> Claim:
     """One claim of an ``[expect]`` table; :class:`ClaimError` says what is wrong."""
-    if metric not in METRICS:
-        raise ClaimError(f"unknown figure {metric!r} (known: {', '.join(METRICS)})")
+    if metric not in FIGURES:
+        raise ClaimError(f"unknown figure {metric!r} (known: {', '.join(FIGURES)})")
     if isinstance(value, bool):
         raise ClaimError(f"a claim is a number or a string like \">0\", got {str(value).lower()}")
     if isinstance(value, (int, float)):
@@ -91,7 +105,10 @@ def parse_claim(lane: str, metric: str, value) -> Claim:
 def actual(claim: Claim, summary: dict):
     """The figure a claim is about, from a run's summary (None if the lane is not there)."""
     for lane in summary["lanes"]:
-        if lane.get("name", lane["strategy"]) == claim.lane:
+        name = lane.get("name") or lane["strategy"]
+        if name == claim.lane:
+            if claim.metric in EVENT_METRICS:
+                return EVENT_METRICS[claim.metric](name, summary.get("events") or [])
             return METRICS[claim.metric](lane)
     return None
 
