@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 PKG_STAMP := $(VENV)/.installed-package
 
-.PHONY: run test demo package test-deb clean
+.PHONY: run test demo docs package test-deb clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash packaging/linux-deps.sh offscreen
 	$(BIN)/python -m pytest
+
+# The lesson guides (docs/lessons/): pictures rendered by the window, the claims and numbers
+# of a real run of each lesson; and the lesson table of README.md. Never edit them by hand.
+docs: $(STAMP)
+	$(BIN)/cachestudio docs --out docs/
 
 # The installers, under dist/: wheel, sdist, PyInstaller bundle (tar.gz) and .deb
 # (packaging/build.sh; installs the Debian build tools it lacks, with sudo when not root).

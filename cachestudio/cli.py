@@ -29,6 +29,9 @@ from .engine.config import (
     SYNCHRONOUS,
     ConfigError,
     LaneConfig,
+    LaneSpec,
+    lane_labels,
+    parse_lane,
 )
 
 EXIT_FAILED = 1
@@ -141,12 +144,24 @@ def parse_latency(items: list[str]) -> dict[str, float]:
     return out
 
 
+def parse_lane_arg(text: str):
+    try:
+        return parse_lane(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> Parser:
     p = Parser(prog="cachestudio", description="Cache-aside, write-through and write-behind, running for real.")
+    p.add_argument("--scenario", dest="window_scenario", metavar="NAME|FILE",
+                   help="open the window with this built-in scenario (a lesson) or scenario file loaded")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     r = sub.add_parser("run", help="run strategies headless and print a table per lane")
     r.add_argument("--strategy", help="cache-aside, write-through, write-behind or all (default)")
+    r.add_argument("--lane", type=parse_lane_arg, action="append", default=[], metavar="NAME=STRATEGY[,KNOB=VALUE...]",
+                   help="a named lane: a strategy and knobs of its own, e.g. \"lease=cache-aside,stampede=lease\" "
+                        "(repeatable; instead of --strategy)")
     r.add_argument("--scenario", metavar="NAME|FILE",
                    help="start from a built-in scenario or a scenario file; options typed here override it")
     r.add_argument("--duration", type=float, metavar="SEC", help="run length (default 10)")
@@ -234,6 +249,15 @@ def build_parser() -> Parser:
     sc.add_argument("--present", action="store_true",
                     help="presentation mode: the flow view, the caption, the event strip and four charts")
 
+    d = sub.add_parser("docs", help="write the lesson guides (Markdown, pictures rendered by the window, "
+                                    "claims and numbers of a real run) into DIR/lessons (`make docs`)")
+    d.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="the docs folder (its parent's README.md gets the lesson table)")
+    d.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="only this lesson (a built-in name or a scenario file; repeatable)")
+    d.add_argument("--pictures-only", action="store_true", help=argparse.SUPPRESS)  # its child process
+    d.add_argument("--regions", action="store_true", help=argparse.SUPPRESS)  # the child's, for the tests
+
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
                                       "crash the node, render a frame")
@@ -307,16 +331,22 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
 
 
 def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[LaneConfig]:
-    """Lanes from a scenario (if any), with every knob typed on the command line applied."""
-    if args.strategy is None:
-        strategies = [c.strategy for c in scenario.lanes] if scenario else list(STRATEGIES)
+    """Lanes from a scenario (if any), with every knob typed on the command line applied.
+    A lane's own knobs (``--lane``, a scenario's ``[[lanes]]``) win over the run's."""
+    lanes = getattr(args, "lane", None) or []
+    if lanes and args.strategy is not None:
+        raise BadInput("give --strategy or --lane, not both")
+    if lanes:
+        specs = lanes
+    elif args.strategy is None:
+        specs = list(scenario.specs) if scenario else [LaneSpec(s) for s in STRATEGIES]
     elif args.strategy == "all":
-        strategies = list(STRATEGIES)
+        specs = [LaneSpec(s) for s in STRATEGIES]
     elif args.strategy in STRATEGIES:
-        strategies = [args.strategy]
+        specs = [LaneSpec(args.strategy)]
     else:
         raise BadInput(f"--strategy must be one of {', '.join(STRATEGIES)} or all, got {args.strategy!r}")
-    base = scenario.lanes[0] if scenario else LaneConfig(strategy=strategies[0])
+    base = scenario.base if scenario else LaneConfig(strategy=specs[0].strategy)
     if args.seed is not None:
         base = replace(base, seed=args.seed)
     for dest, (section, name, convert) in KNOB_ARGS.items():
@@ -328,7 +358,12 @@ def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[
     latency = parse_latency(args.latency)
     if latency:
         base = replace(base, latency=replace(base.latency, **latency))
-    return [replace(base, strategy=s) for s in strategies]
+    out = [spec.build(base) for spec in specs]
+    try:
+        lane_labels(out)
+    except ConfigError as exc:
+        raise BadInput(f"--lane: {exc}") from None
+    return out
 
 
 # ------------------------------------------------------------------------------ output
@@ -336,6 +371,11 @@ def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[
 
 def _ms(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.1f}")
+
+
+def lane_name(lane: dict) -> str:
+    """A summary lane's name (a recording or summary from before named lanes has none)."""
+    return lane.get("name") or lane["strategy"]
 
 
 def format_table(summary: dict) -> str:
@@ -359,7 +399,7 @@ def format_table(summary: dict) -> str:
         ("queue / cache", lambda l: f"{l['durability']['queue'] or '-'} / {l['durability']['cache']}"),
         ("failures", lambda l: str(len(l["failures"])) + ("" if l["audited"] else " (not audited)")),
     ]
-    head = [""] + [l["strategy"] for l in lanes]
+    head = [""] + [lane_name(l) for l in lanes]
     body = [[name] + [fn(l) for l in lanes] for name, fn in rows]
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = []
@@ -370,11 +410,11 @@ def format_table(summary: dict) -> str:
             lines.append("  ".join("-" * w for w in widths))
     for l in lanes:
         if l["injected"]:
-            lines.append(f"{l['strategy']}: {l['injected']}")
+            lines.append(f"{lane_name(l)}: {l['injected']}")
     notes: dict[str, list[str]] = {}
     for l in lanes:
         for note in l["durability"]["notes"]:
-            notes.setdefault(note, []).append(l["strategy"])
+            notes.setdefault(note, []).append(lane_name(l))
     if notes:
         lines.append("durability: only process kills (SIGKILL) were tried; an OS crash or power loss was not:")
         for note, who in notes.items():
@@ -391,7 +431,7 @@ def format_faults(summary: dict) -> str:
     faults = summary.get("faults") or []
     if not faults:
         return ""
-    head, *body = fault_table(faults, [l["strategy"] for l in summary["lanes"]])
+    head, *body = fault_table(faults, [lane_name(l) for l in summary["lanes"]])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = ["what each fault did (operations that began in its window):"]
     for i, row in enumerate([head] + body):
@@ -408,7 +448,7 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
         total = sum(l["anomalies"].values())
         if not total:
             continue
-        out.append(f"{l['strategy']}: {total:,} anomalies, for example:")
+        out.append(f"{lane_name(l)}: {total:,} anomalies, for example:")
         for a in items[:limit]:
             out.append(f"  {a['kind'].replace('_', ' ')}: {a['sentence']}")
     return "\n".join(out)
@@ -463,7 +503,7 @@ def cmd_run(args, explicit: set[str]) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        names = ", ".join(c.strategy for c in lanes)
+        names = ", ".join(c.label for c in lanes)
         origin = f" from scenario {sc.name}" if sc else ""
         say(f"running {names} for {duration:g} s (seed {plan.seed}){origin}")
         for note in (sc.notes if sc else []) + [n for n in plan.notes if not sc or n not in sc.notes]:
@@ -632,14 +672,32 @@ def cmd_screenshot(args) -> int:
     return 0
 
 
+def cmd_docs(args) -> int:
+    """The lesson guides (cachestudio/lessondocs.py)."""
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out} is not a directory")
+    from .engine.outputs import OutputWriteError
+    from .lessondocs import write_docs
+
+    try:
+        return write_docs(args.out, args.only, pictures_only=args.pictures_only, regions=args.regions)
+    except OutputWriteError as exc:
+        print(f"cachestudio: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def cmd_scenarios(args) -> int:
     from .engine.scenario import builtin_scenarios
 
     items = builtin_scenarios()
     width = max(len(sc.name) for sc in items)
+    lanes = {}
     for sc in items:
-        lanes = "all" if len(sc.lanes) == 3 else sc.lanes[0].strategy
-        print(f"{sc.name:<{width}}  {sc.duration_s:>5g} s  {lanes:<13}  {sc.title}")
+        names = [c.label for c in sc.lanes]
+        lanes[sc.name] = "all" if names == list(STRATEGIES) else " | ".join(names)
+    across = max(len(v) for v in lanes.values())
+    for sc in items:
+        print(f"{sc.name:<{width}}  {sc.duration_s:>5g} s  {lanes[sc.name]:<{across}}  {sc.title}")
     return 0
 
 
@@ -821,15 +879,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from .ui.app import no_display_reason, run_window
 
+            scenario = None
+            if args.window_scenario is not None:  # checked before any window opens
+                from .engine import scenario as scenarios
+
+                scenario = scenarios.load(scenarios.find(args.window_scenario)).path
             reason = no_display_reason()
             if reason:
                 raise BadInput(reason)
-            return run_window()
+            return run_window(scenario=scenario)
         if args.command == "run":
             return cmd_run(args, explicit_options(parser._subparsers._group_actions[0].choices["run"],
                                                   argv if argv is not None else sys.argv[1:]))
         if args.command == "screenshot":
             return cmd_screenshot(args)
+        if args.command == "docs":
+            return cmd_docs(args)
         if args.command == "replay":
             return cmd_replay(args)
         if args.command == "report":

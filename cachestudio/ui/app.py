@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -149,16 +150,14 @@ def run_window(scenario: str | None = None, replay: list | None = None) -> int:
     return code
 
 
-def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int], theme: str | None = None,
-               present: bool = False) -> list[Path]:
-    """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels.
-    ``theme``: light, dark or projector (default: light); ``present``: presentation mode."""
+@contextlib.contextmanager
+def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | None, present: bool):
+    """An offscreen window with a scenario loaded and started (its seed, its timeline), at
+    ``size`` in ``theme`` (default light); the window is closed and deleted afterwards."""
     _qt_environment(offscreen=True)
     app = _app()
     from PySide6.QtCore import QSettings
 
-    from ..engine.outputs import write_output
-    from .images import png_bytes
     from .window import MainWindow
 
     # The window's settings go to a file of our own (never into --out, never os.devnull).
@@ -174,15 +173,43 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int],
         if present:
             win.set_present(True, full_screen=False)  # offscreen: the size asked, not the screen's
         win.start()
-        deadline = time.monotonic() + at + 120  # starting the labs is not part of `at`
-        while win.session.now() < at:
-            app.processEvents()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the lab did not reach {at:g} s")
-            time.sleep(0.005)
-        for _ in range(3):  # the layouts follow the last data (a key that grew a line, say)
-            win.charts.redraw_all()
-            app.processEvents()
+        yield app, win
+    finally:
+        win.close()
+        # Delete the window (and pyqtgraph's items) now, not in PySide's clean-up at exit,
+        # which was seen to crash (SIGSEGV) with the interpreter half torn down.
+        import shiboken6
+
+        shiboken6.delete(win)
+        app.processEvents()
+        del settings
+        scratch.cleanup()
+
+
+def _run_to(app, win, at: float, deadline: float) -> None:
+    """Let the run go on until lab time ``at``, then let the views catch up. A lesson's line
+    with ``pause = true`` pauses the run: it is resumed at once (a picture is not a talk)."""
+    while win.session.now() < at:
+        app.processEvents()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the lab did not reach {at:g} s")
+        if win.session.paused and not win.session.scenario_ended:
+            win.session.toggle_pause()
+        time.sleep(0.005)
+    for _ in range(3):  # the layouts follow the last data (a key that grew a line, say)
+        win.charts.redraw_all()
+        app.processEvents()
+
+
+def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int], theme: str | None = None,
+               present: bool = False) -> list[Path]:
+    """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels.
+    ``theme``: light, dark or projector (default: light); ``present``: presentation mode."""
+    from ..engine.outputs import write_output
+    from .images import png_bytes
+
+    with _scenario_window(scenario_path, size, theme, present) as (app, win):
+        _run_to(app, win, at, time.monotonic() + at + 120)  # starting the labs is not part of `at`
         report = win.layout_report()  # before the pictures: a hidden panel's grab lays it out
         if not win.dock.isVisible():  # collapsed at this size: its picture is still taken, at its own size
             win.anomaly_panel.resize(round(440 * win.scale), round(win.height() * 0.8))
@@ -197,13 +224,66 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int],
         write_output(path, "--out", (json.dumps(report, indent=1) + "\n").encode("utf-8"))
         written.append(path)
         return written
-    finally:
-        win.close()
-        # Delete the window (and pyqtgraph's items) now, not in PySide's clean-up at exit,
-        # which was seen to crash (SIGSEGV) with the interpreter half torn down.
-        import shiboken6
 
-        shiboken6.delete(win)
-        app.processEvents()
-        del settings
-        scratch.cleanup()
+
+def window_pictures(scenario_path: Path, moments: list[tuple[float, str]], out: Path, size: tuple[int, int],
+                    theme: str | None = None, present: bool = False, comment: str | dict | None = None,
+                    regions: bool = False) -> list[Path]:
+    """Several moments of ONE live run of a scenario (its seed, its timeline): at each lab
+    time ``at`` of ``moments`` (``(at, name)``, any order), the whole window as
+    ``out/NAME.png``. Light theme unless ``theme``; the pictures are encoded and written once
+    the last is taken (encoding at 2x takes a few tenths of a second: the run would go on
+    meanwhile, and the views lag behind it). ``comment``: a text put in each PNG (its
+    ``Comment`` chunk), or {name: text}. ``regions``: also ``out/NAME.regions.json``, where the window drew
+    measured data at that moment (:func:`live_regions`), taken after the picture."""
+    from ..engine.outputs import write_output
+    from .images import png_bytes
+
+    taken = []
+    with _scenario_window(scenario_path, size, theme, present) as (app, win):
+        last = max((at for at, _ in moments), default=0.0)
+        deadline = time.monotonic() + last + 120  # starting the labs is not part of `at`
+        for at, name in sorted(moments, key=lambda m: m[0]):
+            _run_to(app, win, at, deadline)
+            taken.append((name, win.grab(), live_regions(win) if regions else None))
+    written = []
+    for name, pixmap, where in taken:
+        if where is not None:
+            path = out / f"{name}.regions.json"
+            write_output(path, "--out", (json.dumps(where, indent=1) + "\n").encode("utf-8"))
+            written.append(path)
+        image = pixmap.toImage()
+        text = comment.get(name) if isinstance(comment, dict) else comment
+        if text:
+            image.setText("Comment", text)
+        path = out / f"{name}.png"
+        write_output(path, "--out", png_bytes(image))  # never replaces what is not ours
+        written.append(path)
+    return written
+
+
+def live_regions(win) -> dict:
+    """Where the window draws what a run measured (it differs from one live run to the next:
+    tokens and narration of the flow view, the charts' lines, their axes and end labels, the
+    caption's figures, the status bar, the side panel's counts), in window pixels, as
+    ``[x, y, width, height]``; ``window``: the window's size. Pictures are compared with
+    these parts counting less (:mod:`cachestudio.lessondocs`)."""
+    from PySide6.QtCore import QPointF, QRectF
+
+    def box(widget, rect=None) -> list[float]:
+        r = (QRectF(widget.rect()) if rect is None else rect).translated(widget.mapTo(win, QPointF(0.0, 0.0)))
+        return [round(r.x(), 2), round(r.y(), 2), round(r.width(), 2), round(r.height(), 2)]
+
+    def shown(w) -> bool:
+        return w.isVisible() and w.width() > 0 and w.height() > 0
+
+    return {
+        "window": [win.width(), win.height()],
+        "flow": box(win.flow) if shown(win.flow) else None,
+        "caption": box(win.caption_bar) if shown(win.caption_bar) else None,
+        "status": box(win.statusBar()) if shown(win.statusBar()) else None,
+        "dock": box(win.dock) if shown(win.dock) else None,
+        "plots": [box(win.charts, r) for r in win.charts.plot_rects()] if shown(win.charts) else [],
+        "chart_labels": [box(win.charts, r) for n, r in win.charts.label_rects() if n.startswith("end")]
+        if shown(win.charts) else [],
+    }
