@@ -63,3 +63,52 @@ def test_read_ratio_and_distributions():
     share = sum(hot[f"k{i}"] for i in range(10)) / n
     assert 0.88 < share < 0.92
     assert set(hot) <= {f"k{i}" for i in range(100)}
+
+
+# -- a key space beyond the exact table: flat memory, the same distribution ---------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from cachestudio.engine.workload import TABLE_KEYS, _key_probabilities  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None)
+@given(s=st.floats(0.5, 2.5), extra=st.integers(1, 400_000), seed=st.integers(0, 2**32))
+def test_a_large_zipf_key_space_draws_what_the_exact_table_would(s, extra, seed):
+    """The sampler beyond TABLE_KEYS keys against the exact CDF of the same key space: the
+    empirical CDF of 200,000 draws stays within a Kolmogorov–Smirnov bound (alpha 1e-4)."""
+    import numpy as np
+
+    n = TABLE_KEYS + extra
+    w = Workload(keys=n, distribution="zipf", zipf_s=s)
+    stream = OpStream(w, seed)
+    assert stream._names is None and stream._cdf is None  # noqa: SLF001 - flat memory is the point
+    draws = np.concatenate([stream._block(b)[1] for b in range(50)])  # noqa: SLF001 - 204,800 keys
+    exact = np.cumsum(_key_probabilities(w))
+    empirical = np.bincount(draws, minlength=n).cumsum() / len(draws)
+    bound = np.sqrt(-np.log(1e-4 / 2) / (2 * len(draws)))
+    assert np.abs(empirical - exact).max() < bound
+
+
+@settings(max_examples=12, deadline=None)
+@given(fraction=st.floats(0.001, 1.0), weight=st.floats(0.0, 1.0), extra=st.integers(1, 10**6),
+       seed=st.integers(0, 2**32))
+def test_a_large_hotspot_key_space_gives_the_hot_keys_their_weight(fraction, weight, extra, seed):
+    n = TABLE_KEYS + extra
+    w = Workload(keys=n, distribution="hotspot", hot_fraction=fraction, hot_weight=weight)
+    ops = take(OpStream(w, seed), 20_000)
+    hot = max(1, min(n, round(n * fraction)))
+    ids = [int(op.key[1:]) for op in ops]
+    assert all(0 <= i < n for i in ids)
+    share = sum(i < hot for i in ids) / len(ids)
+    expected = 1.0 if hot == n else weight
+    assert abs(share - expected) < 0.02
+
+
+def test_a_large_key_space_is_deterministic_and_resumable():
+    for dist in ("zipf", "hotspot", "uniform"):
+        w = Workload(keys=10_000_000, distribution=dist, read_ratio=0.5)
+        whole = take(OpStream(w, 5), 2 * BLOCK)
+        assert take(OpStream(w, 5), 50, BLOCK - 10) == whole[BLOCK - 10:BLOCK + 40]
+        assert all(0 <= int(op.key[1:]) < 10_000_000 for op in whole)
