@@ -1,9 +1,10 @@
 """The history: one JSON line per operation or fault event (DESIGN.md §4).
 
-The lab appends each record with one ``os.write`` as the operation completes, before
-the client takes its next operation. A SIGKILL cannot take back what ``write`` has
-handed to the kernel, so every acknowledged operation that a client saw is in the
-history, even when the lab is killed the next instant. The observer tails the files;
+The lab appends each record as the operation completes, before the client takes its
+next operation: copied into a shared memory map of the file (:class:`MappedHistoryWriter`;
+one ``os.write`` each before issue 15). A SIGKILL cannot take back what is in the kernel's
+page cache, so every acknowledged operation that a client saw is in the history, even when
+the lab is killed the next instant. The observer tails the files;
 this is the telemetry stream of operations (gauges travel on the lab's pipe).
 
 Record fields: ``id`` ("wb#12": lane code and sequence number), ``lane`` (strategy),
@@ -17,6 +18,7 @@ answered), and ``inc`` (which incarnation of the lab ran it). Errors carry ``det
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import Iterable
@@ -37,6 +39,98 @@ def op_line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc
     )
 
 
+class MappedHistoryWriter:
+    """Appends lines to a file through a shared memory map: one copy into the page cache
+    per record, no system call (issue 15). A SIGKILL of the writer cannot take back a copy
+    that is done — the bytes are in the kernel's page cache, as a ``write(2)``'s are — so a
+    record copied before its acknowledgement is in the file, whatever happens next.
+
+    The file grows by what it holds already (from ``FIRST`` bytes, by at most ``CHUNK``: a
+    short lab keeps a small file, a long one grows a few times a minute), allocated first
+    (``posix_fallocate``: a full disk is an ``OSError`` here, never a SIGBUS on a page of
+    the map). Beyond the last
+    record the file holds zeros; a record is complete when it ends in a newline and holds
+    no zero byte (JSON text never does), whatever order the copy's bytes become visible in.
+    ``close`` cuts the zeros off; after a kill the runner does (:func:`trim_history`)."""
+
+    FIRST = 256 << 10
+    CHUNK = 4 << 20
+
+    def __init__(self, path: Path):
+        self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o666)  # umask applies
+        try:
+            size = os.fstat(self.fd).st_size
+            self.pos = _data_end(self.fd, size)
+            self.cap = 0
+            self.mm = None
+            self._grow(self.pos + 1)
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
+
+    def _grow(self, need: int) -> None:
+        step = min(max(self.cap, self.FIRST), self.CHUNK)
+        cap = max(need, self.cap) + step
+        cap -= cap % mmap.PAGESIZE
+        os.posix_fallocate(self.fd, self.cap, cap - self.cap)  # ENOSPC now, not SIGBUS later
+        if self.mm is None:
+            self.mm = mmap.mmap(self.fd, cap)
+        else:
+            self.mm.resize(cap)
+        self.cap = cap
+
+    def write(self, line: str) -> None:
+        data = line.encode()
+        end = self.pos + len(data)
+        if end > self.cap:
+            self._grow(end)
+        self.mm[self.pos:end] = data
+        self.pos = end
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                if self.mm is not None:
+                    self.mm.close()
+                os.ftruncate(self.fd, self.pos)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _data_end(fd: int, size: int) -> int:
+    """Where a history file's records end: its size, or its first zero byte (a mapped
+    writer's unused room)."""
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, 1 << 20, offset)
+        if not chunk:
+            break
+        zero = chunk.find(b"\0")
+        if zero >= 0:
+            return offset + zero
+        offset += len(chunk)
+    return size
+
+
+def trim_history(path: Path) -> None:
+    """Cut the zeros a killed mapped writer left after its records (its process is dead:
+    nobody writes the file any more). A record it was copying when killed stays cut short,
+    as a killed ``write(2)`` leaves it: readers skip a last line without its newline."""
+    try:
+        fd = os.open(str(path), os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        end = _data_end(fd, size)
+        if end < size:
+            os.ftruncate(fd, end)
+    finally:
+        os.close(fd)
+
+
 class HistoryWriter:
     """Appends lines to a file with one ``write`` system call each (crash-safe)."""
 
@@ -55,29 +149,39 @@ class HistoryWriter:
 class HistoryTail:
     """Reads the complete lines appended to a file since the last call."""
 
+    READ = 1 << 20
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.offset = 0
-        self._partial = b""
+        self.offset = 0  # the start of the first line not read yet
         self.raw = b""  # the complete lines of the last read_new, as written (for a recording)
 
     def read_new(self) -> list[dict]:
+        """The lines completed since the last call. A mapped writer's file holds zeros
+        beyond its records: reading stops at the first zero, and a line is complete when it
+        ends in a newline before it (a line being copied is read again next time)."""
+        parts = []
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
-                chunk = fh.read()
+                while True:
+                    chunk = fh.read(self.READ)
+                    zero = chunk.find(b"\0")
+                    if zero >= 0:
+                        parts.append(chunk[:zero])
+                        break
+                    parts.append(chunk)
+                    if len(chunk) < self.READ:
+                        break
         except FileNotFoundError:
             return []
         self.raw = b""
-        if not chunk:
-            return []
-        self.offset += len(chunk)
-        data = self._partial + chunk
+        data = b"".join(parts)
         cut = data.rfind(b"\n") + 1
-        self._partial = data[cut:]
-        self.raw = data[:cut]
         if not cut:
             return []
+        self.offset += cut
+        self.raw = data[:cut]
         # One json.loads for the whole chunk is several times faster than one per line.
         return json.loads(b"[" + data[: cut - 1].replace(b"\n", b",") + b"]")
 
@@ -88,7 +192,7 @@ def read_history(path: Path) -> list[dict]:
     where it crosses a page (seen: a file ending in a lone "{"); that operation was never
     acknowledged (a record is written before its acknowledgement), so it is not read."""
     with open(path, "rb") as fh:
-        return [json.loads(line) for line in fh if line.endswith(b"\n") and line.strip()]
+        return [json.loads(line) for line in fh if line.endswith(b"\n") and line.strip() and b"\0" not in line]
 
 
 def write_history(out, records: Iterable[dict]) -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from .backends import CacheBackend, Store
 from .config import ConfigError, LaneConfig
-from .history import HistoryWriter, op_line
+from .history import MappedHistoryWriter, op_line
 from .queue import DurableQueue, Flusher, VolatileQueue
 from .strategies import Health, make_strategy
 from .workload import READ, OpStream
@@ -113,7 +113,7 @@ class Lab:
             self.flusher = Flusher(self.queue, self.store, wb, self.health)
         self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind,
                                       self.health)
-        self.history = HistoryWriter(paths.history_file(inc))
+        self.history = MappedHistoryWriter(paths.history_file(inc))
         #: Why this lane cannot go on (set once; the clients stop), or "".
         self.failure = ""
         self.unexpected = 0  # operations that raised something no backend classified

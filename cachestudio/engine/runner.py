@@ -39,7 +39,7 @@ from typing import Callable
 from .auditor import ANOMALY_KINDS, LaneAuditor
 from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, lane_labels, validate
-from .history import HistoryTail, HistoryWriter, read_history, write_history
+from .history import HistoryTail, HistoryWriter, read_history, trim_history, write_history
 from .timeline import FIELDS, MAX_READERS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
 from .telemetry import LaneStats
@@ -264,11 +264,18 @@ class LabHandle:
         except (BrokenPipeError, OSError):
             pass  # a dead lab is noticed by its exit, not here
 
+    def trim_history(self) -> None:
+        """The dead incarnation's history file without the zeros its mapped writer left
+        (a lab that closed its writer left none)."""
+        if self.proc is not None and not self.proc.is_alive():
+            trim_history(self.paths.history_file(self.inc))
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.is_alive():
             self.proc.kill()  # SIGKILL: no cleanup, no flush, no goodbye
         if self.proc is not None:
             self.proc.join(KILL_WAIT_S)  # SIGKILL cannot be refused; this is a formality
+        self.trim_history()
         if self.conn is not None:
             self.conn.close()
         for k in COUNTERS:
@@ -1003,6 +1010,7 @@ class Run:
             if lane.proc.is_alive():
                 lane.proc.kill()
                 lane.proc.join(KILL_WAIT_S)
+            lane.trim_history()
         if lane.conn is not None:
             lane.conn.close()
 
