@@ -19,7 +19,7 @@ def render_chart(rows: list[dict], title: str) -> bytes:
 
     _app()
     bars = [r for r in rows if r.get("ratio") is not None]
-    row_h, left, right, top = 44, 680, 330, 70
+    row_h, left, right, top = 40, 820, 300, 70
     width, height = 1600, top + row_h * max(1, len(bars)) + 60
     hi = max([2.0] + [r["ratio"] * 1.1 for r in bars])
     plot_w = width - left - right
@@ -28,7 +28,7 @@ def render_chart(rows: list[dict], title: str) -> bytes:
     p = QPainter(image)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
     font = QFont()
-    font.setPixelSize(16)
+    font.setPixelSize(14)
     p.setFont(font)
     p.setPen(QColor("#1a1a1a"))
     head = QFont(font)
@@ -55,7 +55,7 @@ def render_chart(rows: list[dict], title: str) -> bytes:
         p.fillRect(QRectF(left, y + 8, x_of(r["ratio"]) - left, row_h - 16), colour)
         p.setPen(QColor("#1a1a1a"))
         p.drawText(QRectF(10, y, left - 20, row_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                   r["figure"])
+                   f"{r['figure']} vs {r['yardstick']}" if r.get("yardstick") else r["figure"])
         target = r.get("target") or ""
         if target:
             bound = float(target.split()[1])
@@ -65,7 +65,8 @@ def render_chart(rows: list[dict], title: str) -> bytes:
         p.setPen(QColor("#1a1a1a"))
         verdict = "" if met is None else (" met" if met else " NOT met")
         p.drawText(QRectF(width - right + 10, y, right - 20, row_h), Qt.AlignmentFlag.AlignVCenter,
-                   f"{r['ratio']:.2f}× (target {target.replace('>=', '≥').replace('<=', '≤')}){verdict}")
+                   f"{r['ratio']:.2f}×" + (f" (target {target.replace('>=', '≥').replace('<=', '≤')}){verdict}"
+                                           if target else ""))
     p.setPen(QColor("#555555"))
     p.drawText(QRectF(20, height - 30, width - 40, 24), Qt.AlignmentFlag.AlignHCenter,
                "ratio to the yardstick measured in the same run · black line: target · "
