@@ -56,6 +56,9 @@ class VolatileQueue:
         self.coalesce = knobs.coalesce
         self._items: OrderedDict[str, Entry] | deque[Entry] = OrderedDict() if self.coalesce else deque()
         self._cond = threading.Condition()
+        #: The depth the waiting flusher wakes at (None: it is not waiting). A put wakes it
+        #: only then: a wake per put costs a thread switch per write (issue 15, measured).
+        self._wake: int | None = None
 
     def depth(self) -> int:
         return len(self._items)
@@ -85,7 +88,8 @@ class VolatileQueue:
                 self._items[key] = entry
             else:
                 self._items.append(entry)
-            self._cond.notify_all()
+            if self._wake is not None and len(self._items) >= self._wake:
+                self._cond.notify_all()
             return True
 
     def take(self, n: int) -> list[Entry]:
@@ -108,7 +112,11 @@ class VolatileQueue:
     def wait(self, timeout: float, threshold: int) -> None:
         """Sleep until ``threshold`` entries are queued or ``timeout`` passes."""
         with self._cond:
-            self._cond.wait_for(lambda: len(self._items) >= threshold, timeout)
+            self._wake = threshold
+            try:
+                self._cond.wait_for(lambda: len(self._items) >= threshold, timeout)
+            finally:
+                self._wake = None
 
     def close(self) -> None:
         pass
@@ -124,6 +132,7 @@ class DurableQueue:
                                   size_limit=2**40, statistics=False)
         self._cond = threading.Condition()
         self._depth = 0
+        self._wake: int | None = None  # as VolatileQueue's
 
     def depth(self) -> int:
         try:
@@ -144,7 +153,9 @@ class DurableQueue:
                     return False
             # one SQLite transaction: on disk before we acknowledge
             _queue_call("push", lambda: self._q.push(entry))
-            self._cond.notify_all()
+            self._depth += 1
+            if self._wake is not None and self._depth >= self._wake:
+                self._cond.notify_all()
             return True
 
     def take(self, n: int) -> list[Entry]:
@@ -165,7 +176,11 @@ class DurableQueue:
 
     def wait(self, timeout: float, threshold: int) -> None:
         with self._cond:
-            self._cond.wait_for(lambda: self.depth() >= threshold, timeout)
+            self._wake = threshold
+            try:
+                self._cond.wait_for(lambda: self.depth() >= threshold, timeout)
+            finally:
+                self._wake = None
 
     def close(self) -> None:
         try:
