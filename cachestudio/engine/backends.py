@@ -143,6 +143,20 @@ def check_sqlite_file(path: Path, what: str) -> None:
 # ----------------------------------------------------------------------------- cache
 
 
+#: A cache whose size limit is below this culls on every set, as diskcache does by default:
+#: a small cache evicts exactly when a set fills it. A roomier one leaves culling to a
+#: background thread every ``CULL_EVERY_S`` (diskcache's ``cull_limit = 0`` and ``cull()``):
+#: a set then runs 5 SQL statements instead of 8, and what 0.1 s of sets can add (about
+#: 2 MiB at 20k sets/s) stays far below the limit (issue 15, docs/benchmarks.md).
+AUTO_CULL_BELOW_MB = 64.0
+CULL_EVERY_S = 0.1
+
+
+def cull_limit(knobs: CacheKnobs) -> int:
+    """diskcache's ``cull_limit`` for these knobs: 10 (its default: cull on each set) or 0."""
+    return 10 if knobs.size_limit_mb < AUTO_CULL_BELOW_MB else 0
+
+
 class CacheBackend:
     """A real ``diskcache.Cache`` in a directory; one per lab process.
 
@@ -159,6 +173,7 @@ class CacheBackend:
                 eviction_policy=knobs.eviction,
                 timeout=1.0,  # seconds diskcache waits on its own SQLite lock
                 statistics=False,
+                cull_limit=cull_limit(knobs),
             )
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ConfigError(f"cache directory {directory} cannot be opened: {exc}") from None
@@ -168,6 +183,29 @@ class CacheBackend:
         self._delay = latency.cache_ms / 1000.0
         self._tokens = itertools.count(1)
         self._token_prefix = f"{os.getpid()}-"
+        self._culling = threading.Event()  # set: stop the culler
+        self._culler: threading.Thread | None = None
+        self.cull_failures = 0  # background culls that failed (the next one tries again)
+
+    def start_culler(self) -> None:
+        """Cull in the background while automatic culling is off (a roomy cache)."""
+        self._culler = threading.Thread(target=self._cull_loop, name="culler", daemon=True)
+        self._culler.start()
+
+    def _cull_loop(self) -> None:
+        while not self._culling.wait(CULL_EVERY_S):
+            if self.cache.cull_limit:
+                continue  # the sets cull (a small cache)
+            try:
+                self.cache.cull()
+            except (diskcache.Timeout, *SQLITE_ERRORS):
+                self.cull_failures += 1  # a failing cache fails its sets too, and they are counted
+        self.cache.close()  # this thread's connection
+
+    def stop_culler(self) -> None:
+        self._culling.set()
+        if self._culler is not None:
+            self._culler.join(5.0)
 
     def set_latency(self, latency: Latency) -> None:
         self._delay = latency.cache_ms / 1000.0
@@ -179,6 +217,7 @@ class CacheBackend:
         self.lease_ttl = knobs.lease_ttl_s
         self.cache.reset("size_limit", int(knobs.size_limit_mb * MIB))
         self.cache.reset("eviction_policy", knobs.eviction)
+        self.cache.reset("cull_limit", cull_limit(knobs))
 
     def get(self, key: str) -> tuple[int, str] | None:
         if self._delay:

@@ -16,8 +16,7 @@ auditor's sentences show as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -27,8 +26,7 @@ BLOCK = 4096
 READ, WRITE = "read", "write"
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):  # a tuple: made twice as fast as a frozen dataclass (issue 15)
     seq: int
     kind: str  # "read" | "write"
     key: str
@@ -136,6 +134,7 @@ class OpStream:
     def ops(self, start: int = 0) -> Iterator[Op]:
         """Operations ``start``, ``start+1`` …"""
         table = self._names
+        new = tuple.__new__
         b, offset = divmod(start, BLOCK)
         while True:
             is_write, keys = self._block(b)
@@ -145,9 +144,9 @@ class OpStream:
             names = [table[k] for k in ids] if table is not None else [f"k{k}" for k in ids]
             for i in range(offset, BLOCK):
                 seq = base + i
-                if writes[i]:
-                    yield Op(seq, WRITE, names[i], seq + 1)
+                if writes[i]:  # tuple.__new__: an Op without the call of its Python __new__
+                    yield new(Op, (seq, WRITE, names[i], seq + 1))
                 else:
-                    yield Op(seq, READ, names[i], 0)
+                    yield new(Op, (seq, READ, names[i], 0))
             offset = 0
             b += 1
