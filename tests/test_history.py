@@ -133,3 +133,31 @@ def test_a_full_disk_is_an_error_of_the_write_not_a_bus_error(tmp_path):
         assert name == errno.errorcode[errno.ENOSPC] and int(count) > 0
         data = (disk / "h.jsonl").read_bytes()
         assert b"\0" not in data and len(data.splitlines()) == int(count)
+
+
+@pytest.mark.parametrize("threads", [2, 8])
+def test_client_threads_writing_at_once_leave_every_record_whole(tmp_path, threads):
+    """A lane's client threads share one writer: no record is torn, lost or doubled."""
+    import threading
+
+    path = tmp_path / "h.jsonl"
+    writer = MappedHistoryWriter(path)
+    per = 20_000
+    barrier = threading.Barrier(threads)
+
+    def client(c: int) -> None:
+        barrier.wait()
+        for i in range(per):
+            writer.write(json.dumps({"id": f"{c}#{i}", "value": "x" * (i % 200)}) + "\n")
+
+    workers = [threading.Thread(target=client, args=(c,)) for c in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    writer.close()
+    ids = [r["id"] for r in read_history(path)]
+    assert sorted(ids) == sorted(f"{c}#{i}" for c in range(threads) for i in range(per))
+    for c in range(threads):  # each client's records in its own order
+        mine = [int(x.split("#")[1]) for x in ids if x.startswith(f"{c}#")]
+        assert mine == list(range(per))

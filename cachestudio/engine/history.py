@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -57,6 +58,7 @@ class MappedHistoryWriter:
     CHUNK = 4 << 20
 
     def __init__(self, path: Path):
+        self._lock = threading.Lock()
         self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o666)  # umask applies
         try:
             size = os.fstat(self.fd).st_size
@@ -81,12 +83,16 @@ class MappedHistoryWriter:
         self.cap = cap
 
     def write(self, line: str) -> None:
+        """Append one record; safe from several client threads (a lock: ``os.write`` with
+        ``O_APPEND`` was atomic by itself, a place in the map is taken under the lock)."""
         data = line.encode()
-        end = self.pos + len(data)
-        if end > self.cap:
-            self._grow(end)
-        self.mm[self.pos:end] = data
-        self.pos = end
+        with self._lock:
+            start = self.pos
+            end = start + len(data)
+            if end > self.cap:
+                self._grow(end)
+            self.mm[start:end] = data
+            self.pos = end
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -383,6 +383,16 @@ class Lab:
         return self.failure
 
     def _client(self, index: int) -> None:
+        """A client thread. Whatever escapes its loop (a bug, not an operation's failure:
+        those are counted in ``_do``) stops the lane with its reason and a traceback in
+        ``lab-errors.log``, rather than leaving a lane that silently does nothing."""
+        try:
+            self._client_loop(index)
+        except Exception as exc:  # noqa: BLE001 - named as the lane's failure
+            self._unexpected(exc)
+            self.fail(f"a client thread failed: {type(exc).__name__}: {exc}")
+
+    def _client_loop(self, index: int) -> None:
         # The hot loop (issue 15): names bound once, the operation unpacked, no call that
         # is not needed; what each step does is unchanged.
         mono = time.monotonic
