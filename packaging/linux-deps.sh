@@ -22,7 +22,7 @@ for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 packaged() {  # has the distribution this package (or no package lists yet, so cannot tell)?
-  apt-cache policy "$1" 2>/dev/null | grep -q "Candidate: [0-9]" || ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null
+  apt-cache policy "$1" 2>/dev/null | grep "Candidate: [0-9]" >/dev/null || ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null
 }
 for p in "${browser[@]}"; do
   command -v "$p" >/dev/null 2>&1 && continue
@@ -35,7 +35,7 @@ sudo=""
 $sudo apt-get update -qq
 install=()
 for p in "${missing[@]}"; do
-  if [[ " ${browser[*]} " == *" $p "* ]] && ! apt-cache policy "$p" 2>/dev/null | grep -q "Candidate: [0-9]"; then
+  if [[ " ${browser[*]} " == *" $p "* ]] && ! apt-cache policy "$p" 2>/dev/null | grep "Candidate: [0-9]" >/dev/null; then
     echo "$p is not packaged here: the browser test of tests/test_htmlreport.py will skip"
     continue
   fi
