@@ -26,21 +26,10 @@ import redis
 
 from cachestudio.engine import servers
 from cachestudio.engine.servers import PostgresServer, RedisServer, ServerError, alive, children
-from conftest import wait_until
+from conftest import require, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-
-
-def require(find):
-    """What ``find()`` returns; if it raises ServerError (a server is not installed), skip
-    the test saying so -- or fail it under CI=true, where every test must run."""
-    try:
-        return find()
-    except ServerError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI=true: these tests must run)")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

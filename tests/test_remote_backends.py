@@ -1,0 +1,459 @@
+"""RedisCache and PostgresStore, drop-ins for the diskcache cache and the SQLite store,
+on real throw-away servers (servers.py, started once for this module): the strategies'
+flows step by step (as test_strategies.py does on diskcache and SQLite), the version
+guard, leases and single-flight, outages and crashed servers.
+
+Without redis-server or PostgreSQL these tests are skipped (a failure under CI=true)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cachestudio.engine import servers
+from cachestudio.engine.backends import LEASE, CacheUnavailable, StoreUnavailable
+from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs
+from cachestudio.engine.pg_store import PostgresStore, pg_store_versions
+from cachestudio.engine.queue import Flusher, VolatileQueue
+from cachestudio.engine.redis_cache import RedisCache, redis_cache_versions
+from cachestudio.engine.strategies import CacheAside, WriteBehind, WriteThrough
+from conftest import require, wait_until
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def run_dir():
+    """Mode 711 under /tmp: as root, PostgreSQL runs as postgres, who must get through."""
+    d = Path(tempfile.mkdtemp(prefix="cs-remote-"))
+    d.chmod(0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_srv(run_dir):
+    require(servers.redis_server)
+    server = servers.RedisServer(run_dir / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_srv(run_dir):
+    require(servers.postgres_bindir)
+    server = servers.PostgresServer(run_dir / "pg")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_cache(redis_srv):
+    """A RedisCache under a prefix of its own (tests share the server)."""
+    made = []
+
+    def make(**knobs) -> RedisCache:
+        cache = RedisCache(redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:")
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        cache.shutdown()
+
+
+@pytest.fixture
+def make_store(pg_srv):
+    """A PostgresStore on a table of its own (tests share the database)."""
+    made = []
+
+    def make(**knobs) -> PostgresStore:
+        store = PostgresStore(pg_srv.conninfo, StoreKnobs(**knobs), Latency(), table=f"items_{next(_names)}")
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def cache(make_cache):
+    return make_cache()
+
+
+@pytest.fixture
+def store(make_store):
+    return make_store()
+
+
+class PgOutage:
+    """A real outage: another connection holds the table's ACCESS EXCLUSIVE lock inside
+    a transaction (it blocks readers and writers)."""
+
+    def __init__(self, conninfo: str, table: str):
+        self.conn = psycopg.connect(conninfo)
+        self.conn.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+# -- the strategies' flows -------------------------------------------------------------
+
+
+def test_read_through_miss_reads_db_then_sets_cache_then_hits(cache, store):
+    store.write("k1", 3, "three")
+    strategy = CacheAside(cache, store)
+    assert cache.get("k1") is None
+    assert strategy.read("k1") == ("miss", 3, True, None)
+    assert cache.get("k1") == (3, "three")
+    reads_before = store.reads
+    assert strategy.read("k1") == ("hit", 3, True, None)
+    assert store.reads == reads_before  # a hit does not touch the DB
+
+
+def test_read_of_absent_key_is_a_miss_returning_nothing(cache, store):
+    assert CacheAside(cache, store).read("nope") == ("miss", None, True, None)
+    assert cache.get("nope") is None
+
+
+def test_cache_aside_write_updates_db_then_deletes_cache_key(cache, store):
+    cache.set("k1", 1, "old")
+    assert CacheAside(cache, store).write("k1", 2, "new") == ("ok", 2, True, None)
+    assert store.read("k1") == (2, "new")
+    assert cache.get("k1") is None  # invalidated, not updated
+
+
+def test_write_through_sets_cache_and_db_before_ack(cache, store):
+    assert WriteThrough(cache, store).write("k1", 5, "five") == ("ok", 5, True, None)
+    assert cache.get("k1") == (5, "five")
+    assert store.read("k1") == (5, "five")
+
+
+def test_write_behind_acks_from_the_cache_and_the_flusher_writes_one_batch(cache, store, wb_knobs, pg_srv):
+    queue = VolatileQueue(wb_knobs)
+    strategy = WriteBehind(cache, store, queue, wb_knobs)
+    for v in range(1, 4):
+        assert strategy.write("k1", v, f"v{v}") == ("ok", v, True, None)
+    assert strategy.write("k2", 1, "a") == ("ok", 1, True, None)
+    assert cache.get("k1") == (3, "v3")
+    assert pg_store_versions(pg_srv.conninfo, store.table) == {}  # acked, not yet in the DB
+    assert queue.depth() == 2
+    assert strategy.read("k1") == ("hit", 3, True, None)
+    assert Flusher(queue, store, wb_knobs).drain()
+    assert pg_store_versions(pg_srv.conninfo, store.table) == {"k1": 3, "k2": 1}
+    assert store.read("k1") == (3, "v3")
+    assert (store.transactions, store.rows_written) == (1, 2)  # one batch, one transaction
+
+
+def test_write_through_db_failure_leaves_dirty_cache(cache, make_store, pg_srv):
+    store = make_store(timeout_ms=50)
+    outage = PgOutage(pg_srv.conninfo, store.table)
+    try:
+        outcome, _, acked, detail = WriteThrough(cache, store).write("k1", 1, "one")
+    finally:
+        outage.release()
+    assert (outcome, acked) == ("error", False)
+    assert "lock" in detail
+    assert cache.get("k1") == (1, "one")  # set before the failed DB write: dirty
+    assert pg_store_versions(pg_srv.conninfo, store.table) == {}
+
+
+@pytest.mark.parametrize("strategy_cls", [CacheAside, WriteThrough])
+def test_read_during_db_outage_hit_is_served_and_miss_fails(cache, make_store, pg_srv, strategy_cls):
+    store = make_store(timeout_ms=50)
+    store.write("hot", 1, "x")
+    store.write("cold", 1, "y")
+    strategy = strategy_cls(cache, store)
+    strategy.read("hot")
+    outage = PgOutage(pg_srv.conninfo, store.table)
+    try:
+        assert strategy.read("hot")[0] == "hit"
+        outcome, _, acked, _ = strategy.read("cold")
+    finally:
+        outage.release()
+    assert (outcome, acked) == ("error", False)
+    assert store.outage_is_real_for_reads
+
+
+def test_outage_lock_fails_reads_and_writes_within_the_timeout_then_they_succeed(make_store, pg_srv):
+    store = make_store(timeout_ms=100)
+    store.write("k", 1, "a")
+    outage = PgOutage(pg_srv.conninfo, store.table)
+    try:
+        for call in (lambda: store.read("k"), lambda: store.write("k", 2, "b"),
+                     lambda: store.write_batch([("k", 3, "c"), ("j", 1, "d")])):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as failed:
+                call()
+            assert time.monotonic() - started < 1.0
+            assert not failed.value.hard and "lock" in str(failed.value)
+    finally:
+        outage.release()
+    assert store.read("k") == (1, "a")  # nothing landed: the batch was all or nothing
+    assert store.write("k", 2, "b") is True
+    store.write_batch([("k", 3, "c"), ("j", 1, "d")])
+    assert pg_store_versions(pg_srv.conninfo, store.table) == {"k": 3, "j": 1}
+
+
+# -- the version guard -----------------------------------------------------------------
+
+
+def test_an_older_version_never_overwrites_a_newer_one(store):
+    assert store.write("k", 5, "five") is True
+    assert store.write("k", 3, "three") is False
+    assert store.write("k", 5, "again") is False  # same version: unchanged
+    assert store.read("k") == (5, "five")
+    store.write_batch([("k", 4, "four"), ("j", 2, "b"), ("j", 1, "a")])  # a key twice in one batch
+    assert store.read("k") == (5, "five")
+    assert store.read("j") == (2, "b")
+    store.write_batch([("k", 6, "six")])
+    assert store.read("k") == (6, "six")
+    assert store.read("absent") is None
+
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.sampled_from("abc"), st.integers(1, 20)),
+    st.tuples(st.just("batch"), st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 20)), max_size=5)),
+), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops)
+def test_any_interleaving_of_versions_keeps_the_highest(store, ops):
+    run = f"r{next(_names)}-"
+    model: dict[str, int] = {}
+    for op in ops:
+        if op[0] == "write":
+            _, key, version = op
+            changed = store.write(run + key, version, f"{key}{version}")
+            assert changed == (version > model.get(key, 0))
+            model[key] = max(version, model.get(key, 0))
+        else:
+            store.write_batch([(run + key, version, f"{key}{version}") for key, version in op[1]])
+            for key, version in op[1]:
+                model[key] = max(version, model.get(key, 0))
+    for key in "abc":
+        expected = model.get(key)
+        assert store.read(run + key) == (None if expected is None else (expected, f"{key}{expected}"))
+
+
+# -- cache semantics: TTL, clear, eviction config, bad entries ---------------------------
+
+
+def test_ttl_expires_an_entry_and_no_ttl_keeps_it(make_cache):
+    cache = make_cache(ttl_s=0.05)
+    cache.set("k", 1, "a")
+    assert cache.client.pttl(cache.prefix + "k") > 0
+    wait_until(lambda: cache.get("k") is None, timeout=5)
+    forever = make_cache()
+    forever.set("k", 1, "a")
+    assert forever.client.pttl(forever.prefix + "k") == -1
+
+
+def test_clear_deletes_only_this_caches_keys(make_cache, redis_srv):
+    mine, other = make_cache(), make_cache()
+    for cache in (mine, other):
+        cache.set("a", 1, "x")
+        cache.set("b*", 2, "y")
+    mine.clear()
+    assert redis_cache_versions(redis_srv.url, mine.prefix) == {}
+    assert redis_cache_versions(redis_srv.url, other.prefix) == {"a": 1, "b*": 2}
+
+
+@pytest.mark.parametrize("eviction, policy", [("least-recently-stored", "allkeys-lru"),
+                                              ("least-recently-used", "allkeys-lru"),
+                                              ("least-frequently-used", "allkeys-lfu"),
+                                              ("none", "noeviction")])
+def test_size_limit_and_eviction_map_onto_the_server_config(cache, eviction, policy):
+    cache.apply(CacheKnobs(size_limit_mb=64, eviction=eviction))
+    assert cache.client.config_get("maxmemory")["maxmemory"] == str(64 * 2**20)
+    assert cache.client.config_get("maxmemory-policy")["maxmemory-policy"] == policy
+    cache.apply(CacheKnobs())
+
+
+def test_an_entry_that_is_not_a_versioned_value_is_a_hard_failure(cache):
+    cache.client.set(cache.prefix + "k", "garbage")
+    with pytest.raises(CacheUnavailable) as failed:
+        cache.get("k")
+    assert failed.value.hard
+
+
+# -- leases and single-flight ------------------------------------------------------------
+
+
+def test_a_write_during_a_lease_invalidates_it(make_cache):
+    cache = make_cache(stampede="lease")
+    held, token = cache.get_or_lease("k")
+    assert held is None and token
+    assert cache.get_or_lease("k") == (None, None)  # someone is fetching
+    cache.delete("k")  # a writer's invalidation drops the lease too
+    assert cache.set_leased("k", token, 1, "stale") is False
+    assert cache.get("k") is None
+    held, token = cache.get_or_lease("k")
+    cache.set("k", 2, "new")  # a writer's set, same
+    assert cache.set_leased("k", token, 1, "stale") is False
+    assert cache.get("k") == (2, "new")
+
+
+def test_a_valid_lease_lands_once_and_release_needs_the_token(make_cache):
+    cache = make_cache(stampede="lease", lease_ttl_s=5)
+    _, token = cache.get_or_lease("k")
+    cache.release("k", "not-the-token")
+    assert cache.get_or_lease("k") == (None, None)  # still held
+    assert cache.set_leased("k", token, 1, "one") is True
+    assert cache.client.exists(cache.prefix + LEASE + "k") == 0
+    assert cache.get_or_lease("k") == ((1, "one"), None)
+    _, token = cache.get_or_lease("j")
+    cache.release("j", token)
+    assert cache.get_or_lease("j")[1] is not None  # free again
+
+
+def test_a_lease_expires_after_lease_ttl(make_cache):
+    cache = make_cache(stampede="lease", lease_ttl_s=0.05)
+    assert cache.get_or_lease("k")[1]
+    wait_until(lambda: cache.get_or_lease("k")[1] is not None, timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["single-flight", "lease"])
+def test_only_one_of_many_concurrent_readers_gets_the_token(make_cache, mode):
+    cache = make_cache(stampede=mode, lease_ttl_s=10)
+    n = 16
+    barrier = threading.Barrier(n)
+    tokens: list = []
+
+    def reader():
+        barrier.wait()
+        tokens.append(cache.get_or_lease("hot")[1])
+
+    threads = [threading.Thread(target=reader) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(tokens) == n
+    assert len([t for t in tokens if t is not None]) == 1
+
+
+@pytest.mark.parametrize("mode", ["single-flight", "lease"])
+def test_protected_read_flow_fills_the_cache_and_frees_the_key(make_cache, store, mode):
+    cache = make_cache(stampede=mode)
+    store.write("k", 7, "seven")
+    strategy = CacheAside(cache, store)
+    assert strategy.read("k") == ("miss", 7, True, None)
+    assert cache.get("k") == (7, "seven")
+    assert cache.client.exists(cache.prefix + LEASE + "k") == 0
+    assert strategy.read("k")[:3] == ("hit", 7, True)
+
+
+def test_client_threads_share_one_cache_and_one_store(cache, store):
+    """A connection per thread (the store), a shared pool (the cache): concurrent
+    guarded writes end at each key's highest version, in both."""
+    def writer(n: int):
+        for v in range(1, 21):
+            version = v * 8 + n
+            store.write(f"k{v % 4}", version, f"{version}")
+            cache.set(f"k{v % 4}", version, f"{version}")
+        store.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        top = max(v * 8 + n for v in range(1, 21) if v % 4 == k for n in range(8))
+        assert store.read(f"k{k}") == (top, str(top))
+        assert cache.get(f"k{k}") is not None  # the last set wins in a cache: no guard there
+    assert store.rows_written == 160
+
+
+# -- crashed servers ----------------------------------------------------------------------
+
+
+def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_restart(make_cache, redis_srv):
+    cache = make_cache(stampede="lease", size_limit_mb=512, eviction="least-frequently-used")
+    cache.set("k", 1, "a")
+    redis_srv.kill()
+    try:
+        for call in (lambda: cache.get("k"), lambda: cache.set("k", 2, "b"), lambda: cache.delete("k"),
+                     lambda: cache.get_or_lease("k"), lambda: cache.set_leased("k", "t", 1, "a"),
+                     cache.clear):
+            started = time.monotonic()
+            with pytest.raises(CacheUnavailable) as failed:
+                call()
+            assert time.monotonic() - started < 3.0
+            assert not failed.value.hard
+        cache.release("k", "t")  # swallowed: a lease expires on its own
+        assert CacheAside(cache, None).read("k")[0] == "error"
+    finally:
+        redis_srv.start()
+    assert cache.get("k") is None  # no appendonly: it came back empty
+    cache.set("k", 3, "c")
+    assert cache.get("k") == (3, "c")
+    # the restarted server forgot CONFIG SET: the cache applied it again
+    assert cache.client.config_get("maxmemory")["maxmemory"] == str(512 * 2**20)
+    assert cache.client.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lfu"
+    assert cache.get_or_lease("j")[1] is not None  # the scripts are loaded again
+    cache.apply(CacheKnobs())
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_a_down_postgres_is_a_counted_failure_and_the_same_store_works_after_restart(make_store, pg_srv, how):
+    store = make_store()
+    store.write("k", 1, "a")
+    getattr(pg_srv, how)()
+    try:
+        for call in (lambda: store.read("k"), lambda: store.write("k", 2, "b"),
+                     lambda: store.write_batch([("k", 2, "b")])):
+            with pytest.raises(StoreUnavailable) as failed:
+                call()
+            assert not failed.value.hard
+    finally:
+        pg_srv.start()
+    assert store.read("k") == (1, "a")  # committed before the crash: the WAL kept it
+    assert store.write("k", 2, "b") is True
+    store.write_batch([("k", 3, "c")])
+    assert store.read("k") == (3, "c")
+
+
+def test_the_first_call_after_a_restart_succeeds_on_an_idle_connection(cache, store, redis_srv, pg_srv):
+    """A pooled connection the restart broke is found out by the next call, which
+    reconnects once and succeeds: a restart that nobody called during costs no failure."""
+    cache.set("k", 1, "a")
+    store.write("k", 1, "a")
+    redis_srv.kill()
+    redis_srv.start()
+    pg_srv.kill()
+    pg_srv.start()
+    assert cache.get("k") is None  # came back empty: but no failure
+    assert store.read("k") == (1, "a")
+    assert store.write("k", 2, "b") is True
+
+
+# -- the auditor's views ------------------------------------------------------------------
+
+
+def test_versions_are_what_was_written(make_cache, store, redis_srv, pg_srv):
+    cache = make_cache(stampede="lease")
+    cache.set("a", 3, "x")
+    cache.set("b", 1, "y|with a bar")
+    cache.get_or_lease("c")  # a lease is not an entry
+    assert redis_cache_versions(redis_srv.url, cache.prefix) == {"a": 3, "b": 1}
+    store.write("a", 2, "x")
+    store.write_batch([("b", 5, "y"), ("c", 1, "z")])
+    assert pg_store_versions(pg_srv.conninfo, store.table) == {"a": 2, "b": 5, "c": 1}
+    assert pg_store_versions(pg_srv.conninfo, "no_such_table") == {}
