@@ -117,8 +117,6 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
     counts = [0] * threads
     conns = threading.local()
     if threads > 1:  # sqlite3 connections are per thread: each client's snippets use its own
-        shared = db
-
         class PerThread:
             def _db(self):
                 own = getattr(conns, "db", None)
@@ -158,8 +156,6 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
     client(0)
     for t in workers:
         t.join()
-    if threads > 1:
-        db = shared
     ops = sum(counts)
     elapsed = time.monotonic() - started
     stop.set()
