@@ -21,9 +21,12 @@ from pathlib import Path
 
 from .engine.config import (
     BACKPRESSURE,
+    CACHE_BACKENDS,
     DISTRIBUTIONS,
     EVICTION_POLICIES,
     JOURNAL_MODES,
+    MAX_NODES,
+    STORE_BACKENDS,
     STRATEGIES,
     STAMPEDE,
     SYNCHRONOUS,
@@ -134,6 +137,17 @@ def parse_stampede(text: str) -> tuple[float, int]:
     return _number(at, "--stampede time"), int(n)
 
 
+def parse_crash_node(text: str) -> tuple[float, int]:
+    at, sep, node = text.partition(":")
+    if not sep:
+        raise BadInput(f"--crash-node wants SEC:NODE, got {text!r}")
+    when = _number(at, "--crash-node time")
+    try:
+        return when, int(node)
+    except ValueError:
+        raise BadInput(f"--crash-node: NODE must be a whole number, got {node!r}") from None
+
+
 def parse_latency(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -217,6 +231,24 @@ def build_parser() -> Parser:
     g.add_argument("--journal-mode", choices=JOURNAL_MODES, default="wal")
     g.add_argument("--synchronous", choices=SYNCHRONOUS, default="normal")
     g.add_argument("--db-timeout-ms", type=float, default=250.0, metavar="MS", help="busy timeout (default 250)")
+
+    g = r.add_argument_group("backends and nodes (the default: diskcache + SQLite, one node)")
+    g.add_argument("--cache-backend", choices=CACHE_BACKENDS, default="diskcache",
+                   help="the cache: a diskcache directory (default) or a Redis server")
+    g.add_argument("--store-backend", choices=STORE_BACKENDS, default="sqlite",
+                   help="the store: a SQLite file (default) or a PostgreSQL database")
+    g.add_argument("--nodes", type=int, default=1, metavar="N",
+                   help=f"app-node processes per lane, sharing its cache and store (1 to {MAX_NODES}; default 1)")
+    g.add_argument("--redis-aof", action=argparse.BooleanOptionalAction, default=False,
+                   help="the run's own redis-server keeps an append-only file (fsync every second)")
+    g.add_argument("--redis-url", default="", metavar="URL",
+                   help="use this Redis server (never stopped); default: the run starts its own on a unix socket")
+    g.add_argument("--postgres-url", default="", metavar="URL",
+                   help="use this PostgreSQL database (never stopped); default: the run starts its own")
+    g.add_argument("--crash-node", type=parse_crash_node, action="append", default=[], metavar="SEC:NODE",
+                   help="kill one app node of each lane (SIGKILL) at SEC (repeatable)")
+    g.add_argument("--crash-cache-server", type=float, action="append", default=[], metavar="SEC",
+                   help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay")
 
     g = r.add_argument_group("write-behind")
     g.add_argument("--flush-interval", type=float, default=0.1, metavar="SEC", help="default 0.1")
@@ -317,6 +349,10 @@ KNOB_ARGS = {
     "retry_limit": ("write_behind", "retry_limit", None),
     "retry_backoff": ("write_behind", "retry_backoff_s", None),
     "queue": ("write_behind", "durable", lambda v: v == "durable"),
+    "cache_backend": ("backends", "cache", None),
+    "store_backend": ("backends", "store", None),
+    "nodes": ("backends", "nodes", None),
+    "redis_aof": ("backends", "aof", None),
 }
 
 
@@ -394,8 +430,10 @@ def format_table(summary: dict) -> str:
         ("stale reads", lambda l: f"{l['anomalies']['stale_reads']:,}"),
         ("lost writes", lambda l: f"{l['anomalies']['lost_writes']:,}"),
         ("dirty / stale cache", lambda l: f"{l['anomalies']['dirty_cache']:,} / {l['anomalies']['stale_cache']:,}"),
-        ("lab incarnations", lambda l: str(l["incarnations"])),
-        ("journal / synchronous", lambda l: f"{l['durability']['journal_mode']} / {l['durability']['synchronous']}"),
+        ("lab incarnations", lambda l: str(l["incarnations"]) + (f" ({l['nodes']} nodes)" if l.get("nodes", 1) > 1
+                                                                  else "")),
+        ("journal / synchronous", lambda l: "postgresql" if l["durability"].get("store") == "postgresql"
+            else f"{l['durability']['journal_mode']} / {l['durability']['synchronous']}"),
         ("queue / cache", lambda l: f"{l['durability']['queue'] or '-'} / {l['durability']['cache']}"),
         ("failures", lambda l: str(len(l["failures"])) + ("" if l["audited"] else " (not audited)")),
     ]
@@ -459,6 +497,13 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
 
 def say_tables(say, summary: dict) -> None:
     """The table per lane, what each fault did, the first anomalies (run, replay --table)."""
+    ons = {lane_name(l): l["backends"] for l in summary["lanes"] if l.get("backends")}
+    if set(ons.values()) - {"diskcache + SQLite"}:
+        if len(set(ons.values())) == 1:
+            say(f"every lane runs on {next(iter(ons.values()))}")
+        else:
+            for name, on in ons.items():
+                say(f"{name} runs on {on}")
     say(format_table(summary))
     for part in (format_faults(summary), format_anomalies(summary)):
         if part:
@@ -476,9 +521,11 @@ def cmd_run(args, explicit: set[str]) -> int:
     duration = args.duration if args.duration is not None else (sc.duration_s if sc else 10.0)
     restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
     typed = {"crash_at": args.crash_at, "outages": args.outage, "bursts": args.burst, "slow_db": args.slow_db,
-             "slow_cache": args.slow_cache, "cold_at": args.cold_at, "stampedes": args.stampede}
+             "slow_cache": args.slow_cache, "cold_at": args.cold_at, "stampedes": args.stampede,
+             "node_crashes": args.crash_node, "server_crashes": args.crash_cache_server}
     timeline = {f: sorted((sc.timeline[f] if sc else []) + typed[f]) for f in typed}
-    plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir, **timeline)
+    plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir,
+                redis_url=args.redis_url, postgres_url=args.postgres_url, **timeline)
     check_plan(plan)
     json_out, hist_out = open_outputs([(args.json, "--json"), (args.history, "--history")])
     recorder = None

@@ -9,6 +9,7 @@ Used by ``test_audit_recompute.py`` and ``test_fault_timelines.py``."""
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
         if w["id"] not in judged and w["version"] > final.get(w["key"], 0):
             lost.add(w["id"])
 
-    cached = cache_versions(lane_dir / "cache")
+    at_end = lane_dir / "cache-at-end.json"  # a Redis cache's entries, as the audit read them
+    cached = json.loads(at_end.read_text()) if at_end.exists() else cache_versions(lane_dir / "cache")
     dirty = {k for k, v in cached.items() if v > final.get(k, 0)}
     stale_cache = {k for k, v in cached.items() if v < final.get(k, 0)}
     return {"stale_reads": stale, "lost_writes": lost, "dirty_cache": dirty, "stale_cache": stale_cache}

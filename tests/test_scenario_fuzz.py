@@ -152,7 +152,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
                       max_leaves=12)
 CHOICES = {"distribution": config.DISTRIBUTIONS, "eviction": config.EVICTION_POLICIES, "stampede": config.STAMPEDE,
            "journal_mode": config.JOURNAL_MODES, "synchronous": config.SYNCHRONOUS,
-           "backpressure": config.BACKPRESSURE}
+           "backpressure": config.BACKPRESSURE, "cache": config.CACHE_BACKENDS, "store": config.STORE_BACKENDS}
 
 
 def plausible(name: str, default):
@@ -160,6 +160,8 @@ def plausible(name: str, default):
     load unless something wild was put in)."""
     if isinstance(default, bool):
         return st.booleans()
+    if name == "nodes":
+        return st.integers(1, config.MAX_NODES)
     if isinstance(default, int):
         return st.integers(1, 64)
     if isinstance(default, float):
@@ -181,7 +183,7 @@ def faults(draw, duration: float, wild: int):
     spec = FAULT_KINDS.get(kind, {}) if isinstance(kind, str) else {}
     plausible_values = {"duration": st.floats(0.001, 8), "ms": st.sampled_from([20, 50.0, 80.0]),
                         "op": st.sampled_from(["read", "write"]), "count": st.integers(1, 5000),
-                        "readers": st.integers(2, 300)}
+                        "readers": st.integers(2, 300), "node": st.integers(0, config.MAX_NODES - 1)}
     for key in spec:
         if draw(st.integers(0, 5)):
             fault[key] = draw(maybe_wild(plausible_values[key], wild))
@@ -314,8 +316,8 @@ def assert_usable(sc: Scenario) -> None:
     assert set(tl) == set(FIELDS)
     assert sc.fault_count() <= MAX_FAULTS
     check_count(tl)
-    times = [t for t in tl["crash_at"] + tl["cold_at"]] + [e[0] for f in FIELDS if f not in ("crash_at", "cold_at")
-                                                            for e in tl[f]]
+    instants = ("crash_at", "cold_at", "server_crashes")
+    times = [t for f in instants for t in tl[f]] + [e[0] for f in FIELDS if f not in instants for e in tl[f]]
     for t in times:
         assert type(t) is float and 0 <= t < sc.duration_s and math.copysign(1, t) == 1
     for f in ("outages", "slow_db", "slow_cache"):

@@ -181,13 +181,20 @@ count = 500
 at = 14
 kind = "stampede"
 readers = 64
+[[faults]]
+at = 16
+kind = "crash-node"
+node = 1
+[[faults]]
+at = 18
+kind = "crash-cache-server"
 """
     first = tmp_path / "all.toml"
     first.write_text(text)
     sc = load(first)
     assert sc.timeline == {"crash_at": [1.0], "outages": [(2.0, 3.0)], "slow_db": [(6.0, 2.0, 80.0)],
                            "slow_cache": [(9.0, 1.0, 20.0)], "cold_at": [11.0], "bursts": [(12.0, "read", 500)],
-                           "stampedes": [(14.0, 64)]}
+                           "stampedes": [(14.0, 64)], "node_crashes": [(16.0, 1)], "server_crashes": [18.0]}
     again = tmp_path / "again.toml"
     again.write_text("duration = 30\n" + "\n".join(timeline_toml(sc.timeline)))
     assert load(again).timeline == sc.timeline

@@ -76,7 +76,7 @@ class LaneAuditor:
                 key, version = rec["key"], rec["version"]
                 self._remember(key, version, rec["id"])
                 if rec["acked"]:
-                    self._acked(key, version, rec["end"], rec["id"])
+                    self._acked(key, version, rec["end"], rec["id"], rec.get("node"))
             elif kind == "read":
                 if rec["acked"]:
                     self.pending.append(rec)
@@ -92,8 +92,8 @@ class LaneAuditor:
         if len(self.write_ids) > 50_000:
             self.write_ids.popitem(last=False)
 
-    def _acked(self, key: str, version: int, at: float, rid: str) -> None:
-        self.unconfirmed.setdefault(key, []).append((version, rid, at))
+    def _acked(self, key: str, version: int, at: float, rid: str, node: int | None = None) -> None:
+        self.unconfirmed.setdefault(key, []).append((version, rid, at, node))
         steps = self.steps.setdefault(key, [])
         i = bisect.bisect_right(steps, at, key=_T)
         if i and steps[i - 1][1] >= version:
@@ -159,27 +159,43 @@ class LaneAuditor:
         self._risk = None if checked_at is None else sum(
             1 for writes in self.unconfirmed.values() for w in writes if w[2] <= checked_at)
 
-    def node_gone(self, store: dict[str, int], at: float) -> list[Anomaly]:
+    def node_gone(self, store: dict[str, int], at: float, node: int | None = None) -> list[Anomaly]:
         """The node that held the unconfirmed writes died with no durable queue: judge now.
 
-        ``store`` is read after the node died and before anything else could write: a
-        version the store does not hold by then can never arrive (store versions only
-        grow), so that write is lost, whatever later writes to its key do. Waiting for
-        the end of the run would let a later write to the same key hide the loss.
+        ``store`` is read after the node died and before anything that node held could
+        reach it: a version the store does not hold by then can never arrive (store
+        versions only grow, and only the dead node held it), so that write is lost,
+        whatever later writes to its key do. Waiting for the end of the run would let a
+        later write to the same key hide the loss. ``node``: of a lane with several
+        nodes, the one that died (the others' writes are theirs to deliver); None: all.
         """
         found: list[Anomaly] = []
+        if node is None:
+            mine, self.unconfirmed = self.unconfirmed, {}
+        else:
+            mine = {}
+            for key in list(self.unconfirmed):
+                writes = self.unconfirmed[key]
+                gone = [w for w in writes if w[3] == node]
+                if gone:
+                    mine[key] = gone
+                    left = [w for w in writes if w[3] != node]
+                    if left:
+                        self.unconfirmed[key] = left
+                    else:
+                        del self.unconfirmed[key]
         self._judge_unconfirmed(store, found, lambda held: f"held {_v(held)} when its node died (found at {at:.2f} s)",
-                                found_at=at)
-        self.unconfirmed.clear()
-        self._risk = 0
+                                found_at=at, writes=mine)
+        self._risk = 0 if node is None else None  # the others' risk: counted again at the next check
         return found
 
     def _judge_unconfirmed(self, store: dict[str, int], found: list[Anomaly], held_words,
-                           found_at: float | None = None) -> None:
-        """Every unconfirmed acknowledged write newer than ``store`` is a lost write."""
-        for key, writes in sorted(self.unconfirmed.items()):
+                           found_at: float | None = None, writes: dict | None = None) -> None:
+        """Every unconfirmed acknowledged write (of ``writes``, else all) newer than
+        ``store`` is a lost write."""
+        for key, writes in sorted((self.unconfirmed if writes is None else writes).items()):
             held = store.get(key)
-            for version, rid, t in writes:
+            for version, rid, t, _node in writes:
                 if held is None or version > held:
                     self._add(found, Anomaly(
                         "lost_write", self.lane, key,

@@ -550,6 +550,14 @@ def snapshot_store(path: Path, dest: Path, conn: sqlite3.Connection | None = Non
         rows = read_rows(path, "SELECT key, version, value, updated_at FROM items", timeout_s)
     else:
         rows = []
+    return write_items_file(rows, dest)
+
+
+def write_items_file(rows: list[tuple], dest: Path) -> dict[str, int]:
+    """Write (key, version, value, updated_at) rows as a new SQLite file ``dest`` with the
+    store's ``items`` schema (evidence, or a remote store's rows at the end), through a
+    ``.part`` file renamed into place; return their versions."""
+    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     part.unlink(missing_ok=True)

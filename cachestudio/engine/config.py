@@ -23,6 +23,9 @@ JOURNAL_MODES = ("wal", "delete", "truncate", "persist", "memory")
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 STAMPEDE = ("none", "single-flight", "lease")
 BACKPRESSURE = ("block", "reject")
+CACHE_BACKENDS = ("diskcache", "redis")
+STORE_BACKENDS = ("sqlite", "postgresql")
+MAX_NODES = 8
 
 #: Short codes used in record ids ("wb#123") and file names.
 LANE_CODES = {"cache-aside": "ca", "write-through": "wt", "write-behind": "wb"}
@@ -40,7 +43,7 @@ LIVE_KNOBS = {
     ("write_behind", "retry_backoff_s"),
     ("latency", "cache_ms"), ("latency", "db_read_ms"), ("latency", "db_write_ms"),
 }
-SECTIONS = ("workload", "cache", "store", "write_behind", "latency")
+SECTIONS = ("workload", "cache", "store", "write_behind", "latency", "backends")
 
 
 class ConfigError(ValueError):
@@ -115,6 +118,29 @@ class Latency:
 
 
 @dataclass
+class Backends:
+    """What a lane runs on (issue 14). The embedded pair is the default: nothing to install.
+
+    Servers are the run's, not the lane's: lanes on ``redis`` share one redis-server per
+    persistence setting (keys under the lane's prefix), lanes on ``postgresql`` one server
+    (a schema per lane, each with its ``items`` table). Their addresses are not knobs: the
+    run starts its own servers in the run directory, or uses ``--redis-url`` /
+    ``--postgres-url`` (a machine's address, never written into a scenario or recording)."""
+
+    cache: str = "diskcache"  # diskcache | redis
+    store: str = "sqlite"  # sqlite | postgresql
+    nodes: int = 1  # app-node processes of the lane, sharing its cache and store
+    aof: bool = False  # the run's own redis-server: append-only file, fsync every second
+
+    def label(self) -> str:
+        """"diskcache + SQLite" or "Redis + PostgreSQL · 2 nodes" (what a lane runs on)."""
+        names = {"diskcache": "diskcache", "redis": "Redis" + (" (AOF)" if self.aof else ""),
+                 "sqlite": "SQLite", "postgresql": "PostgreSQL"}
+        text = f"{names[self.cache]} + {names[self.store]}"
+        return text + (f" · {self.nodes} nodes" if self.nodes > 1 else "")
+
+
+@dataclass
 class LaneConfig:
     strategy: str
     workload: Workload = field(default_factory=Workload)
@@ -122,6 +148,7 @@ class LaneConfig:
     store: StoreKnobs = field(default_factory=StoreKnobs)
     write_behind: WriteBehindKnobs = field(default_factory=WriteBehindKnobs)
     latency: Latency = field(default_factory=Latency)
+    backends: Backends = field(default_factory=Backends)
     seed: int = 1
     #: The lane's name ("cache-aside · lease"); empty: the strategy names the lane.
     name: str = ""
@@ -179,7 +206,7 @@ def knob_names() -> dict[str, list[tuple[str, str]]]:
     """Every knob's name -> [(section, name)]; a bare name may live in one section only."""
     out: dict[str, list[tuple[str, str]]] = {}
     for section, cls in (("workload", Workload), ("cache", CacheKnobs), ("store", StoreKnobs),
-                         ("write_behind", WriteBehindKnobs), ("latency", Latency)):
+                         ("write_behind", WriteBehindKnobs), ("latency", Latency), ("backends", Backends)):
         for f in fields(cls):
             out.setdefault(f.name, []).append((section, f.name))
     return out
@@ -340,6 +367,11 @@ def validate(cfg: LaneConfig) -> LaneConfig:
     _integer("retry limit", q.retry_limit, 0, 1000)
     _finite("retry backoff", q.retry_backoff_s, 0, 60)
     _boolean("durable queue", q.durable)
+    b = cfg.backends
+    _choice("cache backend", b.cache, CACHE_BACKENDS)
+    _choice("store backend", b.store, STORE_BACKENDS)
+    _integer("nodes", b.nodes, 1, MAX_NODES)
+    _boolean("aof", b.aof)
     lat = cfg.latency
     for f in fields(lat):
         _finite(f"injected {f.name.replace('_ms', '').replace('_', ' ')} latency (ms)",

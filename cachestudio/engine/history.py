@@ -29,10 +29,13 @@ FAULT_KINDS = ("crash", "restart", "outage-start", "outage-end", "lab-died", "dr
 OUTCOMES = ("hit", "miss", "ok", "error", "rejected")
 
 
-def op_line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc, detail=None) -> str:
-    """Format one operation record. Hand-written JSON: this runs once per operation."""
+def op_line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc, detail=None, node=None) -> str:
+    """Format one operation record. Hand-written JSON: this runs once per operation.
+    ``node``: the app node of a lane with several (left out with one)."""
     v = "null" if version is None else version
     tail = "" if detail is None else f',"detail":{json.dumps(detail)}'
+    if node is not None:
+        tail += f',"node":{node}'
     return (
         f'{{"id":"{code}#{seq}","lane":"{lane}","kind":"{kind}","key":"{key}","version":{v},'
         f'"start":{start:.9f},"end":{end:.9f},"outcome":"{outcome}",'

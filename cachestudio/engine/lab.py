@@ -42,10 +42,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import CacheBackend, Store
 from .config import ConfigError, LaneConfig
 from .history import MappedHistoryWriter, op_line
-from .queue import DurableQueue, Flusher, VolatileQueue
+from .queue import Flusher
+from .storage import Endpoints, open_cache, open_queue, open_store
 from .strategies import Health, make_strategy
 from .workload import READ, OpStream
 
@@ -75,6 +75,15 @@ class LanePaths:
         return self.root / "queue"
 
     @property
+    def cache_at_end(self) -> Path:
+        """A remote cache's entries at the end of the run, as {key: version} (JSON)."""
+        return self.root / "cache-at-end.json"
+
+    def queue_of(self, node: int) -> Path:
+        """Node ``node``'s durable queue on disk (node 0's is ``queue``, as with one node)."""
+        return self.queue if not node else self.root / f"queue-node{node}"
+
+    @property
     def history(self) -> Path:
         return self.root / "history"
 
@@ -97,19 +106,23 @@ class LanePaths:
 
 class Lab:
     def __init__(self, cfg: LaneConfig, paths: LanePaths, inc: int = 0, start_seq: int = 0,
-                 t0: float | None = None):
+                 t0: float | None = None, ep: Endpoints | None = None):
         self.cfg = cfg
         self.paths = paths
         self.inc = inc
+        #: Where this node's backends are, and which node of the lane it is.
+        self.ep = ep = ep or Endpoints()
+        #: Written into each record when the lane has several nodes (else left out).
+        self.node = ep.node if ep.nodes > 1 else None
         paths.make()
-        self.store = Store(paths.store, cfg.store, cfg.latency)
-        self.cache = CacheBackend(paths.cache, cfg.cache, cfg.latency)
+        self.store = open_store(cfg, paths, ep)
+        self.cache = open_cache(cfg, paths, ep)
         self.queue = None
         self.flusher = None
         self.health = Health()
         if cfg.strategy == "write-behind":
             wb = cfg.write_behind
-            self.queue = DurableQueue(paths.queue, wb) if wb.durable else VolatileQueue(wb)
+            self.queue = open_queue(cfg, paths, ep)
             self.flusher = Flusher(self.queue, self.store, wb, self.health)
         self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind,
                                       self.health)
@@ -117,7 +130,7 @@ class Lab:
         #: Why this lane cannot go on (set once; the clients stop), or "".
         self.failure = ""
         self.unexpected = 0  # operations that raised something no backend classified
-        self._ops = OpStream(cfg.workload, cfg.seed).ops(start_seq)
+        self._ops = self._stream(start_seq)
         self._next_seq = start_seq
         #: Bursts under way, oldest first: [kind, operations left]. A burst that arrives while
         #: another runs queues behind it (never replaces what is left of it).
@@ -140,6 +153,16 @@ class Lab:
         self._unpaused = threading.Event()  # cleared while paused (a stampede waits for it)
         self._unpaused.set()
         self.cache.start_culler()  # last: a constructor that failed leaves no thread
+
+    def _stream(self, start: int):
+        """The lane's operations from ``start`` on; with several nodes, this node's share:
+        the operations whose sequence number is the node's modulo the number of nodes (the
+        same seeded stream, split; ids and versions stay unique in the lane)."""
+        ops = OpStream(self.cfg.workload, self.cfg.seed).ops(start)
+        n, k = self.ep.nodes, self.ep.node
+        if n == 1:
+            return ops
+        return (op for op in ops if op[0] % n == k)
 
     # -- clients ---------------------------------------------------------------------
 
@@ -214,8 +237,8 @@ class Lab:
             rate = self.cfg.workload.rate
             if not rate:
                 return op, 0.0
-            self._pace_count += 1
-            return op, self._pace_at + self._pace_count / rate
+            self._pace_count += 1  # the lane's rate, shared by its nodes
+            return op, self._pace_at + self._pace_count * self.ep.nodes / rate
 
     @property
     def burst_left(self) -> int:
@@ -269,7 +292,8 @@ class Lab:
                 self.last_end = end
             note = "stampede" + (f"; {detail}" if detail else "")
             results.append((outcome, end - start))
-            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note))
+            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note,
+                                 self.node))
             self.cache.close()  # this thread's connections: 500 readers must not hold 500 of each
             self.store.close()
 
@@ -309,7 +333,7 @@ class Lab:
         self.cfg = self.cfg.with_knob(section, name, value)
         if section == "workload":
             with self._ops_lock:  # a new stream from the next operation on
-                self._ops = OpStream(self.cfg.workload, self.cfg.seed).ops(self._next_seq)
+                self._ops = self._stream(self._next_seq)
                 self._filler = "x" * self.cfg.workload.value_size
                 self._pace_at, self._pace_count = time.monotonic(), 0
             if name == "concurrency" and self._running.is_set():
@@ -398,7 +422,7 @@ class Lab:
         mono = time.monotonic
         lane, code, inc = self.cfg.label, self.cfg.code, self.inc
         stop, running = self._stop, self._running
-        next_op, do, record, line = self._next, self._do, self._record, op_line
+        next_op, do, record, line, node = self._next, self._do, self._record, op_line, self.node
         while not stop.is_set():
             if index >= self.cfg.workload.concurrency:
                 return  # concurrency was lowered
@@ -423,7 +447,7 @@ class Lab:
             end = mono() - t0
             if end > self.last_end:
                 self.last_end = end
-            if not record(line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc, detail)):
+            if not record(line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc, detail, node)):
                 return
             if stepped and self._step_reply is not None:
                 self._step_reply({"end": end})
@@ -493,7 +517,8 @@ class Lab:
         if self.flusher is not None:
             self.flusher.stop.set()
         for close in (self.queue.close if self.queue is not None else None, self.history.close,
-                      self.cache.stop_culler, self.cache.close, self.store.close):
+                      self.cache.stop_culler, self.cache.close, getattr(self.cache, "shutdown", None),
+                      self.store.close):
             if close is None:
                 continue
             try:
@@ -525,7 +550,7 @@ def _more_files() -> None:
 
 
 def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, parent_pid: int = 0,
-                t0: float | None = None) -> None:
+                t0: float | None = None, ep: Endpoints | None = None) -> None:
     """Entry point of the lab process (multiprocessing, spawn). Under the window it
     inherits the observer's niceness (engine/observer.py)."""
     # Ctrl-C and a SIGTERM to the process group are the observer's to handle: it stops the
@@ -536,7 +561,7 @@ def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, pare
     die_with_parent(parent_pid)
     _more_files()
     try:
-        lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq, t0)
+        lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq, t0, ep)
     except ConfigError as exc:
         _send(conn, ("error", str(exc)))
         return

@@ -50,6 +50,19 @@ BATCH_COPY = "COPY cachestudio_batch (key, version, value, updated_at) FROM STDI
 SHAPE = {"key": "text", "version": "bigint", "value": "text", "updated_at": "double precision"}
 
 
+def check_schema(schema: str) -> str:
+    """A schema name the lab makes (``cs_...``): letters, digits and underscores only, so
+    that it can go into libpq's ``options`` unquoted."""
+    if schema and not (schema.isascii() and schema.replace("_", "").isalnum() and len(schema) <= 63):
+        raise ConfigError(f"PostgreSQL schema name {schema!r}: letters, digits and _ only (at most 63)")
+    return schema
+
+
+def search_path(schema: str) -> str:
+    """libpq ``options`` that make ``schema`` the session's only schema ('' for none)."""
+    return f" -c search_path={schema}" if schema else ""
+
+
 def _failure(what: str, exc: psycopg.Error) -> StoreUnavailable:
     hard = isinstance(exc, HARD) or not isinstance(exc, psycopg.OperationalError)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -60,8 +73,10 @@ class PostgresStore:
     """The ``table`` (default ``items``) of a PostgreSQL database; one connection per
     thread (as Store does), in autocommit: a single statement is its own transaction."""
 
-    def __init__(self, conninfo: str, knobs: StoreKnobs, latency: Latency, table: str = "items"):
+    def __init__(self, conninfo: str, knobs: StoreKnobs, latency: Latency, table: str = "items",
+                 schema: str = ""):
         self.conninfo = conninfo
+        self.schema = check_schema(schema)
         self.knobs = knobs
         self.table = table
         self.set_latency(latency)
@@ -85,7 +100,7 @@ class PostgresStore:
             "updated_at = excluded.updated_at WHERE {t}.version < excluded.version").format(t=t)
         lock_ms = max(1, int(knobs.timeout_ms))
         stmt_ms = max(STATEMENT_TIMEOUT_MIN_MS, STATEMENT_TIMEOUT_FACTOR * lock_ms)
-        self._options = f"-c lock_timeout={lock_ms} -c statement_timeout={stmt_ms}"
+        self._options = f"-c lock_timeout={lock_ms} -c statement_timeout={stmt_ms}" + search_path(schema)
         self._settle_lock = threading.Lock()
         self._unsettled = True
         try:
@@ -100,6 +115,8 @@ class PostgresStore:
         """Check the table's shape, then create it if it is missing."""
         try:
             conn = self._connect()
+            if self.schema:  # before anything else: without it current_schema() is NULL
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
             rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
                                 "WHERE table_schema = current_schema() AND table_name = %s",
                                 (self.table,)).fetchall()
@@ -229,10 +246,23 @@ class PostgresStore:
             self._local.conn = None
 
 
-def pg_store_versions(conninfo: str, table: str = "items") -> dict[str, int]:
+def pg_connect(conninfo: str, schema: str = "", timeout_ms: float = 0) -> psycopg.Connection:
+    """An autocommit connection whose search path is ``schema``; ``timeout_ms``: its lock
+    and statement timeouts (0: none)."""
+    options = search_path(check_schema(schema))
+    if timeout_ms:
+        options += f" -c lock_timeout={int(timeout_ms)} -c statement_timeout={int(timeout_ms)}"
+    return psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=options.strip())
+
+
+def pg_rows(conn: psycopg.Connection, columns: str = "key, version", table: str = "items") -> list[tuple]:
+    """Every row of ``table`` (in the connection's schema), [] if there is no such table."""
+    if conn.execute("SELECT to_regclass(%s)", (sql.Identifier(table).as_string(conn),)).fetchone()[0] is None:
+        return []
+    return conn.execute(sql.SQL("SELECT " + columns + " FROM {}").format(sql.Identifier(table))).fetchall()
+
+
+def pg_store_versions(conninfo: str, table: str = "items", schema: str = "", timeout_ms: float = 0) -> dict[str, int]:
     """Version of every row of ``table``, for the audit ({} if there is no such table)."""
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (sql.Identifier(table).as_string(conn),)).fetchone()[0]
-        if exists is None:
-            return {}
-        return dict(conn.execute(sql.SQL("SELECT key, version FROM {}").format(sql.Identifier(table))).fetchall())
+    with pg_connect(conninfo, schema, timeout_ms) as conn:
+        return dict(pg_rows(conn, table=table))

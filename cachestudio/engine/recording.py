@@ -455,7 +455,8 @@ def replay_summary(rec: Recording) -> dict:
             anomalies={SUMMARY_NAMES[k]: counts.get(k, 0) for k in ANOMALY_KINDS}, anomaly_list=kept,
             incarnations=info.get("incarnations", (tick.get("inc", 0) or 0) + 1),
             failures=info.get("failures", []), audited=info.get("audited", False),
-            drained=info.get("drained", False), durability_info=durability(cfg)))
+            drained=info.get("drained", False), durability_info=durability(cfg),
+            backends=info.get("backends") or cfg.backends.label()))
     kept_all = [[{**a, "found_at": a.get("found_at")} for a in rec.anomalies[i][:10_000]]
                 for i in range(len(rec.lane_names))]
     faults = fault_report_records(rec.lane_names, rec.ops, kept_all, rec.events, end)

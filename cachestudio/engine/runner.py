@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Callable
 
 from .auditor import ANOMALY_KINDS, LaneAuditor
-from .backends import OutageLock, cache_versions, check_sqlite_file, snapshot_store, store_versions
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, lane_labels, validate
 from .history import HistoryTail, HistoryWriter, read_history, trim_history, write_history
 from .timeline import FIELDS, MAX_READERS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
+from .storage import Endpoints, LaneStorage, RunServers, traversable
 from .telemetry import LaneStats
 from .report import fault_report
 
@@ -85,8 +85,13 @@ class Plan:
     slow_cache: list[tuple[float, float, float]] = field(default_factory=list)  # (start, duration, ms)
     cold_at: list[float] = field(default_factory=list)
     stampedes: list[tuple[float, int]] = field(default_factory=list)  # (at, concurrent readers)
+    node_crashes: list[tuple[float, int]] = field(default_factory=list)  # (at, node): one node of each lane
+    server_crashes: list[float] = field(default_factory=list)  # the run's own cache server (redis-server)
     restart_delay_s: float = 1.0
     run_dir: Path | None = None  # kept after the run; else a temporary directory
+    #: Servers the run was given (used, never stopped); empty: the run starts its own.
+    redis_url: str = ""
+    postgres_url: str = ""
     notes: list[str] = field(default_factory=list)  # what check_plan merged (overlapping faults)
 
     @property
@@ -105,7 +110,8 @@ def check_plan(plan: Plan) -> Plan:
         raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
     check_count({f: getattr(plan, f) for f in FIELDS})  # at most MAX_FAULTS, scenario and options together
     names = {"--crash-at": "a crash", "--outage": "an outage", "--burst": "a burst", "--slow-db": "a slow DB",
-             "--slow-cache": "a slow cache", "--cold-at": "a cold cache", "--stampede": "a stampede"}
+             "--slow-cache": "a slow cache", "--cold-at": "a cold cache", "--stampede": "a stampede",
+             "--crash-node": "a node's crash", "--crash-cache-server": "a cache server's crash"}
 
     def within(what: str, at: float) -> None:
         if not (0 <= at < plan.duration_s):
@@ -137,6 +143,19 @@ def check_plan(plan: Plan) -> Plan:
         within("--stampede", at)
         if not (2 <= readers <= MAX_STAMPEDE):
             raise ConfigError(f"--stampede readers must be between 2 and {MAX_STAMPEDE}, got {readers}")
+    most = max(cfg.backends.nodes for cfg in plan.lanes)
+    for at, node in plan.node_crashes:
+        within("--crash-node", at)
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < most:
+            raise ConfigError(f"--crash-node: no node {node!r}: the lanes have nodes 0 to {most - 1} (--nodes)")
+    for at in plan.server_crashes:
+        within("--crash-cache-server", at)
+    if plan.server_crashes and not any(cfg.backends.cache == "redis" for cfg in plan.lanes):
+        raise ConfigError("--crash-cache-server crashes the run's own redis-server: no lane has its cache on "
+                          "Redis (--cache-backend redis)")
+    if plan.server_crashes and plan.redis_url:
+        raise ConfigError("--crash-cache-server kills the run's own redis-server; a server given by --redis-url "
+                          "is never crashed")
     # Overlapping faults of one kind are merged (or refused), never dropped: timeline.py.
     timeline, notes = normalize({f: getattr(plan, f) for f in FIELDS})
     for name, value in timeline.items():
@@ -158,13 +177,18 @@ def durability(cfg: LaneConfig) -> dict:
     Facts from SQLite's documentation (pragma synchronous, journal_mode, WAL)."""
     s = cfg.store
     notes = []
-    if s.synchronous == "off":
+    if cfg.backends.store == "postgresql":
+        notes.append("PostgreSQL (fsync on, synchronous_commit on): a committed DB write survives a process "
+                     "kill and an OS crash")
+    elif s.synchronous == "off":
         notes.append("synchronous off: an OS crash or power loss could lose committed DB writes "
                      "or corrupt the database")
     elif s.journal_mode == "wal" and s.synchronous == "normal":
         notes.append("WAL + synchronous normal: an OS crash or power loss could roll back the last "
                      "committed DB writes (a process kill cannot)")
-    if s.journal_mode == "memory":
+    if cfg.backends.store == "postgresql":
+        pass
+    elif s.journal_mode == "memory":
         notes.append("journal in memory: a crash in the middle of a DB transaction can corrupt the database")
     elif s.journal_mode in ("delete", "truncate", "persist") and s.synchronous == "normal":
         notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the "
@@ -172,11 +196,16 @@ def durability(cfg: LaneConfig) -> dict:
     queue = None
     if cfg.strategy == "write-behind":
         queue = "durable" if cfg.write_behind.durable else "volatile"
-        if cfg.write_behind.durable:
+        if cfg.write_behind.durable and cfg.backends.cache == "redis":
+            notes.append("durable queue: a Redis stream: it survives a node's kill; a kill of the Redis server "
+                         "loses it unless the server appends to its AOF (everysec: up to the last second)")
+        elif cfg.write_behind.durable:
             notes.append("durable queue: diskcache (WAL + synchronous normal): an OS crash could lose "
                          "the last acknowledged writes still queued")
-    return {"journal_mode": s.journal_mode, "synchronous": s.synchronous, "queue": queue,
-            "cache": "persistent" if cfg.cache.persistent else "volatile",
+    redis = cfg.backends.cache == "redis"
+    return {"store": cfg.backends.store, "journal_mode": s.journal_mode, "synchronous": s.synchronous, "queue": queue,
+            "cache": ("redis" + (" aof" if cfg.backends.aof else "")) if redis
+            else ("persistent" if cfg.cache.persistent else "volatile"),
             "tried": "process kills (SIGKILL) only", "notes": notes}
 
 
@@ -188,9 +217,7 @@ def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
     if probe is None or not _writable(probe):
         raise ConfigError(f"run directory {root} cannot be written")
     for cfg in lanes:
-        paths = LanePaths(root / cfg.slug)
-        check_sqlite_file(paths.store, "SQLite file")
-        check_sqlite_file(paths.cache / "cache.db", "cache database")
+        LaneStorage(cfg, LanePaths(root / cfg.slug), Endpoints()).check()
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"run directory {root} is not empty (it holds an earlier run?); give an empty or new directory")
 
@@ -204,27 +231,40 @@ def _writable(path: Path) -> bool:
 
 
 class LabHandle:
-    """One lane: its lab process (current incarnation), its history, stats and auditor."""
+    """One app node of a lane: its lab process (current incarnation) and what it said.
+    Its lane's history, stats, auditor and failures are the lane's (:class:`Lane`)."""
 
-    def __init__(self, cfg: LaneConfig, paths: LanePaths):
-        self.cfg = cfg
-        self.paths = paths
+    def __init__(self, lane: "Lane", node: int, ep: Endpoints):
+        self.lane = lane
+        self.node = node
+        self.ep = ep
         self.inc = -1
         self.proc = None
         self.conn = None
         self.state = "down"  # down | starting | running | stopping | drained | failed
         self.tails: list[HistoryTail] = []
-        self.stats = LaneStats(cfg.label)
-        self.auditor = LaneAuditor(cfg.label)
         self.gauges: dict = {}
-        self.max_depth = 0
         self.final: dict | None = None
         self.error = ""
         self.last_seen = 0.0
-        #: What went wrong with this lane's labs: [{"at", "kind", "reason"}] (DESIGN.md §6).
-        self.failures: list[dict] = []
-        self.audited = True  # False when the end-of-run audit could not read the files
+        self.max_seq = -1  # the node's last operation (where its next incarnation resumes)
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
+
+    @property
+    def cfg(self) -> LaneConfig:
+        return self.lane.cfg
+
+    @property
+    def paths(self) -> LanePaths:
+        return self.lane.paths
+
+    @property
+    def name(self) -> str:
+        """The lane's name, and the node's when the lane has several."""
+        return self.lane.cfg.label + (f" node {self.node}" if len(self.lane.nodes) > 1 else "")
+
+    def failure(self, at: float, kind: str, reason: str) -> dict:
+        return self.lane.failure(at, kind, reason)
 
     def totals(self) -> dict[str, int]:
         """Counters over every incarnation (a killed one counts up to its last gauges)."""
@@ -232,14 +272,15 @@ class LabHandle:
         return {k: self._past[k] + g.get(k, 0) for k in COUNTERS}
 
     def spawn(self, t0: float | None = None) -> None:
-        """Start the next incarnation. ``t0``: the run's clock (monotonic), when it has
-        started, so that a fault the lab takes before its "go" (a stampede while it comes
-        up) is timed on the run's clock."""
-        self.inc += 1
+        """Start the next incarnation (numbered in the lane: unique over its nodes). ``t0``:
+        the run's clock (monotonic), when it has started, so that a fault the lab takes
+        before its "go" (a stampede while it comes up) is timed on the run's clock."""
+        self.inc = self.lane.new_inc()
+        start_seq = (self.lane.stats.max_seq if len(self.lane.nodes) == 1 else self.max_seq) + 1
         parent, child = MP.Pipe()
         proc = MP.Process(
             target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, self.stats.max_seq + 1, os.getpid(), t0),
+            args=(child, self.cfg, str(self.paths.root), self.inc, start_seq, os.getpid(), t0, self.ep),
             name=f"lab-{self.cfg.code}-{self.inc}",
             daemon=True,
         )
@@ -252,6 +293,8 @@ class LabHandle:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
         self.proc, self.conn, self.state = proc, parent, "starting"
+        self.final = None
+        self.error = ""
         self.last_seen = time.monotonic()
         self.tails.append(HistoryTail(self.paths.history_file(self.inc)))
 
@@ -261,7 +304,7 @@ class LabHandle:
     def send(self, *msg) -> None:
         try:
             self.conn.send(msg)
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, AttributeError):
             pass  # a dead lab is noticed by its exit, not here
 
     def trim_history(self) -> None:
@@ -305,11 +348,6 @@ class LabHandle:
             return "not responding"
         return self.state
 
-    def failure(self, at: float, kind: str, reason: str) -> dict:
-        item = {"at": round(at, 3), "kind": kind, "reason": reason}
-        self.failures.append(item)
-        return item
-
     def read_history(self, raw: list | None = None) -> list[dict]:
         """New records of every incarnation; ``raw`` gets their lines as written."""
         new = []
@@ -317,7 +355,107 @@ class LabHandle:
             new.extend(tail.read_new())
             if raw is not None and tail.raw:
                 raw.append(tail.raw)
+        if new and len(self.lane.nodes) > 1:
+            top = max(int(r["id"].partition("#")[2]) for r in new)
+            if top > self.max_seq:
+                self.max_seq = top
         return new
+
+
+#: A lane's state from its nodes': the first of these any node is in.
+_STATE_ORDER = ("running", "starting", "stopping", "down", "drained", "failed")
+_HEALTH_ORDER = ("not responding",) + _STATE_ORDER
+
+
+class Lane:
+    """One lane: its nodes (:class:`LabHandle`, one lab process each), and what they share:
+    the knobs, the run folder, the history's stats, the auditor, the failures."""
+
+    def __init__(self, cfg: LaneConfig, paths: LanePaths, storage: LaneStorage, ep: Endpoints):
+        self.cfg = cfg
+        self.paths = paths
+        self.storage = storage
+        self.stats = LaneStats(cfg.label)
+        self.auditor = LaneAuditor(cfg.label)
+        self.max_depth = 0
+        #: What went wrong with this lane's labs: [{"at", "kind", "reason"}] (DESIGN.md §6).
+        self.failures: list[dict] = []
+        self.audited = True  # False when the end-of-run audit could not read the files
+        self.incarnations = 0
+        self.outage = None  # the lock that holds this lane's DB down, during an outage
+        self.nodes = [LabHandle(self, k, RunServers.node(ep, k)) for k in range(cfg.backends.nodes)]
+
+    def new_inc(self) -> int:
+        self.incarnations += 1
+        return self.incarnations - 1
+
+    @property
+    def inc(self) -> int:
+        """The lane's latest incarnation number (incarnations - 1)."""
+        return self.incarnations - 1
+
+    @property
+    def proc(self):
+        return self.nodes[0].proc
+
+    @property
+    def error(self) -> str:
+        return next((n.error for n in self.nodes if n.error), "")
+
+    @property
+    def state(self) -> str:
+        states = {n.state for n in self.nodes}
+        return next(s for s in _STATE_ORDER if s in states)
+
+    def health(self) -> str:
+        healths = {n.health() for n in self.nodes}
+        return next(h for h in _HEALTH_ORDER if h in healths)
+
+    def _merged(self, parts: list[dict]) -> dict:
+        out = dict(parts[0]) if parts else {}
+        for g in parts[1:]:
+            for k, v in g.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("inc", "pid"):
+                    out[k] = out.get(k, 0) + v
+                elif k == "drained":
+                    out[k] = bool(out.get(k)) and bool(v)
+        return out
+
+    @property
+    def gauges(self) -> dict:
+        return self._merged([n.gauges for n in self.nodes if n.gauges])
+
+    @property
+    def final(self) -> dict | None:
+        """The nodes' last words at the end (None until every node has said them)."""
+        if any(n.final is None for n in self.nodes):
+            return None
+        return self._merged([n.final for n in self.nodes])
+
+    def totals(self) -> dict[str, int]:
+        out = dict.fromkeys(COUNTERS, 0)
+        for n in self.nodes:
+            for k, v in n.totals().items():
+                out[k] += v
+        return out
+
+    def burst_active(self) -> bool:
+        return any(n.burst_active() for n in self.nodes)
+
+    def send(self, *msg) -> None:
+        for n in self.nodes:
+            n.send(*msg)
+
+    def failure(self, at: float, kind: str, reason: str) -> dict:
+        item = {"at": round(at, 3), "kind": kind, "reason": reason}
+        self.failures.append(item)
+        return item
+
+    def read_history(self, raw: list | None = None) -> list[dict]:
+        out: list[dict] = []
+        for n in self.nodes:
+            out.extend(n.read_history(raw))
+        return out
 
 
 class Run:
@@ -327,13 +465,26 @@ class Run:
         #: A :class:`~.recording.RecordingWriter`, fed as the run goes (or None).
         self.recorder = recorder
         self._tmp = None
+        servers = RunServers(Path("."), plan.lanes, plan.redis_url, plan.postgres_url)
+        servers.check()  # a missing program or an unreachable server: one line, before any file
         if plan.run_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="cachestudio-run-")
             self.root = Path(self._tmp)
+            if servers.need_pg and not plan.postgres_url:
+                traversable(self.root)  # ours: PostgreSQL's own user must reach its socket here
         else:
             self.root = Path(plan.run_dir)
             self.root.mkdir(parents=True, exist_ok=True)
-        self.lanes = [LabHandle(cfg, LanePaths(self.root / cfg.slug)) for cfg in plan.lanes]
+        servers.root = self.root.absolute()
+        #: The run's servers (its own, started by :meth:`start`, or the given ones).
+        self.servers = servers
+        self.lanes: list[Lane] = []
+        for cfg in plan.lanes:
+            paths = LanePaths(self.root / cfg.slug)
+            ep = servers.endpoints(cfg)
+            self.lanes.append(Lane(cfg, paths, LaneStorage(cfg, paths, ep), ep))
+        #: Every node of every lane, lane by lane.
+        self.nodes: list[LabHandle] = [node for lane in self.lanes for node in lane.nodes]
         self.on_event = on_event or (lambda event: None)
         #: Called with (lane index, new operation records, anomalies they revealed).
         self.on_records = on_records
@@ -342,7 +493,6 @@ class Run:
         self.t0 = 0.0
         self.outage_on = False
         self._outage_until = 0.0  # run time at which the outage ends (overlaps extend it)
-        self._outage_locks: list[OutageLock] = []
         #: Set (to "SIGINT" or "SIGTERM") when the run was asked to stop before its end.
         self.interrupted: str | None = None
         #: Failures of the run itself, not of one lane (its own files): [{"at", "kind", "reason"}].
@@ -393,18 +543,20 @@ class Run:
     def start(self, wait: bool = True) -> None:
         """Start the labs. ``wait``: the clock starts when all are ready (headless);
         otherwise it starts now and each lab joins as it comes up (the window)."""
+        self._start_servers()
         if not wait:
             self.t0 = time.monotonic()  # the window's clock starts now; labs join as they come up
         for lane in self.lanes:
             lane.paths.make()
-            lane.spawn(None if wait else self.t0)
+        for node in self.nodes:
+            node.spawn(None if wait else self.t0)
         if wait:
             deadline = time.monotonic() + READY_TIMEOUT_S
-            for lane in self.lanes:
-                self._await_ready(lane, deadline)
+            for node in self.nodes:
+                self._await_ready(node, deadline)
             self.t0 = time.monotonic()
-            for lane in self.lanes:
-                self._go(lane)
+            for node in self.nodes:
+                self._go(node)
         else:
             self._ready_deadline = self.t0 + READY_TIMEOUT_S
         for at in self.plan.crash_at:
@@ -423,9 +575,28 @@ class Run:
             self.schedule(at, "cold")
         for at, readers in self.plan.stampedes:
             self.schedule(at, "stampede", readers)
+        for at, node in self.plan.node_crashes:
+            self.schedule(at, "crash-node", node)
+        for at in self.plan.server_crashes:
+            self.schedule(at, "crash-cache-server")
         for lane in self.lanes:
             if lane.cfg.latency.any():
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
+            if self.servers.any:
+                self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
+
+    def _start_servers(self) -> None:
+        """The run's own servers, and each lane's schema on PostgreSQL (a server that will
+        not start is one line: ConfigError)."""
+        if not self.servers.any:
+            return
+        try:
+            self.servers.start()
+            for lane in self.lanes:
+                lane.storage.prepare()
+        except BaseException:
+            self.abort()
+            raise
 
     def _await_ready(self, lane: LabHandle, deadline: float) -> dict:
         """Wait (bounded) for a starting lab's "ready"; at the run's start a lab that
@@ -436,7 +607,7 @@ class Run:
         self.abort()
         if lane.error:
             raise ConfigError(lane.error)
-        raise LabFailed(f"the {lane.cfg.label} lab did not start: {reason}")
+        raise LabFailed(f"the {lane.name} lab did not start: {reason}")
 
     def _wait_ready(self, lane: LabHandle, deadline: float) -> dict | str:
         """The lab's ready info, or why it is not coming (its refusal is in ``lane.error``)."""
@@ -479,10 +650,10 @@ class Run:
         while self._schedule and self._schedule[0][0] <= now:
             _, kind, args = self._schedule.pop(0)
             getattr(self, kind.replace("-", "_"))(*args)
-        for lane in self.lanes:
+        for lane in self.nodes:
             for msg in lane.poll():
                 self._handle(lane, msg)
-            name = lane.cfg.label
+            name = lane.name
             if lane.state in ("running", "starting") and lane.proc is not None and not lane.proc.is_alive():
                 self._lost_node(lane, "lab-died", f"{name} lab exited unexpectedly (exit status "
                                 f"{lane.proc.exitcode}); restarting")
@@ -518,21 +689,22 @@ class Run:
         self._fail(lane, kind, reason)
         self._restart_at = self._restart_at or self.now() + self.plan.restart_delay_s
 
-    def _fail(self, lane: LabHandle, kind: str, reason: str) -> None:
+    def _fail(self, lane: LabHandle | Lane, kind: str, reason: str) -> None:
         """Record a failure of the lane (DESIGN.md §6: exit status 3) and say it."""
         lane.failure(self.now(), kind, reason)
         self._event(kind, reason, lane=lane.cfg.label)
 
     def _handle(self, lane: LabHandle, msg: tuple) -> None:
         kind = msg[0]
+        group = lane.lane
         if kind == "gauges":
             lane.gauges = msg[1]
-            lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
+            group.max_depth = max(group.max_depth, group.gauges.get("queue_depth", 0))
         elif kind == "ready":
             lane.gauges.update(msg[1])
-            lane.max_depth = max(lane.max_depth, msg[1]["queue_depth"])
-            if lane.inc:
-                self._event("restart", f"{lane.cfg.label} lab incarnation {lane.inc} is up "
+            group.max_depth = max(group.max_depth, group.gauges.get("queue_depth", 0))
+            if lane.inc >= len(group.nodes):
+                self._event("restart", f"{lane.name} lab incarnation {lane.inc} is up "
                             f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
                             lane=lane.cfg.label)
             self._go(lane)
@@ -550,7 +722,7 @@ class Run:
                         f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
                         lane=lane.cfg.label)
         elif kind == "stepped":
-            self._step_done(self.lanes.index(lane))
+            self._step_done(self.nodes.index(lane))
         elif kind == "cold-failed":
             self._event("cold-cache", f"{lane.cfg.label}: the cache could not be flushed: {msg[1]}",
                         lane=lane.cfg.label)
@@ -563,11 +735,11 @@ class Run:
             lane.gauges = msg[2]
             lane.state = "failed"
             self._consume()
-            self._fail(lane, "lab-failed", f"{lane.cfg.label} lab stopped its lane: {msg[1]}")
+            self._fail(lane, "lab-failed", f"{lane.name} lab stopped its lane: {msg[1]}")
         elif kind == "error":
             lane.error = msg[1]
             lane.state = "failed"
-            self._fail(lane, "lab-refused", f"{lane.cfg.label} lab incarnation {lane.inc} refused to start: "
+            self._fail(lane, "lab-refused", f"{lane.name} lab incarnation {lane.inc} refused to start: "
                        f"{msg[1]}")
 
     def _consume(self) -> None:
@@ -607,75 +779,121 @@ class Run:
         for lane in self.lanes:
             at = self.now()  # every record observed so far ended before this read
             try:
-                lane.auditor.confirm_store(store_versions(lane.paths.store, timeout_s=CONFIRM_WAIT_S), checked_at=at)
+                lane.auditor.confirm_store(lane.storage.versions(CONFIRM_WAIT_S), checked_at=at)
             except Exception:  # noqa: BLE001 - a busy store is simply read next time
                 continue
             lane.auditor.prune()
 
     # -- faults -----------------------------------------------------------------------------
 
-    def crash(self) -> None:
-        """SIGKILL every lab (the cache node), then restart after the delay."""
-        dead = []
-        for lane in self.lanes:
-            if lane.state in ("running", "starting"):
-                lane.kill()
-                dead.append(lane)
-        # every lab is dead now: nothing was acknowledged after this (rounded as the event is,
+    def crash(self, node: int | None = None) -> None:
+        """SIGKILL every lab (the app nodes: each holds its cache client and write-behind
+        queue), or only node ``node`` of each lane; restart them after the delay."""
+        dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        for n in dead:
+            n.kill()
+        # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
         # so that writes found lost at the kill fall inside the crash's window)
         killed_at = round(self.now(), 6)
         self._consume()  # everything the dead labs wrote is in their files
         self._judge_dead(dead, killed_at)
-        wiped = []
-        for lane in self.lanes:
-            if not lane.cfg.cache.persistent and lane.paths.cache.exists():
-                shutil.rmtree(lane.paths.cache, ignore_errors=True)
-                wiped.append(lane.cfg.label)
-        detail = "cache node killed (SIGKILL)"
+        wiped = [lane.cfg.label for lane in self.lanes
+                 if all(n.state == "down" for n in lane.nodes) and lane.storage.wipe_volatile_cache()]
+        several = any(len(lane.nodes) > 1 for lane in self.lanes)
+        if node is None:
+            detail = "every app node killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
+        else:
+            detail = f"app node {node} of each lane killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
         if wiped:
             detail += "; volatile cache wiped"
-        if self.outage_on and any(lane.cfg.strategy != "write-behind" or not lane.cfg.write_behind.durable
-                                  for lane in dead):
+        if self.outage_on and any(n.cfg.strategy != "write-behind" or not n.cfg.write_behind.durable for n in dead):
             detail += "; the store was read for the audit through the outage's own connection"
         self._event("crash", detail, at=killed_at)
         self._restart_at = self.now() + self.plan.restart_delay_s
 
+    def crash_node(self, node: int) -> None:
+        self.crash(node)
+
+    def crash_cache_server(self) -> None:
+        """SIGKILL the run's own redis-server(s); each comes back after the restart delay:
+        empty without persistence, with what its append-only file had synced with AOF."""
+        killed = []
+        for aof, server in sorted(self.servers.redis.items()):
+            if server.pid is None:
+                continue
+            pid = server.pid
+            server.kill()
+            killed.append(f"redis-server pid {pid} ({'AOF everysec' if aof else 'no persistence'})")
+            self.schedule(self.now() + self.plan.restart_delay_s, "cache-server-back", aof)
+        if killed:
+            self._event("crash-cache-server", "cache server killed (SIGKILL): " + ", ".join(killed)
+                        + "; every node's cache calls fail until it is back")
+        else:
+            self._event("crash-cache-server", "no cache server of this run's own to kill (diskcache lanes, or "
+                        "--redis-url: a server the run was given is never crashed)")
+
+    def cache_server_back(self, aof: bool) -> None:
+        server = self.servers.redis.get(aof)
+        if server is None or server.pid is not None:
+            return
+        try:
+            server.start()
+        except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
+            for lane in self.lanes:
+                if lane.cfg.backends.cache == "redis" and lane.cfg.backends.aof == aof:
+                    self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
+            return
+        try:
+            import redis as _redis
+
+            client = _redis.Redis.from_url(server.url, socket_timeout=2)
+            keys = client.dbsize()
+            client.connection_pool.disconnect()
+            held = f"it holds {keys:,} keys"
+        except Exception:  # noqa: BLE001 - only the event's detail
+            held = "its key count could not be read"
+        self._event("cache-server-back", f"cache server back (pid {server.pid}, "
+                    f"{'AOF everysec: what it had synced is back' if aof else 'no persistence: empty'}); {held}")
+
     def _store_at_kill(self, lane: LabHandle) -> dict[str, int]:
         """Copy the store as the dead node left it (kept in the run directory as evidence,
-        ``<strategy>/evidence/store-at-kill-inc-NNNN.sqlite``) and return its versions."""
-        dest = lane.paths.store_at_kill(lane.inc)
-        for lock in self._outage_locks:  # during an outage, copy through the lock's connection
-            if lock.path == lane.paths.store and lock.conn is not None:
-                return snapshot_store(lane.paths.store, dest, lock.conn)
-        return snapshot_store(lane.paths.store, dest, timeout_s=AUDIT_TIMEOUT_S)
+        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``, whatever the store) and return
+        its versions. During an outage, read through the outage's own connection."""
+        return lane.lane.storage.snapshot(lane.paths.store_at_kill(lane.inc), lane.lane.outage,
+                                          timeout_s=AUDIT_TIMEOUT_S)
 
     def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
-        """Lanes whose node died without a durable queue: what it had not written is lost."""
+        """Nodes that died without a durable queue: what they had not written is lost."""
         for lane in dead:
             if lane.cfg.strategy == "write-behind" and lane.cfg.write_behind.durable:
                 continue  # the queue survives and is replayed: nothing is decided yet
-            i = self.lanes.index(lane)
+            i = self.lanes.index(lane.lane)
             try:
                 store = self._store_at_kill(lane)
             except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
-                self._fail(lane, "audit", f"{lane.cfg.label}: the store could not be read right after the "
+                self._fail(lane, "audit", f"{lane.name}: the store could not be read right after the "
                            f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
                            "later write can hide them")
                 continue
-            found = lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at)
+            several = len(lane.lane.nodes) > 1
+            found = lane.lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at,
+                                                node=lane.node if several else None)
             self._found(i, found)
 
     def restart(self) -> None:
         if self.now() >= self.plan.duration_s:
             return
-        for lane in self.lanes:
-            if lane.state == "down":
-                lane.spawn(self.t0)
+        for node in self.nodes:
+            if node.state == "down":
+                node.spawn(self.t0)
 
     def burst(self, kind: str, count: int) -> None:
-        """Every lane issues ``count`` extra operations of ``kind`` as fast as it can."""
+        """Every lane issues ``count`` extra operations of ``kind`` as fast as it can
+        (shared out among its nodes)."""
         for lane in self.lanes:
-            lane.send("burst", kind, count)
+            for node, share in zip(lane.nodes, _shares(count, len(lane.nodes))):
+                if share:  # (a burst of 0 would end the node's bursts)
+                    node.send("burst", kind, share)
         self._burst_since = self.now()
         self._event("burst", f"{kind} burst of {count:,} operations per lane")
 
@@ -758,9 +976,12 @@ class Run:
             self.slow_cache(0)
 
     def stampede(self, readers: int = 50) -> None:
-        """Hot-key stampede: the hottest key expires and ``readers`` clients read it at once."""
+        """Hot-key stampede: the hottest key expires and ``readers`` clients read it at once
+        (shared out among a lane's nodes, each behind its own barrier)."""
         for lane in self.lanes:
-            lane.send("stampede", int(readers))
+            for node, share in zip(lane.nodes, _shares(int(readers), len(lane.nodes))):
+                if share:
+                    node.send("stampede", share)
         modes = sorted({lane.cfg.cache.stampede for lane in self.lanes})
         self._event("stampede", f"hot key k0 expired; {readers} concurrent readers "
                     f"(protection: {', '.join(modes)})")
@@ -803,10 +1024,10 @@ class Run:
         if self._stepping:
             return  # the last step is still in flight
         self._thaw()
-        self._stepping = {i for i, lane in enumerate(self.lanes) if lane.state == "running"}
+        self._stepping = {i for i, node in enumerate(self.nodes) if node.state == "running"}
         self._step_deadline = time.monotonic() + STEP_WAIT_S
         for i in self._stepping:
-            self.lanes[i].send("step", self.t0)
+            self.nodes[i].send("step", self.t0)
         if not self._stepping:
             self._frozen = self.now()
 
@@ -821,7 +1042,10 @@ class Run:
     def heal(self) -> None:
         """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
         self._schedule = [item for item in self._schedule
-                          if item[1] not in ("crash", "outage-start", "burst", "slow-db", "slow-cache", "cold", "stampede")]
+                          if item[1] not in ("crash", "crash-node", "crash-cache-server", "outage-start", "burst",
+                                             "slow-db", "slow-cache", "cold", "stampede")]
+        for aof in list(self.servers.redis):
+            self.cache_server_back(aof)  # a killed cache server comes back now
         self.outage_end()
         self.slow_db_end()
         self.slow_cache_end()
@@ -847,7 +1071,7 @@ class Run:
                 self._event("outage-extended", f"DB outage extended to {until:.1f} s by an overlapping outage")
             return
         asked = self.now()
-        locks = [OutageLock(lane.paths.store) for lane in self.lanes]
+        locks = [lane.storage.outage_lock() for lane in self.lanes]
         failed: dict[int, Exception] = {}
 
         def take(i: int) -> None:
@@ -868,14 +1092,17 @@ class Run:
                 self._event("outage-start", f"could not take the lock of {lane.cfg.label}'s DB "
                             f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.label)
             else:
-                self._outage_locks.append(lock)
-            real_reads = real_reads and lane.cfg.store.journal_mode != "wal"
+                lane.outage = lock
+            real_reads = real_reads and (lane.storage.pg or lane.cfg.store.journal_mode != "wal")
             lane.send("outage", True)
         self.outage_on = True
         held = self.now()
         self._outage_until = held + length
         self.schedule(self._outage_until, "outage-due")
         detail = f"DB outage for {length:g} s: another connection holds the database lock (real)"
+        if any(lane.storage.pg for lane in self.lanes):
+            detail = (f"DB outage for {length:g} s: another connection holds the lock (real; on PostgreSQL: "
+                      "LOCK TABLE items IN ACCESS EXCLUSIVE MODE)")
         if held - asked > 0.05:
             detail += f"; the lock took {held - asked:.2f} s to take from the labs' own transactions"
         if not real_reads:
@@ -891,16 +1118,20 @@ class Run:
         """End the outage now (heal, or the run's end)."""
         if not self.outage_on:
             return
-        for lock in self._outage_locks:
-            try:
-                lock.release()
-            except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
-                pass
-        self._outage_locks.clear()
+        self._release_outage()
         self.outage_on = False
         for lane in self.lanes:
             lane.send("outage", False)
         self._event("outage-end", "DB lock released")
+
+    def _release_outage(self) -> None:
+        for lane in self.lanes:
+            if lane.outage is not None:
+                try:
+                    lane.outage.release()
+                except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
+                    pass
+                lane.outage = None
 
     # -- end ---------------------------------------------------------------------------
 
@@ -922,7 +1153,9 @@ class Run:
         self.slow_db_end()
         self.slow_cache_end()
         self._restart_at = None
-        for lane in self.lanes:
+        for aof in list(self.servers.redis):
+            self.cache_server_back(aof)  # the queues drain through it
+        for lane in self.nodes:
             if lane.state == "down":
                 lane.spawn(self.t0)  # a lab that was down at the end must replay its durable queue
             if lane.state == "starting":
@@ -931,19 +1164,19 @@ class Run:
                     self._handle(lane, ("ready", info))
                 else:  # it refused its files (lane.error), or did not come up at all
                     lane.state = "failed"
-                    name, inc = lane.cfg.label, lane.inc
+                    name, inc = lane.name, lane.inc
                     if lane.error:
                         self._fail(lane, "lab-refused", f"{name} lab incarnation {inc} refused to start: {lane.error}")
                     else:
                         self._fail(lane, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}")
-        for lane in self.lanes:
+        for lane in self.nodes:
             if lane.state == "running":
                 lane.send("stop")
                 lane.state = "stopping"
                 lane.last_seen = time.monotonic()
         deadline = time.monotonic() + drain_limit_s + CLIENT_JOIN_S + HUNG_S
-        while any(lane.state == "stopping" for lane in self.lanes):
-            for lane in self.lanes:
+        while any(lane.state == "stopping" for lane in self.nodes):
+            for lane in self.nodes:
                 if lane.state != "stopping":
                     continue
                 closed = False
@@ -955,7 +1188,7 @@ class Run:
                     except (EOFError, OSError):
                         closed = True  # its end of the pipe is gone: it is exiting
                         lane.proc.join(KILL_WAIT_S)
-                name = lane.cfg.label
+                name = lane.name
                 if closed or not lane.proc.is_alive():
                     self._lost_at_end(lane, "lab-died", f"{name} lab exited while draining (exit status "
                                       f"{lane.proc.exitcode})")
@@ -966,12 +1199,12 @@ class Run:
                 elif time.monotonic() > deadline:
                     self._lost_at_end(lane, "lab-hung", f"{name} lab did not stop within "
                                       f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)")
-        for lane in self.lanes:
+        for lane in self.nodes:
             self._reap(lane)
         self._consume()
-        undrained = [f"{lane.cfg.label} ({(lane.final or {}).get('queue_depth', '?')} writes still queued)"
-                     for lane in self.lanes if lane.state == "drained" and not lane.final.get("drained")]
-        stopped = [lane.cfg.label for lane in self.lanes if lane.state != "drained"]
+        undrained = [f"{lane.name} ({(lane.final or {}).get('queue_depth', '?')} writes still queued)"
+                     for lane in self.nodes if lane.state == "drained" and not lane.final.get("drained")]
+        stopped = [lane.name for lane in self.nodes if lane.state != "drained"]
         detail = "labs stopped; " + ("queues drained" if not undrained else
                                      f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained))
         if stopped:
@@ -991,6 +1224,7 @@ class Run:
                 "lanes": [{"totals": lane.totals(), "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
                            "max_depth": lane.max_depth, "incarnations": lane.inc + 1, "failures": list(lane.failures),
                            "audited": lane.audited, "drained": bool(lane.final and lane.final.get("drained")),
+                           "backends": self.servers.describe(lane.cfg),
                            "cfg": dataclasses.asdict(lane.cfg)} for lane in self.lanes]})
             self.recorder.close()
         return summary
@@ -1014,17 +1248,20 @@ class Run:
         if lane.conn is not None:
             lane.conn.close()
 
-    def _audit(self, lane: LabHandle) -> None:
-        """The end-of-run audit against the real files; one that cannot read them says so."""
+    def _audit(self, lane: Lane) -> None:
+        """The end-of-run audit against the real data; one that cannot read it says so.
+        A remote store's rows are kept as ``DIR/<lane>/store.sqlite`` first (what the
+        audit reads is then what the run directory holds)."""
         try:
-            store = store_versions(lane.paths.store, timeout_s=AUDIT_TIMEOUT_S)
+            lane.storage.keep_store(AUDIT_TIMEOUT_S)
+            store = lane.storage.versions(AUDIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - locked, corrupt or foreign: named
             lane.audited = False
             self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the store "
                        f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged")
             return
         try:
-            cache = cache_versions(lane.paths.cache)
+            cache = lane.storage.cache_versions()
         except Exception as exc:  # noqa: BLE001
             lane.audited = False
             self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the cache "
@@ -1042,7 +1279,8 @@ class Run:
                 max_depth=lane.max_depth, anomalies={SUMMARY_NAMES[k]: a.counts[k] for k in ANOMALY_KINDS},
                 anomaly_list=[x.as_dict() for x in a.anomalies[:200]], incarnations=lane.inc + 1,
                 failures=list(lane.failures), audited=lane.audited,
-                drained=bool(lane.final and lane.final.get("drained")), durability_info=durability(lane.cfg)))
+                drained=bool(lane.final and lane.final.get("drained")), durability_info=durability(lane.cfg),
+                backends=self.servers.describe(lane.cfg)))
         faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
         failed = any(lane.failures for lane in self.lanes) or bool(self.run_failures)
         status = "interrupted" if self.interrupted else ("lab-failed" if failed else "ok")
@@ -1067,28 +1305,34 @@ class Run:
         return len(records)
 
     def abort(self) -> None:
-        for lane in self.lanes:
-            if lane.proc is not None:
-                lane.kill()
-        for lock in self._outage_locks:
-            try:
-                lock.release()
-            except Exception:  # noqa: BLE001 - our own connection; gone either way
-                pass
-        self._outage_locks.clear()
+        for node in self.nodes:
+            if node.proc is not None:
+                node.kill()
+        self._release_outage()
         self.outage_on = False
+        self.servers.stop()
         if self.recorder is not None and not self.recorder.closed:
             self.recorder.flush()  # what was recorded stays readable
 
     def cleanup(self) -> None:
+        """After the run: the run's own servers stop; on a server it was given, its keys
+        and schemas go (their rows are in the run directory)."""
         self._events_file.close()
+        self._release_outage()
+        if self.plan.redis_url or self.plan.postgres_url:
+            for lane in self.lanes:
+                try:
+                    lane.storage.forget(bool(self.plan.redis_url), bool(self.plan.postgres_url))
+                except Exception:  # noqa: BLE001 - a server that went away keeps them; nothing to lose
+                    pass
+        self.servers.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals: dict, gauges: dict,
                  max_depth: int, anomalies: dict, anomaly_list: list, incarnations: int, failures: list,
-                 audited: bool, drained: bool, durability_info: dict) -> dict:
+                 audited: bool, drained: bool, durability_info: dict, backends: str = "") -> dict:
     """One lane of the summary (DESIGN.md §6), from a live run or a recording."""
     t = {k: totals.get(k, 0) for k in COUNTERS}
     return {
@@ -1112,10 +1356,17 @@ def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals
         "injected": cfg.latency.label() or None,
         "drained": drained,
         "durability": durability_info,
+        "backends": backends or cfg.backends.label(),  # what the lane ran on
+        "nodes": cfg.backends.nodes,
         "failures": failures,
         "audited": audited,
         "unexpected_errors": t["unexpected"],
     }
+
+
+def _shares(count: int, parts: int) -> list[int]:
+    """``count`` shared out among ``parts`` as evenly as can be (the first get the rest)."""
+    return [count // parts + (1 if k < count % parts else 0) for k in range(parts)]
 
 
 def _json_line(rec: dict) -> str:

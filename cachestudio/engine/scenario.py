@@ -50,7 +50,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .config import (
+    MAX_NODES,
     STRATEGIES,
+    Backends,
     CacheKnobs,
     ConfigError,
     LaneConfig,
@@ -66,7 +68,7 @@ from .config import (
 from .timeline import FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S, TimelineConflict, check_count, normalize
 
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
-            "write_behind": WriteBehindKnobs, "latency": Latency}
+            "write_behind": WriteBehindKnobs, "latency": Latency, "backends": Backends}
 TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "lanes", "restart_delay", "faults",
             "watch_for", "you_will_learn", "expect", "pictures"}
 #: What a fault of the timeline may say when it fires (a lesson's line), and whether the run
@@ -82,6 +84,8 @@ FAULT_KINDS = {
     "cold": {},
     "burst": {"op": ("write", None, None, str), "count": (2000, 1, MAX_BURST, int)},
     "stampede": {"readers": (50, 2, MAX_READERS, int)},
+    "crash-node": {"node": (0, 0, MAX_NODES - 1, int)},  # one app node of each lane (SIGKILL)
+    "crash-cache-server": {},  # the run's own redis-server (SIGKILL)
 }
 #: Plan fields the timeline fills (runner.Plan).
 TIMELINE_FIELDS = FIELDS
@@ -186,6 +190,10 @@ def timeline_toml(timeline: dict[str, list]) -> list[str]:
         rows.append((t, "burst", {"op": f'"{op}"', "count": count}))
     for t, readers in timeline.get("stampedes", []):
         rows.append((t, "stampede", {"readers": readers}))
+    for t, node in timeline.get("node_crashes", []):
+        rows.append((t, "crash-node", {"node": node}))
+    for t in timeline.get("server_crashes", []):
+        rows.append((t, "crash-cache-server", {}))
     out = []
     for t, kind, keys in sorted(rows, key=lambda r: r[0]):
         out += ["[[faults]]", f"at = {t!r}", f'kind = "{kind}"'] + [f"{k} = {v}" for k, v in keys.items()] + [""]
@@ -724,6 +732,10 @@ def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]
             name, entry = "cold_at", t
         elif kind == "burst":
             name, entry = "bursts", (t, v["op"], v["count"])
+        elif kind == "crash-node":
+            name, entry = "node_crashes", (t, v["node"])
+        elif kind == "crash-cache-server":
+            name, entry = "server_crashes", t
         else:
             name, entry = "stampedes", (t, v["readers"])
         timeline[name].append(entry)

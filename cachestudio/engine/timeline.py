@@ -6,7 +6,8 @@ A timeline is the dict that :class:`scenario.Scenario` (``timeline``) and :class
     crash_at    [t]                      cold_at    [t]
     outages     [(start, duration)]      bursts     [(t, "read" | "write", count)]
     slow_db     [(start, duration, ms)]  stampedes  [(t, readers)]
-    slow_cache  [(start, duration, ms)]
+    slow_cache  [(start, duration, ms)]  node_crashes    [(t, node)]
+                                         server_crashes  [t]   (the cache server)
 
 Why this module: at run time the runner keeps *one* state per kind of fault (one outage lock,
 one injected slow-DB latency, one injected slow-cache latency). A second fault of a kind
@@ -62,10 +63,12 @@ MAX_BURST = 10_000_000
 #: Concurrent readers of one stampede (threads in each lab).
 MAX_READERS = 500
 
-FIELDS = ("crash_at", "outages", "slow_db", "slow_cache", "cold_at", "bursts", "stampedes")
+FIELDS = ("crash_at", "outages", "slow_db", "slow_cache", "cold_at", "bursts", "stampedes", "node_crashes",
+          "server_crashes")
 #: The name of one fault of each field, as a scenario file and the notes spell it.
 KIND = {"crash_at": "crash", "outages": "outage", "slow_db": "slow-db", "slow_cache": "slow-cache",
-        "cold_at": "cold", "bursts": "burst", "stampedes": "stampede"}
+        "cold_at": "cold", "bursts": "burst", "stampedes": "stampede", "node_crashes": "crash-node",
+        "server_crashes": "crash-cache-server"}
 
 
 class TimelineConflict(ConfigError):
@@ -176,7 +179,9 @@ def _instants(field: str, times: list[float], notes: list[str]) -> list[float]:
         seen[t] += 1
     for t, n in sorted(seen.items()):
         if n > 1:
-            why = "a dead node cannot die twice at once" if kind == "crash" else "an empty cache stays empty"
+            why = ("an empty cache stays empty" if kind == "cold" else
+                   "a dead server cannot die twice at once" if kind == "crash-cache-server" else
+                   "a dead node cannot die twice at once")
             notes.append(f"{n} {kind} faults at {_t(t)} s: merged into one ({why})")
     return sorted(seen)
 
@@ -202,5 +207,8 @@ def normalize(timeline: dict[str, list]) -> tuple[dict[str, list], list[str]]:
         "cold_at": _instants("cold_at", list(timeline.get("cold_at", [])), notes),
         "bursts": _kept([tuple(b) for b in timeline.get("bursts", [])]),
         "stampedes": _kept([tuple(s) for s in timeline.get("stampedes", [])]),
+        # the same node killed twice at one instant is one kill; different nodes are kept
+        "node_crashes": sorted({tuple(c) for c in timeline.get("node_crashes", [])}),
+        "server_crashes": _instants("server_crashes", list(timeline.get("server_crashes", [])), notes),
     }
     return out, notes

@@ -1,0 +1,394 @@
+"""The seam between a lane and what it runs on (issue 14): the cache on diskcache or
+Redis, the store on SQLite or PostgreSQL, and the run's own servers.
+
+Nothing else in the engine names a backend. The lab opens its parts with
+:func:`open_cache`, :func:`open_store` and :func:`open_queue`; the observer does
+everything it does to a lane's data through :class:`LaneStorage` (the check before the
+run, the live version reads, the evidence copy at a kill, the outage lock, the wipe of a
+volatile cache, the store's rows kept as ``DIR/<lane>/store.sqlite`` at the end), and
+gets its servers from :class:`RunServers`.
+
+Whatever the store, the run directory reads the same: the evidence at each kill is a
+SQLite file ``DIR/<lane>/evidence/store-at-kill-inc-NNNN.sqlite`` and the final rows are
+``DIR/<lane>/store.sqlite`` (for PostgreSQL, a copy made at the end), so one checker
+recomputes the auditor's verdicts of every run from ``--history`` and the directory.
+
+Lanes share the run's servers, apart: on Redis each lane's keys live under its prefix
+``cs:<run>:<lane>:``, on PostgreSQL each lane has a schema ``cs_<run>_<lane>`` with its
+``items`` table. On a server the run was given (``--redis-url``, ``--postgres-url``) the
+run's keys and schemas are removed at the end (their rows are kept in the run
+directory); the server itself is never stopped, nor crashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .backends import (CacheBackend, OutageLock, Store, cache_versions, check_sqlite_file, snapshot_store,
+                       store_versions, write_items_file)
+from .config import ConfigError, LaneConfig
+from .queue import DurableQueue, VolatileQueue
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where one node of a lane finds its backends (resolved by the run; picklable)."""
+
+    redis_url: str = ""  # the lane's Redis (its cache, and its nodes' durable queues)
+    postgres: str = ""  # libpq conninfo of the lane's PostgreSQL database
+    prefix: str = ""  # the lane's keys on Redis
+    schema: str = ""  # the lane's schema on PostgreSQL
+    node: int = 0  # which app node of the lane this is
+    nodes: int = 1
+
+
+# ----------------------------------------------------------------------------- lab side
+
+
+def open_cache(cfg: LaneConfig, paths, ep: Endpoints):
+    if cfg.backends.cache == "redis":
+        from .redis_cache import RedisCache  # a lab without Redis does not pay for its import
+
+        return RedisCache(ep.redis_url, cfg.cache, cfg.latency, prefix=ep.prefix)
+    return CacheBackend(paths.cache, cfg.cache, cfg.latency)
+
+
+def open_store(cfg: LaneConfig, paths, ep: Endpoints):
+    if cfg.backends.store == "postgresql":
+        from .pg_store import PostgresStore
+
+        return PostgresStore(ep.postgres, cfg.store, cfg.latency, schema=ep.schema)
+    return Store(paths.store, cfg.store, cfg.latency)
+
+
+def queue_stream(ep: Endpoints) -> str:
+    """The Redis key of a node's durable write-behind queue."""
+    return f"{ep.prefix}queue:node{ep.node}"
+
+
+def open_queue(cfg: LaneConfig, paths, ep: Endpoints):
+    """The node's write-behind queue: in memory, or durable and replayed by the node's
+    next incarnation -- on Redis (a stream) when the lane's cache is, else on disk."""
+    wb = cfg.write_behind
+    if not wb.durable:
+        return VolatileQueue(wb)
+    if cfg.backends.cache == "redis":
+        from .redis_queue import RedisStreamQueue
+
+        return RedisStreamQueue(ep.redis_url, queue_stream(ep), wb)
+    return DurableQueue(paths.queue_of(ep.node), wb)
+
+
+# ------------------------------------------------------------------------ observer side
+
+
+class PgOutageLock:
+    """A real DB outage on PostgreSQL: our own connection holds ``LOCK TABLE items IN
+    ACCESS EXCLUSIVE MODE`` in an open transaction; readers and writers wait on it until
+    their ``lock_timeout`` and fail (counted)."""
+
+    def __init__(self, ep: Endpoints):
+        self.ep = ep
+        self.conn = None
+
+    def acquire(self, timeout_s: float = 5.0) -> None:
+        import psycopg
+
+        from .pg_store import CONNECT_TIMEOUT_S, search_path
+
+        conn = psycopg.connect(self.ep.postgres, autocommit=False, connect_timeout=CONNECT_TIMEOUT_S,
+                               options=search_path(self.ep.schema).strip())
+        try:
+            conn.execute(f"SET lock_timeout = {max(1, int(timeout_s * 1000))}")
+            conn.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    def rows(self, columns: str = "key, version") -> list[tuple]:
+        return self.conn.execute(f"SELECT {columns} FROM items").fetchall()
+
+    def versions(self) -> dict[str, int]:
+        return dict(self.rows())
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()
+                self.conn = None
+
+
+class LaneStorage:
+    """What the observer reads of, and does to, one lane's cache and store."""
+
+    def __init__(self, cfg: LaneConfig, paths, ep: Endpoints):
+        self.cfg = cfg
+        self.paths = paths
+        self.ep = ep
+
+    @property
+    def pg(self) -> bool:
+        return self.cfg.backends.store == "postgresql"
+
+    @property
+    def redis(self) -> bool:
+        return self.cfg.backends.cache == "redis"
+
+    def check(self) -> None:
+        """Before anything is touched: local files that would be in the way."""
+        if not self.pg:
+            check_sqlite_file(self.paths.store, "SQLite file")
+        if not self.redis:
+            check_sqlite_file(self.paths.cache / "cache.db", "cache database")
+
+    def prepare(self) -> None:
+        """Make the lane's schema and table before its nodes start (two nodes creating
+        one schema at once would race)."""
+        if self.pg:
+            from .backends import StoreUnavailable
+            from .pg_store import PostgresStore
+
+            store = PostgresStore(self.ep.postgres, self.cfg.store, self.cfg.latency, schema=self.ep.schema)
+            try:
+                if store._unsettled:
+                    try:
+                        store._settle()
+                    except StoreUnavailable as exc:
+                        raise ConfigError(f"{self.cfg.label}: PostgreSQL: {exc}") from None
+            finally:
+                store.close()
+
+    def versions(self, timeout_s: float) -> dict[str, int]:
+        """Every row's version now (bounded by ``timeout_s``: a lock makes it fail)."""
+        if self.pg:
+            from .pg_store import pg_store_versions
+
+            return pg_store_versions(self.ep.postgres, schema=self.ep.schema, timeout_ms=max(1.0, timeout_s * 1000))
+        return store_versions(self.paths.store, timeout_s=timeout_s)
+
+    def cache_versions(self) -> dict[str, int]:
+        """The cache's live entries' versions now. A Redis cache's are also written to
+        ``DIR/<lane>/cache-at-end.json`` (the run directory then holds what the audit
+        read: a diskcache cache is its own directory there)."""
+        if self.redis:
+            from .redis_cache import redis_cache_versions
+
+            versions = redis_cache_versions(self.ep.redis_url, self.ep.prefix)
+            self.paths.cache_at_end.write_text(json.dumps(versions, sort_keys=True) + "\n")
+            return versions
+        return cache_versions(self.paths.cache)
+
+    def outage_lock(self):
+        return PgOutageLock(self.ep) if self.pg else OutageLock(self.paths.store)
+
+    def snapshot(self, dest: Path, lock=None, timeout_s: float = 2.0) -> dict[str, int]:
+        """Copy the store's rows now into the SQLite file ``dest``; ``lock``: the outage's
+        (read through its connection, which keeps every other reader out)."""
+        if not self.pg:
+            return snapshot_store(self.paths.store, dest, lock.conn if lock is not None else None, timeout_s)
+        columns = "key, version, value, updated_at"
+        if lock is not None and lock.conn is not None:
+            return write_items_file(lock.rows(columns), dest)
+        from .pg_store import pg_connect, pg_rows
+
+        with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000)) as conn:
+            return write_items_file(pg_rows(conn, columns), dest)
+
+    def wipe_volatile_cache(self) -> bool:
+        """At a crash of the lane's nodes: a cache that lives in the node (a volatile
+        diskcache) is gone. A Redis cache is a server of its own: the node's death does
+        not touch it (crash the cache server for that)."""
+        if self.redis or self.cfg.cache.persistent or not self.paths.cache.exists():
+            return False
+        shutil.rmtree(self.paths.cache, ignore_errors=True)
+        return True
+
+    def keep_store(self, timeout_s: float) -> None:
+        """At the end: a remote store's rows as ``DIR/<lane>/store.sqlite``."""
+        if self.pg:
+            self.snapshot(self.paths.store, timeout_s=timeout_s)
+
+    def forget(self, redis: bool, pg: bool) -> None:
+        """Remove the lane's keys (``redis``) and schema (``pg``) from servers the run was given."""
+        if redis and self.redis:
+            from .redis_cache import RedisCache
+
+            cache = RedisCache(self.ep.redis_url, self.cfg.cache, self.cfg.latency, prefix=self.ep.prefix)
+            try:
+                cache.clear()
+            finally:
+                cache.shutdown()
+        if pg and self.pg:
+            from psycopg import sql
+
+            from .pg_store import pg_connect
+
+            with pg_connect(self.ep.postgres) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.ep.schema)))
+
+
+def _redact(url: str) -> str:
+    """A URL or conninfo without its password (it is shown and written down)."""
+    import re
+
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
+
+
+class RunServers:
+    """The servers a run's lanes need: given (a URL: used, never stopped) or the run's own
+    (started in ``DIR/servers`` on unix sockets, stopped at the end: at most one
+    redis-server per persistence setting and one PostgreSQL)."""
+
+    def __init__(self, root: Path, lanes: list[LaneConfig], redis_url: str = "", postgres_url: str = ""):
+        self.root = Path(root)
+        self.redis_url = redis_url
+        self.postgres_url = postgres_url
+        self.run_id = secrets.token_hex(3)
+        self.need_redis = sorted({cfg.backends.aof for cfg in lanes if cfg.backends.cache == "redis"})
+        self.need_pg = any(cfg.backends.store == "postgresql" for cfg in lanes)
+        self.redis: dict[bool, object] = {}  # aof -> RedisServer (the run's own)
+        self.pg = None  # PostgresServer (the run's own)
+        self._versions: dict[str, str] = {}
+
+    @property
+    def any(self) -> bool:
+        return bool(self.need_redis or self.need_pg)
+
+    def check(self) -> None:
+        """Before the run: the programs of the run's own servers exist, a given server
+        answers. One line each (ConfigError)."""
+        from .servers import ServerError, postgres_bindir, redis_server
+
+        try:
+            if self.need_redis and not self.redis_url:
+                redis_server()
+            if self.need_pg and not self.postgres_url:
+                postgres_bindir()
+        except ServerError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.need_redis and self.redis_url:
+            if any(self.need_redis):
+                raise ConfigError("backends.aof is a setting of the run's own redis-server; with --redis-url the "
+                                  "server's own persistence applies (leave aof off)")
+            self._versions["redis"] = _redis_version(self.redis_url)
+        if self.need_pg and self.postgres_url:
+            self._versions["pg"] = _pg_version(self.postgres_url)
+
+    def _redis_server(self, aof: bool):
+        """The run's own redis-server of that persistence (made, not started)."""
+        if aof not in self.redis:
+            from .servers import RedisServer
+
+            self.redis[aof] = RedisServer(self.root / "servers" / ("redis-aof" if aof else "redis"), appendonly=aof)
+        return self.redis[aof]
+
+    def _pg_server(self):
+        if self.pg is None:
+            from .servers import PostgresServer
+
+            self.pg = PostgresServer(self.root / "servers")
+        return self.pg
+
+    def start(self) -> None:
+        from .servers import ServerError
+
+        try:
+            if not self.redis_url:
+                for aof in self.need_redis:
+                    self._redis_server(aof).start()
+            if self.need_pg and not self.postgres_url:
+                self._pg_server().start()
+        except ServerError as exc:
+            self.stop()
+            raise ConfigError(str(exc)) from None
+
+    def endpoints(self, cfg: LaneConfig) -> Endpoints:
+        b = cfg.backends
+        redis_url = ""
+        if b.cache == "redis":
+            redis_url = self.redis_url or self._redis_server(b.aof).url
+        postgres = ""
+        if b.store == "postgresql":
+            postgres = self.postgres_url or self._pg_server().conninfo
+        lane = cfg.slug.replace("-", "_")
+        return Endpoints(redis_url=redis_url, postgres=postgres, prefix=f"cs:{self.run_id}:{cfg.slug}:",
+                         schema=f"cs_{self.run_id}_{lane}"[:63], nodes=b.nodes)
+
+    @staticmethod
+    def node(ep: Endpoints, node: int) -> Endpoints:
+        return replace(ep, node=node)
+
+    def owns_cache_server(self, cfg: LaneConfig) -> bool:
+        return cfg.backends.cache == "redis" and cfg.backends.aof in self.redis
+
+    def describe(self, cfg: LaneConfig) -> str:
+        """What a lane talks to, e.g. "Redis 7.0.15 · unix socket + PostgreSQL 15.18 · unix
+        socket", or "diskcache + SQLite" (the flow view and the summary show it)."""
+        b = cfg.backends
+        if b.cache == "redis":
+            if self.redis_url:
+                cache = f"Redis {self._versions.get('redis', '?')} · {_redact(self.redis_url)}"
+            else:
+                server = self._redis_server(b.aof)
+                cache = f"Redis {server.version} · unix socket" + (" · AOF everysec" if b.aof else " · no persistence")
+        else:
+            cache = "diskcache" + ("" if cfg.cache.persistent else " (volatile)")
+        if b.store == "postgresql":
+            if self.postgres_url:
+                store = f"PostgreSQL {self._versions.get('pg', '?')} · {_redact(self.postgres_url)}"
+            else:
+                store = f"PostgreSQL {self._pg_server().version} · unix socket"
+        else:
+            store = "SQLite"
+        return f"{cache} + {store}" + (f" · {b.nodes} nodes" if b.nodes > 1 else "")
+
+    def stop(self) -> None:
+        """Stop the run's own servers (a given server is left alone); a kept run directory
+        keeps their logs, not PostgreSQL's 40 MB cluster (the rows are in store.sqlite)."""
+        for server in list(self.redis.values()) + ([self.pg] if self.pg is not None else []):
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - stop the others whatever one did
+                pass
+        if self.pg is not None and self.pg.pid is None and self.pg.data.exists():
+            shutil.rmtree(self.pg.data, ignore_errors=True)
+
+
+def _redis_version(url: str) -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return str(client.info("server").get("redis_version", "?"))
+        finally:
+            client.connection_pool.disconnect()
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(f"--redis-url {_redact(url)}: cannot reach the server ({exc})") from None
+
+
+def _pg_version(conninfo: str) -> str:
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=2, autocommit=True) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+    except (psycopg.Error, ValueError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--postgres-url {_redact(conninfo)}: cannot reach the server ({text})") from None
+
+
+def traversable(root: Path) -> None:
+    """Let PostgreSQL's own user (as root) reach a run directory the run made itself
+    (``tempfile.mkdtemp`` makes mode 700): mode 711 lets it pass, not list."""
+    if os.geteuid() == 0:
+        os.chmod(root, 0o711)
