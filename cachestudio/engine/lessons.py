@@ -50,8 +50,14 @@ EVENT_METRICS = {
     "stampede_db_reads": lambda lane, events: sum(
         int(m.group(1)) for ev in events if ev.get("kind") == "stampede-done" and ev.get("lane") == lane
         for m in [STAMPEDE_DB_READS.search(ev.get("detail") or "")] if m),
+    # cache entries the lane found in its Redis server when it came back from a kill (the
+    # runner's "cache-server-back" event), over every such restart
+    "cached_after_restart": lambda lane, events: sum(
+        int(m.group(1).replace(",", "")) for ev in events if ev.get("kind") == "cache-server-back"
+        and ev.get("lane") == lane for m in [CACHED_AFTER_RESTART.search(ev.get("detail") or "")] if m),
 }
 STAMPEDE_DB_READS = re.compile(r"caused (\d+) DB reads?")
+CACHED_AFTER_RESTART = re.compile(r"holds ([\d,]+) cached entries")
 FIGURES = {**METRICS, **EVENT_METRICS}
 OPERATORS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
              ">": operator.gt, "<": operator.lt, "=": operator.eq}

@@ -61,7 +61,8 @@ TENTATIVE_MAX = 200_000
 #: Keys counted per anomaly group.
 MAX_GROUP_KEYS = 10_000
 #: Event kinds that start or end a window (the rest cannot change one).
-WINDOW_EVENTS = frozenset(_NAMES) | frozenset(_ENDS.values()) | {"restart", "stampede-done", "burst-end"}
+WINDOW_EVENTS = frozenset(_NAMES) | frozenset(_ENDS.values()) | {"restart", "stampede-done", "burst-end",
+                                                                  "cache-server-back"}
 #: What each anomaly kind is called, one and many.
 KIND_WORDS = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
               "dirty_cache": ("dirty cache entry", "dirty cache entries"),

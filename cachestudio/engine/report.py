@@ -19,7 +19,9 @@ AFTER_S = 1.0
 _ENDS = {"outage-start": "outage-end", "slow-db-start": "slow-db-end", "slow-cache-start": "slow-cache-end"}
 _NAMES = {"crash": "crash", "outage-start": "DB outage", "slow-db-start": "slow DB (injected)",
           "slow-cache-start": "slow cache (injected)", "cold-cache": "cold cache", "burst": "burst",
-          "stampede": "stampede"}
+          "stampede": "stampede", "crash-node": "node crash", "crash-cache-server": "cache server crash"}
+#: Faults that end, per lane, when the lane is back (this event of the lane), plus AFTER_S.
+_BACK = {"crash": "restart", "crash-node": "restart", "crash-cache-server": "cache-server-back"}
 
 
 def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[dict]:
@@ -30,10 +32,10 @@ def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[
         if kind not in _NAMES:
             continue
         later = events[i + 1:]
-        if kind == "crash":
+        if kind in _BACK:
             ends = {}
             for lane in lanes:
-                back = next((x["start"] for x in later if x["kind"] == "restart" and x["lane"] == lane), None)
+                back = next((x["start"] for x in later if x["kind"] == _BACK[kind] and x["lane"] == lane), None)
                 ends[lane] = run_end if back is None else min(run_end, back + AFTER_S)
         elif kind in _ENDS:
             stop = next((x["start"] for x in later if x["kind"] == _ENDS[kind]), run_end)

@@ -808,7 +808,7 @@ class Run:
             detail += "; volatile cache wiped"
         if self.outage_on and any(n.cfg.strategy != "write-behind" or not n.cfg.write_behind.durable for n in dead):
             detail += "; the store was read for the audit through the outage's own connection"
-        self._event("crash", detail, at=killed_at)
+        self._event("crash" if node is None else "crash-node", detail, at=killed_at)
         self._restart_at = self.now() + self.plan.restart_delay_s
 
     def crash_node(self, node: int) -> None:
@@ -843,17 +843,18 @@ class Run:
                 if lane.cfg.backends.cache == "redis" and lane.cfg.backends.aof == aof:
                     self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
             return
-        try:
-            import redis as _redis
+        from .redis_cache import redis_cache_versions
 
-            client = _redis.Redis.from_url(server.url, socket_timeout=2)
-            keys = client.dbsize()
-            client.connection_pool.disconnect()
-            held = f"it holds {keys:,} keys"
-        except Exception:  # noqa: BLE001 - only the event's detail
-            held = "its key count could not be read"
-        self._event("cache-server-back", f"cache server back (pid {server.pid}, "
-                    f"{'AOF everysec: what it had synced is back' if aof else 'no persistence: empty'}); {held}")
+        what = "AOF everysec: what it had synced is back" if aof else "no persistence: it came back empty"
+        for lane in self.lanes:
+            if lane.cfg.backends.cache != "redis" or lane.cfg.backends.aof != aof:
+                continue
+            try:
+                held = f"it holds {len(redis_cache_versions(server.url, lane.storage.ep.prefix)):,} cached entries"
+            except Exception:  # noqa: BLE001 - only the event's detail
+                held = "its entries could not be counted"
+            self._event("cache-server-back", f"cache server back (pid {server.pid}, {what}); a moment later {held} of "
+                        f"{lane.cfg.label}", lane=lane.cfg.label)
 
     def _store_at_kill(self, lane: LabHandle) -> dict[str, int]:
         """Copy the store as the dead node left it (kept in the run directory as evidence,

@@ -30,11 +30,14 @@ from PySide6.QtWidgets import (
 from ..engine.auditor import ANOMALY_KINDS
 from ..engine.config import (
     BACKPRESSURE,
+    CACHE_BACKENDS,
     DISTRIBUTIONS,
     EVICTION_POLICIES,
     JOURNAL_MODES,
     LIVE_KNOBS,
+    MAX_NODES,
     STAMPEDE,
+    STORE_BACKENDS,
     SYNCHRONOUS,
     LaneConfig,
 )
@@ -75,6 +78,12 @@ KNOBS = [
         ("store", "journal_mode", "journal mode", "choice", JOURNAL_MODES),
         ("store", "synchronous", "synchronous", "choice", SYNCHRONOUS),
         ("store", "timeout_ms", "busy timeout", "float", (0, 60_000, 50, 0, " ms")),
+    ]),
+    ("Backends and nodes", [
+        ("backends", "cache", "cache", "choice", CACHE_BACKENDS),
+        ("backends", "store", "store", "choice", STORE_BACKENDS),
+        ("backends", "nodes", "app nodes", "int", (1, MAX_NODES, 1, 0, "")),
+        ("backends", "aof", "Redis AOF", "bool", None),
     ]),
     ("Injected latency (labelled)", [
         ("latency", "cache_ms", "cache", "float", (0, 10_000, 1, 1, " ms")),

@@ -31,6 +31,7 @@ FAULT_EVENTS = {
     "crash": ("crash", None), "outage-start": ("outage", "outage-end"),
     "slow-db-start": ("slow-db", "slow-db-end"), "slow-cache-start": ("slow-cache", "slow-cache-end"),
     "burst": ("burst", "burst-end"), "stampede": ("stampede", None), "cold-cache": ("cold", None),
+    "crash-node": ("crash", None), "crash-cache-server": ("crash", None),
 }
 ENDS = {end: start for start, (_, end) in FAULT_EVENTS.items() if end}
 #: events shown on the strip besides the faults: a heal, and a lab that failed

@@ -9,6 +9,7 @@ tokens. Every token kind has its own colour *and* shape, and the legend names th
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, deque
 
@@ -203,6 +204,9 @@ class _Lane:
         self.strategy = strategy
         self.health = "running"
         self.injected = ""
+        #: What the lane talks to, as the run said ("Redis 7.0.15 · unix socket + PostgreSQL
+        #: 15.18 · unix socket · 2 nodes"); "" for the embedded pair.
+        self.backends = ""
         self.selected = ""
         self.capacity = 10000
         self.gauges: dict = {}
@@ -222,8 +226,22 @@ class _Lane:
 
     @property
     def title(self) -> str:
-        """The lane's name, and its strategy when the name does not say it."""
-        return self.name if self.strategy in self.name else f"{self.name} ({self.strategy})"
+        """The lane's name, and its strategy when the name does not say it (and its number
+        of app nodes when it has several)."""
+        title = self.name if self.strategy in self.name else f"{self.name} ({self.strategy})"
+        nodes = re.search(r" · (\d+) nodes$", self.backends)
+        return title + (f" · {nodes.group(1)} nodes" if nodes else "")
+
+    def node_name(self, name: str) -> str:
+        """A node's box label: what the cache and the database are, when not the embedded pair
+        ("Redis 7.0", "PostgreSQL 15")."""
+        cache, _, store = self.backends.partition(" + ")
+        part = {"cache": cache, "db": store}.get(name, "")
+        for product in ("Redis", "PostgreSQL"):
+            m = re.match(product + r" (\d+(?:\.\d+)?)", part)
+            if m:
+                return f"{product} {m.group(1)}"
+        return NODE_NAMES[name]
 
     @property
     def wb(self) -> bool:
@@ -399,6 +417,14 @@ class FlowView(QGraphicsView):
             ln.selected = key if i == lane else ""
             self._apply_highlight(ln)
 
+    def backend_label(self, lane: int, text: str) -> None:
+        """Name what the lane talks to (the run's "backends" event): the cache and database
+        boxes say "Redis 7.0" and "PostgreSQL 15", their tooltips the whole line."""
+        ln = self._lane(lane)
+        if ln is not None and ln.backends != text:
+            ln.backends = text
+            self._rebuild()
+
     def injected_label(self, lane: int, text: str) -> None:
         ln = self._lane(lane)
         if ln is not None:
@@ -431,7 +457,7 @@ class FlowView(QGraphicsView):
 
     def node_names(self, lane: int) -> list[str]:
         ln = self._lane(lane)
-        return [NODE_NAMES[n] for n in ln.items.get("nodes", {})] if ln is not None else []
+        return [ln.node_name(n) for n in ln.items.get("nodes", {})] if ln is not None else []
 
     def text_px(self) -> list[tuple[str, float]]:
         """Every visible text of the view with its height on screen in logical pixels (its
@@ -610,7 +636,7 @@ class FlowView(QGraphicsView):
         names = ["clients", "cache", "db"] + (["queue"] if ln.wb else [])
         for name in names:
             # a box as wide as its name needs (text grown by the boost), never narrower than the base
-            need = QFontMetricsF(self._font(15, True)).horizontalAdvance(NODE_NAMES[name]) + 16
+            need = QFontMetricsF(self._font(15, True)).horizontalAdvance(ln.node_name(name)) + 16
             if name == "queue":
                 w, hh, cy = max(QUEUE_W, need), QUEUE_H * s, y0 + QUEUE_Y * s
                 port = QPointF(self._x[name], cy + 1 * s)
@@ -622,7 +648,9 @@ class FlowView(QGraphicsView):
             shape.addRoundedRect(rect, 7, 7)
             box = self._scene.addPath(shape, self._pen(t.node_border), QBrush(QColor(t.node)))
             box.setZValue(0)
-            label = self._text(NODE_NAMES[name], 15, t.text, bold=True, parent=box)
+            label = self._text(ln.node_name(name), 15, t.text, bold=True, parent=box)
+            if ln.backends and name in ("cache", "db"):
+                box.setToolTip(ln.backends)
             br = label.boundingRect()
             label.setPos(self._x[name] - br.width() / 2, rect.top() + 2 * s)
             nodes[name] = (box, label, rect)

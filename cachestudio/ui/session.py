@@ -230,6 +230,8 @@ def _alive(pid: int, started: str) -> bool:
 def make_run_folder() -> str:
     """A temp folder for one run, marked with its owner (this process)."""
     path = tempfile.mkdtemp(prefix=TMP_PREFIX)
+    if os.geteuid() == 0:
+        os.chmod(path, 0o711)  # ours: as root, PostgreSQL's own user must reach its socket in it
     pid = os.getpid()
     with open(os.path.join(path, OWNER_FILE), "w", encoding="ascii") as fh:
         fh.write(f"{pid} {_start_time(pid)}\n")

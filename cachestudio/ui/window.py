@@ -97,7 +97,8 @@ CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Wri
 PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
 #: The event that starts each kind of scenario fault (a lesson's say lines are matched to it).
 LESSON_KINDS = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db",
-                "slow-cache-start": "slow-cache", "cold-cache": "cold", "burst": "burst", "stampede": "stampede"}
+                "slow-cache-start": "slow-cache", "cold-cache": "cold", "burst": "burst", "stampede": "stampede",
+                "crash-node": "crash-node", "crash-cache-server": "crash-cache-server"}
 LESSON_MATCH_S = 0.5  # a fault fires within this of its time in the scenario
 
 
@@ -978,6 +979,10 @@ class MainWindow(QMainWindow):
             self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
         if kind == "stampede-done":
             self._stampede_done(ev)
+        if kind == "backends" and ev.get("lane"):  # what the lane talks to: named on its boxes
+            names = [ln.name for ln in self.flow.lanes]
+            if ev["lane"] in names:
+                self.flow.backend_label(names.index(ev["lane"]), ev["detail"])
         say = self._lesson_line(ev)
         shown = self.strip.add(ev)
         if shown is not None:
