@@ -81,3 +81,58 @@ def small_tmpfs(d: Path, size: str = "64k"):
         yield d
     finally:
         subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+# -- real servers, shared by the tests of one module -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_dir():
+    """Mode 711 under /tmp (short: a unix socket's path has a limit): as root, PostgreSQL
+    runs as postgres, who must get through."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="cs-srv-"))
+    d.chmod(0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _server(make, find):
+    from cachestudio.engine import servers
+
+    require(getattr(servers, find))
+    server = make()
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def redis_srv(server_dir):
+    """A throw-away redis-server without persistence."""
+    from cachestudio.engine.servers import RedisServer
+
+    server = _server(lambda: RedisServer(server_dir / "redis"), "redis_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def aof_srv(server_dir):
+    """A throw-away redis-server with an append-only file (fsync every second)."""
+    from cachestudio.engine.servers import RedisServer
+
+    server = _server(lambda: RedisServer(server_dir / "aof", appendonly=True), "redis_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_srv(server_dir):
+    """A throw-away PostgreSQL cluster and database."""
+    from cachestudio.engine.servers import PostgresServer
+
+    server = _server(lambda: PostgresServer(server_dir / "pg"), "postgres_bindir")
+    yield server
+    server.stop()

@@ -83,10 +83,15 @@ def test_coalesced_update_of_a_queued_key_is_admitted_when_full():
     assert not q.put(("k2", 1, "c"), False, 0)
 
 
-@pytest.mark.parametrize("kind", ["volatile", "durable"])
-def test_block_policy_waits_for_room_then_gives_up(kind, tmp_path, store):
+@pytest.mark.parametrize("kind", ["volatile", "durable", "redis"])
+def test_block_policy_waits_for_room_then_gives_up(kind, tmp_path, store, request):
     knobs = WriteBehindKnobs(capacity=2, backpressure="block", coalesce=False, batch_size=10)
-    q = make_queue(kind, tmp_path, knobs)
+    if kind == "redis":  # the durable queue on a Redis stream (redis_queue.py), on a real server
+        from cachestudio.engine.redis_queue import RedisStreamQueue
+
+        q = RedisStreamQueue(request.getfixturevalue("redis_srv").url, f"cs:test:{tmp_path.name}:queue", knobs)
+    else:
+        q = make_queue(kind, tmp_path, knobs)
     q.put(("k0", 1, "x"), True, 1)
     q.put(("k1", 1, "x"), True, 1)
     # Full and nobody drains: the writer blocks for its timeout, then is refused.
@@ -101,6 +106,8 @@ def test_block_policy_waits_for_room_then_gives_up(kind, tmp_path, store):
     Flusher(q, store, knobs).flush_once()
     writer.join(30)
     assert result == {"ok": True}
+    Flusher(q, store, knobs).flush_once()  # k3, unless that flush already took it
+    assert store_versions(store.path) == {"k0": 1, "k1": 1, "k3": 1}  # k2 was refused
     q.close()
 
 

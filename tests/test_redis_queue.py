@@ -13,11 +13,9 @@ import itertools
 import os
 import random
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,13 +24,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachestudio.engine import servers
 from cachestudio.engine.backends import CacheBackend, Store, store_versions
 from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs
 from cachestudio.engine.queue import Flusher, QueueUnavailable
 from cachestudio.engine.redis_queue import RedisStreamQueue, redis_queue_depth
 from cachestudio.engine.strategies import Health, WriteBehind
-from conftest import require, wait_until
+from conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 _run = secrets.token_hex(3)
@@ -41,31 +38,6 @@ _names = itertools.count(1)
 
 def stream_name() -> str:
     return f"cs:{_run}:t{next(_names)}:queue:node0"
-
-
-@pytest.fixture(scope="module")
-def run_dir():
-    d = Path(tempfile.mkdtemp(prefix="cs-rq-"))  # short: a unix socket path has a limit
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def redis_srv(run_dir):
-    require(servers.redis_server)
-    server = servers.RedisServer(run_dir / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def aof_srv(run_dir):
-    require(servers.redis_server)
-    server = servers.RedisServer(run_dir / "aof", appendonly=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -190,27 +162,6 @@ def test_a_durable_queue_admits_no_update_of_a_queued_key_when_full(make_queue):
     q = make_queue(capacity=1, coalesce=True)
     assert q.put(("k1", 1, "a"), False, 0)
     assert not q.put(("k1", 2, "b"), False, 0)
-
-
-def test_block_policy_waits_for_room_then_gives_up(make_queue, store):
-    knobs = WriteBehindKnobs(capacity=2, backpressure="block", coalesce=False, batch_size=10)
-    q = make_queue(capacity=2, backpressure="block", coalesce=False, batch_size=10)
-    assert q.put(("k0", 1, "x"), True, 1)
-    assert q.put(("k1", 1, "x"), True, 1)
-    # Full and nobody drains: the writer blocks for its timeout, then is refused.
-    started = time.monotonic()
-    assert not q.put(("k2", 1, "x"), True, 0.2)
-    assert time.monotonic() - started >= 0.2
-    # Full, and the flusher drains meanwhile: the blocked writer gets in.
-    result = {}
-    writer = threading.Thread(target=lambda: result.setdefault("ok", q.put(("k3", 1, "x"), True, 30)))
-    writer.start()
-    wait_until(lambda: writer.is_alive())
-    Flusher(q, store, knobs).flush_once()
-    writer.join(30)
-    assert result == {"ok": True}
-    Flusher(q, store, knobs).flush_once()  # k3, unless that flush already took it
-    assert store_versions(store.path) == {"k0": 1, "k1": 1, "k3": 1}  # k2 was refused
 
 
 def test_concurrent_writers_never_overfill(make_queue):

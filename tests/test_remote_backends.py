@@ -8,54 +8,23 @@ Without redis-server or PostgreSQL these tests are skipped (a failure under CI=t
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachestudio.engine import servers
 from cachestudio.engine.backends import LEASE, CacheUnavailable, StoreUnavailable
-from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs
+from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs
 from cachestudio.engine.pg_store import PostgresStore, pg_store_versions
 from cachestudio.engine.queue import Flusher, VolatileQueue
 from cachestudio.engine.redis_cache import RedisCache, redis_cache_versions
 from cachestudio.engine.strategies import CacheAside, WriteBehind, WriteThrough
-from conftest import require, wait_until
+from conftest import wait_until
 
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def run_dir():
-    """Mode 711 under /tmp: as root, PostgreSQL runs as postgres, who must get through."""
-    d = Path(tempfile.mkdtemp(prefix="cs-remote-"))
-    d.chmod(0o711)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def redis_srv(run_dir):
-    require(servers.redis_server)
-    server = servers.RedisServer(run_dir / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def pg_srv(run_dir):
-    require(servers.postgres_bindir)
-    server = servers.PostgresServer(run_dir / "pg")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -259,7 +259,9 @@ def test_the_highest_debian_postgresql_is_chosen(tmp_path, monkeypatch):
 OWNER = """
 import json, signal, sys
 from pathlib import Path
+from cachestudio.engine import servers
 from cachestudio.engine.servers import PostgresServer, RedisServer, children
+servers.PDEATHSIG = sys.argv[2] == "pdeathsig"  # off: the servers outlive a SIGKILLed owner
 # As an interactive program has them (a CI shell may start us with SIGINT ignored).
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -273,9 +275,10 @@ while True:
 """
 
 
-def start_owner(run_dir: Path):
+def start_owner(run_dir: Path, pdeathsig: bool = True):
     """A Python process that starts both servers, says their pids and sockets, and waits."""
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(run_dir)], cwd=REPO, stdin=subprocess.DEVNULL,
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(run_dir), "pdeathsig" if pdeathsig else "orphans"],
+                             cwd=REPO, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = owner.stdout.readline()
     if not line:
@@ -332,10 +335,24 @@ def adopting_orphans():
                     pass
 
 
-def test_servers_left_by_a_sigkilled_owner_are_named_not_doubled(redis_exe, pg_bindir, run_dir):
+def test_a_sigkilled_owner_takes_its_servers_with_it(redis_exe, pg_bindir, run_dir):
+    """No atexit runs after a SIGKILL; the parent-death signal stops the servers cleanly."""
     with adopting_orphans():
         owner, started = start_owner(run_dir)
-        owner.kill()  # SIGKILL: no atexit, the servers live on
+        owner.kill()
+        owner.communicate()
+        try:
+            for server in started:  # each stops as cleanly as on a stop, in its own time
+                wait_until(lambda: not alive(server["pid"]) and not os.path.lexists(server["socket"]), timeout=30)
+                assert_gone(server["pid"], Path(server["socket"]), kids_of(server))
+        finally:
+            kill_orphans(started)
+
+
+def test_servers_left_by_a_sigkilled_owner_are_named_not_doubled(redis_exe, pg_bindir, run_dir):
+    with adopting_orphans():
+        owner, started = start_owner(run_dir, pdeathsig=False)
+        owner.kill()  # SIGKILL: no atexit, no parent-death signal: the servers live on
         owner.communicate()
         redis_pid, postgres_pid = (server["pid"] for server in started)
         try:

@@ -18,9 +18,11 @@ and removes its socket; an ``atexit`` hook stops every server still running when
 exits (a normal exit, an exception, SIGINT's KeyboardInterrupt); and since SIGTERM's
 default action ends Python *without* running ``atexit``, the first ``start`` made in the
 main thread installs a SIGTERM handler that raises ``SystemExit(143)`` -- unless the
-program already handles SIGTERM itself. A SIGKILL of this process cannot be handled: its
-servers keep running. A later ``start`` on the same directory then refuses with the
-orphan's pid rather than start a second server beside it.
+program already handles SIGTERM itself. A SIGKILL of this process cannot be handled, so
+each server is started with a parent-death signal (``setpriv --pdeathsig``): it gets its
+clean-stop signal when its owner dies, however. Where that is not available, a server of a
+SIGKILLed owner keeps running, and a later ``start`` on the same directory refuses with
+the orphan's pid rather than start a second server beside it.
 
 Running as root: ``initdb`` and ``postgres`` refuse to run as root, so they run as the
 user ``postgres`` (Debian's package creates it), set by ``subprocess`` itself (no
@@ -61,6 +63,9 @@ PG_DATABASE = "cachestudio"
 PG_PORT = 5432
 #: A unix socket's path has at most 107 bytes (``sun_path`` is 108 with its NUL).
 SOCKET_PATH_MAX = 107
+#: Servers stop when their owner dies, even by SIGKILL (``_Server._spawn``); off, they live
+#: on as orphans, which the next start in their directory names (a test turns it off).
+PDEATHSIG = True
 #: How long ``kill`` lets a killed server's child processes exit on their own.
 ORPHAN_EXIT_S = 5.0
 
@@ -208,10 +213,20 @@ class _Server:
         self.stop()
 
     def _spawn(self, argv: list, log: Path, **kwargs) -> None:
-        """Start ``argv`` with its output appended to ``log`` (a startup error is there)."""
+        """Start ``argv`` with its output appended to ``log`` (a startup error is there).
+
+        Through ``setpriv --pdeathsig`` (util-linux) where it is there and ``PDEATHSIG`` is
+        on: the server gets its clean-stop signal when the thread that started it dies,
+        so an owner killed by SIGKILL (a window closed by force, its observer killed with
+        it) leaves no server behind either. Start servers from a thread that lives as long
+        as they should (the main thread: the observer's, the command line's)."""
         _stop_on_sigterm()
+        argv = [str(a) for a in argv]
+        setpriv = shutil.which("setpriv") if PDEATHSIG else None
+        if setpriv is not None:
+            argv = [setpriv, "--pdeathsig", signal.Signals(self._stop_signal).name[3:], "--"] + argv
         with open(log, "ab") as out:
-            self._proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
         _running.add(self)
 
