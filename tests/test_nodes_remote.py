@@ -66,17 +66,24 @@ def _check_recompute(summary: dict, history: list[dict], run_dir: Path) -> None:
 
 @pytest.mark.parametrize("seed", [3, 11])
 def test_crash_matrix_on_two_nodes(root, seed):
-    """One node killed, then every node: 0 acknowledged writes lost where the theory says 0
-    (cache-aside, write-through, a durable queue on Redis); with a volatile queue, only the
-    unflushed writes of the nodes that died -- and at the one-node kill, of that node only."""
+    """One node killed, then every node during a DB outage: 0 acknowledged writes lost where
+    the theory says 0 (cache-aside, write-through, a durable queue on Redis); with a volatile
+    queue, only the unflushed writes of the nodes that died -- and at the one-node kill, of
+    that node only."""
     rng = random.Random(seed)
     node_at = round(rng.uniform(0.8, 1.6), 2)
     victim = rng.randrange(2)
     all_at = round(node_at + rng.uniform(1.4, 2.0), 2)
     run_dir, hist = root / "run", root / "history.jsonl"
+    # a real outage (LOCK TABLE items IN ACCESS EXCLUSIVE MODE) under the second kill: the
+    # evidence is then read through the outage's own connection
     plan = Plan(lanes=_lanes(seed), duration_s=all_at + 1.6, node_crashes=[(node_at, victim)], crash_at=[all_at],
-                restart_delay_s=0.4, run_dir=run_dir)
-    summary = run(plan, history=hist)
+                outages=[(all_at - 0.8, 1.2)], restart_delay_s=0.4, run_dir=run_dir)
+    events = []
+    summary = run(plan, history=hist, on_event=events.append)
+    crash = next(e for e in events if e["kind"] == "crash")
+    assert "through the outage's own connection" in crash["detail"]
+    assert _by_lane(summary)["write-through"]["errors"] > 0  # the outage is real for its writes
     assert summary["status"] == "ok", summary["failures"] + [f for ln in summary["lanes"] for f in ln["failures"]]
     lanes = _by_lane(summary)
     for name in ("cache-aside", "write-through", "wb durable"):
@@ -221,3 +228,30 @@ def test_the_servers_describe_what_a_lane_talks_to(root):
     servers.check()
     text = servers.describe(lanes[0])
     assert text.startswith("Redis ") and "unix socket" in text and "PostgreSQL " in text and "3 nodes" in text
+
+
+def test_given_servers_are_used_never_stopped_and_left_clean(root, redis_srv, pg_srv):
+    """--redis-url / --postgres-url: the run uses those servers, leaves them running, and
+    takes its keys and schemas away at the end (their rows are in the run directory)."""
+    import psycopg
+    import redis
+
+    run_dir = root / "run"
+    lanes = _lanes(4, nodes=2)[:3]
+    plan = Plan(lanes=lanes, duration_s=2.5, crash_at=[1.0], restart_delay_s=0.3, run_dir=run_dir,
+                redis_url=redis_srv.url, postgres_url=pg_srv.conninfo)
+    summary = run(plan)
+    assert summary["status"] == "ok"
+    assert redis_srv.pid is not None and pg_srv.pid is not None  # still running
+    assert not (run_dir / "servers").exists()  # none of its own
+    for lane in summary["lanes"]:
+        assert str(redis_srv.socket) in lane["backends"] and "PostgreSQL" in lane["backends"]
+        assert (run_dir / "-".join(lane["name"].split()) / "store.sqlite").exists()
+    client = redis.Redis.from_url(redis_srv.url)
+    try:
+        assert not list(client.scan_iter(match="cs:*"))
+    finally:
+        client.connection_pool.disconnect()
+    with psycopg.connect(pg_srv.conninfo) as conn:
+        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cs\\_%'").fetchall()
+    assert left == []

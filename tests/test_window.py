@@ -226,3 +226,26 @@ def test_screenshot_bad_input_is_one_line(tmp_path):
                            "--at", "3", "--out", str(tmp_path), "--size", "huge"],
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--size" in proc.stderr
+
+
+def test_the_knobs_choose_redis_postgresql_and_nodes_at_the_next_reset(qtbot, win):
+    """Backends are chosen among the knobs and take effect at the next reset; the flow
+    view then names what each lane talks to and its nodes (the run's own servers)."""
+    from conftest import require
+
+    from cachestudio.engine.servers import postgres_bindir, redis_server
+
+    require(redis_server)
+    require(postgres_bindir)
+    speed(win, 200.0)
+    win.knobs.widgets[("backends", "cache")].setCurrentText("redis")
+    win.knobs.widgets[("backends", "store")].setCurrentText("postgresql")
+    win.knobs.widgets[("backends", "nodes")].setValue(2)
+    assert win.session.base.backends.cache == "redis" and win.session.base.backends.nodes == 2
+    win.reset()
+    started(qtbot, win, rows=2)
+    qtbot.waitUntil(lambda: all("Redis" in " ".join(win.flow.node_names(i)) for i in range(3)), timeout=WAIT_MS)
+    names = win.flow.node_names(0)
+    assert any(n.startswith("PostgreSQL") for n in names)
+    assert all(win.flow.title(i).endswith("· 2 nodes") for i in range(3))
+    assert {lane.cfg.backends.nodes for lane in win.session.run.lanes} == {2}
