@@ -313,6 +313,10 @@ def build_parser() -> Parser:
                    help="also what recording costs (ratio in one run) and scrub steps across a 10-minute recording")
     b.add_argument("--recording", type=Path, metavar="FILE",
                    help="with --time-machine: scrub this recording instead of recording 10 minutes first")
+    b.add_argument("--remote", action="store_true",
+                   help="only the Redis + PostgreSQL figures (issue 14): each strategy's lane against the seed's "
+                        "snippets written plainly with redis-py and psycopg, and the lanes at 1, 2 and 4 nodes, on "
+                        "the bench's own redis-server and PostgreSQL")
 
     g = r.add_argument_group("injected latency (labelled as injected)")
     g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
@@ -817,13 +821,19 @@ def machine_info() -> dict:
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "packages": versions}
 
 
+def _bench_number(x: float) -> str:
+    """4 significant digits, but whole numbers from 1,000 up (24,529 ops/s, not 2.453e+04)."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
+
+
 def format_bench(rows: list[dict]) -> str:
     head = ["figure", "value", "yardstick", "ratio", "target", "met", "reps"]
     body = []
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
-        value = "-" if r.get("value") is None else f"{r['value']:,.4g}{unit}"
-        yard = "" if r.get("yardstick_value") is None else f"{r['yardstick_value']:,.4g}{unit} ({r['yardstick']})"
+        value = "-" if r.get("value") is None else f"{_bench_number(r['value'])}{unit}"
+        yard = ("" if r.get("yardstick_value") is None
+                else f"{_bench_number(r['yardstick_value'])}{unit} ({r['yardstick']})")
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}×"
         met = {True: "yes", False: "NO", None: ""}[r.get("met")]
         body.append([r["figure"], value, yard, ratio, r.get("target", ""), met, str(r.get("reps", ""))])
@@ -846,6 +856,9 @@ def cmd_bench(args) -> int:
         raise BadInput(f"--reps must be between 1 and 50, got {reps}")
     if args.chart is not None and args.chart.suffix.lower() != ".png":
         raise BadInput(f"--chart {args.chart}: the chart is a PNG file (name it .png)")
+    if args.remote and (args.gui or args.time_machine or args.recording is not None):
+        raise BadInput("--remote measures only the Redis + PostgreSQL figures: give it without --gui, "
+                       "--time-machine or --recording")
     from .engine.outputs import OutputWriteError, open_outputs
 
     json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])
@@ -885,6 +898,24 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         return rows + scrub_figures(path)
 
 
+def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]:
+    """``--remote``: the Redis + PostgreSQL figures, on one redis-server and one PostgreSQL
+    of the bench's own (a server not installed: a ConfigError, one line, exit 2)."""
+    from .engine.bench import bench_servers, nodes_scaling, remote_vs_plain
+    from .engine.storage import _pg_version, _redis_version
+
+    print(f"benchmark on Redis + PostgreSQL: {reps} interleaved repetitions of {duration:g} s per figure",
+          flush=True)
+    base = LaneConfig(strategy="cache-aside", seed=args.seed)
+    with bench_servers() as servers:
+        versions = {"redis": _redis_version(servers[0]), "postgresql": _pg_version(servers[1])}
+        print(f"servers: Redis {versions['redis']} and PostgreSQL {versions['postgresql']}, the bench's own, "
+              "on unix sockets", flush=True)
+        rows = remote_vs_plain(base, duration, reps, servers)
+        rows += nodes_scaling(base, duration, reps, servers=servers)
+    return rows, versions
+
+
 def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     from .engine.bench import (
         KEY_SPACES,
@@ -895,6 +926,8 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
         strategies_vs_yardsticks,
     )
 
+    if args.remote:
+        return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps))
     print(f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
           + (" (quick: uniform keys only, 1 and 2 threads, 1,000 and 10,000,000 keys; no long run)"
              if args.quick else ""), flush=True)
@@ -913,12 +946,26 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
 
         gui_s = max(duration, 5.0 if args.quick else 30.0)
         rows += gui_figures(args.seed, gui_s, reps, long_run_s=None if args.quick else 600.0)
+    return _bench_report(args, duration, reps, json_out, chart_out, rows)
+
+
+def _bench_report(args, duration: float, reps: int, json_out, chart_out, rows: list[dict],
+                  servers: dict | None = None) -> int:
     print()
     print(format_bench(rows))
-    print("strategies: the engine (lab process, history, telemetry and auditor on) vs the seed's snippets, written")
-    print("literally and tuned (a batch per transaction in the write-behind flusher), same workload and SQLite")
-    print("settings; each figure is the median of interleaved repetitions (A B A B …)")
+    if servers is None:
+        print("strategies: the engine (lab process, history, telemetry and auditor on) vs the seed's snippets, written")
+        print("literally and tuned (a batch per transaction in the write-behind flusher), same workload and SQLite")
+        print("settings; each figure is the median of interleaved repetitions (A B A B …)")
+    else:
+        print("Redis + PostgreSQL: each lane (lab process, history, telemetry and auditor on) vs the seed's snippets")
+        print("written plainly with redis-py and psycopg (the write-behind flusher: executemany, a batch per")
+        print("transaction), same servers and workload (80 % reads, 1,000 uniform keys, one client thread per node,")
+        print("flat out); nodes: the same lane at 1, 2 and 4 app nodes against 1 node; each figure is the median of")
+        print("interleaved repetitions (A B A B …)")
     result = {"machine": machine_info(), "reps": reps, "duration_s": duration, "quick": args.quick, "figures": rows}
+    if servers is not None:
+        result["servers"] = servers
     if json_out is not None:
         json_out.write(json.dumps(result, indent=2) + "\n")
         json_out.commit()

@@ -5,10 +5,16 @@ that measures them (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from PySide6.QtGui import QImage
 
-from test_cli import assert_bad_input, cli
+from conftest import require
+from test_cli import ROOT, assert_bad_input, cli
+
+from cachestudio.engine.servers import postgres_bindir, redis_server
 
 STRATEGIES = ("cache-aside", "write-through", "write-behind")
 QUICK_MODES = ("WAL + NORMAL", "SQLite defaults (DELETE + FULL)")
@@ -26,6 +32,10 @@ GUI_FIGURES = [f"{figure}, {mode}" for mode in ("normal window", "presentation m
                               "event loop probe p95 (16 ms timer)", "lab ops/s with the window attached",
                               "CPU time of the window's process", "CPU time of the observer's process")] \
     + ["time to first painted window"]
+#: (figure, yardstick) of ``bench --remote``, in order
+REMOTE_FIGURES = [(f"{s} ops/s, Redis + PostgreSQL", "plain redis-py + psycopg loop, tuned") for s in STRATEGIES] \
+    + [(f"{s} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", "1 node") for s in STRATEGIES
+       for n in (1, 2, 4)]
 
 
 def check_ratio_rows(rows: list[dict]) -> None:
@@ -74,3 +84,37 @@ def test_bench_bad_input_is_one_line(tmp_path):
     assert_bad_input(cli("bench", "--reps", "0"), "--reps")
     assert_bad_input(cli("bench", "--chart", str(tmp_path / "chart.jpg")), "--chart", "PNG")
     assert_bad_input(cli("bench", "--json", str(tmp_path / "nowhere" / "x.json")), "--json")
+
+
+def test_quick_remote_bench_has_the_redis_postgresql_figures(tmp_path):
+    """``bench --remote``: each strategy on Redis + PostgreSQL against the plain redis-py +
+    psycopg loop, and at 1, 2 and 4 nodes; positive figures (no timing asserted)."""
+    require(redis_server)
+    require(postgres_bindir)
+    out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
+    proc = cli("bench", "--remote", "--quick", "--duration", "0.5", "--reps", "1", "--json", str(out),
+               "--chart", str(chart))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    rows = data["figures"]
+    assert [(r["figure"], r["yardstick"]) for r in rows] == REMOTE_FIGURES  # these only
+    check_ratio_rows(rows)
+    assert all(r["value"] > 0 and r["yardstick_value"] > 0 for r in rows)
+    assert [r["target"] for r in rows] == [">= 1.0"] * 3 + [""] * 9
+    assert data["servers"]["redis"] and data["servers"]["postgresql"]
+    for figure, _ in REMOTE_FIGURES:
+        assert figure in proc.stdout
+    assert "e+0" not in proc.stdout  # whole numbers, not 1.2e+04
+    assert not QImage(str(chart)).isNull()
+
+
+def test_remote_bench_without_the_servers_is_one_line():
+    env = dict(os.environ, PATH="/nonexistent")  # no redis-server on PATH
+    proc = subprocess.run([sys.executable, "-m", "cachestudio", "bench", "--remote", "--quick"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=60)
+    assert_bad_input(proc, "redis-server not found")
+
+
+def test_remote_bench_takes_no_other_figure_sets():
+    assert_bad_input(cli("bench", "--remote", "--gui"), "--remote", "--gui")
+    assert_bad_input(cli("bench", "--remote", "--time-machine"), "--remote")

@@ -4,11 +4,14 @@ The yardstick for each strategy is the seed's snippets (``shared/seed``), writte
 plainly as the seed shows them, on diskcache and sqlite-utils, fed the same seeded
 operation stream with the same SQLite durability settings. Repetitions of a figure and
 its yardstick are interleaved (A B A B …) so that a noisy machine moves both alike; each
-figure is the median of its repetitions.
+figure is the median of its repetitions. On Redis + PostgreSQL (``--remote``, issue 14) the
+yardstick is the same snippets written plainly with redis-py and psycopg, on the same servers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import statistics
 import tempfile
 import threading
@@ -20,7 +23,7 @@ import diskcache
 import sqlite_utils
 
 from .backends import Store
-from .config import LaneConfig, Latency, StoreKnobs, Workload, WriteBehindKnobs
+from .config import Backends, ConfigError, LaneConfig, Latency, StoreKnobs, Workload, WriteBehindKnobs
 from .lab import Lab, LanePaths
 from .queue import Flusher, VolatileQueue
 from .runner import Plan, run
@@ -36,6 +39,67 @@ def _seed_db(path: Path, knobs: StoreKnobs):
     return table
 
 
+class SeedSnippets:
+    """The seed's three snippets (``shared/seed/caching-strategies.md``), as the seed writes
+    them, over a ``cache`` (get / set / delete) and a ``db`` (read / write): one text for
+    every yardstick loop, whatever clients it is written with. ``write_batch(db, batch)``
+    writes a batch of (key, value) in one transaction (the tuned flusher); ``cache_none``:
+    the cache can hold a None (diskcache can, Redis cannot: a miss on a row the DB does not
+    have is then not cached)."""
+
+    def __init__(self, cache, db, batch_size: int, write_batch, cache_none: bool = True):
+        self.cache, self.db = cache, db
+        self.batch_size, self.write_batch, self.cache_none = batch_size, write_batch, cache_none
+        self.write_queue: list = []  # in-memory buffer
+        self.write = {"cache-aside": self.update_item, "write-through": self.write_through,
+                      "write-behind": self.write_behind}
+
+    def get_item(self, key):
+        value = self.cache.get(key)
+        if value is None:  # cache miss
+            value = self.db.read(key)  # fetch from DB
+            if value is not None or self.cache_none:
+                self.cache.set(key, value)  # populate cache
+        return value
+
+    def update_item(self, key, new_value):
+        self.db.write(key, new_value)  # update DB first
+        self.cache.delete(key)  # invalidate cache
+
+    def write_through(self, key, value):
+        self.cache.set(key, value)  # write to cache immediately
+        self.db.write(key, value)  # synchronously persist to DB
+
+    def write_behind(self, key, value):
+        self.cache.set(key, value)  # update cache immediately
+        self.write_queue.append((key, value))  # schedule async DB write
+
+    def flush_queue(self, db):
+        while self.write_queue:
+            key, value = self.write_queue.pop(0)
+            db.write(key, value)  # persist to DB in background
+
+    def flush_batches(self, db):  # tuned: a batch per transaction
+        while self.write_queue:
+            batch = self.write_queue[:self.batch_size]
+            del self.write_queue[:self.batch_size]
+            self.write_batch(db, batch)
+
+    def drive(self, ops, strategy: str, workload: Workload, deadline: float) -> int:
+        """Feed ``ops`` (an OpStream's) to the snippets until ``deadline``; how many ran."""
+        write, filler, n = self.write[strategy], "x" * workload.value_size, 0
+        for op in ops:
+            if op.kind == READ:
+                self.get_item(op.key)
+            else:
+                head = f"{op.key}:v{op.version}:"
+                write(op.key, head + filler[: max(0, workload.value_size - len(head))])
+            n += 1
+            if not n % 64 and time.monotonic() >= deadline:
+                break
+        return n
+
+
 def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = False, threads: int = 1) -> float:
     """Operations per second of the seed's plain snippets for ``cfg.strategy``.
 
@@ -46,7 +110,6 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
     own slice of the operation stream), as the lab's clients share its lane."""
     cache = diskcache.Cache(str(workdir / "seed-cache"))
     table = _seed_db(workdir / "seed.sqlite", cfg.store)
-    filler = "x" * cfg.workload.value_size
 
     class DB:
         """The seed's ``db``: read and write through sqlite-utils, plainly."""
@@ -65,51 +128,21 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
 
     db = DB(table)
 
-    def get_item(key):
-        value = cache.get(key)
-        if value is None:  # cache miss
-            value = db.read(key)  # fetch from DB
-            cache.set(key, value)  # populate cache
-        return value
+    def write_batch(db, batch):
+        with db.table.db.conn:
+            db.table.upsert_all([{"key": k, "value": v} for k, v in batch], pk="key")
 
-    def update_item(key, new_value):
-        db.write(key, new_value)  # update DB first
-        cache.delete(key)  # invalidate cache
-
-    def write_through(key, value):
-        cache.set(key, value)  # write to cache immediately
-        db.write(key, value)  # synchronously persist to DB
-
-    write_queue: list = []  # in-memory buffer
+    seed = SeedSnippets(cache, db, cfg.write_behind.batch_size, write_batch)
     stop = threading.Event()
-
-    def write_behind(key, value):
-        cache.set(key, value)  # update cache immediately
-        write_queue.append((key, value))  # schedule async DB write
-
-    def flush_queue(db):
-        while write_queue:
-            key, value = write_queue.pop(0)
-            db.write(key, value)  # persist to DB in background
-
-    batch_size = cfg.write_behind.batch_size
-
-    def flush_batches(db):  # tuned: a batch per transaction
-        while write_queue:
-            batch = write_queue[:batch_size]
-            del write_queue[:batch_size]
-            with db.table.db.conn:
-                db.table.upsert_all([{"key": k, "value": v} for k, v in batch], pk="key")
 
     def flusher():  # "flush_queue runs as a background worker", with its own connection
         own = DB(_seed_db(workdir / "seed.sqlite", cfg.store))
-        flush = flush_batches if tuned else flush_queue
+        flush = seed.flush_batches if tuned else seed.flush_queue
         while not stop.is_set():
             flush(own)
             stop.wait(cfg.write_behind.flush_interval_s)
         own.table.db.conn.close()
 
-    write = {"cache-aside": update_item, "write-through": write_through, "write-behind": write_behind}[cfg.strategy]
     worker = None
     if cfg.strategy == "write-behind":
         worker = threading.Thread(target=flusher, daemon=True)
@@ -130,22 +163,12 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
             def write(self, key, value):
                 return self._db().write(key, value)
 
-        db = PerThread()
+        db = seed.db = PerThread()
     started = time.monotonic()
     deadline = started + duration_s
 
-    def client(index: int) -> None:
-        n = 0
-        for op in OpStream(cfg.workload, cfg.seed + index).ops():  # a stream of its own
-            if op.kind == READ:
-                get_item(op.key)
-            else:
-                head = f"{op.key}:v{op.version}:"
-                write(op.key, head + filler[: max(0, cfg.workload.value_size - len(head))])
-            n += 1
-            if not n % 64 and time.monotonic() >= deadline:
-                break
-        counts[index] = n
+    def client(index: int) -> None:  # a stream of its own
+        counts[index] = seed.drive(OpStream(cfg.workload, cfg.seed + index).ops(), cfg.strategy, cfg.workload, deadline)
         own = getattr(conns, "db", None)
         if own is not None:
             own.table.db.conn.close()
@@ -166,9 +189,10 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
     return ops / elapsed
 
 
-def engine_rate(cfg: LaneConfig, duration_s: float) -> float:
-    """Operations per second of the engine's lane (lab process, telemetry and auditor on)."""
-    summary = run(Plan(lanes=[cfg], duration_s=duration_s))
+def engine_rate(cfg: LaneConfig, duration_s: float, redis_url: str = "", postgres_url: str = "") -> float:
+    """Operations per second of the engine's lane (lab process, telemetry and auditor on);
+    ``redis_url``/``postgres_url``: servers the run uses instead of starting its own."""
+    summary = run(Plan(lanes=[cfg], duration_s=duration_s, redis_url=redis_url, postgres_url=postgres_url))
     return summary["lanes"][0]["ops_per_s"]
 
 
@@ -218,6 +242,172 @@ def concurrency_vs_tuned(base: LaneConfig, duration_s: float, reps: int, threads
                     tuned.append(seed_loop(cfg, duration_s, Path(tmp), tuned=True, threads=n))
             rows.append(_row(f"{strategy} ops/s, {n} client thread{'s' if n > 1 else ''}", engine,
                              f"tuned loop, {n} thread{'s' if n > 1 else ''}", tuned, ""))
+    return rows
+
+
+# -- on Redis + PostgreSQL (issue 14) -------------------------------------------------------
+
+#: The plain loop's own places on the bench's servers, apart from every lane's (a lane's
+#: keys are under ``cs:<run>:<lane>:`` in database 0, its rows in schema ``cs_<run>_<lane>``).
+PLAIN_REDIS_DB = 1
+PLAIN_SCHEMA = "plain_seed"
+#: The lanes of the Redis + PostgreSQL figures: 80 % reads over 1,000 uniform keys, flat out.
+REMOTE = Backends(cache="redis", store="postgresql")
+
+
+def plain_remote_loop(cfg: LaneConfig, duration_s: float, redis_url: str, conninfo: str, tuned: bool = True) -> float:
+    """Operations per second of the seed's three snippets written plainly with redis-py and
+    psycopg 3, fed the same seeded operation stream as :func:`seed_loop`.
+
+    The cache is Redis database ``PLAIN_REDIS_DB`` (``decode_responses=True``), the DB a table
+    ``plain_seed.items(key text primary key, value text)`` on an autocommit connection (each
+    statement its own transaction, as the engine's store). ``tuned``: the write-behind
+    flusher (a background thread with its own connection) takes what is queued in batches of
+    ``batch_size`` and writes each with psycopg's ``executemany`` (pipelined) of a plain
+    ``ON CONFLICT`` upsert inside one transaction; without, it pops one item and commits it."""
+    import psycopg
+    import redis
+
+    cache = redis.Redis.from_url(redis_url, db=PLAIN_REDIS_DB, decode_responses=True)
+    cache.flushdb()
+    conn = psycopg.connect(conninfo, autocommit=True)
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAIN_SCHEMA}")
+    conn.execute(f"DROP TABLE IF EXISTS {PLAIN_SCHEMA}.items")
+    conn.execute(f"CREATE TABLE {PLAIN_SCHEMA}.items (key text PRIMARY KEY, value text)")
+    select = f"SELECT value FROM {PLAIN_SCHEMA}.items WHERE key = %s"
+    upsert = (f"INSERT INTO {PLAIN_SCHEMA}.items (key, value) VALUES (%s, %s) "
+              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+    class DB:
+        """The seed's ``db``: read and write through psycopg, plainly."""
+
+        def __init__(self, conn):
+            self.conn = conn
+
+        def read(self, key):
+            row = self.conn.execute(select, (key,)).fetchone()
+            return None if row is None else row[0]
+
+        def write(self, key, value):
+            self.conn.execute(upsert, (key, value))
+
+    db = DB(conn)
+
+    def write_batch(db, batch):
+        with db.conn.transaction(), db.conn.cursor() as cur:
+            cur.executemany(upsert, batch)
+
+    seed = SeedSnippets(cache, db, cfg.write_behind.batch_size, write_batch, cache_none=False)
+    stop = threading.Event()
+
+    def flusher():  # "flush_queue runs as a background worker", with its own connection
+        own = DB(psycopg.connect(conninfo, autocommit=True))
+        flush = seed.flush_batches if tuned else seed.flush_queue
+        try:
+            while not stop.is_set():
+                flush(own)
+                stop.wait(cfg.write_behind.flush_interval_s)
+        finally:
+            own.conn.close()
+
+    worker = None
+    if cfg.strategy == "write-behind":
+        worker = threading.Thread(target=flusher, daemon=True)
+        worker.start()
+    started = time.monotonic()
+    deadline = started + duration_s
+    try:  # seed_loop's stream (its client 0)
+        n = seed.drive(OpStream(cfg.workload, cfg.seed).ops(), cfg.strategy, cfg.workload, deadline)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join()
+        conn.execute(f"DROP SCHEMA IF EXISTS {PLAIN_SCHEMA} CASCADE")
+        conn.close()
+        cache.flushdb()
+        cache.connection_pool.disconnect()
+    return n / elapsed
+
+
+@contextlib.contextmanager
+def bench_servers():
+    """One redis-server and one PostgreSQL of the bench's own, on unix sockets in a temporary
+    directory (mode 711: as root, PostgreSQL runs as ``postgres``, who must get through),
+    stopped and removed at the end. Yields ``(redis_url, conninfo)``. A server that is not
+    installed or does not start: a ConfigError (one line)."""
+    from .servers import PostgresServer, RedisServer, ServerError, postgres_bindir, redis_server
+    from .storage import traversable
+
+    try:
+        redis_server()
+        postgres_bindir()
+    except ServerError as exc:
+        raise ConfigError(str(exc)) from None
+    root = Path(tempfile.mkdtemp(prefix="cachestudio-bench-"))
+    traversable(root)
+    cache, pg = RedisServer(root / "redis"), PostgresServer(root)
+    try:
+        try:
+            cache.start()
+            pg.start()
+        except ServerError as exc:
+            raise ConfigError(str(exc)) from None
+        yield cache.url, pg.conninfo
+    finally:
+        for server in (cache, pg):
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - stop the other whatever this one did
+                pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _remote_cfg(base: LaneConfig, strategy: str, nodes: int = 1) -> LaneConfig:
+    w = replace(base.workload, rate=0.0, keys=1000, read_ratio=0.8, distribution="uniform", concurrency=1)
+    return replace(base, strategy=strategy, workload=w, backends=replace(REMOTE, nodes=nodes))
+
+
+def remote_vs_plain(base: LaneConfig, duration_s: float, reps: int,
+                    servers: tuple[str, str] | None = None) -> list[dict]:
+    """Each strategy's lane on Redis + PostgreSQL against the seed's snippets written plainly
+    with redis-py and psycopg (tuned flusher), on the same two servers, interleaved (E P E P
+    …). ``servers``: ``(redis_url, conninfo)`` to use; None: started here and stopped after."""
+    if servers is None:
+        with bench_servers() as own:
+            return remote_vs_plain(base, duration_s, reps, own)
+    redis_url, conninfo = servers
+    rows = []
+    for strategy in ("cache-aside", "write-through", "write-behind"):
+        cfg = _remote_cfg(base, strategy)
+        engine, plain = [], []
+        for _ in range(reps):
+            engine.append(engine_rate(cfg, duration_s, redis_url, conninfo))
+            plain.append(plain_remote_loop(cfg, duration_s, redis_url, conninfo, tuned=True))
+        rows.append(_row(f"{strategy} ops/s, Redis + PostgreSQL", engine,
+                         "plain redis-py + psycopg loop, tuned", plain, ">= 1.0"))
+    return rows
+
+
+def nodes_scaling(base: LaneConfig, duration_s: float, reps: int, nodes=(1, 2, 4),
+                  servers: tuple[str, str] | None = None) -> list[dict]:
+    """Each strategy's lane on Redis + PostgreSQL, flat out, at 1, 2 and 4 app nodes (one lab
+    process each, one client thread each), against the same lane at ``nodes[0]`` node(s): the
+    ratio is the scaling. No target. Repetitions interleave the node counts (1 2 4 1 2 4 …)."""
+    if servers is None:
+        with bench_servers() as own:
+            return nodes_scaling(base, duration_s, reps, nodes, own)
+    redis_url, conninfo = servers
+    rows = []
+    for strategy in ("cache-aside", "write-through", "write-behind"):
+        rates: dict[int, list[float]] = {n: [] for n in nodes}
+        for _ in range(reps):
+            for n in nodes:
+                rates[n].append(engine_rate(_remote_cfg(base, strategy, n), duration_s, redis_url, conninfo))
+        first = nodes[0]
+        for n in nodes:
+            rows.append(_row(f"{strategy} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", rates[n],
+                             f"{first} node{'s' if first > 1 else ''}", rates[first], ""))
     return rows
 
 
