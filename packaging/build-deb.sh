@@ -64,6 +64,7 @@ Architecture: $ARCH
 Maintainer: The Cache Studio contributors <maintainers@cachestudio.invalid>
 Installed-Size: $SIZE
 Depends: $DEPENDS
+Suggests: redis-server, postgresql
 Section: education
 Priority: optional
 Description: lab for caching strategies: cache-aside, write-through, write-behind
@@ -71,6 +72,8 @@ Description: lab for caching strategies: cache-aside, write-through, write-behin
  by side (a diskcache directory as the cache, an SQLite file as the database),
  shows every request travel, injects faults (a killed cache node, a locked
  database, slow hops, bursts, stampedes) and names each anomaly it causes.
+ With redis-server and postgresql installed, the same lab runs on Redis and
+ PostgreSQL, with several app nodes per lane.
  .
  A self-contained build (Python, Qt for Python, NumPy inside); needs glibc
  $FLOOR or newer.
