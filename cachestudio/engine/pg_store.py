@@ -134,6 +134,14 @@ class PostgresStore:
             raise _failure("DB setup", exc) from None
         self._unsettled = False
 
+    def ensure_table(self) -> None:
+        """Check or create the table now; StoreUnavailable if the server cannot be reached
+        (the constructor lets a lab come up without it, as a real node would)."""
+        if self._unsettled:
+            with self._settle_lock:
+                if self._unsettled:
+                    self._settle()
+
     def set_latency(self, latency: Latency) -> None:
         self._read_delay = latency.db_read_ms / 1000.0
         self._write_delay = latency.db_write_ms / 1000.0
@@ -162,10 +170,7 @@ class PostgresStore:
         for attempt in range(2):
             conn = None
             try:
-                if self._unsettled:
-                    with self._settle_lock:
-                        if self._unsettled:
-                            self._settle()
+                self.ensure_table()
                 conn = self._connect()
                 fresh, self._local.fresh = getattr(self._local, "fresh", False), False
                 return call(conn)

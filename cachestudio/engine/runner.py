@@ -32,7 +32,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +41,7 @@ from .config import LIVE_KNOBS, ConfigError, LaneConfig, lane_labels, validate
 from .history import HistoryTail, HistoryWriter, read_history, trim_history, write_history
 from .timeline import FIELDS, MAX_READERS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
-from .storage import Endpoints, LaneStorage, RunServers, traversable
+from .storage import Endpoints, LaneStorage, RunServers, check_backends, traversable
 from .telemetry import LaneStats
 from .report import fault_report
 
@@ -156,6 +156,7 @@ def check_plan(plan: Plan) -> Plan:
     if plan.server_crashes and plan.redis_url:
         raise ConfigError("--crash-cache-server kills the run's own redis-server; a server given by --redis-url "
                           "is never crashed")
+    check_backends(plan.lanes, plan.redis_url, plan.postgres_url)
     # Overlapping faults of one kind are merged (or refused), never dropped: timeline.py.
     timeline, notes = normalize({f: getattr(plan, f) for f in FIELDS})
     for name, value in timeline.items():
@@ -180,19 +181,8 @@ def durability(cfg: LaneConfig) -> dict:
     if cfg.backends.store == "postgresql":
         notes.append("PostgreSQL (fsync on, synchronous_commit on): a committed DB write survives a process "
                      "kill and an OS crash")
-    elif s.synchronous == "off":
-        notes.append("synchronous off: an OS crash or power loss could lose committed DB writes "
-                     "or corrupt the database")
-    elif s.journal_mode == "wal" and s.synchronous == "normal":
-        notes.append("WAL + synchronous normal: an OS crash or power loss could roll back the last "
-                     "committed DB writes (a process kill cannot)")
-    if cfg.backends.store == "postgresql":
-        pass
-    elif s.journal_mode == "memory":
-        notes.append("journal in memory: a crash in the middle of a DB transaction can corrupt the database")
-    elif s.journal_mode in ("delete", "truncate", "persist") and s.synchronous == "normal":
-        notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the "
-                     "database (rare)")
+    else:
+        notes += _sqlite_notes(s)
     queue = None
     if cfg.strategy == "write-behind":
         queue = "durable" if cfg.write_behind.durable else "volatile"
@@ -207,6 +197,23 @@ def durability(cfg: LaneConfig) -> dict:
             "cache": ("redis" + (" aof" if cfg.backends.aof else "")) if redis
             else ("persistent" if cfg.cache.persistent else "volatile"),
             "tried": "process kills (SIGKILL) only", "notes": notes}
+
+
+def _sqlite_notes(s) -> list[str]:
+    """What an OS crash or a power loss could do to a SQLite store with these pragmas."""
+    notes = []
+    if s.synchronous == "off":
+        notes.append("synchronous off: an OS crash or power loss could lose committed DB writes "
+                     "or corrupt the database")
+    elif s.journal_mode == "wal" and s.synchronous == "normal":
+        notes.append("WAL + synchronous normal: an OS crash or power loss could roll back the last "
+                     "committed DB writes (a process kill cannot)")
+    if s.journal_mode == "memory":
+        notes.append("journal in memory: a crash in the middle of a DB transaction can corrupt the database")
+    elif s.journal_mode in ("delete", "truncate", "persist") and s.synchronous == "normal":
+        notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the "
+                     "database (rare)")
+    return notes
 
 
 def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
@@ -302,9 +309,11 @@ class LabHandle:
         return bool(self.gauges.get("burst_left"))
 
     def send(self, *msg) -> None:
+        if self.conn is None:
+            return  # not started yet: it takes the run's state when it comes up
         try:
             self.conn.send(msg)
-        except (BrokenPipeError, OSError, AttributeError):
+        except (BrokenPipeError, OSError):
             pass  # a dead lab is noticed by its exit, not here
 
     def trim_history(self) -> None:
@@ -371,7 +380,7 @@ class Lane:
     """One lane: its nodes (:class:`LabHandle`, one lab process each), and what they share:
     the knobs, the run folder, the history's stats, the auditor, the failures."""
 
-    def __init__(self, cfg: LaneConfig, paths: LanePaths, storage: LaneStorage, ep: Endpoints):
+    def __init__(self, cfg: LaneConfig, paths: LanePaths, storage: LaneStorage):
         self.cfg = cfg
         self.paths = paths
         self.storage = storage
@@ -383,7 +392,7 @@ class Lane:
         self.audited = True  # False when the end-of-run audit could not read the files
         self.incarnations = 0
         self.outage = None  # the lock that holds this lane's DB down, during an outage
-        self.nodes = [LabHandle(self, k, RunServers.node(ep, k)) for k in range(cfg.backends.nodes)]
+        self.nodes = [LabHandle(self, k, replace(storage.ep, node=k)) for k in range(cfg.backends.nodes)]
 
     def new_inc(self) -> int:
         self.incarnations += 1
@@ -481,8 +490,7 @@ class Run:
         self.lanes: list[Lane] = []
         for cfg in plan.lanes:
             paths = LanePaths(self.root / cfg.slug)
-            ep = servers.endpoints(cfg)
-            self.lanes.append(Lane(cfg, paths, LaneStorage(cfg, paths, ep), ep))
+            self.lanes.append(Lane(cfg, paths, LaneStorage(cfg, paths, servers.endpoints(cfg))))
         #: Every node of every lane, lane by lane.
         self.nodes: list[LabHandle] = [node for lane in self.lanes for node in lane.nodes]
         self.on_event = on_event or (lambda event: None)

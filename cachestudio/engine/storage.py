@@ -26,7 +26,7 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import (CacheBackend, OutageLock, Store, cache_versions, check_sqlite_file, snapshot_store,
@@ -158,11 +158,9 @@ class LaneStorage:
 
             store = PostgresStore(self.ep.postgres, self.cfg.store, self.cfg.latency, schema=self.ep.schema)
             try:
-                if store._unsettled:
-                    try:
-                        store._settle()
-                    except StoreUnavailable as exc:
-                        raise ConfigError(f"{self.cfg.label}: PostgreSQL: {exc}") from None
+                store.ensure_table()
+            except StoreUnavailable as exc:
+                raise ConfigError(f"{self.cfg.label}: PostgreSQL: {exc}") from None
             finally:
                 store.close()
 
@@ -250,6 +248,7 @@ class RunServers:
 
     def __init__(self, root: Path, lanes: list[LaneConfig], redis_url: str = "", postgres_url: str = ""):
         self.root = Path(root)
+        self.lanes = lanes
         self.redis_url = redis_url
         self.postgres_url = postgres_url
         self.run_id = secrets.token_hex(3)
@@ -264,21 +263,10 @@ class RunServers:
         return bool(self.need_redis or self.need_pg)
 
     def check(self) -> None:
-        """Before the run: the programs of the run's own servers exist, a given server
-        answers. One line each (ConfigError)."""
-        from .servers import ServerError, postgres_bindir, redis_server
-
-        try:
-            if self.need_redis and not self.redis_url:
-                redis_server()
-            if self.need_pg and not self.postgres_url:
-                postgres_bindir()
-        except ServerError as exc:
-            raise ConfigError(str(exc)) from None
+        """Before the run touches anything: a given server answers (and says its version).
+        One line (ConfigError). What needs no server is :func:`check_backends`'s."""
+        check_backends(self.lanes, self.redis_url, self.postgres_url)
         if self.need_redis and self.redis_url:
-            if any(self.need_redis):
-                raise ConfigError("backends.aof is a setting of the run's own redis-server; with --redis-url the "
-                                  "server's own persistence applies (leave aof off)")
             self._versions["redis"] = _redis_version(self.redis_url)
         if self.need_pg and self.postgres_url:
             self._versions["pg"] = _pg_version(self.postgres_url)
@@ -323,10 +311,6 @@ class RunServers:
         return Endpoints(redis_url=redis_url, postgres=postgres, prefix=f"cs:{self.run_id}:{cfg.slug}:",
                          schema=f"cs_{self.run_id}_{lane}"[:63], nodes=b.nodes)
 
-    @staticmethod
-    def node(ep: Endpoints, node: int) -> Endpoints:
-        return replace(ep, node=node)
-
     def owns_cache_server(self, cfg: LaneConfig) -> bool:
         return cfg.backends.cache == "redis" and cfg.backends.aof in self.redis
 
@@ -361,6 +345,26 @@ class RunServers:
                 pass
         if self.pg is not None and self.pg.pid is None and self.pg.data.exists():
             shutil.rmtree(self.pg.data, ignore_errors=True)
+
+
+def check_backends(lanes: list[LaneConfig], redis_url: str = "", postgres_url: str = "") -> None:
+    """What can be said of the lanes' backends without a server (a plan's check): the
+    programs of the run's own servers are installed, and no lane asks the run's own
+    redis-server for an AOF while the run uses a given one. One line (ConfigError)."""
+    from .servers import ServerError, postgres_bindir, redis_server
+
+    aofs = {cfg.backends.aof for cfg in lanes if cfg.backends.cache == "redis"}
+    pg = any(cfg.backends.store == "postgresql" for cfg in lanes)
+    try:
+        if aofs and not redis_url:
+            redis_server()
+        if pg and not postgres_url:
+            postgres_bindir()
+    except ServerError as exc:
+        raise ConfigError(str(exc)) from None
+    if redis_url and True in aofs:
+        raise ConfigError("backends.aof is a setting of the run's own redis-server; with --redis-url the "
+                          "server's own persistence applies (leave aof off)")
 
 
 def _redis_version(url: str) -> str:
