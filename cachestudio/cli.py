@@ -280,6 +280,8 @@ def build_parser() -> Parser:
                     help="the window's theme (default light)")
     sc.add_argument("--present", action="store_true",
                     help="presentation mode: the flow view, the caption, the event strip and four charts")
+    sc.add_argument("--node-lines", action="store_true",
+                    help="the charts also draw one thin line per app node (lanes run with several nodes)")
 
     d = sub.add_parser("docs", help="write the lesson guides (Markdown, pictures rendered by the window, "
                                     "claims and numbers of a real run) into DIR/lessons (`make docs`)")
@@ -715,7 +717,8 @@ def cmd_screenshot(args) -> int:
     from .ui.app import screenshot
 
     try:
-        for path in screenshot(sc.path, args.at, args.out, size, theme=args.theme, present=args.present):
+        for path in screenshot(sc.path, args.at, args.out, size, theme=args.theme, present=args.present,
+                               node_lines=args.node_lines):
             print(path)
     except OutputWriteError as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)

@@ -249,3 +249,51 @@ def test_the_knobs_choose_redis_postgresql_and_nodes_at_the_next_reset(qtbot, wi
     assert any(n.startswith("PostgreSQL") for n in names)
     assert all(win.flow.title(i).endswith("· 2 nodes") for i in range(3))
     assert {lane.cfg.backends.nodes for lane in win.session.run.lanes} == {2}
+
+
+def test_one_line_per_node_on_demand_draws_each_nodes_rows(qtbot, win, tmp_path):
+    """Shift+N adds a thin line per app node (labelled "WB n1" …) under each lane's total on
+    the charts a node's own records make; what it draws adds up to the lane's line."""
+    from cachestudio.ui.charts import NODE_CHARTS
+
+    speed(win, 200.0)
+    win.knobs.widgets[("backends", "nodes")].setValue(2)
+    win.reset()
+    started(qtbot, win, rows=6)
+    assert not win.charts.node_curves and win.charts.has_nodes  # lane totals until asked
+    qtbot.waitUntil(lambda: all(win.flow.title(i).endswith("· 2 nodes") for i in range(3)), timeout=WAIT_MS)
+    win.act_node_lines.trigger()
+    assert win.charts.node_lines and win.act_node_lines.isChecked()
+    kinds = win.charts.kinds
+    for i in NODE_CHARTS:
+        srcs = [src for src, *_ in win.charts.node_curves[i]]
+        lanes = [lane for lane, kind in enumerate(kinds) if i != 4 or kind == "write-behind"]
+        assert srcs == [(lane, k) for lane in lanes for k in (0, 1)], i
+    throughput = 2
+    qtbot.waitUntil(lambda: all(curve.getData()[0] is not None and len(curve.getData()[0]) > 4
+                                for _, _, curve, _ in win.charts.node_curves[throughput]), timeout=WAIT_MS)
+    win.session.toggle_pause()  # hold the rows still while the curves are compared
+    win.charts.redraw_all()
+    lane_y = {lane: curve.getData() for lane, _, curve, _ in win.charts.curves[throughput]}
+    node_y = {}
+    for (lane, k), _, curve, _ in win.charts.node_curves[throughput]:
+        node_y.setdefault(lane, []).append(curve.getData())
+    for lane, (x, y) in lane_y.items():
+        (x0, y0), (x1, y1) = node_y[lane]
+        assert np.array_equal(x, x0) and np.array_equal(x, x1)
+        assert np.allclose(y0 + y1, y), lane
+        assert np.nansum(y0) > 0 and np.nansum(y1) > 0, "a node drew nothing"
+    assert "one per app node" in win.charts.key.text
+    ends = [name for name, _ in win.charts.label_rects() if name.startswith("end:throughput:")]
+    assert any(name.endswith(" n1") for name in ends), ends
+    win.grab().save(str(tmp_path / "node-lines.png"))
+    import csv
+
+    rows = win.charts.export_csv(tmp_path / "charts.csv")
+    with open(tmp_path / "charts.csv", newline="") as fh:
+        lanes = [r[0] for r in csv.reader(fh)][1:]
+    assert len(lanes) == rows
+    assert {f"{name} node {k}" for name in win.charts.strategies for k in (0, 1)} <= set(lanes)
+    win.act_node_lines.trigger()  # off again: the lanes' totals only
+    assert not win.charts.node_curves and not win.charts.node_lines
+    assert not any(name.endswith((" n0", " n1")) for name, _ in win.charts.label_rects())

@@ -137,7 +137,9 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, recor
                 gauges.append((t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0)))
                 a = lane.auditor
                 risks.append((a.counts["stale_read"], a.counts["lost_write"], a.at_risk()))
-            update = b.build(now, flags, [lane_state(ln) for ln in run.lanes], gauges, risks)
+            node_gauges = [[(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in ln.node_gauges()]
+                           for ln in run.lanes]
+            update = b.build(now, flags, [lane_state(ln) for ln in run.lanes], gauges, risks, node_gauges)
             conn.send(("update", update))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         run.abort()  # the window is gone: so are its labs

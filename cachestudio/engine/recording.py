@@ -10,7 +10,9 @@ A recording is a gzip stream of JSON lines (``zcat run.csrec | head`` shows it):
 * ``{"type": "event", ...}``: the fault and knob events (the same records as the history's);
 * ``{"type": "tick", "t", "paused", "outage_on", "slow_db_ms", "slow_cache_ms", "lanes":
   [{"state", "health", "inc", "totals", "queue_depth", "max_depth", "burst"}]}`` every
-  ``TICK_S`` of lab time: what the labs' gauges said (the history does not carry them);
+  ``TICK_S`` of lab time: what the labs' gauges said (the history does not carry them); a
+  lane of several app nodes adds ``"nodes": [{"db_reads", "db_writes", "queue_depth"}]``,
+  one per node (the charts' lines per node);
 * ``{"type": "anomalies", "lane": i, "t", "items": [Anomaly.as_dict()]}``: the auditor's
   verdicts as it reached them (at the kill of a node, at the end-of-run audit …);
 * at the end, ``{"type": "final", ...}``: what only the end of a run knows (status,

@@ -451,6 +451,18 @@ class Lane:
     def burst_active(self) -> bool:
         return any(n.burst_active() for n in self.nodes)
 
+    def node_gauges(self) -> list[dict]:
+        """Each node's DB counters (over its incarnations) and queue depth; [] for a lane
+        of one node (its lane's gauges say it all)."""
+        if len(self.nodes) < 2:
+            return []
+        out = []
+        for n in self.nodes:
+            t = n.totals()
+            out.append({"db_reads": t["db_reads"], "db_writes": t["db_writes"],
+                        "queue_depth": n.gauges.get("queue_depth", 0)})
+        return out
+
     def send(self, *msg) -> None:
         for n in self.nodes:
             n.send(*msg)
@@ -590,7 +602,7 @@ class Run:
         for lane in self.lanes:
             if lane.cfg.latency.any():
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
-            if self.servers.any:
+            if self.servers.any or len(lane.nodes) > 1:  # the flow view names the servers and the nodes
                 self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
 
     def _start_servers(self) -> None:
@@ -778,7 +790,8 @@ class Run:
                 "slow_cache_ms": self.slow_cache_ms,
                 "lanes": [{"state": lane.state, "health": lane.health(), "inc": lane.inc, "totals": lane.totals(),
                            "queue_depth": lane.gauges.get("queue_depth", 0), "max_depth": lane.max_depth,
-                           "burst": lane.burst_active(), "at_risk": lane.auditor.at_risk()} for lane in self.lanes]}
+                           "burst": lane.burst_active(), "at_risk": lane.auditor.at_risk(),
+                           **({"nodes": nodes} if (nodes := lane.node_gauges()) else {})} for lane in self.lanes]}
 
     def _confirm(self) -> None:
         """Read the stores' versions: acknowledged writes already there are safe."""

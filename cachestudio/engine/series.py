@@ -103,7 +103,8 @@ class LaneSeries:
             elif outcome == "rejected":
                 b.rejected += 1
 
-    def set_gauges(self, db_reads: int, db_writes: int, queue_depth: int) -> None:
+    def set_gauges(self, db_reads: int | None, db_writes: int | None, queue_depth: int | None) -> None:
+        """The labs' counters now; None: not known (the gauge columns stay empty)."""
         self._gauges = {"db_reads": db_reads, "db_writes": db_writes, "queue_depth": queue_depth}
 
     def set_anomalies(self, stale_reads: int, lost_writes: int, at_risk: int) -> None:
@@ -116,9 +117,12 @@ class LaneSeries:
             b = self._bins.pop(self._next, None) or _Bin()
             g = self._gauges
             db_r, db_w = g["db_reads"], g["db_writes"]
-            d_reads = max(0, db_r - self._db[0]) / BIN_S
-            d_writes = max(0, db_w - self._db[1]) / BIN_S
-            self._db = (db_r, db_w)
+            if db_r is None or db_w is None:
+                d_reads = d_writes = np.nan
+            else:
+                d_reads = max(0, db_r - self._db[0]) / BIN_S
+                d_writes = max(0, db_w - self._db[1]) / BIN_S
+                self._db = (db_r, db_w)
             row = [(self._next + 1) * BIN_S, (len(b.reads) + len(b.writes)) / BIN_S]
             for values in (b.reads, b.writes):
                 if values:
@@ -127,7 +131,8 @@ class LaneSeries:
                     row.extend((np.nan, np.nan, np.nan))
             answered = b.hits + b.misses
             row.append(b.hits / answered if answered else np.nan)
-            row.extend((b.errors / BIN_S, b.rejected / BIN_S, d_reads, d_writes, g["queue_depth"]))
+            depth = np.nan if g["queue_depth"] is None else g["queue_depth"]
+            row.extend((b.errors / BIN_S, b.rejected / BIN_S, d_reads, d_writes, depth))
             row.extend(self._anomalies)
             self.ring.append(row)
             self._next += 1

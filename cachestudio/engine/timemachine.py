@@ -40,6 +40,25 @@ THIN_EVERY = 5
 THIN_SAMPLE = 2
 
 
+def lane_nodes(cfg) -> int:
+    """How many app nodes a lane runs (1 for configurations without backends)."""
+    backends = getattr(cfg, "backends", None)
+    return max(1, int(getattr(backends, "nodes", 1) or 1))
+
+
+def node_series() -> LaneSeries:
+    """A node's series: what its records and gauges say; no anomaly columns."""
+    s = LaneSeries()
+    s.set_gauges(None, None, None)  # until the node's gauges come
+    s.set_anomalies(np.nan, np.nan, np.nan)
+    return s
+
+
+def node_series_for(cfgs) -> list[list[LaneSeries]]:
+    """Per lane, one series per app node (lanes of one node: none)."""
+    return [[node_series() for _ in range(lane_nodes(cfg))] if lane_nodes(cfg) > 1 else [] for cfg in cfgs]
+
+
 def even_sample(records: list[dict], k: int) -> list[dict]:
     if len(records) <= k:
         return list(records)  # a copy: the caller clears its list after sending
@@ -60,6 +79,10 @@ class UpdateBuilder:
         self.found_groups: list[list[str]] = [[] for _ in range(n)]
         self.outcomes = LiveOutcomes([cfg.label for cfg in cfgs], cfgs)
         self.revealed: list[list] = [[] for _ in range(n)]  # this round's anomalies, for after its events
+        # A lane of several app nodes also has one series per node (the charts' lines per
+        # node, on demand): its records split by their "node". Their anomaly columns stay
+        # empty: the auditor judges a lane, not a node.
+        self.node_series = node_series_for(cfgs)
 
     def on_event(self, ev: dict) -> None:
         self.events.append(ev)
@@ -68,6 +91,16 @@ class UpdateBuilder:
     def on_records(self, i: int, records: list, anomalies: list) -> None:
         if records:
             self.series[i].add_records(records)
+            nodes = self.node_series[i]
+            if nodes:
+                split: list[list[dict]] = [[] for _ in nodes]
+                for r in records:
+                    k = r.get("node", 0)
+                    if isinstance(k, int) and 0 <= k < len(split):
+                        split[k].append(r)
+                for s, part in zip(nodes, split):
+                    if part:
+                        s.add_records(part)
             self.counts[i].update((r["kind"], r["outcome"]) for r in records)
             self.samples[i].extend(even_sample(records, SAMPLE_RECORDS))
             self.outcomes.records(i, records)
@@ -83,10 +116,12 @@ class UpdateBuilder:
             self.found_groups[i].extend(ids[:room])
             self.revealed[i].clear()
 
-    def build(self, now: float, flags: dict, lanes: list[dict], gauges: list[tuple], risks: list[tuple]) -> dict:
+    def build(self, now: float, flags: dict, lanes: list[dict], gauges: list[tuple], risks: list[tuple],
+              node_gauges: list[list[tuple]] | None = None) -> dict:
         """``flags``: paused, outage_on, slow_db_ms, slow_cache_ms; ``lanes``: each lane's
         state; ``gauges``: (db_reads, db_writes, queue_depth) per lane; ``risks``: (stale
-        reads, lost writes, at risk) per lane."""
+        reads, lost writes, at risk) per lane; ``node_gauges``: per lane, the same gauges
+        per node (lanes of one node: empty)."""
         self.take_anomalies()
         self.outcomes.advance(now)
         rows = []
@@ -95,8 +130,16 @@ class UpdateBuilder:
             s.set_anomalies(*r)
             added = s.close(now)
             rows.append(s.ring.tail(added))
+        node_rows = []
+        for i, nodes in enumerate(self.node_series):
+            per_lane = node_gauges[i] if node_gauges and i < len(node_gauges) else []
+            out = []
+            for k, s in enumerate(nodes):
+                s.set_gauges(*(per_lane[k] if k < len(per_lane) else (None, None, None)))
+                out.append(s.ring.tail(s.close(now)))
+            node_rows.append(out)
         n = self.n
-        update = {"now": now, **flags, "events": self.events[:], "lanes": lanes, "rows": rows,
+        update = {"now": now, **flags, "events": self.events[:], "lanes": lanes, "rows": rows, "node_rows": node_rows,
                   "records": [(even_sample(self.samples[i], SAMPLE_RECORDS), dict(self.counts[i])) for i in range(n)],
                   "anomalies": [f[:] for f in self.found]}
         update["outcomes"], update["groups"] = self.outcomes.changes()
@@ -131,6 +174,7 @@ class Tape:
         self.outcomes: dict = {}  # window id -> [(time, window dict)]
         self.groups: dict = {}  # group id -> [(time, group dict)]
         self.series: list[LaneSeries] | None = None  # a recording's chart rows (live: the session's)
+        self.node_series: list[list[LaneSeries]] = []  # a recording's rows per node (live: the session's)
         self._n = n
 
     def __len__(self) -> int:
@@ -325,12 +369,28 @@ class Tape:
                           for ls in lanes]
                 risks = [(kinds[j]["stale_read"], kinds[j]["lost_write"], lanes[j]["at_risk"]) for j in range(n)]
                 flags = {k: item.get(k) for k in ("paused", "outage_on", "slow_db_ms", "slow_cache_ms")}
-                tape.add(b.build(at, flags, lanes, gauges, risks))
+                node_gauges = [tick_node_gauges(ls) for ls in item["lanes"][:n]]
+                tape.add(b.build(at, flags, lanes, gauges, risks, node_gauges))
         flush_records()
         tape.series = b.series
+        tape.node_series = b.node_series
         return tape
 
     def rows_upto(self, lane: int, t: float) -> int:
         """How many of a recording's chart rows end at or before ``t``."""
         ring = self.series[lane].ring
         return int(np.searchsorted(ring.view(COL["t"]), t, side="right"))
+
+
+def tick_node_gauges(lane: dict) -> list[tuple]:
+    """A recorded tick's gauges per node of one lane (``"nodes"``, written for lanes of
+    several nodes): (db_reads, db_writes, queue_depth) each; [] when the tick has none."""
+    out = []
+    for g in lane.get("nodes") or ():
+        if not isinstance(g, dict):
+            return []
+        vals = [g.get(k, 0) for k in ("db_reads", "db_writes", "queue_depth")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            return []
+        out.append(tuple(vals))
+    return out

@@ -151,9 +151,11 @@ def run_window(scenario: str | None = None, replay: list | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | None, present: bool):
+def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | None, present: bool,
+                     node_lines: bool = False):
     """An offscreen window with a scenario loaded and started (its seed, its timeline), at
-    ``size`` in ``theme`` (default light); the window is closed and deleted afterwards."""
+    ``size`` in ``theme`` (default light), with a chart line per app node if ``node_lines``;
+    the window is closed and deleted afterwards."""
     _qt_environment(offscreen=True)
     app = _app()
     from PySide6.QtCore import QSettings
@@ -168,6 +170,7 @@ def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | No
         if not win.load_scenario(scenario_path):
             raise RuntimeError("scenario did not load")
         win.set_theme(theme or "light")
+        win.set_node_lines(node_lines)
         win.resize(*size)
         win.show()
         if present:
@@ -202,13 +205,14 @@ def _run_to(app, win, at: float, deadline: float) -> None:
 
 
 def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int], theme: str | None = None,
-               present: bool = False) -> list[Path]:
+               present: bool = False, node_lines: bool = False) -> list[Path]:
     """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels.
-    ``theme``: light, dark or projector (default: light); ``present``: presentation mode."""
+    ``theme``: light, dark or projector (default: light); ``present``: presentation mode;
+    ``node_lines``: the charts also draw a line per app node."""
     from ..engine.outputs import write_output
     from .images import png_bytes
 
-    with _scenario_window(scenario_path, size, theme, present) as (app, win):
+    with _scenario_window(scenario_path, size, theme, present, node_lines) as (app, win):
         _run_to(app, win, at, time.monotonic() + at + 120)  # starting the labs is not part of `at`
         report = win.layout_report()  # before the pictures: a hidden panel's grab lays it out
         if not win.dock.isVisible():  # collapsed at this size: its picture is still taken, at its own size

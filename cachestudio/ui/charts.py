@@ -51,6 +51,12 @@ LATENCY_CHARTS = (0, 1)
 RATE_CHARTS = (2, 5, 6)  # a per-request raster in slow motion
 #: requests kept per lane for the request marks (the newest)
 REQUEST_BUFFER = 2000
+#: Charts that can also draw one line per app node (set_node_lines): those a node's own
+#: records and gauges make. The DB and error charts have two lines per lane already, and the
+#: auditor judges a lane, not a node.
+NODE_CHARTS = (0, 1, 2, 3, 4)
+NODE_WIDTH = 0.55  # a node's line, against its lane's (the lane total stays the bold one)
+NODE_ALPHA = 170
 
 #: (title, unit, [(column, label suffix, pen width factor)], log y?). A title says which
 #: line width is which where a chart has more than one line per lane: ─ thin, ▬ thick. The latency charts'
@@ -219,6 +225,12 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.regions: list[dict] = []  # {"kind", "start", "end" (None: ongoing), "label", "colour", "items"}
         self.marker: list[pg.InfiniteLine] = []
         self.labels: list = []  # (plot, lane, column, log axis?, EndLabel) at the end of a lane's line
+        # One line per app node, on demand: per chart, ((lane, node), column, curve, width
+        # factor), drawn from node_series[lane][node]; their end labels are in `labels` with
+        # (lane, node) for the lane.
+        self.node_series: list = []
+        self.node_lines = False
+        self.node_curves: dict[int, list[tuple]] = {}
         self.theme: Theme | None = None
         self.now = 0.0
         self.cursor: float | None = None  # the scrubbed lab time (None: now)
@@ -397,7 +409,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self._titles.clear()
         self._fit_text()
         width = t.line_width * s
-        for curves in self.curves:
+        for curves in itertools.chain(self.curves, self.node_curves.values()):
             for _, _, curve, factor in curves:
                 pen = QPen(curve.opts["pen"])
                 pen.setWidthF(width * factor)
@@ -479,6 +491,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             note = f"{self.page_note} · {note}" if note else self.page_note
         if self.request_marks:
             note += " · marks: one per request (fill: outcome, ring: lane)"
+        elif self.node_lines and self.has_nodes:
+            note += " · thin lines: one per app node (n0, n1 …)"
         note = f'<span style="color:{t.muted}">{note}</span>'
         size = f"{text_px(KEY_PX, self.scale)}px"
         avail = max(50.0, self.width() - 16.0)
@@ -521,6 +535,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             col = COL[f"{kind}_{p}"]
             if i < len(self.curves):
                 self.curves[i] = [(lane, col, curve, f) for lane, _, curve, f in self.curves[i]]
+            if i in self.node_curves:
+                self.node_curves[i] = [(src, col, curve, f) for src, _, curve, f in self.node_curves[i]]
         kinds = {id(self.plots[i]): kind for i, kind in zip(LATENCY_CHARTS, ("read", "write"))}
         self.labels = [(pl, lane, COL[f"{kinds[id(pl)]}_{p}"] if id(pl) in kinds else col, log, lab)
                        for pl, lane, col, log, lab in self.labels]
@@ -529,17 +545,22 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             self.draw_plots([i for i in LATENCY_CHARTS if i in self.shown])
         self._dirty = True
 
-    def set_lanes(self, lanes: list, series: list) -> None:
+    def set_lanes(self, lanes: list, series: list, node_series: list | None = None) -> None:
         """Bind the curves to the lanes' series (one curve per lane and column). ``lanes``:
         strategies, (name, strategy) pairs or LaneConfigs (theme.lane_pairs). The same
-        lanes again (a theme change) only restyle the curves they have."""
+        lanes again (a theme change) only restyle the curves they have. ``node_series``:
+        per lane, a series per app node (none for a lane of one node), drawn when
+        :meth:`set_node_lines` is on; None keeps the ones bound."""
         pairs = lane_pairs(lanes)
         register_lanes(pairs)
         names = [n for n, _ in pairs]
         same = names == self.strategies and self.curves
         self.strategies, self.series = names, list(series)
+        if node_series is not None:
+            self.node_series = [list(nodes) for nodes in node_series]
         self.kinds = [k for _, k in pairs]  # each lane's strategy
         if same:
+            self._build_node_curves()
             self._restyle()
             return
         for *_, label in self.labels:
@@ -587,7 +608,84 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         if self.request_marks:
             for i in RATE_CHARTS:
                 self._raster_axis(i)
+        self._build_node_curves()
         self._restyle()
+
+    # -- one line per app node ------------------------------------------------------------
+
+    @property
+    def has_nodes(self) -> bool:
+        """Some lane runs several app nodes (so there are lines per node to show)."""
+        return any(self.node_series)
+
+    def set_node_lines(self, on: bool) -> None:
+        """Also draw one thin line per app node (in its lane's colour, labelled "WB n1" …)
+        on the charts of NODE_CHARTS, under the lane's total. Lanes of one node have none."""
+        on = bool(on)
+        if on == self.node_lines:
+            return
+        self.node_lines = on
+        self._build_node_curves()
+        self._restyle()
+        self._update_key()
+
+    def _build_node_curves(self) -> None:
+        for i, curves in self.node_curves.items():
+            for _, _, curve, _ in curves:
+                self.plots[i].removeItem(curve)
+        kept = []
+        for entry in self.labels:
+            if isinstance(entry[1], tuple):
+                label = entry[4]
+                label.setParentItem(None)
+                if label.scene() is not None:
+                    label.scene().removeItem(label)
+            else:
+                kept.append(entry)
+        self.labels = kept
+        self.node_curves = {}
+        for i in self._targets:
+            self._targets[i] = [e for e in self._targets[i] if any(e[0] is lab for *_, lab in kept)]
+        if not self.node_lines or not self.plots:
+            return
+        for i in NODE_CHARTS:
+            p, (_, _, cols, log) = self.plots[i], PLOTS[i]
+            col = f"{('read', 'write')[i]}_{self.percentile}" if i in LATENCY_CHARTS else cols[0][0]
+            curves = []
+            for lane, nodes in enumerate(self.node_series[:len(self.strategies)]):
+                if col == "queue_depth" and self.kinds[lane] != "write-behind":
+                    continue
+                colour, _, short = lane_style(self.strategies[lane])
+                for k in range(len(nodes)):
+                    c = QColor(colour)
+                    c.setAlpha(NODE_ALPHA)
+                    pen = QPen(c)
+                    pen.setCosmetic(True)
+                    curve = pg.PlotCurveItem(pen=pen, connect="finite")
+                    curve.setZValue(-1)  # under the lanes' totals
+                    curve.setVisible(not self.request_marks)
+                    p.addItem(curve)
+                    curves.append(((lane, k), COL[col], curve, NODE_WIDTH))
+                    label = EndLabel(f"{short} n{k}", p.getViewBox())
+                    label.setBrush(QBrush(QColor(colour)))
+                    label.setZValue(19)
+                    label.setVisible(False)
+                    self.labels.append((p, (lane, k), COL[col], log, label))
+            self.node_curves[i] = curves
+        self._dirty = True
+
+    def _ring(self, src):
+        """The ring of a lane (an index) or of one of its nodes ((lane, node)); None if gone."""
+        if isinstance(src, tuple):
+            lane, node = src
+            nodes = self.node_series[lane] if lane < len(self.node_series) else ()
+            return nodes[node].ring if node < len(nodes) else None
+        return self.series[src].ring if src < len(self.series) else None
+
+    def _chart_curves(self, i: int):
+        """Chart ``i``'s curves: the lanes', then the nodes' (when shown)."""
+        yield from self.curves[i] if i < len(self.curves) else ()
+        yield from self.node_curves.get(i, ())
 
     # -- faults -------------------------------------------------------------------------
 
@@ -687,7 +785,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         self.regions = []
         self.mark(None)
         self.now = 0.0
-        for curves in self.curves:
+        for curves in itertools.chain(self.curves, self.node_curves.values()):
             for _, _, curve, _ in curves:
                 curve.setData([], [])
         for *_, label in self.labels:
@@ -725,6 +823,9 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 for _, _, curve, _ in self.curves[i] if i < len(self.curves) else ():
                     curve.setVisible(not on)
                 self._raster_axis(i)
+        for curves in self.node_curves.values():  # slow motion: a mark per request, no line per node
+            for _, _, curve, _ in curves:
+                curve.setVisible(not on)
         self._titles.clear()
         self._fit_text()
         for i in RATE_CHARTS:
@@ -885,10 +986,10 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         lo, hi = self.x_range()
         for i in which:
             log = PLOTS[i][3]
-            for lane, col, curve, _ in self.curves[i] if i < len(self.curves) else ():
-                if lane >= len(self.series):
+            for src, col, curve, _ in self._chart_curves(i):
+                ring = self._ring(src)
+                if ring is None:
                     continue
-                ring = self.series[lane].ring
                 n = self._upto(ring)
                 if n:
                     y = ring.view(col)[:n][-rows:]
@@ -907,7 +1008,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         for p, lane, col, log, label in self.labels:
             if id(p) not in chosen:
                 continue
-            ring = self.series[lane].ring if lane < len(self.series) else None
+            ring = self._ring(lane) if not (self.request_marks and isinstance(lane, tuple)) else None
             n = self._upto(ring) if ring is not None else 0
             values = ring.view(col)[:n][-20:] if n else np.array([])
             finite = np.flatnonzero(np.isfinite(values) & ((values > 0) if log else True))
@@ -975,7 +1076,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         log = PLOTS[i][3]
         hi = -math.inf
         lo = math.inf
-        for _, _, curve, _ in self.curves[i] if i < len(self.curves) else ():
+        for _, _, curve, _ in self._chart_curves(i):
             if not curve.isVisible():
                 continue
             y = curve.yData
@@ -1135,7 +1236,11 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["lane"] + list(COLUMNS))
-            for strategy, series in zip(self.strategies, self.series):
+            named = list(zip(self.strategies, self.series))
+            if self.node_lines:  # what the charts show: each node's rows too
+                named += [(f"{self.strategies[lane]} node {k}", s) for lane, nodes in enumerate(self.node_series)
+                          if lane < len(self.strategies) for k, s in enumerate(nodes)]
+            for strategy, series in named:
                 ring = series.ring
                 data = np.column_stack([ring.view(i) for i in range(len(COLUMNS))]) if len(ring) else []
                 for row in data:

@@ -60,6 +60,7 @@ class ReplaySession(LabSession):
         self.restart_delay_s = float(plan.get("restart_delay_s", 1.0))
         self.duration_s = float(plan.get("duration_s") or self.tape.end)
         self.series = self.tape.series
+        self.node_series = self.tape.node_series
         self.run = ReplayRun(self._configs, SimpleNamespace(lanes=self._configs, duration_s=self.duration_s))
         self.playing = False
         self.speed = 1.0

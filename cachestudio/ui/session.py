@@ -301,6 +301,7 @@ class LabSession(QObject):
         self.scenario_ended = False  # this run reached duration_s and was paused
         self.run: RunView | None = None
         self.series: list[LaneSeries] = []
+        self.node_series: list[list[LaneSeries]] = []  # per lane of several app nodes: one per node
         #: The run's past (engine.timemachine.Tape), for scrubbing back while it runs.
         self.tape = None
         #: The lab time the views show when scrubbed back; None: live (they show now).
@@ -427,7 +428,9 @@ class LabSession(QObject):
         plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
                     run_dir=Path(self._tmp) / "run", **self.timeline)
         self.series = [LaneSeries() for _ in plan.lanes]
-        from ..engine.timemachine import Tape
+        from ..engine.timemachine import Tape, node_series_for
+
+        self.node_series = node_series_for(plan.lanes)
 
         self.tape = Tape([cfg.label for cfg in plan.lanes])
         self.view_t = None
@@ -468,6 +471,7 @@ class LabSession(QObject):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         self.series = []
+        self.node_series = []
         self.tape = None
         self.view_t = None
         self._frame_view = None
@@ -593,6 +597,10 @@ class LabSession(QObject):
             for row in rows:
                 series.ring.append(row)
             added += len(rows)
+        for nodes, per_node in zip(self.node_series, u.get("node_rows") or ()):
+            for series, rows in zip(nodes, per_node):
+                for row in rows:
+                    series.ring.append(row)
         if self.tape is not None:
             self.tape.add(u)
         if self.view_t is None:

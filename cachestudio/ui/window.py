@@ -424,6 +424,10 @@ class MainWindow(QMainWindow):
             group.addAction(a)
             pm.addAction(a)
             self.percentile_actions[p] = a
+        self.act_node_lines = self._action("One line per node", ["Shift+N"], self.toggle_node_lines,
+                                           "charts: also one thin line per app node (lanes run with several nodes)")
+        self.act_node_lines.setCheckable(True)
+        v.addAction(self.act_node_lines)
         cm = v.addMenu("Charts in presentation mode")
         self.present_chart_actions = {}
         for name, title in zip(CHART_NAMES, CHART_TITLES):
@@ -513,6 +517,7 @@ class MainWindow(QMainWindow):
         self.knobs.load(self.session.base)
         p = str(st.value("percentile", "p99"))
         self.set_percentile(p if p in PERCENTILES else "p99")
+        self.set_node_lines(str(st.value("node_lines", "false")).lower() == "true")
         chosen = [c for c in str(st.value("present_charts", ",".join(PRESENT_CHARTS))).split(",") if c in CHART_NAMES]
         self.present_charts = chosen[:PRESENT_MAX] or list(PRESENT_CHARTS)
         for name, a in self.present_chart_actions.items():
@@ -548,6 +553,7 @@ class MainWindow(QMainWindow):
         st.setValue("lanes", self.lane_combo.currentIndex())
         st.setValue("speed", self.speed_combo.currentIndex())
         st.setValue("percentile", self.percentile)
+        st.setValue("node_lines", "true" if self.charts.node_lines else "false")
         st.setValue("present_charts", ",".join(self.present_charts))
         st.setValue("zoom", self.user_zoom)
         st.setValue("panel", "auto" if self.panel_choice is None else "shown" if self.panel_choice else "hidden")
@@ -774,6 +780,21 @@ class MainWindow(QMainWindow):
         self.charts.set_percentile(p)
         self.percentile_actions[p].setChecked(True)
 
+    def set_node_lines(self, on: bool) -> None:
+        self.charts.set_node_lines(on)
+        self.act_node_lines.setChecked(self.charts.node_lines)
+
+    def toggle_node_lines(self) -> None:
+        on = not self.charts.node_lines
+        self.set_node_lines(on)
+        if not on:
+            text = "charts: lane totals only"
+        elif self.charts.has_nodes:
+            text = "charts: a thin line per app node under each lane's total"
+        else:
+            text = "charts: one line per node is on; no lane runs several nodes (Backends and nodes, then R)"
+        self.statusBar().showMessage(text, 5000)
+
     def _choose_present_chart(self, name: str, on: bool) -> None:
         chosen = [c for c in self.present_charts if c != name]
         if on:
@@ -845,7 +866,7 @@ class MainWindow(QMainWindow):
         self.flow.set_lanes(lanes)
         self.anomaly_panel.set_lanes(lanes)
         self.charts.clear_run()
-        self.charts.set_lanes(lanes, self.session.series)
+        self.charts.set_lanes(lanes, self.session.series, self.session.node_series)
         self.charts.set_request_marks(self._marks_on())
         self.strip.clear()
         self.strip.set_scheduled(scheduled_events(self.session.timeline, self.session.restart_delay_s))
