@@ -221,3 +221,43 @@ def test_the_window_saves_its_recording_exports_a_report_and_opens_a_recording(q
         replay.close()
     assert win.open_recording(report) is None  # not a recording: said in the status bar
     assert "not a Cache Studio recording" in win.statusBar().currentMessage()
+
+
+def test_a_replay_draws_a_line_per_node_as_recorded(qtbot, tmp_path):
+    """A recording of a lane of two nodes, replayed: Shift+N draws each node's recorded rows
+    up to the play head, and they add up to the lane's line."""
+    import dataclasses
+
+    import numpy as np
+
+    cfg = LaneConfig("write-behind", seed=4)
+    cfg = dataclasses.replace(cfg, backends=dataclasses.replace(cfg.backends, nodes=2))
+    p = Plan(lanes=[cfg], duration_s=2.5, node_crashes=[(1.2, 0)])
+    path = tmp_path / "nodes.csrec"
+    writer = RecordingWriter(check_target(path), plan_header(p))
+    run(p, recorder=writer)
+    writer.target.commit()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings, replay=[read_recording(path)])
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    w.start()
+    try:
+        assert w.charts.has_nodes
+        w.act_node_lines.trigger()
+        for at in (1.5, w.session.live_end):
+            w.session.scrub(at)
+            w.charts.redraw_all()
+            (x, y), = [c.getData() for _, _, c, _ in w.charts.curves[2]]
+            nodes = [c.getData() for _, _, c, _ in w.charts.node_curves[2]]
+            assert len(nodes) == 2 and len(x) > 2 and x[-1] <= at + 1e-9
+            assert all(np.array_equal(nx, x) for nx, _ in nodes)
+            assert np.allclose(nodes[0][1] + nodes[1][1], y)
+            # the queue chart: each node's own queue (write-behind), from the recorded ticks
+            depths = [c.getData()[1] for _, _, c, _ in w.charts.node_curves[4]]
+            lane_depth = [c.getData()[1] for _, _, c, _ in w.charts.curves[4]][0]
+            assert len(depths) == 2 and np.allclose(depths[0] + depths[1], lane_depth)
+        assert "write-behind · 2 nodes" in w.flow.title(0)
+    finally:
+        w.close()
