@@ -678,7 +678,8 @@ def cmd_report(args) -> int:
 
     rec = _load_recording(args.file)
     tape = Tape.from_recording(rec)
-    html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list())
+    html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
+                         tape.node_series_lists())
     try:
         write_output(args.html, "--html", html)
     except OutputWriteError as exc:

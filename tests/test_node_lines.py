@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachestudio.engine.config import Backends, LaneConfig, Workload
-from cachestudio.engine.recording import RecordingWriter, check_target, plan_header, read_recording
+from cachestudio.engine import htmlreport
+from cachestudio.engine.config import LaneConfig, Workload
+from cachestudio.engine.recording import RecordingWriter, check_target, plan_header, read_recording, replay_summary
 from cachestudio.engine.runner import Plan
 from cachestudio.engine.runner import run as run_plan
 from cachestudio.engine.series import BIN_S, COL
@@ -143,3 +145,27 @@ def test_a_recording_keeps_the_nodes_gauges_and_its_replay_draws_a_line_per_node
     just_after = (t > kill + BIN_S) & (t <= kill + 0.8)
     assert just_after.any()
     assert (ops[1][just_after] == 0).all() and (ops[0][just_after] > 0).all()
+
+    # the report draws the same: a thin path per node on the charts a node's data make, none elsewhere
+    page = htmlreport.render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
+                                    tape.node_series_lists())
+    charts = re.findall(r'<svg class="chart".*?</svg>', page, re.S)
+    assert len(charts) == len(htmlreport.CHARTS)
+    for (_, columns, _, _), svg in zip(htmlreport.CHARTS, charts):
+        drawn = sorted(re.findall(r'data-lane="([^"]+)" data-node="(\d+)"', svg))
+        want = [("write-behind", "0"), ("write-behind", "1")] if columns[0] in htmlreport.NODE_COLUMNS else []
+        assert drawn == want, columns
+    assert "Thin lines: each app node" in page
+    assert "data-node" not in htmlreport.render_report(replay_summary(rec), rec.header, tape.series_lists())
+
+
+def test_eight_nodes_of_every_strategy_start_at_once_on_the_embedded_pair(tmp_path):
+    """The nodes of a lane share one SQLite file and one cache directory, made once before
+    they start: eight labs opening them at once all come up (none refuses a file another
+    is still making), and the run ends normally."""
+    for seed in (1, 2):
+        lanes = [dataclasses.replace(lane(s, 8, workload=Workload(rate=400)), seed=seed)
+                 for s in ("cache-aside", "write-through", "write-behind")]
+        summary = run_plan(Plan(lanes=lanes, duration_s=1.0, run_dir=tmp_path / f"run{seed}"))
+        assert summary["status"] == "ok", json.dumps(summary.get("failures"))
+        assert all(ln["incarnations"] == 8 and ln["ops"] > 0 for ln in summary["lanes"])

@@ -48,6 +48,10 @@ CHARTS = (
     ("Lost writes (cumulative)", ("lost_writes",), "writes", "count"),
 )
 
+#: Columns drawn also per app node (a lane of several nodes): those a node's own records
+#: and gauges make; the DB and anomaly charts stay per lane (the auditor judges a lane).
+NODE_COLUMNS = ("ops_s", "read_p99", "write_p99", "hit_ratio", "queue_depth")
+
 _KNOB_SECTIONS = (("workload", "Workload"), ("cache", "Cache"), ("store", "Store (SQLite)"),
                   ("write_behind", "Write-behind queue"), ("latency", "Injected latency"))
 
@@ -332,20 +336,24 @@ def _path(xs, ys) -> str:
 
 
 def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
-              faults: list[dict], column: str) -> str:
-    """One line chart: ``cols[i]`` is (t, y) of lane i."""
+              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
+    """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
+    of each app node of lane i (thin lines under the lane's)."""
     pw, ph = W - ML - MR, H - MT - MB
-    data = []
-    for (t, y) in cols:
+
+    def prepared(t, y):
         t = np.asarray(t, dtype=float)
         y = np.asarray(y, dtype=float)
         if kind == "ratio":
             y = y * 100.0
         if kind == "log":
             y = np.where(y > 0, y, np.nan)
-        t, y = downsample(t, y)
-        data.append((t, y))
-    finite = np.concatenate([y[np.isfinite(y)] for _, y in data]) if data else np.array([])
+        return downsample(t, y)
+
+    data = [prepared(t, y) for (t, y) in cols]
+    node_data = [[prepared(t, y) for (t, y) in per_lane] for per_lane in (nodes or [])]
+    ys = [y for _, y in data] + [y for per_lane in node_data for _, y in per_lane]
+    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
     has_data = finite.size > 0
     xmax = xmax if xmax and xmax > 0 else 1.0
     _, xhi, xticks = _linear_ticks(0.0, xmax)
@@ -423,6 +431,13 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
     # lines
     if has_data:
         o.append('<g class="lines">')
+        for i, (name, per_lane) in enumerate(zip(lanes, node_data)):  # under the lanes' lines
+            for k, (t, y) in enumerate(per_lane):
+                d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
+                if d:
+                    o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
+                             f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
+                             f'data-node="{k}"/>')
         for i, (name, (t, y)) in enumerate(zip(lanes, data)):
             xs = [X(v) for v in t.tolist()]
             ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
@@ -657,7 +672,7 @@ def _section_faults(summary: dict) -> str:
     return "".join(o)
 
 
-def _section_charts(summary: dict, series: dict, lanes: list[str]) -> str:
+def _section_charts(summary: dict, series: dict, lanes: list[str], node_series: dict | None = None) -> str:
     faults = [w for w in summary.get("faults") or [] if isinstance(w, dict)]
     xmax = _num(summary.get("duration_s")) or 0.0
     for name in lanes:
@@ -668,20 +683,31 @@ def _section_charts(summary: dict, series: dict, lanes: list[str]) -> str:
           'operations ended; shaded: the fault windows. Lines: ')]
     o.append(", ".join(f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
                        f'({"solid" if not lane_dash(n, i) else ("dashed" if i == 1 else "dotted")})'
-                       for i, n in enumerate(lanes)) + ".</p><div class=\"charts\">")
+                       for i, n in enumerate(lanes))
+             + (". Thin lines: each app node of a lane that ran several (throughput, latency, hit ratio, "
+                "queue)" if any((node_series or {}).get(n) for n in lanes) else "")
+             + ".</p><div class=\"charts\">")
     for title, columns, unit, kind in CHARTS:
         col = columns[0]
         cols = []
         for name in lanes:
-            s = series.get(name) or {}
-            t, y = s.get("t") or [], s.get(col) or []
-            n = min(len(t), len(y))
-            cols.append(([_num(v) if _num(v) is not None else math.nan for v in t[:n]],
-                         [_num(v) if _num(v) is not None else math.nan for v in y[:n]]))
+            cols.append(_columns(series.get(name) or {}, col))
+        nodes = None
+        if node_series and col in NODE_COLUMNS:
+            nodes = [[_columns(s, col) for s in (node_series.get(name) or []) if isinstance(s, dict)]
+                     for name in lanes]
         o.append(f'<figure class="chartbox"><figcaption>{esc(title)} <span class="unit">({esc(unit)})</span>'
-                 f'</figcaption>{chart_svg(title, unit, kind, lanes, cols, xmax, faults, col)}</figure>')
+                 f'</figcaption>{chart_svg(title, unit, kind, lanes, cols, xmax, faults, col, nodes)}</figure>')
     o.append("</div></section>")
     return "".join(o)
+
+
+def _columns(s: dict, col: str) -> tuple[list, list]:
+    """(t, y) of one series' column, as numbers (NaN where a value is missing)."""
+    t, y = s.get("t") or [], s.get(col) or []
+    n = min(len(t), len(y))
+    return ([_num(v) if _num(v) is not None else math.nan for v in t[:n]],
+            [_num(v) if _num(v) is not None else math.nan for v in y[:n]])
 
 
 def _section_anomalies(summary: dict, groups: list[dict] | None) -> str:
@@ -839,8 +865,9 @@ footer{margin-top:2em;padding-top:.6em;border-top:1px solid var(--line);font-siz
 
 
 def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[float]]],
-                  groups: list[dict] | None = None) -> str:
-    """One complete, self-contained HTML5 document describing a run (see the module doc)."""
+                  groups: list[dict] | None = None, node_series: dict | None = None) -> str:
+    """One complete, self-contained HTML5 document describing a run (see the module doc).
+    ``node_series``: {lane: [columns of each app node]} for lanes of several nodes."""
     summary = summary if isinstance(summary, dict) else {}
     header = header if isinstance(header, dict) else {}
     series = series if isinstance(series, dict) else {}
@@ -868,7 +895,7 @@ def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[
     o.append(_section_knobs(header))
     o.append(_section_summary(summary))
     o.append(_section_faults(summary))
-    o.append(_section_charts(summary, series, lanes))
+    o.append(_section_charts(summary, series, lanes, node_series if isinstance(node_series, dict) else None))
     o.append(_section_anomalies(summary, groups))
     o.append(_section_events(summary))
     o.append('<footer><p>Everything in this report was measured on a real run: a real diskcache directory as the '

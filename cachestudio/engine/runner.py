@@ -606,14 +606,14 @@ class Run:
                 self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
 
     def _start_servers(self) -> None:
-        """The run's own servers, and each lane's schema on PostgreSQL (a server that will
-        not start is one line: ConfigError)."""
-        if not self.servers.any:
-            return
+        """The run's own servers, and each lane's store (and embedded cache) made once
+        before its nodes start (a server that will not start is one line: ConfigError)."""
         try:
-            self.servers.start()
+            if self.servers.any:
+                self.servers.start()
             for lane in self.lanes:
-                lane.storage.prepare()
+                lane.paths.make()
+                lane.storage.prepare(len(lane.nodes))
         except BaseException:
             self.abort()
             raise

@@ -149,9 +149,15 @@ class LaneStorage:
         if not self.redis:
             check_sqlite_file(self.paths.cache / "cache.db", "cache database")
 
-    def prepare(self) -> None:
+    def prepare(self, nodes: int = 1) -> None:
         """Make the lane's schema and table before its nodes start (two nodes creating
-        one schema at once would race)."""
+        one schema at once would race). A lane of several nodes on the embedded pair gets
+        its SQLite file and its cache directory made here too: nodes that create one file
+        at once could see it half made (one lab refusing a file another is writing)."""
+        if nodes > 1 and not self.pg:
+            Store(self.paths.store, self.cfg.store, self.cfg.latency).close()
+        if nodes > 1 and not self.redis:
+            CacheBackend(self.paths.cache, self.cfg.cache, self.cfg.latency).close()
         if self.pg:
             from .backends import StoreUnavailable
             from .pg_store import PostgresStore

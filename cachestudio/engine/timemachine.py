@@ -303,6 +303,11 @@ class Tape:
             out[name] = {c: s.ring.view(COL[c]).tolist() for c in COLUMNS}
         return out
 
+    def node_series_lists(self) -> dict[str, list[dict[str, list[float]]]]:
+        """Each lane of several app nodes: every node's chart columns as plain lists."""
+        return {name: [{c: s.ring.view(COL[c]).tolist() for c in COLUMNS} for s in nodes]
+                for name, nodes in zip(self.names, self.node_series) if nodes}
+
     def group_list(self) -> list[dict]:
         """The anomaly groups as they ended."""
         return self._as_of(self.groups, float("inf"))

@@ -1629,7 +1629,8 @@ class MainWindow(QMainWindow):
         try:
             rec = read_recording(src)
             tape = Tape.from_recording(rec)
-            html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list())
+            html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
+                                 tape.node_series_lists())
             write_output(path, "report", html)
         except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
             self.statusBar().showMessage(f"the report failed: {exc}", 15000)
