@@ -22,7 +22,7 @@ from cachestudio.engine.recording import RecordingWriter, check_target, plan_hea
 from cachestudio.engine.runner import Plan
 from cachestudio.engine.runner import run as run_plan
 from cachestudio.engine.series import BIN_S, COL
-from cachestudio.engine.timemachine import Tape, UpdateBuilder
+from cachestudio.engine.timemachine import Tape, UpdateBuilder, tick_node_gauges
 
 SUMMED = ("ops_s", "errors_s", "rejected_s")
 
@@ -50,6 +50,28 @@ def assert_nodes_add_up(lane_rows: np.ndarray, node_rows: list[np.ndarray], gaug
     both = np.isfinite(lane_ratio) & np.isfinite(ratios).all(axis=1)
     assert (lane_ratio[both] >= ratios[both].min(axis=1) - 1e-9).all()
     assert (lane_ratio[both] <= ratios[both].max(axis=1) + 1e-9).all()
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                    max_leaves=12)
+GAUGE = st.fixed_dictionaries({"db_reads": st.integers(0, 10**9), "db_writes": st.integers(0, 10**9),
+                               "queue_depth": st.integers(0, 10**6)})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(JSON, st.lists(GAUGE, max_size=8), st.lists(GAUGE | JSON, max_size=4)))
+def test_a_ticks_node_gauges_are_taken_whole_or_not_at_all(nodes):
+    """Whatever a recording's tick holds as "nodes": each node's three counters when it is
+    what a recording writes, else nothing (the nodes' gauge columns stay empty); never an error."""
+    got = tick_node_gauges({"nodes": nodes})
+    valid = isinstance(nodes, list) and all(
+        isinstance(g, dict) and all(isinstance(g.get(k), (int, float)) and not isinstance(g.get(k), bool)
+                                    for k in ("db_reads", "db_writes", "queue_depth")) for g in nodes)
+    if valid:
+        assert got == [(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in nodes]
+    else:
+        assert got == []
 
 
 @st.composite

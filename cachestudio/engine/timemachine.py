@@ -40,12 +40,6 @@ THIN_EVERY = 5
 THIN_SAMPLE = 2
 
 
-def lane_nodes(cfg) -> int:
-    """How many app nodes a lane runs (1 for configurations without backends)."""
-    backends = getattr(cfg, "backends", None)
-    return max(1, int(getattr(backends, "nodes", 1) or 1))
-
-
 def node_series() -> LaneSeries:
     """A node's series: what its records and gauges say; no anomaly columns."""
     s = LaneSeries()
@@ -56,7 +50,7 @@ def node_series() -> LaneSeries:
 
 def node_series_for(cfgs) -> list[list[LaneSeries]]:
     """Per lane, one series per app node (lanes of one node: none)."""
-    return [[node_series() for _ in range(lane_nodes(cfg))] if lane_nodes(cfg) > 1 else [] for cfg in cfgs]
+    return [[node_series() for _ in range(cfg.backends.nodes)] if cfg.backends.nodes > 1 else [] for cfg in cfgs]
 
 
 def even_sample(records: list[dict], k: int) -> list[dict]:
@@ -390,12 +384,13 @@ class Tape:
 def tick_node_gauges(lane: dict) -> list[tuple]:
     """A recorded tick's gauges per node of one lane (``"nodes"``, written for lanes of
     several nodes): (db_reads, db_writes, queue_depth) each; [] when the tick has none."""
+    nodes = lane.get("nodes")
+    if not isinstance(nodes, list):
+        return []
     out = []
-    for g in lane.get("nodes") or ():
-        if not isinstance(g, dict):
-            return []
-        vals = [g.get(k, 0) for k in ("db_reads", "db_writes", "queue_depth")]
+    for g in nodes:
+        vals = [g.get(k) for k in ("db_reads", "db_writes", "queue_depth")] if isinstance(g, dict) else [None]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-            return []
+            return []  # not what a recording writes: the nodes' gauge columns stay empty
         out.append(tuple(vals))
     return out
