@@ -105,26 +105,36 @@ def test_step_in_the_window_releases_one_request_per_lane(qtbot, win):  # noqa: 
     assert [lane.stats.ops for lane in win.session.run.lanes] == [b + 1 for b in before]
 
 
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("replay")
-    p = Plan(lanes=[LaneConfig(s, seed=4) for s in ("cache-aside", "write-through", "write-behind")],
-             duration_s=3.0, crash_at=[1.2], outages=[(2.0, 0.5)])
-    path = tmp / "run.csrec"
+def record(path: Path, p: Plan) -> dict:
+    """Run the plan headless, recorded to ``path``; its summary."""
     w = RecordingWriter(check_target(path), plan_header(p))
     summary = run(p, recorder=w)
     w.target.commit()
-    return path, json.loads(json.dumps(summary))
+    return summary
 
 
-def test_a_replay_shows_the_recorded_run_at_the_scrubbed_time_with_no_lab(qtbot, tmp_path, recording):
-    path, summary = recording
+def replay_window(qtbot, tmp_path, path: Path) -> MainWindow:
+    """The window replaying the recording at ``path``, shown and started (settings of its own)."""
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(settings, replay=[read_recording(path)])
     qtbot.addWidget(w)
     w.resize(1600, 1000)
     w.show()
     w.start()
+    return w
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "run.csrec"
+    summary = record(path, Plan(lanes=[LaneConfig(s, seed=4) for s in ("cache-aside", "write-through", "write-behind")],
+                                duration_s=3.0, crash_at=[1.2], outages=[(2.0, 0.5)]))
+    return path, json.loads(json.dumps(summary))
+
+
+def test_a_replay_shows_the_recorded_run_at_the_scrubbed_time_with_no_lab(qtbot, tmp_path, recording):
+    path, summary = recording
+    w = replay_window(qtbot, tmp_path, path)
     try:
         assert "replay" in w.windowTitle() and not w.fault_bar.isVisible()
         end = w.session.live_end
@@ -164,11 +174,8 @@ def test_two_recordings_side_by_side_move_on_one_time_axis(qtbot, tmp_path, reco
 
     path, _ = recording
     other = tmp_path / "durable.csrec"
-    p = Plan(lanes=[LaneConfig("write-behind", seed=4).with_knob("write_behind", "durable", True)],
-             duration_s=2.0, crash_at=[1.0])
-    w = RecordingWriter(check_target(other), plan_header(p))
-    run(p, recorder=w)
-    w.target.commit()
+    record(other, Plan(lanes=[LaneConfig("write-behind", seed=4).with_knob("write_behind", "durable", True)],
+                       duration_s=2.0, crash_at=[1.0]))
     a, b = read_recording(path), read_recording(other)
     da, db = differences(a, b)
     assert "durable=False" in da and "durable=True" in db
@@ -232,17 +239,9 @@ def test_a_replay_draws_a_line_per_node_as_recorded(qtbot, tmp_path):
 
     cfg = LaneConfig("write-behind", seed=4)
     cfg = dataclasses.replace(cfg, backends=dataclasses.replace(cfg.backends, nodes=2))
-    p = Plan(lanes=[cfg], duration_s=2.5, node_crashes=[(1.2, 0)])
     path = tmp_path / "nodes.csrec"
-    writer = RecordingWriter(check_target(path), plan_header(p))
-    run(p, recorder=writer)
-    writer.target.commit()
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings, replay=[read_recording(path)])
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.show()
-    w.start()
+    record(path, Plan(lanes=[cfg], duration_s=2.5, node_crashes=[(1.2, 0)]))
+    w = replay_window(qtbot, tmp_path, path)
     try:
         assert w.charts.has_nodes
         w.act_node_lines.trigger()

@@ -563,7 +563,7 @@ class Run:
     def start(self, wait: bool = True) -> None:
         """Start the labs. ``wait``: the clock starts when all are ready (headless);
         otherwise it starts now and each lab joins as it comes up (the window)."""
-        self._start_servers()
+        self._prepare_backends()
         if not wait:
             self.t0 = time.monotonic()  # the window's clock starts now; labs join as they come up
         for lane in self.lanes:
@@ -605,7 +605,7 @@ class Run:
             if self.servers.any or len(lane.nodes) > 1:  # the flow view names the servers and the nodes
                 self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
 
-    def _start_servers(self) -> None:
+    def _prepare_backends(self) -> None:
         """The run's own servers, and each lane's store (and embedded cache) made once
         before its nodes start (a server that will not start is one line: ConfigError)."""
         try:

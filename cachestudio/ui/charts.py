@@ -633,19 +633,16 @@ class ChartPanel(pg.GraphicsLayoutWidget):
         for i, curves in self.node_curves.items():
             for _, _, curve, _ in curves:
                 self.plots[i].removeItem(curve)
-        kept = []
-        for entry in self.labels:
-            if isinstance(entry[1], tuple):
-                label = entry[4]
+        gone = {id(entry[4]) for entry in self.labels if isinstance(entry[1], tuple)}  # the nodes' end labels
+        for *_, label in self.labels:
+            if id(label) in gone:
                 label.setParentItem(None)
                 if label.scene() is not None:
                     label.scene().removeItem(label)
-            else:
-                kept.append(entry)
-        self.labels = kept
+        self.labels = [entry for entry in self.labels if id(entry[4]) not in gone]
         self.node_curves = {}
         for i in self._targets:
-            self._targets[i] = [e for e in self._targets[i] if any(e[0] is lab for *_, lab in kept)]
+            self._targets[i] = [e for e in self._targets[i] if id(e[0]) not in gone]
         if not self.node_lines or not self.plots:
             return
         for i in NODE_CHARTS:
