@@ -57,7 +57,7 @@ class LaneAuditor:
         self.horizon_s = horizon_s  # no operation lasts longer than this
         self.keep = keep  # anomalies kept with their sentences (all are counted)
         self.steps: dict[str, list[tuple[float, int, str]]] = {}
-        self.unconfirmed: dict[str, list[tuple[int, str, float]]] = {}
+        self.unconfirmed: dict[str, list[tuple[int, str, float, int | None]]] = {}  # version, rid, at, node
         self.write_ids: OrderedDict[tuple[str, int], str] = OrderedDict()
         self.pending: deque[dict] = deque()
         self.latest_end = 0.0

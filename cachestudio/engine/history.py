@@ -67,7 +67,7 @@ class MappedHistoryWriter:
             size = os.fstat(self.fd).st_size
             self.pos = _data_end(self.fd, size)
             self.cap = 0
-            self.mm = None
+            self.mm: mmap.mmap | None = None
             self._grow(self.pos + 1)
         except BaseException:
             os.close(self.fd)

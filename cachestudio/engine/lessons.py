@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: figure name -> how to read it from a lane of the summary (DESIGN.md §6)
@@ -43,8 +44,10 @@ METRICS = {
     "write_p50_ms": lambda lane: lane["latency_ms"]["write"]["p50"],
     "write_p99_ms": lambda lane: lane["latency_ms"]["write"]["p99"],
 }
+STAMPEDE_DB_READS = re.compile(r"caused (\d+) DB reads?")
+CACHED_AFTER_RESTART = re.compile(r"holds ([\d,]+) cached entries")
 #: Figures read from the run's events rather than the lane's table.
-EVENT_METRICS = {
+EVENT_METRICS: dict[str, Callable[[str, list[dict]], int]] = {
     # DB reads the lane's stampedes caused, all of them together (the runner's
     # "stampede-done" event: "LANE: N readers of KEY caused M DB reads ...")
     "stampede_db_reads": lambda lane, events: sum(
@@ -56,8 +59,6 @@ EVENT_METRICS = {
         int(m.group(1).replace(",", "")) for ev in events if ev.get("kind") == "cache-server-back"
         and ev.get("lane") == lane for m in [CACHED_AFTER_RESTART.search(ev.get("detail") or "")] if m),
 }
-STAMPEDE_DB_READS = re.compile(r"caused (\d+) DB reads?")
-CACHED_AFTER_RESTART = re.compile(r"holds ([\d,]+) cached entries")
 FIGURES = {**METRICS, **EVENT_METRICS}
 OPERATORS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
              ">": operator.gt, "<": operator.lt, "=": operator.eq}

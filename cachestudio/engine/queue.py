@@ -24,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
+from typing import Any
 
 import diskcache
 
@@ -54,7 +55,8 @@ class VolatileQueue:
     def __init__(self, knobs: WriteBehindKnobs):
         self.capacity = knobs.capacity
         self.coalesce = knobs.coalesce
-        self._items: OrderedDict[str, Entry] | deque[Entry] = OrderedDict() if self.coalesce else deque()
+        # an OrderedDict by key when coalescing, else a deque: the methods below use each its own way
+        self._items: Any = OrderedDict() if self.coalesce else deque()
         self._cond = threading.Condition()
         #: The depth the waiting flusher wakes at (None: it is not waiting). A put wakes it
         #: only then: a wake per put costs a thread switch per write (issue 15, measured).

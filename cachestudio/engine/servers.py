@@ -51,6 +51,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 #: Where Debian installs PostgreSQL's server programs, one ``N/bin`` per major version
 #: (a module constant so that a test can point it elsewhere).
@@ -456,7 +457,7 @@ class PostgresServer(_Server):
         except KeyError:
             raise ServerError(f"PostgreSQL refuses to run as root and there is no user {PG_OS_USER} to run "
                               "it as: install Debian's postgresql package (apt-get install postgresql)") from None
-        as_user = {"user": pw.pw_uid, "group": pw.pw_gid,
+        as_user: dict[str, Any] = {"user": pw.pw_uid, "group": pw.pw_gid,
                    "extra_groups": os.getgrouplist(PG_OS_USER, pw.pw_gid)}
         os.chown(self.home, pw.pw_uid, pw.pw_gid)
         os.chmod(self.home, 0o700)

@@ -58,7 +58,7 @@ class LaneStats:
         return self.reads + self.writes
 
     def add(self, records: list[dict]) -> None:
-        lat = {"read": [], "write": []}
+        lat: dict[str, list[float]] = {"read": [], "write": []}
         for r in records:
             kind = r["kind"]
             if kind not in lat:

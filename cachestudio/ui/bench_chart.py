@@ -12,7 +12,7 @@ from .theme import OKABE_ITO
 
 def render_chart(rows: list[dict], title: str) -> bytes:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtCore import QLineF, QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 
     from .app import _app
@@ -44,7 +44,7 @@ def render_chart(rows: list[dict], title: str) -> bytes:
     grid = QPen(QColor("#cccccc"))
     for tick in [t / 2 for t in range(0, int(hi * 2) + 1)]:
         p.setPen(grid)
-        p.drawLine(x_of(tick), top - 6, x_of(tick), top + row_h * len(bars))
+        p.drawLine(QLineF(x_of(tick), top - 6, x_of(tick), top + row_h * len(bars)))
         p.setPen(QColor("#555555"))
         p.drawText(QRectF(x_of(tick) - 30, top + row_h * len(bars) + 4, 60, 20),
                    Qt.AlignmentFlag.AlignHCenter, f"{tick:g}×")
@@ -61,7 +61,7 @@ def render_chart(rows: list[dict], title: str) -> bytes:
             bound = float(target.split()[1])
             pen = QPen(QColor("#000000"), 3)
             p.setPen(pen)
-            p.drawLine(x_of(bound), y + 4, x_of(bound), y + row_h - 4)
+            p.drawLine(QLineF(x_of(bound), y + 4, x_of(bound), y + row_h - 4))
         p.setPen(QColor("#1a1a1a"))
         verdict = "" if met is None else (" met" if met else " NOT met")
         p.drawText(QRectF(width - right + 10, y, right - 20, row_h), Qt.AlignmentFlag.AlignVCenter,
