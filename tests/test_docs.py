@@ -70,6 +70,48 @@ def test_the_option_check_sees_every_flag_and_hides_only_hidden_ones():
     assert "--out" in documented_options(subs["docs"])
 
 
+def default_rows(text: str) -> list[tuple[str, str]]:
+    """(option, default) from the rows of cli.md's tables headed ``| option | default |``."""
+    rows, in_table = [], False
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))] if line.startswith("|") else None
+        if cells is None:
+            in_table = False
+        elif cells[:2] == ["option", "default"]:
+            in_table = True
+        elif in_table and not set(cells[0]) <= set("-: "):
+            option = re.match(r"`(--[a-z0-9-]+)", cells[0])
+            rows.append((option.group(1) if option else cells[0], cells[1].strip("`")))
+    return rows
+
+
+def same_default(written: str, default) -> bool:
+    if isinstance(default, bool):
+        return written == ("on" if default else "off")
+    if default in (None, "", []):
+        return written == "none"
+    if isinstance(default, (int, float)):
+        try:
+            return float(written.replace(",", "")) == float(default)
+        except ValueError:
+            return False
+    return written == str(default)
+
+
+def test_the_defaults_in_cli_md_are_the_parsers():
+    """The knob tables of docs/cli.md give each option's default: the parser's, or this fails
+    naming the option and both values."""
+    run = subparsers(build_parser())["run"]
+    by_option = {o: a for a in run._actions for o in a.option_strings}  # noqa: SLF001
+    rows = default_rows(read(CLI_MD))
+    assert len(rows) > 30 and ("--rate", "0") in rows
+    wrong = [f"{option}: cli.md says {written!r}, the parser {by_option[option].default!r}"
+             for option, written in rows
+             if option in by_option and not same_default(written, by_option[option].default)]
+    unknown = [option for option, _ in rows if option not in by_option]
+    assert wrong == [] and unknown == [], f"docs/cli.md's defaults: {wrong}; not options of run: {unknown}"
+
+
 # ---------------------------------------------------------------------------- the README
 
 
