@@ -196,12 +196,18 @@ def menu_entries(menu, path: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def test_every_menu_entry_of_the_window_is_in_window_md(win):  # noqa: F811 - the fixture
-    """Every entry of the real window's menu bar, submenus included, is named in
-    docs/window.md (a new action in a menu fails here, naming it)."""
+def test_every_menu_entry_and_button_of_the_window_is_in_window_md(win):  # noqa: F811 - the fixture
+    """Every entry of the real window's menu bar, submenus included, and every button of its
+    toolbars is named in docs/window.md (a new action in a menu or a toolbar fails here,
+    naming it)."""
+    from PySide6.QtWidgets import QToolBar
+
     entries = []
     for top in win.menuBar().actions():
         entries += [(f"{top.text().replace('&', '')} → {where}", text) for where, text in menu_entries(top.menu())]
+    for bar in win.findChildren(QToolBar):
+        entries += [(f"toolbar {bar.windowTitle()}: ", a.text().replace("&", "")) for a in bar.actions()
+                    if not a.isSeparator() and a.text()]
     assert len(entries) > 20 and ("File → ", "Open scenario…") in entries
     missing = [f"{where}{text}" for where, text in entries if text not in WINDOW_MD]
     assert not missing, f"menu entries of the window not in docs/window.md: {', '.join(missing)}"
