@@ -112,6 +112,18 @@ def test_the_defaults_in_cli_md_are_the_parsers():
     assert wrong == [] and unknown == [], f"docs/cli.md's defaults: {wrong}; not options of run: {unknown}"
 
 
+def test_every_module_is_in_architecture_md():
+    """docs/architecture.md names every module of the package (as `name.py`, with or without
+    its folder), so a new or moved module's job is written down where the layers are."""
+    text = read(ROOT / "docs" / "architecture.md")
+    modules = sorted(p for p in (ROOT / "cachestudio").rglob("*.py")
+                     if p.name != "__init__.py" and "resources" not in p.parts)
+    assert len(modules) > 40
+    missing = [str(p.relative_to(ROOT)) for p in modules
+               if not re.search(r"`(?:[\w/]*/)?" + re.escape(p.name) + "`", text)]
+    assert missing == [], f"modules not in docs/architecture.md: {', '.join(missing)}"
+
+
 # ---------------------------------------------------------------------------- the README
 
 
