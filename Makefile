@@ -7,12 +7,12 @@ STAMP  := $(VENV)/.installed
 
 PKG_STAMP := $(VENV)/.installed-package
 
-.PHONY: run test demo docs package test-deb clean
+.PHONY: run test lint demo docs package test-deb clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,9 +22,15 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cachestudio run --strategy all --duration 10 --seed 7
 
-test: $(STAMP)
+test: lint
 	bash packaging/linux-deps.sh offscreen
 	$(BIN)/python -m pytest
+
+# The linter and the type checker (settings in pyproject.toml); `make test` runs them first.
+lint: $(STAMP)
+	$(BIN)/ruff check cachestudio tests
+	$(BIN)/ruff format --check cachestudio tests
+	$(BIN)/mypy
 
 # The lesson guides (docs/lessons/): pictures rendered by the window, the claims and numbers
 # of a real run of each lesson; and the lesson table of README.md. Never edit them by hand.
