@@ -21,16 +21,25 @@ from collections import Counter
 
 import numpy as np
 
+from .faultkinds import FAULTS, FaultKind
+from .palette import OKABE_ITO
 from .series import BIN_S, COL, COLUMNS, SETTLE_S, LaneSeries
+from .strategykinds import STRATEGY_KINDS
 
 MAX_POINTS = 1500  # per line, after downsampling (min and max of each bucket)
 MAX_SENTENCES = 20  # per anomaly group
 MAX_KEYS = 5  # most frequent keys named per anomaly group
 
-LANE_COLOURS = {"cache-aside": "#0072B2", "write-through": "#D55E00", "write-behind": "#009E73"}
-_SPARE_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#000000")
-LANE_DASHES = {"cache-aside": "", "write-through": "7 3", "write-behind": "2 2.5"}
-_SPARE_DASHES = ("9 3 2 3", "4 4", "1 3")
+#: Each strategy's lane: its colour (the window's, one palette) and SVG dash pattern, as declared.
+LANE_COLOURS = {s.name: OKABE_ITO[s.colour] for s in STRATEGY_KINDS}
+LANE_DASHES = {s.name: s.dash for s in STRATEGY_KINDS}
+#: Other lanes (named ones): the palette's colours no strategy has, and dashes of their own.
+SPARE_COLOURS = tuple(OKABE_ITO[c] for c in ("purple", "vermillion", "orange", "sky", "black")
+                      if OKABE_ITO[c] not in LANE_COLOURS.values())
+SPARE_DASHES = ("9 3 2 3", "4 4", "1 3")
+#: How a line's dash pattern is named in the words under the charts.
+DASH_WORDS = {"": "solid", **{s.dash: {"dash": "dashed", "dot": "dotted"}.get(s.pen, s.pen) for s in STRATEGY_KINDS},
+              "9 3 2 3": "dash-dotted", "4 4": "dashed", "1 3": "dotted"}
 
 ANOMALY_NAMES = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
                  "dirty_cache": ("dirty cache", "dirty cache entries"),
@@ -267,11 +276,11 @@ def _knob_label(name: str) -> str:
 
 
 def lane_colour(name: str, i: int) -> str:
-    return LANE_COLOURS.get(name, _SPARE_COLOURS[i % len(_SPARE_COLOURS)])
+    return LANE_COLOURS.get(name, SPARE_COLOURS[i % len(SPARE_COLOURS)])
 
 
 def lane_dash(name: str, i: int) -> str:
-    return LANE_DASHES.get(name, _SPARE_DASHES[i % len(_SPARE_DASHES)])
+    return LANE_DASHES.get(name, SPARE_DASHES[i % len(SPARE_DASHES)])
 
 
 # -- SVG charts ---------------------------------------------------------------------------
@@ -479,32 +488,44 @@ def _lane_cell(name: str, i: int, extra: str = "") -> str:
     return f'<th scope="row" class="lane">{swatch}{esc(name)}{extra}</th>'
 
 
+#: A planned fault in the plan's timeline, from its parameters: fault kind -> words. A kind
+#: without an entry says its declared label and its parameters.
+PLANNED = {
+    "crash": "crash (the cache node is killed, SIGKILL)",
+    "outage": "DB outage for {duration:g} s",
+    "burst": "{op} burst of {count:,} operations per lane",
+    "slow-db": "slow DB +{ms:g} ms for {duration:g} s (injected)",
+    "slow-cache": "slow cache +{ms:g} ms for {duration:g} s (injected)",
+    "cold": "every cache flushed (cold cache)",
+    "stampede": "stampede, {readers} concurrent readers of the hot key",
+    "crash-node": "node crash (app node {node} of each lane is killed, SIGKILL)",
+    "crash-cache-server": "cache server crash (the run's own redis-server is killed, SIGKILL)",
+}
+
+
+def planned_fault(kind: FaultKind, entry) -> tuple[float, str] | None:
+    """(time, "12 s: DB outage for 5 s") for one timeline entry of ``kind``; None when the
+    entry is not one (a hand-edited header)."""
+    try:
+        at, values = kind.values(entry)
+        words = PLANNED.get(kind.name)
+        text = words.format(**values) if words else " ".join(
+            [kind.label] + [f"{k} {v}" for k, v in values.items()])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return (at, f"{at:g} s: {text}") if math.isfinite(at) else None
+
+
 def _planned_faults(plan: dict) -> list[tuple[float, str]]:
     out = []
-
-    def pairs(key):
-        for item in plan.get(key) or []:
-            yield item if isinstance(item, (list, tuple)) else [item]
-
-    for item in pairs("crash_at"):
-        if _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: crash (the cache node is killed, SIGKILL)"))
-    for item in pairs("outages"):
-        if len(item) >= 2 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: DB outage for {item[1]:g} s"))
-    for item in pairs("bursts"):
-        if len(item) >= 3 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: {item[1]} burst of {item[2]:,} operations per lane"))
-    for key, what in (("slow_db", "slow DB"), ("slow_cache", "slow cache")):
-        for item in pairs(key):
-            if len(item) >= 3 and _num(item[0]) is not None:
-                out.append((item[0], f"{item[0]:g} s: {what} +{item[2]:g} ms for {item[1]:g} s (injected)"))
-    for item in pairs("cold_at"):
-        if _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: every cache flushed (cold cache)"))
-    for item in pairs("stampedes"):
-        if len(item) >= 2 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: stampede, {item[1]} concurrent readers of the hot key"))
+    for kind in FAULTS:
+        entries = plan.get(kind.field) or []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, (list, tuple)) and not kind.params and len(entry) == 1:
+                entry = entry[0]  # [time] for a fault of no parameters
+            item = planned_fault(kind, entry)
+            if item is not None:
+                out.append(item)
     return sorted(out, key=lambda p: p[0])
 
 
@@ -682,7 +703,7 @@ def _section_charts(summary: dict, series: dict, lanes: list[str], node_series: 
     o = [('<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
           'operations ended; shaded: the fault windows. Lines: ')]
     o.append(", ".join(f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
-                       f'({"solid" if not lane_dash(n, i) else ("dashed" if i == 1 else "dotted")})'
+                       f'({DASH_WORDS.get(lane_dash(n, i), "dashed")})'
                        for i, n in enumerate(lanes))
              + (". Thin lines: each app node of a lane that ran several (throughput, latency, hit ratio, "
                 "queue)" if any((node_series or {}).get(n) for n in lanes) else "")

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem
 
 from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.series import BIN_S, COL, COLUMNS, SETTLE_S
+from ..engine.strategykinds import queues_writes
 from .theme import FAULT_SHADE, THEMES, TOKENS, Theme, lane_pairs, lane_style, register_lanes, text_px
 
 WINDOW_S = 60.0  # seconds of history in view
@@ -581,7 +582,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             for lane, (name, strategy) in enumerate(zip(self.strategies, self.kinds)):
                 colour, _, short = lane_style(name)
                 for col, suffix, factor in cols:
-                    if col == "queue_depth" and strategy != "write-behind":
+                    if col == "queue_depth" and not queues_writes(strategy):
                         continue
                     pen = QPen(QColor(colour))
                     pen.setCosmetic(True)
@@ -591,7 +592,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                     curve.setVisible(not (self.request_marks and i in RATE_CHARTS))
                     p.addItem(curve)
                     curves.append((lane, COL[col], curve, factor))
-                main = max((c for c in cols if not (c[0] == "queue_depth" and strategy != "write-behind")),
+                main = max((c for c in cols if not (c[0] == "queue_depth" and not queues_writes(strategy))),
                            key=lambda c: c[2], default=None)
                 if main is not None:
                     label = EndLabel(short, p.getViewBox())
@@ -650,7 +651,7 @@ class ChartPanel(pg.GraphicsLayoutWidget):
             col = f"{('read', 'write')[i]}_{self.percentile}" if i in LATENCY_CHARTS else cols[0][0]
             curves = []
             for lane, nodes in enumerate(self.node_series[:len(self.strategies)]):
-                if col == "queue_depth" and self.kinds[lane] != "write-behind":
+                if col == "queue_depth" and not queues_writes(self.kinds[lane]):
                     continue
                 colour, _, short = lane_style(self.strategies[lane])
                 for k in range(len(nodes)):
@@ -900,8 +901,8 @@ class ChartPanel(pg.GraphicsLayoutWidget):
                 keep &= buf[:, _KIND] == 0
             elif i == 1:
                 keep &= buf[:, _KIND] == 1
-            elif i == 5:  # what reached the DB then: read misses, and writes but write-behind's (queued)
-                db_write = (out == _OUTCOME["write"]) & (self.kinds[lane] != "write-behind")
+            elif i == 5:  # what reached the DB then: read misses, and writes but those queued
+                db_write = (out == _OUTCOME["write"]) & (not queues_writes(self.kinds[lane]))
                 keep &= (out == _OUTCOME["miss"]) | db_write
             elif i == 6:
                 keep &= (out == _OUTCOME["error"]) | (out == _OUTCOME["rejected"])

@@ -1,6 +1,8 @@
 """The flow view: one lane row per strategy, requests travelling as tokens hop by hop.
 
-Every path follows the strategies' code (engine/strategies.py) exactly. At high rates a
+Every path follows the strategies' code (engine/strategies.py) exactly: the paths, the
+narration and whether a lane has a write queue come from each strategy's declaration
+(engine/strategykinds.py). At high rates a
 lane animates a sample (at most ``SAMPLE_PER_S`` new tokens a second, picked evenly) and
 says so in its narration; the edge labels always count *every* record. ``add_records``
 only counts and keeps a few samples (no item per record); one 30 Hz timer moves all the
@@ -24,6 +26,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
+from ..engine import strategykinds
+from ..engine.strategykinds import STRATEGY_KINDS
 from .theme import OKABE_ITO, THEMES, TOKENS, Theme, lane_pairs
 
 HOP_S = 0.35  # seconds per hop
@@ -51,42 +55,50 @@ NODE_Y = 62.0  # node centres
 PORT_DY = 9.0  # tokens travel below the node names
 QUEUE_Y = 136.0
 LANE_H = 120.0
-LANE_H_WB = 198.0
+LANE_H_QUEUE = 198.0
 LANE_GAP = 8.0
 LEGEND_H = 34.0
 NARRATION_X = X["clients"] - NODE_W / 2
 
 NODE_NAMES = {"clients": "Clients", "cache": "Cache", "db": "Database", "queue": "Write queue"}
-STRATEGIES = ("cache-aside", "write-through", "write-behind")
+#: The strategies a lane can have, in the order lanes are shown (engine/strategykinds.py).
+STRATEGIES = strategykinds.STRATEGIES
 
-#: (strategy, kind, outcome) -> (nodes visited, token kind, stops with a failure)
-_READS = {
-    ("read", "hit"): (("clients", "cache", "clients"), "hit", False),
-    ("read", "miss"): (("clients", "cache", "db", "cache", "clients"), "miss", False),
-    ("read", "error"): (("clients", "cache", "db"), "error", True),
-}
-PATHS = {
-    "cache-aside": {
-        **_READS,
-        ("write", "ok"): (("clients", "db", "cache", "clients"), "write", False),  # DB, then delete key
-        ("write", "error"): (("clients", "db"), "error", True),
-    },
-    "write-through": {
-        **_READS,
-        ("write", "ok"): (("clients", "cache", "db", "clients"), "write", False),
-        ("write", "error"): (("clients", "cache", "db"), "error", True),
-    },
-    "write-behind": {
-        **_READS,
-        ("write", "ok"): (("clients", "queue", "cache", "clients"), "write", False),
-        ("write", "rejected"): (("clients", "queue"), "rejected", True),  # never touches the cache
-        ("write", "error"): (("clients", "queue", "cache"), "error", True),  # enqueued, cache set failed
-    },
-}
-FLUSH_PATH = (("queue", "db"), "flush", False)
+#: strategy -> {(kind, outcome): (nodes visited, token kind, stops with a failure)}: each
+#: strategy's declared paths (they follow its code in engine/strategies.py)
+PATHS = {s.name: s.paths for s in STRATEGY_KINDS}
+#: A queued write's way from the queue to the database (the flusher).
+FLUSH_PATH = strategykinds.FLUSH_PATH
 
+#: The edges every lane draws (a lane that queues writes adds those of its queue).
 EDGES = (("clients", "cache"), ("cache", "db"), ("clients", "db"))
-EDGES_WB = EDGES + (("clients", "queue"), ("queue", "cache"), ("queue", "db"))
+
+
+def _edges_of(paths) -> tuple:
+    """The edges after EDGES that ``paths`` (node sequences) traverse, each once in the
+    orientation first met."""
+    out = list(EDGES)
+    for nodes in paths:
+        for a, b in zip(nodes, nodes[1:]):
+            if (a, b) not in out and (b, a) not in out:
+                out.append((a, b))
+    return tuple(out[len(EDGES):])
+
+
+def lane_edges(strategy: str) -> tuple:
+    """The edges a lane of ``strategy`` draws: EDGES, then those of its paths (and of the
+    flusher when it queues writes)."""
+    kind = strategykinds.BY_NAME.get(strategy)
+    if kind is None:
+        return EDGES
+    paths = [nodes for nodes, _, _ in kind.paths.values()]
+    if kind.queues_writes:
+        paths.append(FLUSH_PATH[0])
+    return EDGES + _edges_of(paths)
+
+
+#: Every edge any lane draws, each in the orientation a lane keys it by.
+ALL_EDGES = EDGES + _edges_of([nodes for p in PATHS.values() for nodes, _, _ in p.values()] + [FLUSH_PATH[0]])
 
 HEALTH_WORDS = {"down": "down (restarting)"}
 #: The smallest text of the scene, in scene units at font scale 1 (queue count, edge rates…).
@@ -98,7 +110,7 @@ MAX_TEXT_BOOST = 1.4
 
 def _edge(a: str, b: str) -> tuple[str, str]:
     """The edge between two nodes, as it is keyed in a lane (either order accepted)."""
-    return (a, b) if (a, b) in EDGES_WB else (b, a)
+    return (a, b) if (a, b) in ALL_EDGES else (b, a)
 
 
 def _path_edges(nodes: tuple) -> tuple:
@@ -149,9 +161,8 @@ def describe(strategy: str, rec: dict) -> str:
         return f"{head}{outcome}"
     head = f"write {key} v{v}: "
     if outcome == "ok":
-        steps = {"cache-aside": "DB write → delete cache key",
-                 "write-through": "set cache → DB write",
-                 "write-behind": "queued → set cache; DB write later"}.get(strategy, "ok")
+        kind_of = strategykinds.BY_NAME.get(strategy)
+        steps = kind_of.write_steps if kind_of is not None else "ok"
         return f"{head}{steps}{_ms(rec)}"
     if outcome == "rejected":
         return f"{head}rejected, {detail or 'write queue full'}"
@@ -244,8 +255,9 @@ class _Lane:
         return NODE_NAMES[name]
 
     @property
-    def wb(self) -> bool:
-        return self.strategy == "write-behind"
+    def queues(self) -> bool:
+        """Its strategy queues writes: the lane draws a write queue and its flushes."""
+        return strategykinds.queues_writes(self.strategy)
 
     def expire(self, now: float) -> None:
         w = self.window
@@ -390,7 +402,7 @@ class FlowView(QGraphicsView):
         elif batches > ln.batches:
             new = min(FLUSH_PER_CALL, batches - ln.batches)
             ln.batches = batches
-            if ln.wb:  # one token per new batch, spaced out; a backlog beyond FLUSH_AHEAD_S is dropped
+            if ln.queues:  # one token per new batch, spaced out; a backlog beyond FLUSH_AHEAD_S is dropped
                 at = max(now, ln.next_flush)
                 for _ in range(new):
                     if at - now > FLUSH_AHEAD_S or not self._launch(ln, FLUSH_PATH, at):
@@ -496,7 +508,7 @@ class FlowView(QGraphicsView):
 
     def _scene_height(self) -> float:
         s = max(1.0, self.theme.font_scale)
-        lanes = sum((LANE_H_WB if ln.wb else LANE_H) * s + LANE_GAP for ln in self.lanes)
+        lanes = sum((LANE_H_QUEUE if ln.queues else LANE_H) * s + LANE_GAP for ln in self.lanes)
         return LANE_GAP + lanes + LEGEND_H * s
 
     def _ideal_width(self) -> float:
@@ -608,7 +620,7 @@ class FlowView(QGraphicsView):
     def _build_lane(self, ln: _Lane, y0: float) -> float:
         """Build one lane's items from y0 down; returns the lane's height."""
         t, s = self.theme, self._s
-        h = (LANE_H_WB if ln.wb else LANE_H) * s
+        h = (LANE_H_QUEUE if ln.queues else LANE_H) * s
         it = ln.items
         it["y0"] = y0
         frame = QPainterPath()
@@ -633,7 +645,7 @@ class FlowView(QGraphicsView):
 
         # Nodes: a name on top; tokens travel through each node's port, below the name.
         nodes, ports = {}, {}
-        names = ["clients", "cache", "db"] + (["queue"] if ln.wb else [])
+        names = ["clients", "cache", "db"] + (["queue"] if ln.queues else [])
         for name in names:
             # a box as wide as its name needs (text grown by the boost), never narrower than the base
             need = QFontMetricsF(self._font(15, True)).horizontalAdvance(ln.node_name(name)) + 16
@@ -657,7 +669,7 @@ class FlowView(QGraphicsView):
             ports[name] = port
         it["nodes"] = nodes
         it["ports"] = ports
-        if ln.wb:
+        if ln.queues:
             q = nodes["queue"][2]
             bar = QRectF(q.left() + 10, q.bottom() - 18 * s, q.width() - 20, 13 * s)
             bar_bg = QGraphicsRectItem(bar, nodes["queue"][0])
@@ -691,7 +703,7 @@ class FlowView(QGraphicsView):
         anchors = {("clients", "cache"): ((self._x["clients"] + self._x["cache"]) / 2, py - lab - 14 * s, "c"),
                    ("cache", "db"): ((self._x["cache"] + self._x["db"]) / 2, py - lab - 14 * s, "c"),
                    ("clients", "db"): ((self._x["clients"] + self._x["db"]) / 2, top - 19 * s, "c")}
-        if ln.wb:
+        if ln.queues:
             qp = ports["queue"]
             lshape = QPainterPath(ports["clients"])
             lshape.lineTo(self._x["clients"], qp.y())
@@ -796,7 +808,7 @@ class FlowView(QGraphicsView):
 
     def _apply_gauges(self, ln: _Lane) -> None:
         it = ln.items
-        if not it or not ln.wb:
+        if not it or not ln.queues:
             return
         g = ln.gauges
         depth = int(g.get("queue_depth", 0) or 0)
@@ -910,7 +922,7 @@ class FlowView(QGraphicsView):
             busy = False
             for ln in self.lanes:
                 self._apply_rates(ln, now)
-                busy = busy or bool(ln.window) or (ln.wb and ln.flush_rate(now) > 0)
+                busy = busy or bool(ln.window) or (ln.queues and ln.flush_rate(now) > 0)
             if not busy and not self.tokens and not any(ln.pending for ln in self.lanes):
                 self.timer.stop()
 
