@@ -11,6 +11,7 @@ tokens. Every token kind has its own colour *and* shape, and the legend names th
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter, deque
@@ -79,7 +80,7 @@ def _edges_of(paths) -> tuple:
     orientation first met."""
     out = list(EDGES)
     for nodes in paths:
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in itertools.pairwise(nodes):
             if (a, b) not in out and (b, a) not in out:
                 out.append((a, b))
     return tuple(out[len(EDGES):])
@@ -116,7 +117,7 @@ def _edge(a: str, b: str) -> tuple[str, str]:
 def _path_edges(nodes: tuple) -> tuple:
     """Each edge a path traverses, once."""
     out = []
-    for a, b in zip(nodes, nodes[1:]):
+    for a, b in itertools.pairwise(nodes):
         e = _edge(a, b)
         if e not in out:
             out.append(e)
@@ -848,7 +849,7 @@ class FlowView(QGraphicsView):
         nodes, kind, fail = route
         edges = ln.items["edges"]
         hops = []
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in itertools.pairwise(nodes):
             key = _edge(a, b)
             hops.append((edges[key][0], key != (a, b)))
         item = QGraphicsPathItem(self._shapes[kind])
