@@ -148,7 +148,8 @@ def test_every_strategy_has_a_colour_pen_and_dash(kind: StrategyKind):
     assert short, f"strategy {kind.name!r} has no short label"
     assert kind.name in htmlreport.LANE_DASHES, f"strategy {kind.name!r} has no dash in the HTML report"
     assert htmlreport.LANE_COLOURS.get(kind.name) == colour, \
-        f"strategy {kind.name!r} is drawn {htmlreport.LANE_COLOURS.get(kind.name)} in the report, {colour} in the window"
+        f"strategy {kind.name!r} is drawn {htmlreport.LANE_COLOURS.get(kind.name)} in the report, " \
+        f"{colour} in the window"
     assert htmlreport.LANE_DASHES[kind.name] in htmlreport.DASH_WORDS, \
         f"strategy {kind.name!r}: the report has no words for its dash {kind.dash!r}"
     others = [s for s in STRATEGY_KINDS if s is not kind]
@@ -158,7 +159,8 @@ def test_every_strategy_has_a_colour_pen_and_dash(kind: StrategyKind):
 
 @pytest.mark.parametrize("kind", STRATEGY_KINDS, ids=_ids(STRATEGY_KINDS))
 def test_every_strategy_has_a_narration(kind: StrategyKind):
-    text = describe(kind.name, {"kind": "write", "key": "k1", "version": 2, "outcome": "ok", "start": 1.0, "end": 1.001})
+    write = {"kind": "write", "key": "k1", "version": 2, "outcome": "ok", "start": 1.0, "end": 1.001}
+    text = describe(kind.name, write)
     assert kind.write_steps and kind.write_steps in text, f"strategy {kind.name!r} has no narration of a write"
     for op, outcome in sorted(_outcomes(kind)):
         said = describe(kind.name, {"kind": op, "key": "k1", "version": 2, "outcome": outcome})
