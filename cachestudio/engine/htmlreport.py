@@ -344,61 +344,35 @@ def _path(xs, ys) -> str:
     return "".join(out)
 
 
-def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
-              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
-    """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
-    of each app node of lane i (thin lines under the lane's)."""
-    pw, ph = W - ML - MR, H - MT - MB
-
-    def prepared(t, y):
-        t = np.asarray(t, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if kind == "ratio":
-            y = y * 100.0
-        if kind == "log":
-            y = np.where(y > 0, y, np.nan)
-        return downsample(t, y)
-
-    data = [prepared(t, y) for (t, y) in cols]
-    node_data = [[prepared(t, y) for (t, y) in per_lane] for per_lane in (nodes or [])]
-    ys = [y for _, y in data] + [y for per_lane in node_data for _, y in per_lane]
-    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
+def _y_scale(kind: str, finite: np.ndarray):
+    """The y axis of a chart of ``kind`` for these values: (ticks, their labels, value -> y)."""
+    ph = H - MT - MB
     has_data = finite.size > 0
-    xmax = xmax if xmax and xmax > 0 else 1.0
-    _, xhi, xticks = _linear_ticks(0.0, xmax)
-    xhi = xmax if xticks[-1] > xmax * 1.15 else xhi
-    xticks = [v for v in xticks if v <= xhi + 1e-9]
-
-    def X(v):
-        return ML + pw * (v / xhi)
-
     if kind == "ratio":
         ylo, yhi, yticks = 0.0, 100.0, [0, 25, 50, 75, 100]
-        Yf = (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
-        ylabels = [f"{v:g}" for v in yticks]
-    elif kind == "log" and has_data:
+        return yticks, [f"{v:g}" for v in yticks], (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
+    if kind == "log" and has_data:
         lo = math.floor(math.log10(finite.min()))
         hi = math.ceil(math.log10(finite.max()))
         if hi <= lo:
             hi = lo + 1
         yticks = [10.0 ** k for k in range(lo, hi + 1)]
-        ylo, yhi = float(lo), float(hi)
-        Yf = (lambda v: MT + ph * (1 - (math.log10(v) - ylo) / (yhi - ylo)) if v > 0 else math.nan)
-        ylabels = [_tick_label(v) for v in yticks]
-    else:
-        top = float(finite.max()) if has_data else 1.0
-        bottom = min(0.0, float(finite.min())) if has_data else 0.0
-        if top <= bottom:
-            top = bottom + 1.0
-        ylo, yhi, yticks = _linear_ticks(bottom, top, integer=kind == "count")
-        Yf = (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
-        ylabels = [_tick_label(v) for v in yticks]
+        llo, lhi = float(lo), float(hi)
+        return (yticks, [_tick_label(v) for v in yticks],
+                (lambda v: MT + ph * (1 - (math.log10(v) - llo) / (lhi - llo)) if v > 0 else math.nan))
+    top = float(finite.max()) if has_data else 1.0
+    bottom = min(0.0, float(finite.min())) if has_data else 0.0
+    if top <= bottom:
+        top = bottom + 1.0
+    ylo, yhi, yticks = _linear_ticks(bottom, top, integer=kind == "count")
+    return yticks, [_tick_label(v) for v in yticks], (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
 
-    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
-          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
-    o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
-    o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
-    # fault windows: shaded, labelled at the top, labels stacked in rows so none overlaps
+
+def _fault_bands_svg(faults: list[dict], X, xhi: float) -> list[str]:
+    """The fault windows: shaded, labelled at the top, labels stacked in two rows so none
+    overlaps ("+N more" for those that find no room)."""
+    pw, ph = W - ML - MR, H - MT - MB
+    o = []
     rows_end: list[float] = []
     hidden = 0
     for w in faults:
@@ -422,7 +396,13 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
     if hidden:
         o.append(f'<text class="flabel" x="{ML + pw - 2}" y="{MT + 11 + 2 * 11}" text-anchor="end">'
                  f'+{hidden} more</text>')
-    # grid and axes
+    return o
+
+
+def _axes_svg(yticks, ylabels, Yf, xticks, X, unit: str, kind: str) -> list[str]:
+    """The grid, the ticks and their labels, the axes and their titles."""
+    pw, ph = W - ML - MR, H - MT - MB
+    o = []
     for v, lab in zip(yticks, ylabels):
         y = Yf(v)
         o.append(f'<line class="grid" x1="{ML}" x2="{ML + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -437,30 +417,35 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
     ytitle = unit + (", log scale" if kind == "log" else "")
     o.append(f'<text class="axt" x="12" y="{MT + ph / 2:.1f}" text-anchor="middle" '
              f'transform="rotate(-90 12 {MT + ph / 2:.1f})">{esc(ytitle)}</text>')
-    # lines
-    if has_data:
-        o.append('<g class="lines">')
-        for i, (name, per_lane) in enumerate(zip(lanes, node_data)):  # under the lanes' lines
-            for k, (t, y) in enumerate(per_lane):
-                d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
-                if d:
-                    o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
-                             f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
-                             f'data-node="{k}"/>')
-        for i, (name, (t, y)) in enumerate(zip(lanes, data)):
-            xs = [X(v) for v in t.tolist()]
-            ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
-            d = _path(xs, ys)
+    return o
+
+
+def _lines_svg(lanes: list[str], data: list, node_data: list, X, Yf) -> list[str]:
+    """Each lane's line (its colour and dash), over the thin lines of its app nodes."""
+    o = ['<g class="lines">']
+    for i, (name, per_lane) in enumerate(zip(lanes, node_data)):  # under the lanes' lines
+        for k, (t, y) in enumerate(per_lane):
+            d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
             if d:
-                dash = lane_dash(name, i)
-                o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
-                         f'stroke-linejoin="round" stroke-linecap="round"'
-                         + (f' stroke-dasharray="{dash}"' if dash else "") + f' data-lane="{esc(name)}"/>')
-        o.append('</g>')
-    else:
-        o.append(f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
-                 f'no data recorded for this chart</text>')
-    # legend, above the plot, left to right
+                o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
+                         f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
+                         f'data-node="{k}"/>')
+    for i, (name, (t, y)) in enumerate(zip(lanes, data)):
+        xs = [X(v) for v in t.tolist()]
+        ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
+        d = _path(xs, ys)
+        if d:
+            dash = lane_dash(name, i)
+            o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
+                     f'stroke-linejoin="round" stroke-linecap="round"'
+                     + (f' stroke-dasharray="{dash}"' if dash else "") + f' data-lane="{esc(name)}"/>')
+    o.append('</g>')
+    return o
+
+
+def _legend_svg(lanes: list[str]) -> list[str]:
+    """The lanes' key, above the plot, left to right."""
+    o = []
     lx = ML
     for i, name in enumerate(lanes):
         dash = lane_dash(name, i)
@@ -468,6 +453,49 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
                  f'stroke-width="2.2"' + (f' stroke-dasharray="{dash}"' if dash else "") + '/>')
         o.append(f'<text class="legend" x="{lx + 28:.1f}" y="{MT - 8}">{esc(name)}</text>')
         lx += 28 + _text_w(name, 14) + 14  # room for the phone's larger legend text
+    return o
+
+
+def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
+              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
+    """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
+    of each app node of lane i (thin lines under the lane's)."""
+    pw, ph = W - ML - MR, H - MT - MB
+
+    def prepared(t, y):
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if kind == "ratio":
+            y = y * 100.0
+        if kind == "log":
+            y = np.where(y > 0, y, np.nan)
+        return downsample(t, y)
+
+    data = [prepared(t, y) for (t, y) in cols]
+    node_data = [[prepared(t, y) for (t, y) in per_lane] for per_lane in (nodes or [])]
+    ys = [y for _, y in data] + [y for per_lane in node_data for _, y in per_lane]
+    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
+    xmax = xmax if xmax and xmax > 0 else 1.0
+    _, xhi, xticks = _linear_ticks(0.0, xmax)
+    xhi = xmax if xticks[-1] > xmax * 1.15 else xhi
+    xticks = [v for v in xticks if v <= xhi + 1e-9]
+
+    def X(v):
+        return ML + pw * (v / xhi)
+
+    yticks, ylabels, Yf = _y_scale(kind, finite)
+    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
+          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
+    o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
+    o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
+    o += _fault_bands_svg(faults, X, xhi)
+    o += _axes_svg(yticks, ylabels, Yf, xticks, X, unit, kind)
+    if finite.size > 0:
+        o += _lines_svg(lanes, data, node_data, X, Yf)
+    else:
+        o.append(f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
+                 f'no data recorded for this chart</text>')
+    o += _legend_svg(lanes)
     o.append('</svg>')
     return "".join(o)
 
