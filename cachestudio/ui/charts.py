@@ -21,6 +21,7 @@ importable from here.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -165,20 +166,23 @@ class ChartPanel(ChartDrawing):
         painter.end()
         return bytes(buf.data())
 
-    def export_csv(self, path: Path) -> int:
-        """Every chart row of every lane; returns rows written."""
+    def export_csv(self, path: str | Path) -> int:
+        """Every chart row of every lane, written through engine.outputs (an existing symlink
+        or device is never replaced); returns rows written. A path that cannot be written
+        raises OutputError or OutputWriteError, with one line for the user."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["lane"] + list(COLUMNS))
+        named = list(zip(self.strategies, self.series))
+        if self.node_lines:  # what the charts show: each node's rows too
+            named += [(f"{self.strategies[lane]} node {k}", s) for lane, nodes in enumerate(self.node_series)
+                      if lane < len(self.strategies) for k, s in enumerate(nodes)]
         rows = 0
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["lane"] + list(COLUMNS))
-            named = list(zip(self.strategies, self.series))
-            if self.node_lines:  # what the charts show: each node's rows too
-                named += [(f"{self.strategies[lane]} node {k}", s) for lane, nodes in enumerate(self.node_series)
-                          if lane < len(self.strategies) for k, s in enumerate(nodes)]
-            for strategy, series in named:
-                ring = series.ring
-                data = np.column_stack([ring.view(i) for i in range(len(COLUMNS))]) if len(ring) else []
-                for row in data:
-                    w.writerow([strategy] + ["" if np.isnan(v) else f"{v:.6g}" for v in row])
-                    rows += 1
+        for strategy, series in named:
+            ring = series.ring
+            data = np.column_stack([ring.view(i) for i in range(len(COLUMNS))]) if len(ring) else []
+            for row in data:
+                w.writerow([strategy] + ["" if np.isnan(v) else f"{v:.6g}" for v in row])
+                rows += 1
+        write_output(path, "export", buf.getvalue())
         return rows
