@@ -2,7 +2,8 @@
 
 * :class:`EventStrip` draws every fault event of the run along the charts' time axis (the
   same x range as the charts, set by the window): a mark at each instant, a band for each
-  window (outage, slow DB, slow cache, burst), and a label naming the event and its lane.
+  window (a fault with an end, or a crash until its lane is back), and a label naming the
+  event and its lane.
   Labels are stacked in rows so that no two overlap and none is cut at an edge; a label
   that finds no row keeps its mark and is counted in the "+N" note at the right. An opened
   scenario's faults are drawn ahead of time, hollow and grey, as "scheduled". Clicking a
@@ -10,6 +11,10 @@
 * :class:`CaptionBar` holds one sentence about the last fault (what it did, lane by lane),
   kept until the next fault or a key press, the active faults with their countdown, and
   the run's clock.
+
+Every fault kind's label, shade and window come from its declaration (engine/faultkinds.py):
+a kind added there is labelled, shaded and drawn ahead here with no change (``AMOUNTS``
+adds how much to the label of a kind with parameters).
 
 Everything here is painted by hand (QPainter), so every rectangle drawn is known: the
 layout tests check that no two labels overlap.

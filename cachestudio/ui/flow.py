@@ -14,19 +14,7 @@ import time
 
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
-from .flowmodel import (  # noqa: F401 - the flow view's names, importable from here
-    ALL_EDGES,
-    EDGES,
-    FLUSH_PATH,
-    PATHS,
-    STRATEGIES,
-    Lane,
-    describe,
-    edge_key,
-    lane_edges,
-    rate_text,
-)
-from .flowscene import token_shape  # noqa: F401 - importable from here
+from .flowmodel import PATHS, Lane, describe, edge_key, rate_text  # noqa: F401 - importable from here
 from .flowtokens import FlowTokens
 from .theme import Theme, lane_pairs
 

@@ -29,8 +29,6 @@ RATE_WINDOW_S = 1.0
 LABEL_EVERY_S = 0.25
 
 NODE_NAMES = {"clients": "Clients", "cache": "Cache", "db": "Database", "queue": "Write queue"}
-#: The strategies a lane can have, in the order lanes are shown (engine/strategykinds.py).
-STRATEGIES = strategykinds.STRATEGIES
 
 #: strategy -> {(kind, outcome): (nodes visited, token kind, stops with a failure)}: each
 #: strategy's declared paths (they follow its code in engine/strategies.py)
