@@ -85,12 +85,18 @@ def test_every_fault_kind_is_drawn_ahead_when_scheduled(qtbot, kind: FaultKind):
 
 
 @pytest.mark.parametrize("kind", FAULTS, ids=_ids(FAULTS))
-def test_every_fault_kind_is_in_the_reports_plan(kind: FaultKind):
+def test_every_fault_kind_is_in_the_reports_plan_and_events(kind: FaultKind):
     planned = htmlreport.planned_fault(kind, _entry(kind))
     assert planned is not None, f"fault kind {kind.name!r} has no line in the report's fault timeline"
     assert kind.name in htmlreport.PLANNED, f"fault kind {kind.name!r} has no words in htmlreport.PLANNED"
     html = htmlreport.render_report({"lanes": [], "duration_s": 10}, {"plan": {kind.field: [_entry(kind)]}}, {})
     assert htmlreport.esc(planned[1]) in html, f"fault kind {kind.name!r}: the report does not list it"
+    summary = {"lanes": [], "duration_s": 10, "events": [{"kind": kind.start_event, "start": 3.0, "detail": "d"}]}
+    row = htmlreport.render_report(summary, {}, {}).split(f'<tr data-kind="{kind.start_event}">', 1)
+    assert len(row) == 2, f"fault kind {kind.name!r}: its event is not in the report's events"
+    name = htmlreport.esc(kind.label.removesuffix(" (injected)"))
+    assert row[1].split("</tr>")[0].count(f"<td>{name}") == 1, \
+        f"fault kind {kind.name!r}: the report's events do not name it {name!r}"
 
 
 def test_a_crash_that_lasts_until_its_lane_is_back_closes_then(qtbot):

@@ -21,7 +21,7 @@ from collections import Counter
 
 import numpy as np
 
-from .faultkinds import FAULTS, FaultKind
+from .faultkinds import FAULTS, FaultKind, kind_of_event
 from .palette import OKABE_ITO
 from .series import BIN_S, COL, COLUMNS, SETTLE_S, LaneSeries
 from .strategykinds import STRATEGY_KINDS
@@ -804,7 +804,10 @@ def _section_events(summary: dict) -> str:
              '<th scope="col">event</th><th scope="col">lane</th><th scope="col">what happened</th></tr></thead><tbody>')
     for e in events:
         badge = ' <span class="badge">injected</span>' if e.get("injected") else ""
-        o.append(f'<tr><td class="num">{esc(fmt_s(e.get("start")))}</td><td>{esc(e.get("kind"))}{badge}</td>'
+        fault = kind_of_event(str(e.get("kind")))
+        what = fault.label.removesuffix(" (injected)") if fault is not None else e.get("kind")
+        o.append(f'<tr data-kind="{esc(e.get("kind"))}"><td class="num">{esc(fmt_s(e.get("start")))}</td>'
+                 f'<td>{esc(what)}{badge}</td>'
                  f'<td>{esc(e.get("lane") or "all")}</td><td>{esc(e.get("detail"))}</td></tr>')
     o.append("</tbody></table></div></section>")
     return "".join(o)
