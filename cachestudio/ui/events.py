@@ -63,7 +63,7 @@ INJECTED = " (injected)"
 
 
 def short_lane(lane: str | None) -> str:
-    return lane_style(lane)[2] if known_lane(lane) else ""
+    return lane_style(lane)[2] if lane is not None and known_lane(lane) else ""
 
 
 def fault_text(kind: FaultKind, detail: str, injected: bool = False) -> str:
@@ -73,9 +73,10 @@ def fault_text(kind: FaultKind, detail: str, injected: bool = False) -> str:
     name = kind.label.removesuffix(INJECTED)
     text = name
     words = AMOUNTS.get(kind.name)
-    m = re.search(words[1], detail) if words else None
-    if m:
-        text = words[2].format(name=name, **m.groupdict())
+    if words is not None:
+        m = re.search(words[1], detail)
+        if m:
+            text = words[2].format(name=name, **m.groupdict())
     if kind.injected:
         text += INJECTED
     elif injected:
