@@ -5,7 +5,9 @@ describing the plan and the knobs, as a recording's header; the chart series, as
 :mod:`.series` bins them) into one HTML5 document: no script, no external resource, the
 CSS inline, the charts inline SVG drawn here (one line per lane, Okabe–Ito colours and
 a dash pattern per lane so that it reads in grey print, fault windows shaded). It prints
-on A4 (charts and tables are not split across pages) and reads on a phone.
+on A4 (charts and tables are not split across pages) and reads on a phone. A strategy's
+colour and dash, and a fault's name, come from their declarations (engine/strategykinds.py,
+engine/faultkinds.py): the window draws a lane in the same colour.
 
 Every string that comes from the data (keys, details, titles) is escaped. Nothing here
 is estimated: a chart with no data says so rather than inventing a line.
