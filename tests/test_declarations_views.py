@@ -7,6 +7,7 @@ half-way fails here saying what is missing. Real widgets, offscreen."""
 
 from __future__ import annotations
 
+import itertools
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -135,7 +136,7 @@ def test_every_strategy_has_a_flow_path_for_each_outcome(qtbot, kind: StrategyKi
         assert op in PATHS[kind.name], f"strategy {kind.name!r} has no flow path for {op}"
         nodes, token, _ = PATHS[kind.name][op]
         assert token in TOKENS, f"strategy {kind.name!r}: the path for {op} has a token {token!r} with no colour"
-        for a, b in zip(nodes, nodes[1:], strict=False):
+        for a, b in itertools.pairwise(nodes):
             assert (a, b) in drawn or (b, a) in drawn, \
                 f"strategy {kind.name!r}: the path for {op} goes {a} → {b}, an edge its lane does not draw"
     has_queue = "queue" in view.lanes[0].items["nodes"]
