@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+import csv  # noqa: E402
 import math  # noqa: E402
 import xml.etree.ElementTree as ET  # noqa: E402
 
@@ -17,6 +18,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QRectF  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from cachestudio.engine.outputs import OutputError  # noqa: E402
 from cachestudio.engine.series import COL, LaneSeries  # noqa: E402
 from cachestudio.ui import charts as charts_mod  # noqa: E402
 from cachestudio.ui.charts import (  # noqa: E402
@@ -290,6 +292,23 @@ def test_export_svg_writes_valid_svg_and_never_replaces_a_link(panel, tmp_path):
     assert panel.export_svg(link)
     assert link.is_symlink() and ET.fromstring(target.read_bytes()).tag.endswith("svg")
     assert not panel.export_svg(tmp_path / "no-such-dir" / "x.svg")
+
+
+def test_export_csv_writes_every_row_through_outputs_and_refuses_in_one_line(panel, tmp_path):
+    feed(panel, [lane_series(s, 10.0) for s in (1, 2)], 10.5)
+    out = tmp_path / "charts.csv"
+    rows = panel.export_csv(out)
+    with open(out, newline="", encoding="utf-8") as fh:
+        table = list(csv.reader(fh))
+    assert table[0][0] == "lane" and len(table) - 1 == rows > 0
+    assert {r[0] for r in table[1:]} == set(LANES3[:2])
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.csv")
+    with pytest.raises(OutputError) as refused:
+        panel.export_csv(dangling)
+    assert dangling.is_symlink() and "\n" not in str(refused.value) and str(refused.value)
+    with pytest.raises(OutputError):
+        panel.export_csv(tmp_path / "no-such-dir" / "x.csv")
 
 
 # -- scale -----------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ describing the plan and the knobs, as a recording's header; the chart series, as
 :mod:`.series` bins them) into one HTML5 document: no script, no external resource, the
 CSS inline, the charts inline SVG drawn here (one line per lane, Okabe–Ito colours and
 a dash pattern per lane so that it reads in grey print, fault windows shaded). It prints
-on A4 (charts and tables are not split across pages) and reads on a phone.
+on A4 (charts and tables are not split across pages) and reads on a phone. A strategy's
+colour and dash, and a fault's name, come from their declarations (engine/strategykinds.py,
+engine/faultkinds.py): the window draws a lane in the same colour.
 
 Every string that comes from the data (keys, details, titles) is escaped. Nothing here
 is estimated: a chart with no data says so rather than inventing a line.
@@ -21,16 +23,25 @@ from collections import Counter
 
 import numpy as np
 
+from .faultkinds import FAULTS, FaultKind, kind_of_event
+from .palette import OKABE_ITO
 from .series import BIN_S, COL, COLUMNS, SETTLE_S, LaneSeries
+from .strategykinds import STRATEGY_KINDS
 
 MAX_POINTS = 1500  # per line, after downsampling (min and max of each bucket)
 MAX_SENTENCES = 20  # per anomaly group
 MAX_KEYS = 5  # most frequent keys named per anomaly group
 
-LANE_COLOURS = {"cache-aside": "#0072B2", "write-through": "#D55E00", "write-behind": "#009E73"}
-_SPARE_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#000000")
-LANE_DASHES = {"cache-aside": "", "write-through": "7 3", "write-behind": "2 2.5"}
-_SPARE_DASHES = ("9 3 2 3", "4 4", "1 3")
+#: Each strategy's lane: its colour (the window's, one palette) and SVG dash pattern, as declared.
+LANE_COLOURS = {s.name: OKABE_ITO[s.colour] for s in STRATEGY_KINDS}
+LANE_DASHES = {s.name: s.dash for s in STRATEGY_KINDS}
+#: Other lanes (named ones): the palette's colours no strategy has, and dashes of their own.
+SPARE_COLOURS = tuple(OKABE_ITO[c] for c in ("purple", "vermillion", "orange", "sky", "black")
+                      if OKABE_ITO[c] not in LANE_COLOURS.values())
+SPARE_DASHES = ("9 3 2 3", "4 4", "1 3")
+#: How a line's dash pattern is named in the words under the charts.
+DASH_WORDS = {"": "solid", **{s.dash: {"dash": "dashed", "dot": "dotted"}.get(s.pen, s.pen) for s in STRATEGY_KINDS},
+              "9 3 2 3": "dash-dotted", "4 4": "dashed", "1 3": "dotted"}
 
 ANOMALY_NAMES = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
                  "dirty_cache": ("dirty cache", "dirty cache entries"),
@@ -267,11 +278,11 @@ def _knob_label(name: str) -> str:
 
 
 def lane_colour(name: str, i: int) -> str:
-    return LANE_COLOURS.get(name, _SPARE_COLOURS[i % len(_SPARE_COLOURS)])
+    return LANE_COLOURS.get(name, SPARE_COLOURS[i % len(SPARE_COLOURS)])
 
 
 def lane_dash(name: str, i: int) -> str:
-    return LANE_DASHES.get(name, _SPARE_DASHES[i % len(_SPARE_DASHES)])
+    return LANE_DASHES.get(name, SPARE_DASHES[i % len(SPARE_DASHES)])
 
 
 # -- SVG charts ---------------------------------------------------------------------------
@@ -335,61 +346,35 @@ def _path(xs, ys) -> str:
     return "".join(out)
 
 
-def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
-              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
-    """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
-    of each app node of lane i (thin lines under the lane's)."""
-    pw, ph = W - ML - MR, H - MT - MB
-
-    def prepared(t, y):
-        t = np.asarray(t, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if kind == "ratio":
-            y = y * 100.0
-        if kind == "log":
-            y = np.where(y > 0, y, np.nan)
-        return downsample(t, y)
-
-    data = [prepared(t, y) for (t, y) in cols]
-    node_data = [[prepared(t, y) for (t, y) in per_lane] for per_lane in (nodes or [])]
-    ys = [y for _, y in data] + [y for per_lane in node_data for _, y in per_lane]
-    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
+def _y_scale(kind: str, finite: np.ndarray):
+    """The y axis of a chart of ``kind`` for these values: (ticks, their labels, value -> y)."""
+    ph = H - MT - MB
     has_data = finite.size > 0
-    xmax = xmax if xmax and xmax > 0 else 1.0
-    _, xhi, xticks = _linear_ticks(0.0, xmax)
-    xhi = xmax if xticks[-1] > xmax * 1.15 else xhi
-    xticks = [v for v in xticks if v <= xhi + 1e-9]
-
-    def X(v):
-        return ML + pw * (v / xhi)
-
     if kind == "ratio":
         ylo, yhi, yticks = 0.0, 100.0, [0, 25, 50, 75, 100]
-        Yf = (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
-        ylabels = [f"{v:g}" for v in yticks]
-    elif kind == "log" and has_data:
+        return yticks, [f"{v:g}" for v in yticks], (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
+    if kind == "log" and has_data:
         lo = math.floor(math.log10(finite.min()))
         hi = math.ceil(math.log10(finite.max()))
         if hi <= lo:
             hi = lo + 1
         yticks = [10.0 ** k for k in range(lo, hi + 1)]
-        ylo, yhi = float(lo), float(hi)
-        Yf = (lambda v: MT + ph * (1 - (math.log10(v) - ylo) / (yhi - ylo)) if v > 0 else math.nan)
-        ylabels = [_tick_label(v) for v in yticks]
-    else:
-        top = float(finite.max()) if has_data else 1.0
-        bottom = min(0.0, float(finite.min())) if has_data else 0.0
-        if top <= bottom:
-            top = bottom + 1.0
-        ylo, yhi, yticks = _linear_ticks(bottom, top, integer=kind == "count")
-        Yf = (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
-        ylabels = [_tick_label(v) for v in yticks]
+        llo, lhi = float(lo), float(hi)
+        return (yticks, [_tick_label(v) for v in yticks],
+                (lambda v: MT + ph * (1 - (math.log10(v) - llo) / (lhi - llo)) if v > 0 else math.nan))
+    top = float(finite.max()) if has_data else 1.0
+    bottom = min(0.0, float(finite.min())) if has_data else 0.0
+    if top <= bottom:
+        top = bottom + 1.0
+    ylo, yhi, yticks = _linear_ticks(bottom, top, integer=kind == "count")
+    return yticks, [_tick_label(v) for v in yticks], (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
 
-    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
-          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
-    o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
-    o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
-    # fault windows: shaded, labelled at the top, labels stacked in rows so none overlaps
+
+def _fault_bands_svg(faults: list[dict], X, xhi: float) -> list[str]:
+    """The fault windows: shaded, labelled at the top, labels stacked in two rows so none
+    overlaps ("+N more" for those that find no room)."""
+    pw, ph = W - ML - MR, H - MT - MB
+    o = []
     rows_end: list[float] = []
     hidden = 0
     for w in faults:
@@ -413,7 +398,13 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
     if hidden:
         o.append(f'<text class="flabel" x="{ML + pw - 2}" y="{MT + 11 + 2 * 11}" text-anchor="end">'
                  f'+{hidden} more</text>')
-    # grid and axes
+    return o
+
+
+def _axes_svg(yticks, ylabels, Yf, xticks, X, unit: str, kind: str) -> list[str]:
+    """The grid, the ticks and their labels, the axes and their titles."""
+    pw, ph = W - ML - MR, H - MT - MB
+    o = []
     for v, lab in zip(yticks, ylabels):
         y = Yf(v)
         o.append(f'<line class="grid" x1="{ML}" x2="{ML + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -428,30 +419,35 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
     ytitle = unit + (", log scale" if kind == "log" else "")
     o.append(f'<text class="axt" x="12" y="{MT + ph / 2:.1f}" text-anchor="middle" '
              f'transform="rotate(-90 12 {MT + ph / 2:.1f})">{esc(ytitle)}</text>')
-    # lines
-    if has_data:
-        o.append('<g class="lines">')
-        for i, (name, per_lane) in enumerate(zip(lanes, node_data)):  # under the lanes' lines
-            for k, (t, y) in enumerate(per_lane):
-                d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
-                if d:
-                    o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
-                             f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
-                             f'data-node="{k}"/>')
-        for i, (name, (t, y)) in enumerate(zip(lanes, data)):
-            xs = [X(v) for v in t.tolist()]
-            ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
-            d = _path(xs, ys)
+    return o
+
+
+def _lines_svg(lanes: list[str], data: list, node_data: list, X, Yf) -> list[str]:
+    """Each lane's line (its colour and dash), over the thin lines of its app nodes."""
+    o = ['<g class="lines">']
+    for i, (name, per_lane) in enumerate(zip(lanes, node_data)):  # under the lanes' lines
+        for k, (t, y) in enumerate(per_lane):
+            d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
             if d:
-                dash = lane_dash(name, i)
-                o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
-                         f'stroke-linejoin="round" stroke-linecap="round"'
-                         + (f' stroke-dasharray="{dash}"' if dash else "") + f' data-lane="{esc(name)}"/>')
-        o.append('</g>')
-    else:
-        o.append(f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
-                 f'no data recorded for this chart</text>')
-    # legend, above the plot, left to right
+                o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
+                         f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
+                         f'data-node="{k}"/>')
+    for i, (name, (t, y)) in enumerate(zip(lanes, data)):
+        xs = [X(v) for v in t.tolist()]
+        ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
+        d = _path(xs, ys)
+        if d:
+            dash = lane_dash(name, i)
+            o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
+                     f'stroke-linejoin="round" stroke-linecap="round"'
+                     + (f' stroke-dasharray="{dash}"' if dash else "") + f' data-lane="{esc(name)}"/>')
+    o.append('</g>')
+    return o
+
+
+def _legend_svg(lanes: list[str]) -> list[str]:
+    """The lanes' key, above the plot, left to right."""
+    o = []
     lx = ML
     for i, name in enumerate(lanes):
         dash = lane_dash(name, i)
@@ -459,6 +455,49 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
                  f'stroke-width="2.2"' + (f' stroke-dasharray="{dash}"' if dash else "") + '/>')
         o.append(f'<text class="legend" x="{lx + 28:.1f}" y="{MT - 8}">{esc(name)}</text>')
         lx += 28 + _text_w(name, 14) + 14  # room for the phone's larger legend text
+    return o
+
+
+def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
+              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
+    """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
+    of each app node of lane i (thin lines under the lane's)."""
+    pw, ph = W - ML - MR, H - MT - MB
+
+    def prepared(t, y):
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if kind == "ratio":
+            y = y * 100.0
+        if kind == "log":
+            y = np.where(y > 0, y, np.nan)
+        return downsample(t, y)
+
+    data = [prepared(t, y) for (t, y) in cols]
+    node_data = [[prepared(t, y) for (t, y) in per_lane] for per_lane in (nodes or [])]
+    ys = [y for _, y in data] + [y for per_lane in node_data for _, y in per_lane]
+    finite = np.concatenate([y[np.isfinite(y)] for y in ys]) if ys else np.array([])
+    xmax = xmax if xmax and xmax > 0 else 1.0
+    _, xhi, xticks = _linear_ticks(0.0, xmax)
+    xhi = xmax if xticks[-1] > xmax * 1.15 else xhi
+    xticks = [v for v in xticks if v <= xhi + 1e-9]
+
+    def X(v):
+        return ML + pw * (v / xhi)
+
+    yticks, ylabels, Yf = _y_scale(kind, finite)
+    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
+          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
+    o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
+    o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
+    o += _fault_bands_svg(faults, X, xhi)
+    o += _axes_svg(yticks, ylabels, Yf, xticks, X, unit, kind)
+    if finite.size > 0:
+        o += _lines_svg(lanes, data, node_data, X, Yf)
+    else:
+        o.append(f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
+                 f'no data recorded for this chart</text>')
+    o += _legend_svg(lanes)
     o.append('</svg>')
     return "".join(o)
 
@@ -479,32 +518,44 @@ def _lane_cell(name: str, i: int, extra: str = "") -> str:
     return f'<th scope="row" class="lane">{swatch}{esc(name)}{extra}</th>'
 
 
+#: A planned fault in the plan's timeline, from its parameters: fault kind -> words. A kind
+#: without an entry says its declared label and its parameters.
+PLANNED = {
+    "crash": "crash (the cache node is killed, SIGKILL)",
+    "outage": "DB outage for {duration:g} s",
+    "burst": "{op} burst of {count:,} operations per lane",
+    "slow-db": "slow DB +{ms:g} ms for {duration:g} s (injected)",
+    "slow-cache": "slow cache +{ms:g} ms for {duration:g} s (injected)",
+    "cold": "every cache flushed (cold cache)",
+    "stampede": "stampede, {readers} concurrent readers of the hot key",
+    "crash-node": "node crash (app node {node} of each lane is killed, SIGKILL)",
+    "crash-cache-server": "cache server crash (the run's own redis-server is killed, SIGKILL)",
+}
+
+
+def planned_fault(kind: FaultKind, entry) -> tuple[float, str] | None:
+    """(time, "12 s: DB outage for 5 s") for one timeline entry of ``kind``; None when the
+    entry is not one (a hand-edited header)."""
+    try:
+        at, values = kind.values(entry)
+        words = PLANNED.get(kind.name)
+        text = words.format(**values) if words else " ".join(
+            [kind.label] + [f"{k} {v}" for k, v in values.items()])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return (at, f"{at:g} s: {text}") if math.isfinite(at) else None
+
+
 def _planned_faults(plan: dict) -> list[tuple[float, str]]:
     out = []
-
-    def pairs(key):
-        for item in plan.get(key) or []:
-            yield item if isinstance(item, (list, tuple)) else [item]
-
-    for item in pairs("crash_at"):
-        if _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: crash (the cache node is killed, SIGKILL)"))
-    for item in pairs("outages"):
-        if len(item) >= 2 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: DB outage for {item[1]:g} s"))
-    for item in pairs("bursts"):
-        if len(item) >= 3 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: {item[1]} burst of {item[2]:,} operations per lane"))
-    for key, what in (("slow_db", "slow DB"), ("slow_cache", "slow cache")):
-        for item in pairs(key):
-            if len(item) >= 3 and _num(item[0]) is not None:
-                out.append((item[0], f"{item[0]:g} s: {what} +{item[2]:g} ms for {item[1]:g} s (injected)"))
-    for item in pairs("cold_at"):
-        if _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: every cache flushed (cold cache)"))
-    for item in pairs("stampedes"):
-        if len(item) >= 2 and _num(item[0]) is not None:
-            out.append((item[0], f"{item[0]:g} s: stampede, {item[1]} concurrent readers of the hot key"))
+    for kind in FAULTS:
+        entries = plan.get(kind.field) or []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, (list, tuple)) and not kind.params and len(entry) == 1:
+                entry = entry[0]  # [time] for a fault of no parameters
+            item = planned_fault(kind, entry)
+            if item is not None:
+                out.append(item)
     return sorted(out, key=lambda p: p[0])
 
 
@@ -682,7 +733,7 @@ def _section_charts(summary: dict, series: dict, lanes: list[str], node_series: 
     o = [('<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
           'operations ended; shaded: the fault windows. Lines: ')]
     o.append(", ".join(f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
-                       f'({"solid" if not lane_dash(n, i) else ("dashed" if i == 1 else "dotted")})'
+                       f'({DASH_WORDS.get(lane_dash(n, i), "dashed")})'
                        for i, n in enumerate(lanes))
              + (". Thin lines: each app node of a lane that ran several (throughput, latency, hit ratio, "
                 "queue)" if any((node_series or {}).get(n) for n in lanes) else "")
@@ -755,7 +806,10 @@ def _section_events(summary: dict) -> str:
              '<th scope="col">event</th><th scope="col">lane</th><th scope="col">what happened</th></tr></thead><tbody>')
     for e in events:
         badge = ' <span class="badge">injected</span>' if e.get("injected") else ""
-        o.append(f'<tr><td class="num">{esc(fmt_s(e.get("start")))}</td><td>{esc(e.get("kind"))}{badge}</td>'
+        fault = kind_of_event(str(e.get("kind")))
+        what = fault.label.removesuffix(" (injected)") if fault is not None else e.get("kind")
+        o.append(f'<tr data-kind="{esc(e.get("kind"))}"><td class="num">{esc(fmt_s(e.get("start")))}</td>'
+                 f'<td>{esc(what)}{badge}</td>'
                  f'<td>{esc(e.get("lane") or "all")}</td><td>{esc(e.get("detail"))}</td></tr>')
     o.append("</tbody></table></div></section>")
     return "".join(o)

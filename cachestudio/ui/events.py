@@ -2,7 +2,8 @@
 
 * :class:`EventStrip` draws every fault event of the run along the charts' time axis (the
   same x range as the charts, set by the window): a mark at each instant, a band for each
-  window (outage, slow DB, slow cache, burst), and a label naming the event and its lane.
+  window (a fault with an end, or a crash until its lane is back), and a label naming the
+  event and its lane.
   Labels are stacked in rows so that no two overlap and none is cut at an edge; a label
   that finds no row keeps its mark and is counted in the "+N" note at the right. An opened
   scenario's faults are drawn ahead of time, hollow and grey, as "scheduled". Clicking a
@@ -10,6 +11,10 @@
 * :class:`CaptionBar` holds one sentence about the last fault (what it did, lane by lane),
   kept until the next fault or a key press, the active faults with their countdown, and
   the run's clock.
+
+Every fault kind's label, shade and window come from its declaration (engine/faultkinds.py):
+a kind added there is labelled, shaded and drawn ahead here with no change (``AMOUNTS``
+adds how much to the label of a kind with parameters).
 
 Everything here is painted by hand (QPainter), so every rectangle drawn is known: the
 layout tests check that no two labels overlap.
@@ -24,54 +29,70 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from ..engine.faultkinds import FAULTS, FaultKind, kind_of_event
 from .theme import FAULT_SHADE, THEMES, Theme, known_lane, lane_style
 
-#: event kind -> (shade kind of theme.FAULT_SHADE, the kind that ends its window or None)
-FAULT_EVENTS = {
-    "crash": ("crash", None), "outage-start": ("outage", "outage-end"),
-    "slow-db-start": ("slow-db", "slow-db-end"), "slow-cache-start": ("slow-cache", "slow-cache-end"),
-    "burst": ("burst", "burst-end"), "stampede": ("stampede", None), "cold-cache": ("cold", None),
-    "crash-node": ("crash", None), "crash-cache-server": ("crash", None),
-}
+#: event kind -> (shade kind of theme.FAULT_SHADE, the kind that ends its window or None),
+#: for every fault kind (engine/faultkinds.py: its start event, shade and end event)
+FAULT_EVENTS = {k.start_event: (k.shade, k.end_event) for k in FAULTS}
 ENDS = {end: start for start, (_, end) in FAULT_EVENTS.items() if end}
+#: a fault that lasts per lane until the lane is back: the event that says so -> the faults it ends
+BACKS = {back: tuple(k.start_event for k in FAULTS if k.back_event == back)
+         for back in dict.fromkeys(k.back_event for k in FAULTS if k.back_event)}
 #: events shown on the strip besides the faults: a heal, and a lab that failed
 OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
 FAILURES = OTHER_EVENTS - {"heal"}
 MAX_ROWS = 2
 GAP_PX = 8.0
 
+#: How much a fault does, in the runner's words, for the kinds with parameters: fault kind ->
+#: (the detail of a scheduled one, from its parameters; a pattern that reads the amount back
+#: out of an event's detail, as named groups; the label made of them, ``{name}`` its label).
+#: A kind without an entry is labelled by its declared label alone.
+AMOUNTS: dict[str, tuple[str, str, str]] = {
+    "outage": ("DB outage for {duration:g} s", r"for (?P<duration>[0-9.]+) s", "{name} {duration} s"),
+    "slow-db": ("slow DB: +{ms:g} ms", r"\+(?P<ms>[0-9.]+) ms", "{name} +{ms} ms"),
+    "slow-cache": ("slow cache: +{ms:g} ms", r"\+(?P<ms>[0-9.]+) ms", "{name} +{ms} ms"),
+    "burst": ("{op} burst of {count:,} operations per lane", r"(?P<op>\w+) burst of (?P<count>[0-9,]+)",
+              "{op} {name} ×{count}"),
+    "stampede": ("hot key k0 expired; {readers} concurrent readers", r"(?P<readers>\d+) concurrent readers",
+                 "{name} ×{readers}"),
+    "crash-node": ("app node {node} of each lane killed (SIGKILL)", r"app node (?P<node>\d+)", "{name} n{node}"),
+}
+INJECTED = " (injected)"
+
 
 def short_lane(lane: str | None) -> str:
-    return lane_style(lane)[2] if known_lane(lane) else ""
+    return lane_style(lane)[2] if lane is not None and known_lane(lane) else ""
+
+
+def fault_text(kind: FaultKind, detail: str, injected: bool = False) -> str:
+    """A fault event's words: its declared label, with how much when its detail says it;
+    "(injected)" when the kind is injected ("(reads injected)": a real fault whose event says
+    part of it was injected, as an outage's reads on a WAL database)."""
+    name = kind.label.removesuffix(INJECTED)
+    text = name
+    words = AMOUNTS.get(kind.name)
+    if words is not None:
+        m = re.search(words[1], detail)
+        if m:
+            text = words[2].format(name=name, **m.groupdict())
+    if kind.injected:
+        text += INJECTED
+    elif injected:
+        text += " (reads injected)"
+    return text
 
 
 def event_label(ev: dict) -> str:
     """A few words for an event: what, how much, and the lane when it is one lane's."""
     kind, detail = ev["kind"], ev.get("detail") or ""
     lane = short_lane(ev.get("lane"))
-    if kind == "crash":
-        text = "crash"
-    elif kind == "outage-start":
-        m = re.search(r"for ([0-9.]+) s", detail)
-        text = f"DB outage {m.group(1)} s" if m else "DB outage"
-        if ev.get("injected"):
-            text += " (reads injected)"
-    elif kind == "slow-db-start":
-        m = re.search(r"\+([0-9.]+) ms", detail)
-        text = f"slow DB +{m.group(1)} ms (injected)" if m else "slow DB (injected)"
-    elif kind == "slow-cache-start":
-        m = re.search(r"\+([0-9.]+) ms", detail)
-        text = f"slow cache +{m.group(1)} ms (injected)" if m else "slow cache (injected)"
-    elif kind == "burst":
-        m = re.match(r"(\w+) burst of ([0-9,]+)", detail)
-        text = f"{m.group(1)} burst ×{m.group(2)}" if m else "burst"
-    elif kind == "stampede":
-        m = re.search(r"(\d+) concurrent readers", detail)
-        text = f"stampede ×{m.group(1)}" if m else "stampede"
-    elif kind == "cold-cache":
-        text = "cold cache" if not lane else "cold cache failed"
-    elif kind == "heal":
-        text = "heal"
+    fault = kind_of_event(kind)
+    if kind == "cold-cache" and lane:
+        text = "cold cache failed"  # one lane's cache could not be flushed
+    elif fault is not None:
+        text = fault_text(fault, detail, bool(ev.get("injected")))
     elif kind in FAILURES:
         text = kind.replace("lab-", "lab ") if kind != "audit" else "audit failed"
     else:
@@ -81,27 +102,23 @@ def event_label(ev: dict) -> str:
 
 def scheduled_events(timeline: dict, restart_delay_s: float = 1.0) -> list[dict]:
     """An opened scenario's fault timeline as event-like dicts (``scheduled``: True), to be
-    drawn ahead of time. Field names as in engine/timeline.py."""
+    drawn ahead of time: every fault kind's entries (engine/faultkinds.py; the fields of
+    engine/timeline.py). A fault with a duration is drawn as long as it lasts, one that lasts
+    until its lane is back for the restart delay."""
     out = []
-
-    def add(kind: str, at: float, detail: str, end: float | None = None, injected: bool = False) -> None:
-        out.append({"kind": kind, "start": float(at), "end_at": end, "detail": detail, "lane": None,
-                    "injected": injected, "scheduled": True})
-
-    for at in timeline.get("crash_at", []):
-        add("crash", at, "crash", at + restart_delay_s)
-    for start, length in timeline.get("outages", []):
-        add("outage-start", start, f"DB outage for {length:g} s", start + length)
-    for start, length, ms in timeline.get("slow_db", []):
-        add("slow-db-start", start, f"slow DB: +{ms:g} ms", start + length, True)
-    for start, length, ms in timeline.get("slow_cache", []):
-        add("slow-cache-start", start, f"slow cache: +{ms:g} ms", start + length, True)
-    for at, kind, count in timeline.get("bursts", []):
-        add("burst", at, f"{kind} burst of {count:,} operations per lane")
-    for at, readers in timeline.get("stampedes", []):
-        add("stampede", at, f"hot key k0 expired; {readers} concurrent readers")
-    for at in timeline.get("cold_at", []):
-        add("cold-cache", at, "every cache flushed")
+    for kind in FAULTS:
+        for entry in timeline.get(kind.field, []):
+            at, values = kind.values(entry)
+            if "duration" in values:
+                end: float | None = at + float(values["duration"])
+            elif kind.back_event:
+                end = at + restart_delay_s
+            else:
+                end = None
+            words = AMOUNTS.get(kind.name)
+            detail = words[0].format(**values) if words else kind.sentence
+            out.append({"kind": kind.start_event, "start": at, "end_at": end, "detail": detail, "lane": None,
+                        "injected": kind.injected, "scheduled": True})
     return sorted(out, key=lambda e: e["start"])
 
 
@@ -184,9 +201,9 @@ class EventStrip(QWidget):
                     e["end_at"] = ev["start"]
             self.update()
             return None
-        if kind == "restart":
+        if kind in BACKS:
             for e in self.events:
-                if e["kind"] == "crash" and e.get("end_at") is None:
+                if e["kind"] in BACKS[kind] and e.get("end_at") is None:
                     e["end_at"] = ev["start"]  # the first lane back closes the crash band
             self.update()
             return None
@@ -194,7 +211,8 @@ class EventStrip(QWidget):
             return None
         if kind == "cold-cache" and ev.get("lane"):
             kind = "lab-failed"  # a lane's cache could not be flushed: shown as that lane's failure
-        window = kind == "crash" or FAULT_EVENTS.get(kind, (0, None))[1] is not None  # a crash lasts until a restart
+        fault = kind_of_event(kind)
+        window = fault is not None and (fault.window or fault.back_event is not None)  # a crash lasts until a restart
         shown = dict(ev, label=event_label(ev), end_at=None if window else ev["start"])
         self.events.append(shown)
         # the scheduled fault this event fulfils leaves the "ahead" list

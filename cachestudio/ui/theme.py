@@ -1,11 +1,15 @@
 """Colours, shapes and themes. Okabe–Ito (colour-blind safe); colour never stands alone:
-every token kind also has its own shape, every lane its own line style and label."""
+every token kind also has its own shape, every lane its own line style and label. A
+strategy's colour, pen and short label come from its declaration (engine/strategykinds.py),
+a fault's shade from engine/faultkinds.py: nothing here names a strategy or a fault kind."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.faultkinds import SHADES
 from ..engine.palette import OKABE_ITO
+from ..engine.strategykinds import STRATEGY_KINDS
 
 #: Request outcomes on the flow view: colour and shape (and a word in the legend).
 TOKENS = {
@@ -17,12 +21,8 @@ TOKENS = {
     "rejected": (OKABE_ITO["black"], "bar", "rejected"),
 }
 
-#: Lanes on the charts: colour, Qt pen style name, short label.
-LANES = {
-    "cache-aside": (OKABE_ITO["blue"], "solid", "CA"),
-    "write-through": (OKABE_ITO["orange"], "dash", "WT"),
-    "write-behind": (OKABE_ITO["green"], "dot", "WB"),
-}
+#: Lanes on the charts: colour, Qt pen style name, short label (from each strategy's declaration).
+LANES = {s.name: (OKABE_ITO[s.colour], s.pen, s.short) for s in STRATEGY_KINDS}
 
 #: Colours for named lanes (two lanes of one strategy, say): those of the plan's strategy
 #: lanes are skipped, so no two lanes of a plan share a colour.
@@ -54,7 +54,7 @@ def short_label(name: str) -> str:
 
 def register_lanes(lanes) -> list[tuple[str, str, str]]:
     """The colour, pen and short label of each lane of a plan; a strategy's lane keeps its
-    own (CA blue, WT orange, WB green). Named lanes are remembered for :func:`lane_style`."""
+    own (its declaration's). Named lanes are remembered for :func:`lane_style`."""
     pairs = lane_pairs(lanes)
     taken = {LANES[name][0] for name, _ in pairs if name in LANES}
     free = [OKABE_ITO[c] for c in _PALETTE if OKABE_ITO[c] not in taken]
@@ -78,15 +78,8 @@ def known_lane(name) -> bool:
     return name in LANES or name in _NAMED
 
 
-FAULT_SHADE = {
-    "crash": (OKABE_ITO["vermillion"], "crash"),
-    "outage": (OKABE_ITO["purple"], "DB outage"),
-    "slow-db": (OKABE_ITO["yellow"], "slow DB (injected)"),
-    "burst": (OKABE_ITO["sky"], "burst"),
-    "cold": (OKABE_ITO["blue"], "cold cache"),
-    "slow-cache": (OKABE_ITO["orange"], "slow cache (injected)"),
-    "stampede": (OKABE_ITO["black"], "stampede"),
-}
+#: The charts' and the event strip's shades: colour and the legend's words (engine/faultkinds.SHADES).
+FAULT_SHADE = {name: (OKABE_ITO[colour], words) for name, (colour, words) in SHADES.items()}
 
 
 @dataclass(frozen=True)
