@@ -20,16 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .engine.config import (
-    BACKPRESSURE,
-    CACHE_BACKENDS,
-    DISTRIBUTIONS,
-    EVICTION_POLICIES,
-    JOURNAL_MODES,
-    MAX_NODES,
-    STORE_BACKENDS,
+    KNOBS,
+    SECTION_TITLES,
     STRATEGIES,
-    STAMPEDE,
-    SYNCHRONOUS,
     ConfigError,
     LaneConfig,
     LaneSpec,
@@ -41,7 +34,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LAB_FAILED = 3
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-LATENCY_HOPS = {"cache": "cache_ms", "db-read": "db_read_ms", "db-write": "db_write_ms"}
+#: ``--latency HOP=MS``: a hop -> its knob of the latency section (config.KNOBS: "--latency HOP").
+LATENCY_HOPS = {k.flag.split()[1]: k.name for k in KNOBS if k.flag.startswith("--latency ")}
 
 
 class BadInput(Exception):
@@ -166,13 +160,19 @@ def parse_lane_arg(text: str):
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="cachestudio", description="Cache-aside, write-through and write-behind, running for real.")
+    p = Parser(prog="cachestudio", description=f"{', '.join(STRATEGIES).capitalize()}, running for real.")
     p.add_argument("--scenario", dest="window_scenario", metavar="NAME|FILE",
                    help="open the window with this built-in scenario (a lesson) or scenario file loaded")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
+    _run_parser(sub)
+    _replay_parsers(sub)
+    _other_parsers(sub)
+    return p
 
+
+def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="run strategies headless and print a table per lane")
-    r.add_argument("--strategy", help="cache-aside, write-through, write-behind or all (default)")
+    r.add_argument("--strategy", help=f"{', '.join(STRATEGIES)} or all (default)")
     r.add_argument("--lane", type=parse_lane_arg, action="append", default=[], metavar="NAME=STRATEGY[,KNOB=VALUE...]",
                    help="a named lane: a strategy and knobs of its own, e.g. \"lease=cache-aside,stampede=lease\" "
                         "(repeatable; instead of --strategy)")
@@ -196,51 +196,14 @@ def build_parser() -> Parser:
                    help="at SEC the hot key k0 expires and READERS (default 50) clients read it at once")
     r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
-    r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
-                   help="write-behind queue: in memory (lost on crash) or on disk (replayed)")
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
     r.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     r.add_argument("--history", type=Path, metavar="FILE", help="write every operation and fault as JSON Lines")
     r.add_argument("--record", type=Path, metavar="FILE",
                    help="record the run to FILE as it goes (a new file; replay it with `cachestudio replay FILE`)")
-
-    g = r.add_argument_group("workload")
-    g.add_argument("--rate", type=float, default=0.0, metavar="OPS", help="operations per second; 0 = flat out (default)")
-    g.add_argument("--read-ratio", type=float, default=0.8, metavar="R", help="fraction of reads (default 0.8)")
-    g.add_argument("--keys", type=int, default=1000, metavar="N", help="key space size (default 1000)")
-    g.add_argument("--distribution", choices=DISTRIBUTIONS, default="zipf")
-    g.add_argument("--zipf-s", type=float, default=1.1, metavar="S", help="zipf exponent (default 1.1)")
-    g.add_argument("--hot-fraction", type=float, default=0.2, metavar="F", help="hotspot: fraction of hot keys")
-    g.add_argument("--hot-weight", type=float, default=0.8, metavar="W", help="hotspot: fraction of ops on them")
-    g.add_argument("--value-size", type=int, default=100, metavar="BYTES", help="value size (default 100)")
-    g.add_argument("--concurrency", type=int, default=1, metavar="N", help="client threads per lane (default 1)")
-
-    g = r.add_argument_group("cache")
-    g.add_argument("--ttl", type=float, default=0.0, metavar="SEC", help="cache entry TTL; 0 = none (default)")
-    g.add_argument("--cache-size-mb", type=float, default=1024.0, metavar="MIB", help="diskcache size limit")
-    g.add_argument("--eviction", choices=EVICTION_POLICIES, default="least-recently-stored")
-    g.add_argument("--stampede-protection", choices=STAMPEDE, default="none",
-                   help="on a miss: every reader reads the DB (none), one does (single-flight), "
-                        "or one does under a lease that a write invalidates (lease)")
-    g.add_argument("--lease-ttl", type=float, default=2.0, metavar="SEC",
-                   help="a lock or lease expires after SEC; waiters give up then (default 2)")
-    g.add_argument("--cache", choices=("persistent", "volatile"), default="persistent",
-                   help="does the cache directory survive a crash (default persistent)")
-
-    g = r.add_argument_group("store (SQLite)")
-    g.add_argument("--journal-mode", choices=JOURNAL_MODES, default="wal")
-    g.add_argument("--synchronous", choices=SYNCHRONOUS, default="normal")
-    g.add_argument("--db-timeout-ms", type=float, default=250.0, metavar="MS", help="busy timeout (default 250)")
-
-    g = r.add_argument_group("backends and nodes (the default: diskcache + SQLite, one node)")
-    g.add_argument("--cache-backend", choices=CACHE_BACKENDS, default="diskcache",
-                   help="the cache: a diskcache directory (default) or a Redis server")
-    g.add_argument("--store-backend", choices=STORE_BACKENDS, default="sqlite",
-                   help="the store: a SQLite file (default) or a PostgreSQL database")
-    g.add_argument("--nodes", type=int, default=1, metavar="N",
-                   help=f"app-node processes per lane, sharing its cache and store (1 to {MAX_NODES}; default 1)")
-    g.add_argument("--redis-aof", action=argparse.BooleanOptionalAction, default=False,
-                   help="the run's own redis-server keeps an append-only file (fsync every second)")
+    for section in ("workload", "cache", "store"):
+        knob_group(r, section)
+    g = knob_group(r, "backends", "the default: diskcache + SQLite, one node")
     g.add_argument("--redis-url", default="", metavar="URL",
                    help="use this Redis server (never stopped); default: the run starts its own on a unix socket")
     g.add_argument("--postgres-url", default="", metavar="URL",
@@ -249,18 +212,54 @@ def build_parser() -> Parser:
                    help="kill one app node of each lane (SIGKILL) at SEC (repeatable)")
     g.add_argument("--crash-cache-server", type=float, action="append", default=[], metavar="SEC",
                    help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay")
+    for section in ("write_behind", "latency"):
+        knob_group(r, section)
 
-    g = r.add_argument_group("write-behind")
-    g.add_argument("--flush-interval", type=float, default=0.1, metavar="SEC", help="default 0.1")
-    g.add_argument("--batch-size", type=int, default=100, metavar="N", help="rows per transaction (default 100)")
-    g.add_argument("--coalesce", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep only the latest version per key while queued (default on)")
-    g.add_argument("--queue-capacity", type=int, default=10_000, metavar="N", help="default 10000")
-    g.add_argument("--backpressure", choices=BACKPRESSURE, default="block", help="when the queue is full")
-    g.add_argument("--block-timeout", type=float, default=2.0, metavar="SEC", help="blocked writer gives up after")
-    g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
-    g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
 
+#: A knob's unit -> the placeholder of its option's value.
+METAVARS = {"s": "SEC", "ms": "MS", "MiB": "MIB", "B": "BYTES", "ops/s": "OPS"}
+
+
+def _knob_number(x: float) -> str:
+    return f"{x:,.0f}" if x == int(x) else f"{x:g}"
+
+
+def knob_group(parser: argparse.ArgumentParser, section: str, description: str | None = None):
+    """The options of a section's knobs (config.KNOBS), in an option group of its title.
+    The hops of ``--latency HOP=MS`` are knobs whose flag is "--latency HOP"."""
+    title = SECTION_TITLES[section]
+    g = parser.add_argument_group(title[:1].lower() + title[1:], description)
+    hops = [k for k in KNOBS if k.section == section and " " in k.flag]
+    for k in KNOBS:
+        if k.section != section or k in hops:
+            continue
+        shown = k.words[k.default] if k.words else "on" if k.default is True else "off" if k.default is False \
+            else k.default
+        if k.kind in ("int", "float"):
+            unit = f" {k.unit}" if k.unit else ""
+            low = f"over {_knob_number(k.lo)}, up" if k.low_open else _knob_number(k.lo)
+            shown = f"{low} to {_knob_number(k.hi)}{unit}; default {_knob_number(k.default)}{unit}"
+        else:
+            shown = f"default {shown}"
+        extra = {"help": f"{k.help} ({shown})", "default": k.default}
+        if k.words:
+            extra.update(choices=k.words, default=k.words[k.default])
+        elif k.kind == "bool":
+            extra.update(action=argparse.BooleanOptionalAction)
+        elif k.kind == "choice":
+            extra.update(choices=k.choices)
+        else:
+            extra.update(type={"int": int, "float": float}[k.kind],
+                         metavar=METAVARS.get(k.unit, "N" if k.kind == "int" else "X"))
+        g.add_argument(k.flag, **extra)
+    if hops:
+        flag = hops[0].flag.split()[0]
+        g.add_argument(flag, action="append", default=[], metavar="HOP=MS",
+                       help=f"add latency to a hop: {', '.join(LATENCY_HOPS)} (repeatable)")
+    return g
+
+
+def _replay_parsers(sub) -> None:
     rp = sub.add_parser("replay", help="replay a recording in the window (no lab needed), or print its summary")
     rp.add_argument("file", type=Path, metavar="FILE", help="a recording made by `run --record` or the window")
     rp.add_argument("--json", nargs="?", const="-", metavar="OUT",
@@ -292,6 +291,8 @@ def build_parser() -> Parser:
     d.add_argument("--pictures-only", action="store_true", help=argparse.SUPPRESS)  # its child process
     d.add_argument("--regions", action="store_true", help=argparse.SUPPRESS)  # the child's, for the tests
 
+
+def _other_parsers(sub) -> None:
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
                                       "crash the node, render a frame")
@@ -320,46 +321,12 @@ def build_parser() -> Parser:
                         "snippets written plainly with redis-py and psycopg, and the lanes at 1, 2 and 4 nodes, on "
                         "the bench's own redis-server and PostgreSQL")
 
-    g = r.add_argument_group("injected latency (labelled as injected)")
-    g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
-                   help="add latency to a hop: cache, db-read or db-write (repeatable)")
-    return p
 
-
-#: Command-line knob -> (section of LaneConfig, field, conversion).
-KNOB_ARGS = {
-    "rate": ("workload", "rate", None),
-    "read_ratio": ("workload", "read_ratio", None),
-    "keys": ("workload", "keys", None),
-    "distribution": ("workload", "distribution", None),
-    "zipf_s": ("workload", "zipf_s", None),
-    "hot_fraction": ("workload", "hot_fraction", None),
-    "hot_weight": ("workload", "hot_weight", None),
-    "value_size": ("workload", "value_size", None),
-    "concurrency": ("workload", "concurrency", None),
-    "ttl": ("cache", "ttl_s", None),
-    "cache_size_mb": ("cache", "size_limit_mb", None),
-    "eviction": ("cache", "eviction", None),
-    "cache": ("cache", "persistent", lambda v: v == "persistent"),
-    "stampede_protection": ("cache", "stampede", None),
-    "lease_ttl": ("cache", "lease_ttl_s", None),
-    "journal_mode": ("store", "journal_mode", None),
-    "synchronous": ("store", "synchronous", None),
-    "db_timeout_ms": ("store", "timeout_ms", None),
-    "flush_interval": ("write_behind", "flush_interval_s", None),
-    "batch_size": ("write_behind", "batch_size", None),
-    "coalesce": ("write_behind", "coalesce", None),
-    "queue_capacity": ("write_behind", "capacity", None),
-    "backpressure": ("write_behind", "backpressure", None),
-    "block_timeout": ("write_behind", "block_timeout_s", None),
-    "retry_limit": ("write_behind", "retry_limit", None),
-    "retry_backoff": ("write_behind", "retry_backoff_s", None),
-    "queue": ("write_behind", "durable", lambda v: v == "durable"),
-    "cache_backend": ("backends", "cache", None),
-    "store_backend": ("backends", "store", None),
-    "nodes": ("backends", "nodes", None),
-    "redis_aof": ("backends", "aof", None),
-}
+#: Command-line knob -> (section of LaneConfig, field, conversion): every knob of
+#: config.KNOBS with an option of its own (a two-word one is converted to true/false).
+KNOB_ARGS = {k.flag[2:].replace("-", "_"): (k.section, k.name, (lambda v, true=k.words[1]: v == true) if k.words
+                                             else None)
+             for k in KNOBS if " " not in k.flag}
 
 
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
