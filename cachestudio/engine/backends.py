@@ -228,7 +228,7 @@ class CacheBackend:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
         except SQLITE_ERRORS as exc:
             raise backend_failure(CacheUnavailable, "cache get", exc) from None
-        return _parse(key, raw)
+        return parse_entry(key, raw)
 
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
@@ -283,7 +283,7 @@ class CacheBackend:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
         except SQLITE_ERRORS as exc:
             raise backend_failure(CacheUnavailable, "cache get", exc) from None
-        return _parse(key, raw), None
+        return parse_entry(key, raw), None
 
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
         """The lease holder's set: it lands only if the lease is still the holder's (a
@@ -325,7 +325,7 @@ class CacheBackend:
         self.cache.close()
 
 
-def _parse(key: str, raw) -> tuple[int, str] | None:
+def parse_entry(key: str, raw) -> tuple[int, str] | None:
     """A cached ``"<version>|<value>"``; anything else in the cache is a failure, counted."""
     if raw is None:
         return None

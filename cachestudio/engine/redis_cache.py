@@ -50,7 +50,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .backends import LEASE, MIB, CacheUnavailable, _parse
+from .backends import LEASE, MIB, CacheUnavailable, parse_entry
 from .config import CacheKnobs, Latency
 
 #: Seconds a call waits for the server (connect, and each reply): a dead server is a
@@ -98,7 +98,7 @@ def _glob_escape(prefix: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
 
 
-def _client(url: str) -> redis.Redis:
+def redis_client(url: str) -> redis.Redis:
     """A thread-safe client over a connection pool. One retry without backoff: a pooled
     connection that a restarted server dropped is reconnected once, at once; a server
     that is down fails the call at once (redis-py's default retries back off for seconds)."""
@@ -124,7 +124,7 @@ class RedisCache:
     def __init__(self, url: str, knobs: CacheKnobs, latency: Latency, prefix: str = ""):
         self.url = url
         self.prefix = prefix
-        self.client = _client(url)
+        self.client = redis_client(url)
         self._get_or_lease = self.client.register_script(GET_OR_LEASE_LUA)
         self._set_leased = self.client.register_script(SET_LEASED_LUA)
         self._release = self.client.register_script(RELEASE_LUA)
@@ -195,7 +195,7 @@ class RedisCache:
     # -- plain cache operations --------------------------------------------------------
 
     def get(self, key: str) -> tuple[int, str] | None:
-        return _parse(key, self._call("get", lambda: self.client.get(self.prefix + key)))
+        return parse_entry(key, self._call("get", lambda: self.client.get(self.prefix + key)))
 
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
@@ -231,7 +231,7 @@ class RedisCache:
         hit, raw = self._call("get", lambda: self._get_or_lease(
             keys=[self.prefix + key, self.prefix + LEASE + key], args=[token, self._lease_ms]))
         if hit:
-            return _parse(key, raw), None
+            return parse_entry(key, raw), None
         return None, (raw or None)
 
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
@@ -276,7 +276,7 @@ def redis_cache_versions(url: str, prefix: str = "") -> dict[str, int]:
     """Version of every live (unexpired) entry under ``prefix``, for the audit; keys are
     given without the prefix, and leases (values without a version) are left out."""
     out: dict[str, int] = {}
-    client = _client(url)
+    client = redis_client(url)
     try:
         keys = [k for k in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000)
                 if not k[len(prefix):].startswith(LEASE)]
