@@ -44,13 +44,12 @@ import itertools
 import os
 import re
 import secrets
-import time
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .backends import LEASE, MIB, CacheUnavailable, parse_entry
+from .backends import LEASE, MIB, CacheFaultLayer, CacheUnavailable, parse_entry
 from .config import CacheKnobs, Latency
 
 #: Seconds a call waits for the server (connect, and each reply): a dead server is a
@@ -114,7 +113,7 @@ def _failure(what: str, exc: redis.RedisError) -> CacheUnavailable:
     return CacheUnavailable(f"cache {what} failed: {exc} ({type(exc).__name__})", hard=True)
 
 
-class RedisCache:
+class RedisCache(CacheFaultLayer):
     """The cache as keys on a Redis server, under ``prefix`` (lanes share a server).
 
     redis-py's client is thread-safe (a connection per call, from its pool), so client
@@ -128,7 +127,7 @@ class RedisCache:
         self._get_or_lease = self.client.register_script(GET_OR_LEASE_LUA)
         self._set_leased = self.client.register_script(SET_LEASED_LUA)
         self._release = self.client.register_script(RELEASE_LUA)
-        self._delay = latency.cache_ms / 1000.0
+        self.set_latency(latency)
         self._tokens = itertools.count(1)
         self._token_prefix = f"{os.getpid()}-{secrets.token_hex(4)}-"
         self.config_error = ""  # why the size limit and policy could not be applied
@@ -170,9 +169,6 @@ class RedisCache:
             raise _failure("config", exc) from None
         self._configure = False
 
-    def set_latency(self, latency: Latency) -> None:
-        self._delay = latency.cache_ms / 1000.0
-
     def start_culler(self) -> None:
         """Nothing to do: Redis expires and evicts by itself."""
 
@@ -181,8 +177,8 @@ class RedisCache:
 
     def _call(self, what: str, call, delay: bool = True):
         """Run one Redis call; its failures become counted ones."""
-        if delay and self._delay:
-            time.sleep(self._delay)
+        if delay:
+            self._lag()
         try:
             if self._configure:
                 self._apply_config()
