@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -323,11 +324,15 @@ def _other_parsers(sub) -> None:
                         "the bench's own redis-server and PostgreSQL")
 
 
+def _word_is(true: str) -> Callable[[str], bool]:
+    return lambda word: word == true
+
+
 #: Command-line knob -> (section of LaneConfig, field, conversion): every knob of
 #: config.KNOBS with an option of its own (a two-word one is converted to true/false).
-KNOB_ARGS = {k.flag[2:].replace("-", "_"): (k.section, k.name, (lambda v, true=k.words[1]: v == true) if k.words
-                                             else None)
-             for k in KNOBS if " " not in k.flag}
+KNOB_ARGS: dict[str, tuple[str, str, Callable[[str], bool] | None]] = {
+    k.flag[2:].replace("-", "_"): (k.section, k.name, _word_is(k.words[1]) if k.words else None)
+    for k in KNOBS if " " not in k.flag}
 
 
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -677,7 +682,7 @@ def machine_info() -> dict:
     import platform
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("PySide6-Essentials", "pyqtgraph", "diskcache", "sqlite-utils", "numpy"):
         try:
             versions[dist] = metadata.version(dist)

@@ -163,7 +163,7 @@ class Knob:
     #: Valid values of a text knob.
     choices: tuple[str, ...] = ()
     #: A true/false knob typed on the command line as one of two words: (false, true).
-    words: tuple[str, str] = ()
+    words: tuple[str, ...] = ()
     #: A running lab applies it at once; otherwise at the next reset.
     live: bool = False
     #: The widget's step and decimals (a number's spin box).

@@ -82,6 +82,7 @@ import secrets
 import stat
 import sys
 import tempfile
+from typing import TextIO
 
 from .config import ConfigError
 
@@ -161,27 +162,27 @@ class StagedFile:
     elsewhere. Raises OSError; a failed constructor leaves nothing behind."""
 
     def __init__(self, d: str, base: str, mode: int, anonymous: bool):
-        self.dir_fd: int | None = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dir_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.base = base
         self.tmp_base = base[:200]
         self.tmp_name: str | None = None  # a named temp file that exists in that directory
-        self.fd: int | None = None
+        self.dropped = False
         try:
-            self._make(mode, anonymous)
+            self.fd = self._make(mode, anonymous)
         except BaseException:
-            self.drop()
+            os.close(self.dir_fd)
             raise
 
-    def _make(self, mode: int, anonymous: bool) -> None:
+    def _make(self, mode: int, anonymous: bool) -> int:
         if anonymous and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
             try:
-                self.fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
-                return
+                return os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
             except OSError as exc:
                 if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                     raise
-        self.tmp_name, self.fd = self._named(lambda name: os.open(
+        self.tmp_name, fd = self._named(lambda name: os.open(
             name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd))
+        return fd
 
     def _named(self, make):
         """Call make(name) with fresh names ``.NAME.XXXXXXXX.tmp`` until one is free."""
@@ -221,21 +222,22 @@ class StagedFile:
             pass
 
     def drop(self) -> None:
-        """Remove the temp file (if it has a name) and close it and the directory. Never raises."""
+        """Remove the temp file (if it has a name) and close it and the directory, once.
+        Never raises."""
+        if self.dropped:
+            return
+        self.dropped = True
         if self.tmp_name is not None:
             try:
                 os.unlink(self.tmp_name, dir_fd=self.dir_fd)
             except OSError:
                 pass
             self.tmp_name = None
-        for attr in ("fd", "dir_fd"):
-            fd = getattr(self, attr)
-            if fd is not None:
-                setattr(self, attr, None)
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        for fd in (self.fd, self.dir_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class InPlaceCopy:
@@ -245,19 +247,19 @@ class InPlaceCopy:
     O_WRONLY) and closes it; raises OSError when there is no room for the staging file."""
 
     def __init__(self, target: str, target_fd: int):
-        self.target_fd: int | None = target_fd
+        self.target_fd = target_fd
         self.touched = False  # the target's bytes have been changed
-        self.stage = None
+        self.closed = False
         for where in (os.path.dirname(target) or ".", None):
             try:
                 self.stage = tempfile.TemporaryFile(dir=where, buffering=0)
                 break
             except OSError:
                 continue
-        if self.stage is None:
-            self.close()
+        else:
+            os.close(target_fd)
             raise OSError(errno.ENOSPC, "no room for a staging file")
-        self.fd: int | None = self.stage.fileno()
+        self.fd = self.stage.fileno()
 
     def copy(self) -> None:
         """Reserve the space, copy the staged bytes over the target's, truncate, fsync."""
@@ -286,19 +288,15 @@ class InPlaceCopy:
         os.fsync(dst)
 
     def close(self) -> None:
-        """Close the staging file and the target. Never raises."""
-        if self.stage is not None:
+        """Close the staging file and the target (once). Never raises."""
+        if self.closed:
+            return
+        self.closed = True
+        for close in (self.stage.close, lambda: os.close(self.target_fd)):
             try:
-                self.stage.close()
+                close()
             except OSError:
                 pass
-            self.stage = self.fd = None
-        if self.target_fd is not None:
-            try:
-                os.close(self.target_fd)
-            except OSError:
-                pass
-            self.target_fd = None
 
 
 class Output:
@@ -330,7 +328,7 @@ class Output:
         self._stream_fd: int | None = None   # a stream's own descriptor (a dup, or the device opened)
         self._staged: StagedFile | None = None     # create, replace
         self._in_place: InPlaceCopy | None = None  # in place
-        self._sync_with = None               # sys.stdout / sys.stderr for fds 1 and 2
+        self._sync_with: TextIO | None = None  # sys.stdout / sys.stderr for fds 1 and 2
         self._buf = bytearray()
         self._error = ""
         self._cause: BaseException | None = None
@@ -457,17 +455,17 @@ class Output:
             return
         self.kind, self.target = "file", p
         if st.st_nlink > 1 or magic:
-            return self._stage_in_place(fd)
+            return self._stage_in_place(p, fd)
         d, base = os.path.split(p)
         try:
-            self._stage(d or ".", base, 0o600)
-            tst = os.fstat(self._fd)
+            tmp = self._stage(d or ".", base, 0o600)
+            tst = os.fstat(tmp)
             if (tst.st_uid, tst.st_gid) != (st.st_uid, st.st_gid):
-                os.fchown(self._fd, st.st_uid, st.st_gid)
-            os.fchmod(self._fd, stat.S_IMODE(mode))
+                os.fchown(tmp, st.st_uid, st.st_gid)
+            os.fchmod(tmp, stat.S_IMODE(mode))
         except PermissionError:  # directory not writable, or the owner cannot be kept
             self._drop_staged()
-            return self._stage_in_place(fd)
+            return self._stage_in_place(p, fd)
         except OSError as exc:
             self._drop_staged()
             os.close(fd)
@@ -496,19 +494,21 @@ class Output:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         return fd
 
-    def _stage(self, d: str, base: str, mode: int) -> None:
+    def _stage(self, d: str, base: str, mode: int) -> int:
+        """Stage the file beside its target; its descriptor (where write() goes)."""
         self._staged = StagedFile(d, base, mode, self.use_tmpfile)
         self._fd = self._staged.fd
+        return self._fd
 
     def _drop_staged(self) -> None:
         if self._staged is not None:
             self._staged.drop()
             self._staged = self._fd = None
 
-    def _stage_in_place(self, target_fd: int) -> None:
+    def _stage_in_place(self, p: str, target_fd: int) -> None:
         self.how = "in place"
         try:
-            self._in_place = InPlaceCopy(self.target, target_fd)
+            self._in_place = InPlaceCopy(p, target_fd)
         except OSError:
             raise self._refuse(": no room for a staging file") from None
         self._fd = self._in_place.fd
@@ -590,7 +590,7 @@ class Output:
                     if self._state == "open" and self._in_place is not None:
                         self._in_place.copy()
                     elif self._state == "open" and self._staged is not None:
-                        self._staged.publish(self.target)
+                        self._staged.publish(self.name if self.target is None else self.target)
             except (OSError, _Refused) as exc:
                 self._failed(exc)
             except BaseException:
@@ -632,7 +632,7 @@ class Output:
             reason = _reason(exc)
             if self.how == "create":
                 tail = f"; {self.target} was not created"
-            elif self.how == "replace" or (self.how == "in place" and not self._in_place.touched):
+            elif self.how == "replace" or (self._in_place is not None and not self._in_place.touched):
                 tail = f"; {self.target} was left as it was"
             elif self.how == "in place":
                 tail = f"; {self.target} may be incomplete"
