@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox
 from cachestudio.cli import KNOB_ARGS, LATENCY_HOPS, build_parser, lane_configs  # noqa: E402
 from cachestudio.engine import scenario as scenarios  # noqa: E402
 from cachestudio.engine.config import (  # noqa: E402
+    BY_KEY,
     KNOBS,
     LIVE_KNOBS,
     SECTIONS,
@@ -79,6 +80,10 @@ def test_every_knob_has_its_parts():
             lacks.append(f"{k.section}.{k.name}: default {k.default!r} not a choice")
         if k.words and k.kind != "bool":
             lacks.append(f"{k.section}.{k.name}: two words for a knob that is not true/false")
+        if k.only_with:
+            other = BY_KEY.get(tuple(k.only_with[:2]))
+            if other is None or k.only_with[2] not in other.choices:
+                lacks.append(f"{k.section}.{k.name}: only with {k.only_with}, which is no knob's choice")
     assert lacks == []
     whats = [k.what for k in KNOBS]
     assert sorted({w for w in whats if whats.count(w) > 1}) == [], "two knobs named alike in messages"
@@ -176,3 +181,14 @@ def test_every_knob_has_a_widget_that_agrees_with_the_validator(k, panel):
 
 def test_the_panel_has_a_widget_for_no_other_knob(panel):
     assert set(panel.widgets) == {k.key for k in KNOBS if not k.no_widget}
+
+
+@pytest.mark.parametrize("k", [k for k in KNOBS if k.only_with], ids=lambda k: f"{k.section}.{k.name}")
+def test_a_knob_that_matters_only_with_another_is_greyed_out_otherwise(k, panel):
+    section, name, value = k.only_with
+    control = panel.widgets[(section, name)]
+    for choice in BY_KEY[(section, name)].choices:
+        control.setCurrentText(choice)
+        assert panel.widgets[k.key].isEnabled() == (choice == value), f"{k.section}.{k.name} with {name} {choice}"
+    panel.load(LaneConfig("cache-aside"))
+    assert panel.widgets[k.key].isEnabled() == (getattr(getattr(LaneConfig("cache-aside"), section), name) == value)

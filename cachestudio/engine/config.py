@@ -171,6 +171,9 @@ class Knob:
     decimals: int = 0
     #: Why the window shows no widget for it ("" = it has one).
     no_widget: str = ""
+    #: (section, name, value): it matters only while that knob has that value (the window
+    #: greys its widget out otherwise); () = always.
+    only_with: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -218,11 +221,13 @@ KNOBS: tuple[Knob, ...] = (
          choices=DISTRIBUTIONS, live=True),
     Knob("workload", "zipf_s", "zipf exponent", "zipf exponent", "--zipf-s",
          "zipf: the exponent (k0 is the hottest key)",
-         lo=0, hi=10, low_open=True, live=True, step=0.1, decimals=2),
+         lo=0, hi=10, low_open=True, live=True, step=0.1, decimals=2, only_with=("workload", "distribution", "zipf")),
     Knob("workload", "hot_fraction", "hot keys (hotspot)", "hot fraction", "--hot-fraction",
-         "hotspot: this fraction of the keys ...", lo=0, hi=1, low_open=True, live=True, step=0.05, decimals=3),
+         "hotspot: this fraction of the keys ...", lo=0, hi=1, low_open=True, live=True, step=0.05, decimals=3,
+         only_with=("workload", "distribution", "hotspot")),
     Knob("workload", "hot_weight", "ops on hot keys (hotspot)", "hot weight", "--hot-weight",
-         "hotspot: ... receives this fraction of the operations", lo=0, hi=1, live=True, step=0.05, decimals=2),
+         "hotspot: ... receives this fraction of the operations", lo=0, hi=1, live=True, step=0.05, decimals=2,
+         only_with=("workload", "distribution", "hotspot")),
     Knob("workload", "value_size", "value size", "value size", "--value-size", "bytes of value text per write",
          unit="B", lo=1, hi=1_000_000, live=True, step=100),
     Knob("workload", "concurrency", "client threads", "concurrency", "--concurrency", "client threads per lane",

@@ -60,13 +60,20 @@ class KnobPanel(QScrollArea):
                 w.setObjectName(f"knob:{knob.section}.{knob.name}")
                 text = knob.label if knob.live else f"{knob.label} (at reset)"
                 when = "applies at once" if knob.live else "applies at the next reset"
+                if knob.only_with:
+                    when += f"; only with {knob.only_with[1]} {knob.only_with[2]}"
                 w.setToolTip(f"{knob.help}; {when}" if knob.help else when)
                 self.widgets[knob.key] = w
-                self._connect(w, knob.kind, knob.section, knob.name)
+                self._connect(w, knob.section, knob.name)
                 form.addRow(text, w)
             layout.addWidget(box)
         layout.addStretch(1)
         self.setWidget(body)
+        #: Knobs that matter only while another has a value (greyed out otherwise).
+        self.gated = [k for _, knobs in KNOBS for k in knobs if k.only_with]
+        for section, name in {tuple(k.only_with[:2]) for k in self.gated}:
+            self._on_change(self.widgets[(section, name)], lambda _value: self._gate())
+        self._gate()
 
     @staticmethod
     def _make(knob: Knob) -> QWidget:
@@ -92,17 +99,35 @@ class KnobPanel(QScrollArea):
             return combo
         return QCheckBox()
 
-    def _connect(self, w, kind, section, name) -> None:
+    @staticmethod
+    def _on_change(w: QWidget, slot) -> None:
+        if isinstance(w, QComboBox):
+            w.currentTextChanged.connect(slot)
+        elif isinstance(w, QCheckBox):
+            w.toggled.connect(slot)
+        else:
+            w.valueChanged.connect(slot)
+
+    def _connect(self, w: QWidget, section: str, name: str) -> None:
         def emit(value):
             if not self._loading:
                 self.changed.emit(section, name, value)
 
-        if kind in ("float", "int"):
-            w.valueChanged.connect(emit)
-        elif kind == "choice":
-            w.currentTextChanged.connect(emit)
-        else:
-            w.toggled.connect(emit)
+        self._on_change(w, emit)
+
+    @staticmethod
+    def value(w: QWidget):
+        """What a knob's widget shows."""
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        return w.value()
+
+    def _gate(self) -> None:
+        for k in self.gated:
+            section, name, value = k.only_with
+            self.widgets[k.key].setEnabled(self.value(self.widgets[(section, name)]) == value)
 
     def load(self, cfg: LaneConfig) -> None:
         """Show a configuration without emitting changes."""
