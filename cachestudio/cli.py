@@ -214,6 +214,7 @@ def _run_parser(sub) -> None:
                    help="kill one app node of each lane (SIGKILL) at SEC (repeatable)")
     g.add_argument("--crash-cache-server", type=float, action="append", default=[], metavar="SEC",
                    help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay")
+
     for section in ("write_behind", "latency"):
         knob_group(r, section)
 
