@@ -374,6 +374,7 @@ def check_backends(lanes: list[LaneConfig], redis_url: str = "", postgres_url: s
 
 
 def redis_version(url: str) -> str:
+    """The Redis server's version ("7.0.15"); a server that cannot be reached: ConfigError."""
     import redis
 
     try:
@@ -387,6 +388,7 @@ def redis_version(url: str) -> str:
 
 
 def pg_version(conninfo: str) -> str:
+    """The PostgreSQL server's version ("16.2"); a server that cannot be reached: ConfigError."""
     import psycopg
 
     try:
