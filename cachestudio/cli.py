@@ -16,32 +16,28 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from .engine.config import (
-    BACKPRESSURE,
-    CACHE_BACKENDS,
-    DISTRIBUTIONS,
-    EVICTION_POLICIES,
-    JOURNAL_MODES,
-    MAX_NODES,
-    STORE_BACKENDS,
+    KNOBS,
+    SECTION_TITLES,
     STRATEGIES,
-    STAMPEDE,
-    SYNCHRONOUS,
     ConfigError,
     LaneConfig,
     LaneSpec,
     lane_labels,
     parse_lane,
 )
+from .textreport import format_bench, say_tables
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LAB_FAILED = 3
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-LATENCY_HOPS = {"cache": "cache_ms", "db-read": "db_read_ms", "db-write": "db_write_ms"}
+#: ``--latency HOP=MS``: a hop -> its knob of the latency section (config.KNOBS: "--latency HOP").
+LATENCY_HOPS = {k.flag.split()[1]: k.name for k in KNOBS if k.flag.startswith("--latency ")}
 
 
 class BadInput(Exception):
@@ -166,13 +162,19 @@ def parse_lane_arg(text: str):
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="cachestudio", description="Cache-aside, write-through and write-behind, running for real.")
+    p = Parser(prog="cachestudio", description=f"{', '.join(STRATEGIES).capitalize()}, running for real.")
     p.add_argument("--scenario", dest="window_scenario", metavar="NAME|FILE",
                    help="open the window with this built-in scenario (a lesson) or scenario file loaded")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
+    _run_parser(sub)
+    _replay_parsers(sub)
+    _other_parsers(sub)
+    return p
 
+
+def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="run strategies headless and print a table per lane")
-    r.add_argument("--strategy", help="cache-aside, write-through, write-behind or all (default)")
+    r.add_argument("--strategy", help=f"{', '.join(STRATEGIES)} or all (default)")
     r.add_argument("--lane", type=parse_lane_arg, action="append", default=[], metavar="NAME=STRATEGY[,KNOB=VALUE...]",
                    help="a named lane: a strategy and knobs of its own, e.g. \"lease=cache-aside,stampede=lease\" "
                         "(repeatable; instead of --strategy)")
@@ -196,51 +198,14 @@ def build_parser() -> Parser:
                    help="at SEC the hot key k0 expires and READERS (default 50) clients read it at once")
     r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
-    r.add_argument("--queue", choices=("volatile", "durable"), default="volatile",
-                   help="write-behind queue: in memory (lost on crash) or on disk (replayed)")
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
     r.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     r.add_argument("--history", type=Path, metavar="FILE", help="write every operation and fault as JSON Lines")
     r.add_argument("--record", type=Path, metavar="FILE",
                    help="record the run to FILE as it goes (a new file; replay it with `cachestudio replay FILE`)")
-
-    g = r.add_argument_group("workload")
-    g.add_argument("--rate", type=float, default=0.0, metavar="OPS", help="operations per second; 0 = flat out (default)")
-    g.add_argument("--read-ratio", type=float, default=0.8, metavar="R", help="fraction of reads (default 0.8)")
-    g.add_argument("--keys", type=int, default=1000, metavar="N", help="key space size (default 1000)")
-    g.add_argument("--distribution", choices=DISTRIBUTIONS, default="zipf")
-    g.add_argument("--zipf-s", type=float, default=1.1, metavar="S", help="zipf exponent (default 1.1)")
-    g.add_argument("--hot-fraction", type=float, default=0.2, metavar="F", help="hotspot: fraction of hot keys")
-    g.add_argument("--hot-weight", type=float, default=0.8, metavar="W", help="hotspot: fraction of ops on them")
-    g.add_argument("--value-size", type=int, default=100, metavar="BYTES", help="value size (default 100)")
-    g.add_argument("--concurrency", type=int, default=1, metavar="N", help="client threads per lane (default 1)")
-
-    g = r.add_argument_group("cache")
-    g.add_argument("--ttl", type=float, default=0.0, metavar="SEC", help="cache entry TTL; 0 = none (default)")
-    g.add_argument("--cache-size-mb", type=float, default=1024.0, metavar="MIB", help="diskcache size limit")
-    g.add_argument("--eviction", choices=EVICTION_POLICIES, default="least-recently-stored")
-    g.add_argument("--stampede-protection", choices=STAMPEDE, default="none",
-                   help="on a miss: every reader reads the DB (none), one does (single-flight), "
-                        "or one does under a lease that a write invalidates (lease)")
-    g.add_argument("--lease-ttl", type=float, default=2.0, metavar="SEC",
-                   help="a lock or lease expires after SEC; waiters give up then (default 2)")
-    g.add_argument("--cache", choices=("persistent", "volatile"), default="persistent",
-                   help="does the cache directory survive a crash (default persistent)")
-
-    g = r.add_argument_group("store (SQLite)")
-    g.add_argument("--journal-mode", choices=JOURNAL_MODES, default="wal")
-    g.add_argument("--synchronous", choices=SYNCHRONOUS, default="normal")
-    g.add_argument("--db-timeout-ms", type=float, default=250.0, metavar="MS", help="busy timeout (default 250)")
-
-    g = r.add_argument_group("backends and nodes (the default: diskcache + SQLite, one node)")
-    g.add_argument("--cache-backend", choices=CACHE_BACKENDS, default="diskcache",
-                   help="the cache: a diskcache directory (default) or a Redis server")
-    g.add_argument("--store-backend", choices=STORE_BACKENDS, default="sqlite",
-                   help="the store: a SQLite file (default) or a PostgreSQL database")
-    g.add_argument("--nodes", type=int, default=1, metavar="N",
-                   help=f"app-node processes per lane, sharing its cache and store (1 to {MAX_NODES}; default 1)")
-    g.add_argument("--redis-aof", action=argparse.BooleanOptionalAction, default=False,
-                   help="the run's own redis-server keeps an append-only file (fsync every second)")
+    for section in ("workload", "cache", "store"):
+        knob_group(r, section)
+    g = knob_group(r, "backends", "the default: diskcache + SQLite, one node")
     g.add_argument("--redis-url", default="", metavar="URL",
                    help="use this Redis server (never stopped); default: the run starts its own on a unix socket")
     g.add_argument("--postgres-url", default="", metavar="URL",
@@ -250,17 +215,54 @@ def build_parser() -> Parser:
     g.add_argument("--crash-cache-server", type=float, action="append", default=[], metavar="SEC",
                    help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay")
 
-    g = r.add_argument_group("write-behind")
-    g.add_argument("--flush-interval", type=float, default=0.1, metavar="SEC", help="default 0.1")
-    g.add_argument("--batch-size", type=int, default=100, metavar="N", help="rows per transaction (default 100)")
-    g.add_argument("--coalesce", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep only the latest version per key while queued (default on)")
-    g.add_argument("--queue-capacity", type=int, default=10_000, metavar="N", help="default 10000")
-    g.add_argument("--backpressure", choices=BACKPRESSURE, default="block", help="when the queue is full")
-    g.add_argument("--block-timeout", type=float, default=2.0, metavar="SEC", help="blocked writer gives up after")
-    g.add_argument("--retry-limit", type=int, default=5, metavar="N", help="retries per batch (default 5)")
-    g.add_argument("--retry-backoff", type=float, default=0.05, metavar="SEC", help="first retry delay")
+    for section in ("write_behind", "latency"):
+        knob_group(r, section)
 
+
+#: A knob's unit -> the placeholder of its option's value.
+METAVARS = {"s": "SEC", "ms": "MS", "MiB": "MIB", "B": "BYTES", "ops/s": "OPS"}
+
+
+def _knob_number(x: float) -> str:
+    return f"{x:,.0f}" if x == int(x) else f"{x:g}"
+
+
+def knob_group(parser: argparse.ArgumentParser, section: str, description: str | None = None):
+    """The options of a section's knobs (config.KNOBS), in an option group of its title.
+    The hops of ``--latency HOP=MS`` are knobs whose flag is "--latency HOP"."""
+    title = SECTION_TITLES[section]
+    g = parser.add_argument_group(title[:1].lower() + title[1:], description)
+    hops = [k for k in KNOBS if k.section == section and " " in k.flag]
+    for k in KNOBS:
+        if k.section != section or k in hops:
+            continue
+        shown = k.words[k.default] if k.words else "on" if k.default is True else "off" if k.default is False \
+            else k.default
+        if k.kind in ("int", "float"):
+            unit = f" {k.unit}" if k.unit else ""
+            low = f"over {_knob_number(k.lo)}, up" if k.low_open else _knob_number(k.lo)
+            shown = f"{low} to {_knob_number(k.hi)}{unit}; default {_knob_number(k.default)}{unit}"
+        else:
+            shown = f"default {shown}"
+        extra = {"help": f"{k.help} ({shown})", "default": k.default}
+        if k.words:
+            extra.update(choices=k.words, default=k.words[k.default])
+        elif k.kind == "bool":
+            extra.update(action=argparse.BooleanOptionalAction)
+        elif k.kind == "choice":
+            extra.update(choices=k.choices)
+        else:
+            extra.update(type={"int": int, "float": float}[k.kind],
+                         metavar=METAVARS.get(k.unit, "N" if k.kind == "int" else "X"))
+        g.add_argument(k.flag, **extra)
+    if hops:
+        flag = hops[0].flag.split()[0]
+        g.add_argument(flag, action="append", default=[], metavar="HOP=MS",
+                       help=f"add latency to a hop: {', '.join(LATENCY_HOPS)} (repeatable)")
+    return g
+
+
+def _replay_parsers(sub) -> None:
     rp = sub.add_parser("replay", help="replay a recording in the window (no lab needed), or print its summary")
     rp.add_argument("file", type=Path, metavar="FILE", help="a recording made by `run --record` or the window")
     rp.add_argument("--json", nargs="?", const="-", metavar="OUT",
@@ -292,6 +294,8 @@ def build_parser() -> Parser:
     d.add_argument("--pictures-only", action="store_true", help=argparse.SUPPRESS)  # its child process
     d.add_argument("--regions", action="store_true", help=argparse.SUPPRESS)  # the child's, for the tests
 
+
+def _other_parsers(sub) -> None:
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
                                       "crash the node, render a frame")
@@ -320,46 +324,16 @@ def build_parser() -> Parser:
                         "snippets written plainly with redis-py and psycopg, and the lanes at 1, 2 and 4 nodes, on "
                         "the bench's own redis-server and PostgreSQL")
 
-    g = r.add_argument_group("injected latency (labelled as injected)")
-    g.add_argument("--latency", action="append", default=[], metavar="HOP=MS",
-                   help="add latency to a hop: cache, db-read or db-write (repeatable)")
-    return p
+
+def _word_is(true: str) -> Callable[[str], bool]:
+    return lambda word: word == true
 
 
-#: Command-line knob -> (section of LaneConfig, field, conversion).
-KNOB_ARGS = {
-    "rate": ("workload", "rate", None),
-    "read_ratio": ("workload", "read_ratio", None),
-    "keys": ("workload", "keys", None),
-    "distribution": ("workload", "distribution", None),
-    "zipf_s": ("workload", "zipf_s", None),
-    "hot_fraction": ("workload", "hot_fraction", None),
-    "hot_weight": ("workload", "hot_weight", None),
-    "value_size": ("workload", "value_size", None),
-    "concurrency": ("workload", "concurrency", None),
-    "ttl": ("cache", "ttl_s", None),
-    "cache_size_mb": ("cache", "size_limit_mb", None),
-    "eviction": ("cache", "eviction", None),
-    "cache": ("cache", "persistent", lambda v: v == "persistent"),
-    "stampede_protection": ("cache", "stampede", None),
-    "lease_ttl": ("cache", "lease_ttl_s", None),
-    "journal_mode": ("store", "journal_mode", None),
-    "synchronous": ("store", "synchronous", None),
-    "db_timeout_ms": ("store", "timeout_ms", None),
-    "flush_interval": ("write_behind", "flush_interval_s", None),
-    "batch_size": ("write_behind", "batch_size", None),
-    "coalesce": ("write_behind", "coalesce", None),
-    "queue_capacity": ("write_behind", "capacity", None),
-    "backpressure": ("write_behind", "backpressure", None),
-    "block_timeout": ("write_behind", "block_timeout_s", None),
-    "retry_limit": ("write_behind", "retry_limit", None),
-    "retry_backoff": ("write_behind", "retry_backoff_s", None),
-    "queue": ("write_behind", "durable", lambda v: v == "durable"),
-    "cache_backend": ("backends", "cache", None),
-    "store_backend": ("backends", "store", None),
-    "nodes": ("backends", "nodes", None),
-    "redis_aof": ("backends", "aof", None),
-}
+#: Command-line knob -> (section of LaneConfig, field, conversion): every knob of
+#: config.KNOBS with an option of its own (a two-word one is converted to true/false).
+KNOB_ARGS: dict[str, tuple[str, str, Callable[[str], bool] | None]] = {
+    k.flag[2:].replace("-", "_"): (k.section, k.name, _word_is(k.words[1]) if k.words else None)
+    for k in KNOBS if " " not in k.flag}
 
 
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -408,118 +382,19 @@ def lane_configs(args, scenario=None, explicit: set[str] | None = None) -> list[
     return out
 
 
-# ------------------------------------------------------------------------------ output
-
-
-def _ms(value) -> str:
-    return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.1f}")
-
-
-def lane_name(lane: dict) -> str:
-    """A summary lane's name (a recording or summary from before named lanes has none)."""
-    return lane.get("name") or lane["strategy"]
-
-
-def format_table(summary: dict) -> str:
-    lanes = summary["lanes"]
-    rows = [
-        ("ops", lambda l: f"{l['ops']:,}"),
-        ("ops/s", lambda l: f"{l['ops_per_s']:,.0f}"),
-        ("reads / writes", lambda l: f"{l['reads']:,} / {l['writes']:,}"),
-        ("hit ratio", lambda l: "-" if l["hit_ratio"] is None else f"{l['hit_ratio']:.1%}"),
-        ("read p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["read"][p]) for p in ("p50", "p95", "p99"))),
-        ("write p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["write"][p]) for p in ("p50", "p95", "p99"))),
-        ("db reads / writes", lambda l: f"{l['db']['reads']:,} / {l['db']['writes']:,}"),
-        ("queue max / at end", lambda l: "-" if l["strategy"] != "write-behind"
-            else f"{l['queue']['max_depth']:,} / {l['queue']['pending_at_end']:,}"),
-        ("errors / rejected", lambda l: f"{l['errors']:,} / {l['rejected']:,}"),
-        ("stale reads", lambda l: f"{l['anomalies']['stale_reads']:,}"),
-        ("lost writes", lambda l: f"{l['anomalies']['lost_writes']:,}"),
-        ("dirty / stale cache", lambda l: f"{l['anomalies']['dirty_cache']:,} / {l['anomalies']['stale_cache']:,}"),
-        ("lab incarnations", lambda l: str(l["incarnations"]) + (f" ({l['nodes']} nodes)" if l.get("nodes", 1) > 1
-                                                                  else "")),
-        ("journal / synchronous", lambda l: "postgresql" if l["durability"].get("store") == "postgresql"
-            else f"{l['durability']['journal_mode']} / {l['durability']['synchronous']}"),
-        ("queue / cache", lambda l: f"{l['durability']['queue'] or '-'} / {l['durability']['cache']}"),
-        ("failures", lambda l: str(len(l["failures"])) + ("" if l["audited"] else " (not audited)")),
-    ]
-    head = [""] + [lane_name(l) for l in lanes]
-    body = [[name] + [fn(l) for l in lanes] for name, fn in rows]
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    lines = []
-    for i, row in enumerate([head] + body):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    for l in lanes:
-        if l["injected"]:
-            lines.append(f"{lane_name(l)}: {l['injected']}")
-    notes: dict[str, list[str]] = {}
-    for l in lanes:
-        for note in l["durability"]["notes"]:
-            notes.setdefault(note, []).append(lane_name(l))
-    if notes:
-        lines.append("durability: only process kills (SIGKILL) were tried; an OS crash or power loss was not:")
-        for note, who in notes.items():
-            lines.append(f"  {note}" + ("" if len(who) == len(lanes) else f" ({', '.join(who)})"))
-    for f in [f for l in lanes for f in l["failures"]] + summary.get("failures", []):
-        lines.append(f"FAILED at {f['at']:.2f} s: {f['reason']}")
-    return "\n".join(lines)
-
-
-def format_faults(summary: dict) -> str:
-    """What each fault did, per lane: ops, errors, p99 latency and anomalies in its window."""
-    from .engine.outcomes import fault_table
-
-    faults = summary.get("faults") or []
-    if not faults:
-        return ""
-    head, *body = fault_table(faults, [lane_name(l) for l in summary["lanes"]])
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    lines = ["what each fault did (operations that began in its window):"]
-    for i, row in enumerate([head] + body):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def format_anomalies(summary: dict, limit: int = 5) -> str:
-    out = []
-    for l in summary["lanes"]:
-        items = l["anomaly_list"]
-        total = sum(l["anomalies"].values())
-        if not total:
-            continue
-        out.append(f"{lane_name(l)}: {total:,} anomalies, for example:")
-        for a in items[:limit]:
-            out.append(f"  {a['kind'].replace('_', ' ')}: {a['sentence']}")
-    return "\n".join(out)
-
-
 # ------------------------------------------------------------------------------ commands
 
 
-def say_tables(say, summary: dict) -> None:
-    """The table per lane, what each fault did, the first anomalies (run, replay --table)."""
-    ons = {lane_name(l): l["backends"] for l in summary["lanes"] if l.get("backends")}
-    if set(ons.values()) - {"diskcache + SQLite"}:
-        if len(set(ons.values())) == 1:
-            say(f"every lane runs on {next(iter(ons.values()))}")
-        else:
-            for name, on in ons.items():
-                say(f"{name} runs on {on}")
-    say(format_table(summary))
-    for part in (format_faults(summary), format_anomalies(summary)):
-        if part:
-            say()
-            say(part)
+def _discard(*outputs) -> None:
+    """Drop output files not yet committed (a failed or interrupted run's)."""
+    for out in outputs:
+        if out is not None:
+            out.discard()
 
 
 def cmd_run(args, explicit: set[str]) -> int:
     from .engine import scenario as scenarios
-    from .engine.outputs import OutputWriteError, open_outputs
+    from .engine.outputs import open_outputs
     from .engine.runner import LabFailed, Plan, StopRequest, check_plan, run
 
     sc = scenarios.load(scenarios.find(args.scenario)) if args.scenario else None
@@ -541,9 +416,7 @@ def cmd_run(args, explicit: set[str]) -> int:
         try:
             recorder = RecordingWriter(check_target(args.record), plan_header(plan, sc))
         except BaseException:
-            for out in (json_out, hist_out):
-                if out is not None:
-                    out.discard()
+            _discard(json_out, hist_out)
             raise
     say = Console(sys.stderr if any(o is not None and o.to_stdout for o in (json_out, hist_out))
                   or str(args.record) == "-" else None)
@@ -570,23 +443,26 @@ def cmd_run(args, explicit: set[str]) -> int:
         try:
             summary = run(plan, on_event=show, history=hist_out, stop=stop, recorder=recorder)
         except LabFailed as exc:
-            if recorder is not None:
-                recorder.target.discard()
-            for out in (json_out, hist_out):
-                if out is not None:
-                    out.discard()
+            _discard(json_out, hist_out, recorder.target if recorder is not None else None)
             print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
             return EXIT_LAB_FAILED
     except BaseException:
-        for out in (json_out, hist_out):
-            if out is not None:
-                out.discard()
+        _discard(json_out, hist_out)
         if recorder is not None:  # what was recorded stays, readable up to here
             getattr(recorder.target, "commit_quietly", recorder.target.discard)()
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return _after_run(args, summary, say, (json_out, hist_out, recorder))
+
+
+def _after_run(args, summary: dict, say, outputs) -> int:
+    """The run's tables, its output files committed, and its exit status (a lab failure,
+    an interruption, an output that could not be written)."""
+    from .engine.outputs import OutputWriteError
+
+    json_out, hist_out, recorder = outputs
     say()
     say_tables(say, summary)
     failed_outputs = []
@@ -807,7 +683,7 @@ def machine_info() -> dict:
     import platform
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("PySide6-Essentials", "pyqtgraph", "diskcache", "sqlite-utils", "numpy"):
         try:
             versions[dist] = metadata.version(dist)
@@ -823,32 +699,6 @@ def machine_info() -> dict:
 
     return {"platform": platform.platform(), "cpu": cpu or platform.processor(), "cores": os.cpu_count(),
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "packages": versions}
-
-
-def _bench_number(x: float) -> str:
-    """4 significant digits, but whole numbers from 1,000 up (24,529 ops/s, not 2.453e+04)."""
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
-
-
-def format_bench(rows: list[dict]) -> str:
-    head = ["figure", "value", "yardstick", "ratio", "target", "met", "reps"]
-    body = []
-    for r in rows:
-        unit = f" {r['unit']}" if r.get("unit") else ""
-        value = "-" if r.get("value") is None else f"{_bench_number(r['value'])}{unit}"
-        yard = ("" if r.get("yardstick_value") is None
-                else f"{_bench_number(r['yardstick_value'])}{unit} ({r['yardstick']})")
-        ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}×"
-        met = {True: "yes", False: "NO", None: ""}[r.get("met")]
-        body.append([r["figure"], value, yard, ratio, r.get("target", ""), met, str(r.get("reps", ""))])
-    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
-    lines = []
-    for i, row in enumerate([head] + body):
-        lines.append("  ".join(c.ljust(w) if j in (0, 2, 4) else c.rjust(w)
-                               for j, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def cmd_bench(args) -> int:
@@ -891,7 +741,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
     long_s = 20.0 if args.quick else 600.0
     print(f"recording a {long_s:g} s run to scrub (three lanes at 1,500 operations/s, faults on the way)", flush=True)
     lanes = [LaneConfig(strategy=s, seed=args.seed, workload=replace(LaneConfig("cache-aside").workload, rate=1500.0))
-             for s in ("cache-aside", "write-through", "write-behind")]
+             for s in STRATEGIES]
     plan = Plan(lanes=lanes, duration_s=long_s, crash_at=[long_s * 0.2, long_s * 0.7], outages=[(long_s * 0.4, 3.0)],
                 bursts=[(long_s * 0.5, "write", 5000)])
     with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
@@ -906,13 +756,13 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
     """``--remote``: the Redis + PostgreSQL figures, on one redis-server and one PostgreSQL
     of the bench's own (a server not installed: a ConfigError, one line, exit 2)."""
     from .engine.bench import bench_servers, nodes_scaling, remote_vs_plain
-    from .engine.storage import _pg_version, _redis_version
+    from .engine.storage import pg_version, redis_version
 
     print(f"benchmark on Redis + PostgreSQL: {reps} interleaved repetitions of {duration:g} s per figure",
           flush=True)
     base = LaneConfig(strategy="cache-aside", seed=args.seed)
     with bench_servers() as servers:
-        versions = {"redis": _redis_version(servers[0]), "postgresql": _pg_version(servers[1])}
+        versions = {"redis": redis_version(servers[0]), "postgresql": pg_version(servers[1])}
         print(f"servers: Redis {versions['redis']} and PostgreSQL {versions['postgresql']}, the bench's own, "
               "on unix sockets", flush=True)
         rows = remote_vs_plain(base, duration, reps, servers)

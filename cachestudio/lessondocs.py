@@ -316,7 +316,7 @@ def _measured(value) -> str:
 
 def guide(sc, pictures: list[dict], summary: dict, results: list) -> str:
     """The lesson's guide (Markdown)."""
-    from .cli import format_faults, format_table
+    from .textreport import format_faults, format_table
 
     from .engine.scenario import builtin_dir
 

@@ -119,3 +119,27 @@ def test_read_during_db_outage_hit_is_served_and_miss_fails(tmp_path, cache, str
     assert (outcome, acked) == ("error", False)
     assert "locked" in detail
     store.close()
+
+
+def test_every_declared_strategy_has_its_code_and_make_strategy_builds_it(cache, store, wb_knobs):
+    """strategykinds declares each strategy; strategies holds its code: neither without the other."""
+    from cachestudio.engine.strategies import STRATEGY_CLASSES, make_strategy
+    from cachestudio.engine.strategykinds import STRATEGY_KINDS
+
+    declared = [k.name for k in STRATEGY_KINDS]
+    assert [n for n in declared if n not in STRATEGY_CLASSES] == [], "declared, but no class in strategies.py"
+    assert [n for n in STRATEGY_CLASSES if n not in declared] == [], "a class not declared in strategykinds.py"
+    for kind in STRATEGY_KINDS:
+        queue = VolatileQueue(wb_knobs) if kind.queues_writes else None
+        built = make_strategy(kind.name, cache, store, queue, wb_knobs)
+        assert type(built) is STRATEGY_CLASSES[kind.name] and built.name == kind.name
+        key = f"k-{kind.code}"
+        assert built.write(key, 1, "one")[0] == "ok"
+        if kind.queues_writes:  # acknowledged before the database has it: queued
+            assert queue.depth() == 1 and store.read(key) is None
+            with pytest.raises(ValueError, match="queue"):
+                make_strategy(kind.name, cache, store)
+        else:
+            assert store.read(key) == (1, "one")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("write-around", cache, store)

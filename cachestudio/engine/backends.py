@@ -1,9 +1,10 @@
 """The real parts: a diskcache directory as the cache, a SQLite file as the store.
 
-Between a strategy and each backend sits the fault layer of this module: injected
-latency per hop (``Latency``, labelled as injected wherever it is shown) and, for the
-DB outage, whatever the real database does when another connection holds its lock
-(``StoreUnavailable``). Where SQLite cannot fail a call for real (a read in WAL mode
+Between a strategy and each backend (this module's, Redis's and PostgreSQL's alike) sits
+the fault layer of this module, written once (:class:`CacheFaultLayer`,
+:class:`StoreFaultLayer`): injected latency per hop (``Latency``, labelled as injected
+wherever it is shown) and, for the DB outage, whatever the real database does when another
+connection holds its lock (``StoreUnavailable``). Where SQLite cannot fail a call for real (a read in WAL mode
 while a writer holds the lock) the outage is injected and says so in its message.
 
 Values are stored with their version: the cache holds ``"<version>|<value>"`` as text
@@ -140,6 +141,84 @@ def check_sqlite_file(path: Path, what: str) -> None:
         raise ConfigError(f"{what} {path} is not a SQLite database (corrupt or another kind of file)")
 
 
+# ----------------------------------------------------------------------------- the fault layer
+
+
+class CacheFaultLayer:
+    """The fault layer of every cache backend, written once: injected latency (the knob
+    ``latency.cache_ms``) before each cache call. A backend calls :meth:`_lag` first."""
+
+    _delay = 0.0
+
+    def set_latency(self, latency: Latency) -> None:
+        self._delay = latency.cache_ms / 1000.0
+
+    def _lag(self) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+
+
+class StoreFaultLayer:
+    """The fault layer of every store, written once, around the backend's own calls
+    (``_fetch``, ``_put``, ``_put_batch``): injected latency per hop (a read's is a round
+    trip: half before the query, half after it), the outage a database cannot make real for
+    readers (``injected_read_outage``, set by the lab, said in :attr:`INJECTED_OUTAGE`), and
+    the counters of store calls for telemetry (approximate under threads)."""
+
+    INJECTED_OUTAGE = "DB outage (injected for reads)"
+
+    def _init_faults(self, latency: Latency) -> None:
+        self.set_latency(latency)
+        #: Set by the lab while a DB outage is on and the database cannot fail reads for real.
+        self.injected_read_outage = False
+        self.reads = 0
+        self.rows_written = 0
+        self.transactions = 0
+
+    def set_latency(self, latency: Latency) -> None:
+        self._read_delay = latency.db_read_ms / 1000.0
+        self._write_delay = latency.db_write_ms / 1000.0
+
+    def read(self, key: str) -> tuple[int, str] | None:
+        """One row, or None."""
+        half = self._read_delay / 2
+        if half:
+            time.sleep(half)
+        if self.injected_read_outage:
+            raise StoreUnavailable(self.INJECTED_OUTAGE)
+        self.reads += 1
+        row = self._fetch(key)
+        if half:
+            time.sleep(half)
+        return row
+
+    def write(self, key: str, version: int, value: str) -> bool:
+        """One guarded upsert in its own transaction; True if it changed the row."""
+        if self._write_delay:
+            time.sleep(self._write_delay)
+        changed = self._put(key, version, value, time.time())
+        self.rows_written += 1
+        self.transactions += 1
+        return changed
+
+    def write_batch(self, rows: list[tuple[str, int, str]]) -> None:
+        """Guarded upserts of many rows in one transaction (all or nothing)."""
+        if self._write_delay:
+            time.sleep(self._write_delay)
+        self._put_batch(rows, time.time())
+        self.rows_written += len(rows)
+        self.transactions += 1
+
+    def _fetch(self, key: str) -> tuple[int, str] | None:
+        raise NotImplementedError
+
+    def _put(self, key: str, version: int, value: str, now: float) -> bool:
+        raise NotImplementedError
+
+    def _put_batch(self, rows: list[tuple[str, int, str]], now: float) -> None:
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- cache
 
 
@@ -157,7 +236,7 @@ def cull_limit(knobs: CacheKnobs) -> int:
     return 10 if knobs.size_limit_mb < AUTO_CULL_BELOW_MB else 0
 
 
-class CacheBackend:
+class CacheBackend(CacheFaultLayer):
     """A real ``diskcache.Cache`` in a directory; one per lab process.
 
     diskcache is thread-safe (one SQLite connection per thread inside), so client
@@ -180,7 +259,7 @@ class CacheBackend:
         self.expire = knobs.ttl_s or None
         self.protection = knobs.stampede
         self.lease_ttl = knobs.lease_ttl_s
-        self._delay = latency.cache_ms / 1000.0
+        self.set_latency(latency)
         self._tokens = itertools.count(1)
         self._token_prefix = f"{os.getpid()}-"
         self._culling = threading.Event()  # set: stop the culler
@@ -207,9 +286,6 @@ class CacheBackend:
         if self._culler is not None:
             self._culler.join(5.0)
 
-    def set_latency(self, latency: Latency) -> None:
-        self._delay = latency.cache_ms / 1000.0
-
     def apply(self, knobs: CacheKnobs) -> None:
         """Apply TTL (to entries set from now on), size limit and eviction policy live."""
         self.expire = knobs.ttl_s or None
@@ -220,15 +296,14 @@ class CacheBackend:
         self.cache.reset("cull_limit", cull_limit(knobs))
 
     def get(self, key: str) -> tuple[int, str] | None:
-        if self._delay:
-            time.sleep(self._delay)
+        self._lag()
         try:
             raw = self.cache.get(key)
         except diskcache.Timeout as exc:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
         except SQLITE_ERRORS as exc:
             raise backend_failure(CacheUnavailable, "cache get", exc) from None
-        return _parse(key, raw)
+        return parse_entry(key, raw)
 
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
@@ -240,8 +315,7 @@ class CacheBackend:
         self._write(key, "delete", lambda: self.cache.delete(key))
 
     def _write(self, key: str, what: str, change) -> None:
-        if self._delay:
-            time.sleep(self._delay)
+        self._lag()
         try:
             if self.protection == "lease":
                 with self.cache.transact():
@@ -270,8 +344,7 @@ class CacheBackend:
     def get_or_lease(self, key: str) -> tuple[tuple[int, str] | None, str | None]:
         """Atomically: the cached value, or else a lease (or lock) token if nobody holds
         one. ``(None, None)``: a miss while someone else is already fetching the key."""
-        if self._delay:
-            time.sleep(self._delay)
+        self._lag()
         token = f"{self._token_prefix}{next(self._tokens)}"
         try:
             with self.cache.transact():
@@ -283,13 +356,12 @@ class CacheBackend:
             raise CacheUnavailable(f"cache get timed out: {exc}") from None
         except SQLITE_ERRORS as exc:
             raise backend_failure(CacheUnavailable, "cache get", exc) from None
-        return _parse(key, raw), None
+        return parse_entry(key, raw), None
 
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
         """The lease holder's set: it lands only if the lease is still the holder's (a
         write since the lease was given invalidated it). Returns whether it landed."""
-        if self._delay:
-            time.sleep(self._delay)
+        self._lag()
         try:
             with self.cache.transact():
                 if self.cache.get(LEASE + key) != token:
@@ -325,7 +397,7 @@ class CacheBackend:
         self.cache.close()
 
 
-def _parse(key: str, raw) -> tuple[int, str] | None:
+def parse_entry(key: str, raw) -> tuple[int, str] | None:
     """A cached ``"<version>|<value>"``; anything else in the cache is a failure, counted."""
     if raw is None:
         return None
@@ -351,7 +423,7 @@ def cache_versions(directory: Path) -> dict[str, int]:
 # ----------------------------------------------------------------------------- store
 
 
-class Store:
+class Store(StoreFaultLayer):
     """The ``items`` table of a real SQLite file, opened through sqlite-utils.
 
     One connection per thread (as diskcache does it). sqlite-utils creates the schema
@@ -359,16 +431,13 @@ class Store:
     sqlite-utils has no conditional (version-guarded) upsert.
     """
 
+    INJECTED_OUTAGE = "DB outage (injected for reads: WAL readers ignore the lock)"
+
     def __init__(self, path: Path, knobs: StoreKnobs, latency: Latency):
         self.path = Path(path)
         self.knobs = knobs
-        self.set_latency(latency)
+        self._init_faults(latency)
         self._local = threading.local()
-        #: Set by the lab while a DB outage is on and SQLite cannot fail reads for real.
-        self.injected_read_outage = False
-        self.reads = 0  # store calls, for telemetry (approximate under threads)
-        self.rows_written = 0
-        self.transactions = 0
         check_sqlite_file(self.path, "SQLite file")
         self._settle_lock = threading.Lock()
         self._unsettled = True
@@ -401,10 +470,6 @@ class Store:
                     self._settle()
                 except ConfigError as exc:  # a file of another kind or shape: the lane cannot go on
                     raise StoreUnavailable(str(exc), hard=True) from None
-
-    def set_latency(self, latency: Latency) -> None:
-        self._read_delay = latency.db_read_ms / 1000.0
-        self._write_delay = latency.db_write_ms / 1000.0
 
     def _check_shape(self) -> None:
         if not self.path.exists():
@@ -457,40 +522,19 @@ class Store:
         """In WAL mode a held write lock does not stop readers; elsewhere it does."""
         return self.knobs.journal_mode != "wal"
 
-    def read(self, key: str) -> tuple[int, str] | None:
-        """One row. Injected read latency is a round trip: half before the query (the
-        request travelling), half after it (the answer travelling back)."""
-        half = self._read_delay / 2
-        if half:
-            time.sleep(half)
-        if self.injected_read_outage:
-            raise StoreUnavailable("DB outage (injected for reads: WAL readers ignore the lock)")
-        self.reads += 1
+    def _fetch(self, key: str) -> tuple[int, str] | None:
         try:
-            row = self._conn().execute(SELECT_SQL, (key,)).fetchone()
+            return self._conn().execute(SELECT_SQL, (key,)).fetchone()
         except SQLITE_ERRORS as exc:
             raise backend_failure(StoreUnavailable, "DB read", exc) from None
-        if half:
-            time.sleep(half)
-        return row
 
-    def write(self, key: str, version: int, value: str) -> bool:
-        """One guarded upsert in its own transaction; True if it changed the row."""
-        if self._write_delay:
-            time.sleep(self._write_delay)
+    def _put(self, key: str, version: int, value: str, now: float) -> bool:
         try:
-            cur = self._conn().execute(UPSERT_SQL, (key, version, value, time.time()))
+            return self._conn().execute(UPSERT_SQL, (key, version, value, now)).rowcount > 0
         except SQLITE_ERRORS as exc:
             raise backend_failure(StoreUnavailable, "DB write", exc) from None
-        self.rows_written += 1
-        self.transactions += 1
-        return cur.rowcount > 0
 
-    def write_batch(self, rows: list[tuple[str, int, str]]) -> None:
-        """Guarded upserts of many rows in one transaction (all or nothing)."""
-        if self._write_delay:
-            time.sleep(self._write_delay)
-        now = time.time()
+    def _put_batch(self, rows: list[tuple[str, int, str]], now: float) -> None:
         try:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
@@ -506,8 +550,6 @@ class Store:
                 raise
         except SQLITE_ERRORS as exc:
             raise backend_failure(StoreUnavailable, "DB write", exc) from None
-        self.rows_written += len(rows)
-        self.transactions += 1
 
     def close(self) -> None:
         """Close the calling thread's connection (one per thread)."""

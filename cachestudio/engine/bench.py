@@ -27,6 +27,8 @@ from .config import Backends, ConfigError, LaneConfig, Latency, StoreKnobs, Work
 from .lab import Lab, LanePaths
 from .queue import Flusher, VolatileQueue
 from .runner import Plan, run
+from .strategies import CacheAside, WriteBehind, WriteThrough
+from .strategykinds import STRATEGIES, queues_writes
 from .workload import READ, OpStream
 
 
@@ -37,6 +39,13 @@ def _seed_db(path: Path, knobs: StoreKnobs):
     table = db["items"]
     table.create({"key": str, "value": str}, pk="key", if_not_exists=True)
     return table
+
+
+#: The seed's write snippet of each strategy it has one for (a strategy's read is the seed's
+#: ``get_item``); only these strategies have a yardstick.
+SEED_WRITES = {CacheAside.name: "update_item", WriteThrough.name: "write_through", WriteBehind.name: "write_behind"}
+#: The strategies measured against the seed's snippets.
+SEED_STRATEGIES = tuple(s for s in STRATEGIES if s in SEED_WRITES)
 
 
 class SeedSnippets:
@@ -51,8 +60,7 @@ class SeedSnippets:
         self.cache, self.db = cache, db
         self.batch_size, self.write_batch, self.cache_none = batch_size, write_batch, cache_none
         self.write_queue: list = []  # in-memory buffer
-        self.write = {"cache-aside": self.update_item, "write-through": self.write_through,
-                      "write-behind": self.write_behind}
+        self.write = {strategy: getattr(self, snippet) for strategy, snippet in SEED_WRITES.items()}
 
     def get_item(self, key):
         value = self.cache.get(key)
@@ -144,7 +152,7 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
         own.table.db.conn.close()
 
     worker = None
-    if cfg.strategy == "write-behind":
+    if queues_writes(cfg.strategy):
         worker = threading.Thread(target=flusher, daemon=True)
         worker.start()
     counts = [0] * threads
@@ -213,7 +221,7 @@ def strategies_vs_yardsticks(base: LaneConfig, duration_s: float = 5.0, reps: in
     for mode in modes:
         for dist in distributions:
             w = replace(base.workload, keys=1000, read_ratio=0.8, distribution=dist)
-            for strategy in ("cache-aside", "write-through", "write-behind"):
+            for strategy in SEED_STRATEGIES:
                 cfg = replace(base, strategy=strategy, workload=w, store=MODES[mode])
                 engine, literal, tuned = [], [], []
                 for _ in range(reps):
@@ -222,8 +230,8 @@ def strategies_vs_yardsticks(base: LaneConfig, duration_s: float = 5.0, reps: in
                         with tempfile.TemporaryDirectory(prefix="cachestudio-seed-") as tmp:
                             out.append(seed_loop(cfg, duration_s, Path(tmp), tuned=care))
                 where = f"{strategy} ops/s, {mode}, {dist}"
-                rows.append(_row(where, engine, "seed's loop, literal", literal, ">= 1.0"))
-                rows.append(_row(where, engine, "seed's loop, tuned", tuned, TUNED_TARGET[mode]))
+                rows.append(figure_row(where, engine, "seed's loop, literal", literal, ">= 1.0"))
+                rows.append(figure_row(where, engine, "seed's loop, tuned", tuned, TUNED_TARGET[mode]))
     return rows
 
 
@@ -232,7 +240,7 @@ def concurrency_vs_tuned(base: LaneConfig, duration_s: float, reps: int, threads
     threads (WAL + NORMAL, uniform keys). No target: where it stops growing is the finding."""
     rows = []
     w = replace(base.workload, keys=1000, read_ratio=0.8, distribution="uniform")
-    for strategy in ("cache-aside", "write-through", "write-behind"):
+    for strategy in SEED_STRATEGIES:
         for n in threads:
             cfg = replace(base, strategy=strategy, workload=replace(w, concurrency=n), store=MODES["WAL + NORMAL"])
             engine, tuned = [], []
@@ -240,7 +248,7 @@ def concurrency_vs_tuned(base: LaneConfig, duration_s: float, reps: int, threads
                 engine.append(engine_rate(cfg, duration_s))
                 with tempfile.TemporaryDirectory(prefix="cachestudio-seed-") as tmp:
                     tuned.append(seed_loop(cfg, duration_s, Path(tmp), tuned=True, threads=n))
-            rows.append(_row(f"{strategy} ops/s, {n} client thread{'s' if n > 1 else ''}", engine,
+            rows.append(figure_row(f"{strategy} ops/s, {n} client thread{'s' if n > 1 else ''}", engine,
                              f"tuned loop, {n} thread{'s' if n > 1 else ''}", tuned, ""))
     return rows
 
@@ -311,7 +319,7 @@ def plain_remote_loop(cfg: LaneConfig, duration_s: float, redis_url: str, connin
             own.conn.close()
 
     worker = None
-    if cfg.strategy == "write-behind":
+    if queues_writes(cfg.strategy):
         worker = threading.Thread(target=flusher, daemon=True)
         worker.start()
     started = time.monotonic()
@@ -378,13 +386,13 @@ def remote_vs_plain(base: LaneConfig, duration_s: float, reps: int,
             return remote_vs_plain(base, duration_s, reps, own)
     redis_url, conninfo = servers
     rows = []
-    for strategy in ("cache-aside", "write-through", "write-behind"):
+    for strategy in SEED_STRATEGIES:
         cfg = _remote_cfg(base, strategy)
         engine, plain = [], []
         for _ in range(reps):
             engine.append(engine_rate(cfg, duration_s, redis_url, conninfo))
             plain.append(plain_remote_loop(cfg, duration_s, redis_url, conninfo, tuned=True))
-        rows.append(_row(f"{strategy} ops/s, Redis + PostgreSQL", engine,
+        rows.append(figure_row(f"{strategy} ops/s, Redis + PostgreSQL", engine,
                          "plain redis-py + psycopg loop, tuned", plain, ">= 1.0"))
     return rows
 
@@ -399,14 +407,14 @@ def nodes_scaling(base: LaneConfig, duration_s: float, reps: int, nodes=(1, 2, 4
             return nodes_scaling(base, duration_s, reps, nodes, own)
     redis_url, conninfo = servers
     rows = []
-    for strategy in ("cache-aside", "write-through", "write-behind"):
+    for strategy in STRATEGIES:
         rates: dict[int, list[float]] = {n: [] for n in nodes}
         for _ in range(reps):
             for n in nodes:
                 rates[n].append(engine_rate(_remote_cfg(base, strategy, n), duration_s, redis_url, conninfo))
         first = nodes[0]
         for n in nodes:
-            rows.append(_row(f"{strategy} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", rates[n],
+            rows.append(figure_row(f"{strategy} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", rates[n],
                              f"{first} node{'s' if first > 1 else ''}", rates[first], ""))
     return rows
 
@@ -450,7 +458,7 @@ def key_space(base: LaneConfig, run_s: float = 3.0, reps: int = 1, sizes=KEY_SPA
     results: dict[int, list[dict]] = {n: [] for n in sizes}
     for _ in range(reps):
         for n in sizes:
-            cfg = replace(base, strategy="cache-aside", workload=replace(base.workload, keys=n, distribution="zipf"))
+            cfg = replace(base, strategy=CacheAside.name, workload=replace(base.workload, keys=n, distribution="zipf"))
             with tempfile.TemporaryDirectory(prefix="cachestudio-keys-") as tmp:
                 parent, child = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_key_space_probe, args=(cfg, tmp, run_s, child))
@@ -466,27 +474,30 @@ def key_space(base: LaneConfig, run_s: float = 3.0, reps: int = 1, sizes=KEY_SPA
     base_mb = [r["peak_kb"] / 1024 for r in results[small]]
     for n in sizes:
         mb = [r["peak_kb"] / 1024 for r in results[n]]
-        rows.append(_row(f"lab peak memory, {n:,} keys", mb, f"{small:,} keys", base_mb, "<= 1.2", "MiB",
+        rows.append(figure_row(f"lab peak memory, {n:,} keys", mb, f"{small:,} keys", base_mb, "<= 1.2", "MiB",
                          higher_is_better=False))
         ready = [r["ready_s"] for r in results[n]]
-        row = _row(f"lab ready, {n:,} keys", ready, "", [1.0] * len(ready), "", "s", higher_is_better=False)
+        row = figure_row(f"lab ready, {n:,} keys", ready, "", [1.0] * len(ready), "", "s", higher_is_better=False)
         row.update({"yardstick": "", "yardstick_value": None, "ratio": None, "target": "<= 5 s",
                     "met": statistics.median(ready) <= 5.0, "yardstick_samples": []})
         rows.append(row)
     return rows
 
 
-def _row(figure: str, values: list[float], yard: str, yard_values: list[float], target: str, unit: str = "",
-         higher_is_better: bool = True) -> dict:
+def figure_row(figure: str, values: list[float], yard: str, yard_values: list[float], target: str, unit: str = "",
+               higher_is_better: bool = True) -> dict:
+    """A figure: the median of ``values`` against the median of its yardstick's, their ratio and
+    whether it meets ``target`` (">= 1.2", "<= 33" or "" for none)."""
     v, y = statistics.median(values), statistics.median(yard_values)
     ratio = v / y if y else None
     return {"figure": figure, "value": round(v, 3), "unit": unit, "yardstick": yard, "yardstick_value": round(y, 3),
             "ratio": None if ratio is None else round(ratio, 2), "target": target, "reps": len(values),
-            "met": _met(ratio, target), "samples": [round(x, 3) for x in values],
+            "met": target_met(ratio, target), "samples": [round(x, 3) for x in values],
             "yardstick_samples": [round(x, 3) for x in yard_values]}
 
 
-def _met(value: float | None, target: str) -> bool | None:
+def target_met(value: float | None, target: str) -> bool | None:
+    """Does ``value`` meet ``target`` (">= X" or "<= X")? None when there is no target or value."""
     if value is None or not target:
         return None
     op, _, bound = target.partition(" ")
@@ -502,7 +513,7 @@ def hit_path_rate(duration_s: float, workdir: Path, seed: int) -> float:
     """Hits per second of the lab's own client loop on a warm cache (every key cached):
     operation stream, strategy read, history record written per operation, as in a run."""
     w = Workload(rate=0.0, read_ratio=1.0, keys=HIT_KEYS, distribution="zipf")
-    cfg = LaneConfig(strategy="cache-aside", workload=w, seed=seed)
+    cfg = LaneConfig(strategy=CacheAside.name, workload=w, seed=seed)
     lab = Lab(cfg, LanePaths(workdir / "lane"))
     try:
         lab.store.write_batch([(f"k{i}", 1, f"k{i}:v1:" + "x" * 90) for i in range(HIT_KEYS)])
@@ -543,7 +554,7 @@ def hit_path_vs_bare_get(duration_s: float, reps: int, seed: int = 7) -> dict:
             ours.append(hit_path_rate(duration_s, Path(tmp), seed))
         with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
             bare.append(bare_get_rate(duration_s, Path(tmp), seed))
-    return _row("cache-aside hit path hits/s", ours, "bare diskcache get loop", bare, ">= 0.8")
+    return figure_row("cache-aside hit path hits/s", ours, "bare diskcache get loop", bare, ">= 0.8")
 
 
 # -- the write-behind drain vs a bare batched executemany -----------------------------------
@@ -603,7 +614,7 @@ def drain_vs_executemany(reps: int, rows: int = DRAIN_ROWS, batch: int | None = 
             ours.append(drain_rate(rows, Path(tmp), knobs, batch))
         with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
             bare.append(bare_executemany_rate(rows, Path(tmp), knobs, batch))
-    row = _row(f"write-behind drain rows/s (batch {batch})", ours, "bare batched executemany", bare, ">= 0.8")
+    row = figure_row(f"write-behind drain rows/s (batch {batch})", ours, "bare batched executemany", bare, ">= 0.8")
     row["rows"] = rows
     return row
 
@@ -627,9 +638,9 @@ def recorded_rate(lanes: list[LaneConfig], duration_s: float, record: bool) -> f
 def recording_cost(base: LaneConfig, duration_s: float, reps: int) -> dict:
     """Throughput with the run recorded (compressed, flushed every 0.5 s) against the same
     run unrecorded, interleaved: the three lanes flat out."""
-    lanes = [replace(base, strategy=s) for s in ("cache-aside", "write-through", "write-behind")]
+    lanes = [replace(base, strategy=s) for s in STRATEGIES]
     on, off = [], []
     for _ in range(reps):
         on.append(recorded_rate(lanes, duration_s, True))
         off.append(recorded_rate(lanes, duration_s, False))
-    return _row("ops/s, run recorded", on, "the same run, not recorded", off, ">= 0.95")
+    return figure_row("ops/s, run recorded", on, "the same run, not recorded", off, ">= 0.95")

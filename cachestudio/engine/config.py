@@ -1,9 +1,13 @@
-"""Every knob of a lane, with its unit, its default and its valid range.
+"""Every knob of a lane, declared once: its default, range, unit, label, flag and widget.
 
-The knobs are plain dataclasses so that they cross the process boundary to the lab
-(pickled by multiprocessing) and so that the CLI, scenario files and (later) the
-window validate them in one place: :func:`validate` raises :class:`ConfigError`
-with one line that names the knob and what is wrong with it.
+The knobs are plain dataclasses (their fields' types and defaults) so that they cross the
+process boundary to the lab (pickled by multiprocessing). :data:`KNOBS` says the rest about
+each one — its valid range or choices, unit, label, whether a running lab applies it at
+once, its command-line flag and its widget — and everything else derives from it:
+:func:`validate` (one line naming the knob and what is wrong, :class:`ConfigError`),
+:data:`LIVE_KNOBS`, the command line's options (``cli``), the window's knob panel
+(``ui.controls``) and the scenario files' sections (:data:`SECTIONS`).
+``tests/test_declarations_knobs.py`` fails, naming the knob, when one lacks a part.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
-STRATEGIES = ("cache-aside", "write-through", "write-behind")
+from . import strategykinds
+
+STRATEGIES = strategykinds.STRATEGIES
 DISTRIBUTIONS = ("uniform", "zipf", "hotspot")
 EVICTION_POLICIES = (
     "least-recently-stored",
@@ -28,22 +34,7 @@ STORE_BACKENDS = ("sqlite", "postgresql")
 MAX_NODES = 8
 
 #: Short codes used in record ids ("wb#123") and file names.
-LANE_CODES = {"cache-aside": "ca", "write-through": "wt", "write-behind": "wb"}
-
-
-#: Knobs a running lab applies at once; every other knob takes effect at the next reset.
-LIVE_KNOBS = {
-    ("workload", "rate"), ("workload", "read_ratio"), ("workload", "keys"), ("workload", "distribution"),
-    ("workload", "zipf_s"), ("workload", "hot_fraction"), ("workload", "hot_weight"),
-    ("workload", "value_size"), ("workload", "concurrency"),
-    ("cache", "ttl_s"), ("cache", "size_limit_mb"), ("cache", "eviction"), ("cache", "stampede"),
-    ("cache", "lease_ttl_s"),
-    ("write_behind", "flush_interval_s"), ("write_behind", "batch_size"), ("write_behind", "capacity"),
-    ("write_behind", "backpressure"), ("write_behind", "block_timeout_s"), ("write_behind", "retry_limit"),
-    ("write_behind", "retry_backoff_s"),
-    ("latency", "cache_ms"), ("latency", "db_read_ms"), ("latency", "db_write_ms"),
-}
-SECTIONS = ("workload", "cache", "store", "write_behind", "latency", "backends")
+LANE_CODES = {kind.name: kind.code for kind in strategykinds.STRATEGY_KINDS}
 
 
 class ConfigError(ValueError):
@@ -140,6 +131,170 @@ class Backends:
         return text + (f" · {self.nodes} nodes" if self.nodes > 1 else "")
 
 
+#: Each section of a lane's knobs (a scenario file's table, a field of :class:`LaneConfig`)
+#: and its dataclass.
+SECTIONS: dict[str, type] = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
+                             "write_behind": WriteBehindKnobs, "latency": Latency, "backends": Backends}
+#: A section's title (the window's group boxes, the command line's option groups).
+SECTION_TITLES = {"workload": "Workload", "cache": "Cache", "store": "Store (SQLite)",
+                  "write_behind": "Write-behind", "latency": "Injected latency (labelled)",
+                  "backends": "Backends and nodes"}
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob of a lane. Its type and default are its dataclass field's (:data:`SECTIONS`)."""
+
+    section: str
+    name: str
+    #: Its row in the window's knob panel (the group box names the section).
+    label: str
+    #: How a message names it: "zipf exponent must be > 0 and <= 10, got 0".
+    what: str
+    #: Its command-line option. "--latency cache" is the hop ``cache`` of ``--latency HOP=MS``.
+    flag: str
+    #: What it does (the option's help, the widget's tooltip).
+    help: str = ""
+    unit: str = ""
+    #: Valid range of a number: lo <= value <= hi (lo < value when ``low_open``).
+    lo: float = 0
+    hi: float = 0
+    low_open: bool = False
+    #: Valid values of a text knob.
+    choices: tuple[str, ...] = ()
+    #: A true/false knob typed on the command line as one of two words: (false, true).
+    words: tuple[str, ...] = ()
+    #: A running lab applies it at once; otherwise at the next reset.
+    live: bool = False
+    #: The widget's step and decimals (a number's spin box).
+    step: float = 1
+    decimals: int = 0
+    #: Why the window shows no widget for it ("" = it has one).
+    no_widget: str = ""
+    #: (section, name, value): it matters only while that knob has that value (the window
+    #: greys its widget out otherwise); () = always.
+    only_with: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.section, self.name)
+
+    @property
+    def default(self):
+        return getattr(SECTIONS[self.section](), self.name)
+
+    @property
+    def kind(self) -> str:
+        """"choice", "bool", "int" or "float": which check, option type and widget it takes."""
+        if self.choices:
+            return "choice"
+        return {bool: "bool", int: "int", float: "float"}[type(self.default)]
+
+    @property
+    def widget_range(self) -> tuple[float, float]:
+        """The widget's (min, max): the valid range; an open bound is the next value the
+        widget can show (``decimals``)."""
+        return (self.lo + 10.0 ** -self.decimals if self.low_open else self.lo), self.hi
+
+    def check(self, value) -> None:
+        """:class:`ConfigError` naming the knob if ``value`` is not valid for it."""
+        if self.kind == "choice":
+            _choice(self.what, value, self.choices)
+        elif self.kind == "bool":
+            _boolean(self.what, value)
+        elif self.kind == "int":
+            _integer(self.what, value, int(self.lo), int(self.hi))
+        else:
+            _finite(self.what, value, self.lo, self.hi, low_open=self.low_open)
+
+
+#: Every knob: (section, name, label, what messages call it, flag, help, ...), each section's
+#: in its dataclass's order.
+KNOBS: tuple[Knob, ...] = (
+    Knob("workload", "rate", "rate", "rate", "--rate", "operations per second for the whole lane; 0 = flat out",
+         unit="ops/s", lo=0, hi=1_000_000, live=True, step=100),
+    Knob("workload", "read_ratio", "read ratio", "read ratio", "--read-ratio", "fraction of operations that are reads",
+         lo=0, hi=1, live=True, step=0.05, decimals=2),
+    Knob("workload", "keys", "keys", "keys", "--keys", "key space size: k0 .. k{keys-1}",
+         lo=1, hi=10_000_000, live=True, step=100),
+    Knob("workload", "distribution", "distribution", "distribution", "--distribution", "which keys operations pick",
+         choices=DISTRIBUTIONS, live=True),
+    Knob("workload", "zipf_s", "zipf exponent", "zipf exponent", "--zipf-s",
+         "zipf: the exponent (k0 is the hottest key)",
+         lo=0, hi=10, low_open=True, live=True, step=0.1, decimals=2, only_with=("workload", "distribution", "zipf")),
+    Knob("workload", "hot_fraction", "hot keys (hotspot)", "hot fraction", "--hot-fraction",
+         "hotspot: this fraction of the keys ...", lo=0, hi=1, low_open=True, live=True, step=0.05, decimals=3,
+         only_with=("workload", "distribution", "hotspot")),
+    Knob("workload", "hot_weight", "ops on hot keys (hotspot)", "hot weight", "--hot-weight",
+         "hotspot: ... receives this fraction of the operations", lo=0, hi=1, live=True, step=0.05, decimals=2,
+         only_with=("workload", "distribution", "hotspot")),
+    Knob("workload", "value_size", "value size", "value size", "--value-size", "bytes of value text per write",
+         unit="B", lo=1, hi=1_000_000, live=True, step=100),
+    Knob("workload", "concurrency", "client threads", "concurrency", "--concurrency", "client threads per lane",
+         lo=1, hi=64, live=True),
+    Knob("cache", "ttl_s", "TTL (0 = none)", "cache ttl", "--ttl", "time to live of a cached entry; 0 = none",
+         unit="s", lo=0, hi=86_400, live=True, decimals=1),
+    Knob("cache", "size_limit_mb", "size limit", "cache size limit (MiB)", "--cache-size-mb",
+         "the cache's size limit (diskcache's size_limit, Redis's maxmemory)",
+         unit="MiB", lo=0.001, hi=1_048_576, live=True, step=64, decimals=3),
+    Knob("cache", "eviction", "eviction", "eviction policy", "--eviction", "which entries go when the cache is full",
+         choices=EVICTION_POLICIES, live=True),
+    Knob("cache", "persistent", "survives a crash", "persistent cache", "--cache",
+         "does the cache survive a crash of the node", words=("volatile", "persistent")),
+    Knob("cache", "stampede", "stampede protection", "stampede protection", "--stampede-protection",
+         "on a miss: every reader reads the DB (none), one does (single-flight), or one does under a lease that "
+         "a write invalidates (lease)", choices=STAMPEDE, live=True),
+    Knob("cache", "lease_ttl_s", "lock / lease TTL", "lease ttl", "--lease-ttl",
+         "a lock or lease expires after this; waiters give up then", unit="s", lo=0.01, hi=60, live=True,
+         step=0.5, decimals=2),
+    Knob("store", "journal_mode", "journal mode", "journal mode", "--journal-mode", "SQLite's PRAGMA journal_mode",
+         choices=JOURNAL_MODES),
+    Knob("store", "synchronous", "synchronous", "synchronous", "--synchronous", "SQLite's PRAGMA synchronous",
+         choices=SYNCHRONOUS),
+    Knob("store", "timeout_ms", "busy timeout", "store timeout (ms)", "--db-timeout-ms",
+         "busy timeout: how long a store call waits for a lock", unit="ms", lo=0, hi=60_000, step=50),
+    Knob("write_behind", "flush_interval_s", "flush interval", "flush interval", "--flush-interval",
+         "the flusher writes what is queued at least this often", unit="s", lo=0.001, hi=3600, live=True,
+         step=0.1, decimals=3),
+    Knob("write_behind", "batch_size", "batch size", "batch size", "--batch-size", "rows per store transaction",
+         lo=1, hi=100_000, live=True, step=10),
+    Knob("write_behind", "coalesce", "coalesce", "coalesce", "--coalesce",
+         "keep only the latest version per key while queued"),
+    Knob("write_behind", "capacity", "queue capacity", "queue capacity", "--queue-capacity",
+         "queued entries before back-pressure applies", lo=1, hi=100_000_000, live=True, step=100),
+    Knob("write_behind", "backpressure", "when full", "back-pressure", "--backpressure",
+         "when the queue is full: block the writer or reject the write", choices=BACKPRESSURE, live=True),
+    Knob("write_behind", "block_timeout_s", "block timeout", "block timeout", "--block-timeout",
+         "a blocked writer gives up (rejected) after this", unit="s", lo=0, hi=3600, live=True, step=0.5,
+         decimals=2),
+    Knob("write_behind", "retry_limit", "retry limit", "retry limit", "--retry-limit",
+         "store attempts per batch after the first; then dead-letter", lo=0, hi=1000, live=True),
+    Knob("write_behind", "retry_backoff_s", "retry backoff", "retry backoff", "--retry-backoff",
+         "first retry delay; doubles each attempt, capped at 2 s", unit="s", lo=0, hi=60, live=True, step=0.01,
+         decimals=3),
+    Knob("write_behind", "durable", "durable queue", "durable queue", "--queue",
+         "the write queue: in memory (lost on a crash) or durable (replayed after one)", words=("volatile", "durable")),
+    Knob("latency", "cache_ms", "cache", "injected cache latency (ms)", "--latency cache",
+         "added to every cache call", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
+    Knob("latency", "db_read_ms", "DB read", "injected db read latency (ms)", "--latency db-read",
+         "added to every DB read", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
+    Knob("latency", "db_write_ms", "DB write", "injected db write latency (ms)", "--latency db-write",
+         "added to every DB write", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
+    Knob("backends", "cache", "cache", "cache backend", "--cache-backend",
+         "the cache: a diskcache directory or a Redis server", choices=CACHE_BACKENDS),
+    Knob("backends", "store", "store", "store backend", "--store-backend",
+         "the store: a SQLite file or a PostgreSQL database", choices=STORE_BACKENDS),
+    Knob("backends", "nodes", "app nodes", "nodes", "--nodes",
+         "app-node processes per lane, sharing its cache and store",
+         lo=1, hi=MAX_NODES),
+    Knob("backends", "aof", "Redis AOF", "aof", "--redis-aof",
+         "the run's own redis-server keeps an append-only file (fsync every second)"),
+)
+BY_KEY: dict[tuple[str, str], Knob] = {k.key: k for k in KNOBS}
+#: Knobs a running lab applies at once; every other knob takes effect at the next reset.
+LIVE_KNOBS = frozenset(k.key for k in KNOBS if k.live)
+
+
 @dataclass
 class LaneConfig:
     strategy: str
@@ -205,8 +360,7 @@ def check_lane_name(name: str) -> None:
 def knob_names() -> dict[str, list[tuple[str, str]]]:
     """Every knob's name -> [(section, name)]; a bare name may live in one section only."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for section, cls in (("workload", Workload), ("cache", CacheKnobs), ("store", StoreKnobs),
-                         ("write_behind", WriteBehindKnobs), ("latency", Latency), ("backends", Backends)):
+    for section, cls in SECTIONS.items():
         for f in fields(cls):
             out.setdefault(f.name, []).append((section, f.name))
     return out
@@ -336,44 +490,6 @@ def validate(cfg: LaneConfig) -> LaneConfig:
     if cfg.name:
         check_lane_name(cfg.name)
     _integer("seed", cfg.seed, 0, 2**63 - 1)
-    w = cfg.workload
-    _finite("rate", w.rate, 0, 1_000_000)
-    _finite("read ratio", w.read_ratio, 0, 1)
-    _integer("keys", w.keys, 1, 10_000_000)
-    _choice("distribution", w.distribution, DISTRIBUTIONS)
-    _finite("zipf exponent", w.zipf_s, 0, 10, low_open=True)
-    _finite("hot fraction", w.hot_fraction, 0, 1, low_open=True)
-    _finite("hot weight", w.hot_weight, 0, 1)
-    _integer("value size", w.value_size, 1, 1_000_000)
-    _integer("concurrency", w.concurrency, 1, 64)
-    c = cfg.cache
-    _finite("cache ttl", c.ttl_s, 0, 86_400)
-    _finite("cache size limit (MiB)", c.size_limit_mb, 0.001, 1_048_576)
-    _choice("eviction policy", c.eviction, EVICTION_POLICIES)
-    _boolean("persistent cache", c.persistent)
-    _choice("stampede protection", c.stampede, STAMPEDE)
-    _finite("lease ttl", c.lease_ttl_s, 0.01, 60)
-    s = cfg.store
-    _choice("journal mode", s.journal_mode, JOURNAL_MODES)
-    _choice("synchronous", s.synchronous, SYNCHRONOUS)
-    _finite("store timeout (ms)", s.timeout_ms, 0, 60_000)
-    q = cfg.write_behind
-    _finite("flush interval", q.flush_interval_s, 0.001, 3600)
-    _integer("batch size", q.batch_size, 1, 100_000)
-    _boolean("coalesce", q.coalesce)
-    _integer("queue capacity", q.capacity, 1, 100_000_000)
-    _choice("back-pressure", q.backpressure, BACKPRESSURE)
-    _finite("block timeout", q.block_timeout_s, 0, 3600)
-    _integer("retry limit", q.retry_limit, 0, 1000)
-    _finite("retry backoff", q.retry_backoff_s, 0, 60)
-    _boolean("durable queue", q.durable)
-    b = cfg.backends
-    _choice("cache backend", b.cache, CACHE_BACKENDS)
-    _choice("store backend", b.store, STORE_BACKENDS)
-    _integer("nodes", b.nodes, 1, MAX_NODES)
-    _boolean("aof", b.aof)
-    lat = cfg.latency
-    for f in fields(lat):
-        _finite(f"injected {f.name.replace('_ms', '').replace('_', ' ')} latency (ms)",
-                getattr(lat, f.name), 0, 10_000)
+    for knob in KNOBS:
+        knob.check(getattr(getattr(cfg, knob.section), knob.name))
     return cfg

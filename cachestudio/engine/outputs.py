@@ -82,6 +82,7 @@ import secrets
 import stat
 import sys
 import tempfile
+from typing import TextIO
 
 from .config import ConfigError
 
@@ -151,6 +152,153 @@ class _Refused(Exception):
     """Commit-time refusal (the target changed kind during the run)."""
 
 
+class StagedFile:
+    """The next version of a regular file (``create``, ``replace``), staged beside it: a temp
+    file in the target's directory, anonymous (``O_TMPFILE``) where the filesystem has it,
+    else named ``.NAME.XXXXXXXX.tmp``; :meth:`publish` renames it onto the target.
+
+    Everything goes through a descriptor of the directory, held from staging to publishing:
+    a chdir or a renamed directory during the run cannot send the temp file or the rename
+    elsewhere. Raises OSError; a failed constructor leaves nothing behind."""
+
+    def __init__(self, d: str, base: str, mode: int, anonymous: bool):
+        self.dir_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.base = base
+        self.tmp_base = base[:200]
+        self.tmp_name: str | None = None  # a named temp file that exists in that directory
+        self.dropped = False
+        try:
+            self.fd = self._make(mode, anonymous)
+        except BaseException:
+            os.close(self.dir_fd)
+            raise
+
+    def _make(self, mode: int, anonymous: bool) -> int:
+        if anonymous and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
+            try:
+                return os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        self.tmp_name, fd = self._named(lambda name: os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd))
+        return fd
+
+    def _named(self, make):
+        """Call make(name) with fresh names ``.NAME.XXXXXXXX.tmp`` until one is free."""
+        for _ in range(100):
+            name = f".{self.tmp_base}.{secrets.token_hex(4)}.tmp"
+            try:
+                return name, make(name)
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "no free temp file name")
+
+    def publish(self, target: str) -> None:
+        """fsync, then rename onto ``target`` (its name in the directory); refused
+        (:class:`_Refused`) if something other than a regular file is there now."""
+        os.fsync(self.fd)
+        dfd = self.dir_fd
+        try:
+            now = os.lstat(self.base, dir_fd=dfd)
+        except FileNotFoundError:
+            now = None
+        if now is not None and not stat.S_ISREG(now.st_mode):
+            raise _Refused(f"{target} became {_kind_name(now.st_mode)} during the run; it was left alone")
+        if self.tmp_name is None:  # anonymous O_TMPFILE: give it a name for the rename
+            # (a dst_dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which links the open
+            # file /proc/self/fd/N stands for, not the magic link itself)
+            self.tmp_name, _ = self._named(lambda name: os.link(
+                f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dfd, follow_symlinks=True))
+        os.replace(self.tmp_name, self.base, src_dir_fd=dfd, dst_dir_fd=dfd)
+        self.tmp_name = None
+        try:  # best effort: make the rename itself durable
+            rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                os.fsync(rfd)
+            finally:
+                os.close(rfd)
+        except OSError:
+            pass
+
+    def drop(self) -> None:
+        """Remove the temp file (if it has a name) and close it and the directory, once.
+        Never raises."""
+        if self.dropped:
+            return
+        self.dropped = True
+        if self.tmp_name is not None:
+            try:
+                os.unlink(self.tmp_name, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            self.tmp_name = None
+        for fd in (self.fd, self.dir_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class InPlaceCopy:
+    """A regular file written in place (same inode): the bytes are staged in an anonymous
+    temp file (beside the target, else in the temp directory) during the run, and
+    :meth:`copy` puts them over the target's at commit. Takes ``target_fd`` (opened
+    O_WRONLY) and closes it; raises OSError when there is no room for the staging file."""
+
+    def __init__(self, target: str, target_fd: int):
+        self.target_fd = target_fd
+        self.touched = False  # the target's bytes have been changed
+        self.closed = False
+        for where in (os.path.dirname(target) or ".", None):
+            try:
+                self.stage = tempfile.TemporaryFile(dir=where, buffering=0)
+                break
+            except OSError:
+                continue
+        else:
+            os.close(target_fd)
+            raise OSError(errno.ENOSPC, "no room for a staging file")
+        self.fd = self.stage.fileno()
+
+    def copy(self) -> None:
+        """Reserve the space, copy the staged bytes over the target's, truncate, fsync."""
+        src, dst = self.fd, self.target_fd
+        size = os.fstat(src).st_size
+        if size:
+            old = os.fstat(dst).st_size
+            try:
+                os.posix_fallocate(dst, 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.ENODEV):
+                    if os.fstat(dst).st_size != old:
+                        os.ftruncate(dst, old)
+                    raise
+        self.touched = True
+        off = 0
+        while off < size:
+            chunk = os.pread(src, min(_COPY_CHUNK, size - off), off)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                n = os.pwrite(dst, view, off)
+                view, off = view[n:], off + n
+        os.ftruncate(dst, size)
+        os.fsync(dst)
+
+    def close(self) -> None:
+        """Close the staging file and the target (once). Never raises."""
+        if self.closed:
+            return
+        self.closed = True
+        for close in (self.stage.close, lambda: os.close(self.target_fd)):
+            try:
+                close()
+            except OSError:
+                pass
+
+
 class Output:
     """One file the user asked for. Checked and opened before the run; committed after.
 
@@ -176,15 +324,12 @@ class Output:
         self.key: tuple | None = None
         self.to_stdout = False               # after open(): it ends up where print() writes
         self._state = "new"                 # new, open, committed, discarded, failed
-        self._fd: int | None = None          # where write() goes: temp file, stream, staging file
-        self._stage = None                   # in place: the anonymous staging file object
-        self._target_fd: int | None = None   # in place: the target, opened O_WRONLY
-        self._dir_fd: int | None = None      # the target's directory (O_PATH), held from open to commit
-        self._tmp_base: str | None = None
-        self._tmp_name: str | None = None    # a named temp file that exists in that directory
-        self._sync_with = None               # sys.stdout / sys.stderr for fds 1 and 2
+        self._fd: int | None = None          # where write() goes: a stream, a staged or in-place file
+        self._stream_fd: int | None = None   # a stream's own descriptor (a dup, or the device opened)
+        self._staged: StagedFile | None = None     # create, replace
+        self._in_place: InPlaceCopy | None = None  # in place
+        self._sync_with: TextIO | None = None  # sys.stdout / sys.stderr for fds 1 and 2
         self._buf = bytearray()
-        self._touched = False                # in place: the target's bytes have been changed
         self._error = ""
         self._cause: BaseException | None = None
 
@@ -269,7 +414,7 @@ class Output:
             if exc.errno == errno.EBADF:
                 raise self._refuse(f": file descriptor {n} is not open") from None
             raise self._os_refusal(exc) from None
-        self._fd = fd
+        self._fd = self._stream_fd = fd
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         if flags & getattr(os, "O_PATH", 0) or flags & os.O_ACCMODE == os.O_RDONLY:
             raise self._refuse(f": file descriptor {n} is not open for writing")
@@ -294,7 +439,7 @@ class Output:
         self.kind, self.how, self.target = "file", "create", p
         self.key = ("new", dst.st_dev, dst.st_ino, base)
         try:
-            self._make_temp(d, base, 0o666)
+            self._stage(d, base, 0o666)
         except OSError as exc:
             raise self._os_refusal(exc, f": cannot create a file in {d}") from None
 
@@ -306,23 +451,23 @@ class Output:
         self.key = (st.st_dev, st.st_ino)
         if not stat.S_ISREG(mode):
             self.kind = self.how = "stream"
-            self._fd = fd
+            self._fd = self._stream_fd = fd
             return
         self.kind, self.target = "file", p
         if st.st_nlink > 1 or magic:
-            return self._in_place(fd)
+            return self._stage_in_place(p, fd)
         d, base = os.path.split(p)
         try:
-            self._make_temp(d or ".", base, 0o600)
-            tst = os.fstat(self._fd)
+            tmp = self._stage(d or ".", base, 0o600)
+            tst = os.fstat(tmp)
             if (tst.st_uid, tst.st_gid) != (st.st_uid, st.st_gid):
-                os.fchown(self._fd, st.st_uid, st.st_gid)
-            os.fchmod(self._fd, stat.S_IMODE(mode))
+                os.fchown(tmp, st.st_uid, st.st_gid)
+            os.fchmod(tmp, stat.S_IMODE(mode))
         except PermissionError:  # directory not writable, or the owner cannot be kept
-            self._drop_temp()
-            return self._in_place(fd)
+            self._drop_staged()
+            return self._stage_in_place(p, fd)
         except OSError as exc:
-            self._drop_temp()
+            self._drop_staged()
             os.close(fd)
             raise self._os_refusal(exc, f": cannot create a file in {d or '.'}") from None
         os.close(fd)
@@ -349,59 +494,24 @@ class Output:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         return fd
 
-    def _make_temp(self, d: str, base: str, mode: int) -> None:
-        # Everything after this goes through a descriptor of the directory: a chdir or a
-        # renamed directory during the run cannot send the temp file or the rename elsewhere.
-        self._dir_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._tmp_base = base[:200]
-        if self.use_tmpfile and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
-            try:
-                self._fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=self._dir_fd)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                    raise
-        self._tmp_name, self._fd = self._named_temp(lambda name: os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self._dir_fd))
+    def _stage(self, d: str, base: str, mode: int) -> int:
+        """Stage the file beside its target; its descriptor (where write() goes)."""
+        self._staged = StagedFile(d, base, mode, self.use_tmpfile)
+        self._fd = self._staged.fd
+        return self._fd
 
-    def _named_temp(self, make):
-        """Call make(name) with fresh names ``.NAME.XXXXXXXX.tmp`` until one is free."""
-        for _ in range(100):
-            name = f".{self._tmp_base}.{secrets.token_hex(4)}.tmp"
-            try:
-                return name, make(name)
-            except FileExistsError:
-                continue
-        raise FileExistsError(errno.EEXIST, "no free temp file name")
+    def _drop_staged(self) -> None:
+        if self._staged is not None:
+            self._staged.drop()
+            self._staged = self._fd = None
 
-    def _drop_temp(self) -> None:
-        """Remove the temp file (if it has a name) and close it and the directory. Never raises."""
-        if self._tmp_name is not None:
-            try:
-                os.unlink(self._tmp_name, dir_fd=self._dir_fd)
-            except OSError:
-                pass
-            self._tmp_name = None
-        for attr in ("_fd", "_dir_fd"):
-            fd = getattr(self, attr)
-            if fd is not None:
-                setattr(self, attr, None)
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-
-    def _in_place(self, target_fd: int) -> None:
-        self.how, self._target_fd = "in place", target_fd
-        for where in (os.path.dirname(self.target) or ".", None):
-            try:
-                self._stage = tempfile.TemporaryFile(dir=where, buffering=0)
-                break
-            except OSError:
-                continue
-        else:
-            raise self._refuse(": no room for a staging file")
-        self._fd = self._stage.fileno()
+    def _stage_in_place(self, p: str, target_fd: int) -> None:
+        self.how = "in place"
+        try:
+            self._in_place = InPlaceCopy(p, target_fd)
+        except OSError:
+            raise self._refuse(": no room for a staging file") from None
+        self._fd = self._in_place.fd
 
     # ------------------------------------------------------------------ write
 
@@ -477,10 +587,10 @@ class Output:
                     sys.stdout.flush()
                 else:
                     self._drain()
-                    if self._state == "open" and self.how == "in place":
-                        self._copy_in_place()
-                    elif self._state == "open" and self.kind == "file":
-                        self._publish()
+                    if self._state == "open" and self._in_place is not None:
+                        self._in_place.copy()
+                    elif self._state == "open" and self._staged is not None:
+                        self._staged.publish(self.name if self.target is None else self.target)
             except (OSError, _Refused) as exc:
                 self._failed(exc)
             except BaseException:
@@ -490,56 +600,6 @@ class Output:
             raise OutputWriteError(self._error) from self._cause
         self._release()
         self._state = "committed"
-
-    def _publish(self) -> None:
-        os.fsync(self._fd)
-        dfd, base = self._dir_fd, os.path.basename(self.target)
-        try:
-            now = os.lstat(base, dir_fd=dfd)
-        except FileNotFoundError:
-            now = None
-        if now is not None and not stat.S_ISREG(now.st_mode):
-            raise _Refused(f"{self.target} became {_kind_name(now.st_mode)} during the run; it was left alone")
-        if self._tmp_name is None:  # anonymous O_TMPFILE: give it a name for the rename
-            # (a dst_dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which links the open
-            # file /proc/self/fd/N stands for, not the magic link itself)
-            self._tmp_name, _ = self._named_temp(lambda name: os.link(
-                f"/proc/self/fd/{self._fd}", name, dst_dir_fd=dfd, follow_symlinks=True))
-        os.replace(self._tmp_name, base, src_dir_fd=dfd, dst_dir_fd=dfd)
-        self._tmp_name = None
-        try:  # best effort: make the rename itself durable
-            rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
-            try:
-                os.fsync(rfd)
-            finally:
-                os.close(rfd)
-        except OSError:
-            pass
-
-    def _copy_in_place(self) -> None:
-        src, dst = self._fd, self._target_fd
-        size = os.fstat(src).st_size
-        if size:
-            old = os.fstat(dst).st_size
-            try:
-                os.posix_fallocate(dst, 0, size)
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.ENODEV):
-                    if os.fstat(dst).st_size != old:
-                        os.ftruncate(dst, old)
-                    raise
-        self._touched = True
-        off = 0
-        while off < size:
-            chunk = os.pread(src, min(_COPY_CHUNK, size - off), off)
-            if not chunk:
-                break
-            view = memoryview(chunk)
-            while view:
-                n = os.pwrite(dst, view, off)
-                view, off = view[n:], off + n
-        os.ftruncate(dst, size)
-        os.fsync(dst)
 
     def discard(self) -> None:
         """Drop what was written to a file (interrupt, failure); close a stream. Idempotent."""
@@ -551,19 +611,16 @@ class Output:
     def _release(self) -> None:
         """Close every descriptor we opened and remove a named temp file. Never raises."""
         self._buf = bytearray()
-        if self._stage is not None:
+        if self._in_place is not None:
+            self._in_place.close()
+        self._drop_staged()
+        if self._stream_fd is not None:
             try:
-                self._stage.close()
+                os.close(self._stream_fd)
             except OSError:
                 pass
-            self._stage = self._fd = None
-        if self._target_fd is not None:
-            try:
-                os.close(self._target_fd)
-            except OSError:
-                pass
-            self._target_fd = None
-        self._drop_temp()
+            self._stream_fd = None
+        self._fd = None
 
     def _failed(self, exc: BaseException) -> None:
         """Keep the first failure for commit(); free the temp file and descriptors now."""
@@ -575,7 +632,7 @@ class Output:
             reason = _reason(exc)
             if self.how == "create":
                 tail = f"; {self.target} was not created"
-            elif self.how == "replace" or (self.how == "in place" and not self._touched):
+            elif self.how == "replace" or (self._in_place is not None and not self._in_place.touched):
                 tail = f"; {self.target} was left as it was"
             elif self.how == "in place":
                 tail = f"; {self.target} may be incomplete"

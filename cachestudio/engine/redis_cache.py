@@ -44,13 +44,12 @@ import itertools
 import os
 import re
 import secrets
-import time
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .backends import LEASE, MIB, CacheUnavailable, _parse
+from .backends import LEASE, MIB, CacheFaultLayer, CacheUnavailable, parse_entry
 from .config import CacheKnobs, Latency
 
 #: Seconds a call waits for the server (connect, and each reply): a dead server is a
@@ -98,7 +97,7 @@ def _glob_escape(prefix: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
 
 
-def _client(url: str) -> redis.Redis:
+def redis_client(url: str) -> redis.Redis:
     """A thread-safe client over a connection pool. One retry without backoff: a pooled
     connection that a restarted server dropped is reconnected once, at once; a server
     that is down fails the call at once (redis-py's default retries back off for seconds)."""
@@ -114,7 +113,7 @@ def _failure(what: str, exc: redis.RedisError) -> CacheUnavailable:
     return CacheUnavailable(f"cache {what} failed: {exc} ({type(exc).__name__})", hard=True)
 
 
-class RedisCache:
+class RedisCache(CacheFaultLayer):
     """The cache as keys on a Redis server, under ``prefix`` (lanes share a server).
 
     redis-py's client is thread-safe (a connection per call, from its pool), so client
@@ -124,11 +123,11 @@ class RedisCache:
     def __init__(self, url: str, knobs: CacheKnobs, latency: Latency, prefix: str = ""):
         self.url = url
         self.prefix = prefix
-        self.client = _client(url)
+        self.client = redis_client(url)
         self._get_or_lease = self.client.register_script(GET_OR_LEASE_LUA)
         self._set_leased = self.client.register_script(SET_LEASED_LUA)
         self._release = self.client.register_script(RELEASE_LUA)
-        self._delay = latency.cache_ms / 1000.0
+        self.set_latency(latency)
         self._tokens = itertools.count(1)
         self._token_prefix = f"{os.getpid()}-{secrets.token_hex(4)}-"
         self.config_error = ""  # why the size limit and policy could not be applied
@@ -170,9 +169,6 @@ class RedisCache:
             raise _failure("config", exc) from None
         self._configure = False
 
-    def set_latency(self, latency: Latency) -> None:
-        self._delay = latency.cache_ms / 1000.0
-
     def start_culler(self) -> None:
         """Nothing to do: Redis expires and evicts by itself."""
 
@@ -181,8 +177,8 @@ class RedisCache:
 
     def _call(self, what: str, call, delay: bool = True):
         """Run one Redis call; its failures become counted ones."""
-        if delay and self._delay:
-            time.sleep(self._delay)
+        if delay:
+            self._lag()
         try:
             if self._configure:
                 self._apply_config()
@@ -195,7 +191,7 @@ class RedisCache:
     # -- plain cache operations --------------------------------------------------------
 
     def get(self, key: str) -> tuple[int, str] | None:
-        return _parse(key, self._call("get", lambda: self.client.get(self.prefix + key)))
+        return parse_entry(key, self._call("get", lambda: self.client.get(self.prefix + key)))
 
     def set(self, key: str, version: int, value: str) -> None:
         """A writer's set. Under leases it also invalidates any lease on the key, in one
@@ -231,7 +227,7 @@ class RedisCache:
         hit, raw = self._call("get", lambda: self._get_or_lease(
             keys=[self.prefix + key, self.prefix + LEASE + key], args=[token, self._lease_ms]))
         if hit:
-            return _parse(key, raw), None
+            return parse_entry(key, raw), None
         return None, (raw or None)
 
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
@@ -276,7 +272,7 @@ def redis_cache_versions(url: str, prefix: str = "") -> dict[str, int]:
     """Version of every live (unexpired) entry under ``prefix``, for the audit; keys are
     given without the prefix, and leases (values without a version) are left out."""
     out: dict[str, int] = {}
-    client = _client(url)
+    client = redis_client(url)
     try:
         keys = [k for k in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000)
                 if not k[len(prefix):].startswith(LEASE)]

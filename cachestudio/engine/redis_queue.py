@@ -60,7 +60,7 @@ import redis
 
 from .config import WriteBehindKnobs
 from .queue import Entry, QueueUnavailable
-from .redis_cache import _client
+from .redis_cache import redis_client
 
 #: Seconds between XLEN polls of a waiting flusher or a writer blocked by a full queue.
 POLL_S = 0.1
@@ -97,7 +97,7 @@ class RedisStreamQueue:
         self.stream = stream
         self.capacity = knobs.capacity
         self.coalesce = knobs.coalesce
-        self.client = _client(url)
+        self.client = redis_client(url)
         self._put = self.client.register_script(PUT_LUA)
         self._cond = threading.Condition()
         self._depth = 0  # the last depth known (a gauge when the server cannot be reached)
@@ -199,7 +199,7 @@ class RedisStreamQueue:
 def redis_queue_depth(url: str, stream: str) -> int:
     """Entries queued in ``stream`` (0 if it does not exist), for tests and the audit;
     a server that cannot be reached raises ``QueueUnavailable``."""
-    client = _client(url)
+    client = redis_client(url)
     try:
         return client.xlen(stream)
     except redis.RedisError as exc:

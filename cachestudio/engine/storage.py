@@ -273,9 +273,9 @@ class RunServers:
         One line (ConfigError). What needs no server is :func:`check_backends`'s."""
         check_backends(self.lanes, self.redis_url, self.postgres_url)
         if self.need_redis and self.redis_url:
-            self._versions["redis"] = _redis_version(self.redis_url)
+            self._versions["redis"] = redis_version(self.redis_url)
         if self.need_pg and self.postgres_url:
-            self._versions["pg"] = _pg_version(self.postgres_url)
+            self._versions["pg"] = pg_version(self.postgres_url)
 
     def _redis_server(self, aof: bool):
         """The run's own redis-server of that persistence (made, not started)."""
@@ -373,7 +373,8 @@ def check_backends(lanes: list[LaneConfig], redis_url: str = "", postgres_url: s
                           "server's own persistence applies (leave aof off)")
 
 
-def _redis_version(url: str) -> str:
+def redis_version(url: str) -> str:
+    """The Redis server's version ("7.0.15"); a server that cannot be reached: ConfigError."""
     import redis
 
     try:
@@ -386,7 +387,8 @@ def _redis_version(url: str) -> str:
         raise ConfigError(f"--redis-url {_redact(url)}: cannot reach the server ({exc})") from None
 
 
-def _pg_version(conninfo: str) -> str:
+def pg_version(conninfo: str) -> str:
+    """The PostgreSQL server's version ("16.2"); a server that cannot be reached: ConfigError."""
     import psycopg
 
     try:

@@ -141,6 +141,12 @@ class Strategy:
     def write(self, key: str, version: int, value: str) -> Result:
         raise NotImplementedError
 
+    @classmethod
+    def build(cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None,
+              health: Health | None) -> Strategy:
+        """The lane's strategy; ``queue`` and ``knobs`` are for one that queues writes."""
+        return cls(cache, store, health)
+
 
 class CacheAside(Strategy):
     name = "cache-aside"
@@ -176,6 +182,13 @@ class WriteBehind(Strategy):
         self.block = knobs.backpressure == "block"
         self.block_timeout = knobs.block_timeout_s
 
+    @classmethod
+    def build(cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None,
+              health: Health | None) -> Strategy:
+        if queue is None or knobs is None:
+            raise ValueError(f"{cls.name} queues writes: it needs its queue and its knobs")
+        return cls(cache, store, queue, knobs, health)
+
     def write(self, key: str, version: int, value: str) -> Result:
         try:
             if not self.queue.put((key, version, value), self.block, self.block_timeout):
@@ -187,12 +200,14 @@ class WriteBehind(Strategy):
         return "ok", version, True, None  # the DB write happens later, in the flusher
 
 
+#: Every strategy's code, by its name (strategykinds.STRATEGY_KINDS declares what else is
+#: known about each).
+STRATEGY_CLASSES: dict[str, type[Strategy]] = {cls.name: cls for cls in (CacheAside, WriteThrough, WriteBehind)}
+
+
 def make_strategy(name: str, cache: CacheBackend, store: Store, queue=None, knobs=None,
                   health: Health | None = None) -> Strategy:
-    if name == "cache-aside":
-        return CacheAside(cache, store, health)
-    if name == "write-through":
-        return WriteThrough(cache, store, health)
-    if name == "write-behind":
-        return WriteBehind(cache, store, queue, knobs, health)
-    raise ValueError(f"unknown strategy {name!r}")
+    cls = STRATEGY_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown strategy {name!r}")
+    return cls.build(cache, store, queue, knobs, health)

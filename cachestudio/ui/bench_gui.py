@@ -196,7 +196,7 @@ def first_paint_s(kind: str) -> float:
 
 def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run_s: float | None = 600.0) -> list[dict]:
     """The window's figures (DESIGN.md §7). ``long_run_s``: the memory run (None: skipped)."""
-    from ..engine.bench import _met, _row
+    from ..engine.bench import figure_row, target_met
 
     headless, attached, frames = [], {False: [], True: []}, {False: [], True: []}
     for _ in range(reps):  # interleaved: A B C A B C …
@@ -220,16 +220,18 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
             {"figure": f"frame interval p50 (flow view paints), {mode}", "value": statistics.median(p50s) if p50s else None,
              "unit": "ms", "reps": reps, "samples": p50s},
             {"figure": f"frame interval p95 (flow view paints), {mode}", "value": p95, "unit": "ms",
-             "target": "<= 33", "met": _met(p95, "<= 33"), "reps": reps, "samples": p95s},
+             "target": "<= 33", "met": target_met(p95, "<= 33"), "reps": reps, "samples": p95s},
             {"figure": f"event loop probe p95 (16 ms timer), {mode}",
              "value": statistics.median(probe95) if probe95 else None, "unit": "ms", "reps": reps, "samples": probe95},
-            _row(f"lab ops/s with the window attached, {mode}", attached[present], "headless", headless, ">= 0.8"),
+            figure_row(f"lab ops/s with the window attached, {mode}", attached[present], "headless", headless,
+                       ">= 0.8"),
         ]
         for key, who in (("cpu_share", "the window's process"), ("observer_cpu_share", "the observer's process")):
             shares = [round(100 * f[key], 1) for f in fr if f.get(key) is not None]
             rows.append({"figure": f"CPU time of {who}, {mode}", "value": statistics.median(shares) if shares else None,
                          "unit": "% of a core", "reps": reps, "samples": shares})
-    rows.append(_row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0", unit="s"))
+    rows.append(figure_row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0",
+                           unit="s"))
     if long_run_s:
         m = window_ops_and_frames(seed, long_run_s, memory_after_s=min(60.0, long_run_s / 10))["memory"]
         for who, what in (("window", "the window's process"), ("labs", "the observer and the three labs")):
@@ -239,7 +241,7 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
                          "value": None if end is None else round(end, 1), "unit": "MiB",
                          "yardstick": "the same at the start", "yardstick_value": None if start is None else round(start, 1),
                          "ratio": None if ratio is None else round(ratio, 3), "target": "<= 1.1",
-                         "met": _met(ratio, "<= 1.1"), "reps": 1})
+                         "met": target_met(ratio, "<= 1.1"), "reps": 1})
     return rows
 
 
@@ -249,7 +251,7 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
     positions across it in a shuffled order. Target: under 100 ms per step."""
     import random
 
-    from ..engine.bench import _met
+    from ..engine.bench import target_met
     from ..engine.recording import read_recording
     from ..engine.timemachine import Tape
 
@@ -308,9 +310,11 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
         {"figure": "scrub jump anywhere in the replay window, median", "value": round(statistics.median(step_ms), 1),
          "unit": "ms", "reps": steps},
         {"figure": "scrub jump anywhere in the replay window, p95", "value": round(p95, 1), "unit": "ms",
-         "target": "<= 100", "met": _met(p95, "<= 100"), "reps": steps, "samples": [round(x, 1) for x in step_ms]},
+         "target": "<= 100", "met": target_met(p95, "<= 100"), "reps": steps,
+         "samples": [round(x, 1) for x in step_ms]},
         {"figure": "scrub 1 s step (← →, dragging), median", "value": round(statistics.median(key_ms), 1),
          "unit": "ms", "reps": steps},
         {"figure": "scrub 1 s step (← →, dragging), p95", "value": round(key95, 1), "unit": "ms",
-         "target": "<= 100", "met": _met(key95, "<= 100"), "reps": steps, "samples": [round(x, 1) for x in key_ms]},
+         "target": "<= 100", "met": target_met(key95, "<= 100"), "reps": steps,
+         "samples": [round(x, 1) for x in key_ms]},
     ]

@@ -1,8 +1,9 @@
 """The knob panel and the anomaly panel.
 
-Every knob widget is bounded to its valid range (spin box limits), so an out-of-range
-value cannot be typed; whatever the lab still refuses comes back as a status message.
-Knobs a running lab cannot change (config.LIVE_KNOBS) are marked "at reset".
+The knob panel is derived from the knob table (:data:`config.KNOBS`): one widget per knob,
+bounded to the range the validator accepts (spin box limits), so an out-of-range value
+cannot be typed; whatever the lab still refuses comes back as a status message. Knobs a
+running lab cannot change (not :data:`config.LIVE_KNOBS`) are marked "at reset".
 """
 
 from __future__ import annotations
@@ -28,69 +29,17 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.auditor import ANOMALY_KINDS
-from ..engine.config import (
-    BACKPRESSURE,
-    CACHE_BACKENDS,
-    DISTRIBUTIONS,
-    EVICTION_POLICIES,
-    JOURNAL_MODES,
-    LIVE_KNOBS,
-    MAX_NODES,
-    STAMPEDE,
-    STORE_BACKENDS,
-    SYNCHRONOUS,
-    LaneConfig,
-)
+from ..engine.config import KNOBS as KNOB_TABLE
+from ..engine.config import SECTION_TITLES, Knob, LaneConfig
 from .events import short_lane
 from .theme import lane_pairs
 
-# (section, field, label, kind, spec): kind float -> (min, max, step, decimals, suffix)
-KNOBS = [
-    ("Workload", [
-        ("workload", "rate", "rate", "float", (0, 1_000_000, 100, 0, " ops/s")),
-        ("workload", "read_ratio", "read ratio", "float", (0, 1, 0.05, 2, "")),
-        ("workload", "keys", "keys", "int", (1, 10_000_000, 100, 0, "")),
-        ("workload", "distribution", "distribution", "choice", DISTRIBUTIONS),
-        ("workload", "zipf_s", "zipf exponent", "float", (0.01, 10, 0.1, 2, "")),
-        ("workload", "value_size", "value size", "int", (1, 1_000_000, 100, 0, " B")),
-        ("workload", "concurrency", "client threads", "int", (1, 64, 1, 0, "")),
-    ]),
-    ("Cache", [
-        ("cache", "ttl_s", "TTL (0 = none)", "float", (0, 86_400, 1, 1, " s")),
-        ("cache", "size_limit_mb", "size limit", "float", (0.01, 1_048_576, 64, 2, " MiB")),
-        ("cache", "eviction", "eviction", "choice", EVICTION_POLICIES),
-        ("cache", "persistent", "survives a crash", "bool", None),
-        ("cache", "stampede", "stampede protection", "choice", STAMPEDE),
-        ("cache", "lease_ttl_s", "lock / lease TTL", "float", (0.01, 60, 0.5, 2, " s")),
-    ]),
-    ("Write-behind", [
-        ("write_behind", "flush_interval_s", "flush interval", "float", (0.001, 3600, 0.1, 3, " s")),
-        ("write_behind", "batch_size", "batch size", "int", (1, 100_000, 10, 0, "")),
-        ("write_behind", "coalesce", "coalesce", "bool", None),
-        ("write_behind", "capacity", "queue capacity", "int", (1, 100_000_000, 100, 0, "")),
-        ("write_behind", "backpressure", "when full", "choice", BACKPRESSURE),
-        ("write_behind", "block_timeout_s", "block timeout", "float", (0, 3600, 0.5, 2, " s")),
-        ("write_behind", "retry_limit", "retry limit", "int", (0, 1000, 1, 0, "")),
-        ("write_behind", "retry_backoff_s", "retry backoff", "float", (0, 60, 0.01, 3, " s")),
-        ("write_behind", "durable", "durable queue", "bool", None),
-    ]),
-    ("Store (SQLite)", [
-        ("store", "journal_mode", "journal mode", "choice", JOURNAL_MODES),
-        ("store", "synchronous", "synchronous", "choice", SYNCHRONOUS),
-        ("store", "timeout_ms", "busy timeout", "float", (0, 60_000, 50, 0, " ms")),
-    ]),
-    ("Backends and nodes", [
-        ("backends", "cache", "cache", "choice", CACHE_BACKENDS),
-        ("backends", "store", "store", "choice", STORE_BACKENDS),
-        ("backends", "nodes", "app nodes", "int", (1, MAX_NODES, 1, 0, "")),
-        ("backends", "aof", "Redis AOF", "bool", None),
-    ]),
-    ("Injected latency (labelled)", [
-        ("latency", "cache_ms", "cache", "float", (0, 10_000, 1, 1, " ms")),
-        ("latency", "db_read_ms", "DB read", "float", (0, 10_000, 1, 1, " ms")),
-        ("latency", "db_write_ms", "DB write", "float", (0, 10_000, 1, 1, " ms")),
-    ]),
-]
+#: The panel's groups, in this order; each holds its section's knobs in the table's order.
+PANEL_SECTIONS = ("workload", "cache", "write_behind", "store", "backends", "latency")
+#: (group title, [knob, ...]) per group: the knobs that have a widget.
+KNOBS: list[tuple[str, list[Knob]]] = [
+    (SECTION_TITLES[section], [k for k in KNOB_TABLE if k.section == section and not k.no_widget])
+    for section in PANEL_SECTIONS]
 
 
 class KnobPanel(QScrollArea):
@@ -106,55 +55,79 @@ class KnobPanel(QScrollArea):
         for title, knobs in KNOBS:
             box = QGroupBox(title)
             form = QFormLayout(box)
-            for section, name, label, kind, spec in knobs:
-                w = self._make(kind, spec)
-                w.setObjectName(f"knob:{section}.{name}")
-                live = (section, name) in LIVE_KNOBS
-                text = label if live else f"{label} (at reset)"
-                w.setToolTip("applies at once" if live else "applies at the next reset")
-                self.widgets[(section, name)] = w
-                self._connect(w, kind, section, name)
+            for knob in knobs:
+                w = self._make(knob)
+                w.setObjectName(f"knob:{knob.section}.{knob.name}")
+                text = knob.label if knob.live else f"{knob.label} (at reset)"
+                when = "applies at once" if knob.live else "applies at the next reset"
+                if knob.only_with:
+                    when += f"; only with {knob.only_with[1]} {knob.only_with[2]}"
+                w.setToolTip(f"{knob.help}; {when}" if knob.help else when)
+                self.widgets[knob.key] = w
+                self._connect(w, knob.section, knob.name)
                 form.addRow(text, w)
             layout.addWidget(box)
         layout.addStretch(1)
         self.setWidget(body)
+        #: Knobs that matter only while another has a value (greyed out otherwise).
+        self.gated = [k for _, knobs in KNOBS for k in knobs if k.only_with]
+        for section, name in {tuple(k.only_with[:2]) for k in self.gated}:
+            self._on_change(self.widgets[(section, name)], lambda _value: self._gate())
+        self._gate()
 
     @staticmethod
-    def _make(kind: str, spec):
-        if kind == "float":
-            lo, hi, step, decimals, suffix = spec
-            w = QDoubleSpinBox()
-            w.setDecimals(decimals)
-            w.setRange(lo, hi)
-            w.setSingleStep(step)
+    def _make(knob: Knob) -> QWidget:
+        suffix = f" {knob.unit}" if knob.unit else ""
+        if knob.kind in ("float", "int"):
+            lo, hi = knob.widget_range
+            w: QDoubleSpinBox | QSpinBox
+            if knob.kind == "float":
+                w = QDoubleSpinBox()
+                w.setDecimals(knob.decimals)
+                w.setRange(lo, hi)
+                w.setSingleStep(knob.step)
+            else:
+                w = QSpinBox()
+                w.setRange(int(lo), int(hi))
+                w.setSingleStep(int(knob.step))
             w.setSuffix(suffix)
             w.setKeyboardTracking(False)  # apply on enter/focus-out, not per keystroke
             return w
-        if kind == "int":
-            lo, hi, step, _, suffix = spec
-            w = QSpinBox()
-            w.setRange(lo, hi)
-            w.setSingleStep(step)
-            w.setSuffix(suffix)
-            w.setKeyboardTracking(False)
-            return w
-        if kind == "choice":
-            w = QComboBox()
-            w.addItems(list(spec))
-            return w
+        if knob.kind == "choice":
+            combo = QComboBox()
+            combo.addItems(list(knob.choices))
+            return combo
         return QCheckBox()
 
-    def _connect(self, w, kind, section, name) -> None:
+    @staticmethod
+    def _on_change(w: QWidget, slot) -> None:
+        if isinstance(w, QComboBox):
+            w.currentTextChanged.connect(slot)
+        elif isinstance(w, QCheckBox):
+            w.toggled.connect(slot)
+        else:
+            w.valueChanged.connect(slot)
+
+    def _connect(self, w: QWidget, section: str, name: str) -> None:
         def emit(value):
             if not self._loading:
                 self.changed.emit(section, name, value)
 
-        if kind in ("float", "int"):
-            w.valueChanged.connect(emit)
-        elif kind == "choice":
-            w.currentTextChanged.connect(emit)
-        else:
-            w.toggled.connect(emit)
+        self._on_change(w, emit)
+
+    @staticmethod
+    def value(w: QWidget):
+        """What a knob's widget shows."""
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        return w.value()
+
+    def _gate(self) -> None:
+        for k in self.gated:
+            section, name, value = k.only_with
+            self.widgets[k.key].setEnabled(self.value(self.widgets[(section, name)]) == value)
 
     def load(self, cfg: LaneConfig) -> None:
         """Show a configuration without emitting changes."""
