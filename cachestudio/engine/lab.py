@@ -47,6 +47,7 @@ from .history import MappedHistoryWriter, op_line
 from .queue import Flusher
 from .storage import Endpoints, open_cache, open_queue, open_store
 from .strategies import Health, make_strategy
+from .strategykinds import queues_writes
 from .workload import READ, OpStream
 
 GAUGE_INTERVAL_S = 0.1  # how often a lab sends its gauges to the observer
@@ -120,7 +121,7 @@ class Lab:
         self.queue = None
         self.flusher = None
         self.health = Health()
-        if cfg.strategy == "write-behind":
+        if queues_writes(cfg.strategy):
             wb = cfg.write_behind
             self.queue = open_queue(cfg, paths, ep)
             self.flusher = Flusher(self.queue, self.store, wb, self.health)
@@ -586,6 +587,25 @@ def _send(conn, msg) -> None:
         pass
 
 
+def _commands(lab: Lab, replies: list[tuple]) -> dict:
+    """What each of the observer's commands does, by its name (all but "stop", which ends
+    :func:`_serve`'s loop). ``replies``: what the lab's threads answer later."""
+
+    def go(t0: float, until: float, outage: bool) -> None:
+        lab.set_outage(outage)
+        lab.start_clients(t0, until)
+
+    def cold() -> None:
+        failed = lab.cold()
+        if failed:
+            replies.append(("cold-failed", failed))
+
+    return {"go": go, "pause": lab.pause, "resume": lab.resume,
+            "step": lambda t0: lab.step(t0, reply=lambda info: replies.append(("stepped", info))),
+            "outage": lab.set_outage, "cold": cold, "set": lab.set_knob, "burst": lab.burst,
+            "stampede": lambda readers: lab.stampede(readers, reply=lambda info: replies.append(("stampede-done", info)))}
+
+
 def _serve(conn, lab: Lab) -> int:
     """Obey the observer until "stop" (drain, then "drained") or a failure ("failed").
     Returns the process's exit status."""
@@ -595,32 +615,13 @@ def _serve(conn, lab: Lab) -> int:
     replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
     drainer: threading.Thread | None = None
     drained: list[bool] = []
+    commands = _commands(lab, replies)
     while True:
         if drainer is None and conn.poll(max(0.0, next_gauges - time.monotonic())):
             msg = conn.recv()
             cmd = msg[0]
-            if cmd == "go":
-                _, t0, until, outage = msg
-                lab.set_outage(outage)
-                lab.start_clients(t0, until)
-            elif cmd == "pause":
-                lab.pause()
-            elif cmd == "resume":
-                lab.resume(*msg[1:])
-            elif cmd == "step":
-                lab.step(msg[1], reply=lambda info: replies.append(("stepped", info)))
-            elif cmd == "outage":
-                lab.set_outage(msg[1])
-            elif cmd == "cold":
-                failed = lab.cold()
-                if failed:
-                    replies.append(("cold-failed", failed))
-            elif cmd == "set":
-                lab.set_knob(*msg[1:])
-            elif cmd == "burst":
-                lab.burst(*msg[1:])
-            elif cmd == "stampede":
-                lab.stampede(msg[1], reply=lambda info: replies.append(("stampede-done", info)))
+            if cmd in commands:
+                commands[cmd](*msg[1:])
             elif cmd == "stop":
                 # Drain on a thread of its own, so that gauges keep telling the observer
                 # that this lab is alive (a silent lab is killed as hung).

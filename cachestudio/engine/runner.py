@@ -39,7 +39,10 @@ from typing import Callable
 from .auditor import ANOMALY_KINDS, LaneAuditor
 from .config import LIVE_KNOBS, ConfigError, LaneConfig, lane_labels, validate
 from .history import HistoryTail, HistoryWriter, read_history, trim_history, write_history
-from .timeline import FIELDS, MAX_READERS, check_count, normalize
+from .faultcheck import check_timeline
+from .faultkinds import BY_NAME, FAULTS
+from .strategykinds import queues_writes
+from .timeline import FIELDS, check_count, normalize
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LAB_SIGNALS, LanePaths, lab_process
 from .storage import Endpoints, LaneStorage, RunServers, check_backends, traversable
 from .telemetry import LaneStats
@@ -63,7 +66,8 @@ STEP_WAIT_S = 15.0  # the longest a step waits for its operations (injected late
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 #: Gauges that count events (summed over incarnations); the rest are levels.
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
-MAX_STAMPEDE = MAX_READERS  # concurrent readers of a stampede (threads in the lab)
+#: Scheduled items that end a fault (due before a start at the same instant).
+ENDS = frozenset({"outage-due", "slow-db-end", "slow-cache-end"})
 COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
             "batches", "dead_letters", "unexpected")
 SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
@@ -76,6 +80,16 @@ class LabFailed(RuntimeError):
 
 @dataclass
 class Plan:
+    """What a run does: its lanes, its length and its fault timeline.
+
+    The timeline stays one field per fault kind (``crash_at``, ``outages``, …: each a
+    :attr:`FaultKind.field <faultkinds.FaultKind.field>`, its entries as :mod:`faultkinds`
+    says), not one list of faults: many callers build ``Plan(lanes, crash_at=[…])`` and a
+    scenario's timeline is passed as ``**timeline``. Nothing goes over these fields by name:
+    :func:`check_plan` and :meth:`Run.start`'s scheduling loop go over
+    :data:`faultkinds.FAULTS`, and ``tests/test_declarations_faults.py`` fails for a kind
+    without its field here."""
+
     lanes: list[LaneConfig]
     duration_s: float = 10.0
     crash_at: list[float] = field(default_factory=list)
@@ -108,54 +122,21 @@ def check_plan(plan: Plan) -> Plan:
     lane_labels(plan.lanes)
     if not (0 < plan.duration_s <= 86_400):
         raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
-    check_count({f: getattr(plan, f) for f in FIELDS})  # at most MAX_FAULTS, scenario and options together
-    names = {"--crash-at": "a crash", "--outage": "an outage", "--burst": "a burst", "--slow-db": "a slow DB",
-             "--slow-cache": "a slow cache", "--cold-at": "a cold cache", "--stampede": "a stampede",
-             "--crash-node": "a node's crash", "--crash-cache-server": "a cache server's crash"}
-
-    def within(what: str, at: float) -> None:
-        if not (0 <= at < plan.duration_s):
-            raise ConfigError(f"{names[what]} at {at:g} s ({what} or the scenario's timeline) is outside the run "
-                              f"(0 to {plan.duration_s:g} s)")
-
-    for at in plan.crash_at:
-        within("--crash-at", at)
-    for start, length in plan.outages:
-        within("--outage", start)
-        if not (0 < length <= 3600):
-            raise ConfigError(f"--outage duration must be > 0 and <= 3600 seconds, got {length:g}")
-    for at, kind, count in plan.bursts:
-        within("--burst", at)
-        if kind not in ("read", "write"):
-            raise ConfigError(f"--burst kind must be read or write, got {kind!r}")
-        if not (1 <= count <= 10_000_000):
-            raise ConfigError(f"--burst count must be between 1 and 10000000, got {count}")
-    for what, windows in (("--slow-db", plan.slow_db), ("--slow-cache", plan.slow_cache)):
-        for start, length, ms in windows:
-            within(what, start)
-            if not (0 < length <= 3600):
-                raise ConfigError(f"{what} duration must be > 0 and <= 3600 seconds, got {length:g}")
-            if not (0 < ms <= 10_000):
-                raise ConfigError(f"{what} latency must be > 0 and <= 10000 ms, got {ms:g}")
-    for at in plan.cold_at:
-        within("--cold-at", at)
-    for at, readers in plan.stampedes:
-        within("--stampede", at)
-        if not (2 <= readers <= MAX_STAMPEDE):
-            raise ConfigError(f"--stampede readers must be between 2 and {MAX_STAMPEDE}, got {readers}")
+    timeline = {f: getattr(plan, f) for f in FIELDS}
+    check_count(timeline)  # at most MAX_FAULTS, scenario and options together
+    check_timeline(timeline, plan.duration_s)  # each fault within the run, its parameters in range
     most = max(cfg.backends.nodes for cfg in plan.lanes)
     for at, node in plan.node_crashes:
-        within("--crash-node", at)
-        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < most:
+        if node >= most:
             raise ConfigError(f"--crash-node: no node {node!r}: the lanes have nodes 0 to {most - 1} (--nodes)")
-    for at in plan.server_crashes:
-        within("--crash-cache-server", at)
-    if plan.server_crashes and not any(cfg.backends.cache == "redis" for cfg in plan.lanes):
-        raise ConfigError("--crash-cache-server crashes the run's own redis-server: no lane has its cache on "
-                          "Redis (--cache-backend redis)")
-    if plan.server_crashes and plan.redis_url:
-        raise ConfigError("--crash-cache-server kills the run's own redis-server; a server given by --redis-url "
-                          "is never crashed")
+    for kind in FAULTS:
+        if kind.needs == "redis" and getattr(plan, kind.field):
+            if not any(cfg.backends.cache == "redis" for cfg in plan.lanes):
+                raise ConfigError(f"{kind.flag} crashes the run's own redis-server: no lane has its cache on "
+                                  "Redis (--cache-backend redis)")
+            if plan.redis_url:
+                raise ConfigError(f"{kind.flag} kills the run's own redis-server; a server given by --redis-url "
+                                  "is never crashed")
     check_backends(plan.lanes, plan.redis_url, plan.postgres_url)
     # Overlapping faults of one kind are merged (or refused), never dropped: timeline.py.
     timeline, notes = normalize({f: getattr(plan, f) for f in FIELDS})
@@ -184,7 +165,7 @@ def durability(cfg: LaneConfig) -> dict:
     else:
         notes += _sqlite_notes(s)
     queue = None
-    if cfg.strategy == "write-behind":
+    if queues_writes(cfg.strategy):
         queue = "durable" if cfg.write_behind.durable else "volatile"
         if cfg.write_behind.durable and cfg.backends.cache == "redis":
             notes.append("durable queue: a Redis stream: it survives a node's kill; a kill of the Redis server "
@@ -517,7 +498,12 @@ class Run:
         self.interrupted: str | None = None
         #: Failures of the run itself, not of one lane (its own files): [{"at", "kind", "reason"}].
         self.run_failures: list[dict] = []
-        self._schedule: list[tuple[float, str, tuple]] = []
+        self._schedule: list[tuple[float, str, tuple, dict]] = []
+        self._due: float | None = None  # when the scheduled fault firing now was due
+        #: What a scheduled item calls: each fault kind's command, and the ends faults schedule.
+        self._handlers: dict[str, Callable] = {kind.name: getattr(self, kind.command) for kind in FAULTS}
+        self._handlers.update({"outage-due": self.outage_due, "slow-db-end": self.slow_db_end,
+                               "slow-cache-end": self.slow_cache_end, "cache-server-back": self.cache_server_back})
         self._restart_at: float | None = None
         self._next_confirm = 0.0
         self.slow_db_ms = 0.0
@@ -579,26 +565,10 @@ class Run:
                 self._go(node)
         else:
             self._ready_deadline = self.t0 + READY_TIMEOUT_S
-        for at in self.plan.crash_at:
-            self.schedule(at, "crash")
-        for start, length in self.plan.outages:
-            self.schedule(start, "outage-start", length)  # it schedules its own end
-        for at, kind, count in self.plan.bursts:
-            self.schedule(at, "burst", kind, count)
-        for start, length, ms in self.plan.slow_db:
-            self.schedule(start, "slow-db", ms)
-            self.schedule(start + length, "slow-db-end")
-        for start, length, ms in self.plan.slow_cache:
-            self.schedule(start, "slow-cache", ms)
-            self.schedule(start + length, "slow-cache-end")
-        for at in self.plan.cold_at:
-            self.schedule(at, "cold")
-        for at, readers in self.plan.stampedes:
-            self.schedule(at, "stampede", readers)
-        for at, node in self.plan.node_crashes:
-            self.schedule(at, "crash-node", node)
-        for at in self.plan.server_crashes:
-            self.schedule(at, "crash-cache-server")
+        for kind in FAULTS:  # a fault that lasts schedules its own end when it fires
+            for entry in getattr(self.plan, kind.field):
+                at, values = kind.values(entry)
+                self.schedule(at, kind.name, **values)
         for lane in self.lanes:
             if lane.cfg.latency.any():
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
@@ -651,10 +621,18 @@ class Run:
         lane.proc.join(KILL_WAIT_S)  # its pipe closed: it is exiting
         return f"it exited with status {lane.proc.exitcode}"
 
-    def schedule(self, at: float, kind: str, *args) -> None:
-        """Run a fault at run time ``at`` (crash, outage-start, outage-end, burst, slow-db-end)."""
-        self._schedule.append((at, kind, args))
-        self._schedule.sort(key=lambda item: item[0])
+    def schedule(self, at: float, kind: str, *args, **kwargs) -> None:
+        """Run a fault at run time ``at``: a fault kind's name (its command is called with
+        ``args``/``kwargs``: its parameters by name) or an end a fault scheduled. At one
+        instant, what ends goes before what starts (a window touching the next one ends first)."""
+        if kind not in self._handlers:
+            raise ConfigError(f"nothing to schedule called {kind!r} (the fault kinds: {', '.join(BY_NAME)})")
+        self._schedule.append((at, kind, args, kwargs))
+        self._schedule.sort(key=lambda item: (item[0], item[1] not in ENDS))
+
+    def _fire_time(self) -> float:
+        """When the fault firing now was due (its end is counted from there), or now."""
+        return self.now() if self._due is None else self._due
 
     def _go(self, lane: LabHandle) -> None:
         lane.send("go", self.t0, self.plan.duration_s, self.outage_on)
@@ -668,8 +646,11 @@ class Run:
         """One round: faults due, messages, history, restarts. Returns quickly."""
         now = self.now()
         while self._schedule and self._schedule[0][0] <= now:
-            _, kind, args = self._schedule.pop(0)
-            getattr(self, kind.replace("-", "_"))(*args)
+            self._due, kind, args, kwargs = self._schedule.pop(0)
+            try:
+                self._handlers[kind](*args, **kwargs)
+            finally:
+                self._due = None
         for lane in self.nodes:
             for msg in lane.poll():
                 self._handle(lane, msg)
@@ -827,7 +808,7 @@ class Run:
             detail = f"app node {node} of each lane killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
         if wiped:
             detail += "; volatile cache wiped"
-        if self.outage_on and any(n.cfg.strategy != "write-behind" or not n.cfg.write_behind.durable for n in dead):
+        if self.outage_on and any(not _keeps_queue(n.cfg) for n in dead):
             detail += "; the store was read for the audit through the outage's own connection"
         self._event("crash" if node is None else "crash-node", detail, at=killed_at)
         self._restart_at = self.now() + self.plan.restart_delay_s
@@ -887,7 +868,7 @@ class Run:
     def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
         """Nodes that died without a durable queue: what they had not written is lost."""
         for lane in dead:
-            if lane.cfg.strategy == "write-behind" and lane.cfg.write_behind.durable:
+            if _keeps_queue(lane.cfg):
                 continue  # the queue survives and is replayed: nothing is decided yet
             i = self.lanes.index(lane.lane)
             try:
@@ -909,15 +890,15 @@ class Run:
             if node.state == "down":
                 node.spawn(self.t0)
 
-    def burst(self, kind: str, count: int) -> None:
-        """Every lane issues ``count`` extra operations of ``kind`` as fast as it can
-        (shared out among its nodes)."""
+    def burst(self, op: str, count: int) -> None:
+        """Every lane issues ``count`` extra operations of ``op`` (read or write) as fast as
+        it can (shared out among its nodes)."""
         for lane in self.lanes:
             for node, share in zip(lane.nodes, _shares(count, len(lane.nodes))):
                 if share:  # (a burst of 0 would end the node's bursts)
-                    node.send("burst", kind, share)
+                    node.send("burst", op, share)
         self._burst_since = self.now()
-        self._event("burst", f"{kind} burst of {count:,} operations per lane")
+        self._event("burst", f"{op} burst of {count:,} operations per lane")
 
     def cold(self) -> None:
         """Flush every cache (a cold cache), as a restart of an in-memory cache would."""
@@ -952,9 +933,12 @@ class Run:
                 lane.cfg = cfg
                 lane.send("set", "latency", name, float(ms))
 
-    def slow_db(self, ms: float) -> None:
-        """Inject ``ms`` of latency on every DB read and write (0 ends it). Labelled injected.
-        When it ends, the latency configured before it comes back."""
+    def slow_db(self, ms: float, duration: float | None = None) -> None:
+        """Inject ``ms`` of latency on every DB read and write (0 ends it) for ``duration``
+        seconds (None: until ended). Labelled injected. When it ends, the latency configured
+        before it comes back."""
+        if ms and duration is not None:
+            self.schedule(self._fire_time() + duration, "slow-db-end")
         if not ms and not self.slow_db_ms:
             return
         if ms and not self.slow_db_ms:
@@ -976,8 +960,11 @@ class Run:
         if self.slow_db_ms:
             self.slow_db(0)
 
-    def slow_cache(self, ms: float) -> None:
-        """Inject ``ms`` of latency on every cache call (0 ends it). Labelled injected."""
+    def slow_cache(self, ms: float, duration: float | None = None) -> None:
+        """Inject ``ms`` of latency on every cache call (0 ends it) for ``duration`` seconds
+        (None: until ended). Labelled injected."""
+        if ms and duration is not None:
+            self.schedule(self._fire_time() + duration, "slow-cache-end")
         if not ms and not self.slow_cache_ms:
             return
         if ms and not self.slow_cache_ms:
@@ -997,7 +984,7 @@ class Run:
         if self.slow_cache_ms:
             self.slow_cache(0)
 
-    def stampede(self, readers: int = 50) -> None:
+    def stampede(self, readers: int) -> None:
         """Hot-key stampede: the hottest key expires and ``readers`` clients read it at once
         (shared out among a lane's nodes, each behind its own barrier)."""
         for lane in self.lanes:
@@ -1063,9 +1050,7 @@ class Run:
 
     def heal(self) -> None:
         """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
-        self._schedule = [item for item in self._schedule
-                          if item[1] not in ("crash", "crash-node", "crash-cache-server", "outage-start", "burst",
-                                             "slow-db", "slow-cache", "cold", "stampede")]
+        self._schedule = [item for item in self._schedule if item[1] not in BY_NAME]  # faults not fired yet
         for aof in list(self.servers.redis):
             self.cache_server_back(aof)  # a killed cache server comes back now
         self.outage_end()
@@ -1130,6 +1115,10 @@ class Run:
         if not real_reads:
             detail += "; reads fail by injection (WAL readers ignore the lock)"
         self._event("outage-start", detail, injected=not real_reads)
+
+    def outage(self, duration: float) -> None:
+        """The outage fault's command (:attr:`FaultKind.command`): :meth:`outage_start`."""
+        self.outage_start(duration)
 
     def outage_due(self) -> None:
         """A scheduled end: the outage ends unless an overlapping one extended it."""
@@ -1369,7 +1358,7 @@ def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals
         "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
         "queue": {"max_depth": max_depth, "pending_at_end": gauges.get("queue_depth", 0),
                   "dead_letters": t["dead_letters"], "retries": t["retries"],
-                  "durable": cfg.write_behind.durable if cfg.strategy == "write-behind" else None},
+                  "durable": cfg.write_behind.durable if queues_writes(cfg.strategy) else None},
         "errors": stats.errors,
         "rejected": stats.rejected,
         "anomalies": anomalies,
@@ -1384,6 +1373,12 @@ def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals
         "audited": audited,
         "unexpected_errors": t["unexpected"],
     }
+
+
+def _keeps_queue(cfg: LaneConfig) -> bool:
+    """A node of this lane leaves its queued writes behind when killed (a durable queue):
+    nothing is lost at the kill; the next incarnation replays them."""
+    return queues_writes(cfg.strategy) and cfg.write_behind.durable
 
 
 def _shares(count: int, parts: int) -> list[int]:
