@@ -27,7 +27,8 @@ the writes lost at a kill before the crash's event).
 
 Commands come as ``("call", method, args)`` or ``("call", method, args, kwargs)`` for
 :class:`Run`'s methods in :data:`COMMANDS` (a fault kind's command takes its parameters by
-name: ``("call", "slow_db", (), {"ms": 20.0, "duration": 5.0})``) and ``("stop",)``. Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
+name: ``("call", "slow_db", (), {"ms": 20.0, "duration": 5.0})``) and ``("stop",)``.
+Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
 ``("message", text)``, ``("error", text)``, ``("stopped",)``.
 """
 
