@@ -14,7 +14,7 @@ from .config import ConfigError
 from .faultkinds import FAULTS, FaultKind, Param
 
 
-def bound(x: float | int) -> str:
+def bound(x: float) -> str:
     """A bound as people write it: ``10,000,000``, ``0.001``, ``3600``."""
     return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
