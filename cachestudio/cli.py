@@ -30,6 +30,7 @@ from .engine.config import (
     lane_labels,
     parse_lane,
 )
+from .engine.faultkinds import FAULTS, FaultKind
 from .textreport import format_bench, say_tables
 
 EXIT_FAILED = 1
@@ -100,48 +101,36 @@ def _number(text: str, what: str) -> float:
     return value
 
 
-def parse_outage(text: str) -> tuple[float, float]:
-    start, sep, length = text.partition(":")
-    if not (sep and start and length):
-        raise BadInput(f"--outage wants SEC:DURATION, got {text!r}")
-    return _number(start, "--outage start"), _number(length, "--outage duration")
-
-
-def parse_burst(text: str) -> tuple[float, str, int]:
+def parse_fault(kind: FaultKind, text: str) -> float | tuple:
+    """One fault of ``kind`` as its flag spells it (``SEC:DURATION[:MS]``: the time, then
+    each parameter, a trailing one with a default optional) -> its timeline entry. Types
+    and choices are checked here, ranges by ``check_plan`` (a scenario's faults too)."""
     parts = text.split(":")
-    if len(parts) != 3 or parts[1] not in ("read", "write"):
-        raise BadInput(f"--burst wants SEC:KIND:COUNT with KIND read or write, got {text!r}")
-    count = _number(parts[2], "--burst count")
-    if count != int(count):
-        raise BadInput(f"--burst count must be a whole number, got {parts[2]!r}")
-    return _number(parts[0], "--burst time"), parts[1], int(count)
+    required = 1 + sum(p.default is None for p in kind.params)
+    if not required <= len(parts) <= 1 + len(kind.params) or not all(parts):
+        raise BadInput(f"{kind.flag} wants {kind.metavar}, got {text!r}")
+    at = _number(parts[0], f"{kind.flag} {kind.time_word}")
+    values = {}
+    for p, part in zip(kind.params, parts[1:] + [None] * len(kind.params)):
+        if part is None:
+            values[p.name] = p.default
+        elif p.type is str:
+            if p.choices and part not in p.choices:
+                raise BadInput(f"{kind.flag} {p.word} must be {' or '.join(p.choices)}, got {part!r}")
+            values[p.name] = part
+        else:
+            x = _number(part, f"{kind.flag} {p.word}")
+            if p.type is int and x != int(x):
+                raise BadInput(f"{kind.flag} {p.word} must be a whole number, got {part!r}")
+            values[p.name] = int(x) if p.type is int else x
+    return kind.entry(at, values)
 
 
-def parse_window(text: str, what: str, default_ms: float) -> tuple[float, float, float]:
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise BadInput(f"{what} wants SEC:DURATION[:MS], got {text!r}")
-    ms = _number(parts[2], f"{what} ms") if len(parts) == 3 else default_ms
-    return _number(parts[0], f"{what} start"), _number(parts[1], f"{what} duration"), ms
-
-
-def parse_stampede(text: str) -> tuple[float, int]:
-    at, sep, readers = text.partition(":")
-    n = _number(readers, "--stampede readers") if sep else 50
-    if n != int(n):
-        raise BadInput(f"--stampede readers must be a whole number, got {readers!r}")
-    return _number(at, "--stampede time"), int(n)
-
-
-def parse_crash_node(text: str) -> tuple[float, int]:
-    at, sep, node = text.partition(":")
-    if not sep:
-        raise BadInput(f"--crash-node wants SEC:NODE, got {text!r}")
-    when = _number(at, "--crash-node time")
-    try:
-        return when, int(node)
-    except ValueError:
-        raise BadInput(f"--crash-node: NODE must be a whole number, got {node!r}") from None
+def add_fault_flags(group) -> None:
+    """A repeatable flag per fault kind (faultkinds.FAULTS): its syntax, help and plan field."""
+    for kind in FAULTS:
+        group.add_argument(kind.flag, type=lambda text, kind=kind: parse_fault(kind, text), action="append",
+                           default=[], dest=kind.field, metavar=kind.metavar, help=kind.help)
 
 
 def parse_latency(items: list[str]) -> dict[str, float]:
@@ -182,20 +171,7 @@ def _run_parser(sub) -> None:
                    help="start from a built-in scenario or a scenario file; options typed here override it")
     r.add_argument("--duration", type=float, metavar="SEC", help="run length (default 10)")
     r.add_argument("--seed", type=int, metavar="N", help="seed of the operation stream (default 1)")
-    r.add_argument("--crash-at", type=float, action="append", default=[], metavar="SEC",
-                   help="SIGKILL the cache node at SEC and restart it (repeatable)")
-    r.add_argument("--outage", type=parse_outage, action="append", default=[], metavar="SEC:DURATION",
-                   help="hold the database lock from SEC for DURATION seconds (repeatable)")
-    r.add_argument("--burst", type=parse_burst, action="append", default=[], metavar="SEC:KIND:COUNT",
-                   help="at SEC, COUNT extra reads or writes per lane, flat out (repeatable)")
-    r.add_argument("--slow-db", type=lambda t: parse_window(t, "--slow-db", 50.0), action="append", default=[],
-                   metavar="SEC:DURATION[:MS]", help="inject MS (default 50) on every DB call for DURATION (repeatable)")
-    r.add_argument("--slow-cache", type=lambda t: parse_window(t, "--slow-cache", 20.0), action="append", default=[],
-                   metavar="SEC:DURATION[:MS]", help="inject MS (default 20) on every cache call for DURATION (repeatable)")
-    r.add_argument("--cold-at", type=float, action="append", default=[], metavar="SEC",
-                   help="flush every cache at SEC: a cold cache (repeatable)")
-    r.add_argument("--stampede", type=parse_stampede, action="append", default=[], metavar="SEC[:READERS]",
-                   help="at SEC the hot key k0 expires and READERS (default 50) clients read it at once")
+    add_fault_flags(r.add_argument_group("faults (each repeatable; a scenario's [[faults]] too)"))
     r.add_argument("--restart-delay", type=float, metavar="SEC",
                    help="how long a crashed cache node stays down (default 1)")
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
@@ -210,10 +186,6 @@ def _run_parser(sub) -> None:
                    help="use this Redis server (never stopped); default: the run starts its own on a unix socket")
     g.add_argument("--postgres-url", default="", metavar="URL",
                    help="use this PostgreSQL database (never stopped); default: the run starts its own")
-    g.add_argument("--crash-node", type=parse_crash_node, action="append", default=[], metavar="SEC:NODE",
-                   help="kill one app node of each lane (SIGKILL) at SEC (repeatable)")
-    g.add_argument("--crash-cache-server", type=float, action="append", default=[], metavar="SEC",
-                   help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay")
 
     for section in ("write_behind", "latency"):
         knob_group(r, section)
@@ -401,9 +373,7 @@ def cmd_run(args, explicit: set[str]) -> int:
     lanes = lane_configs(args, sc, explicit)
     duration = args.duration if args.duration is not None else (sc.duration_s if sc else 10.0)
     restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
-    typed = {"crash_at": args.crash_at, "outages": args.outage, "bursts": args.burst, "slow_db": args.slow_db,
-             "slow_cache": args.slow_cache, "cold_at": args.cold_at, "stampedes": args.stampede,
-             "node_crashes": args.crash_node, "server_crashes": args.crash_cache_server}
+    typed = {kind.field: getattr(args, kind.field) for kind in FAULTS}  # each flag's dest is its plan field
     timeline = {f: sorted((sc.timeline[f] if sc else []) + typed[f]) for f in typed}
     plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir,
                 redis_url=args.redis_url, postgres_url=args.postgres_url, **timeline)

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from .engine.faultkinds import BY_NAME as FAULT_BY_NAME
+from .engine.faultkinds import FAULTS
 from .engine.outputs import write_output
 
 #: The window's logical size in the pictures and the device pixel ratio they are rendered at.
@@ -74,8 +76,9 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 def _fault_name(kind: str) -> str:
-    return {"crash": "crash", "outage": "DB outage", "slow-db": "slow DB", "slow-cache": "slow cache",
-            "cold": "cold cache", "burst": "burst", "stampede": "stampede"}.get(kind, kind)
+    """A fault kind as the guides name it: its label (``crash-cache-server``: "cache server crash")."""
+    known = FAULT_BY_NAME.get(kind)
+    return known.label if known is not None else kind
 
 
 def picture_moments(sc) -> list[dict]:
@@ -273,22 +276,12 @@ def _lanes_line(sc) -> str:
 
 def timeline_rows(sc) -> list[tuple[float, str, str, bool]]:
     """Each fault of the timeline in time order: (at, what it does, its line, pauses)."""
-    t = sc.timeline
     rows = []
-    for at in t.get("crash_at", []):
-        rows.append((at, "crash", f"crash: the cache node of every lane is killed (SIGKILL); it restarts {sc.restart_delay_s:g} s later"))
-    for at, length in t.get("outages", []):
-        rows.append((at, "outage", f"DB outage for {length:g} s (a real lock on the SQLite file)"))
-    for at, length, ms in t.get("slow_db", []):
-        rows.append((at, "slow-db", f"slow DB: +{ms:g} ms per DB call for {length:g} s (injected)"))
-    for at, length, ms in t.get("slow_cache", []):
-        rows.append((at, "slow-cache", f"slow cache: +{ms:g} ms per cache call for {length:g} s (injected)"))
-    for at in t.get("cold_at", []):
-        rows.append((at, "cold", "cold cache: every cache is flushed"))
-    for at, op, count in t.get("bursts", []):
-        rows.append((at, "burst", f"{op} burst: {count:,} {op}s per lane, flat out"))
-    for at, readers in t.get("stampedes", []):
-        rows.append((at, "stampede", f"stampede: the hot key k0 expires and {readers} clients read it at once"))
+    for kind in FAULTS:  # every kind, said or not: its label and its sentence with the values
+        for entry in sc.timeline.get(kind.field, []):
+            at, values = kind.values(entry)
+            what = kind.describe(values).replace("after the restart delay", f"{sc.restart_delay_s:g} s later")
+            rows.append((at, kind.name, what))
     rows.sort(key=lambda r: r[0])
     says = list(sc.says)
     out = []

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from cachestudio.engine.auditor import Anomaly
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
+from cachestudio.engine.faultkinds import BY_START, FAULTS
 from cachestudio.engine.history import write_history
 from cachestudio.engine.outcomes import LiveOutcomes, caption, fault_table
 from cachestudio.engine.report import fault_report, fault_windows
@@ -76,7 +77,7 @@ class Live:
     it: events and records as they come, a round's anomalies after the round."""
 
     def __init__(self, plan: Plan):
-        self.names = [c.strategy for c in plan.lanes]
+        self.names = [c.label for c in plan.lanes]
         self.out = LiveOutcomes(self.names, plan.lanes)
         n = len(self.names)
         self.pending: list[list] = [[] for _ in range(n)]
@@ -166,8 +167,8 @@ def check_caption(w: dict, names: list[str]) -> None:
                     assert x[field] == 0, (n, text, x)
             if "ran no operations" in words:
                 assert x["read_p99_ms"] is None and x["write_p99_ms"] is None, (n, text, x)
-            if "(its volatile queue held them)" in words:
-                assert w["kind"] == "crash" and n == "write-behind" and x["lost_writes"] > 0
+            if "(its volatile queue held them)" in words:  # said of a lane that queues writes, killed
+                assert BY_START[w["kind"]].kills_nodes and x["lost_writes"] > 0
             # the outcome that matters most is named: a lane that lost writes is said to
             if x["lost_writes"]:
                 assert re.search(r"lost [\d,]+ acknowledged write", words), (n, text, x)
@@ -225,6 +226,25 @@ def test_crash_caption_names_the_lost_writes():
     group = next(g for g in live.out.groups() if g["fault_id"] == crash["id"] and g["kind"] == "lost_write")
     assert group["lane"] == "write-behind" and group["cause"] == f"crash at {crash['start']:.1f} s"
     assert group["line"].startswith(f"crash at {crash['start']:.1f} s: {group['count']:,} lost write")
+
+
+@pytest.mark.parametrize("kind", [k for k in FAULTS if k.kills_nodes], ids=lambda k: k.name)
+def test_a_named_write_behind_lane_killed_gets_the_reason(kind):
+    """Drift 2 of issue 23: the reason is decided by the lane's strategy, not its name, and
+    a node's crash gets it as a crash does. The queue never flushes before the kill (its
+    interval outlasts the run), so the kill always finds acknowledged writes in it."""
+    w = Workload(rate=2000, read_ratio=0.6, keys=100, distribution="uniform")
+    lane = LaneConfig(strategy="write-behind", name="volatile", workload=w, seed=3,
+                      write_behind=WriteBehindKnobs(flush_interval_s=30.0, batch_size=500, durable=False))
+    plan = Plan(lanes=[lane], duration_s=2.5, restart_delay_s=0.2,
+                **{kind.field: [kind.entry(1.0, {p.name: p.live_value for p in kind.params})]})
+    live = Live(plan)
+    live.go()
+    window = next(w for w in live.out.windows(live.run.ended_at) if w["kind"] == kind.start_event)
+    lost = window["lanes"]["volatile"]["lost_writes"]
+    assert lost > 0, window
+    assert f"volatile lost {lost:,} acknowledged write" in window["caption"], window["caption"]
+    assert "(its volatile queue held them)" in window["caption"], window["caption"]
 
 
 def test_caption_groups_lanes_and_says_so_far():
@@ -338,7 +358,7 @@ def test_long_window_keeps_a_bounded_p99(monkeypatch):
     """Beyond EXACT_LATENCIES a window keeps only its slowest values; the p99 stays right
     when the window's later operations are no faster than its earlier ones."""
     from cachestudio.engine import outcomes
-    from cachestudio.engine.report import _p99
+    from cachestudio.engine.report import p99 as _p99
 
     monkeypatch.setattr(outcomes, "EXACT_LATENCIES", 1_000)
     lat = outcomes._Latencies()

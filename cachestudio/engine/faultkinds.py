@@ -49,6 +49,12 @@ class Param:
     choices: tuple[str, ...] = ()
     live: float | int | str | None = None
     help: str = ""
+    #: How a message names it, where its name would not say it ("--slow-db latency"); "": its name.
+    what: str = ""
+
+    @property
+    def word(self) -> str:
+        return self.what or self.name
 
     @property
     def live_value(self) -> float | int | str:
@@ -92,15 +98,30 @@ class FaultKind:
     no_action: str = ""
     #: What the run needs for it: "" (any run), "redis" (the run's own redis-server).
     needs: str = ""
+    #: How :func:`timeline.normalize` merges faults of this kind: "instant" (at one instant:
+    #: one), "window" (overlapping or touching windows: one), "same" (identical ones: one),
+    #: "keep" (every one happens). ``merge_why``: the note's reason for an "instant" merge.
+    merge: str = "keep"
+    merge_why: str = ""
+    #: It kills app nodes (their lab processes, a volatile write queue with them).
+    kills_nodes: bool = False
+    #: The event each lane sends when its part is over (its window lasts until every lane
+    #: has sent it, and at least one second): None for the rest.
+    done_event: str | None = None
 
     @property
     def metavar(self) -> str:
-        """``SEC:DURATION[:MS]``: the time, then each parameter; optional ones in brackets."""
-        text = "SEC"
+        """``SEC:DURATION[:MS]``: the time, then each parameter; optional ones in brackets
+        (a trailing parameter with a default may be left out)."""
+        text, optional = "SEC", 0
         for p in self.params:
             word = p.name.upper()
-            text += f"[:{word}]" if p.default is not None else f":{word}"
-        return text
+            if p.default is None:
+                text += f":{word}"
+            else:  # each optional one only after the one before it: SEC[:OP[:COUNT]]
+                text += f"[:{word}"
+                optional += 1
+        return text + "]" * optional
 
     @property
     def command(self) -> str:
@@ -129,13 +150,33 @@ class FaultKind:
         """The parameters of the window's one-key action."""
         return {p.name: p.live_value for p in self.params}
 
+    @property
+    def time_word(self) -> str:
+        """What its time is called in messages: "start" for a fault that lasts, else "time"."""
+        return "start" if any(p.name == "duration" for p in self.params) else "time"
+
+    def describe(self, values: dict) -> str:
+        """One fault in words (the lesson guides' timeline): its label, its sentence with the
+        parameters' values in place of their names (``MS`` → ``50``), and the values the
+        sentence does not name in brackets: ``DB outage: another connection … (duration 4 s)``."""
+        text, rest = self.sentence, []
+        for p in self.params:
+            value = values[p.name]
+            shown = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else str(value)
+            if p.name.upper() in text:
+                text = text.replace(p.name.upper(), shown)
+            else:
+                rest.append(f"{p.name} {shown}{' ' + p.unit if p.unit else ''}")
+        return f"{self.label}: {text}" + (f" ({', '.join(rest)})" if rest else "")
+
 
 def _duration() -> Param:
     return Param("duration", float, None, 0.001, MAX_WINDOW_S, "s", live=5.0, help="how long it lasts")
 
 
 def _ms(default: float, live: float) -> Param:
-    return Param("ms", float, default, 0.001, MAX_INJECTED_MS, "ms", live=live, help="added to every call")
+    return Param("ms", float, default, 0.001, MAX_INJECTED_MS, "ms", live=live, help="added to every call",
+                 what="latency")
 
 
 #: Every fault kind, in the order the window, the guides and the help list them.
@@ -147,7 +188,8 @@ FAULTS: tuple[FaultKind, ...] = (
         shade="crash", injected=False,
         sentence="the lab's process (cache node and write queue) is killed with SIGKILL and restarted "
                  "after the restart delay",
-        action="Crash cache node", keys=("C",)),
+        action="Crash cache node", keys=("C",), merge="instant", merge_why="a dead node cannot die twice at once",
+        kills_nodes=True),
     FaultKind(
         name="outage", field="outages", params=(_duration(),), flag="--outage",
         help="hold the database lock from SEC for DURATION seconds (repeatable)",
@@ -155,28 +197,28 @@ FAULTS: tuple[FaultKind, ...] = (
         back_event=None, shade="outage", injected=False,
         sentence="another connection holds the database's lock, so every database call fails or waits "
                  "until it ends",
-        action="DB outage", keys=("O",)),
+        action="DB outage", keys=("O",), merge="window"),
     FaultKind(
         name="slow-db", field="slow_db", params=(_duration(), _ms(50.0, 20.0)), flag="--slow-db",
         help="inject MS (default 50) on every DB call for DURATION (repeatable)",
         noun="a slow DB", label="slow DB (injected)", start_event="slow-db-start", end_event="slow-db-end",
         back_event=None, shade="slow-db", injected=True,
         sentence="every database call waits MS milliseconds more (injected by the lab)",
-        action="Slow DB", keys=("S",)),
+        action="Slow DB", keys=("S",), merge="window"),
     FaultKind(
         name="slow-cache", field="slow_cache", params=(_duration(), _ms(20.0, 5.0)), flag="--slow-cache",
         help="inject MS (default 20) on every cache call for DURATION (repeatable)",
         noun="a slow cache", label="slow cache (injected)", start_event="slow-cache-start",
         end_event="slow-cache-end", back_event=None, shade="slow-cache", injected=True,
         sentence="every cache call waits MS milliseconds more (injected by the lab)",
-        action="Slow cache", keys=("L",)),
+        action="Slow cache", keys=("L",), merge="window"),
     FaultKind(
         name="cold", field="cold_at", params=(), flag="--cold-at",
         help="flush every cache at SEC: a cold cache (repeatable)",
         noun="a cold cache", label="cold cache", start_event="cold-cache", end_event=None, back_event=None,
         shade="cold", injected=False,
         sentence="every cache is emptied at once, so the next reads all miss",
-        action="Cold cache", keys=("F",)),
+        action="Cold cache", keys=("F",), merge="instant", merge_why="an empty cache stays empty"),
     FaultKind(
         name="burst", field="bursts",
         params=(Param("op", str, "write", choices=("read", "write"), help="what the burst does"),
@@ -192,18 +234,20 @@ FAULTS: tuple[FaultKind, ...] = (
         flag="--stampede",
         help="at SEC the hot key k0 expires and READERS (default 50) clients read it at once",
         noun="a stampede", label="stampede", start_event="stampede", end_event=None, back_event=None,
+        done_event="stampede-done",
         shade="stampede", injected=False,
         sentence="the hot key k0 expires and READERS clients read it at the same moment",
         action="Stampede", keys=("K",)),
     FaultKind(
         name="crash-node", field="node_crashes",
-        params=(Param("node", int, None, 0, MAX_NODES - 1, "", live=0, help="which app node (0 is the first)"),),
+        params=(Param("node", int, 0, 0, MAX_NODES - 1, "", help="which app node (0 is the first)"),),
         flag="--crash-node", help="kill one app node of each lane (SIGKILL) at SEC (repeatable)",
         noun="a node's crash", label="node crash", start_event="crash-node", end_event=None,
         back_event="restart", shade="crash", injected=False,
         sentence="one app node of each lane (its process, queue included) is killed with SIGKILL and "
                  "restarted after the restart delay",
-        action=None, no_action="a lane with one node has only the cache node: Crash cache node (C) kills it"),
+        action=None, no_action="a lane with one node has only the cache node: Crash cache node (C) kills it",
+        merge="same", kills_nodes=True),
     FaultKind(
         name="crash-cache-server", field="server_crashes", params=(), flag="--crash-cache-server",
         help="kill the run's own redis-server (SIGKILL) at SEC; it restarts after the restart delay",
@@ -211,7 +255,7 @@ FAULTS: tuple[FaultKind, ...] = (
         end_event=None, back_event="cache-server-back", shade="crash", injected=False,
         sentence="the run's own redis-server is killed with SIGKILL and started again after the restart delay",
         action=None, no_action="needs the run's own redis-server: chosen in scenario files and on the command line",
-        needs="redis"),
+        needs="redis", merge="instant", merge_why="a dead server cannot die twice at once"),
 )
 
 BY_NAME: dict[str, FaultKind] = {k.name: k for k in FAULTS}

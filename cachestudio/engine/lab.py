@@ -5,6 +5,8 @@ by tests (``start_clients``/``stop_clients``/``drain``). :func:`lab_process` is 
 process entry point: it opens the lab, says ``ready``, then obeys the observer's
 commands from its pipe and sends gauges back every ``GAUGE_INTERVAL_S``. Operations
 themselves travel as history records (see :mod:`history`), which survive a SIGKILL.
+The faults a lab takes (burst, stampede, cold cache, outage) are :mod:`labfaults`'; the
+observer's commands reach them through one dispatch table (:func:`_commands`).
 
 Commands (tuples): ``("go", t0, until, outage)``, ``("pause",)``, ``("resume", t0)``,
 ``("step", t0)``,
@@ -44,9 +46,11 @@ from pathlib import Path
 
 from .config import ConfigError, LaneConfig
 from .history import MappedHistoryWriter, op_line
+from .labfaults import LabFaults
 from .queue import Flusher
 from .storage import Endpoints, open_cache, open_queue, open_store
 from .strategies import Health, make_strategy
+from .strategykinds import queues_writes
 from .workload import READ, OpStream
 
 GAUGE_INTERVAL_S = 0.1  # how often a lab sends its gauges to the observer
@@ -104,7 +108,10 @@ class LanePaths:
             d.mkdir(parents=True, exist_ok=True)
 
 
-class Lab:
+class Lab(LabFaults):
+    """One lane's app node: its cache, store, queue and clients (see the module's docstring).
+    The faults it takes (burst, stampede, cold cache, outage) are :class:`LabFaults`'."""
+
     def __init__(self, cfg: LaneConfig, paths: LanePaths, inc: int = 0, start_seq: int = 0,
                  t0: float | None = None, ep: Endpoints | None = None):
         self.cfg = cfg
@@ -120,7 +127,7 @@ class Lab:
         self.queue = None
         self.flusher = None
         self.health = Health()
-        if cfg.strategy == "write-behind":
+        if queues_writes(cfg.strategy):
             wb = cfg.write_behind
             self.queue = open_queue(cfg, paths, ep)
             self.flusher = Flusher(self.queue, self.store, wb, self.health)
@@ -239,94 +246,6 @@ class Lab:
                 return op, 0.0
             self._pace_count += 1  # the lane's rate, shared by its nodes
             return op, self._pace_at + self._pace_count * self.ep.nodes / rate
-
-    @property
-    def burst_left(self) -> int:
-        return sum(count for _, count in self._bursts)
-
-    def burst(self, kind: str, count: int) -> None:
-        """Queue a burst of ``count`` operations of ``kind``; a count of 0 ends every burst."""
-        with self._ops_lock:
-            if not count:
-                self._bursts.clear()
-                self._pace_at, self._pace_count = time.monotonic(), 0
-            elif self._bursts and self._bursts[-1][0] == kind:
-                self._bursts[-1][1] += count
-            else:
-                self._bursts.append([kind, count])
-
-    def stampede(self, readers: int, reply=None) -> threading.Thread:
-        """Hot-key stampede: the hottest key (k0) expires and ``readers`` clients read it at
-        the same instant (a barrier). Each read is a history record (detail "stampede");
-        every miss among them is one DB read. ``reply`` gets a summary when all are done.
-        The readers take their sequence numbers from the operation stream, so ids stay unique."""
-        key = "k0"
-        with self._ops_lock:
-            seqs = []
-            for _ in range(readers):
-                op = next(self._ops)
-                seqs.append(op.seq)
-                self._next_seq = op.seq + 1
-        expired: list[str] = []
-
-        def expire() -> None:  # when every reader is at the gate: nobody refills the key before them
-            try:
-                self.cache.expire_now(key)
-            except Exception as exc:  # noqa: BLE001 - said in the stampede's summary
-                expired.append(str(exc))
-
-        gate = threading.Barrier(readers, action=expire)
-        lane, code, inc = self.cfg.label, self.cfg.code, self.inc
-        results: list[tuple[str, float]] = []
-
-        def reader(seq: int) -> None:
-            try:
-                gate.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass
-            t0 = self.t0
-            start = time.monotonic() - t0
-            outcome, version, acked, detail = self._do(READ, key, None)
-            end = time.monotonic() - t0
-            if end > self.last_end:
-                self.last_end = end
-            note = "stampede" + (f"; {detail}" if detail else "")
-            results.append((outcome, end - start))
-            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note,
-                                 self.node))
-            self.cache.close()  # this thread's connections: 500 readers must not hold 500 of each
-            self.store.close()
-
-        def run() -> None:
-            while not self._unpaused.wait(0.1):  # a stampede waits out a pause
-                if self._stop.is_set():
-                    break
-            threads = [threading.Thread(target=reader, args=(seq,), daemon=True) for seq in seqs]
-            started = []
-            for t in threads:
-                try:
-                    t.start()
-                    started.append(t)
-                except RuntimeError as exc:  # no more threads: the rest are not started, and said so
-                    self._unexpected(exc)
-                    results.extend(("not started", 0.0) for _ in range(len(threads) - len(started)))
-                    break
-            if len(started) < len(threads):
-                gate.abort()  # the started readers must not wait for the missing ones
-            for t in started:
-                t.join()
-            if reply is not None:
-                reply({"key": key, "readers": readers, "protection": self.cache.protection,
-                       "db_reads": sum(1 for outcome, _ in results if outcome == "miss"),
-                       "errors": sum(1 for outcome, _ in results if outcome == "error"),
-                       "not_started": sum(1 for outcome, _ in results if outcome == "not started"),
-                       "expire_failed": expired[0] if expired else "",
-                       "max_ms": max((d for _, d in results), default=0.0) * 1000.0})
-
-        boss = threading.Thread(target=run, name="stampede", daemon=True)
-        boss.start()
-        self._stampedes = [t for t in self._stampedes if t.is_alive()] + [boss]
-        return boss
 
     def set_knob(self, section: str, name: str, value) -> None:
         """Apply a live knob (config.LIVE_KNOBS) to the running lab."""
@@ -464,19 +383,7 @@ class Lab:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
-    # -- faults and gauges -------------------------------------------------------------
-
-    def set_outage(self, on: bool) -> None:
-        """During an outage, fail reads by injection where SQLite would still serve them."""
-        self.store.injected_read_outage = on and not self.store.outage_is_real_for_reads
-
-    def cold(self) -> str:
-        """Flush the cache; returns the failure's text if it could not be flushed."""
-        try:
-            self.cache.clear()
-        except Exception as exc:  # noqa: BLE001 - reported to the observer as an event
-            return str(exc)
-        return ""
+    # -- gauges --------------------------------------------------------------------------
 
     def gauges(self) -> dict:
         f = self.flusher
@@ -586,6 +493,25 @@ def _send(conn, msg) -> None:
         pass
 
 
+def _commands(lab: Lab, replies: list[tuple]) -> dict:
+    """What each of the observer's commands does, by its name (all but "stop", which ends
+    :func:`_serve`'s loop). ``replies``: what the lab's threads answer later."""
+
+    def go(t0: float, until: float, outage: bool) -> None:
+        lab.set_outage(outage)
+        lab.start_clients(t0, until)
+
+    def cold() -> None:
+        failed = lab.cold()
+        if failed:
+            replies.append(("cold-failed", failed))
+
+    return {"go": go, "pause": lab.pause, "resume": lab.resume,
+            "step": lambda t0: lab.step(t0, reply=lambda info: replies.append(("stepped", info))),
+            "outage": lab.set_outage, "cold": cold, "set": lab.set_knob, "burst": lab.burst,
+            "stampede": lambda readers: lab.stampede(readers, reply=lambda info: replies.append(("stampede-done", info)))}
+
+
 def _serve(conn, lab: Lab) -> int:
     """Obey the observer until "stop" (drain, then "drained") or a failure ("failed").
     Returns the process's exit status."""
@@ -595,32 +521,13 @@ def _serve(conn, lab: Lab) -> int:
     replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
     drainer: threading.Thread | None = None
     drained: list[bool] = []
+    commands = _commands(lab, replies)
     while True:
         if drainer is None and conn.poll(max(0.0, next_gauges - time.monotonic())):
             msg = conn.recv()
             cmd = msg[0]
-            if cmd == "go":
-                _, t0, until, outage = msg
-                lab.set_outage(outage)
-                lab.start_clients(t0, until)
-            elif cmd == "pause":
-                lab.pause()
-            elif cmd == "resume":
-                lab.resume(*msg[1:])
-            elif cmd == "step":
-                lab.step(msg[1], reply=lambda info: replies.append(("stepped", info)))
-            elif cmd == "outage":
-                lab.set_outage(msg[1])
-            elif cmd == "cold":
-                failed = lab.cold()
-                if failed:
-                    replies.append(("cold-failed", failed))
-            elif cmd == "set":
-                lab.set_knob(*msg[1:])
-            elif cmd == "burst":
-                lab.burst(*msg[1:])
-            elif cmd == "stampede":
-                lab.stampede(msg[1], reply=lambda info: replies.append(("stampede-done", info)))
+            if cmd in commands:
+                commands[cmd](*msg[1:])
             elif cmd == "stop":
                 # Drain on a thread of its own, so that gauges keep telling the observer
                 # that this lab is alive (a silent lab is killed as hung).

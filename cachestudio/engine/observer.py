@@ -25,8 +25,10 @@ Every anomaly is counted into its group, also those beyond ``MAX_ANOMALIES`` tha
 sent. A round's anomalies are given to the outcomes after its events (the runner reports
 the writes lost at a kill before the crash's event).
 
-Commands come as ``("call", method, args)`` for :class:`Run`'s methods and
-``("stop",)``. Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
+Commands come as ``("call", method, args)`` or ``("call", method, args, kwargs)`` for
+:class:`Run`'s methods in :data:`COMMANDS` (a fault kind's command takes its parameters by
+name: ``("call", "slow_db", (), {"ms": 20.0, "duration": 5.0})``) and ``("stop",)``.
+Replies: ``("started", {"t0", "root"})``, ``("update", dict)``,
 ``("message", text)``, ``("error", text)``, ``("stopped",)``.
 """
 
@@ -37,14 +39,17 @@ import signal
 import time
 import traceback
 from .config import ConfigError
+from .faultkinds import FAULTS
 from .lab import die_with_parent
 from .runner import LabFailed, Plan, Run
 from .timemachine import MAX_ANOMALIES, SAMPLE_RECORDS, UpdateBuilder
 
 TICK_S = 0.05
-__all__ = ["observer_process", "MAX_ANOMALIES", "SAMPLE_RECORDS", "TICK_S"]
-COMMANDS = {"crash", "outage_start", "outage_end", "schedule", "slow_db", "slow_cache", "stampede", "cold",
-            "burst", "heal", "pause", "resume", "step", "set_knob"}
+__all__ = ["observer_process", "COMMANDS", "MAX_ANOMALIES", "SAMPLE_RECORDS", "TICK_S"]
+#: The :class:`Run` methods the window may call: every fault kind's command
+#: (:attr:`FaultKind.command`) and the run's controls.
+COMMANDS = {kind.command for kind in FAULTS} | {"outage_start", "outage_end", "schedule", "heal", "pause", "resume",
+                                                 "step", "set_knob"}
 
 
 
@@ -117,12 +122,12 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, recor
                     run.cleanup()
                     conn.send(("stopped",))
                     return
-                _, name, args = msg
+                name, args, kwargs = msg[1], msg[2], (msg[3] if len(msg) > 3 else {})
                 if name not in COMMANDS:
                     conn.send(("message", f"unknown command {name!r}"))
                     continue
                 try:
-                    getattr(run, name)(*args)
+                    getattr(run, name)(*args, **kwargs)
                 except ConfigError as exc:
                     conn.send(("message", str(exc)))
                 if time.monotonic() >= deadline:

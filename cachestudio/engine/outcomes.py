@@ -50,7 +50,9 @@ from collections import Counter
 
 import numpy as np
 
-from .report import _ENDS, _NAMES, _p99, fault_windows
+from .faultkinds import BY_START
+from .report import DONE, NAMES, WINDOW_EVENTS, fault_windows, p99
+from .strategykinds import queues_writes
 
 #: Operations of one kind a window keeps per lane for its exact p99 (8 bytes each).
 EXACT_LATENCIES = 500_000
@@ -60,9 +62,6 @@ P99_EVERY_S = 1.0
 TENTATIVE_MAX = 200_000
 #: Keys counted per anomaly group.
 MAX_GROUP_KEYS = 10_000
-#: Event kinds that start or end a window (the rest cannot change one).
-WINDOW_EVENTS = frozenset(_NAMES) | frozenset(_ENDS.values()) | {"restart", "stampede-done", "burst-end",
-                                                                  "cache-server-back"}
 #: What each anomaly kind is called, one and many.
 KIND_WORDS = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
               "dirty_cache": ("dirty cache entry", "dirty cache entries"),
@@ -127,7 +126,7 @@ class _Latencies:
     def _compute(self) -> float | None:
         values = self.buf[: self.size]
         if not self.dropped:
-            return _p99(values)
+            return p99(values)
         pos = 0.99 * (self.seen - 1)
         lo = math.floor(pos) - self.dropped
         if lo < 0:  # the fastest were dropped and the rest were faster: a lower bound
@@ -317,7 +316,7 @@ class LiveOutcomes:
             return
         self._events.append(ev)
         spans = fault_windows(self._events, math.inf, self.lanes)
-        starts = [k for k, e in enumerate(self._events) if e["kind"] in _NAMES]
+        starts = [k for k, e in enumerate(self._events) if e["kind"] in NAMES]
         for wid, (w, k) in enumerate(zip(spans, starts)):
             if wid == len(self._windows):
                 self._windows.append(_Window(wid, w, k, self.lanes))
@@ -329,9 +328,9 @@ class LiveOutcomes:
                     self._changed_windows.add(wid)
 
     def _final(self, win: _Window, end: float) -> bool:
-        if win.kind == "stampede":  # until every lane has said it is done
+        if win.kind in DONE:  # until every lane has said it is done
             later = self._events[win.event_index + 1:]
-            return sum(e["kind"] == "stampede-done" for e in later) >= len(self.lanes)
+            return sum(e["kind"] == DONE[win.kind] for e in later) >= len(self.lanes)
         return end < math.inf
 
     def records(self, i: int, records: list[dict]) -> None:
@@ -464,8 +463,11 @@ _NONE = {0: "lost none", 1: "served no stale reads", 2: "had no errors"}
 
 
 def _explain(window: dict, name: str, cfg) -> str:
-    """Why, only where it is certain."""
-    if (window["kind"] == "crash" and name == "write-behind" and cfg is not None
+    """Why, only where it is certain: a fault that kills app nodes (a crash, a node's
+    crash) took the acknowledged writes a volatile queue held. Decided by the lane's
+    strategy (it queues writes) and knobs, never by the lane's name."""
+    kind = BY_START.get(window["kind"])
+    if (kind is not None and kind.kills_nodes and cfg is not None and queues_writes(cfg.strategy)
             and not cfg.write_behind.durable and window["lanes"][name]["lost_writes"]):
         return " (its volatile queue held them)"
     return ""

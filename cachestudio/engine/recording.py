@@ -44,6 +44,7 @@ import time
 import zlib
 
 from .config import SECTIONS, ConfigError, LaneConfig
+from .faultkinds import FIELDS
 
 FORMAT = "cachestudio-recording"
 VERSION = 1
@@ -80,10 +81,8 @@ def plan_header(plan, scenario=None) -> dict:
         "scenario": getattr(scenario, "name", None), "title": getattr(scenario, "title", None),
         "description": getattr(scenario, "description", None),
         "plan": {"duration_s": plan.duration_s, "seed": plan.seed, "restart_delay_s": plan.restart_delay_s,
-                 "crash_at": list(plan.crash_at), "outages": [list(o) for o in plan.outages],
-                 "bursts": [list(b) for b in plan.bursts], "slow_db": [list(w) for w in plan.slow_db],
-                 "slow_cache": [list(w) for w in plan.slow_cache], "cold_at": list(plan.cold_at),
-                 "stampedes": [list(s) for s in plan.stampedes]},
+                 # every fault kind's timeline field (faultkinds.FIELDS); an entry with parameters as a list
+                 **{f: [list(x) if isinstance(x, tuple) else x for x in getattr(plan, f)] for f in FIELDS}},
         "lanes": [dataclasses.asdict(cfg) for cfg in plan.lanes],
     }
 

@@ -6,22 +6,29 @@ here is estimated). Windows: a crash lasts from the kill to one second after the
 restart (the downtime and the first second back, when the cache may be cold and a durable
 queue replays); an outage, a slow DB, a slow cache and a burst from their start to their
 end; a cold cache and a stampede from their start for one second (a stampede until the
-last lane reports it done, if later).
+last lane reports it done, if later). Which event starts, ends or closes each kind's window
+and what it is called are :mod:`faultkinds`' declarations (``start_event``, ``end_event``,
+``back_event``, ``done_event``, ``label``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .faultkinds import BY_START, FAULTS
 from .history import read_history
 
 AFTER_S = 1.0
-_ENDS = {"outage-start": "outage-end", "slow-db-start": "slow-db-end", "slow-cache-start": "slow-cache-end"}
-_NAMES = {"crash": "crash", "outage-start": "DB outage", "slow-db-start": "slow DB (injected)",
-          "slow-cache-start": "slow cache (injected)", "cold-cache": "cold cache", "burst": "burst",
-          "stampede": "stampede", "crash-node": "node crash", "crash-cache-server": "cache server crash"}
+#: The event that starts a fault's window -> the event that ends it.
+ENDS = {k.start_event: k.end_event for k in FAULTS if k.end_event}
+#: The event that starts a fault's window -> the window's name.
+NAMES = {k.start_event: k.label for k in FAULTS}
 #: Faults that end, per lane, when the lane is back (this event of the lane), plus AFTER_S.
-_BACK = {"crash": "restart", "crash-node": "restart", "crash-cache-server": "cache-server-back"}
+BACK = {k.start_event: k.back_event for k in FAULTS if k.back_event}
+#: Faults that end when every lane has said it is done (this event), AFTER_S at least.
+DONE = {k.start_event: k.done_event for k in FAULTS if k.done_event}
+#: Every event that starts, ends or closes a window (the rest cannot change one).
+WINDOW_EVENTS = frozenset(NAMES) | frozenset(ENDS.values()) | frozenset(BACK.values()) | frozenset(DONE.values())
 
 
 def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[dict]:
@@ -29,31 +36,37 @@ def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[
     out = []
     for i, e in enumerate(events):
         kind, t = e["kind"], e["start"]
-        if kind not in _NAMES:
+        if kind not in NAMES:
             continue
         later = events[i + 1:]
-        if kind in _BACK:
+        if kind in BACK:
             ends = {}
             for lane in lanes:
-                back = next((x["start"] for x in later if x["kind"] == _BACK[kind] and x["lane"] == lane), None)
+                back = next((x["start"] for x in later if x["kind"] == BACK[kind] and x["lane"] == lane), None)
                 ends[lane] = run_end if back is None else min(run_end, back + AFTER_S)
-        elif kind in _ENDS:
-            stop = next((x["start"] for x in later if x["kind"] == _ENDS[kind]), run_end)
+        elif kind in ENDS:
+            stop = next((x["start"] for x in later if x["kind"] == ENDS[kind]), run_end)
             ends = dict.fromkeys(lanes, stop)
-        elif kind == "stampede":
-            done = [x["start"] for x in later if x["kind"] == "stampede-done"][: len(lanes)]
+        elif kind in DONE:
+            done = [x["start"] for x in later if x["kind"] == DONE[kind]][: len(lanes)]
             ends = dict.fromkeys(lanes, max([t + AFTER_S] + done))
-        elif kind == "burst":
-            stop = next((x["start"] for x in later if x["kind"] == "burst-end"), run_end)
-            ends = dict.fromkeys(lanes, stop)
         else:
             ends = dict.fromkeys(lanes, min(run_end, t + AFTER_S))
-        label = _NAMES[kind] + (" " + e["detail"].split(" of ")[0].split(" burst")[0] if kind == "burst" else "")
-        out.append({"kind": kind, "name": label.strip(), "start": t, "end": ends, "detail": e["detail"]})
+        label = window_name(kind, e["detail"])
+        out.append({"kind": kind, "name": label, "start": t, "end": ends, "detail": e["detail"]})
     return out
 
 
-def _p99(values) -> float | None:
+def window_name(event_kind: str, detail: str) -> str:
+    """A window's name: its kind's label, and for a kind with a choice (a burst's op) the
+    choice its event's detail begins with ("burst write")."""
+    kind = BY_START[event_kind]
+    first = detail.split(" ", 1)[0]
+    chosen = [first for p in kind.params if p.choices and first in p.choices]
+    return " ".join([kind.label, *chosen[:1]])
+
+
+def p99(values) -> float | None:
     """The 99th percentile in ms of durations in seconds (a list or a numpy array)."""
     return round(float(np.percentile(np.asarray(values) * 1000.0, 99)), 3) if len(values) else None
 
@@ -99,8 +112,8 @@ def fault_report_records(names: list[str], records: list[list[dict]], anomalies:
                 "ops": len(inside),
                 "errors": sum(r["outcome"] == "error" for r in inside),
                 "rejected": sum(r["outcome"] == "rejected" for r in inside),
-                "read_p99_ms": _p99(reads),
-                "write_p99_ms": _p99(writes),
+                "read_p99_ms": p99(reads),
+                "write_p99_ms": p99(writes),
                 "stale_reads": sum(a["kind"] == "stale_read" for a in found),
                 "lost_writes": sum(a["kind"] == "lost_write" for a in found),
             }

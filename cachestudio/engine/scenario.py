@@ -17,11 +17,13 @@ A scenario file's keys are the knobs of :mod:`config` by section::
 
     [[faults]]
     at = 5
-    kind = "crash"                   # see FAULT_KINDS for every kind and its keys
+    kind = "crash"                   # see faultkinds.FAULTS for every kind and its keys
 
-Fault kinds and their keys (besides ``at``): ``crash``; ``outage`` (duration);
-``slow-db`` and ``slow-cache`` (duration, ms: injected); ``cold``; ``burst`` (op: read or
-write, count); ``stampede`` (readers).
+Fault kinds and their keys (besides ``at``) are :mod:`faultkinds`' declarations: a kind's
+``name`` and its ``params`` (type, default, range, choices), checked by one validator
+(:func:`faultcheck.problem`): ``crash``; ``outage`` (duration); ``slow-db`` and
+``slow-cache`` (duration, ms: injected); ``cold``; ``burst`` (op: read or write, count);
+``stampede`` (readers); ``crash-node`` (node); ``crash-cache-server``.
 
 Every problem is reported as ``FILE line N: what is wrong`` (:class:`ScenarioError`), or
 ``scenario file FILE ...`` for a file that cannot be read at all. Nothing else escapes
@@ -50,7 +52,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .config import (
-    MAX_NODES,
     STRATEGIES,
     Backends,
     CacheKnobs,
@@ -65,7 +66,10 @@ from .config import (
     WriteBehindKnobs,
     validate,
 )
-from .timeline import FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S, TimelineConflict, check_count, normalize
+from .faultcheck import problem, value_of
+from .faultkinds import BY_NAME as FAULT_BY_NAME
+from .faultkinds import FAULTS
+from .timeline import FIELDS, MAX_FAULTS, TimelineConflict, check_count, normalize
 
 SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
             "write_behind": WriteBehindKnobs, "latency": Latency, "backends": Backends}
@@ -75,18 +79,8 @@ TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "lan
 #: pauses there.
 SAY_KEYS = {"say", "pause"}
 MAX_SAY = 300
-#: kind -> {key: (default or None if required, low, high, type)}
-FAULT_KINDS = {
-    "crash": {},
-    "outage": {"duration": (None, 0.001, MAX_WINDOW_S, float)},
-    "slow-db": {"duration": (None, 0.001, MAX_WINDOW_S, float), "ms": (50.0, 0.001, 10_000, float)},
-    "slow-cache": {"duration": (None, 0.001, MAX_WINDOW_S, float), "ms": (20.0, 0.001, 10_000, float)},
-    "cold": {},
-    "burst": {"op": ("write", None, None, str), "count": (2000, 1, MAX_BURST, int)},
-    "stampede": {"readers": (50, 2, MAX_READERS, int)},
-    "crash-node": {"node": (0, 0, MAX_NODES - 1, int)},  # one app node of each lane (SIGKILL)
-    "crash-cache-server": {},  # the run's own redis-server (SIGKILL)
-}
+#: kind -> {key: its faultkinds.Param}: a fault's keys besides ``at`` and ``kind`` (derived).
+FAULT_KINDS = {k.name: {p.name: p for p in k.params} for k in FAULTS}
 #: Plan fields the timeline fills (runner.Plan).
 TIMELINE_FIELDS = FIELDS
 #: A scenario file is a few hundred bytes; a bigger one than this is refused unread.
@@ -177,23 +171,10 @@ class Scenario:
 def timeline_toml(timeline: dict[str, list]) -> list[str]:
     """``[[faults]]`` tables for a timeline (the inverse of what :func:`load` reads)."""
     rows = []
-    for t in timeline.get("crash_at", []):
-        rows.append((t, "crash", {}))
-    for t, length in timeline.get("outages", []):
-        rows.append((t, "outage", {"duration": length}))
-    for name in ("slow_db", "slow_cache"):
-        for t, length, ms in timeline.get(name, []):
-            rows.append((t, name.replace("_", "-"), {"duration": length, "ms": ms}))
-    for t in timeline.get("cold_at", []):
-        rows.append((t, "cold", {}))
-    for t, op, count in timeline.get("bursts", []):
-        rows.append((t, "burst", {"op": f'"{op}"', "count": count}))
-    for t, readers in timeline.get("stampedes", []):
-        rows.append((t, "stampede", {"readers": readers}))
-    for t, node in timeline.get("node_crashes", []):
-        rows.append((t, "crash-node", {"node": node}))
-    for t in timeline.get("server_crashes", []):
-        rows.append((t, "crash-cache-server", {}))
+    for kind in FAULTS:
+        for entry in timeline.get(kind.field, []):
+            at, values = kind.values(entry)
+            rows.append((at, kind.name, {k: f'"{v}"' if isinstance(v, str) else v for k, v in values.items()}))
     out = []
     for t, kind, keys in sorted(rows, key=lambda r: r[0]):
         out += ["[[faults]]", f"at = {t!r}", f'kind = "{kind}"'] + [f"{k} = {v}" for k, v in keys.items()] + [""]
@@ -380,11 +361,6 @@ def _show(value) -> str:
     if isinstance(value, datetime.time):
         return "a time"
     return f"a {type(value).__name__}"
-
-
-def _n(x: float) -> str:
-    """A bound as people write it: ``10,000,000``, ``0.001``, ``3600``."""
-    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 def _line_of(text: str, section: str | None, key: str, index: int = 0) -> int:
@@ -706,38 +682,16 @@ def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]
             got = "nothing" if when is None else _show(when)
             raise ScenarioError(f"{where('at')}: fault time must be within the run (0 to {duration:g} s), got {got}")
         v = {}
-        for key, (default, lo, hi, kind_of) in spec.items():
-            value = fault.get(key, default)
+        for p in FAULT_BY_NAME[kind].params:
+            value = fault.get(p.name, p.default)
             if value is None:
-                raise ScenarioError(f"{where(key)}: {kind} {key} is required for this fault")
-            if kind_of is str:
-                if not isinstance(value, str) or value not in ("read", "write"):
-                    raise ScenarioError(f"{where(key)}: {key} must be read or write, got {_show(value)}")
-            elif isinstance(value, bool) or not isinstance(value, kind_of if kind_of is int else (int, float)):
-                what = "a whole number" if kind_of is int else "a number"
-                raise ScenarioError(f"{where(key)}: {kind} {key} must be {what} from {_n(lo)} to {_n(hi)}, "
-                                    f"got {_show(value)}")
-            elif not lo <= value <= hi:  # nan is not
-                raise ScenarioError(f"{where(key)}: {kind} {key} must be from {_n(lo)} to {_n(hi)}, got {_show(value)}")
-            v[key] = value + 0.0 if kind_of is float else value
+                raise ScenarioError(f"{where(p.name)}: {kind} {p.name} is required for this fault")
+            why = problem(p, value)
+            if why:
+                raise ScenarioError(f"{where(p.name)}: {kind} {p.name} {why}, got {_show(value)}")
+            v[p.name] = value_of(p, value)
         t = float(when) + 0.0  # -0.0 is 0
-        entry: tuple
-        if kind == "crash":
-            name, entry = "crash_at", t
-        elif kind == "outage":
-            name, entry = "outages", (t, v["duration"])
-        elif kind in ("slow-db", "slow-cache"):
-            name, entry = kind.replace("-", "_"), (t, v["duration"], v["ms"])
-        elif kind == "cold":
-            name, entry = "cold_at", t
-        elif kind == "burst":
-            name, entry = "bursts", (t, v["op"], v["count"])
-        elif kind == "crash-node":
-            name, entry = "node_crashes", (t, v["node"])
-        elif kind == "crash-cache-server":
-            name, entry = "server_crashes", t
-        else:
-            name, entry = "stampedes", (t, v["readers"])
+        name, entry = FAULT_BY_NAME[kind].field, FAULT_BY_NAME[kind].entry(t, v)
         timeline[name].append(entry)
         origin[(name, entry)].append(i)
     try:

@@ -9,6 +9,9 @@ A timeline is the dict that :class:`scenario.Scenario` (``timeline``) and :class
     slow_cache  [(start, duration, ms)]  node_crashes    [(t, node)]
                                          server_crashes  [t]   (the cache server)
 
+Its fields, their entries and how each kind merges are :mod:`faultkinds`' declarations
+(``field``, ``params``, ``merge``); the limits (``MAX_*``) are declared there and re-exported.
+
 Why this module: at run time the runner keeps *one* state per kind of fault (one outage lock,
 one injected slow-DB latency, one injected slow-cache latency). A second fault of a kind
 that began while the first still lasted was lost without a word: a second outage was
@@ -53,22 +56,13 @@ import math
 from collections import defaultdict
 
 from .config import ConfigError
+from .faultkinds import BY_FIELD, FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S
 
-#: Faults in one run (a scenario's and the command line's together).
-MAX_FAULTS = 1000
-#: The longest outage or slow window, in seconds (also after merging).
-MAX_WINDOW_S = 3600.0
-#: Operations of one burst.
-MAX_BURST = 10_000_000
-#: Concurrent readers of one stampede (threads in each lab).
-MAX_READERS = 500
+__all__ = ["FIELDS", "KIND", "MAX_BURST", "MAX_FAULTS", "MAX_READERS", "MAX_WINDOW_S", "TimelineConflict",
+           "check_count", "fault_count", "normalize"]
 
-FIELDS = ("crash_at", "outages", "slow_db", "slow_cache", "cold_at", "bursts", "stampedes", "node_crashes",
-          "server_crashes")
 #: The name of one fault of each field, as a scenario file and the notes spell it.
-KIND = {"crash_at": "crash", "outages": "outage", "slow_db": "slow-db", "slow_cache": "slow-cache",
-        "cold_at": "cold", "bursts": "burst", "stampedes": "stampede", "node_crashes": "crash-node",
-        "server_crashes": "crash-cache-server"}
+KIND = {k.field: k.name for k in BY_FIELD.values()}
 
 
 class TimelineConflict(ConfigError):
@@ -140,7 +134,7 @@ def _windows(field: str, windows: list[tuple], notes: list[str]) -> list[tuple]:
             return
         start, ms = window[0], window[2:]
         spans = _listing([_span(w[0], w[0] + w[1]) for w in group])
-        name = "outages" if kind == "outage" else f"{kind} windows"
+        name = f"{kind}s" if len(group[0]) == 2 else f"{kind} windows"  # outages; slow-db windows
         if window[1] > MAX_WINDOW_S:
             raise TimelineConflict(f"{name} {spans} overlap: merged they would last {_t(window[1])} s, "
                                    f"more than {MAX_WINDOW_S:g} s", field, group)
@@ -173,16 +167,13 @@ def _windows(field: str, windows: list[tuple], notes: list[str]) -> list[tuple]:
 
 
 def _instants(field: str, times: list[float], notes: list[str]) -> list[float]:
-    kind = KIND[field]
+    kind = BY_FIELD[field]
     seen: dict[float, int] = defaultdict(int)
     for t in times:
         seen[t] += 1
     for t, n in sorted(seen.items()):
         if n > 1:
-            why = ("an empty cache stays empty" if kind == "cold" else
-                   "a dead server cannot die twice at once" if kind == "crash-cache-server" else
-                   "a dead node cannot die twice at once")
-            notes.append(f"{n} {kind} faults at {_t(t)} s: merged into one ({why})")
+            notes.append(f"{n} {kind.name} faults at {_t(t)} s: merged into one ({kind.merge_why})")
     return sorted(seen)
 
 
@@ -199,16 +190,15 @@ def normalize(timeline: dict[str, list]) -> tuple[dict[str, list], list[str]]:
     if unknown:
         raise ValueError(f"not timeline fields: {', '.join(sorted(unknown))}")
     notes: list[str] = []
-    out = {
-        "crash_at": _instants("crash_at", list(timeline.get("crash_at", [])), notes),
-        "outages": _windows("outages", [tuple(w) for w in timeline.get("outages", [])], notes),
-        "slow_db": _windows("slow_db", [tuple(w) for w in timeline.get("slow_db", [])], notes),
-        "slow_cache": _windows("slow_cache", [tuple(w) for w in timeline.get("slow_cache", [])], notes),
-        "cold_at": _instants("cold_at", list(timeline.get("cold_at", [])), notes),
-        "bursts": _kept([tuple(b) for b in timeline.get("bursts", [])]),
-        "stampedes": _kept([tuple(s) for s in timeline.get("stampedes", [])]),
-        # the same node killed twice at one instant is one kill; different nodes are kept
-        "node_crashes": sorted({tuple(c) for c in timeline.get("node_crashes", [])}),
-        "server_crashes": _instants("server_crashes", list(timeline.get("server_crashes", [])), notes),
-    }
+    out: dict[str, list] = {}
+    for kind in BY_FIELD.values():
+        given = timeline.get(kind.field, [])
+        if kind.merge == "instant":
+            out[kind.field] = _instants(kind.field, list(given), notes)
+        elif kind.merge == "window":
+            out[kind.field] = _windows(kind.field, [tuple(w) for w in given], notes)
+        elif kind.merge == "same":  # the same node killed twice at one instant is one kill
+            out[kind.field] = sorted({tuple(x) for x in given})
+        else:
+            out[kind.field] = _kept([tuple(x) for x in given])
     return out, notes

@@ -1,0 +1,324 @@
+"""The faults a run injects, as methods of :class:`runner.Run` (this class is one of its
+bases): each fault kind's command (:attr:`faultkinds.FaultKind.command`: ``crash``,
+``outage``, ``slow_db``, …, each taking its parameters by name), what the window calls
+besides (``outage_start``, ``heal``), and what a kill leaves to judge.
+
+A crash SIGKILLs every lab process (the cache node holds the cache client and the
+write-behind queue), wipes the cache directory if the cache is volatile, and starts a new
+incarnation after ``restart_delay_s``, which resumes the operation stream where the history
+left off. A DB outage is real: another connection (ours) holds the store's lock for its
+duration; reads in WAL mode are failed by injection, labelled as such. A fault that lasts
+schedules its own end (:meth:`runner.Run.schedule`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .config import LaneConfig, validate
+from .faultkinds import BY_NAME
+from .nodes import AUDIT_TIMEOUT_S, LabHandle
+from .strategykinds import queues_writes
+
+OUTAGE_LOCK_WAIT_S = 2.0  # the longest an outage waits to take a DB's lock from the labs
+#: Scheduled items that end a fault (due before a start at the same instant).
+ENDS = frozenset({"outage-due", "slow-db-end", "slow-cache-end"})
+
+
+class FaultInjection:
+    """The fault methods of :class:`runner.Run` (see the module's docstring)."""
+
+    def crash(self, node: int | None = None) -> None:
+        """SIGKILL every lab (the app nodes: each holds its cache client and write-behind
+        queue), or only node ``node`` of each lane; restart them after the delay."""
+        dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        for n in dead:
+            n.kill()
+        # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
+        # so that writes found lost at the kill fall inside the crash's window)
+        killed_at = round(self.now(), 6)
+        self._consume()  # everything the dead labs wrote is in their files
+        self._judge_dead(dead, killed_at)
+        wiped = [lane.cfg.label for lane in self.lanes
+                 if all(n.state == "down" for n in lane.nodes) and lane.storage.wipe_volatile_cache()]
+        several = any(len(lane.nodes) > 1 for lane in self.lanes)
+        if node is None:
+            detail = "every app node killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
+        else:
+            detail = f"app node {node} of each lane killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
+        if wiped:
+            detail += "; volatile cache wiped"
+        if self.outage_on and any(not _keeps_queue(n.cfg) for n in dead):
+            detail += "; the store was read for the audit through the outage's own connection"
+        self._event("crash" if node is None else "crash-node", detail, at=killed_at)
+        self._restart_at = self.now() + self.plan.restart_delay_s
+
+    def crash_node(self, node: int) -> None:
+        self.crash(node)
+
+    def crash_cache_server(self) -> None:
+        """SIGKILL the run's own redis-server(s); each comes back after the restart delay:
+        empty without persistence, with what its append-only file had synced with AOF."""
+        killed = []
+        for aof, server in sorted(self.servers.redis.items()):
+            if server.pid is None:
+                continue
+            pid = server.pid
+            server.kill()
+            killed.append(f"redis-server pid {pid} ({'AOF everysec' if aof else 'no persistence'})")
+            self.schedule(self.now() + self.plan.restart_delay_s, "cache-server-back", aof)
+        if killed:
+            self._event("crash-cache-server", "cache server killed (SIGKILL): " + ", ".join(killed)
+                        + "; every node's cache calls fail until it is back")
+        else:
+            self._event("crash-cache-server", "no cache server of this run's own to kill (diskcache lanes, or "
+                        "--redis-url: a server the run was given is never crashed)")
+
+    def cache_server_back(self, aof: bool) -> None:
+        server = self.servers.redis.get(aof)
+        if server is None or server.pid is not None:
+            return
+        try:
+            server.start()
+        except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
+            for lane in self.lanes:
+                if lane.cfg.backends.cache == "redis" and lane.cfg.backends.aof == aof:
+                    self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
+            return
+        from .redis_cache import redis_cache_versions
+
+        what = "AOF everysec: what it had synced is back" if aof else "no persistence: it came back empty"
+        for lane in self.lanes:
+            if lane.cfg.backends.cache != "redis" or lane.cfg.backends.aof != aof:
+                continue
+            try:
+                held = f"it holds {len(redis_cache_versions(server.url, lane.storage.ep.prefix)):,} cached entries"
+            except Exception:  # noqa: BLE001 - only the event's detail
+                held = "its entries could not be counted"
+            self._event("cache-server-back", f"cache server back (pid {server.pid}, {what}); a moment later {held} of "
+                        f"{lane.cfg.label}", lane=lane.cfg.label)
+
+    def _store_at_kill(self, node: LabHandle) -> dict[str, int]:
+        """Copy the store as the dead node left it (kept in the run directory as evidence,
+        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``, whatever the store) and return
+        its versions. During an outage, read through the outage's own connection."""
+        return node.lane.storage.snapshot(node.paths.store_at_kill(node.inc), node.lane.outage,
+                                          timeout_s=AUDIT_TIMEOUT_S)
+
+    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
+        """Nodes that died without a durable queue: what they had not written is lost."""
+        for node in dead:
+            if _keeps_queue(node.cfg):
+                continue  # the queue survives and is replayed: nothing is decided yet
+            i = self.lanes.index(node.lane)
+            try:
+                store = self._store_at_kill(node)
+            except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+                self._fail(node, "audit", f"{node.name}: the store could not be read right after the "
+                           f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
+                           "later write can hide them")
+                continue
+            several = len(node.lane.nodes) > 1
+            found = node.lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at,
+                                                node=node.node if several else None)
+            self._found(i, found)
+
+    def restart(self) -> None:
+        if self.now() >= self.plan.duration_s:
+            return
+        for node in self.nodes:
+            if node.state == "down":
+                node.spawn(self.t0)
+
+    def burst(self, op: str, count: int) -> None:
+        """Every lane issues ``count`` extra operations of ``op`` (read or write) as fast as
+        it can (shared out among its nodes)."""
+        for lane in self.lanes:
+            for node, share in zip(lane.nodes, _shares(count, len(lane.nodes))):
+                if share:  # (a burst of 0 would end the node's bursts)
+                    node.send("burst", op, share)
+        self._burst_since = self.now()
+        self._event("burst", f"{op} burst of {count:,} operations per lane")
+
+    def cold(self) -> None:
+        """Flush every cache (a cold cache), as a restart of an in-memory cache would."""
+        for lane in self.lanes:
+            lane.send("cold")
+        self._event("cold-cache", "every cache flushed")
+
+    def _inject(self, names: tuple[str, ...], ms: float) -> None:
+        """Set injected latency knobs on every lane (validated first: all or nothing)."""
+        for name in names:
+            new = [validate(lane.cfg.with_knob("latency", name, float(ms))) for lane in self.lanes]
+            for lane, cfg in zip(self.lanes, new):
+                lane.cfg = cfg
+                lane.send("set", "latency", name, float(ms))
+
+    def slow_db(self, ms: float, duration: float | None = None) -> None:
+        """Inject ``ms`` of latency on every DB read and write (0 ends it) for ``duration``
+        seconds (None: until ended). Labelled injected. When it ends, the latency configured
+        before it comes back."""
+        if ms and duration is not None:
+            self.schedule(self._fire_time() + duration, "slow-db-end")
+        if not ms and not self.slow_db_ms:
+            return
+        if ms and not self.slow_db_ms:
+            self._db_base = {lane.cfg.label: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms)
+                             for lane in self.lanes}
+        if ms:
+            self._inject(("db_read_ms", "db_write_ms"), ms)
+            self._event("slow-db-start", f"slow DB: +{ms:g} ms on every DB read and write", injected=True)
+        else:
+            for lane in self.lanes:
+                r, w = self._db_base.get(lane.cfg.label, (0.0, 0.0))
+                lane.cfg = lane.cfg.with_knob("latency", "db_read_ms", r).with_knob("latency", "db_write_ms", w)
+                lane.send("set", "latency", "db_read_ms", r)
+                lane.send("set", "latency", "db_write_ms", w)
+            self._event("slow-db-end", "slow DB ended", injected=True)
+        self.slow_db_ms = float(ms)
+
+    def slow_db_end(self) -> None:
+        if self.slow_db_ms:
+            self.slow_db(0)
+
+    def slow_cache(self, ms: float, duration: float | None = None) -> None:
+        """Inject ``ms`` of latency on every cache call (0 ends it) for ``duration`` seconds
+        (None: until ended). Labelled injected."""
+        if ms and duration is not None:
+            self.schedule(self._fire_time() + duration, "slow-cache-end")
+        if not ms and not self.slow_cache_ms:
+            return
+        if ms and not self.slow_cache_ms:
+            self._cache_base = {lane.cfg.label: lane.cfg.latency.cache_ms for lane in self.lanes}
+        if ms:
+            self._inject(("cache_ms",), ms)
+            self._event("slow-cache-start", f"slow cache: +{ms:g} ms on every cache call", injected=True)
+        else:
+            for lane in self.lanes:
+                base = self._cache_base.get(lane.cfg.label, 0.0)
+                lane.cfg = lane.cfg.with_knob("latency", "cache_ms", base)
+                lane.send("set", "latency", "cache_ms", base)
+            self._event("slow-cache-end", "slow cache ended", injected=True)
+        self.slow_cache_ms = float(ms)
+
+    def slow_cache_end(self) -> None:
+        if self.slow_cache_ms:
+            self.slow_cache(0)
+
+    def stampede(self, readers: int) -> None:
+        """Hot-key stampede: the hottest key expires and ``readers`` clients read it at once
+        (shared out among a lane's nodes, each behind its own barrier)."""
+        for lane in self.lanes:
+            for node, share in zip(lane.nodes, _shares(int(readers), len(lane.nodes))):
+                if share:
+                    node.send("stampede", share)
+        modes = sorted({lane.cfg.cache.stampede for lane in self.lanes})
+        self._event("stampede", f"hot key k0 expired; {readers} concurrent readers "
+                    f"(protection: {', '.join(modes)})")
+
+    def heal(self) -> None:
+        """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
+        self._schedule = [item for item in self._schedule if item[1] not in BY_NAME]  # faults not fired yet
+        for aof in list(self.servers.redis):
+            self.cache_server_back(aof)  # a killed cache server comes back now
+        self.outage_end()
+        self.slow_db_end()
+        self.slow_cache_end()
+        for lane in self.lanes:
+            if lane.burst_active():
+                lane.send("burst", "read", 0)
+        if self._restart_at is not None:
+            self._restart_at = self.now()  # restart the node now
+        self._event("heal", "every fault healed")
+
+    def outage_start(self, length: float) -> None:
+        """Take every lane's DB down for ``length`` seconds (it schedules its own end). An
+        outage that starts while one is on extends it: one outage, never a dropped one.
+
+        The locks are taken in parallel (each waits at most ``OUTAGE_LOCK_WAIT_S`` for the
+        labs' own transactions to let go), and the outage lasts ``length`` from the moment
+        they are held: a busy database delays the outage; it does not shorten it."""
+        if self.outage_on:
+            until = self.now() + length
+            if until > self._outage_until:
+                self._outage_until = until
+                self.schedule(until, "outage-due")
+                self._event("outage-extended", f"DB outage extended to {until:.1f} s by an overlapping outage")
+            return
+        asked = self.now()
+        locks = [lane.storage.outage_lock() for lane in self.lanes]
+        failed: dict[int, Exception] = {}
+
+        def take(i: int) -> None:
+            try:
+                locks[i].acquire(timeout_s=OUTAGE_LOCK_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - the fault could not be injected: said below
+                failed[i] = exc
+
+        threads = [threading.Thread(target=take, args=(i,), daemon=True) for i in range(len(locks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(OUTAGE_LOCK_WAIT_S + 1.0)  # bounded: the lock's own busy timeout ends it
+        real_reads = True
+        for i, (lane, lock) in enumerate(zip(self.lanes, locks)):
+            if i in failed or lock.conn is None:
+                lock.release()
+                self._event("outage-start", f"could not take the lock of {lane.cfg.label}'s DB "
+                            f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.label)
+            else:
+                lane.outage = lock
+            real_reads = real_reads and (lane.storage.pg or lane.cfg.store.journal_mode != "wal")
+            lane.send("outage", True)
+        self.outage_on = True
+        held = self.now()
+        self._outage_until = held + length
+        self.schedule(self._outage_until, "outage-due")
+        detail = f"DB outage for {length:g} s: another connection holds the database lock (real)"
+        if any(lane.storage.pg for lane in self.lanes):
+            detail = (f"DB outage for {length:g} s: another connection holds the lock (real; on PostgreSQL: "
+                      "LOCK TABLE items IN ACCESS EXCLUSIVE MODE)")
+        if held - asked > 0.05:
+            detail += f"; the lock took {held - asked:.2f} s to take from the labs' own transactions"
+        if not real_reads:
+            detail += "; reads fail by injection (WAL readers ignore the lock)"
+        self._event("outage-start", detail, injected=not real_reads)
+
+    def outage(self, duration: float) -> None:
+        """The outage fault's command (:attr:`FaultKind.command`): :meth:`outage_start`."""
+        self.outage_start(duration)
+
+    def outage_due(self) -> None:
+        """A scheduled end: the outage ends unless an overlapping one extended it."""
+        if self.outage_on and self.now() >= self._outage_until - 1e-6:
+            self.outage_end()
+
+    def outage_end(self) -> None:
+        """End the outage now (heal, or the run's end)."""
+        if not self.outage_on:
+            return
+        self._release_outage()
+        self.outage_on = False
+        for lane in self.lanes:
+            lane.send("outage", False)
+        self._event("outage-end", "DB lock released")
+
+    def _release_outage(self) -> None:
+        for lane in self.lanes:
+            if lane.outage is not None:
+                try:
+                    lane.outage.release()
+                except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
+                    pass
+                lane.outage = None
+
+
+def _keeps_queue(cfg: LaneConfig) -> bool:
+    """A node of this lane leaves its queued writes behind when killed (a durable queue):
+    nothing is lost at the kill; the next incarnation replays them."""
+    return queues_writes(cfg.strategy) and cfg.write_behind.durable
+
+
+def _shares(count: int, parts: int) -> list[int]:
+    """``count`` shared out among ``parts`` as evenly as can be (the first get the rest)."""
+    return [count // parts + (1 if k < count % parts else 0) for k in range(parts)]

@@ -1,0 +1,257 @@
+"""The end of a run, as methods of :class:`runner.Run` (this class is one of its bases):
+stop the clients, drain every queue, audit at rest against the real data, summarise
+(DESIGN.md §6), and the run's merged history. Every wait is bounded: a lab that does not
+come up, or goes silent while draining, is killed and named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+
+from .auditor import ANOMALY_KINDS
+from .config import LaneConfig
+from .history import read_history, write_history
+from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S
+from .nodes import AUDIT_TIMEOUT_S, COUNTERS, HUNG_S, KILL_WAIT_S, READY_TIMEOUT_S, LabHandle, Lane
+from .plan import durability
+from .report import fault_report
+from .strategykinds import queues_writes
+from .telemetry import LaneStats
+
+#: Auditor kinds as the summary names them (DESIGN.md §6).
+SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
+                 "dirty_cache": "dirty_cache", "stale_cache": "stale_cache"}
+
+
+class RunEnd:
+    """The end-of-run methods of :class:`runner.Run` (see the module's docstring)."""
+
+    @property
+    def due(self) -> bool:
+        return self.now() >= self.plan.duration_s
+
+    @property
+    def all_failed(self) -> bool:
+        """Every lane stopped for good: nothing more to run (a headless run ends now)."""
+        return all(lane.state == "failed" for lane in self.lanes)
+
+    def finish(self, drain_limit_s: float = DRAIN_LIMIT_S) -> dict:
+        """Stop the clients, drain every queue, audit at rest, and summarise. Every wait is
+        bounded: a lab that does not come up, or goes silent while draining, is killed
+        and named. ``drain_limit_s``: how long the labs may drain (short when interrupted)."""
+        self._schedule.clear()  # nothing more fires after the run's end
+        self.outage_end()
+        self.slow_db_end()
+        self.slow_cache_end()
+        self._restart_at = None
+        for aof in list(self.servers.redis):
+            self.cache_server_back(aof)  # the queues drain through it
+        for node in self.nodes:
+            if node.state == "down":
+                node.spawn(self.t0)  # a lab that was down at the end must replay its durable queue
+            if node.state == "starting":
+                info = self._wait_ready(node, time.monotonic() + READY_TIMEOUT_S)
+                if isinstance(info, dict):
+                    self._handle(node, ("ready", info))
+                else:  # it refused its files (node.error), or did not come up at all
+                    node.state = "failed"
+                    name, inc = node.name, node.inc
+                    if node.error:
+                        self._fail(node, "lab-refused", f"{name} lab incarnation {inc} refused to start: {node.error}")
+                    else:
+                        self._fail(node, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}")
+        for node in self.nodes:
+            if node.state == "running":
+                node.send("stop")
+                node.state = "stopping"
+                node.last_seen = time.monotonic()
+        deadline = time.monotonic() + drain_limit_s + CLIENT_JOIN_S + HUNG_S
+        while any(node.state == "stopping" for node in self.nodes):
+            for node in self.nodes:
+                if node.state != "stopping":
+                    continue
+                closed = False
+                if node.conn.poll(0.02):
+                    try:
+                        self._handle(node, node.conn.recv())
+                        node.last_seen = time.monotonic()
+                        continue
+                    except (EOFError, OSError):
+                        closed = True  # its end of the pipe is gone: it is exiting
+                        node.proc.join(KILL_WAIT_S)
+                name = node.name
+                if closed or not node.proc.is_alive():
+                    self._lost_at_end(node, "lab-died", f"{name} lab exited while draining (exit status "
+                                      f"{node.proc.exitcode})")
+                elif node.silent_for() > HUNG_S:
+                    since = self.now() - node.silent_for()
+                    self._lost_at_end(node, "lab-hung", f"{name} lab not responding since {max(0.0, since):.1f} s "
+                                      f"while draining; killed (SIGKILL)")
+                elif time.monotonic() > deadline:
+                    self._lost_at_end(node, "lab-hung", f"{name} lab did not stop within "
+                                      f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)")
+        for node in self.nodes:
+            self._reap(node)
+        self._consume()
+        undrained = [f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
+                     for node in self.nodes if node.state == "drained" and not node.final.get("drained")]
+        stopped = [node.name for node in self.nodes if node.state != "drained"]
+        detail = "labs stopped; " + ("queues drained" if not undrained else
+                                     f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained))
+        if stopped:
+            detail += "; not stopped cleanly: " + ", ".join(stopped)
+        self._event("drain", detail)
+        self._events_file.close()
+        for lane in self.lanes:
+            self._audit(lane)
+        self.finished = True
+        self.ended_at = self.now()
+        summary = self.summary()
+        if self.recorder is not None:
+            self.recorder.tick(self.ended_at, self.tick_state())
+            self.recorder.final({
+                "status": summary["status"], "interrupted": self.interrupted, "ended_at": self.ended_at,
+                "failures": list(self.run_failures), "run_dir": summary["run_dir"],
+                "lanes": [{"totals": lane.totals(), "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
+                           "max_depth": lane.max_depth, "incarnations": lane.inc + 1, "failures": list(lane.failures),
+                           "audited": lane.audited, "drained": bool(lane.final and lane.final.get("drained")),
+                           "backends": self.servers.describe(lane.cfg),
+                           "cfg": dataclasses.asdict(lane.cfg)} for lane in self.lanes]})
+            self.recorder.close()
+        return summary
+
+    def _lost_at_end(self, node: LabHandle, kind: str, reason: str) -> None:
+        """A lab lost while draining: killed, judged as a dead node, its lane failed."""
+        node.kill()
+        self._consume()
+        self._judge_dead([node])
+        node.state = "failed"
+        self._fail(node, kind, reason)
+
+    def _reap(self, node: LabHandle) -> None:
+        """Make sure the lab has exited (bounded), without touching its counters."""
+        if node.proc is not None:
+            node.proc.join(KILL_WAIT_S)
+            if node.proc.is_alive():
+                node.proc.kill()
+                node.proc.join(KILL_WAIT_S)
+            node.trim_history()
+        if node.conn is not None:
+            node.conn.close()
+
+    def _audit(self, lane: Lane) -> None:
+        """The end-of-run audit against the real data; one that cannot read it says so.
+        A remote store's rows are kept as ``DIR/<lane>/store.sqlite`` first (what the
+        audit reads is then what the run directory holds)."""
+        try:
+            lane.storage.keep_store(AUDIT_TIMEOUT_S)
+            store = lane.storage.versions(AUDIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - locked, corrupt or foreign: named
+            lane.audited = False
+            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the store "
+                       f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged")
+            return
+        try:
+            cache = lane.storage.cache_versions()
+        except Exception as exc:  # noqa: BLE001
+            lane.audited = False
+            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the cache "
+                       f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged")
+            cache = None
+        lane.auditor.confirm_store(store)
+        self._found(self.lanes.index(lane), lane.auditor.finish(store, cache if cache is not None else {}))
+
+    def summary(self) -> dict:
+        lanes = []
+        for lane in self.lanes:
+            a = lane.auditor
+            lanes.append(lane_summary(
+                lane.cfg, lane.stats, self.plan.duration_s, totals=lane.totals(), gauges=lane.final or lane.gauges,
+                max_depth=lane.max_depth, anomalies={SUMMARY_NAMES[k]: a.counts[k] for k in ANOMALY_KINDS},
+                anomaly_list=[x.as_dict() for x in a.anomalies[:200]], incarnations=lane.inc + 1,
+                failures=list(lane.failures), audited=lane.audited,
+                drained=bool(lane.final and lane.final.get("drained")), durability_info=durability(lane.cfg),
+                backends=self.servers.describe(lane.cfg)))
+        faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
+        failed = any(lane.failures for lane in self.lanes) or bool(self.run_failures)
+        status = "interrupted" if self.interrupted else ("lab-failed" if failed else "ok")
+        return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "status": status,
+                "interrupted": self.interrupted, "ended_at_s": round(getattr(self, "ended_at", None) or self.now(), 3),
+                "failures": list(self.run_failures), "lanes": lanes, "faults": faults, "events": self.events,
+                "run_dir": None if self._tmp else str(self.root),
+                # the records of the run's history (what --history writes): operations and events
+                "history_records": sum(lane.stats.ops for lane in self.lanes) + len(self.events)}
+
+    def write_history(self, out) -> int:
+        """Merge every lane's history and the fault events into one JSON Lines file
+        (``out``: a path, or a text stream with ``write``)."""
+        records = list(self.events)
+        for lane in self.lanes:
+            for inc in range(lane.inc + 1):
+                f = lane.paths.history_file(inc)
+                if f.exists():
+                    records.extend(read_history(f))
+        records.sort(key=lambda r: (r["start"], r["end"]))
+        write_history(out, records)
+        return len(records)
+
+    def abort(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None:
+                node.kill()
+        self._release_outage()
+        self.outage_on = False
+        self.servers.stop()
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.flush()  # what was recorded stays readable
+
+    def cleanup(self) -> None:
+        """After the run: the run's own servers stop; on a server it was given, its keys
+        and schemas go (their rows are in the run directory)."""
+        self._events_file.close()
+        self._release_outage()
+        if self.plan.redis_url or self.plan.postgres_url:
+            for lane in self.lanes:
+                try:
+                    lane.storage.forget(bool(self.plan.redis_url), bool(self.plan.postgres_url))
+                except Exception:  # noqa: BLE001 - a server that went away keeps them; nothing to lose
+                    pass
+        self.servers.stop()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals: dict, gauges: dict,
+                 max_depth: int, anomalies: dict, anomaly_list: list, incarnations: int, failures: list,
+                 audited: bool, drained: bool, durability_info: dict, backends: str = "") -> dict:
+    """One lane of the summary (DESIGN.md §6), from a live run or a recording."""
+    t = {k: totals.get(k, 0) for k in COUNTERS}
+    return {
+        "name": cfg.label,
+        "strategy": cfg.strategy,
+        "ops": stats.ops,
+        "ops_per_s": round(stats.ops / duration_s, 1),
+        "reads": stats.reads,
+        "writes": stats.writes,
+        "hit_ratio": stats.hit_ratio(),
+        "latency_ms": {k: h.summary() for k, h in stats.latency.items()},
+        "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
+        "queue": {"max_depth": max_depth, "pending_at_end": gauges.get("queue_depth", 0),
+                  "dead_letters": t["dead_letters"], "retries": t["retries"],
+                  "durable": cfg.write_behind.durable if queues_writes(cfg.strategy) else None},
+        "errors": stats.errors,
+        "rejected": stats.rejected,
+        "anomalies": anomalies,
+        "anomaly_list": anomaly_list,
+        "incarnations": incarnations,
+        "injected": cfg.latency.label() or None,
+        "drained": drained,
+        "durability": durability_info,
+        "backends": backends or cfg.backends.label(),  # what the lane ran on
+        "nodes": cfg.backends.nodes,
+        "failures": failures,
+        "audited": audited,
+        "unexpected_errors": t["unexpected"],
+    }
