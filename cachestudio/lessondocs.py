@@ -255,7 +255,7 @@ def headless_run(sc) -> dict:
 
 def _window_command(name: str) -> str | None:
     """How to open a lesson in the window, as this version's command line takes it."""
-    from .cli import BadInput, build_parser
+    from .cliargs import BadInput, build_parser
 
     try:
         build_parser().parse_args(["--scenario", name])

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from cachestudio import lessondocs
-from cachestudio.cli import BadInput, build_parser
+from cachestudio.cliargs import BadInput, build_parser
 from cachestudio.engine import faultkinds, report, timeline
 from cachestudio.engine.faultkinds import FAULTS, FaultKind
 from cachestudio.engine.observer import COMMANDS

@@ -15,7 +15,8 @@ from dataclasses import fields  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox  # noqa: E402
 
-from cachestudio.cli import KNOB_ARGS, LATENCY_HOPS, build_parser, lane_configs  # noqa: E402
+from cachestudio.cli import lane_configs  # noqa: E402
+from cachestudio.cliargs import KNOB_ARGS, LATENCY_HOPS, build_parser  # noqa: E402
 from cachestudio.engine import scenario as scenarios  # noqa: E402
 from cachestudio.engine.config import (  # noqa: E402
     BY_KEY,
@@ -113,7 +114,7 @@ def test_every_knob_has_a_flag_that_sets_it(k):
         argv = [option if value else "--no-" + option[2:]]
     else:
         argv = [option, str(value)]
-        assert option[2:].replace("-", "_") in KNOB_ARGS, f"{k.flag}: not in cli.KNOB_ARGS"
+        assert option[2:].replace("-", "_") in KNOB_ARGS, f"{k.flag}: not in cliargs.KNOB_ARGS"
     args = build_parser().parse_args(["run", *argv])
     cfg, *_ = lane_configs(args)
     assert getattr(getattr(cfg, k.section), k.name) == value

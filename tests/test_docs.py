@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from cachestudio.cli import build_parser
+from cachestudio.cliargs import build_parser
 from cachestudio.engine.scenario import builtin_dir
 
 ROOT = Path(__file__).resolve().parents[1]

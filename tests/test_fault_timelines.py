@@ -416,7 +416,7 @@ def test_a_known_hostile_timeline_ends_and_counts_every_failure(options, duratio
 
 def test_the_timelines_are_seeded_and_valid():
     """Same seed, same command line; every option is one the command accepts."""
-    from cachestudio.cli import build_parser
+    from cachestudio.cliargs import build_parser
 
     parser = build_parser()
     for seed in list(CI_SEEDS) + [1000, 4242]:
