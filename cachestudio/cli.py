@@ -134,8 +134,15 @@ def cmd_run(args, explicit: set[str]) -> int:
     restart = args.restart_delay if args.restart_delay is not None else (sc.restart_delay_s if sc else 1.0)
     typed = {kind.field: getattr(args, kind.field) for kind in FAULTS}  # each flag's dest is its plan field
     timeline = {f: sorted((sc.timeline[f] if sc else []) + typed[f]) for f in typed}
-    plan = Plan(lanes=lanes, duration_s=duration, restart_delay_s=restart, run_dir=args.run_dir,
-                redis_url=args.redis_url, postgres_url=args.postgres_url, **timeline)
+    plan = Plan(
+        lanes=lanes,
+        duration_s=duration,
+        restart_delay_s=restart,
+        run_dir=args.run_dir,
+        redis_url=args.redis_url,
+        postgres_url=args.postgres_url,
+        **timeline,
+    )
     check_plan(plan)
     json_out, hist_out = open_outputs([(args.json, "--json"), (args.history, "--history")])
     recorder = None
@@ -147,8 +154,11 @@ def cmd_run(args, explicit: set[str]) -> int:
         except BaseException:
             _discard(json_out, hist_out)
             raise
-    say = Console(sys.stderr if any(o is not None and o.to_stdout for o in (json_out, hist_out))
-                  or str(args.record) == "-" else None)
+    say = Console(
+        sys.stderr
+        if any(o is not None and o.to_stdout for o in (json_out, hist_out)) or str(args.record) == "-"
+        else None
+    )
     stop = StopRequest()
 
     def on_signal(signum, frame) -> None:
@@ -198,9 +208,11 @@ def _after_run(args, summary: dict, say, outputs) -> int:
     written = []
     if json_out is not None:
         json_out.write(json.dumps(summary, indent=2) + "\n")
-    for out, what in ((json_out, f"summary written to {args.json}"),
-                      (hist_out, f"history ({summary.get('history_records', 0):,} records) written to {args.history}"),
-                      (recorder.target if recorder else None, "")):
+    for out, what in (
+        (json_out, f"summary written to {args.json}"),
+        (hist_out, f"history ({summary.get('history_records', 0):,} records) written to {args.history}"),
+        (recorder.target if recorder else None, ""),
+    ):
         if out is None:
             continue
         try:
@@ -223,8 +235,11 @@ def _after_run(args, summary: dict, say, outputs) -> int:
     for line in failed_outputs:
         print(f"cachestudio: error: {line}", file=sys.stderr)
     if summary["interrupted"]:
-        print(f"cachestudio: interrupted by {summary['interrupted']} at {summary['ended_at_s']:.1f} s; "
-              "the summary is partial (marked interrupted)", file=sys.stderr)
+        print(
+            f"cachestudio: interrupted by {summary['interrupted']} at {summary['ended_at_s']:.1f} s; "
+            "the summary is partial (marked interrupted)",
+            file=sys.stderr,
+        )
         return EXIT_SIGNAL.get(summary["interrupted"], 130)
     failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
     if failures:
@@ -257,7 +272,7 @@ def cmd_replay(args) -> int:
     from .engine.outputs import OutputWriteError, open_outputs
     from .engine.recording import describe, replay_summary
 
-    json_out, = open_outputs([(args.json, "--json")]) if args.json is not None else (None,)
+    (json_out,) = open_outputs([(args.json, "--json")]) if args.json is not None else (None,)
     rec = _load_recording(args.file)
     summary = replay_summary(rec)
     if args.table:
@@ -283,8 +298,9 @@ def cmd_report(args) -> int:
 
     rec = _load_recording(args.file)
     tape = Tape.from_recording(rec)
-    html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
-                         tape.node_series_lists())
+    html = render_report(
+        replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
+    )
     try:
         write_output(args.html, "--html", html)
     except OutputWriteError as exc:
@@ -313,8 +329,9 @@ def cmd_screenshot(args) -> int:
     from .ui.app import screenshot
 
     try:
-        for path in screenshot(sc.path, args.at, args.out, size, theme=args.theme, present=args.present,
-                               node_lines=args.node_lines):
+        for path in screenshot(
+            sc.path, args.at, args.out, size, theme=args.theme, present=args.present, node_lines=args.node_lines
+        ):
             print(path)
     except OutputWriteError as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
@@ -356,8 +373,9 @@ def cmd_check(args) -> int:
 
     sc = scenarios.load(scenarios.find(str(args.file)))
     faults = sc.fault_count()
-    print(f"{args.file}: ok: {sc.name}, {len(sc.lanes)} lane(s), {sc.duration_s:g} s, seed {sc.seed}, "
-          f"{faults} fault(s)")
+    print(
+        f"{args.file}: ok: {sc.name}, {len(sc.lanes)} lane(s), {sc.duration_s:g} s, seed {sc.seed}, {faults} fault(s)"
+    )
     for note in sc.notes:
         print(f"  note: {note}")
     if not args.run:
@@ -416,8 +434,14 @@ def machine_info() -> dict:
         pass
     import sqlite3
 
-    return {"platform": platform.platform(), "cpu": cpu or platform.processor(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "packages": versions}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": versions,
+    }
 
 
 def cmd_bench(args) -> int:
@@ -430,8 +454,10 @@ def cmd_bench(args) -> int:
     if args.chart is not None and args.chart.suffix.lower() != ".png":
         raise BadInput(f"--chart {args.chart}: the chart is a PNG file (name it .png)")
     if args.remote and (args.gui or args.time_machine or args.recording is not None):
-        raise BadInput("--remote measures only the Redis + PostgreSQL figures: give it without --gui, "
-                       "--time-machine or --recording")
+        raise BadInput(
+            "--remote measures only the Redis + PostgreSQL figures: give it without --gui, "
+            "--time-machine or --recording"
+        )
     from .engine.outputs import OutputWriteError, open_outputs
 
     json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])
@@ -459,10 +485,17 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         return rows + scrub_figures(args.recording)
     long_s = 20.0 if args.quick else 600.0
     print(f"recording a {long_s:g} s run to scrub (three lanes at 1,500 operations/s, faults on the way)", flush=True)
-    lanes = [LaneConfig(strategy=s, seed=args.seed, workload=replace(LaneConfig("cache-aside").workload, rate=1500.0))
-             for s in STRATEGIES]
-    plan = Plan(lanes=lanes, duration_s=long_s, crash_at=[long_s * 0.2, long_s * 0.7], outages=[(long_s * 0.4, 3.0)],
-                bursts=[(long_s * 0.5, "write", 5000)])
+    lanes = [
+        LaneConfig(strategy=s, seed=args.seed, workload=replace(LaneConfig("cache-aside").workload, rate=1500.0))
+        for s in STRATEGIES
+    ]
+    plan = Plan(
+        lanes=lanes,
+        duration_s=long_s,
+        crash_at=[long_s * 0.2, long_s * 0.7],
+        outages=[(long_s * 0.4, 3.0)],
+        bursts=[(long_s * 0.5, "write", 5000)],
+    )
     with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
         path = Path(tmp) / "long.csrec"
         w = RecordingWriter(check_target(path), plan_header(plan))
@@ -477,13 +510,15 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
     from .engine.bench import bench_servers, nodes_scaling, remote_vs_plain
     from .engine.storage import pg_version, redis_version
 
-    print(f"benchmark on Redis + PostgreSQL: {reps} interleaved repetitions of {duration:g} s per figure",
-          flush=True)
+    print(f"benchmark on Redis + PostgreSQL: {reps} interleaved repetitions of {duration:g} s per figure", flush=True)
     base = LaneConfig(strategy="cache-aside", seed=args.seed)
     with bench_servers() as servers:
         versions = {"redis": redis_version(servers[0]), "postgresql": pg_version(servers[1])}
-        print(f"servers: Redis {versions['redis']} and PostgreSQL {versions['postgresql']}, the bench's own, "
-              "on unix sockets", flush=True)
+        print(
+            f"servers: Redis {versions['redis']} and PostgreSQL {versions['postgresql']}, the bench's own, "
+            "on unix sockets",
+            flush=True,
+        )
         rows = remote_vs_plain(base, duration, reps, servers)
         rows += nodes_scaling(base, duration, reps, servers=servers)
     return rows, versions
@@ -501,17 +536,26 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
 
     if args.remote:
         return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps))
-    print(f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
-          + (" (quick: uniform keys only, 1 and 2 threads, 1,000 and 10,000,000 keys; no long run)"
-             if args.quick else ""), flush=True)
+    print(
+        f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
+        + (
+            " (quick: uniform keys only, 1 and 2 threads, 1,000 and 10,000,000 keys; no long run)" if args.quick else ""
+        ),
+        flush=True,
+    )
     base = LaneConfig(strategy="cache-aside", seed=args.seed)
-    rows = strategies_vs_yardsticks(base, duration, reps, distributions=("uniform",) if args.quick else
-                                    ("uniform", "zipf"))
+    rows = strategies_vs_yardsticks(
+        base, duration, reps, distributions=("uniform",) if args.quick else ("uniform", "zipf")
+    )
     rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
     rows.append(drain_vs_executemany(reps, rows=5_000 if args.quick else 50_000))
     rows += concurrency_vs_tuned(base, duration, reps, threads=(1, 2) if args.quick else (1, 2, 4, 8))
-    rows += key_space(base, run_s=min(duration, 3.0), reps=1 if args.quick else reps,
-                      sizes=(KEY_SPACES[0], KEY_SPACES[-1]) if args.quick else KEY_SPACES)
+    rows += key_space(
+        base,
+        run_s=min(duration, 3.0),
+        reps=1 if args.quick else reps,
+        sizes=(KEY_SPACES[0], KEY_SPACES[-1]) if args.quick else KEY_SPACES,
+    )
     if args.time_machine:
         rows += _time_machine_figures(args, duration, reps)
     if args.gui:
@@ -522,8 +566,9 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     return _bench_report(args, duration, reps, json_out, chart_out, rows)
 
 
-def _bench_report(args, duration: float, reps: int, json_out, chart_out, rows: list[dict],
-                  servers: dict | None = None) -> int:
+def _bench_report(
+    args, duration: float, reps: int, json_out, chart_out, rows: list[dict], servers: dict | None = None
+) -> int:
     print()
     print(format_bench(rows))
     if servers is None:
@@ -546,8 +591,13 @@ def _bench_report(args, duration: float, reps: int, json_out, chart_out, rows: l
     if chart_out is not None:
         from .ui.bench_chart import render_chart
 
-        chart_out.write(render_chart(rows, f"cachestudio bench — {result['machine']['cores']} cores, "
-                                           f"{result['machine']['cpu'] or result['machine']['platform']}"))
+        chart_out.write(
+            render_chart(
+                rows,
+                f"cachestudio bench — {result['machine']['cores']} cores, "
+                f"{result['machine']['cpu'] or result['machine']['platform']}",
+            )
+        )
         chart_out.commit()
         print(f"chart written to {args.chart}")
     return 0
@@ -570,8 +620,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise BadInput(reason)
             return run_window(scenario=scenario)
         if args.command == "run":
-            return cmd_run(args, explicit_options(parser._subparsers._group_actions[0].choices["run"],
-                                                  argv if argv is not None else sys.argv[1:]))
+            return cmd_run(
+                args,
+                explicit_options(
+                    parser._subparsers._group_actions[0].choices["run"], argv if argv is not None else sys.argv[1:]
+                ),
+            )
         if args.command == "screenshot":
             return cmd_screenshot(args)
         if args.command == "docs":

@@ -78,8 +78,15 @@ def parse_fault(kind: FaultKind, text: str) -> float | tuple:
 def add_fault_flags(group) -> None:
     """A repeatable flag per fault kind (faultkinds.FAULTS): its syntax, help and plan field."""
     for kind in FAULTS:
-        group.add_argument(kind.flag, type=lambda text, kind=kind: parse_fault(kind, text), action="append",
-                           default=[], dest=kind.field, metavar=kind.metavar, help=kind.help)
+        group.add_argument(
+            kind.flag,
+            type=lambda text, kind=kind: parse_fault(kind, text),
+            action="append",
+            default=[],
+            dest=kind.field,
+            metavar=kind.metavar,
+            help=kind.help,
+        )
 
 
 def parse_latency(items: list[str]) -> dict[str, float]:
@@ -101,8 +108,12 @@ def parse_lane_arg(text: str):
 
 def build_parser() -> Parser:
     p = Parser(prog="cachestudio", description=f"{', '.join(STRATEGIES).capitalize()}, running for real.")
-    p.add_argument("--scenario", dest="window_scenario", metavar="NAME|FILE",
-                   help="open the window with this built-in scenario (a lesson) or scenario file loaded")
+    p.add_argument(
+        "--scenario",
+        dest="window_scenario",
+        metavar="NAME|FILE",
+        help="open the window with this built-in scenario (a lesson) or scenario file loaded",
+    )
     sub = p.add_subparsers(dest="command", parser_class=Parser)
     _run_parser(sub)
     _replay_parsers(sub)
@@ -113,28 +124,50 @@ def build_parser() -> Parser:
 def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="run strategies headless and print a table per lane")
     r.add_argument("--strategy", help=f"{', '.join(STRATEGIES)} or all (default)")
-    r.add_argument("--lane", type=parse_lane_arg, action="append", default=[], metavar="NAME=STRATEGY[,KNOB=VALUE...]",
-                   help="a named lane: a strategy and knobs of its own, e.g. \"lease=cache-aside,stampede=lease\" "
-                        "(repeatable; instead of --strategy)")
-    r.add_argument("--scenario", metavar="NAME|FILE",
-                   help="start from a built-in scenario or a scenario file; options typed here override it")
+    r.add_argument(
+        "--lane",
+        type=parse_lane_arg,
+        action="append",
+        default=[],
+        metavar="NAME=STRATEGY[,KNOB=VALUE...]",
+        help='a named lane: a strategy and knobs of its own, e.g. "lease=cache-aside,stampede=lease" '
+        "(repeatable; instead of --strategy)",
+    )
+    r.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="start from a built-in scenario or a scenario file; options typed here override it",
+    )
     r.add_argument("--duration", type=float, metavar="SEC", help="run length (default 10)")
     r.add_argument("--seed", type=int, metavar="N", help="seed of the operation stream (default 1)")
     add_fault_flags(r.add_argument_group("faults (each repeatable; a scenario's [[faults]] too)"))
-    r.add_argument("--restart-delay", type=float, metavar="SEC",
-                   help="how long a crashed cache node stays down (default 1)")
+    r.add_argument(
+        "--restart-delay", type=float, metavar="SEC", help="how long a crashed cache node stays down (default 1)"
+    )
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="keep the cache directory and SQLite file here")
     r.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     r.add_argument("--history", type=Path, metavar="FILE", help="write every operation and fault as JSON Lines")
-    r.add_argument("--record", type=Path, metavar="FILE",
-                   help="record the run to FILE as it goes (a new file; replay it with `cachestudio replay FILE`)")
+    r.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="record the run to FILE as it goes (a new file; replay it with `cachestudio replay FILE`)",
+    )
     for section in ("workload", "cache", "store"):
         knob_group(r, section)
     g = knob_group(r, "backends", "the default: diskcache + SQLite, one node")
-    g.add_argument("--redis-url", default="", metavar="URL",
-                   help="use this Redis server (never stopped); default: the run starts its own on a unix socket")
-    g.add_argument("--postgres-url", default="", metavar="URL",
-                   help="use this PostgreSQL database (never stopped); default: the run starts its own")
+    g.add_argument(
+        "--redis-url",
+        default="",
+        metavar="URL",
+        help="use this Redis server (never stopped); default: the run starts its own on a unix socket",
+    )
+    g.add_argument(
+        "--postgres-url",
+        default="",
+        metavar="URL",
+        help="use this PostgreSQL database (never stopped); default: the run starts its own",
+    )
 
     for section in ("write_behind", "latency"):
         knob_group(r, section)
@@ -157,8 +190,9 @@ def knob_group(parser: argparse.ArgumentParser, section: str, description: str |
     for k in KNOBS:
         if k.section != section or k in hops:
             continue
-        shown = k.words[k.default] if k.words else "on" if k.default is True else "off" if k.default is False \
-            else k.default
+        shown = (
+            k.words[k.default] if k.words else "on" if k.default is True else "off" if k.default is False else k.default
+        )
         if k.kind in ("int", "float"):
             unit = f" {k.unit}" if k.unit else ""
             low = f"over {_knob_number(k.lo)}, up" if k.low_open else _knob_number(k.lo)
@@ -173,21 +207,32 @@ def knob_group(parser: argparse.ArgumentParser, section: str, description: str |
         elif k.kind == "choice":
             extra.update(choices=k.choices)
         else:
-            extra.update(type={"int": int, "float": float}[k.kind],
-                         metavar=METAVARS.get(k.unit, "N" if k.kind == "int" else "X"))
+            extra.update(
+                type={"int": int, "float": float}[k.kind], metavar=METAVARS.get(k.unit, "N" if k.kind == "int" else "X")
+            )
         g.add_argument(k.flag, **extra)
     if hops:
         flag = hops[0].flag.split()[0]
-        g.add_argument(flag, action="append", default=[], metavar="HOP=MS",
-                       help=f"add latency to a hop: {', '.join(LATENCY_HOPS)} (repeatable)")
+        g.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="HOP=MS",
+            help=f"add latency to a hop: {', '.join(LATENCY_HOPS)} (repeatable)",
+        )
     return g
 
 
 def _replay_parsers(sub) -> None:
     rp = sub.add_parser("replay", help="replay a recording in the window (no lab needed), or print its summary")
     rp.add_argument("file", type=Path, metavar="FILE", help="a recording made by `run --record` or the window")
-    rp.add_argument("--json", nargs="?", const="-", metavar="OUT",
-                    help="print the run's summary as JSON (to OUT, or standard output), no window")
+    rp.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="OUT",
+        help="print the run's summary as JSON (to OUT, or standard output), no window",
+    )
     rp.add_argument("--table", action="store_true", help="print the run's tables as `run` does, no window")
     rp.add_argument("--compare", type=Path, metavar="FILE2", help="show a second recording beside it, on one time axis")
     rep_ = sub.add_parser("report", help="write a recorded run as one self-contained HTML file (a hand-out)")
@@ -199,32 +244,57 @@ def _replay_parsers(sub) -> None:
     sc.add_argument("--at", type=float, required=True, metavar="SEC", help="run time of the picture")
     sc.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the PNG files")
     sc.add_argument("--size", default="1600x1000", metavar="WxH", help="window size (default 1600x1000)")
-    sc.add_argument("--theme", default="light", choices=("light", "dark", "projector"),
-                    help="the window's theme (default light)")
-    sc.add_argument("--present", action="store_true",
-                    help="presentation mode: the flow view, the caption, the event strip and four charts")
-    sc.add_argument("--node-lines", action="store_true",
-                    help="the charts also draw one thin line per app node (lanes run with several nodes)")
+    sc.add_argument(
+        "--theme", default="light", choices=("light", "dark", "projector"), help="the window's theme (default light)"
+    )
+    sc.add_argument(
+        "--present",
+        action="store_true",
+        help="presentation mode: the flow view, the caption, the event strip and four charts",
+    )
+    sc.add_argument(
+        "--node-lines",
+        action="store_true",
+        help="the charts also draw one thin line per app node (lanes run with several nodes)",
+    )
 
-    d = sub.add_parser("docs", help="write the lesson guides (Markdown, pictures rendered by the window, "
-                                    "claims and numbers of a real run) into DIR/lessons (`make docs`)")
-    d.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="the docs folder (its parent's README.md gets the lesson table)")
-    d.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help="only this lesson (a built-in name or a scenario file; repeatable)")
+    d = sub.add_parser(
+        "docs",
+        help="write the lesson guides (Markdown, pictures rendered by the window, "
+        "claims and numbers of a real run) into DIR/lessons (`make docs`)",
+    )
+    d.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the docs folder (its parent's README.md gets the lesson table)",
+    )
+    d.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this lesson (a built-in name or a scenario file; repeatable)",
+    )
     d.add_argument("--pictures-only", action="store_true", help=argparse.SUPPRESS)  # its child process
     d.add_argument("--regions", action="store_true", help=argparse.SUPPRESS)  # the child's, for the tests
 
 
 def _other_parsers(sub) -> None:
     sub.add_parser("scenarios", help="list the built-in scenarios")
-    sub.add_parser("self-check", help="does this installation work? open the window offscreen, run the lanes, "
-                                      "crash the node, render a frame")
+    sub.add_parser(
+        "self-check",
+        help="does this installation work? open the window offscreen, run the lanes, crash the node, render a frame",
+    )
     c = sub.add_parser("check", help="validate a scenario file (--run: run it and check its [expect] claims)")
     c.add_argument("file", type=Path, metavar="FILE", help="a scenario file or a built-in scenario's name")
-    c.add_argument("--run", action="store_true",
-                   help="run the scenario headless with its seed and say whether each claim of its [expect] held "
-                        "(exit 1 if one did not)")
+    c.add_argument(
+        "--run",
+        action="store_true",
+        help="run the scenario headless with its seed and say whether each claim of its [expect] held "
+        "(exit 1 if one did not)",
+    )
 
     b = sub.add_parser("bench", help="measure the engine against the seed's plain loops")
     b.add_argument("--duration", type=float, metavar="SEC", help="per repetition (default 10; 1 with --quick)")
@@ -232,18 +302,31 @@ def _other_parsers(sub) -> None:
     b.add_argument("--quick", action="store_true", help="short runs, small sizes, no 10-minute memory run")
     b.add_argument("--chart", type=Path, metavar="FILE.png", help="draw the ratios and targets as a PNG chart")
     b.add_argument("--seed", type=int, default=7, metavar="N")
-    b.add_argument("--gui", action="store_true",
-                   help="also the window's figures: frame interval, throughput attached vs headless, first paint, "
-                        "memory over 10 minutes (not with --quick)")
+    b.add_argument(
+        "--gui",
+        action="store_true",
+        help="also the window's figures: frame interval, throughput attached vs headless, first paint, "
+        "memory over 10 minutes (not with --quick)",
+    )
     b.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
-    b.add_argument("--time-machine", action="store_true",
-                   help="also what recording costs (ratio in one run) and scrub steps across a 10-minute recording")
-    b.add_argument("--recording", type=Path, metavar="FILE",
-                   help="with --time-machine: scrub this recording instead of recording 10 minutes first")
-    b.add_argument("--remote", action="store_true",
-                   help="only the Redis + PostgreSQL figures (issue 14): each strategy's lane against the seed's "
-                        "snippets written plainly with redis-py and psycopg, and the lanes at 1, 2 and 4 nodes, on "
-                        "the bench's own redis-server and PostgreSQL")
+    b.add_argument(
+        "--time-machine",
+        action="store_true",
+        help="also what recording costs (ratio in one run) and scrub steps across a 10-minute recording",
+    )
+    b.add_argument(
+        "--recording",
+        type=Path,
+        metavar="FILE",
+        help="with --time-machine: scrub this recording instead of recording 10 minutes first",
+    )
+    b.add_argument(
+        "--remote",
+        action="store_true",
+        help="only the Redis + PostgreSQL figures (issue 14): each strategy's lane against the seed's "
+        "snippets written plainly with redis-py and psycopg, and the lanes at 1, 2 and 4 nodes, on "
+        "the bench's own redis-server and PostgreSQL",
+    )
 
 
 def _word_is(true: str) -> Callable[[str], bool]:
@@ -254,7 +337,9 @@ def _word_is(true: str) -> Callable[[str], bool]:
 #: config.KNOBS with an option of its own (a two-word one is converted to true/false).
 KNOB_ARGS: dict[str, tuple[str, str, Callable[[str], bool] | None]] = {
     k.flag[2:].replace("-", "_"): (k.section, k.name, _word_is(k.words[1]) if k.words else None)
-    for k in KNOBS if " " not in k.flag}
+    for k in KNOBS
+    if " " not in k.flag
+}
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -57,8 +57,9 @@ def first_resources(tried: list[Path]) -> Path:
     for path in tried:
         if _is_resources(path):
             return path
-    raise FileNotFoundError("the built-in resources (scenarios, icons) were not found; looked in "
-                            + ", ".join(str(p) for p in tried))
+    raise FileNotFoundError(
+        "the built-in resources (scenarios, icons) were not found; looked in " + ", ".join(str(p) for p in tried)
+    )
 
 
 @lru_cache(maxsize=1)

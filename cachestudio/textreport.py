@@ -21,28 +21,45 @@ def lane_name(lane: dict) -> str:
 def format_table(summary: dict) -> str:
     lanes = summary["lanes"]
     rows = [
-        ("ops", lambda l: f"{l['ops']:,}"),
-        ("ops/s", lambda l: f"{l['ops_per_s']:,.0f}"),
-        ("reads / writes", lambda l: f"{l['reads']:,} / {l['writes']:,}"),
-        ("hit ratio", lambda l: "-" if l["hit_ratio"] is None else f"{l['hit_ratio']:.1%}"),
-        ("read p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["read"][p]) for p in ("p50", "p95", "p99"))),
-        ("write p50/p95/p99 ms", lambda l: " / ".join(_ms(l["latency_ms"]["write"][p]) for p in ("p50", "p95", "p99"))),
-        ("db reads / writes", lambda l: f"{l['db']['reads']:,} / {l['db']['writes']:,}"),
-        ("queue max / at end", lambda l: "-" if not queues_writes(l["strategy"])
-            else f"{l['queue']['max_depth']:,} / {l['queue']['pending_at_end']:,}"),
-        ("errors / rejected", lambda l: f"{l['errors']:,} / {l['rejected']:,}"),
-        ("stale reads", lambda l: f"{l['anomalies']['stale_reads']:,}"),
-        ("lost writes", lambda l: f"{l['anomalies']['lost_writes']:,}"),
-        ("dirty / stale cache", lambda l: f"{l['anomalies']['dirty_cache']:,} / {l['anomalies']['stale_cache']:,}"),
-        ("lab incarnations", lambda l: str(l["incarnations"]) + (f" ({l['nodes']} nodes)" if l.get("nodes", 1) > 1
-                                                                  else "")),
-        ("journal / synchronous", lambda l: "postgresql" if l["durability"].get("store") == "postgresql"
-            else f"{l['durability']['journal_mode']} / {l['durability']['synchronous']}"),
-        ("queue / cache", lambda l: f"{l['durability']['queue'] or '-'} / {l['durability']['cache']}"),
-        ("failures", lambda l: str(len(l["failures"])) + ("" if l["audited"] else " (not audited)")),
+        ("ops", lambda ln: f"{ln['ops']:,}"),
+        ("ops/s", lambda ln: f"{ln['ops_per_s']:,.0f}"),
+        ("reads / writes", lambda ln: f"{ln['reads']:,} / {ln['writes']:,}"),
+        ("hit ratio", lambda ln: "-" if ln["hit_ratio"] is None else f"{ln['hit_ratio']:.1%}"),
+        ("read p50/p95/p99 ms", lambda ln: " / ".join(_ms(ln["latency_ms"]["read"][p]) for p in ("p50", "p95", "p99"))),
+        (
+            "write p50/p95/p99 ms",
+            lambda ln: " / ".join(_ms(ln["latency_ms"]["write"][p]) for p in ("p50", "p95", "p99")),
+        ),
+        ("db reads / writes", lambda ln: f"{ln['db']['reads']:,} / {ln['db']['writes']:,}"),
+        (
+            "queue max / at end",
+            lambda ln: (
+                "-"
+                if not queues_writes(ln["strategy"])
+                else f"{ln['queue']['max_depth']:,} / {ln['queue']['pending_at_end']:,}"
+            ),
+        ),
+        ("errors / rejected", lambda ln: f"{ln['errors']:,} / {ln['rejected']:,}"),
+        ("stale reads", lambda ln: f"{ln['anomalies']['stale_reads']:,}"),
+        ("lost writes", lambda ln: f"{ln['anomalies']['lost_writes']:,}"),
+        ("dirty / stale cache", lambda ln: f"{ln['anomalies']['dirty_cache']:,} / {ln['anomalies']['stale_cache']:,}"),
+        (
+            "lab incarnations",
+            lambda ln: str(ln["incarnations"]) + (f" ({ln['nodes']} nodes)" if ln.get("nodes", 1) > 1 else ""),
+        ),
+        (
+            "journal / synchronous",
+            lambda ln: (
+                "postgresql"
+                if ln["durability"].get("store") == "postgresql"
+                else f"{ln['durability']['journal_mode']} / {ln['durability']['synchronous']}"
+            ),
+        ),
+        ("queue / cache", lambda ln: f"{ln['durability']['queue'] or '-'} / {ln['durability']['cache']}"),
+        ("failures", lambda ln: str(len(ln["failures"])) + ("" if ln["audited"] else " (not audited)")),
     ]
-    head = [""] + [lane_name(l) for l in lanes]
-    body = [[name] + [fn(l) for l in lanes] for name, fn in rows]
+    head = [""] + [lane_name(ln) for ln in lanes]
+    body = [[name] + [fn(ln) for ln in lanes] for name, fn in rows]
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = []
     for i, row in enumerate([head] + body):
@@ -50,18 +67,18 @@ def format_table(summary: dict) -> str:
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    for l in lanes:
-        if l["injected"]:
-            lines.append(f"{lane_name(l)}: {l['injected']}")
+    for ln in lanes:
+        if ln["injected"]:
+            lines.append(f"{lane_name(ln)}: {ln['injected']}")
     notes: dict[str, list[str]] = {}
-    for l in lanes:
-        for note in l["durability"]["notes"]:
-            notes.setdefault(note, []).append(lane_name(l))
+    for ln in lanes:
+        for note in ln["durability"]["notes"]:
+            notes.setdefault(note, []).append(lane_name(ln))
     if notes:
         lines.append("durability: only process kills (SIGKILL) were tried; an OS crash or power loss was not:")
         for note, who in notes.items():
             lines.append(f"  {note}" + ("" if len(who) == len(lanes) else f" ({', '.join(who)})"))
-    for f in [f for l in lanes for f in l["failures"]] + summary.get("failures", []):
+    for f in [f for ln in lanes for f in ln["failures"]] + summary.get("failures", []):
         lines.append(f"FAILED at {f['at']:.2f} s: {f['reason']}")
     return "\n".join(lines)
 
@@ -73,7 +90,7 @@ def format_faults(summary: dict) -> str:
     faults = summary.get("faults") or []
     if not faults:
         return ""
-    head, *body = fault_table(faults, [lane_name(l) for l in summary["lanes"]])
+    head, *body = fault_table(faults, [lane_name(ln) for ln in summary["lanes"]])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = ["what each fault did (operations that began in its window):"]
     for i, row in enumerate([head] + body):
@@ -85,12 +102,12 @@ def format_faults(summary: dict) -> str:
 
 def format_anomalies(summary: dict, limit: int = 5) -> str:
     out = []
-    for l in summary["lanes"]:
-        items = l["anomaly_list"]
-        total = sum(l["anomalies"].values())
+    for ln in summary["lanes"]:
+        items = ln["anomaly_list"]
+        total = sum(ln["anomalies"].values())
         if not total:
             continue
-        out.append(f"{lane_name(l)}: {total:,} anomalies, for example:")
+        out.append(f"{lane_name(ln)}: {total:,} anomalies, for example:")
         for a in items[:limit]:
             out.append(f"  {a['kind'].replace('_', ' ')}: {a['sentence']}")
     return "\n".join(out)
@@ -98,7 +115,7 @@ def format_anomalies(summary: dict, limit: int = 5) -> str:
 
 def say_tables(say, summary: dict) -> None:
     """The table per lane, what each fault did, the first anomalies (run, replay --table)."""
-    ons = {lane_name(l): l["backends"] for l in summary["lanes"] if l.get("backends")}
+    ons = {lane_name(ln): ln["backends"] for ln in summary["lanes"] if ln.get("backends")}
     if set(ons.values()) - {"diskcache + SQLite"}:
         if len(set(ons.values())) == 1:
             say(f"every lane runs on {next(iter(ons.values()))}")
@@ -123,16 +140,22 @@ def format_bench(rows: list[dict]) -> str:
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
         value = "-" if r.get("value") is None else f"{_bench_number(r['value'])}{unit}"
-        yard = ("" if r.get("yardstick_value") is None
-                else f"{_bench_number(r['yardstick_value'])}{unit} ({r['yardstick']})")
+        yard = (
+            ""
+            if r.get("yardstick_value") is None
+            else f"{_bench_number(r['yardstick_value'])}{unit} ({r['yardstick']})"
+        )
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}×"
         met = {True: "yes", False: "NO", None: ""}[r.get("met")]
         body.append([r["figure"], value, yard, ratio, r.get("target", ""), met, str(r.get("reps", ""))])
     widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
     lines = []
     for i, row in enumerate([head] + body):
-        lines.append("  ".join(c.ljust(w) if j in (0, 2, 4) else c.rjust(w)
-                               for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                c.ljust(w) if j in (0, 2, 4) else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

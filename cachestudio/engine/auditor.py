@@ -42,8 +42,15 @@ class Anomaly:
     found_at: float | None = None  # run time at which it was found, if not when it happened
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "lane": self.lane, "key": self.key,
-                "sentence": self.sentence, "records": self.records, "at": self.at, "found_at": self.found_at}
+        return {
+            "kind": self.kind,
+            "lane": self.lane,
+            "key": self.key,
+            "sentence": self.sentence,
+            "records": self.records,
+            "at": self.at,
+            "found_at": self.found_at,
+        }
 
 
 def _v(version) -> str:
@@ -118,11 +125,18 @@ class LaneAuditor:
         at, newest, wid = steps[i - 1]
         got = rec["version"]
         if got is None or got < newest:
-            self._add(found, Anomaly(
-                "stale_read", self.lane, rec["key"],
-                f"read {rec['key']} at {rec['start']:.2f} s returned {_v(got)}; "
-                f"v{newest} was acknowledged at {at:.2f} s",
-                [rec["id"], wid], rec["start"]))
+            self._add(
+                found,
+                Anomaly(
+                    "stale_read",
+                    self.lane,
+                    rec["key"],
+                    f"read {rec['key']} at {rec['start']:.2f} s returned {_v(got)}; "
+                    f"v{newest} was acknowledged at {at:.2f} s",
+                    [rec["id"], wid],
+                    rec["start"],
+                ),
+            )
 
     def _add(self, found: list[Anomaly], anomaly: Anomaly) -> None:
         self.counts[anomaly.kind] += 1
@@ -156,8 +170,11 @@ class LaneAuditor:
                 self.unconfirmed[key] = left
             else:
                 del self.unconfirmed[key]
-        self._risk = None if checked_at is None else sum(
-            1 for writes in self.unconfirmed.values() for w in writes if w[2] <= checked_at)
+        self._risk = (
+            None
+            if checked_at is None
+            else sum(1 for writes in self.unconfirmed.values() for w in writes if w[2] <= checked_at)
+        )
 
     def node_gone(self, store: dict[str, int], at: float, node: int | None = None) -> list[Anomaly]:
         """The node that held the unconfirmed writes died with no durable queue: judge now.
@@ -184,23 +201,42 @@ class LaneAuditor:
                         self.unconfirmed[key] = left
                     else:
                         del self.unconfirmed[key]
-        self._judge_unconfirmed(store, found, lambda held: f"held {_v(held)} when its node died (found at {at:.2f} s)",
-                                found_at=at, writes=mine)
+        self._judge_unconfirmed(
+            store,
+            found,
+            lambda held: f"held {_v(held)} when its node died (found at {at:.2f} s)",
+            found_at=at,
+            writes=mine,
+        )
         self._risk = 0 if node is None else None  # the others' risk: counted again at the next check
         return found
 
-    def _judge_unconfirmed(self, store: dict[str, int], found: list[Anomaly], held_words,
-                           found_at: float | None = None, writes: dict | None = None) -> None:
+    def _judge_unconfirmed(
+        self,
+        store: dict[str, int],
+        found: list[Anomaly],
+        held_words,
+        found_at: float | None = None,
+        writes: dict | None = None,
+    ) -> None:
         """Every unconfirmed acknowledged write (of ``writes``, else all) newer than
         ``store`` is a lost write."""
-        for key, writes in sorted((self.unconfirmed if writes is None else writes).items()):
+        for key, of_key in sorted((self.unconfirmed if writes is None else writes).items()):
             held = store.get(key)
-            for version, rid, t, _node in writes:
+            for version, rid, t, _node in of_key:
                 if held is None or version > held:
-                    self._add(found, Anomaly(
-                        "lost_write", self.lane, key,
-                        f"write {key} v{version} was acknowledged at {t:.2f} s but the store {held_words(held)}",
-                        [rid], t, found_at=found_at))
+                    self._add(
+                        found,
+                        Anomaly(
+                            "lost_write",
+                            self.lane,
+                            key,
+                            f"write {key} v{version} was acknowledged at {t:.2f} s but the store {held_words(held)}",
+                            [rid],
+                            t,
+                            found_at=found_at,
+                        ),
+                    )
 
     def prune(self) -> None:
         """Collapse step functions older than the horizon (reads that old are judged)."""
@@ -225,23 +261,36 @@ class LaneAuditor:
             held = store.get(key)
             rid = self.write_ids.get((key, cached))
             if held is None or cached > held:
-                self._add(found, Anomaly(
-                    "dirty_cache", self.lane, key,
-                    f"cache holds {key} v{cached}, a version the store never committed "
-                    f"(store has {_v(held)})", [rid] if rid else []))
+                self._add(
+                    found,
+                    Anomaly(
+                        "dirty_cache",
+                        self.lane,
+                        key,
+                        f"cache holds {key} v{cached}, a version the store never committed (store has {_v(held)})",
+                        [rid] if rid else [],
+                    ),
+                )
             elif cached < held:
-                self._add(found, Anomaly(
-                    "stale_cache", self.lane, key,
-                    f"cache holds {key} v{cached} at rest while the store has v{held}",
-                    [rid] if rid else []))
+                self._add(
+                    found,
+                    Anomaly(
+                        "stale_cache",
+                        self.lane,
+                        key,
+                        f"cache holds {key} v{cached} at rest while the store has v{held}",
+                        [rid] if rid else [],
+                    ),
+                )
         return found
 
 
 def audit(records: list[dict], store: dict[str, int], cache: dict[str, int], lane: str) -> LaneAuditor:
     """Audit a whole history of one lane at once (records in any order)."""
     auditor = LaneAuditor(lane, settle_s=0.0)
-    ops = sorted((r for r in records if r.get("lane") == lane and r["kind"] in ("read", "write")),
-                 key=itemgetter("end"))
+    ops = sorted(
+        (r for r in records if r.get("lane") == lane and r["kind"] in ("read", "write")), key=itemgetter("end")
+    )
     # Writes first, so that every read is judged against every acknowledgement.
     auditor.observe([r for r in ops if r["kind"] == "write"])
     auditor.observe([r for r in ops if r["kind"] == "read"])

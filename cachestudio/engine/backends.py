@@ -40,8 +40,12 @@ UPSERT_SQL = (
 SELECT_SQL = "SELECT version, value FROM items WHERE key = ?"
 ITEMS_COLUMNS = {"key": str, "version": int, "value": str, "updated_at": float}
 #: Declared column types of ``items`` as sqlite-utils creates them (PRAGMA table_info).
-SHAPE = {"key": ("TEXT",), "version": ("INTEGER", "INT", "BIGINT"), "value": ("TEXT",),
-         "updated_at": ("FLOAT", "REAL", "DOUBLE")}
+SHAPE = {
+    "key": ("TEXT",),
+    "version": ("INTEGER", "INT", "BIGINT"),
+    "value": ("TEXT",),
+    "updated_at": ("FLOAT", "REAL", "DOUBLE"),
+}
 
 
 def _read_only_uri(path: Path) -> str:
@@ -78,8 +82,7 @@ TRANSIENT_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 def backend_failure(cls: type[BackendFailure], what: str, exc: BaseException) -> BackendFailure:
     """Turn what SQLite (or the OS under it) raised into a counted failure of ``cls``."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(exc, sqlite3.OperationalError) and (code in TRANSIENT_CODES or code is None
-                                                      and "locked" in str(exc)):
+    if isinstance(exc, sqlite3.OperationalError) and (code in TRANSIENT_CODES or code is None and "locked" in str(exc)):
         return cls(f"{what} failed: {exc}")
     name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     return cls(f"{what} failed: {exc} ({name})", hard=True)
@@ -93,14 +96,16 @@ def is_transient(exc: BaseException) -> bool:
     """Another connection holds a lock (an outage): it passes by itself."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.OperationalError) and (
-        code in TRANSIENT_CODES or code is None and "locked" in str(exc))
+        code in TRANSIENT_CODES or code is None and "locked" in str(exc)
+    )
 
 
 def _needs_writer(exc: BaseException) -> bool:
     """A read-only connection met a hot journal (a writer was killed mid-transaction in a
     rollback-journal mode): only a read-write connection may roll it back."""
     return isinstance(exc, sqlite3.OperationalError) and (
-        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY or "readonly" in str(exc))
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY or "readonly" in str(exc)
+    )
 
 
 def read_rows(path: Path, sql: str, timeout_s: float) -> list[tuple]:
@@ -484,8 +489,10 @@ class Store(StoreFaultLayer):
         shaped = set(cols) == set(SHAPE) and all(cols[n][0] in types for n, types in SHAPE.items())
         if cols and (not shaped or [n for n, (_, pk) in cols.items() if pk] != ["key"]):
             found = ", ".join(f"{n} {t}" for n, (t, _) in cols.items())
-            raise ConfigError(f"SQLite file {self.path} has an items table of another shape ({found}); "
-                              "expected key TEXT primary key, version INTEGER, value TEXT, updated_at REAL")
+            raise ConfigError(
+                f"SQLite file {self.path} has an items table of another shape ({found}); "
+                "expected key TEXT primary key, version INTEGER, value TEXT, updated_at REAL"
+            )
 
     def _db(self) -> sqlite_utils.Database:
         """The calling thread's connection (opened on first use, with the pragmas)."""
@@ -572,12 +579,14 @@ def store_versions(path: Path, timeout_s: float = 5.0) -> dict[str, int]:
     return dict(read_rows(path, "SELECT key, version FROM items", timeout_s))
 
 
-ITEMS_DDL = ("CREATE TABLE [items] ([key] TEXT PRIMARY KEY, [version] INTEGER NOT NULL, "
-             "[value] TEXT, [updated_at] FLOAT)")
+ITEMS_DDL = (
+    "CREATE TABLE [items] ([key] TEXT PRIMARY KEY, [version] INTEGER NOT NULL, [value] TEXT, [updated_at] FLOAT)"
+)
 
 
-def snapshot_store(path: Path, dest: Path, conn: sqlite3.Connection | None = None,
-                   timeout_s: float = 2.0) -> dict[str, int]:
+def snapshot_store(
+    path: Path, dest: Path, conn: sqlite3.Connection | None = None, timeout_s: float = 2.0
+) -> dict[str, int]:
     """Copy the store's rows as they are now into a new SQLite file ``dest`` (same
     ``items`` schema) and return their versions.
 

@@ -89,8 +89,8 @@ class SeedSnippets:
 
     def flush_batches(self, db):  # tuned: a batch per transaction
         while self.write_queue:
-            batch = self.write_queue[:self.batch_size]
-            del self.write_queue[:self.batch_size]
+            batch = self.write_queue[: self.batch_size]
+            del self.write_queue[: self.batch_size]
             self.write_batch(db, batch)
 
     def drive(self, ops, strategy: str, workload: Workload, deadline: float) -> int:
@@ -158,6 +158,7 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
     counts = [0] * threads
     conns = threading.local()
     if threads > 1:  # sqlite3 connections are per thread: each client's snippets use its own
+
         class PerThread:
             def _db(self):
                 own = getattr(conns, "db", None)
@@ -205,15 +206,18 @@ def engine_rate(cfg: LaneConfig, duration_s: float, redis_url: str = "", postgre
 
 
 #: SQLite's two modes of the yardsticks: the lab's default and SQLite's own default.
-MODES = {"WAL + NORMAL": StoreKnobs(journal_mode="wal", synchronous="normal"),
-         "SQLite defaults (DELETE + FULL)": StoreKnobs(journal_mode="delete", synchronous="full")}
+MODES = {
+    "WAL + NORMAL": StoreKnobs(journal_mode="wal", synchronous="normal"),
+    "SQLite defaults (DELETE + FULL)": StoreKnobs(journal_mode="delete", synchronous="full"),
+}
 #: Tuned-yardstick targets per mode (issue 15): the engine ≥ 1.2× in WAL + NORMAL, ≥ 1.0× with
 #: SQLite's defaults (fsync-bound: both sides wait for the disk alike).
 TUNED_TARGET = {"WAL + NORMAL": ">= 1.2", "SQLite defaults (DELETE + FULL)": ">= 1.0"}
 
 
-def strategies_vs_yardsticks(base: LaneConfig, duration_s: float = 5.0, reps: int = 3,
-                             modes=tuple(MODES), distributions=("uniform", "zipf")) -> list[dict]:
+def strategies_vs_yardsticks(
+    base: LaneConfig, duration_s: float = 5.0, reps: int = 3, modes=tuple(MODES), distributions=("uniform", "zipf")
+) -> list[dict]:
     """Each strategy in the engine against both yardsticks — the seed's loops written
     literally and tuned (a batch per transaction in the write-behind flusher) — in each
     SQLite mode and key distribution; one engine run is compared with both (E L T E L T …)."""
@@ -248,8 +252,15 @@ def concurrency_vs_tuned(base: LaneConfig, duration_s: float, reps: int, threads
                 engine.append(engine_rate(cfg, duration_s))
                 with tempfile.TemporaryDirectory(prefix="cachestudio-seed-") as tmp:
                     tuned.append(seed_loop(cfg, duration_s, Path(tmp), tuned=True, threads=n))
-            rows.append(figure_row(f"{strategy} ops/s, {n} client thread{'s' if n > 1 else ''}", engine,
-                             f"tuned loop, {n} thread{'s' if n > 1 else ''}", tuned, ""))
+            rows.append(
+                figure_row(
+                    f"{strategy} ops/s, {n} client thread{'s' if n > 1 else ''}",
+                    engine,
+                    f"tuned loop, {n} thread{'s' if n > 1 else ''}",
+                    tuned,
+                    "",
+                )
+            )
     return rows
 
 
@@ -283,8 +294,10 @@ def plain_remote_loop(cfg: LaneConfig, duration_s: float, redis_url: str, connin
     conn.execute(f"DROP TABLE IF EXISTS {PLAIN_SCHEMA}.items")
     conn.execute(f"CREATE TABLE {PLAIN_SCHEMA}.items (key text PRIMARY KEY, value text)")
     select = f"SELECT value FROM {PLAIN_SCHEMA}.items WHERE key = %s"
-    upsert = (f"INSERT INTO {PLAIN_SCHEMA}.items (key, value) VALUES (%s, %s) "
-              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    upsert = (
+        f"INSERT INTO {PLAIN_SCHEMA}.items (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
 
     class DB:
         """The seed's ``db``: read and write through psycopg, plainly."""
@@ -376,8 +389,9 @@ def _remote_cfg(base: LaneConfig, strategy: str, nodes: int = 1) -> LaneConfig:
     return replace(base, strategy=strategy, workload=w, backends=replace(REMOTE, nodes=nodes))
 
 
-def remote_vs_plain(base: LaneConfig, duration_s: float, reps: int,
-                    servers: tuple[str, str] | None = None) -> list[dict]:
+def remote_vs_plain(
+    base: LaneConfig, duration_s: float, reps: int, servers: tuple[str, str] | None = None
+) -> list[dict]:
     """Each strategy's lane on Redis + PostgreSQL against the seed's snippets written plainly
     with redis-py and psycopg (tuned flusher), on the same two servers, interleaved (E P E P
     …). ``servers``: ``(redis_url, conninfo)`` to use; None: started here and stopped after."""
@@ -392,13 +406,17 @@ def remote_vs_plain(base: LaneConfig, duration_s: float, reps: int,
         for _ in range(reps):
             engine.append(engine_rate(cfg, duration_s, redis_url, conninfo))
             plain.append(plain_remote_loop(cfg, duration_s, redis_url, conninfo, tuned=True))
-        rows.append(figure_row(f"{strategy} ops/s, Redis + PostgreSQL", engine,
-                         "plain redis-py + psycopg loop, tuned", plain, ">= 1.0"))
+        rows.append(
+            figure_row(
+                f"{strategy} ops/s, Redis + PostgreSQL", engine, "plain redis-py + psycopg loop, tuned", plain, ">= 1.0"
+            )
+        )
     return rows
 
 
-def nodes_scaling(base: LaneConfig, duration_s: float, reps: int, nodes=(1, 2, 4),
-                  servers: tuple[str, str] | None = None) -> list[dict]:
+def nodes_scaling(
+    base: LaneConfig, duration_s: float, reps: int, nodes=(1, 2, 4), servers: tuple[str, str] | None = None
+) -> list[dict]:
     """Each strategy's lane on Redis + PostgreSQL, flat out, at 1, 2 and 4 app nodes (one lab
     process each, one client thread each), against the same lane at ``nodes[0]`` node(s): the
     ratio is the scaling. No target. Repetitions interleave the node counts (1 2 4 1 2 4 …)."""
@@ -414,8 +432,15 @@ def nodes_scaling(base: LaneConfig, duration_s: float, reps: int, nodes=(1, 2, 4
                 rates[n].append(engine_rate(_remote_cfg(base, strategy, n), duration_s, redis_url, conninfo))
         first = nodes[0]
         for n in nodes:
-            rows.append(figure_row(f"{strategy} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", rates[n],
-                             f"{first} node{'s' if first > 1 else ''}", rates[first], ""))
+            rows.append(
+                figure_row(
+                    f"{strategy} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}",
+                    rates[n],
+                    f"{first} node{'s' if first > 1 else ''}",
+                    rates[first],
+                    "",
+                )
+            )
     return rows
 
 
@@ -474,26 +499,53 @@ def key_space(base: LaneConfig, run_s: float = 3.0, reps: int = 1, sizes=KEY_SPA
     base_mb = [r["peak_kb"] / 1024 for r in results[small]]
     for n in sizes:
         mb = [r["peak_kb"] / 1024 for r in results[n]]
-        rows.append(figure_row(f"lab peak memory, {n:,} keys", mb, f"{small:,} keys", base_mb, "<= 1.2", "MiB",
-                         higher_is_better=False))
+        rows.append(
+            figure_row(
+                f"lab peak memory, {n:,} keys", mb, f"{small:,} keys", base_mb, "<= 1.2", "MiB", higher_is_better=False
+            )
+        )
         ready = [r["ready_s"] for r in results[n]]
         row = figure_row(f"lab ready, {n:,} keys", ready, "", [1.0] * len(ready), "", "s", higher_is_better=False)
-        row.update({"yardstick": "", "yardstick_value": None, "ratio": None, "target": "<= 5 s",
-                    "met": statistics.median(ready) <= 5.0, "yardstick_samples": []})
+        row.update(
+            {
+                "yardstick": "",
+                "yardstick_value": None,
+                "ratio": None,
+                "target": "<= 5 s",
+                "met": statistics.median(ready) <= 5.0,
+                "yardstick_samples": [],
+            }
+        )
         rows.append(row)
     return rows
 
 
-def figure_row(figure: str, values: list[float], yard: str, yard_values: list[float], target: str, unit: str = "",
-               higher_is_better: bool = True) -> dict:
+def figure_row(
+    figure: str,
+    values: list[float],
+    yard: str,
+    yard_values: list[float],
+    target: str,
+    unit: str = "",
+    higher_is_better: bool = True,
+) -> dict:
     """A figure: the median of ``values`` against the median of its yardstick's, their ratio and
     whether it meets ``target`` (">= 1.2", "<= 33" or "" for none)."""
     v, y = statistics.median(values), statistics.median(yard_values)
     ratio = v / y if y else None
-    return {"figure": figure, "value": round(v, 3), "unit": unit, "yardstick": yard, "yardstick_value": round(y, 3),
-            "ratio": None if ratio is None else round(ratio, 2), "target": target, "reps": len(values),
-            "met": target_met(ratio, target), "samples": [round(x, 3) for x in values],
-            "yardstick_samples": [round(x, 3) for x in yard_values]}
+    return {
+        "figure": figure,
+        "value": round(v, 3),
+        "unit": unit,
+        "yardstick": yard,
+        "yardstick_value": round(y, 3),
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target,
+        "reps": len(values),
+        "met": target_met(ratio, target),
+        "samples": [round(x, 3) for x in values],
+        "yardstick_samples": [round(x, 3) for x in yard_values],
+    }
 
 
 def target_met(value: float | None, target: str) -> bool | None:
@@ -539,7 +591,7 @@ def bare_get_rate(duration_s: float, workdir: Path, seed: int) -> float:
         get, n, started = cache.get, 0, time.monotonic()
         deadline = started + duration_s
         while time.monotonic() < deadline:
-            for key in keys[n % len(keys): n % len(keys) + 1024]:
+            for key in keys[n % len(keys) : n % len(keys) + 1024]:
                 get(key)
             n += 1024
         return n / (time.monotonic() - started)
@@ -592,13 +644,15 @@ def bare_executemany_rate(rows: int, workdir: Path, knobs: StoreKnobs, batch: in
         conn.execute(f"PRAGMA synchronous={knobs.synchronous}")
         conn.execute("CREATE TABLE items (key TEXT PRIMARY KEY, version INTEGER, value TEXT, updated_at FLOAT)")
         data = [(f"k{i}", i + 1, f"k{i}:v{i + 1}:" + "x" * 90, 0.0) for i in range(rows)]
-        sql = ("INSERT INTO items (key, version, value, updated_at) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT(key) DO UPDATE SET version = excluded.version, value = excluded.value, "
-               "updated_at = excluded.updated_at")
+        sql = (
+            "INSERT INTO items (key, version, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET version = excluded.version, value = excluded.value, "
+            "updated_at = excluded.updated_at"
+        )
         started = time.perf_counter()
         for i in range(0, rows, batch):
             conn.execute("BEGIN")
-            conn.executemany(sql, data[i:i + batch])
+            conn.executemany(sql, data[i : i + batch])
             conn.execute("COMMIT")
         return rows / (time.perf_counter() - started)
     finally:

@@ -124,21 +124,36 @@ class Backends:
     aof: bool = False  # the run's own redis-server: append-only file, fsync every second
 
     def label(self) -> str:
-        """"diskcache + SQLite" or "Redis + PostgreSQL · 2 nodes" (what a lane runs on)."""
-        names = {"diskcache": "diskcache", "redis": "Redis" + (" (AOF)" if self.aof else ""),
-                 "sqlite": "SQLite", "postgresql": "PostgreSQL"}
+        """ "diskcache + SQLite" or "Redis + PostgreSQL · 2 nodes" (what a lane runs on)."""
+        names = {
+            "diskcache": "diskcache",
+            "redis": "Redis" + (" (AOF)" if self.aof else ""),
+            "sqlite": "SQLite",
+            "postgresql": "PostgreSQL",
+        }
         text = f"{names[self.cache]} + {names[self.store]}"
         return text + (f" · {self.nodes} nodes" if self.nodes > 1 else "")
 
 
 #: Each section of a lane's knobs (a scenario file's table, a field of :class:`LaneConfig`)
 #: and its dataclass.
-SECTIONS: dict[str, type] = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
-                             "write_behind": WriteBehindKnobs, "latency": Latency, "backends": Backends}
+SECTIONS: dict[str, type] = {
+    "workload": Workload,
+    "cache": CacheKnobs,
+    "store": StoreKnobs,
+    "write_behind": WriteBehindKnobs,
+    "latency": Latency,
+    "backends": Backends,
+}
 #: A section's title (the window's group boxes, the command line's option groups).
-SECTION_TITLES = {"workload": "Workload", "cache": "Cache", "store": "Store (SQLite)",
-                  "write_behind": "Write-behind", "latency": "Injected latency (labelled)",
-                  "backends": "Backends and nodes"}
+SECTION_TITLES = {
+    "workload": "Workload",
+    "cache": "Cache",
+    "store": "Store (SQLite)",
+    "write_behind": "Write-behind",
+    "latency": "Injected latency (labelled)",
+    "backends": "Backends and nodes",
+}
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class Knob:
 
     @property
     def kind(self) -> str:
-        """"choice", "bool", "int" or "float": which check, option type and widget it takes."""
+        """ "choice", "bool", "int" or "float": which check, option type and widget it takes."""
         if self.choices:
             return "choice"
         return {bool: "bool", int: "int", float: "float"}[type(self.default)]
@@ -194,7 +209,7 @@ class Knob:
     def widget_range(self) -> tuple[float, float]:
         """The widget's (min, max): the valid range; an open bound is the next value the
         widget can show (``decimals``)."""
-        return (self.lo + 10.0 ** -self.decimals if self.low_open else self.lo), self.hi
+        return (self.lo + 10.0**-self.decimals if self.low_open else self.lo), self.hi
 
     def check(self, value) -> None:
         """:class:`ConfigError` naming the knob if ``value`` is not valid for it."""
@@ -211,84 +226,402 @@ class Knob:
 #: Every knob: (section, name, label, what messages call it, flag, help, ...), each section's
 #: in its dataclass's order.
 KNOBS: tuple[Knob, ...] = (
-    Knob("workload", "rate", "rate", "rate", "--rate", "operations per second for the whole lane; 0 = flat out",
-         unit="ops/s", lo=0, hi=1_000_000, live=True, step=100),
-    Knob("workload", "read_ratio", "read ratio", "read ratio", "--read-ratio", "fraction of operations that are reads",
-         lo=0, hi=1, live=True, step=0.05, decimals=2),
-    Knob("workload", "keys", "keys", "keys", "--keys", "key space size: k0 .. k{keys-1}",
-         lo=1, hi=10_000_000, live=True, step=100),
-    Knob("workload", "distribution", "distribution", "distribution", "--distribution", "which keys operations pick",
-         choices=DISTRIBUTIONS, live=True),
-    Knob("workload", "zipf_s", "zipf exponent", "zipf exponent", "--zipf-s",
-         "zipf: the exponent (k0 is the hottest key)",
-         lo=0, hi=10, low_open=True, live=True, step=0.1, decimals=2, only_with=("workload", "distribution", "zipf")),
-    Knob("workload", "hot_fraction", "hot keys (hotspot)", "hot fraction", "--hot-fraction",
-         "hotspot: this fraction of the keys ...", lo=0, hi=1, low_open=True, live=True, step=0.05, decimals=3,
-         only_with=("workload", "distribution", "hotspot")),
-    Knob("workload", "hot_weight", "ops on hot keys (hotspot)", "hot weight", "--hot-weight",
-         "hotspot: ... receives this fraction of the operations", lo=0, hi=1, live=True, step=0.05, decimals=2,
-         only_with=("workload", "distribution", "hotspot")),
-    Knob("workload", "value_size", "value size", "value size", "--value-size", "bytes of value text per write",
-         unit="B", lo=1, hi=1_000_000, live=True, step=100),
-    Knob("workload", "concurrency", "client threads", "concurrency", "--concurrency", "client threads per lane",
-         lo=1, hi=64, live=True),
-    Knob("cache", "ttl_s", "TTL (0 = none)", "cache ttl", "--ttl", "time to live of a cached entry; 0 = none",
-         unit="s", lo=0, hi=86_400, live=True, decimals=1),
-    Knob("cache", "size_limit_mb", "size limit", "cache size limit (MiB)", "--cache-size-mb",
-         "the cache's size limit (diskcache's size_limit, Redis's maxmemory)",
-         unit="MiB", lo=0.001, hi=1_048_576, live=True, step=64, decimals=3),
-    Knob("cache", "eviction", "eviction", "eviction policy", "--eviction", "which entries go when the cache is full",
-         choices=EVICTION_POLICIES, live=True),
-    Knob("cache", "persistent", "survives a crash", "persistent cache", "--cache",
-         "does the cache survive a crash of the node", words=("volatile", "persistent")),
-    Knob("cache", "stampede", "stampede protection", "stampede protection", "--stampede-protection",
-         "on a miss: every reader reads the DB (none), one does (single-flight), or one does under a lease that "
-         "a write invalidates (lease)", choices=STAMPEDE, live=True),
-    Knob("cache", "lease_ttl_s", "lock / lease TTL", "lease ttl", "--lease-ttl",
-         "a lock or lease expires after this; waiters give up then", unit="s", lo=0.01, hi=60, live=True,
-         step=0.5, decimals=2),
-    Knob("store", "journal_mode", "journal mode", "journal mode", "--journal-mode", "SQLite's PRAGMA journal_mode",
-         choices=JOURNAL_MODES),
-    Knob("store", "synchronous", "synchronous", "synchronous", "--synchronous", "SQLite's PRAGMA synchronous",
-         choices=SYNCHRONOUS),
-    Knob("store", "timeout_ms", "busy timeout", "store timeout (ms)", "--db-timeout-ms",
-         "busy timeout: how long a store call waits for a lock", unit="ms", lo=0, hi=60_000, step=50),
-    Knob("write_behind", "flush_interval_s", "flush interval", "flush interval", "--flush-interval",
-         "the flusher writes what is queued at least this often", unit="s", lo=0.001, hi=3600, live=True,
-         step=0.1, decimals=3),
-    Knob("write_behind", "batch_size", "batch size", "batch size", "--batch-size", "rows per store transaction",
-         lo=1, hi=100_000, live=True, step=10),
-    Knob("write_behind", "coalesce", "coalesce", "coalesce", "--coalesce",
-         "keep only the latest version per key while queued"),
-    Knob("write_behind", "capacity", "queue capacity", "queue capacity", "--queue-capacity",
-         "queued entries before back-pressure applies", lo=1, hi=100_000_000, live=True, step=100),
-    Knob("write_behind", "backpressure", "when full", "back-pressure", "--backpressure",
-         "when the queue is full: block the writer or reject the write", choices=BACKPRESSURE, live=True),
-    Knob("write_behind", "block_timeout_s", "block timeout", "block timeout", "--block-timeout",
-         "a blocked writer gives up (rejected) after this", unit="s", lo=0, hi=3600, live=True, step=0.5,
-         decimals=2),
-    Knob("write_behind", "retry_limit", "retry limit", "retry limit", "--retry-limit",
-         "store attempts per batch after the first; then dead-letter", lo=0, hi=1000, live=True),
-    Knob("write_behind", "retry_backoff_s", "retry backoff", "retry backoff", "--retry-backoff",
-         "first retry delay; doubles each attempt, capped at 2 s", unit="s", lo=0, hi=60, live=True, step=0.01,
-         decimals=3),
-    Knob("write_behind", "durable", "durable queue", "durable queue", "--queue",
-         "the write queue: in memory (lost on a crash) or durable (replayed after one)", words=("volatile", "durable")),
-    Knob("latency", "cache_ms", "cache", "injected cache latency (ms)", "--latency cache",
-         "added to every cache call", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
-    Knob("latency", "db_read_ms", "DB read", "injected db read latency (ms)", "--latency db-read",
-         "added to every DB read", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
-    Knob("latency", "db_write_ms", "DB write", "injected db write latency (ms)", "--latency db-write",
-         "added to every DB write", unit="ms", lo=0, hi=10_000, live=True, decimals=1),
-    Knob("backends", "cache", "cache", "cache backend", "--cache-backend",
-         "the cache: a diskcache directory or a Redis server", choices=CACHE_BACKENDS),
-    Knob("backends", "store", "store", "store backend", "--store-backend",
-         "the store: a SQLite file or a PostgreSQL database", choices=STORE_BACKENDS),
-    Knob("backends", "nodes", "app nodes", "nodes", "--nodes",
-         "app-node processes per lane, sharing its cache and store",
-         lo=1, hi=MAX_NODES),
-    Knob("backends", "aof", "Redis AOF", "aof", "--redis-aof",
-         "the run's own redis-server keeps an append-only file (fsync every second)"),
+    Knob(
+        "workload",
+        "rate",
+        "rate",
+        "rate",
+        "--rate",
+        "operations per second for the whole lane; 0 = flat out",
+        unit="ops/s",
+        lo=0,
+        hi=1_000_000,
+        live=True,
+        step=100,
+    ),
+    Knob(
+        "workload",
+        "read_ratio",
+        "read ratio",
+        "read ratio",
+        "--read-ratio",
+        "fraction of operations that are reads",
+        lo=0,
+        hi=1,
+        live=True,
+        step=0.05,
+        decimals=2,
+    ),
+    Knob(
+        "workload",
+        "keys",
+        "keys",
+        "keys",
+        "--keys",
+        "key space size: k0 .. k{keys-1}",
+        lo=1,
+        hi=10_000_000,
+        live=True,
+        step=100,
+    ),
+    Knob(
+        "workload",
+        "distribution",
+        "distribution",
+        "distribution",
+        "--distribution",
+        "which keys operations pick",
+        choices=DISTRIBUTIONS,
+        live=True,
+    ),
+    Knob(
+        "workload",
+        "zipf_s",
+        "zipf exponent",
+        "zipf exponent",
+        "--zipf-s",
+        "zipf: the exponent (k0 is the hottest key)",
+        lo=0,
+        hi=10,
+        low_open=True,
+        live=True,
+        step=0.1,
+        decimals=2,
+        only_with=("workload", "distribution", "zipf"),
+    ),
+    Knob(
+        "workload",
+        "hot_fraction",
+        "hot keys (hotspot)",
+        "hot fraction",
+        "--hot-fraction",
+        "hotspot: this fraction of the keys ...",
+        lo=0,
+        hi=1,
+        low_open=True,
+        live=True,
+        step=0.05,
+        decimals=3,
+        only_with=("workload", "distribution", "hotspot"),
+    ),
+    Knob(
+        "workload",
+        "hot_weight",
+        "ops on hot keys (hotspot)",
+        "hot weight",
+        "--hot-weight",
+        "hotspot: ... receives this fraction of the operations",
+        lo=0,
+        hi=1,
+        live=True,
+        step=0.05,
+        decimals=2,
+        only_with=("workload", "distribution", "hotspot"),
+    ),
+    Knob(
+        "workload",
+        "value_size",
+        "value size",
+        "value size",
+        "--value-size",
+        "bytes of value text per write",
+        unit="B",
+        lo=1,
+        hi=1_000_000,
+        live=True,
+        step=100,
+    ),
+    Knob(
+        "workload",
+        "concurrency",
+        "client threads",
+        "concurrency",
+        "--concurrency",
+        "client threads per lane",
+        lo=1,
+        hi=64,
+        live=True,
+    ),
+    Knob(
+        "cache",
+        "ttl_s",
+        "TTL (0 = none)",
+        "cache ttl",
+        "--ttl",
+        "time to live of a cached entry; 0 = none",
+        unit="s",
+        lo=0,
+        hi=86_400,
+        live=True,
+        decimals=1,
+    ),
+    Knob(
+        "cache",
+        "size_limit_mb",
+        "size limit",
+        "cache size limit (MiB)",
+        "--cache-size-mb",
+        "the cache's size limit (diskcache's size_limit, Redis's maxmemory)",
+        unit="MiB",
+        lo=0.001,
+        hi=1_048_576,
+        live=True,
+        step=64,
+        decimals=3,
+    ),
+    Knob(
+        "cache",
+        "eviction",
+        "eviction",
+        "eviction policy",
+        "--eviction",
+        "which entries go when the cache is full",
+        choices=EVICTION_POLICIES,
+        live=True,
+    ),
+    Knob(
+        "cache",
+        "persistent",
+        "survives a crash",
+        "persistent cache",
+        "--cache",
+        "does the cache survive a crash of the node",
+        words=("volatile", "persistent"),
+    ),
+    Knob(
+        "cache",
+        "stampede",
+        "stampede protection",
+        "stampede protection",
+        "--stampede-protection",
+        "on a miss: every reader reads the DB (none), one does (single-flight), or one does under a lease that "
+        "a write invalidates (lease)",
+        choices=STAMPEDE,
+        live=True,
+    ),
+    Knob(
+        "cache",
+        "lease_ttl_s",
+        "lock / lease TTL",
+        "lease ttl",
+        "--lease-ttl",
+        "a lock or lease expires after this; waiters give up then",
+        unit="s",
+        lo=0.01,
+        hi=60,
+        live=True,
+        step=0.5,
+        decimals=2,
+    ),
+    Knob(
+        "store",
+        "journal_mode",
+        "journal mode",
+        "journal mode",
+        "--journal-mode",
+        "SQLite's PRAGMA journal_mode",
+        choices=JOURNAL_MODES,
+    ),
+    Knob(
+        "store",
+        "synchronous",
+        "synchronous",
+        "synchronous",
+        "--synchronous",
+        "SQLite's PRAGMA synchronous",
+        choices=SYNCHRONOUS,
+    ),
+    Knob(
+        "store",
+        "timeout_ms",
+        "busy timeout",
+        "store timeout (ms)",
+        "--db-timeout-ms",
+        "busy timeout: how long a store call waits for a lock",
+        unit="ms",
+        lo=0,
+        hi=60_000,
+        step=50,
+    ),
+    Knob(
+        "write_behind",
+        "flush_interval_s",
+        "flush interval",
+        "flush interval",
+        "--flush-interval",
+        "the flusher writes what is queued at least this often",
+        unit="s",
+        lo=0.001,
+        hi=3600,
+        live=True,
+        step=0.1,
+        decimals=3,
+    ),
+    Knob(
+        "write_behind",
+        "batch_size",
+        "batch size",
+        "batch size",
+        "--batch-size",
+        "rows per store transaction",
+        lo=1,
+        hi=100_000,
+        live=True,
+        step=10,
+    ),
+    Knob(
+        "write_behind",
+        "coalesce",
+        "coalesce",
+        "coalesce",
+        "--coalesce",
+        "keep only the latest version per key while queued",
+    ),
+    Knob(
+        "write_behind",
+        "capacity",
+        "queue capacity",
+        "queue capacity",
+        "--queue-capacity",
+        "queued entries before back-pressure applies",
+        lo=1,
+        hi=100_000_000,
+        live=True,
+        step=100,
+    ),
+    Knob(
+        "write_behind",
+        "backpressure",
+        "when full",
+        "back-pressure",
+        "--backpressure",
+        "when the queue is full: block the writer or reject the write",
+        choices=BACKPRESSURE,
+        live=True,
+    ),
+    Knob(
+        "write_behind",
+        "block_timeout_s",
+        "block timeout",
+        "block timeout",
+        "--block-timeout",
+        "a blocked writer gives up (rejected) after this",
+        unit="s",
+        lo=0,
+        hi=3600,
+        live=True,
+        step=0.5,
+        decimals=2,
+    ),
+    Knob(
+        "write_behind",
+        "retry_limit",
+        "retry limit",
+        "retry limit",
+        "--retry-limit",
+        "store attempts per batch after the first; then dead-letter",
+        lo=0,
+        hi=1000,
+        live=True,
+    ),
+    Knob(
+        "write_behind",
+        "retry_backoff_s",
+        "retry backoff",
+        "retry backoff",
+        "--retry-backoff",
+        "first retry delay; doubles each attempt, capped at 2 s",
+        unit="s",
+        lo=0,
+        hi=60,
+        live=True,
+        step=0.01,
+        decimals=3,
+    ),
+    Knob(
+        "write_behind",
+        "durable",
+        "durable queue",
+        "durable queue",
+        "--queue",
+        "the write queue: in memory (lost on a crash) or durable (replayed after one)",
+        words=("volatile", "durable"),
+    ),
+    Knob(
+        "latency",
+        "cache_ms",
+        "cache",
+        "injected cache latency (ms)",
+        "--latency cache",
+        "added to every cache call",
+        unit="ms",
+        lo=0,
+        hi=10_000,
+        live=True,
+        decimals=1,
+    ),
+    Knob(
+        "latency",
+        "db_read_ms",
+        "DB read",
+        "injected db read latency (ms)",
+        "--latency db-read",
+        "added to every DB read",
+        unit="ms",
+        lo=0,
+        hi=10_000,
+        live=True,
+        decimals=1,
+    ),
+    Knob(
+        "latency",
+        "db_write_ms",
+        "DB write",
+        "injected db write latency (ms)",
+        "--latency db-write",
+        "added to every DB write",
+        unit="ms",
+        lo=0,
+        hi=10_000,
+        live=True,
+        decimals=1,
+    ),
+    Knob(
+        "backends",
+        "cache",
+        "cache",
+        "cache backend",
+        "--cache-backend",
+        "the cache: a diskcache directory or a Redis server",
+        choices=CACHE_BACKENDS,
+    ),
+    Knob(
+        "backends",
+        "store",
+        "store",
+        "store backend",
+        "--store-backend",
+        "the store: a SQLite file or a PostgreSQL database",
+        choices=STORE_BACKENDS,
+    ),
+    Knob(
+        "backends",
+        "nodes",
+        "app nodes",
+        "nodes",
+        "--nodes",
+        "app-node processes per lane, sharing its cache and store",
+        lo=1,
+        hi=MAX_NODES,
+    ),
+    Knob(
+        "backends",
+        "aof",
+        "Redis AOF",
+        "aof",
+        "--redis-aof",
+        "the run's own redis-server keeps an append-only file (fsync every second)",
+    ),
 )
 BY_KEY: dict[tuple[str, str], Knob] = {k.key: k for k in KNOBS}
 #: Knobs a running lab applies at once; every other knob takes effect at the next reset.
@@ -323,10 +656,10 @@ class LaneConfig:
         always), else its name in lower case with every run of other characters as one "-"."""
         return slug(self.label)
 
-    def with_strategy(self, strategy: str) -> "LaneConfig":
+    def with_strategy(self, strategy: str) -> LaneConfig:
         return replace(self, strategy=strategy)
 
-    def with_knob(self, section: str, name: str, value) -> "LaneConfig":
+    def with_knob(self, section: str, name: str, value) -> LaneConfig:
         """A copy with one knob changed (validate it before use)."""
         if section not in SECTIONS or not hasattr(getattr(self, section), name):
             raise ConfigError(f"unknown knob {section}.{name}")
@@ -350,11 +683,12 @@ def check_lane_name(name: str) -> None:
         raise ConfigError(f"a lane name must not be empty or start or end with a space, got {name!r}")
     if len(name) > MAX_LANE_NAME:
         raise ConfigError(f"a lane name must be at most {MAX_LANE_NAME} characters, got {len(name)}")
-    bad = [ch for ch in name if ch in _NAME_FORBIDDEN or ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0
-           or ch in "\u2028\u2029"]
+    bad = [ch for ch in name if ch in _NAME_FORBIDDEN or ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029"]
     if bad:
-        raise ConfigError(f"a lane name must not hold {bad[0]!r} (no quotes, backslashes, '=', ',' or control "
-                          f"characters), got {name!r}")
+        raise ConfigError(
+            f"a lane name must not hold {bad[0]!r} (no quotes, backslashes, '=', ',' or control "
+            f"characters), got {name!r}"
+        )
 
 
 def knob_names() -> dict[str, list[tuple[str, str]]]:
@@ -399,7 +733,7 @@ class LaneSpec:
     name: str = ""
     overrides: tuple = ()
 
-    def build(self, base: "LaneConfig") -> "LaneConfig":
+    def build(self, base: LaneConfig) -> LaneConfig:
         cfg = replace(base, strategy=self.strategy, name=self.name)
         for section, key, value in self.overrides:
             cfg = cfg.with_knob(section, key, value)
@@ -433,11 +767,15 @@ def parse_lane(text: str) -> LaneSpec:
         else:
             places = names.get(key, [])
         if not places:
-            raise ConfigError(f"--lane {name}: unknown knob {key!r} (a knob of the scenario file's sections, "
-                              f"e.g. stampede, durable, cache.ttl_s)")
+            raise ConfigError(
+                f"--lane {name}: unknown knob {key!r} (a knob of the scenario file's sections, "
+                f"e.g. stampede, durable, cache.ttl_s)"
+            )
         if len(places) > 1:
-            raise ConfigError(f"--lane {name}: {key!r} is a knob of several sections; write "
-                              f"{' or '.join(f'{s}.{k}' for s, k in places)}")
+            raise ConfigError(
+                f"--lane {name}: {key!r} is a knob of several sections; write "
+                f"{' or '.join(f'{s}.{k}' for s, k in places)}"
+            )
         section, bare = places[0]
         current = getattr(getattr(defaults, section), bare)
         overrides.append((section, bare, knob_value(current, value.strip(), f"--lane {name}: {key}")))
@@ -452,10 +790,11 @@ def lane_labels(cfgs) -> None:
     for cfg in cfgs:
         for key in {cfg.label, cfg.slug}:
             if key in seen:
-                raise ConfigError(f"two lanes are both named {cfg.label!r}" if seen[key] == cfg.label or
-                                  key == cfg.label else
-                                  f"lanes {seen[key]!r} and {cfg.label!r} would share the folder {key!r}: "
-                                  f"name them apart")
+                raise ConfigError(
+                    f"two lanes are both named {cfg.label!r}"
+                    if seen[key] == cfg.label or key == cfg.label
+                    else f"lanes {seen[key]!r} and {cfg.label!r} would share the folder {key!r}: name them apart"
+                )
             seen[key] = cfg.label
 
 

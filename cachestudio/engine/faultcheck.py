@@ -60,5 +60,7 @@ def check_timeline(timeline: dict[str, list], duration_s: float) -> None:
         for entry in timeline.get(kind.field, ()):
             at, _ = check_entry(kind, entry)
             if not 0 <= at < duration_s:
-                raise ConfigError(f"{kind.noun} at {at:g} s ({kind.flag} or the scenario's timeline) is outside "
-                                  f"the run (0 to {duration_s:g} s)")
+                raise ConfigError(
+                    f"{kind.noun} at {at:g} s ({kind.flag} or the scenario's timeline) is outside "
+                    f"the run (0 to {duration_s:g} s)"
+                )

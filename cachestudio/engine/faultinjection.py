@@ -39,8 +39,11 @@ class FaultInjection:
         killed_at = round(self.now(), 6)
         self._consume()  # everything the dead labs wrote is in their files
         self._judge_dead(dead, killed_at)
-        wiped = [lane.cfg.label for lane in self.lanes
-                 if all(n.state == "down" for n in lane.nodes) and lane.storage.wipe_volatile_cache()]
+        wiped = [
+            lane.cfg.label
+            for lane in self.lanes
+            if all(n.state == "down" for n in lane.nodes) and lane.storage.wipe_volatile_cache()
+        ]
         several = any(len(lane.nodes) > 1 for lane in self.lanes)
         if node is None:
             detail = "every app node killed (SIGKILL)" if several else "cache node killed (SIGKILL)"
@@ -68,11 +71,18 @@ class FaultInjection:
             killed.append(f"redis-server pid {pid} ({'AOF everysec' if aof else 'no persistence'})")
             self.schedule(self.now() + self.plan.restart_delay_s, "cache-server-back", aof)
         if killed:
-            self._event("crash-cache-server", "cache server killed (SIGKILL): " + ", ".join(killed)
-                        + "; every node's cache calls fail until it is back")
+            self._event(
+                "crash-cache-server",
+                "cache server killed (SIGKILL): "
+                + ", ".join(killed)
+                + "; every node's cache calls fail until it is back",
+            )
         else:
-            self._event("crash-cache-server", "no cache server of this run's own to kill (diskcache lanes, or "
-                        "--redis-url: a server the run was given is never crashed)")
+            self._event(
+                "crash-cache-server",
+                "no cache server of this run's own to kill (diskcache lanes, or "
+                "--redis-url: a server the run was given is never crashed)",
+            )
 
     def cache_server_back(self, aof: bool) -> None:
         server = self.servers.redis.get(aof)
@@ -95,15 +105,19 @@ class FaultInjection:
                 held = f"it holds {len(redis_cache_versions(server.url, lane.storage.ep.prefix)):,} cached entries"
             except Exception:  # noqa: BLE001 - only the event's detail
                 held = "its entries could not be counted"
-            self._event("cache-server-back", f"cache server back (pid {server.pid}, {what}); a moment later {held} of "
-                        f"{lane.cfg.label}", lane=lane.cfg.label)
+            self._event(
+                "cache-server-back",
+                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}",
+                lane=lane.cfg.label,
+            )
 
     def _store_at_kill(self, node: LabHandle) -> dict[str, int]:
         """Copy the store as the dead node left it (kept in the run directory as evidence,
         ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``, whatever the store) and return
         its versions. During an outage, read through the outage's own connection."""
-        return node.lane.storage.snapshot(node.paths.store_at_kill(node.inc), node.lane.outage,
-                                          timeout_s=AUDIT_TIMEOUT_S)
+        return node.lane.storage.snapshot(
+            node.paths.store_at_kill(node.inc), node.lane.outage, timeout_s=AUDIT_TIMEOUT_S
+        )
 
     def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
         """Nodes that died without a durable queue: what they had not written is lost."""
@@ -114,13 +128,18 @@ class FaultInjection:
             try:
                 store = self._store_at_kill(node)
             except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
-                self._fail(node, "audit", f"{node.name}: the store could not be read right after the "
-                           f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
-                           "later write can hide them")
+                self._fail(
+                    node,
+                    "audit",
+                    f"{node.name}: the store could not be read right after the "
+                    f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
+                    "later write can hide them",
+                )
                 continue
             several = len(node.lane.nodes) > 1
-            found = node.lane.auditor.node_gone(store, self.now() if killed_at is None else killed_at,
-                                                node=node.node if several else None)
+            found = node.lane.auditor.node_gone(
+                store, self.now() if killed_at is None else killed_at, node=node.node if several else None
+            )
             self._found(i, found)
 
     def restart(self) -> None:
@@ -163,8 +182,9 @@ class FaultInjection:
         if not ms and not self.slow_db_ms:
             return
         if ms and not self.slow_db_ms:
-            self._db_base = {lane.cfg.label: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms)
-                             for lane in self.lanes}
+            self._db_base = {
+                lane.cfg.label: (lane.cfg.latency.db_read_ms, lane.cfg.latency.db_write_ms) for lane in self.lanes
+            }
         if ms:
             self._inject(("db_read_ms", "db_write_ms"), ms)
             self._event("slow-db-start", f"slow DB: +{ms:g} ms on every DB read and write", injected=True)
@@ -213,8 +233,7 @@ class FaultInjection:
                 if share:
                     node.send("stampede", share)
         modes = sorted({lane.cfg.cache.stampede for lane in self.lanes})
-        self._event("stampede", f"hot key k0 expired; {readers} concurrent readers "
-                    f"(protection: {', '.join(modes)})")
+        self._event("stampede", f"hot key k0 expired; {readers} concurrent readers (protection: {', '.join(modes)})")
 
     def heal(self) -> None:
         """The kill switch: end every fault now (outage, slow DB, pending faults, downtime)."""
@@ -264,8 +283,12 @@ class FaultInjection:
         for i, (lane, lock) in enumerate(zip(self.lanes, locks)):
             if i in failed or lock.conn is None:
                 lock.release()
-                self._event("outage-start", f"could not take the lock of {lane.cfg.label}'s DB "
-                            f"({failed.get(i, 'no answer')}): no outage on that lane's DB", lane=lane.cfg.label)
+                self._event(
+                    "outage-start",
+                    f"could not take the lock of {lane.cfg.label}'s DB "
+                    f"({failed.get(i, 'no answer')}): no outage on that lane's DB",
+                    lane=lane.cfg.label,
+                )
             else:
                 lane.outage = lock
             real_reads = real_reads and (lane.storage.pg or lane.cfg.store.journal_mode != "wal")
@@ -276,8 +299,10 @@ class FaultInjection:
         self.schedule(self._outage_until, "outage-due")
         detail = f"DB outage for {length:g} s: another connection holds the database lock (real)"
         if any(lane.storage.pg for lane in self.lanes):
-            detail = (f"DB outage for {length:g} s: another connection holds the lock (real; on PostgreSQL: "
-                      "LOCK TABLE items IN ACCESS EXCLUSIVE MODE)")
+            detail = (
+                f"DB outage for {length:g} s: another connection holds the lock (real; on PostgreSQL: "
+                "LOCK TABLE items IN ACCESS EXCLUSIVE MODE)"
+            )
         if held - asked > 0.05:
             detail += f"; the lock took {held - asked:.2f} s to take from the labs' own transactions"
         if not real_reads:

@@ -21,8 +21,8 @@ import json
 import mmap
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 OP_KINDS = ("read", "write")
 FAULT_KINDS = ("crash", "restart", "outage-start", "outage-end", "lab-died", "drain")

@@ -36,16 +36,27 @@ MAX_KEYS = 5  # most frequent keys named per anomaly group
 LANE_COLOURS = {s.name: OKABE_ITO[s.colour] for s in STRATEGY_KINDS}
 LANE_DASHES = {s.name: s.dash for s in STRATEGY_KINDS}
 #: Other lanes (named ones): the palette's colours no strategy has, and dashes of their own.
-SPARE_COLOURS = tuple(OKABE_ITO[c] for c in ("purple", "vermillion", "orange", "sky", "black")
-                      if OKABE_ITO[c] not in LANE_COLOURS.values())
+SPARE_COLOURS = tuple(
+    OKABE_ITO[c]
+    for c in ("purple", "vermillion", "orange", "sky", "black")
+    if OKABE_ITO[c] not in LANE_COLOURS.values()
+)
 SPARE_DASHES = ("9 3 2 3", "4 4", "1 3")
 #: How a line's dash pattern is named in the words under the charts.
-DASH_WORDS = {"": "solid", **{s.dash: {"dash": "dashed", "dot": "dotted"}.get(s.pen, s.pen) for s in STRATEGY_KINDS},
-              "9 3 2 3": "dash-dotted", "4 4": "dashed", "1 3": "dotted"}
+DASH_WORDS = {
+    "": "solid",
+    **{s.dash: {"dash": "dashed", "dot": "dotted"}.get(s.pen, s.pen) for s in STRATEGY_KINDS},
+    "9 3 2 3": "dash-dotted",
+    "4 4": "dashed",
+    "1 3": "dotted",
+}
 
-ANOMALY_NAMES = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
-                 "dirty_cache": ("dirty cache", "dirty cache entries"),
-                 "stale_cache": ("stale cache", "stale cache entries")}
+ANOMALY_NAMES = {
+    "stale_read": ("stale read", "stale reads"),
+    "lost_write": ("lost write", "lost writes"),
+    "dirty_cache": ("dirty cache", "dirty cache entries"),
+    "stale_cache": ("stale cache", "stale cache entries"),
+}
 
 #: The charts: (title, columns, unit, kind) — kind "linear", "log" or "ratio".
 CHARTS = (
@@ -63,16 +74,26 @@ CHARTS = (
 #: and gauges make; the DB and anomaly charts stay per lane (the auditor judges a lane).
 NODE_COLUMNS = ("ops_s", "read_p99", "write_p99", "hit_ratio", "queue_depth")
 
-_KNOB_SECTIONS = (("workload", "Workload"), ("cache", "Cache"), ("store", "Store (SQLite)"),
-                  ("write_behind", "Write-behind queue"), ("latency", "Injected latency"))
+_KNOB_SECTIONS = (
+    ("workload", "Workload"),
+    ("cache", "Cache"),
+    ("store", "Store (SQLite)"),
+    ("write_behind", "Write-behind queue"),
+    ("latency", "Injected latency"),
+)
 
 
 # -- series -----------------------------------------------------------------------------
 
 
-def series_from_history(records: list[dict], lanes: list[str], end: float, *,
-                        anomalies: dict[str, list[dict]] | None = None,
-                        ticks: list[dict] | None = None) -> dict[str, dict[str, list[float]]]:
+def series_from_history(
+    records: list[dict],
+    lanes: list[str],
+    end: float,
+    *,
+    anomalies: dict[str, list[dict]] | None = None,
+    ticks: list[dict] | None = None,
+) -> dict[str, dict[str, list[float]]]:
     """The chart columns of each lane (``series.COLUMNS``), binned as the live charts bin
     them, from history records alone (operations of every lane; other records ignored).
 
@@ -178,8 +199,12 @@ def anomaly_cause(a: dict, faults: list[dict]) -> str:
         t = _num(when)
         if t is None:
             continue
-        inside = [w for w in faults if _num(w.get("start")) is not None
-                  and w["start"] <= t < (_num(w.get("end")) if _num(w.get("end")) is not None else math.inf)]
+        inside = [
+            w
+            for w in faults
+            if _num(w.get("start")) is not None
+            and w["start"] <= t < (_num(w.get("end")) if _num(w.get("end")) is not None else math.inf)
+        ]
         if inside:
             return fault_label(max(inside, key=lambda w: w["start"]))
     return "no fault"
@@ -195,10 +220,14 @@ def group_anomalies(summary: dict) -> list[dict]:
         for a in lane.get("anomaly_list") or []:
             if not isinstance(a, dict):
                 continue
-            key = (anomaly_cause(a, faults), str(a.get("lane") or lane.get("name") or lane.get("strategy") or "?"),
-                   str(a.get("kind") or "anomaly"))
-            g = groups.setdefault(key, {"cause": key[0], "lane": key[1], "kind": key[2], "count": 0,
-                                        "_keys": Counter(), "sentences": []})
+            key = (
+                anomaly_cause(a, faults),
+                str(a.get("lane") or lane.get("name") or lane.get("strategy") or "?"),
+                str(a.get("kind") or "anomaly"),
+            )
+            g = groups.setdefault(
+                key, {"cause": key[0], "lane": key[1], "kind": key[2], "count": 0, "_keys": Counter(), "sentences": []}
+            )
             g["count"] += 1
             if a.get("key") is not None:
                 g["_keys"][str(a["key"])] += 1
@@ -218,8 +247,9 @@ def _kind_name(kind: str, count: int) -> str:
 
 def _group_line(g: dict) -> str:
     keys = ", ".join(g.get("keys") or [])
-    return (f"{g['cause']} — {g['lane']}: {g['count']:,} {_kind_name(g['kind'], g['count'])}"
-            + (f" (keys {keys})" if keys else ""))
+    return f"{g['cause']} — {g['lane']}: {g['count']:,} {_kind_name(g['kind'], g['count'])}" + (
+        f" (keys {keys})" if keys else ""
+    )
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -358,10 +388,13 @@ def _y_scale(kind: str, finite: np.ndarray):
         hi = math.ceil(math.log10(finite.max()))
         if hi <= lo:
             hi = lo + 1
-        yticks = [10.0 ** k for k in range(lo, hi + 1)]
+        yticks = [10.0**k for k in range(lo, hi + 1)]
         llo, lhi = float(lo), float(hi)
-        return (yticks, [_tick_label(v) for v in yticks],
-                (lambda v: MT + ph * (1 - (math.log10(v) - llo) / (lhi - llo)) if v > 0 else math.nan))
+        return (
+            yticks,
+            [_tick_label(v) for v in yticks],
+            (lambda v: MT + ph * (1 - (math.log10(v) - llo) / (lhi - llo)) if v > 0 else math.nan),
+        )
     top = float(finite.max()) if has_data else 1.0
     bottom = min(0.0, float(finite.min())) if has_data else 0.0
     if top <= bottom:
@@ -396,8 +429,9 @@ def _fault_bands_svg(faults: list[dict], X, xhi: float) -> list[str]:
         rows_end[row] = lx + tw
         o.append(f'<text class="flabel" x="{lx:.1f}" y="{MT + 11 + row * 11}">{esc(label)}</text>')
     if hidden:
-        o.append(f'<text class="flabel" x="{ML + pw - 2}" y="{MT + 11 + 2 * 11}" text-anchor="end">'
-                 f'+{hidden} more</text>')
+        o.append(
+            f'<text class="flabel" x="{ML + pw - 2}" y="{MT + 11 + 2 * 11}" text-anchor="end">+{hidden} more</text>'
+        )
     return o
 
 
@@ -417,8 +451,10 @@ def _axes_svg(yticks, ylabels, Yf, xticks, X, unit: str, kind: str) -> list[str]
     o.append(f'<line class="axis" x1="{ML}" x2="{ML + pw}" y1="{MT + ph}" y2="{MT + ph}"/>')
     o.append(f'<text class="axt" x="{ML + pw}" y="{H - 4}" text-anchor="end">time (s)</text>')
     ytitle = unit + (", log scale" if kind == "log" else "")
-    o.append(f'<text class="axt" x="12" y="{MT + ph / 2:.1f}" text-anchor="middle" '
-             f'transform="rotate(-90 12 {MT + ph / 2:.1f})">{esc(ytitle)}</text>')
+    o.append(
+        f'<text class="axt" x="12" y="{MT + ph / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {MT + ph / 2:.1f})">{esc(ytitle)}</text>'
+    )
     return o
 
 
@@ -429,19 +465,24 @@ def _lines_svg(lanes: list[str], data: list, node_data: list, X, Yf) -> list[str
         for k, (t, y) in enumerate(per_lane):
             d = _path([X(v) for v in t.tolist()], [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()])
             if d:
-                o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
-                         f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
-                         f'data-node="{k}"/>')
+                o.append(
+                    f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="0.8" '
+                    f'stroke-opacity="0.6" stroke-linejoin="round" data-lane="{esc(name)}" '
+                    f'data-node="{k}"/>'
+                )
     for i, (name, (t, y)) in enumerate(zip(lanes, data)):
         xs = [X(v) for v in t.tolist()]
         ys = [Yf(v) if math.isfinite(v) else math.nan for v in y.tolist()]
         d = _path(xs, ys)
         if d:
             dash = lane_dash(name, i)
-            o.append(f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
-                     f'stroke-linejoin="round" stroke-linecap="round"'
-                     + (f' stroke-dasharray="{dash}"' if dash else "") + f' data-lane="{esc(name)}"/>')
-    o.append('</g>')
+            o.append(
+                f'<path d="{d}" fill="none" stroke="{lane_colour(name, i)}" stroke-width="1.7" '
+                f'stroke-linejoin="round" stroke-linecap="round"'
+                + (f' stroke-dasharray="{dash}"' if dash else "")
+                + f' data-lane="{esc(name)}"/>'
+            )
+    o.append("</g>")
     return o
 
 
@@ -451,15 +492,26 @@ def _legend_svg(lanes: list[str]) -> list[str]:
     lx = ML
     for i, name in enumerate(lanes):
         dash = lane_dash(name, i)
-        o.append(f'<line x1="{lx:.1f}" x2="{lx + 24:.1f}" y1="{MT - 12}" y2="{MT - 12}" stroke="{lane_colour(name, i)}" '
-                 f'stroke-width="2.2"' + (f' stroke-dasharray="{dash}"' if dash else "") + '/>')
+        o.append(
+            f'<line x1="{lx:.1f}" x2="{lx + 24:.1f}" y1="{MT - 12}" y2="{MT - 12}" stroke="{lane_colour(name, i)}" '
+            f'stroke-width="2.2"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
+        )
         o.append(f'<text class="legend" x="{lx + 28:.1f}" y="{MT - 8}">{esc(name)}</text>')
         lx += 28 + _text_w(name, 14) + 14  # room for the phone's larger legend text
     return o
 
 
-def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[list], xmax: float,
-              faults: list[dict], column: str, nodes: list[list] | None = None) -> str:
+def chart_svg(
+    title: str,
+    unit: str,
+    kind: str,
+    lanes: list[str],
+    cols: list[list],
+    xmax: float,
+    faults: list[dict],
+    column: str,
+    nodes: list[list] | None = None,
+) -> str:
     """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
     of each app node of lane i (thin lines under the lane's)."""
     pw, ph = W - ML - MR, H - MT - MB
@@ -486,19 +538,25 @@ def chart_svg(title: str, unit: str, kind: str, lanes: list[str], cols: list[lis
         return ML + pw * (v / xhi)
 
     yticks, ylabels, Yf = _y_scale(kind, finite)
-    o = [(f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
-          f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">')]
-    o.append(f'<title>{esc(title)} ({esc(unit)})</title>')
+    o = [
+        (
+            f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(title)}" '
+            f'xmlns="http://www.w3.org/2000/svg" data-column="{esc(column)}">'
+        )
+    ]
+    o.append(f"<title>{esc(title)} ({esc(unit)})</title>")
     o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plotbg"/>')
     o += _fault_bands_svg(faults, X, xhi)
     o += _axes_svg(yticks, ylabels, Yf, xticks, X, unit, kind)
     if finite.size > 0:
         o += _lines_svg(lanes, data, node_data, X, Yf)
     else:
-        o.append(f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
-                 f'no data recorded for this chart</text>')
+        o.append(
+            f'<text class="nodata" x="{ML + pw / 2:.1f}" y="{MT + ph / 2:.1f}" text-anchor="middle">'
+            f"no data recorded for this chart</text>"
+        )
     o += _legend_svg(lanes)
-    o.append('</svg>')
+    o.append("</svg>")
     return "".join(o)
 
 
@@ -512,9 +570,12 @@ def _td(text: str, col: str | None = None, cls: str = "num") -> str:
 
 def _lane_cell(name: str, i: int, extra: str = "") -> str:
     dash = lane_dash(name, i)
-    swatch = (f'<svg class="swatch" viewBox="0 0 24 8" aria-hidden="true"><line x1="1" x2="23" y1="4" y2="4" '
-              f'stroke="{lane_colour(name, i)}" stroke-width="2.6"' + (f' stroke-dasharray="{dash}"' if dash else "")
-              + '/></svg>')
+    swatch = (
+        f'<svg class="swatch" viewBox="0 0 24 8" aria-hidden="true"><line x1="1" x2="23" y1="4" y2="4" '
+        f'stroke="{lane_colour(name, i)}" stroke-width="2.6"'
+        + (f' stroke-dasharray="{dash}"' if dash else "")
+        + "/></svg>"
+    )
     return f'<th scope="row" class="lane">{swatch}{esc(name)}{extra}</th>'
 
 
@@ -539,8 +600,7 @@ def planned_fault(kind: FaultKind, entry) -> tuple[float, str] | None:
     try:
         at, values = kind.values(entry)
         words = PLANNED.get(kind.name)
-        text = words.format(**values) if words else " ".join(
-            [kind.label] + [f"{k} {v}" for k, v in values.items()])
+        text = words.format(**values) if words else " ".join([kind.label] + [f"{k} {v}" for k, v in values.items()])
     except (TypeError, ValueError, KeyError):
         return None
     return (at, f"{at:g} s: {text}") if math.isfinite(at) else None
@@ -563,24 +623,32 @@ def _section_plan(summary: dict, header: dict) -> str:
     plan = header.get("plan") if isinstance(header.get("plan"), dict) else {}
     duration = plan.get("duration_s", summary.get("duration_s"))
     seed = plan.get("seed", summary.get("seed"))
-    rows = [("duration", f"{duration:g} s" if _num(duration) is not None else "—"),
-            ("seed", esc(seed if seed is not None else "—")),
-            ("status", esc(summary.get("status") or "—"))]
+    rows = [
+        ("duration", f"{duration:g} s" if _num(duration) is not None else "—"),
+        ("seed", esc(seed if seed is not None else "—")),
+        ("status", esc(summary.get("status") or "—")),
+    ]
     if _num(plan.get("restart_delay_s")) is not None:
         rows.append(("restart delay after a crash", f"{plan['restart_delay_s']:g} s"))
     if _num(summary.get("ended_at_s")) is not None:
         rows.append(("ended at", fmt_s(summary["ended_at_s"])))
     o = ['<section id="plan"><h2>The plan</h2><div class="two">', '<table class="kv"><tbody>']
-    o += [f"<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>" for k, v in rows]
+    o += [f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows]
     o.append("</tbody></table>")
     planned = _planned_faults(plan)
-    o.append('<div><h3>Fault timeline</h3>')
+    o.append("<div><h3>Fault timeline</h3>")
     if planned:
         o.append('<ol class="timeline">' + "".join(f"<li>{esc(text)}</li>" for _, text in planned) + "</ol>")
     elif summary.get("faults"):
-        o.append('<ol class="timeline">' + "".join(
-            f"<li>{esc(fmt_s(w.get('start')))}: {esc(w.get('name') or w.get('kind'))}</li>"
-            for w in summary["faults"] if isinstance(w, dict)) + "</ol>")
+        o.append(
+            '<ol class="timeline">'
+            + "".join(
+                f"<li>{esc(fmt_s(w.get('start')))}: {esc(w.get('name') or w.get('kind'))}</li>"
+                for w in summary["faults"]
+                if isinstance(w, dict)
+            )
+            + "</ol>"
+        )
     else:
         o.append("<p>No fault was planned: a calm run.</p>")
     o.append("</div></div></section>")
@@ -592,8 +660,10 @@ def _section_knobs(header: dict) -> str:
     if not lanes:
         return ""
     names = [str(c.get("name") or c.get("strategy") or f"lane {i + 1}") for i, c in enumerate(lanes)]
-    o = ['<section id="knobs"><h2>The knobs, lane by lane</h2>',
-         '<p class="note">Rows marked <span class="diffmark">≠</span> differ between lanes.</p><div class="knobs">']
+    o = [
+        '<section id="knobs"><h2>The knobs, lane by lane</h2>',
+        '<p class="note">Rows marked <span class="diffmark">≠</span> differ between lanes.</p><div class="knobs">',
+    ]
     seeds = [c.get("seed") for c in lanes]
     for section, title in _KNOB_SECTIONS:
         keys: list[str] = []
@@ -612,13 +682,18 @@ def _section_knobs(header: dict) -> str:
             if k == "seed" and section == "workload":
                 vals = [_knob_value(s) for s in seeds]
             else:
-                vals = [_knob_value((c.get(section) or {}).get(k)) if isinstance(c.get(section), dict) else "—"
-                        for c in lanes]
+                vals = [
+                    _knob_value((c.get(section) or {}).get(k)) if isinstance(c.get(section), dict) else "—"
+                    for c in lanes
+                ]
             differ = len(set(vals)) > 1
             mark = '<span class="diffmark" title="differs between lanes">≠</span>' if differ else ""
             cls = ' class="diff"' if differ else ""
-            o.append(f'<tr{cls}><th scope="row">{esc(_knob_label(k))}{mark}</th>'
-                     + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>")
+            o.append(
+                f'<tr{cls}><th scope="row">{esc(_knob_label(k))}{mark}</th>'
+                + "".join(f"<td>{esc(v)}</td>" for v in vals)
+                + "</tr>"
+            )
         o.append("</tbody></table>")
     o.append("</div></section>")
     return "".join(o)
@@ -626,17 +701,21 @@ def _section_knobs(header: dict) -> str:
 
 def _section_summary(summary: dict) -> str:
     lanes = [ln for ln in summary.get("lanes") or [] if isinstance(ln, dict)]
-    o = ['<section id="summary"><h2>Summary</h2><div class="tablewrap"><table class="summary">',
-         ('<thead><tr><th rowspan="2" scope="col">lane</th><th rowspan="2" scope="col">ops</th>'
-          '<th rowspan="2" scope="col">ops/s</th><th rowspan="2" scope="col">hit ratio</th>'
-          '<th colspan="2" scope="colgroup">read ms</th><th colspan="2" scope="colgroup">write ms</th>'
-          '<th colspan="2" scope="colgroup">DB</th><th rowspan="2" scope="col">errors</th>'
-          '<th rowspan="2" scope="col">rejected</th><th colspan="4" scope="colgroup">anomalies</th>'
-          '<th rowspan="2" scope="col">incar&shy;nations</th></tr>'
-          '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
-          '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
-          '<th scope="col">lost writes</th><th scope="col">dirty cache</th><th scope="col">stale cache</th></tr>'
-          '</thead><tbody>')]
+    o = [
+        '<section id="summary"><h2>Summary</h2><div class="tablewrap"><table class="summary">',
+        (
+            '<thead><tr><th rowspan="2" scope="col">lane</th><th rowspan="2" scope="col">ops</th>'
+            '<th rowspan="2" scope="col">ops/s</th><th rowspan="2" scope="col">hit ratio</th>'
+            '<th colspan="2" scope="colgroup">read ms</th><th colspan="2" scope="colgroup">write ms</th>'
+            '<th colspan="2" scope="colgroup">DB</th><th rowspan="2" scope="col">errors</th>'
+            '<th rowspan="2" scope="col">rejected</th><th colspan="4" scope="colgroup">anomalies</th>'
+            '<th rowspan="2" scope="col">incar&shy;nations</th></tr>'
+            '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
+            '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
+            '<th scope="col">lost writes</th><th scope="col">dirty cache</th><th scope="col">stale cache</th></tr>'
+            "</thead><tbody>"
+        ),
+    ]
     injected = []
     for i, ln in enumerate(lanes):
         name = str(ln.get("name") or ln.get("strategy") or f"lane {i + 1}")
@@ -650,36 +729,55 @@ def _section_summary(summary: dict) -> str:
         if inj:
             injected.append((name, str(inj)))
             extra = ' <span class="badge" title="latency injected by the lab, not measured slowness">injected</span>'
-        o.append(f'<tr data-lane="{esc(name)}">' + _lane_cell(name, i, extra)
-                 + _td(fmt_int(ln.get("ops")), "ops") + _td(fmt_float(ln.get("ops_per_s")), "ops_per_s")
-                 + _td(fmt_pct(ln.get("hit_ratio")), "hit_ratio")
-                 + _td(fmt_ms(rd.get("p50")), "read_p50") + _td(fmt_ms(rd.get("p99")), "read_p99")
-                 + _td(fmt_ms(wr.get("p50")), "write_p50") + _td(fmt_ms(wr.get("p99")), "write_p99")
-                 + _td(fmt_int(db.get("reads")), "db_reads") + _td(fmt_int(db.get("writes")), "db_writes")
-                 + _td(fmt_int(ln.get("errors")), "errors") + _td(fmt_int(ln.get("rejected")), "rejected")
-                 + "".join(_td(fmt_int(an.get(k)), k, "num" + (" bad" if (_num(an.get(k)) or 0) > 0 else ""))
-                           for k in ("stale_reads", "lost_writes", "dirty_cache", "stale_cache"))
-                 + _td(fmt_int(ln.get("incarnations")), "incarnations") + "</tr>")
+        o.append(
+            f'<tr data-lane="{esc(name)}">'
+            + _lane_cell(name, i, extra)
+            + _td(fmt_int(ln.get("ops")), "ops")
+            + _td(fmt_float(ln.get("ops_per_s")), "ops_per_s")
+            + _td(fmt_pct(ln.get("hit_ratio")), "hit_ratio")
+            + _td(fmt_ms(rd.get("p50")), "read_p50")
+            + _td(fmt_ms(rd.get("p99")), "read_p99")
+            + _td(fmt_ms(wr.get("p50")), "write_p50")
+            + _td(fmt_ms(wr.get("p99")), "write_p99")
+            + _td(fmt_int(db.get("reads")), "db_reads")
+            + _td(fmt_int(db.get("writes")), "db_writes")
+            + _td(fmt_int(ln.get("errors")), "errors")
+            + _td(fmt_int(ln.get("rejected")), "rejected")
+            + "".join(
+                _td(fmt_int(an.get(k)), k, "num" + (" bad" if (_num(an.get(k)) or 0) > 0 else ""))
+                for k in ("stale_reads", "lost_writes", "dirty_cache", "stale_cache")
+            )
+            + _td(fmt_int(ln.get("incarnations")), "incarnations")
+            + "</tr>"
+        )
     o.append("</tbody></table></div>")
     for name, label in injected:
-        o.append(f'<p class="note"><span class="badge">injected</span> {esc(name)}: {esc(label)} — '
-                 f'added by the lab on purpose; its latencies include it.</p>')
+        o.append(
+            f'<p class="note"><span class="badge">injected</span> {esc(name)}: {esc(label)} — '
+            f"added by the lab on purpose; its latencies include it.</p>"
+        )
     notes = []
     for ln in lanes:
+        who = ln.get("name") or ln.get("strategy")
         q = ln.get("queue") if isinstance(ln.get("queue"), dict) else {}
         if q.get("max_depth"):
-            notes.append(f"{ln.get('name') or ln.get('strategy')}: the write-behind queue peaked at {fmt_int(q.get('max_depth'))} "
-                         f"entries ({'durable' if q.get('durable') else 'volatile'}), "
-                         f"{fmt_int(q.get('pending_at_end'))} pending at the end, "
-                         f"{fmt_int(q.get('dead_letters'))} dead letter{'' if q.get('dead_letters') == 1 else 's'}, "
-                         f"{fmt_int(q.get('retries'))} retr{'y' if q.get('retries') == 1 else 'ies'}")
-        listed, total = len(ln.get("anomaly_list") or []), sum(
-            int(_num(v) or 0) for v in (ln.get("anomalies") or {}).values()) if isinstance(ln.get("anomalies"), dict) else 0
+            notes.append(
+                f"{who}: the write-behind queue peaked at {fmt_int(q.get('max_depth'))} "
+                f"entries ({'durable' if q.get('durable') else 'volatile'}), "
+                f"{fmt_int(q.get('pending_at_end'))} pending at the end, "
+                f"{fmt_int(q.get('dead_letters'))} dead letter{'' if q.get('dead_letters') == 1 else 's'}, "
+                f"{fmt_int(q.get('retries'))} retr{'y' if q.get('retries') == 1 else 'ies'}"
+            )
+        listed, total = (
+            len(ln.get("anomaly_list") or []),
+            sum(int(_num(v) or 0) for v in (ln.get("anomalies") or {}).values())
+            if isinstance(ln.get("anomalies"), dict)
+            else 0,
+        )
         if total > listed:
-            notes.append(f"{ln.get('name') or ln.get('strategy')}: {total:,} anomalies, of which the summary lists the first {listed:,} "
-                         f"(grouped below)")
+            notes.append(f"{who}: {total:,} anomalies, of which the summary lists the first {listed:,} (grouped below)")
         for f in ln.get("failures") or []:
-            notes.append(f"{ln.get('name') or ln.get('strategy')}: lab failure: {f.get('reason', f) if isinstance(f, dict) else f}")
+            notes.append(f"{who}: lab failure: {f.get('reason', f) if isinstance(f, dict) else f}")
     for f in summary.get("failures") or []:
         notes.append(f"run failure: {f.get('reason', f) if isinstance(f, dict) else f}")
     if notes:
@@ -694,30 +792,47 @@ def _section_faults(summary: dict) -> str:
     if not faults:
         o.append("<p>No fault happened in this run.</p></section>")
         return "".join(o)
-    o.append('<p class="note">Operations that began in each window (a crash: from the kill to one second after '
-             'the lane is back), their errors, p99 latency and the anomalies of the window.</p><div class="faultgrid">')
+    o.append(
+        '<p class="note">Operations that began in each window (a crash: from the kill to one second after '
+        'the lane is back), their errors, p99 latency and the anomalies of the window.</p><div class="faultgrid">'
+    )
     for w in faults:
         lanes = w.get("lanes") if isinstance(w.get("lanes"), dict) else {}
-        o.append(f'<div class="fault" data-kind="{esc(w.get("kind"))}" data-start="{esc(w.get("start"))}">'
-                 f'<h3>{esc(w.get("name") or w.get("kind") or "fault")} '
-                 f'<span class="when">{esc(fmt_s(w.get("start")))} – {esc(fmt_s(w.get("end")))}</span></h3>')
+        o.append(
+            f'<div class="fault" data-kind="{esc(w.get("kind"))}" data-start="{esc(w.get("start"))}">'
+            f"<h3>{esc(w.get('name') or w.get('kind') or 'fault')} "
+            f'<span class="when">{esc(fmt_s(w.get("start")))} – {esc(fmt_s(w.get("end")))}</span></h3>'
+        )
         if w.get("detail"):
             o.append(f'<p class="detail">{esc(w["detail"])}</p>')
-        o.append('<table class="faulttab"><thead><tr><th scope="col">lane</th><th scope="col">ops</th>'
-                 '<th scope="col">errors</th><th scope="col">rejected</th><th scope="col">read p99 ms</th>'
-                 '<th scope="col">write p99 ms</th><th scope="col">stale reads</th><th scope="col">lost writes</th>'
-                 '</tr></thead><tbody>')
+        o.append(
+            '<table class="faulttab"><thead><tr><th scope="col">lane</th><th scope="col">ops</th>'
+            '<th scope="col">errors</th><th scope="col">rejected</th><th scope="col">read p99 ms</th>'
+            '<th scope="col">write p99 ms</th><th scope="col">stale reads</th><th scope="col">lost writes</th>'
+            "</tr></thead><tbody>"
+        )
         for i, (name, v) in enumerate(lanes.items()):
             v = v if isinstance(v, dict) else {}
-            o.append(f'<tr data-lane="{esc(name)}">' + _lane_cell(str(name), i)
-                     + _td(fmt_int(v.get("ops")), "ops") + _td(fmt_int(v.get("errors")), "errors")
-                     + _td(fmt_int(v.get("rejected")), "rejected") + _td(fmt_ms(v.get("read_p99_ms")), "read_p99_ms")
-                     + _td(fmt_ms(v.get("write_p99_ms")), "write_p99_ms")
-                     + _td(fmt_int(v.get("stale_reads")), "stale_reads",
-                           "num" + (" bad" if (_num(v.get("stale_reads")) or 0) > 0 else ""))
-                     + _td(fmt_int(v.get("lost_writes")), "lost_writes",
-                           "num" + (" bad" if (_num(v.get("lost_writes")) or 0) > 0 else ""))
-                     + "</tr>")
+            o.append(
+                f'<tr data-lane="{esc(name)}">'
+                + _lane_cell(str(name), i)
+                + _td(fmt_int(v.get("ops")), "ops")
+                + _td(fmt_int(v.get("errors")), "errors")
+                + _td(fmt_int(v.get("rejected")), "rejected")
+                + _td(fmt_ms(v.get("read_p99_ms")), "read_p99_ms")
+                + _td(fmt_ms(v.get("write_p99_ms")), "write_p99_ms")
+                + _td(
+                    fmt_int(v.get("stale_reads")),
+                    "stale_reads",
+                    "num" + (" bad" if (_num(v.get("stale_reads")) or 0) > 0 else ""),
+                )
+                + _td(
+                    fmt_int(v.get("lost_writes")),
+                    "lost_writes",
+                    "num" + (" bad" if (_num(v.get("lost_writes")) or 0) > 0 else ""),
+                )
+                + "</tr>"
+            )
         o.append("</tbody></table></div>")
     o.append("</div></section>")
     return "".join(o)
@@ -730,14 +845,25 @@ def _section_charts(summary: dict, series: dict, lanes: list[str], node_series: 
         t = [v for v in (series.get(name) or {}).get("t") or [] if _num(v) is not None]
         if t:
             xmax = max(xmax, max(t))
-    o = [('<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
-          'operations ended; shaded: the fault windows. Lines: ')]
-    o.append(", ".join(f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
-                       f'({DASH_WORDS.get(lane_dash(n, i), "dashed")})'
-                       for i, n in enumerate(lanes))
-             + (". Thin lines: each app node of a lane that ran several (throughput, latency, hit ratio, "
-                "queue)" if any((node_series or {}).get(n) for n in lanes) else "")
-             + ".</p><div class=\"charts\">")
+    o = [
+        (
+            '<section id="charts"><h2>Charts</h2><p class="note">One line per lane, in 0.25 s bins by when '
+            "operations ended; shaded: the fault windows. Lines: "
+        )
+    ]
+    o.append(
+        ", ".join(
+            f'<span class="lanename" style="color:{lane_colour(n, i)}">{esc(n)}</span> '
+            f"({DASH_WORDS.get(lane_dash(n, i), 'dashed')})"
+            for i, n in enumerate(lanes)
+        )
+        + (
+            ". Thin lines: each app node of a lane that ran several (throughput, latency, hit ratio, queue)"
+            if any((node_series or {}).get(n) for n in lanes)
+            else ""
+        )
+        + '.</p><div class="charts">'
+    )
     for title, columns, unit, kind in CHARTS:
         col = columns[0]
         cols = []
@@ -745,10 +871,11 @@ def _section_charts(summary: dict, series: dict, lanes: list[str], node_series: 
             cols.append(_columns(series.get(name) or {}, col))
         nodes = None
         if node_series and col in NODE_COLUMNS:
-            nodes = [[_columns(s, col) for s in (node_series.get(name) or []) if isinstance(s, dict)]
-                     for name in lanes]
-        o.append(f'<figure class="chartbox"><figcaption>{esc(title)} <span class="unit">({esc(unit)})</span>'
-                 f'</figcaption>{chart_svg(title, unit, kind, lanes, cols, xmax, faults, col, nodes)}</figure>')
+            nodes = [[_columns(s, col) for s in (node_series.get(name) or []) if isinstance(s, dict)] for name in lanes]
+        o.append(
+            f'<figure class="chartbox"><figcaption>{esc(title)} <span class="unit">({esc(unit)})</span>'
+            f"</figcaption>{chart_svg(title, unit, kind, lanes, cols, xmax, faults, col, nodes)}</figure>"
+        )
     o.append("</div></section>")
     return "".join(o)
 
@@ -757,8 +884,10 @@ def _columns(s: dict, col: str) -> tuple[list, list]:
     """(t, y) of one series' column, as numbers (NaN where a value is missing)."""
     t, y = s.get("t") or [], s.get(col) or []
     n = min(len(t), len(y))
-    return ([_num(v) if _num(v) is not None else math.nan for v in t[:n]],
-            [_num(v) if _num(v) is not None else math.nan for v in y[:n]])
+    return (
+        [_num(v) if _num(v) is not None else math.nan for v in t[:n]],
+        [_num(v) if _num(v) is not None else math.nan for v in y[:n]],
+    )
 
 
 def _section_anomalies(summary: dict, groups: list[dict] | None) -> str:
@@ -770,8 +899,10 @@ def _section_anomalies(summary: dict, groups: list[dict] | None) -> str:
     if not groups:
         o.append("<p>The auditor found no anomaly in this run.</p></section>")
         return "".join(o)
-    o.append('<p class="note">Each anomaly belongs to the latest fault window it happened in (else the one it was '
-             'found in, else "no fault"). Open a line for the auditor\'s sentences.</p>')
+    o.append(
+        '<p class="note">Each anomaly belongs to the latest fault window it happened in (else the one it was '
+        'found in, else "no fault"). Open a line for the auditor\'s sentences.</p>'
+    )
     by_cause: dict[str, list[dict]] = {}
     for g in groups:
         if isinstance(g, dict):
@@ -783,9 +914,11 @@ def _section_anomalies(summary: dict, groups: list[dict] | None) -> str:
             kind = str(g.get("kind") or "anomaly")
             line = g.get("line") or _group_line({**g, "count": count, "cause": cause})
             said = sentences.get((cause, str(g.get("lane")), kind)) or list(g.get("sentences") or [])
-            o.append(f'<details class="group" data-count="{count}" data-kind="{esc(kind)}" '
-                     f'data-lane="{esc(g.get("lane"))}"><summary><span class="count">{count:,}</span> '
-                     f'{esc(line)}</summary>')
+            o.append(
+                f'<details class="group" data-count="{count}" data-kind="{esc(kind)}" '
+                f'data-lane="{esc(g.get("lane"))}"><summary><span class="count">{count:,}</span> '
+                f"{esc(line)}</summary>"
+            )
             if said:
                 o.append('<ul class="sentences">' + "".join(f"<li>{esc(s)}</li>" for s in said[:MAX_SENTENCES]))
                 if len(said) > MAX_SENTENCES:
@@ -802,15 +935,19 @@ def _section_events(summary: dict) -> str:
     if not events:
         o.append("<p>No fault or knob event.</p></section>")
         return "".join(o)
-    o.append('<div class="tablewrap"><table class="events"><thead><tr><th scope="col">time</th>'
-             '<th scope="col">event</th><th scope="col">lane</th><th scope="col">what happened</th></tr></thead><tbody>')
+    o.append(
+        '<div class="tablewrap"><table class="events"><thead><tr><th scope="col">time</th>'
+        '<th scope="col">event</th><th scope="col">lane</th><th scope="col">what happened</th></tr></thead><tbody>'
+    )
     for e in events:
         badge = ' <span class="badge">injected</span>' if e.get("injected") else ""
         fault = kind_of_event(str(e.get("kind")))
         what = fault.label.removesuffix(" (injected)") if fault is not None else e.get("kind")
-        o.append(f'<tr data-kind="{esc(e.get("kind"))}"><td class="num">{esc(fmt_s(e.get("start")))}</td>'
-                 f'<td>{esc(what)}{badge}</td>'
-                 f'<td>{esc(e.get("lane") or "all")}</td><td>{esc(e.get("detail"))}</td></tr>')
+        o.append(
+            f'<tr data-kind="{esc(e.get("kind"))}"><td class="num">{esc(fmt_s(e.get("start")))}</td>'
+            f"<td>{esc(what)}{badge}</td>"
+            f"<td>{esc(e.get('lane') or 'all')}</td><td>{esc(e.get('detail'))}</td></tr>"
+        )
     o.append("</tbody></table></div></section>")
     return "".join(o)
 
@@ -918,8 +1055,13 @@ footer{margin-top:2em;padding-top:.6em;border-top:1px solid var(--line);font-siz
 """
 
 
-def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[float]]],
-                  groups: list[dict] | None = None, node_series: dict | None = None) -> str:
+def render_report(
+    summary: dict,
+    header: dict,
+    series: dict[str, dict[str, list[float]]],
+    groups: list[dict] | None = None,
+    node_series: dict | None = None,
+) -> str:
     """One complete, self-contained HTML5 document describing a run (see the module doc).
     ``node_series``: {lane: [columns of each app node]} for lanes of several nodes."""
     summary = summary if isinstance(summary, dict) else {}
@@ -932,13 +1074,23 @@ def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[
     title = header.get("title") or "Cache Studio run"
     machine = header.get("machine") if isinstance(header.get("machine"), dict) else {}
     where = ", ".join(f"{k} {v}" for k, v in machine.items()) if machine else "machine not recorded"
-    meta = " · ".join(x for x in (
-        str(header.get("created") or "time not recorded"), where, str(header.get("app") or "cachestudio"),
-        (f"scenario {header['scenario']}" if header.get("scenario") else "")) if x)
-    o = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-         f'<title>{esc(title)} — Cache Studio report</title>', f"<style>{CSS}</style></head><body><main>",
-         f'<header><h1>{esc(title)}</h1><p class="meta">{esc(meta)}</p>']
+    meta = " · ".join(
+        x
+        for x in (
+            str(header.get("created") or "time not recorded"),
+            where,
+            str(header.get("app") or "cachestudio"),
+            (f"scenario {header['scenario']}" if header.get("scenario") else ""),
+        )
+        if x
+    )
+    o = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)} — Cache Studio report</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f'<header><h1>{esc(title)}</h1><p class="meta">{esc(meta)}</p>',
+    ]
     if header.get("description"):
         o.append(f'<p class="desc">{esc(header["description"])}</p>')
     status = summary.get("status")
@@ -952,9 +1104,11 @@ def render_report(summary: dict, header: dict, series: dict[str, dict[str, list[
     o.append(_section_charts(summary, series, lanes, node_series if isinstance(node_series, dict) else None))
     o.append(_section_anomalies(summary, groups))
     o.append(_section_events(summary))
-    o.append('<footer><p>Everything in this report was measured on a real run: a real diskcache directory as the '
-             'cache, a real SQLite file as the database, real processes killed with SIGKILL. Faults and latencies '
-             'that the lab injected on purpose are labelled <span class="badge">injected</span>. Anomalies are the '
-             f'auditor\'s verdicts, from the history of every operation. Made by {esc(header.get("app") or "cachestudio")}.'
-             '</p></footer></main></body></html>\n')
+    o.append(
+        "<footer><p>Everything in this report was measured on a real run: a real diskcache directory as the "
+        "cache, a real SQLite file as the database, real processes killed with SIGKILL. Faults and latencies "
+        'that the lab injected on purpose are labelled <span class="badge">injected</span>. Anomalies are the '
+        f"auditor's verdicts, from the history of every operation. Made by {esc(header.get('app') or 'cachestudio')}."
+        "</p></footer></main></body></html>\n"
+    )
     return "".join(o)

@@ -112,8 +112,15 @@ class Lab(LabFaults):
     """One lane's app node: its cache, store, queue and clients (see the module's docstring).
     The faults it takes (burst, stampede, cold cache, outage) are :class:`LabFaults`'."""
 
-    def __init__(self, cfg: LaneConfig, paths: LanePaths, inc: int = 0, start_seq: int = 0,
-                 t0: float | None = None, ep: Endpoints | None = None):
+    def __init__(
+        self,
+        cfg: LaneConfig,
+        paths: LanePaths,
+        inc: int = 0,
+        start_seq: int = 0,
+        t0: float | None = None,
+        ep: Endpoints | None = None,
+    ):
         self.cfg = cfg
         self.paths = paths
         self.inc = inc
@@ -131,8 +138,7 @@ class Lab(LabFaults):
             wb = cfg.write_behind
             self.queue = open_queue(cfg, paths, ep)
             self.flusher = Flusher(self.queue, self.store, wb, self.health)
-        self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind,
-                                      self.health)
+        self.strategy = make_strategy(cfg.strategy, self.cache, self.store, self.queue, cfg.write_behind, self.health)
         self.history = MappedHistoryWriter(paths.history_file(inc))
         #: Why this lane cannot go on (set once; the clients stop), or "".
         self.failure = ""
@@ -423,9 +429,14 @@ class Lab(LabFaults):
         """Close every file; a failing one cannot stop the others from closing."""
         if self.flusher is not None:
             self.flusher.stop.set()
-        for close in (self.queue.close if self.queue is not None else None, self.history.close,
-                      self.cache.stop_culler, self.cache.close, getattr(self.cache, "shutdown", None),
-                      self.store.close):
+        for close in (
+            self.queue.close if self.queue is not None else None,
+            self.history.close,
+            self.cache.stop_culler,
+            self.cache.close,
+            getattr(self.cache, "shutdown", None),
+            self.store.close,
+        ):
             if close is None:
                 continue
             try:
@@ -456,8 +467,16 @@ def _more_files() -> None:
         pass
 
 
-def lab_process(conn, cfg: LaneConfig, root: str, inc: int, start_seq: int, parent_pid: int = 0,
-                t0: float | None = None, ep: Endpoints | None = None) -> None:
+def lab_process(
+    conn,
+    cfg: LaneConfig,
+    root: str,
+    inc: int,
+    start_seq: int,
+    parent_pid: int = 0,
+    t0: float | None = None,
+    ep: Endpoints | None = None,
+) -> None:
     """Entry point of the lab process (multiprocessing, spawn). Under the window it
     inherits the observer's niceness (engine/observer.py)."""
     # Ctrl-C and a SIGTERM to the process group are the observer's to handle: it stops the
@@ -506,10 +525,17 @@ def _commands(lab: Lab, replies: list[tuple]) -> dict:
         if failed:
             replies.append(("cold-failed", failed))
 
-    return {"go": go, "pause": lab.pause, "resume": lab.resume,
-            "step": lambda t0: lab.step(t0, reply=lambda info: replies.append(("stepped", info))),
-            "outage": lab.set_outage, "cold": cold, "set": lab.set_knob, "burst": lab.burst,
-            "stampede": lambda readers: lab.stampede(readers, reply=lambda info: replies.append(("stampede-done", info)))}
+    return {
+        "go": go,
+        "pause": lab.pause,
+        "resume": lab.resume,
+        "step": lambda t0: lab.step(t0, reply=lambda info: replies.append(("stepped", info))),
+        "outage": lab.set_outage,
+        "cold": cold,
+        "set": lab.set_knob,
+        "burst": lab.burst,
+        "stampede": lambda readers: lab.stampede(readers, reply=lambda info: replies.append(("stampede-done", info))),
+    }
 
 
 def _serve(conn, lab: Lab) -> int:

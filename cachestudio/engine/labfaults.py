@@ -69,8 +69,7 @@ class LabFaults:
                 self.last_end = end
             note = "stampede" + (f"; {detail}" if detail else "")
             results.append((outcome, end - start))
-            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note,
-                                 self.node))
+            self._record(op_line(code, seq, lane, READ, key, version, start, end, outcome, acked, inc, note, self.node))
             self.cache.close()  # this thread's connections: 500 readers must not hold 500 of each
             self.store.close()
 
@@ -93,12 +92,18 @@ class LabFaults:
             for t in started:
                 t.join()
             if reply is not None:
-                reply({"key": key, "readers": readers, "protection": self.cache.protection,
-                       "db_reads": sum(1 for outcome, _ in results if outcome == "miss"),
-                       "errors": sum(1 for outcome, _ in results if outcome == "error"),
-                       "not_started": sum(1 for outcome, _ in results if outcome == "not started"),
-                       "expire_failed": expired[0] if expired else "",
-                       "max_ms": max((d for _, d in results), default=0.0) * 1000.0})
+                reply(
+                    {
+                        "key": key,
+                        "readers": readers,
+                        "protection": self.cache.protection,
+                        "db_reads": sum(1 for outcome, _ in results if outcome == "miss"),
+                        "errors": sum(1 for outcome, _ in results if outcome == "error"),
+                        "not_started": sum(1 for outcome, _ in results if outcome == "not started"),
+                        "expire_failed": expired[0] if expired else "",
+                        "max_ms": max((d for _, d in results), default=0.0) * 1000.0,
+                    }
+                )
 
         boss = threading.Thread(target=run, name="stampede", daemon=True)
         boss.start()

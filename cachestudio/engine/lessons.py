@@ -51,17 +51,32 @@ EVENT_METRICS: dict[str, Callable[[str, list[dict]], int]] = {
     # DB reads the lane's stampedes caused, all of them together (the runner's
     # "stampede-done" event: "LANE: N readers of KEY caused M DB reads ...")
     "stampede_db_reads": lambda lane, events: sum(
-        int(m.group(1)) for ev in events if ev.get("kind") == "stampede-done" and ev.get("lane") == lane
-        for m in [STAMPEDE_DB_READS.search(ev.get("detail") or "")] if m),
+        int(m.group(1))
+        for ev in events
+        if ev.get("kind") == "stampede-done" and ev.get("lane") == lane
+        for m in [STAMPEDE_DB_READS.search(ev.get("detail") or "")]
+        if m
+    ),
     # cache entries the lane found in its Redis server when it came back from a kill (the
     # runner's "cache-server-back" event), over every such restart
     "cached_after_restart": lambda lane, events: sum(
-        int(m.group(1).replace(",", "")) for ev in events if ev.get("kind") == "cache-server-back"
-        and ev.get("lane") == lane for m in [CACHED_AFTER_RESTART.search(ev.get("detail") or "")] if m),
+        int(m.group(1).replace(",", ""))
+        for ev in events
+        if ev.get("kind") == "cache-server-back" and ev.get("lane") == lane
+        for m in [CACHED_AFTER_RESTART.search(ev.get("detail") or "")]
+        if m
+    ),
 }
 FIGURES = {**METRICS, **EVENT_METRICS}
-OPERATORS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
-             ">": operator.gt, "<": operator.lt, "=": operator.eq}
+OPERATORS = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
 _CLAIM = re.compile(r"^\s*(>=|<=|!=|==|>|<|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -91,17 +106,18 @@ def parse_claim(lane: str, metric: str, value) -> Claim:
     if metric not in FIGURES:
         raise ClaimError(f"unknown figure {metric!r} (known: {', '.join(FIGURES)})")
     if isinstance(value, bool):
-        raise ClaimError(f"a claim is a number or a string like \">0\", got {str(value).lower()}")
+        raise ClaimError(f'a claim is a number or a string like ">0", got {str(value).lower()}')
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise ClaimError(f"a claim's number must be finite, got {value}")
         return Claim(lane, metric, "==", float(value))
     if not isinstance(value, str):
-        raise ClaimError(f"a claim is a number or a string like \">0\", got {type(value).__name__}")
+        raise ClaimError(f'a claim is a number or a string like ">0", got {type(value).__name__}')
     m = _CLAIM.match(value)
     if m is None or len(value) > 60:
-        raise ClaimError(f"a claim is an operator (> >= < <= == !=) and a number, like \">0\" or \"<= 5\"; "
-                         f"got {value[:60]!r}")
+        raise ClaimError(
+            f'a claim is an operator (> >= < <= == !=) and a number, like ">0" or "<= 5"; got {value[:60]!r}'
+        )
     number = float(m.group(2))
     if not math.isfinite(number):
         raise ClaimError(f"a claim's number must be finite, got {value[:60]!r}")

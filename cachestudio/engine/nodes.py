@@ -28,8 +28,17 @@ KILL_WAIT_S = 5.0  # the longest the observer waits for a killed lab's exit to b
 AUDIT_TIMEOUT_S = 5.0  # the longest the audit (at a kill, at the end) waits for a store's lock
 MP = mp.get_context("spawn")  # never fork: the window's process has Qt threads
 #: Gauges that count events (summed over incarnations); the rest are levels.
-COUNTERS = ("done", "db_reads", "db_writes", "db_transactions", "retries", "flush_failures",
-            "batches", "dead_letters", "unexpected")
+COUNTERS = (
+    "done",
+    "db_reads",
+    "db_writes",
+    "db_transactions",
+    "retries",
+    "flush_failures",
+    "batches",
+    "dead_letters",
+    "unexpected",
+)
 
 
 class LabFailed(RuntimeError):
@@ -40,7 +49,7 @@ class LabHandle:
     """One app node of a lane: its lab process (current incarnation) and what it said.
     Its lane's history, stats, auditor and failures are the lane's (:class:`Lane`)."""
 
-    def __init__(self, lane: "Lane", node: int, ep: Endpoints):
+    def __init__(self, lane: Lane, node: int, ep: Endpoints):
         self.lane = lane
         self.node = node
         self.ep = ep
@@ -152,7 +161,8 @@ class LabHandle:
     def health(self) -> str:
         """running | starting | down | not responding | stopping | drained | failed"""
         if self.state in ("running", "starting", "stopping") and self.silent_for() > (
-                READY_TIMEOUT_S if self.state == "starting" else SILENT_S):
+            READY_TIMEOUT_S if self.state == "starting" else SILENT_S
+        ):
             return "not responding"
         return self.state
 
@@ -258,8 +268,9 @@ class Lane:
         out = []
         for n in self.nodes:
             t = n.totals()
-            out.append({"db_reads": t["db_reads"], "db_writes": t["db_writes"],
-                        "queue_depth": n.gauges.get("queue_depth", 0)})
+            out.append(
+                {"db_reads": t["db_reads"], "db_writes": t["db_writes"], "queue_depth": n.gauges.get("queue_depth", 0)}
+            )
         return out
 
     def send(self, *msg) -> None:

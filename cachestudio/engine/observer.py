@@ -38,6 +38,7 @@ import os
 import signal
 import time
 import traceback
+
 from .config import ConfigError
 from .faultkinds import FAULTS
 from .lab import die_with_parent
@@ -48,19 +49,38 @@ TICK_S = 0.05
 __all__ = ["observer_process", "COMMANDS", "MAX_ANOMALIES", "SAMPLE_RECORDS", "TICK_S"]
 #: The :class:`Run` methods the window may call: every fault kind's command
 #: (:attr:`FaultKind.command`) and the run's controls.
-COMMANDS = {kind.command for kind in FAULTS} | {"outage_start", "outage_end", "schedule", "heal", "pause", "resume",
-                                                 "step", "set_knob"}
-
-
+COMMANDS = {kind.command for kind in FAULTS} | {
+    "outage_start",
+    "outage_end",
+    "schedule",
+    "heal",
+    "pause",
+    "resume",
+    "step",
+    "set_knob",
+}
 
 
 def lane_state(lane) -> dict:
     a = lane.auditor
-    return {"name": lane.cfg.label, "strategy": lane.cfg.strategy, "cfg": lane.cfg, "inc": lane.inc,
-            "pid": lane.proc.pid if lane.proc is not None else None, "state": lane.state, "health": lane.health(),
-            "gauges": dict(lane.gauges), "totals": lane.totals(), "counts": dict(a.counts),
-            "at_risk": a.at_risk(), "ops": lane.stats.ops, "reads": lane.stats.reads, "writes": lane.stats.writes,
-            "burst": lane.burst_active(), "failures": list(lane.failures)}
+    return {
+        "name": lane.cfg.label,
+        "strategy": lane.cfg.strategy,
+        "cfg": lane.cfg,
+        "inc": lane.inc,
+        "pid": lane.proc.pid if lane.proc is not None else None,
+        "state": lane.state,
+        "health": lane.health(),
+        "gauges": dict(lane.gauges),
+        "totals": lane.totals(),
+        "counts": dict(a.counts),
+        "at_risk": a.at_risk(),
+        "ops": lane.stats.ops,
+        "reads": lane.stats.reads,
+        "writes": lane.stats.writes,
+        "burst": lane.burst_active(),
+        "failures": list(lane.failures),
+    }
 
 
 def _end_recording(run: Run) -> None:
@@ -71,10 +91,26 @@ def _end_recording(run: Run) -> None:
     try:
         now = run.now()
         rec.tick(now, run.tick_state())
-        rec.final({"status": "stopped", "interrupted": None, "ended_at": now, "failures": list(run.run_failures),
-                   "run_dir": None, "lanes": [{"totals": lane.totals(), "max_depth": lane.max_depth,
-                                               "incarnations": lane.inc + 1, "failures": list(lane.failures),
-                                               "audited": False, "drained": False} for lane in run.lanes]})
+        rec.final(
+            {
+                "status": "stopped",
+                "interrupted": None,
+                "ended_at": now,
+                "failures": list(run.run_failures),
+                "run_dir": None,
+                "lanes": [
+                    {
+                        "totals": lane.totals(),
+                        "max_depth": lane.max_depth,
+                        "incarnations": lane.inc + 1,
+                        "failures": list(lane.failures),
+                        "audited": False,
+                        "drained": False,
+                    }
+                    for lane in run.lanes
+                ],
+            }
+        )
         rec.close()
         rec.target.commit_quietly()
     except Exception:  # noqa: BLE001 - the recording stays readable up to its last flush
@@ -103,8 +139,9 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, recor
             from .recording import RecordingWriter, check_target, plan_header
 
             path, scenario = record
-            recorder = RecordingWriter(check_target(path), plan_header(
-                plan, SimpleNamespace(**scenario) if scenario else None))
+            recorder = RecordingWriter(
+                check_target(path), plan_header(plan, SimpleNamespace(**scenario) if scenario else None)
+            )
         run = Run(plan, on_event=b.on_event, on_records=b.on_records, recorder=recorder)
         run.start(wait=False)
     except (ConfigError, LabFailed, OSError) as exc:
@@ -134,16 +171,21 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, recor
                     break
             run.tick()
             now = run.now()
-            flags = {"paused": run.paused, "outage_on": run.outage_on, "slow_db_ms": run.slow_db_ms,
-                     "slow_cache_ms": run.slow_cache_ms}
+            flags = {
+                "paused": run.paused,
+                "outage_on": run.outage_on,
+                "slow_db_ms": run.slow_db_ms,
+                "slow_cache_ms": run.slow_cache_ms,
+            }
             gauges, risks = [], []
             for lane in run.lanes:
                 t = lane.totals()
                 gauges.append((t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0)))
                 a = lane.auditor
                 risks.append((a.counts["stale_read"], a.counts["lost_write"], a.at_risk()))
-            node_gauges = [[(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in ln.node_gauges()]
-                           for ln in run.lanes]
+            node_gauges = [
+                [(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in ln.node_gauges()] for ln in run.lanes
+            ]
             update = b.build(now, flags, [lane_state(ln) for ln in run.lanes], gauges, risks, node_gauges)
             conn.send(("update", update))
     except (EOFError, BrokenPipeError, ConnectionResetError):

@@ -63,9 +63,12 @@ TENTATIVE_MAX = 200_000
 #: Keys counted per anomaly group.
 MAX_GROUP_KEYS = 10_000
 #: What each anomaly kind is called, one and many.
-KIND_WORDS = {"stale_read": ("stale read", "stale reads"), "lost_write": ("lost write", "lost writes"),
-              "dirty_cache": ("dirty cache entry", "dirty cache entries"),
-              "stale_cache": ("stale cache entry", "stale cache entries")}
+KIND_WORDS = {
+    "stale_read": ("stale read", "stale reads"),
+    "lost_write": ("lost write", "lost writes"),
+    "dirty_cache": ("dirty cache entry", "dirty cache entries"),
+    "stale_cache": ("stale cache entry", "stale cache entries"),
+}
 _COUNTED = {"stale_read": "stale_reads", "lost_write": "lost_writes"}  # what fault_report counts
 NO_FAULT = "no fault"
 
@@ -101,12 +104,12 @@ class _Latencies:
             buf = np.empty(max(need, 2 * len(self.buf), 256))
             buf[: self.size] = self.buf[: self.size]
             self.buf = buf
-        self.buf[self.size: need] = values
+        self.buf[self.size : need] = values
         self.size = need
         self.seen += k
         if self.size > max(EXACT_LATENCIES, 4 * self._top()):
             keep = self._top() * 2
-            kept = np.partition(self.buf[: self.size], self.size - keep)[self.size - keep:]
+            kept = np.partition(self.buf[: self.size], self.size - keep)[self.size - keep :]
             self.dropped += self.size - keep
             self.buf = np.concatenate([kept, np.empty(keep)])
             self.size = keep
@@ -187,8 +190,11 @@ class _Lane:
         if any(t is not None and lo <= t < self.end for t in times):
             setattr(self, _COUNTED[kind], getattr(self, _COUNTED[kind]) + 1)
             return True
-        if (not self.final and len(self.held_anomalies) < TENTATIVE_MAX
-                and any(t is not None and t >= max(lo, self.end) for t in times)):
+        if (
+            not self.final
+            and len(self.held_anomalies) < TENTATIVE_MAX
+            and any(t is not None and t >= max(lo, self.end) for t in times)
+        ):
             self.held_anomalies.append((kind, *times))
         return False
 
@@ -207,9 +213,15 @@ class _Lane:
         return True
 
     def numbers(self, fresh: bool, clock: float) -> dict:
-        return {"ops": self.ops, "errors": self.errors, "rejected": self.rejected,
-                "read_p99_ms": self.reads.p99(fresh, clock), "write_p99_ms": self.writes.p99(fresh, clock),
-                "stale_reads": self.stale_reads, "lost_writes": self.lost_writes}
+        return {
+            "ops": self.ops,
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "read_p99_ms": self.reads.p99(fresh, clock),
+            "write_p99_ms": self.writes.p99(fresh, clock),
+            "stale_reads": self.stale_reads,
+            "lost_writes": self.lost_writes,
+        }
 
 
 class _Window:
@@ -262,9 +274,19 @@ class _Group:
         line = f"{self.cause}: {self.count:,} {one if self.count == 1 else many} on {on}"
         if top:
             line += ", " + ", ".join(f"{k} ×{n:,}" for k, n in top) + (" …" if distinct > 3 or self.capped else "")
-        return {"id": self.id, "fault_id": self.fault_id, "cause": self.cause, "lane": self.lane, "kind": self.kind,
-                "count": self.count, "distinct_keys": distinct, "keys": [[k, n] for k, n in top],
-                "first_at": self.first_at, "last_at": self.last_at, "line": line}
+        return {
+            "id": self.id,
+            "fault_id": self.fault_id,
+            "cause": self.cause,
+            "lane": self.lane,
+            "kind": self.kind,
+            "count": self.count,
+            "distinct_keys": distinct,
+            "keys": [[k, n] for k, n in top],
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "line": line,
+        }
 
 
 def cause_of(window: _Window | None) -> str:
@@ -329,7 +351,7 @@ class LiveOutcomes:
 
     def _final(self, win: _Window, end: float) -> bool:
         if win.kind in DONE:  # until every lane has said it is done
-            later = self._events[win.event_index + 1:]
+            later = self._events[win.event_index + 1 :]
             return sum(e["kind"] == DONE[win.kind] for e in later) >= len(self.lanes)
         return end < math.inf
 
@@ -342,8 +364,9 @@ class LiveOutcomes:
         ends = np.array([r["end"] for r in ops])
         self.clock = max(self.clock, float(ends.max()))
         first, last, name = float(starts.min()), float(starts.max()), self.lanes[i]
-        candidates = [w for w in self._windows
-                      if w.start <= last and not (w.lanes[name].final and w.lanes[name].end <= first)]
+        candidates = [
+            w for w in self._windows if w.start <= last and not (w.lanes[name].final and w.lanes[name].end <= first)
+        ]
         if not candidates:
             return
         is_read = np.array([r["kind"] == "read" for r in ops])
@@ -423,8 +446,16 @@ class LiveOutcomes:
             known = max(x.end for x in win.lanes.values())
             end = min(known, max(self.clock, win.start)) if is_open else known
         fresh = not is_open
-        out = {"id": win.id, "kind": win.kind, "name": win.name, "start": win.start, "end": end,
-               "detail": win.detail, "lanes": {n: x.numbers(fresh, self.clock) for n, x in win.lanes.items()}, "open": is_open}
+        out = {
+            "id": win.id,
+            "kind": win.kind,
+            "name": win.name,
+            "start": win.start,
+            "end": end,
+            "detail": win.detail,
+            "lanes": {n: x.numbers(fresh, self.clock) for n, x in win.lanes.items()},
+            "open": is_open,
+        }
         out["caption"] = caption(out, self.lanes, self.cfgs)
         return out
 
@@ -467,8 +498,14 @@ def _explain(window: dict, name: str, cfg) -> str:
     crash) took the acknowledged writes a volatile queue held. Decided by the lane's
     strategy (it queues writes) and knobs, never by the lane's name."""
     kind = BY_START.get(window["kind"])
-    if (kind is not None and kind.kills_nodes and cfg is not None and queues_writes(cfg.strategy)
-            and not cfg.write_behind.durable and window["lanes"][name]["lost_writes"]):
+    if (
+        kind is not None
+        and kind.kills_nodes
+        and cfg is not None
+        and queues_writes(cfg.strategy)
+        and not cfg.write_behind.durable
+        and window["lanes"][name]["lost_writes"]
+    ):
         return " (its volatile queue held them)"
     return ""
 

@@ -102,10 +102,15 @@ class OutputWriteError(Exception):
 
 
 def _kind_name(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISLNK, "a symlink"),
-                       (stat.S_ISREG, "a regular file")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISREG, "a regular file"),
+    ):
         if test(mode):
             return name
     return "a special file"
@@ -119,7 +124,7 @@ def _fd_number(path: str) -> int | None:
     named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
     if norm in named:
         return named[norm]
-    m = re.fullmatch(r"/dev/fd/(\d+)|/proc/(?:self|thread-self|%d)/fd/(\d+)" % os.getpid(), norm)
+    m = re.fullmatch(rf"/dev/fd/(\d+)|/proc/(?:self|thread-self|{os.getpid()})/fd/(\d+)", norm)
     if m:
         return int(m.group(1) or m.group(2))
     return None
@@ -180,8 +185,11 @@ class StagedFile:
             except OSError as exc:
                 if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                     raise
-        self.tmp_name, fd = self._named(lambda name: os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd))
+        self.tmp_name, fd = self._named(
+            lambda name: os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd
+            )
+        )
         return fd
 
     def _named(self, make):
@@ -208,8 +216,9 @@ class StagedFile:
         if self.tmp_name is None:  # anonymous O_TMPFILE: give it a name for the rename
             # (a dst_dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW), which links the open
             # file /proc/self/fd/N stands for, not the magic link itself)
-            self.tmp_name, _ = self._named(lambda name: os.link(
-                f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dfd, follow_symlinks=True))
+            self.tmp_name, _ = self._named(
+                lambda name: os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dfd, follow_symlinks=True)
+            )
         os.replace(self.tmp_name, self.base, src_dir_fd=dfd, dst_dir_fd=dfd)
         self.tmp_name = None
         try:  # best effort: make the rename itself durable
@@ -322,11 +331,11 @@ class Output:
         self.how: str | None = None
         self.target: str | None = None
         self.key: tuple | None = None
-        self.to_stdout = False               # after open(): it ends up where print() writes
-        self._state = "new"                 # new, open, committed, discarded, failed
-        self._fd: int | None = None          # where write() goes: a stream, a staged or in-place file
-        self._stream_fd: int | None = None   # a stream's own descriptor (a dup, or the device opened)
-        self._staged: StagedFile | None = None     # create, replace
+        self.to_stdout = False  # after open(): it ends up where print() writes
+        self._state = "new"  # new, open, committed, discarded, failed
+        self._fd: int | None = None  # where write() goes: a stream, a staged or in-place file
+        self._stream_fd: int | None = None  # a stream's own descriptor (a dup, or the device opened)
+        self._staged: StagedFile | None = None  # create, replace
         self._in_place: InPlaceCopy | None = None  # in place
         self._sync_with: TextIO | None = None  # sys.stdout / sys.stderr for fds 1 and 2
         self._buf = bytearray()
@@ -338,7 +347,7 @@ class Output:
 
     # ------------------------------------------------------------------ open
 
-    def open(self) -> "Output":
+    def open(self) -> Output:
         """Check the path and prepare the output; raises OutputError with one line."""
         if self._state != "new":
             raise RuntimeError(f"{self!r} was already opened")
@@ -385,8 +394,9 @@ class Output:
                 try:  # a link only the kernel can follow (/proc/PID/fd/N of another process)?
                     st = os.stat(prev)
                 except OSError:
-                    raise self._refuse(f" is a dangling symlink (to {os.readlink(prev)}, which does not exist); "
-                                       "give a file name") from None
+                    raise self._refuse(
+                        f" is a dangling symlink (to {os.readlink(prev)}, which does not exist); give a file name"
+                    ) from None
                 return self._open_existing(prev, st, magic=True)
             except OSError as exc:
                 raise self._os_refusal(exc) from None
@@ -547,7 +557,7 @@ class Output:
         try:
             view = memoryview(b)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self._failed(exc)
 
@@ -642,7 +652,7 @@ class Output:
 
     # ------------------------------------------------------------------ context manager
 
-    def __enter__(self) -> "Output":
+    def __enter__(self) -> Output:
         if self._state == "new":
             self.open()
         return self
@@ -680,8 +690,9 @@ def open_outputs(items) -> list[Output | None]:
                 if first.name == out.name:
                     shown = "standard output (-)" if out.name == "-" else out.name
                     raise OutputError(f"{first.what} and {out.what} both name {shown}; give each its own file")
-                raise OutputError(f"{first.what} {first.name} and {out.what} {out.name} are the same file; "
-                                  "give each its own file")
+                raise OutputError(
+                    f"{first.what} {first.name} and {out.what} {out.name} are the same file; give each its own file"
+                )
             seen[out.key] = out
     except BaseException:
         for out in outs:

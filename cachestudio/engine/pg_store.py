@@ -24,8 +24,8 @@ import threading
 import psycopg
 from psycopg import sql
 
-from .config import ConfigError, Latency, StoreKnobs
 from .backends import StoreFaultLayer, StoreUnavailable
+from .config import ConfigError, Latency, StoreKnobs
 
 #: Seconds libpq waits to connect (its minimum is 2): a down server on a unix socket is
 #: refused at once anyway.
@@ -35,15 +35,23 @@ STATEMENT_TIMEOUT_FACTOR = 10
 STATEMENT_TIMEOUT_MIN_MS = 2000
 
 #: SQLSTATEs of failures that do not pass by themselves.
-HARD = (psycopg.errors.DiskFull, psycopg.errors.IoError, psycopg.errors.DataCorrupted,
-        psycopg.errors.IndexCorrupted, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,
-        psycopg.errors.InsufficientPrivilege)
+HARD = (
+    psycopg.errors.DiskFull,
+    psycopg.errors.IoError,
+    psycopg.errors.DataCorrupted,
+    psycopg.errors.IndexCorrupted,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.InsufficientPrivilege,
+)
 
 #: The batch's staging table: one per session, emptied at each commit (and gone with
 #: a rollback of the transaction that created it: hence created inside it, and again
 #: on a new connection).
-BATCH_DDL = ("CREATE TEMP TABLE IF NOT EXISTS cachestudio_batch (key TEXT, version BIGINT, value TEXT, "
-             "updated_at DOUBLE PRECISION) ON COMMIT DELETE ROWS")
+BATCH_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS cachestudio_batch (key TEXT, version BIGINT, value TEXT, "
+    "updated_at DOUBLE PRECISION) ON COMMIT DELETE ROWS"
+)
 BATCH_COPY = "COPY cachestudio_batch (key, version, value, updated_at) FROM STDIN"
 
 SHAPE = {"key": "text", "version": "bigint", "value": "text", "updated_at": "double precision"}
@@ -72,8 +80,7 @@ class PostgresStore(StoreFaultLayer):
     """The ``table`` (default ``items``) of a PostgreSQL database; one connection per
     thread (as Store does), in autocommit: a single statement is its own transaction."""
 
-    def __init__(self, conninfo: str, knobs: StoreKnobs, latency: Latency, table: str = "items",
-                 schema: str = ""):
+    def __init__(self, conninfo: str, knobs: StoreKnobs, latency: Latency, table: str = "items", schema: str = ""):
         self.conninfo = conninfo
         self.schema = check_schema(schema)
         self.knobs = knobs
@@ -85,13 +92,15 @@ class PostgresStore(StoreFaultLayer):
         self._upsert = sql.SQL(
             "INSERT INTO {t} (key, version, value, updated_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, "
-            "updated_at = excluded.updated_at WHERE {t}.version < excluded.version").format(t=t)
+            "updated_at = excluded.updated_at WHERE {t}.version < excluded.version"
+        ).format(t=t)
         self._upsert_batch = sql.SQL(
             "INSERT INTO {t} (key, version, value, updated_at) "
             "SELECT DISTINCT ON (key) key, version, value, updated_at FROM cachestudio_batch "
             "ORDER BY key, version DESC "
             "ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, "
-            "updated_at = excluded.updated_at WHERE {t}.version < excluded.version").format(t=t)
+            "updated_at = excluded.updated_at WHERE {t}.version < excluded.version"
+        ).format(t=t)
         lock_ms = max(1, int(knobs.timeout_ms))
         stmt_ms = max(STATEMENT_TIMEOUT_MIN_MS, STATEMENT_TIMEOUT_FACTOR * lock_ms)
         self._options = f"-c lock_timeout={lock_ms} -c statement_timeout={stmt_ms}" + search_path(schema)
@@ -111,18 +120,23 @@ class PostgresStore(StoreFaultLayer):
             conn = self._connect()
             if self.schema:  # before anything else: without it current_schema() is NULL
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                "WHERE table_schema = current_schema() AND table_name = %s",
-                                (self.table,)).fetchall()
+            rows = conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (self.table,),
+            ).fetchall()
             if rows:
                 cols = dict(rows)
                 if cols != SHAPE:
                     found = ", ".join(f"{n} {t}" for n, t in cols.items())
                     raise StoreUnavailable(f"table {self.table} has another shape ({found})", hard=True)
             else:
-                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, "
-                                     "version BIGINT NOT NULL, value TEXT, updated_at DOUBLE PRECISION)")
-                             .format(sql.Identifier(self.table)))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (key TEXT PRIMARY KEY, "
+                        "version BIGINT NOT NULL, value TEXT, updated_at DOUBLE PRECISION)"
+                    ).format(sql.Identifier(self.table))
+                )
         except psycopg.Error as exc:
             self._drop_conn()
             raise _failure("DB setup", exc) from None
@@ -143,8 +157,9 @@ class PostgresStore(StoreFaultLayer):
             if conn is not None:
                 conn.close()
             self._local.conn = None
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   options=self._options)
+            conn = psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=self._options
+            )
             self._local.conn = conn
             self._local.fresh = True
         return conn

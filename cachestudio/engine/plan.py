@@ -70,17 +70,20 @@ def check_plan(plan: Plan) -> Plan:
     check_count(timeline)  # at most MAX_FAULTS, scenario and options together
     check_timeline(timeline, plan.duration_s)  # each fault within the run, its parameters in range
     most = max(cfg.backends.nodes for cfg in plan.lanes)
-    for at, node in plan.node_crashes:
+    for _at, node in plan.node_crashes:
         if node >= most:
             raise ConfigError(f"--crash-node: no node {node!r}: the lanes have nodes 0 to {most - 1} (--nodes)")
     for kind in FAULTS:
         if kind.needs == "redis" and getattr(plan, kind.field):
             if not any(cfg.backends.cache == "redis" for cfg in plan.lanes):
-                raise ConfigError(f"{kind.flag} crashes the run's own redis-server: no lane has its cache on "
-                                  "Redis (--cache-backend redis)")
+                raise ConfigError(
+                    f"{kind.flag} crashes the run's own redis-server: no lane has its cache on "
+                    "Redis (--cache-backend redis)"
+                )
             if plan.redis_url:
-                raise ConfigError(f"{kind.flag} kills the run's own redis-server; a server given by --redis-url "
-                                  "is never crashed")
+                raise ConfigError(
+                    f"{kind.flag} kills the run's own redis-server; a server given by --redis-url is never crashed"
+                )
     check_backends(plan.lanes, plan.redis_url, plan.postgres_url)
     # Overlapping faults of one kind are merged (or refused), never dropped: timeline.py.
     timeline, notes = normalize({f: getattr(plan, f) for f in FIELDS})
@@ -104,40 +107,54 @@ def durability(cfg: LaneConfig) -> dict:
     s = cfg.store
     notes = []
     if cfg.backends.store == "postgresql":
-        notes.append("PostgreSQL (fsync on, synchronous_commit on): a committed DB write survives a process "
-                     "kill and an OS crash")
+        notes.append(
+            "PostgreSQL (fsync on, synchronous_commit on): a committed DB write survives a process kill and an OS crash"
+        )
     else:
         notes += _sqlite_notes(s)
     queue = None
     if queues_writes(cfg.strategy):
         queue = "durable" if cfg.write_behind.durable else "volatile"
         if cfg.write_behind.durable and cfg.backends.cache == "redis":
-            notes.append("durable queue: a Redis stream: it survives a node's kill; a kill of the Redis server "
-                         "loses it unless the server appends to its AOF (everysec: up to the last second)")
+            notes.append(
+                "durable queue: a Redis stream: it survives a node's kill; a kill of the Redis server "
+                "loses it unless the server appends to its AOF (everysec: up to the last second)"
+            )
         elif cfg.write_behind.durable:
-            notes.append("durable queue: diskcache (WAL + synchronous normal): an OS crash could lose "
-                         "the last acknowledged writes still queued")
+            notes.append(
+                "durable queue: diskcache (WAL + synchronous normal): an OS crash could lose "
+                "the last acknowledged writes still queued"
+            )
     redis = cfg.backends.cache == "redis"
-    return {"store": cfg.backends.store, "journal_mode": s.journal_mode, "synchronous": s.synchronous, "queue": queue,
-            "cache": ("redis" + (" aof" if cfg.backends.aof else "")) if redis
-            else ("persistent" if cfg.cache.persistent else "volatile"),
-            "tried": "process kills (SIGKILL) only", "notes": notes}
+    return {
+        "store": cfg.backends.store,
+        "journal_mode": s.journal_mode,
+        "synchronous": s.synchronous,
+        "queue": queue,
+        "cache": ("redis" + (" aof" if cfg.backends.aof else ""))
+        if redis
+        else ("persistent" if cfg.cache.persistent else "volatile"),
+        "tried": "process kills (SIGKILL) only",
+        "notes": notes,
+    }
 
 
 def _sqlite_notes(s) -> list[str]:
     """What an OS crash or a power loss could do to a SQLite store with these pragmas."""
     notes = []
     if s.synchronous == "off":
-        notes.append("synchronous off: an OS crash or power loss could lose committed DB writes "
-                     "or corrupt the database")
+        notes.append(
+            "synchronous off: an OS crash or power loss could lose committed DB writes or corrupt the database"
+        )
     elif s.journal_mode == "wal" and s.synchronous == "normal":
-        notes.append("WAL + synchronous normal: an OS crash or power loss could roll back the last "
-                     "committed DB writes (a process kill cannot)")
+        notes.append(
+            "WAL + synchronous normal: an OS crash or power loss could roll back the last "
+            "committed DB writes (a process kill cannot)"
+        )
     if s.journal_mode == "memory":
         notes.append("journal in memory: a crash in the middle of a DB transaction can corrupt the database")
     elif s.journal_mode in ("delete", "truncate", "persist") and s.synchronous == "normal":
-        notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the "
-                     "database (rare)")
+        notes.append(f"{s.journal_mode} journal + synchronous normal: a power loss could corrupt the database (rare)")
     return notes
 
 
@@ -151,7 +168,9 @@ def check_run_dir(root: Path, lanes: list[LaneConfig]) -> None:
     for cfg in lanes:
         LaneStorage(cfg, LanePaths(root / cfg.slug), Endpoints()).check()
     if root.exists() and any(root.iterdir()):
-        raise ConfigError(f"run directory {root} is not empty (it holds an earlier run?); give an empty or new directory")
+        raise ConfigError(
+            f"run directory {root} is not empty (it holds an earlier run?); give an empty or new directory"
+        )
 
 
 def _writable(path: Path) -> bool:

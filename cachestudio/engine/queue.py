@@ -130,8 +130,9 @@ class DurableQueue:
     def __init__(self, directory: Path, knobs: WriteBehindKnobs):
         self.capacity = knobs.capacity
         self.coalesce = knobs.coalesce
-        self._q = diskcache.Cache(str(directory), timeout=5.0, eviction_policy="none",
-                                  size_limit=2**40, statistics=False)
+        self._q = diskcache.Cache(
+            str(directory), timeout=5.0, eviction_policy="none", size_limit=2**40, statistics=False
+        )
         self._cond = threading.Condition()
         self._depth = 0
         self._wake: int | None = None  # as VolatileQueue's
@@ -165,6 +166,7 @@ class DurableQueue:
             keys = list(itertools.islice(self._q.iterkeys(), n))
             self._taken = keys
             return [tuple(self._q[k]) for k in keys]
+
         return _queue_call("read", read)
 
     def done(self, batch: list[Entry]) -> None:
@@ -172,6 +174,7 @@ class DurableQueue:
             with self._q.transact():
                 for k in self._taken[: len(batch)]:
                     self._q.delete(k)
+
         with self._cond:
             _queue_call("remove", remove)
             self._cond.notify_all()

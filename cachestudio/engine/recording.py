@@ -63,26 +63,39 @@ class RecordingError(ConfigError):
 
 
 def machine_info() -> dict:
-    return {"python": platform.python_version(), "platform": platform.platform(terse=True),
-            "machine": platform.machine(), "cpus": os.cpu_count()}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def app_version() -> str:
     from .. import __version__
+
     return f"cachestudio {__version__}"
 
 
 def plan_header(plan, scenario=None) -> dict:
     """The header's description of a run: its plan, its lanes' knobs, the scenario."""
     return {
-        "type": "header", "format": FORMAT, "version": VERSION, "app": app_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "type": "header",
+        "format": FORMAT,
+        "version": VERSION,
+        "app": app_version(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "scenario": getattr(scenario, "name", None), "title": getattr(scenario, "title", None),
+        "scenario": getattr(scenario, "name", None),
+        "title": getattr(scenario, "title", None),
         "description": getattr(scenario, "description", None),
-        "plan": {"duration_s": plan.duration_s, "seed": plan.seed, "restart_delay_s": plan.restart_delay_s,
-                 # every fault kind's timeline field (faultkinds.FIELDS); an entry with parameters as a list
-                 **{f: [list(x) if isinstance(x, tuple) else x for x in getattr(plan, f)] for f in FIELDS}},
+        "plan": {
+            "duration_s": plan.duration_s,
+            "seed": plan.seed,
+            "restart_delay_s": plan.restart_delay_s,
+            # every fault kind's timeline field (faultkinds.FIELDS); an entry with parameters as a list
+            **{f: [list(x) if isinstance(x, tuple) else x for x in getattr(plan, f)] for f in FIELDS},
+        },
         "lanes": [dataclasses.asdict(cfg) for cfg in plan.lanes],
     }
 
@@ -125,8 +138,7 @@ def check_target(path: str | os.PathLike, what: str = "--record"):
     except OSError as exc:
         raise RecordingError(f"{what} {p} cannot be used ({exc.strerror or exc})") from None
     if stat.S_ISREG(st.st_mode):
-        raise RecordingError(f"{what} {p} already exists; give a new file name (a recording never "
-                             "replaces a file)")
+        raise RecordingError(f"{what} {p} already exists; give a new file name (a recording never replaces a file)")
     if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
         return Output(p, what).open()
     raise RecordingError(f"{what} {p} is not a file name (a directory or a special file)")
@@ -148,7 +160,7 @@ class _FileTarget:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         except OSError as exc:
             self._error = f"the recording {self.path} could not be written ({exc.strerror or exc}); it ends early"
 
@@ -158,6 +170,7 @@ class _FileTarget:
             self.fd = -1
         if self._error is not None:
             from .outputs import OutputWriteError
+
             raise OutputWriteError(self._error)
 
     def discard(self) -> None:
@@ -216,8 +229,14 @@ class RecordingWriter:
 
     def anomalies(self, lane: int, at: float, items: list) -> None:
         if items:
-            self.line({"type": "anomalies", "lane": lane, "t": round(at, 6),
-                       "items": [a.as_dict() if hasattr(a, "as_dict") else a for a in items]})
+            self.line(
+                {
+                    "type": "anomalies",
+                    "lane": lane,
+                    "t": round(at, 6),
+                    "items": [a.as_dict() if hasattr(a, "as_dict") else a for a in items],
+                }
+            )
 
     def due(self, now: float) -> bool:
         return now >= self._next_tick
@@ -341,22 +360,33 @@ def _damage(obj, lanes: int) -> str:
         return "a line is not an object"
     kind = obj.get("type")
     if kind is None:
-        if any(k not in obj for k in _OP_KEYS) or not isinstance(obj["start"], (int, float)) \
-                or not isinstance(obj["end"], (int, float)) or not isinstance(obj["id"], str) \
-                or not obj["id"].rpartition("#")[2].isdecimal() or not isinstance(obj["kind"], str) \
-                or not isinstance(obj["outcome"], str):
+        if (
+            any(k not in obj for k in _OP_KEYS)
+            or not isinstance(obj["start"], (int, float))
+            or not isinstance(obj["end"], (int, float))
+            or not isinstance(obj["id"], str)
+            or not obj["id"].rpartition("#")[2].isdecimal()
+            or not isinstance(obj["kind"], str)
+            or not isinstance(obj["outcome"], str)
+        ):
             return "an operation record lacks its fields"
     elif kind == "event":
         if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("start"), (int, float)):
             return "an event lacks its fields"
     elif kind == "tick":
-        if not isinstance(obj.get("t"), (int, float)) or not isinstance(obj.get("lanes"), list) \
-                or not all(isinstance(x, dict) for x in obj["lanes"]):
+        if (
+            not isinstance(obj.get("t"), (int, float))
+            or not isinstance(obj.get("lanes"), list)
+            or not all(isinstance(x, dict) for x in obj["lanes"])
+        ):
             return "a tick lacks its fields"
     elif kind == "anomalies":
-        if not isinstance(obj.get("lane"), int) or not 0 <= obj["lane"] < lanes \
-                or not isinstance(obj.get("items"), list) \
-                or not all(isinstance(a, dict) and isinstance(a.get("kind"), str) for a in obj["items"]):
+        if (
+            not isinstance(obj.get("lane"), int)
+            or not 0 <= obj["lane"] < lanes
+            or not isinstance(obj.get("items"), list)
+            or not all(isinstance(a, dict) and isinstance(a.get("kind"), str) for a in obj["items"])
+        ):
             return "an anomaly line lacks its fields"
     elif kind not in ("final", "end"):
         return f"an unknown line type {str(kind)[:20]!r}"
@@ -382,15 +412,23 @@ def read_recording(path: str | os.PathLike) -> Recording:
                     raise RecordingError(f"{p} is not a Cache Studio recording (no header)")
                 version = obj.get("version")
                 if not isinstance(version, int) or version > VERSION:
-                    raise RecordingError(f"{p} was written by a newer Cache Studio (recording format "
-                                         f"{version}; this one reads up to {VERSION})")
-                if not isinstance(obj.get("lanes"), list) or not obj["lanes"] or not all(
-                        isinstance(x, dict) and isinstance(x.get("strategy"), str) and isinstance(x.get("name", ""), str)
-                        for x in obj["lanes"]) \
-                        or not isinstance(obj.get("plan"), dict):
+                    raise RecordingError(
+                        f"{p} was written by a newer Cache Studio (recording format "
+                        f"{version}; this one reads up to {VERSION})"
+                    )
+                if (
+                    not isinstance(obj.get("lanes"), list)
+                    or not obj["lanes"]
+                    or not all(
+                        isinstance(x, dict)
+                        and isinstance(x.get("strategy"), str)
+                        and isinstance(x.get("name", ""), str)
+                        for x in obj["lanes"]
+                    )
+                    or not isinstance(obj.get("plan"), dict)
+                ):
                     raise RecordingError(f"{p} is not a Cache Studio recording (its header names no lane)")
-                rec = Recording(p, obj, [[] for _ in obj["lanes"]], [], [], [[] for _ in obj["lanes"]],
-                                None, False, "")
+                rec = Recording(p, obj, [[] for _ in obj["lanes"]], [], [], [[] for _ in obj["lanes"]], None, False, "")
                 lane_of = {lane.get("name") or lane["strategy"]: i for i, lane in enumerate(obj["lanes"])}
                 continue
             why = _damage(obj, len(rec.ops))
@@ -449,25 +487,43 @@ def replay_summary(rec: Recording) -> dict:
         for a in rec.anomalies[i]:
             counts[a["kind"]] = counts.get(a["kind"], 0) + 1
         kept = [{k: v for k, v in a.items() if k != "t"} for a in rec.anomalies[i][:200]]
-        lanes.append(lane_summary(
-            cfg, stats, duration, totals=info.get("totals") or tick.get("totals") or {},
-            gauges=info.get("gauges") or {"queue_depth": tick.get("queue_depth", 0)},
-            max_depth=info.get("max_depth", tick.get("max_depth", 0)),
-            anomalies={SUMMARY_NAMES[k]: counts.get(k, 0) for k in ANOMALY_KINDS}, anomaly_list=kept,
-            incarnations=info.get("incarnations", (tick.get("inc", 0) or 0) + 1),
-            failures=info.get("failures", []), audited=info.get("audited", False),
-            drained=info.get("drained", False), durability_info=durability(cfg),
-            backends=info.get("backends") or cfg.backends.label()))
-    kept_all = [[{**a, "found_at": a.get("found_at")} for a in rec.anomalies[i][:10_000]]
-                for i in range(len(rec.lane_names))]
+        lanes.append(
+            lane_summary(
+                cfg,
+                stats,
+                duration,
+                totals=info.get("totals") or tick.get("totals") or {},
+                gauges=info.get("gauges") or {"queue_depth": tick.get("queue_depth", 0)},
+                max_depth=info.get("max_depth", tick.get("max_depth", 0)),
+                anomalies={SUMMARY_NAMES[k]: counts.get(k, 0) for k in ANOMALY_KINDS},
+                anomaly_list=kept,
+                incarnations=info.get("incarnations", (tick.get("inc", 0) or 0) + 1),
+                failures=info.get("failures", []),
+                audited=info.get("audited", False),
+                drained=info.get("drained", False),
+                durability_info=durability(cfg),
+                backends=info.get("backends") or cfg.backends.label(),
+            )
+        )
+    kept_all = [
+        [{**a, "found_at": a.get("found_at")} for a in rec.anomalies[i][:10_000]] for i in range(len(rec.lane_names))
+    ]
     faults = fault_report_records(rec.lane_names, rec.ops, kept_all, rec.events, end)
     status = final.get("status") or "recording-cut"
-    return {"seed": rec.header["plan"]["seed"], "duration_s": duration, "status": status,
-            "interrupted": final.get("interrupted"), "ended_at_s": round(end, 3),
-            "failures": final.get("failures", []), "lanes": lanes, "faults": faults, "events": rec.events,
-            "run_dir": final.get("run_dir"),
-            "history_records": sum(len(ops) for ops in rec.ops) + len(rec.events),
-            **({} if rec.complete else {"recording": {"complete": False, "note": rec.note}})}
+    return {
+        "seed": rec.header["plan"]["seed"],
+        "duration_s": duration,
+        "status": status,
+        "interrupted": final.get("interrupted"),
+        "ended_at_s": round(end, 3),
+        "failures": final.get("failures", []),
+        "lanes": lanes,
+        "faults": faults,
+        "events": rec.events,
+        "run_dir": final.get("run_dir"),
+        "history_records": sum(len(ops) for ops in rec.ops) + len(rec.events),
+        **({} if rec.complete else {"recording": {"complete": False, "note": rec.note}}),
+    }
 
 
 def describe(rec: Recording) -> str:
@@ -475,12 +531,13 @@ def describe(rec: Recording) -> str:
     n = sum(len(ops) for ops in rec.ops)
     what = rec.header.get("scenario") or ", ".join(rec.lane_names)
     tail = "" if rec.complete else f"; {rec.note}, read up to {rec.end_time:.1f} s"
-    return (f"recording of {what}: {rec.end_time:.1f} s of lab time, {n:,} operations, "
-            f"{len(rec.events)} events, made by {rec.header.get('app', '?')} on {rec.header.get('created', '?')}{tail}")
+    return (
+        f"recording of {what}: {rec.end_time:.1f} s of lab time, {n:,} operations, "
+        f"{len(rec.events)} events, made by {rec.header.get('app', '?')} on {rec.header.get('created', '?')}{tail}"
+    )
 
 
 def size_note(path: str | os.PathLike, ops: int) -> str:
     size = os.path.getsize(path)
     per = f", {size / ops * 1e6 / 1e6:.1f} MB per million operations" if ops else ""
     return f"{size / 1e6:.1f} MB{per}"
-

@@ -101,9 +101,13 @@ def redis_client(url: str) -> redis.Redis:
     """A thread-safe client over a connection pool. One retry without backoff: a pooled
     connection that a restarted server dropped is reconnected once, at once; a server
     that is down fails the call at once (redis-py's default retries back off for seconds)."""
-    pool = redis.ConnectionPool.from_url(url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-                                         socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                         retry=Retry(NoBackoff(), 1))
+    pool = redis.ConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1),
+    )
     return redis.Redis(connection_pool=pool)
 
 
@@ -211,12 +215,12 @@ class RedisCache(CacheFaultLayer):
                 pipe.execute()
             else:
                 change(self.client)
+
         self._call(what, run)
 
     def expire_now(self, key: str) -> None:
         """The key expires (as its TTL would make it): the entry and any lock or lease go."""
-        self._call("expire", lambda: self.client.delete(self.prefix + key, self.prefix + LEASE + key),
-                   delay=False)
+        self._call("expire", lambda: self.client.delete(self.prefix + key, self.prefix + LEASE + key), delay=False)
 
     # -- stampede protection: single-flight lock or lease ------------------------------
 
@@ -224,8 +228,12 @@ class RedisCache(CacheFaultLayer):
         """Atomically (one Lua script): the cached value, or else a lease (or lock) token
         if nobody holds one. ``(None, None)``: a miss while someone else is fetching."""
         token = f"{self._token_prefix}{next(self._tokens)}"
-        hit, raw = self._call("get", lambda: self._get_or_lease(
-            keys=[self.prefix + key, self.prefix + LEASE + key], args=[token, self._lease_ms]))
+        hit, raw = self._call(
+            "get",
+            lambda: self._get_or_lease(
+                keys=[self.prefix + key, self.prefix + LEASE + key], args=[token, self._lease_ms]
+            ),
+        )
         if hit:
             return parse_entry(key, raw), None
         return None, (raw or None)
@@ -233,21 +241,24 @@ class RedisCache(CacheFaultLayer):
     def set_leased(self, key: str, token: str, version: int, value: str) -> bool:
         """The lease holder's set: it lands only if the lease is still the holder's (a
         write since the lease was given invalidated it). Returns whether it landed."""
-        landed = self._call("set", lambda: self._set_leased(
-            keys=[self.prefix + key, self.prefix + LEASE + key],
-            args=[token, f"{version}|{value}", self.ttl_ms]))
+        landed = self._call(
+            "set",
+            lambda: self._set_leased(
+                keys=[self.prefix + key, self.prefix + LEASE + key], args=[token, f"{version}|{value}", self.ttl_ms]
+            ),
+        )
         return bool(landed)
 
     def release(self, key: str, token: str) -> None:
         """Give a lock or lease back (if it is still ours)."""
         try:
-            self._call("release", lambda: self._release(keys=[self.prefix + LEASE + key], args=[token]),
-                       delay=False)
+            self._call("release", lambda: self._release(keys=[self.prefix + LEASE + key], args=[token]), delay=False)
         except CacheUnavailable:
             pass  # it expires on its own after lease_ttl
 
     def clear(self) -> None:
         """Delete this cache's keys (SCAN + UNLINK of the prefix), never the whole server's."""
+
         def run():
             batch = []
             for k in self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
@@ -257,6 +268,7 @@ class RedisCache(CacheFaultLayer):
                     batch = []
             if batch:
                 self.client.unlink(*batch)
+
         self._call("clear", run, delay=False)
 
     def close(self) -> None:
@@ -274,15 +286,18 @@ def redis_cache_versions(url: str, prefix: str = "") -> dict[str, int]:
     out: dict[str, int] = {}
     client = redis_client(url)
     try:
-        keys = [k for k in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000)
-                if not k[len(prefix):].startswith(LEASE)]
+        keys = [
+            k
+            for k in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000)
+            if not k[len(prefix) :].startswith(LEASE)
+        ]
         for start in range(0, len(keys), 1000):
-            chunk = keys[start:start + 1000]
+            chunk = keys[start : start + 1000]
             for k, raw in zip(chunk, client.mget(chunk)):
                 if isinstance(raw, str) and "|" in raw:
                     version = raw.partition("|")[0]
                     if version.isdigit():
-                        out[k[len(prefix):]] = int(version)
+                        out[k[len(prefix) :]] = int(version)
     finally:
         client.connection_pool.disconnect()
     return out

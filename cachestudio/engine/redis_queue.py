@@ -85,8 +85,9 @@ def _entry(stream: str, fields: dict) -> Entry:
     try:
         return fields["k"], int(fields["v"]), fields["d"]
     except (KeyError, TypeError, ValueError):
-        raise QueueUnavailable(f"write queue read failed: an entry of {stream} is not a queued write: "
-                               f"{fields!r}", hard=True) from None
+        raise QueueUnavailable(
+            f"write queue read failed: an entry of {stream} is not a queued write: {fields!r}", hard=True
+        ) from None
 
 
 class RedisStreamQueue:
@@ -125,8 +126,9 @@ class RedisStreamQueue:
         deadline = time.monotonic() + timeout
         while True:
             seen = self._freed
-            added, depth = self._call("push", lambda: self._put(
-                keys=[self.stream], args=[self.capacity, key, version, value]))
+            added, depth = self._call(
+                "push", lambda: self._put(keys=[self.stream], args=[self.capacity, key, version, value])
+            )
             if added:
                 wake = self._wake  # read once: the flusher resets it to None when it stops waiting
                 if wake is not None and depth >= wake:
@@ -166,7 +168,7 @@ class RedisStreamQueue:
             return pipe.execute()[1]
 
         depth = self._call("remove", remove)
-        self._taken = self._taken[len(ids):]
+        self._taken = self._taken[len(ids) :]
         with self._cond:
             self._depth = depth
             self._freed += 1

@@ -38,7 +38,7 @@ def fault_windows(events: list[dict], run_end: float, lanes: list[str]) -> list[
         kind, t = e["kind"], e["start"]
         if kind not in NAMES:
             continue
-        later = events[i + 1:]
+        later = events[i + 1 :]
         if kind in BACK:
             ends = {}
             for lane in lanes:
@@ -84,13 +84,15 @@ def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
             if f.exists():
                 ops.extend(r for r in read_history(f) if r["kind"] in ("read", "write"))
         records.append(ops)
-    anomalies = [[{"kind": a.kind, "at": a.at, "found_at": a.found_at} for a in lane.auditor.anomalies]
-                 for lane in lanes]
+    anomalies = [
+        [{"kind": a.kind, "at": a.at, "found_at": a.found_at} for a in lane.auditor.anomalies] for lane in lanes
+    ]
     return fault_report_records(names, records, anomalies, events, run_end)
 
 
-def fault_report_records(names: list[str], records: list[list[dict]], anomalies: list[list[dict]],
-                         events: list[dict], run_end: float) -> list[dict]:
+def fault_report_records(
+    names: list[str], records: list[list[dict]], anomalies: list[list[dict]], events: list[dict], run_end: float
+) -> list[dict]:
     """The same from the lanes' operation records and anomalies (dicts with ``kind``,
     ``at``, ``found_at``): what a recording holds."""
     windows = fault_windows(events, run_end, names)
@@ -106,8 +108,9 @@ def fault_report_records(names: list[str], records: list[list[dict]], anomalies:
             reads = [r["end"] - r["start"] for r in inside if r["kind"] == "read"]
             writes = [r["end"] - r["start"] for r in inside if r["kind"] == "write"]
             # an anomaly belongs to the window it happened in, or was found in (a kill)
-            found = [a for a in found_all
-                     if any(t is not None and lo <= t < hi for t in (a.get("at"), a.get("found_at")))]
+            found = [
+                a for a in found_all if any(t is not None and lo <= t < hi for t in (a.get("at"), a.get("found_at")))
+            ]
             w["lanes"][name] = {
                 "ops": len(inside),
                 "errors": sum(r["outcome"] == "error" for r in inside),

@@ -21,8 +21,12 @@ from .strategykinds import queues_writes
 from .telemetry import LaneStats
 
 #: Auditor kinds as the summary names them (DESIGN.md §6).
-SUMMARY_NAMES = {"stale_read": "stale_reads", "lost_write": "lost_writes",
-                 "dirty_cache": "dirty_cache", "stale_cache": "stale_cache"}
+SUMMARY_NAMES = {
+    "stale_read": "stale_reads",
+    "lost_write": "lost_writes",
+    "dirty_cache": "dirty_cache",
+    "stale_cache": "stale_cache",
+}
 
 
 class RunEnd:
@@ -61,7 +65,9 @@ class RunEnd:
                     if node.error:
                         self._fail(node, "lab-refused", f"{name} lab incarnation {inc} refused to start: {node.error}")
                     else:
-                        self._fail(node, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}")
+                        self._fail(
+                            node, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}"
+                        )
         for node in self.nodes:
             if node.state == "running":
                 node.send("stop")
@@ -83,23 +89,37 @@ class RunEnd:
                         node.proc.join(KILL_WAIT_S)
                 name = node.name
                 if closed or not node.proc.is_alive():
-                    self._lost_at_end(node, "lab-died", f"{name} lab exited while draining (exit status "
-                                      f"{node.proc.exitcode})")
+                    self._lost_at_end(
+                        node, "lab-died", f"{name} lab exited while draining (exit status {node.proc.exitcode})"
+                    )
                 elif node.silent_for() > HUNG_S:
                     since = self.now() - node.silent_for()
-                    self._lost_at_end(node, "lab-hung", f"{name} lab not responding since {max(0.0, since):.1f} s "
-                                      f"while draining; killed (SIGKILL)")
+                    self._lost_at_end(
+                        node,
+                        "lab-hung",
+                        f"{name} lab not responding since {max(0.0, since):.1f} s while draining; killed (SIGKILL)",
+                    )
                 elif time.monotonic() > deadline:
-                    self._lost_at_end(node, "lab-hung", f"{name} lab did not stop within "
-                                      f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)")
+                    self._lost_at_end(
+                        node,
+                        "lab-hung",
+                        f"{name} lab did not stop within "
+                        f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)",
+                    )
         for node in self.nodes:
             self._reap(node)
         self._consume()
-        undrained = [f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
-                     for node in self.nodes if node.state == "drained" and not node.final.get("drained")]
+        undrained = [
+            f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
+            for node in self.nodes
+            if node.state == "drained" and not node.final.get("drained")
+        ]
         stopped = [node.name for node in self.nodes if node.state != "drained"]
-        detail = "labs stopped; " + ("queues drained" if not undrained else
-                                     f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained))
+        detail = "labs stopped; " + (
+            "queues drained"
+            if not undrained
+            else f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained)
+        )
         if stopped:
             detail += "; not stopped cleanly: " + ", ".join(stopped)
         self._event("drain", detail)
@@ -111,14 +131,29 @@ class RunEnd:
         summary = self.summary()
         if self.recorder is not None:
             self.recorder.tick(self.ended_at, self.tick_state())
-            self.recorder.final({
-                "status": summary["status"], "interrupted": self.interrupted, "ended_at": self.ended_at,
-                "failures": list(self.run_failures), "run_dir": summary["run_dir"],
-                "lanes": [{"totals": lane.totals(), "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
-                           "max_depth": lane.max_depth, "incarnations": lane.inc + 1, "failures": list(lane.failures),
-                           "audited": lane.audited, "drained": bool(lane.final and lane.final.get("drained")),
-                           "backends": self.servers.describe(lane.cfg),
-                           "cfg": dataclasses.asdict(lane.cfg)} for lane in self.lanes]})
+            self.recorder.final(
+                {
+                    "status": summary["status"],
+                    "interrupted": self.interrupted,
+                    "ended_at": self.ended_at,
+                    "failures": list(self.run_failures),
+                    "run_dir": summary["run_dir"],
+                    "lanes": [
+                        {
+                            "totals": lane.totals(),
+                            "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
+                            "max_depth": lane.max_depth,
+                            "incarnations": lane.inc + 1,
+                            "failures": list(lane.failures),
+                            "audited": lane.audited,
+                            "drained": bool(lane.final and lane.final.get("drained")),
+                            "backends": self.servers.describe(lane.cfg),
+                            "cfg": dataclasses.asdict(lane.cfg),
+                        }
+                        for lane in self.lanes
+                    ],
+                }
+            )
             self.recorder.close()
         return summary
 
@@ -150,15 +185,23 @@ class RunEnd:
             store = lane.storage.versions(AUDIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - locked, corrupt or foreign: named
             lane.audited = False
-            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the store "
-                       f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged")
+            self._fail(
+                lane,
+                "audit",
+                f"{lane.cfg.label}: the end-of-run audit could not read the store "
+                f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged",
+            )
             return
         try:
             cache = lane.storage.cache_versions()
         except Exception as exc:  # noqa: BLE001
             lane.audited = False
-            self._fail(lane, "audit", f"{lane.cfg.label}: the end-of-run audit could not read the cache "
-                       f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged")
+            self._fail(
+                lane,
+                "audit",
+                f"{lane.cfg.label}: the end-of-run audit could not read the cache "
+                f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged",
+            )
             cache = None
         lane.auditor.confirm_store(store)
         self._found(self.lanes.index(lane), lane.auditor.finish(store, cache if cache is not None else {}))
@@ -167,22 +210,41 @@ class RunEnd:
         lanes = []
         for lane in self.lanes:
             a = lane.auditor
-            lanes.append(lane_summary(
-                lane.cfg, lane.stats, self.plan.duration_s, totals=lane.totals(), gauges=lane.final or lane.gauges,
-                max_depth=lane.max_depth, anomalies={SUMMARY_NAMES[k]: a.counts[k] for k in ANOMALY_KINDS},
-                anomaly_list=[x.as_dict() for x in a.anomalies[:200]], incarnations=lane.inc + 1,
-                failures=list(lane.failures), audited=lane.audited,
-                drained=bool(lane.final and lane.final.get("drained")), durability_info=durability(lane.cfg),
-                backends=self.servers.describe(lane.cfg)))
+            lanes.append(
+                lane_summary(
+                    lane.cfg,
+                    lane.stats,
+                    self.plan.duration_s,
+                    totals=lane.totals(),
+                    gauges=lane.final or lane.gauges,
+                    max_depth=lane.max_depth,
+                    anomalies={SUMMARY_NAMES[k]: a.counts[k] for k in ANOMALY_KINDS},
+                    anomaly_list=[x.as_dict() for x in a.anomalies[:200]],
+                    incarnations=lane.inc + 1,
+                    failures=list(lane.failures),
+                    audited=lane.audited,
+                    drained=bool(lane.final and lane.final.get("drained")),
+                    durability_info=durability(lane.cfg),
+                    backends=self.servers.describe(lane.cfg),
+                )
+            )
         faults = fault_report(self.lanes, self.events, getattr(self, "ended_at", None) or self.now())
         failed = any(lane.failures for lane in self.lanes) or bool(self.run_failures)
         status = "interrupted" if self.interrupted else ("lab-failed" if failed else "ok")
-        return {"seed": self.plan.seed, "duration_s": self.plan.duration_s, "status": status,
-                "interrupted": self.interrupted, "ended_at_s": round(getattr(self, "ended_at", None) or self.now(), 3),
-                "failures": list(self.run_failures), "lanes": lanes, "faults": faults, "events": self.events,
-                "run_dir": None if self._tmp else str(self.root),
-                # the records of the run's history (what --history writes): operations and events
-                "history_records": sum(lane.stats.ops for lane in self.lanes) + len(self.events)}
+        return {
+            "seed": self.plan.seed,
+            "duration_s": self.plan.duration_s,
+            "status": status,
+            "interrupted": self.interrupted,
+            "ended_at_s": round(getattr(self, "ended_at", None) or self.now(), 3),
+            "failures": list(self.run_failures),
+            "lanes": lanes,
+            "faults": faults,
+            "events": self.events,
+            "run_dir": None if self._tmp else str(self.root),
+            # the records of the run's history (what --history writes): operations and events
+            "history_records": sum(lane.stats.ops for lane in self.lanes) + len(self.events),
+        }
 
     def write_history(self, out) -> int:
         """Merge every lane's history and the fault events into one JSON Lines file
@@ -223,9 +285,23 @@ class RunEnd:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals: dict, gauges: dict,
-                 max_depth: int, anomalies: dict, anomaly_list: list, incarnations: int, failures: list,
-                 audited: bool, drained: bool, durability_info: dict, backends: str = "") -> dict:
+def lane_summary(
+    cfg: LaneConfig,
+    stats: LaneStats,
+    duration_s: float,
+    *,
+    totals: dict,
+    gauges: dict,
+    max_depth: int,
+    anomalies: dict,
+    anomaly_list: list,
+    incarnations: int,
+    failures: list,
+    audited: bool,
+    drained: bool,
+    durability_info: dict,
+    backends: str = "",
+) -> dict:
     """One lane of the summary (DESIGN.md §6), from a live run or a recording."""
     t = {k: totals.get(k, 0) for k in COUNTERS}
     return {
@@ -238,9 +314,13 @@ def lane_summary(cfg: LaneConfig, stats: LaneStats, duration_s: float, *, totals
         "hit_ratio": stats.hit_ratio(),
         "latency_ms": {k: h.summary() for k, h in stats.latency.items()},
         "db": {"reads": t["db_reads"], "writes": t["db_writes"], "transactions": t["db_transactions"]},
-        "queue": {"max_depth": max_depth, "pending_at_end": gauges.get("queue_depth", 0),
-                  "dead_letters": t["dead_letters"], "retries": t["retries"],
-                  "durable": cfg.write_behind.durable if queues_writes(cfg.strategy) else None},
+        "queue": {
+            "max_depth": max_depth,
+            "pending_at_end": gauges.get("queue_depth", 0),
+            "dead_letters": t["dead_letters"],
+            "retries": t["retries"],
+            "durable": cfg.write_behind.durable if queues_writes(cfg.strategy) else None,
+        },
         "errors": stats.errors,
         "rejected": stats.rejected,
         "anomalies": anomalies,

@@ -28,24 +28,53 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .config import LIVE_KNOBS, ConfigError, validate
 from .faultinjection import ENDS, FaultInjection
 from .faultkinds import BY_NAME, FAULTS
 from .history import HistoryWriter
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LanePaths
-from .nodes import (AUDIT_TIMEOUT_S, COUNTERS, HUNG_S, KILL_WAIT_S, MP, READY_TIMEOUT_S, SILENT_S, LabFailed,
-                    LabHandle, Lane)
+from .nodes import (
+    AUDIT_TIMEOUT_S,
+    COUNTERS,
+    HUNG_S,
+    KILL_WAIT_S,
+    MP,
+    READY_TIMEOUT_S,
+    SILENT_S,
+    LabFailed,
+    LabHandle,
+    Lane,
+)
 from .plan import Plan, check_plan, check_run_dir, durability
 from .runend import SUMMARY_NAMES, RunEnd, lane_summary
 from .storage import LaneStorage, RunServers, traversable
 
 #: What importers of this module have always found here (the plan, the nodes, the end).
-__all__ = ["AUDIT_TIMEOUT_S", "COUNTERS", "END_BOUND_S", "HUNG_S", "KILL_WAIT_S", "MP", "READY_TIMEOUT_S",
-           "SILENT_S", "SUMMARY_NAMES", "LabFailed", "LabHandle", "Lane", "Plan", "Run", "StopRequest",
-           "check_plan", "check_run_dir", "durability", "lane_summary", "run"]
+__all__ = [
+    "AUDIT_TIMEOUT_S",
+    "COUNTERS",
+    "END_BOUND_S",
+    "HUNG_S",
+    "KILL_WAIT_S",
+    "MP",
+    "READY_TIMEOUT_S",
+    "SILENT_S",
+    "SUMMARY_NAMES",
+    "LabFailed",
+    "LabHandle",
+    "Lane",
+    "Plan",
+    "Run",
+    "StopRequest",
+    "check_plan",
+    "check_run_dir",
+    "durability",
+    "lane_summary",
+    "run",
+]
 
 #: The worst case beyond a run's duration: its start and a last restart (each up to the
 #: ready timeout), the drain (DRAIN_LIMIT_S), a client stuck in a call, a silent lab's
@@ -61,8 +90,13 @@ class Run(FaultInjection, RunEnd):
     """One run: its labs, its clock, its schedule of faults, its observer round (see the
     module's docstring). The faults are :class:`FaultInjection`'s, the end :class:`RunEnd`'s."""
 
-    def __init__(self, plan: Plan, on_event: Callable[[dict], None] | None = None,
-                 on_records: Callable[[int, list, list], None] | None = None, recorder=None):
+    def __init__(
+        self,
+        plan: Plan,
+        on_event: Callable[[dict], None] | None = None,
+        on_records: Callable[[int, list, list], None] | None = None,
+        recorder=None,
+    ):
         self.plan = check_plan(plan)
         #: A :class:`~.recording.RecordingWriter`, fed as the run goes (or None).
         self.recorder = recorder
@@ -102,8 +136,14 @@ class Run(FaultInjection, RunEnd):
         self._due: float | None = None  # when the scheduled fault firing now was due
         #: What a scheduled item calls: each fault kind's command, and the ends faults schedule.
         self._handlers: dict[str, Callable] = {kind.name: getattr(self, kind.command) for kind in FAULTS}
-        self._handlers.update({"outage-due": self.outage_due, "slow-db-end": self.slow_db_end,
-                               "slow-cache-end": self.slow_cache_end, "cache-server-back": self.cache_server_back})
+        self._handlers.update(
+            {
+                "outage-due": self.outage_due,
+                "slow-db-end": self.slow_db_end,
+                "slow-cache-end": self.slow_cache_end,
+                "cache-server-back": self.cache_server_back,
+            }
+        )
         self._restart_at: float | None = None
         self._next_confirm = 0.0
         self.slow_db_ms = 0.0
@@ -127,19 +167,37 @@ class Run(FaultInjection, RunEnd):
             return self._frozen
         return self._clock() - self.t0
 
-    def _event(self, kind: str, detail: str, injected: bool = False, lane: str | None = None,
-               at: float | None = None) -> None:
+    def _event(
+        self, kind: str, detail: str, injected: bool = False, lane: str | None = None, at: float | None = None
+    ) -> None:
         t = round(self.now() if at is None else at, 6)
-        ev = {"id": f"ev#{len(self.events)}", "lane": lane, "kind": kind, "key": None, "version": None,
-              "start": t, "end": t, "outcome": None, "acked": None, "injected": injected, "detail": detail}
+        ev = {
+            "id": f"ev#{len(self.events)}",
+            "lane": lane,
+            "kind": kind,
+            "key": None,
+            "version": None,
+            "start": t,
+            "end": t,
+            "outcome": None,
+            "acked": None,
+            "injected": injected,
+            "detail": detail,
+        }
         self.events.append(ev)
         if not self.run_failures:
             try:
                 self._events_file.write(_json_line(ev))
             except OSError as exc:  # the run directory's disk is full or gone: said once, not fatal
-                self.run_failures.append({"at": t, "kind": "files", "reason": f"the run's events file "
-                                          f"{self.root / 'events.jsonl'} cannot be written ({exc.strerror or exc}); "
-                                          "the run directory is incomplete"})
+                self.run_failures.append(
+                    {
+                        "at": t,
+                        "kind": "files",
+                        "reason": f"the run's events file "
+                        f"{self.root / 'events.jsonl'} cannot be written ({exc.strerror or exc}); "
+                        "the run directory is incomplete",
+                    }
+                )
         if self.recorder is not None:
             self.recorder.event(ev)
         self.on_event(ev)
@@ -256,19 +314,30 @@ class Run(FaultInjection, RunEnd):
                 self._handle(node, msg)
             name = node.name
             if node.state in ("running", "starting") and node.proc is not None and not node.proc.is_alive():
-                self._lost_node(node, "lab-died", f"{name} lab exited unexpectedly (exit status "
-                                f"{node.proc.exitcode}); restarting")
+                self._lost_node(
+                    node, "lab-died", f"{name} lab exited unexpectedly (exit status {node.proc.exitcode}); restarting"
+                )
             elif node.state == "running" and node.silent_for() > HUNG_S:
                 since = self.now() - node.silent_for()
-                self._lost_node(node, "lab-hung", f"{name} lab not responding since {max(0.0, since):.1f} s "
-                                f"(nothing for {HUNG_S:g} s); killed (SIGKILL) and restarted")
+                self._lost_node(
+                    node,
+                    "lab-hung",
+                    f"{name} lab not responding since {max(0.0, since):.1f} s "
+                    f"(nothing for {HUNG_S:g} s); killed (SIGKILL) and restarted",
+                )
             elif node.state == "starting" and node.silent_for() > READY_TIMEOUT_S:
-                self._lost_node(node, "lab-hung", f"{name} lab did not come up within {READY_TIMEOUT_S:g} s; "
-                                "killed (SIGKILL) and restarted")
+                self._lost_node(
+                    node,
+                    "lab-hung",
+                    f"{name} lab did not come up within {READY_TIMEOUT_S:g} s; killed (SIGKILL) and restarted",
+                )
         self._consume()
         # A burst ends when no lab has any of it left (after one gauge round at least).
-        if (self._burst_since is not None and self.now() - self._burst_since > BURST_SETTLE_S
-                and not any(lane.burst_active() for lane in self.lanes)):
+        if (
+            self._burst_since is not None
+            and self.now() - self._burst_since > BURST_SETTLE_S
+            and not any(lane.burst_active() for lane in self.lanes)
+        ):
             self._burst_since = None
             self._event("burst-end", "burst done")
         if self._stepping and time.monotonic() > self._step_deadline:
@@ -305,9 +374,12 @@ class Run(FaultInjection, RunEnd):
             node.gauges.update(msg[1])
             lane.max_depth = max(lane.max_depth, lane.gauges.get("queue_depth", 0))
             if node.inc >= len(lane.nodes):
-                self._event("restart", f"{node.name} lab incarnation {node.inc} is up "
-                            f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
-                            lane=node.cfg.label)
+                self._event(
+                    "restart",
+                    f"{node.name} lab incarnation {node.inc} is up "
+                    f"(pid {msg[1]['pid']}, {msg[1]['queue_depth']} queued writes to replay)",
+                    lane=node.cfg.label,
+                )
             self._go(node)
         elif kind == "stampede-done":
             info = msg[1]
@@ -318,15 +390,19 @@ class Run(FaultInjection, RunEnd):
                 extra += f", {info['not_started']} could not start (no more threads)"
             if info.get("expire_failed"):
                 extra += f"; the key could not be expired ({info['expire_failed']})"
-            self._event("stampede-done", f"{node.cfg.label}: {info['readers']} readers of {info['key']} "
-                        f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''}{extra} "
-                        f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
-                        lane=node.cfg.label)
+            self._event(
+                "stampede-done",
+                f"{node.cfg.label}: {info['readers']} readers of {info['key']} "
+                f"caused {info['db_reads']} DB read{'s' if info['db_reads'] != 1 else ''}{extra} "
+                f"(protection: {info['protection']}); slowest reader {info['max_ms']:.1f} ms",
+                lane=node.cfg.label,
+            )
         elif kind == "stepped":
             self._step_done(self.nodes.index(node))
         elif kind == "cold-failed":
-            self._event("cold-cache", f"{node.cfg.label}: the cache could not be flushed: {msg[1]}",
-                        lane=node.cfg.label)
+            self._event(
+                "cold-cache", f"{node.cfg.label}: the cache could not be flushed: {msg[1]}", lane=node.cfg.label
+            )
         elif kind == "drained":
             node.final = msg[1]
             node.gauges = msg[1]
@@ -340,8 +416,7 @@ class Run(FaultInjection, RunEnd):
         elif kind == "error":
             node.error = msg[1]
             node.state = "failed"
-            self._fail(node, "lab-refused", f"{node.name} lab incarnation {node.inc} refused to start: "
-                       f"{msg[1]}")
+            self._fail(node, "lab-refused", f"{node.name} lab incarnation {node.inc} refused to start: {msg[1]}")
 
     def _consume(self) -> None:
         rec = self.recorder
@@ -367,12 +442,26 @@ class Run(FaultInjection, RunEnd):
 
     def tick_state(self) -> dict:
         """What the labs' gauges say now (a recording's tick line)."""
-        return {"paused": self.paused, "outage_on": self.outage_on, "slow_db_ms": self.slow_db_ms,
-                "slow_cache_ms": self.slow_cache_ms,
-                "lanes": [{"state": lane.state, "health": lane.health(), "inc": lane.inc, "totals": lane.totals(),
-                           "queue_depth": lane.gauges.get("queue_depth", 0), "max_depth": lane.max_depth,
-                           "burst": lane.burst_active(), "at_risk": lane.auditor.at_risk(),
-                           **({"nodes": nodes} if (nodes := lane.node_gauges()) else {})} for lane in self.lanes]}
+        return {
+            "paused": self.paused,
+            "outage_on": self.outage_on,
+            "slow_db_ms": self.slow_db_ms,
+            "slow_cache_ms": self.slow_cache_ms,
+            "lanes": [
+                {
+                    "state": lane.state,
+                    "health": lane.health(),
+                    "inc": lane.inc,
+                    "totals": lane.totals(),
+                    "queue_depth": lane.gauges.get("queue_depth", 0),
+                    "max_depth": lane.max_depth,
+                    "burst": lane.burst_active(),
+                    "at_risk": lane.auditor.at_risk(),
+                    **({"nodes": nodes} if (nodes := lane.node_gauges()) else {}),
+                }
+                for lane in self.lanes
+            ],
+        }
 
     def _confirm(self) -> None:
         """Read the stores' versions: acknowledged writes already there are safe."""
@@ -401,8 +490,11 @@ class Run(FaultInjection, RunEnd):
         injected = section == "latency"
         if (section, name) == ("workload", "rate"):  # the speed, as a presenter says it
             rate = float(value)
-            detail = ("speed: full speed (flat out)" if not rate
-                      else f"speed: {rate:,g} operation{'' if rate == 1 else 's'}/s")
+            detail = (
+                "speed: full speed (flat out)"
+                if not rate
+                else f"speed: {rate:,g} operation{'' if rate == 1 else 's'}/s"
+            )
         else:
             detail = f"{section}.{name} = {value}"
         self._event("knob", detail, injected=injected)
@@ -461,7 +553,6 @@ class Run(FaultInjection, RunEnd):
             self._frozen = self.now()
 
 
-
 def _json_line(rec: dict) -> str:
     return json.dumps(rec, separators=(",", ":")) + "\n"
 
@@ -480,8 +571,14 @@ class StopRequest:
 INTERRUPT_DRAIN_S = 3.0  # how long the labs may drain when the run is interrupted
 
 
-def run(plan: Plan, on_event: Callable[[dict], None] | None = None, history=None,
-        tick_s: float = 0.05, stop: StopRequest | None = None, recorder=None) -> dict:
+def run(
+    plan: Plan,
+    on_event: Callable[[dict], None] | None = None,
+    history=None,
+    tick_s: float = 0.05,
+    stop: StopRequest | None = None,
+    recorder=None,
+) -> dict:
     """Run a plan headless to the end (or until ``stop`` is set); return the summary
     (DESIGN.md §6). ``history``: a path or a writable text stream for the JSON Lines.
     ``recorder``: a :class:`~.recording.RecordingWriter` (closed at the end)."""

@@ -58,12 +58,12 @@ from .config import (
     ConfigError,
     LaneConfig,
     LaneSpec,
-    check_lane_name,
-    lane_labels,
     Latency,
     StoreKnobs,
     Workload,
     WriteBehindKnobs,
+    check_lane_name,
+    lane_labels,
     validate,
 )
 from .faultcheck import problem, value_of
@@ -71,10 +71,29 @@ from .faultkinds import BY_NAME as FAULT_BY_NAME
 from .faultkinds import FAULTS
 from .timeline import FIELDS, MAX_FAULTS, TimelineConflict, check_count, normalize
 
-SECTIONS = {"workload": Workload, "cache": CacheKnobs, "store": StoreKnobs,
-            "write_behind": WriteBehindKnobs, "latency": Latency, "backends": Backends}
-TOP_KEYS = {"name", "title", "description", "seed", "duration", "strategy", "lanes", "restart_delay", "faults",
-            "watch_for", "you_will_learn", "expect", "pictures"}
+SECTIONS = {
+    "workload": Workload,
+    "cache": CacheKnobs,
+    "store": StoreKnobs,
+    "write_behind": WriteBehindKnobs,
+    "latency": Latency,
+    "backends": Backends,
+}
+TOP_KEYS = {
+    "name",
+    "title",
+    "description",
+    "seed",
+    "duration",
+    "strategy",
+    "lanes",
+    "restart_delay",
+    "faults",
+    "watch_for",
+    "you_will_learn",
+    "expect",
+    "pictures",
+}
 #: What a fault of the timeline may say when it fires (a lesson's line), and whether the run
 #: pauses there.
 SAY_KEYS = {"say", "pause"}
@@ -220,9 +239,17 @@ def _regular(path: Path) -> os.stat_result:
     except (OSError, ValueError) as exc:
         raise ScenarioError(f"scenario file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     if not stat.S_ISREG(st.st_mode):
-        what = ("a directory" if stat.S_ISDIR(st.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        what = (
+            "a directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
         raise ScenarioError(f"scenario file {path} is {what}, not a file")
     return st
 
@@ -240,8 +267,10 @@ def _read(path: Path) -> str:
     except OSError as exc:
         raise ScenarioError(f"scenario file {path} cannot be read: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"scenario file {path} is larger than {MAX_FILE_BYTES >> 20} MiB: not read "
-                            "(a scenario is a few hundred bytes)")
+        raise ScenarioError(
+            f"scenario file {path} is larger than {MAX_FILE_BYTES >> 20} MiB: not read "
+            "(a scenario is a few hundred bytes)"
+        )
     try:
         return data.decode("utf-8-sig")  # a byte order mark, as some editors write, is fine
     except UnicodeDecodeError as exc:
@@ -413,8 +442,9 @@ def _set(obj, name: str, value, where):
     elif isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ScenarioError(f"{where(name)}: {name} must be a number, got {_show(value)}")
-        if not (isinstance(value, float) and math.isfinite(value)) and not (isinstance(value, int)
-                                                                         and value.bit_length() <= 63):
+        if not (isinstance(value, float) and math.isfinite(value)) and not (
+            isinstance(value, int) and value.bit_length() <= 63
+        ):
             raise ScenarioError(f"{where(name)}: {name} must be a finite number in range, got {_show(value)}")
         value = float(value) + 0.0  # -0.0 is 0
     elif isinstance(current, str) and not isinstance(value, str):
@@ -435,8 +465,10 @@ def _knobs(table: dict, base: LaneConfig, header, where, prefix: str) -> list[tu
         names = {f.name for f in fields(cls)}
         for key, value in values.items():
             if key not in names:
-                raise ScenarioError(f"{where(section)(key)}: unknown key {_show(key)} in [{prefix}{section}] "
-                                    f"(known: {', '.join(sorted(names))})")
+                raise ScenarioError(
+                    f"{where(section)(key)}: unknown key {_show(key)} in [{prefix}{section}] "
+                    f"(known: {', '.join(sorted(names))})"
+                )
             knobs = _set(knobs, key, value, where(section))
             out.append((section, key, getattr(knobs, key)))
     return out
@@ -446,8 +478,10 @@ def _culprit(data: dict, base: LaneConfig, at) -> str:
     """``FILE line N`` of the first knob that fails validation on its own."""
     for section in SECTIONS:
         for key, value in data.get(section, {}).items():
-            alone = replace(LaneConfig(strategy=base.strategy),
-                            **{section: replace(getattr(LaneConfig(base.strategy), section), **{key: value})})
+            alone = replace(
+                LaneConfig(strategy=base.strategy),
+                **{section: replace(getattr(LaneConfig(base.strategy), section), **{key: value})},
+            )
             try:
                 validate(alone)
             except ConfigError:
@@ -466,19 +500,22 @@ def _text(data: dict, key: str, where, default: str, limit: int | None) -> str:
             raise ScenarioError(f"{where(key)}: name must not be empty")
         if len(value) > limit:
             raise ScenarioError(f"{where(key)}: {key} must be at most {limit} characters, got {len(value):,}")
-        if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 or ch in "\u2028\u2029" for ch in value):
-            raise ScenarioError(f"{where(key)}: {key} must be one line without control characters, "
-                                f"got {_show(value)}")
+        if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029" for ch in value):
+            raise ScenarioError(f"{where(key)}: {key} must be one line without control characters, got {_show(value)}")
     return value
 
 
 def _seconds(data: dict, key: str, where, default: float, low: float, high: float, low_open: bool) -> float:
     value = data.get(key, default)
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not (low < value <= high if low_open else low <= value <= high)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low < value <= high if low_open else low <= value <= high)
+    ):
         bound = f"> {low:g}" if low_open else f">= {low:g}"
-        raise ScenarioError(f"{where(key)}: {key} must be a number of seconds {bound} and <= {high:g}, "
-                            f"got {_show(value)}")
+        raise ScenarioError(
+            f"{where(key)}: {key} must be a number of seconds {bound} and <= {high:g}, got {_show(value)}"
+        )
     return float(value) + 0.0
 
 
@@ -493,15 +530,17 @@ def load(path: Path) -> Scenario:
     top = at(None)
     for key in data:
         if key not in TOP_KEYS and key not in SECTIONS:
-            raise ScenarioError(f"{top(key)}: unknown key {_show(key)} "
-                                f"(known: {', '.join(sorted(TOP_KEYS | set(SECTIONS)))})")
+            raise ScenarioError(
+                f"{top(key)}: unknown key {_show(key)} (known: {', '.join(sorted(TOP_KEYS | set(SECTIONS)))})"
+            )
     name = _text(data, "name", top, "", MAX_NAME) if "name" in data else path.stem
     title = _text(data, "title", top, "", MAX_TITLE)
     description = _text(data, "description", top, "", None).strip()
     strategy = data.get("strategy", "all")
     if not isinstance(strategy, str) or (strategy != "all" and strategy not in STRATEGIES):
-        raise ScenarioError(f"{top('strategy')}: strategy must be one of {', '.join(STRATEGIES)} or all, "
-                            f"got {_show(strategy)}")
+        raise ScenarioError(
+            f"{top('strategy')}: strategy must be one of {', '.join(STRATEGIES)} or all, got {_show(strategy)}"
+        )
     base = LaneConfig(strategy=STRATEGIES[0] if strategy == "all" else strategy)
     if "seed" in data:
         base = _set(base, "seed", data["seed"], top)
@@ -554,8 +593,10 @@ def _lanes(items, base: LaneConfig, at) -> list[LaneSpec]:
     """``[[lanes]]``: each a ``name``, a ``strategy`` and the knobs it sets on top of the
     file's (``[lanes.cache] stampede = "lease"``, or ``cache.stampede = "lease"``)."""
     if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
-        raise ScenarioError(f"{at(None)('lanes')}: lanes must be an array of tables ([[lanes]]) with name and "
-                            f"strategy, got {_show(items)}")
+        raise ScenarioError(
+            f"{at(None)('lanes')}: lanes must be an array of tables ([[lanes]]) with name and "
+            f"strategy, got {_show(items)}"
+        )
     if len(items) > MAX_LANES:
         raise ScenarioError(f"{at('lanes', MAX_LANES)('name')}: {len(items)} lanes; at most {MAX_LANES}")
     specs = []
@@ -563,8 +604,9 @@ def _lanes(items, base: LaneConfig, at) -> list[LaneSpec]:
         where = at("lanes", i)
         for key in item:
             if key not in ("name", "strategy") and key not in SECTIONS:
-                raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a lane "
-                                    f"(known: name, strategy, {', '.join(SECTIONS)})")
+                raise ScenarioError(
+                    f"{where(key)}: unknown key {_show(key)} for a lane (known: name, strategy, {', '.join(SECTIONS)})"
+                )
         name = item.get("name")
         try:
             check_lane_name(name)
@@ -572,15 +614,18 @@ def _lanes(items, base: LaneConfig, at) -> list[LaneSpec]:
             raise ScenarioError(f"{where('name')}: {exc}") from None
         strategy = item.get("strategy")
         if not isinstance(strategy, str) or strategy not in STRATEGIES:
-            raise ScenarioError(f"{where('strategy')}: a lane's strategy must be one of {', '.join(STRATEGIES)}, "
-                                f"got {_show(strategy) if strategy is not None else 'nothing'}")
+            raise ScenarioError(
+                f"{where('strategy')}: a lane's strategy must be one of {', '.join(STRATEGIES)}, "
+                f"got {_show(strategy) if strategy is not None else 'nothing'}"
+            )
         overrides = _knobs(item, base, where, lambda _section, w=where: w, "lanes.")
         spec = LaneSpec(strategy, name, tuple(overrides))
         try:
             validate(spec.build(base))
         except ConfigError as exc:
-            raise ScenarioError(f"{where(overrides[-1][1] if overrides else 'strategy')}: lane {name!r}: {exc}") \
-                from None
+            raise ScenarioError(
+                f"{where(overrides[-1][1] if overrides else 'strategy')}: lane {name!r}: {exc}"
+            ) from None
         specs.append(spec)
     try:
         lane_labels([spec.build(base) for spec in specs])
@@ -593,11 +638,14 @@ def _pictures(data: dict, duration: float, at) -> list[dict]:
     """``[[pictures]]``: the moments a lesson's guide shows (``at``, ``caption``)."""
     pictures = data.get("pictures", [])
     if not isinstance(pictures, list) or not all(isinstance(p, dict) for p in pictures):
-        raise ScenarioError(f"{at(None)('pictures')}: pictures must be an array of tables ([[pictures]]) "
-                            f"with at and caption, got {_show(pictures)}")
+        raise ScenarioError(
+            f"{at(None)('pictures')}: pictures must be an array of tables ([[pictures]]) "
+            f"with at and caption, got {_show(pictures)}"
+        )
     if len(pictures) > MAX_PICTURES:
-        raise ScenarioError(f"{at('pictures', MAX_PICTURES)('at')}: {len(pictures)} pictures; at most "
-                            f"{MAX_PICTURES} in one lesson")
+        raise ScenarioError(
+            f"{at('pictures', MAX_PICTURES)('at')}: {len(pictures)} pictures; at most {MAX_PICTURES} in one lesson"
+        )
     out = []
     for i, pic in enumerate(pictures):
         where = at("pictures", i)
@@ -607,8 +655,9 @@ def _pictures(data: dict, duration: float, at) -> list[dict]:
         when = pic.get("at")
         if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 < when <= duration:
             got = "nothing" if when is None else _show(when)
-            raise ScenarioError(f"{where('at')}: a picture's time must be within the run (> 0 and <= "
-                                f"{duration:g} s), got {got}")
+            raise ScenarioError(
+                f"{where('at')}: a picture's time must be within the run (> 0 and <= {duration:g} s), got {got}"
+            )
         out.append({"at": float(when), "caption": _text(pic, "caption", where, "", MAX_TITLE)})
     return sorted(out, key=lambda p: p["at"])
 
@@ -634,21 +683,25 @@ def _expect(data: dict, lanes: list[str], at) -> list:
 
     table = data.get("expect", {})
     if not isinstance(table, dict):
-        raise ScenarioError(f"{at(None)('expect')}: [expect] must be a table of \"LANE\".FIGURE = CLAIM, "
-                            f"got {_show(table)}")
+        raise ScenarioError(
+            f'{at(None)("expect")}: [expect] must be a table of "LANE".FIGURE = CLAIM, got {_show(table)}'
+        )
     claims = []
     for lane, figures in table.items():
         if lane not in lanes:
-            raise ScenarioError(f"{at('expect')(lane)}: [expect] names lane {_show(lane)}, which this scenario "
-                                f"does not run (its lanes: {', '.join(lanes)})")
+            raise ScenarioError(
+                f"{at('expect')(lane)}: [expect] names lane {_show(lane)}, which this scenario "
+                f"does not run (its lanes: {', '.join(lanes)})"
+            )
         if not isinstance(figures, dict):
-            raise ScenarioError(f"{at('expect')(lane)}: [expect] {_show(lane)} must be a table of FIGURE = CLAIM, "
-                                f"got {_show(figures)}")
+            raise ScenarioError(
+                f"{at('expect')(lane)}: [expect] {_show(lane)} must be a table of FIGURE = CLAIM, got {_show(figures)}"
+            )
         for metric, value in figures.items():
             try:
                 claims.append(parse_claim(lane, metric, value))
             except ClaimError as exc:
-                raise ScenarioError(f"{at('expect')(lane)}: [expect] \"{lane}\".{metric}: {exc}") from None
+                raise ScenarioError(f'{at("expect")(lane)}: [expect] "{lane}".{metric}: {exc}') from None
     return claims
 
 
@@ -656,18 +709,21 @@ def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]
     """The ``[[faults]]`` as a normalized timeline (:func:`timeline.normalize`) and its notes."""
     faults = data.get("faults", [])
     if not isinstance(faults, list):
-        raise ScenarioError(f"{at(None)('faults')}: faults must be an array of tables ([[faults]]), "
-                            f"got {_show(faults)}")
+        raise ScenarioError(
+            f"{at(None)('faults')}: faults must be an array of tables ([[faults]]), got {_show(faults)}"
+        )
     if len(faults) > MAX_FAULTS:  # refused before checking each one: it could take long
-        raise ScenarioError(f"{at('faults', MAX_FAULTS)('at')}: {len(faults):,} faults; at most "
-                            f"{MAX_FAULTS:,} in one scenario")
+        raise ScenarioError(
+            f"{at('faults', MAX_FAULTS)('at')}: {len(faults):,} faults; at most {MAX_FAULTS:,} in one scenario"
+        )
     timeline: dict[str, list] = {f: [] for f in TIMELINE_FIELDS}
     origin: dict[tuple, list[int]] = defaultdict(list)  # (field, entry) -> indices of its faults
     for i, fault in enumerate(faults):
         where = at("faults", i)
         if not isinstance(fault, dict):
-            raise ScenarioError(f"{where('at')}: each fault must be a table with at and kind ([[faults]]), "
-                                f"got {_show(fault)}")
+            raise ScenarioError(
+                f"{where('at')}: each fault must be a table with at and kind ([[faults]]), got {_show(fault)}"
+            )
         kind = fault.get("kind")
         if not isinstance(kind, str) or kind not in FAULT_KINDS:
             got = "nothing" if kind is None else _show(kind)
@@ -675,8 +731,10 @@ def _faults(data: dict, duration: float, at) -> tuple[dict[str, list], list[str]
         spec = FAULT_KINDS[kind]
         for key in fault:
             if key not in {"at", "kind"} | set(spec) | SAY_KEYS:
-                raise ScenarioError(f"{where(key)}: unknown key {_show(key)} for a {kind} fault "
-                                    f"(known: {', '.join(['at', 'kind', *spec, *sorted(SAY_KEYS)])})")
+                raise ScenarioError(
+                    f"{where(key)}: unknown key {_show(key)} for a {kind} fault "
+                    f"(known: {', '.join(['at', 'kind', *spec, *sorted(SAY_KEYS)])})"
+                )
         when = fault.get("at")
         if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 <= when < duration:
             got = "nothing" if when is None else _show(when)

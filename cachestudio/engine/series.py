@@ -16,9 +16,23 @@ SETTLE_S = 0.3  # a bin closes when the clock is this far past its end
 CAPACITY = 4 * 60 * 30  # samples kept per lane: 30 minutes of 0.25 s bins
 
 COLUMNS = (
-    "t", "ops_s", "read_p50", "read_p95", "read_p99", "write_p50", "write_p95", "write_p99",
-    "hit_ratio", "errors_s", "rejected_s", "db_reads_s", "db_writes_s", "queue_depth",
-    "stale_reads", "lost_writes", "at_risk",
+    "t",
+    "ops_s",
+    "read_p50",
+    "read_p95",
+    "read_p99",
+    "write_p50",
+    "write_p95",
+    "write_p99",
+    "hit_ratio",
+    "errors_s",
+    "rejected_s",
+    "db_reads_s",
+    "db_writes_s",
+    "queue_depth",
+    "stale_reads",
+    "lost_writes",
+    "at_risk",
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -37,7 +51,7 @@ class Ring:
 
     def append(self, row) -> None:
         if self._end == len(self._data):  # slide the last `capacity` rows to the front
-            keep = self._data[self._end - self.capacity + 1:self._end].copy()
+            keep = self._data[self._end - self.capacity + 1 : self._end].copy()
             self._data[: len(keep)] = keep
             self._start, self._end = 0, len(keep)
         self._data[self._end] = row
@@ -46,11 +60,11 @@ class Ring:
             self._start += 1
 
     def view(self, col: int) -> np.ndarray:
-        return self._data[self._start:self._end, col]
+        return self._data[self._start : self._end, col]
 
     def tail(self, n: int) -> list[list[float]]:
         """The last ``n`` rows, as plain lists (to send to another process)."""
-        return self._data[self._end - n:self._end].tolist() if n > 0 else []
+        return self._data[self._end - n : self._end].tolist() if n > 0 else []
 
     def last(self, col: int) -> float:
         return float(self._data[self._end - 1, col]) if len(self) else float("nan")

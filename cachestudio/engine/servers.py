@@ -91,7 +91,7 @@ def _proc_stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def alive(pid: int, started: str | None = None) -> bool:
@@ -130,8 +130,10 @@ def _kill_all(processes: dict[int, str]) -> None:
 def _check_socket_path(path: Path) -> None:
     size = len(os.fsencode(path))
     if size > SOCKET_PATH_MAX:
-        raise ServerError(f"socket path too long for a unix socket ({size} bytes, at most "
-                          f"{SOCKET_PATH_MAX}): {path}; choose a shorter run directory")
+        raise ServerError(
+            f"socket path too long for a unix socket ({size} bytes, at most "
+            f"{SOCKET_PATH_MAX}): {path}; choose a shorter run directory"
+        )
 
 
 #: The pid and time that begin a line of Redis's log or of PostgreSQL's.
@@ -182,8 +184,7 @@ def _exit_on_sigterm(signum, frame):
 def _stop_on_sigterm() -> None:
     """Let SIGTERM end Python through ``atexit`` (its default action skips it), unless
     the program handles SIGTERM itself. Only the main thread may set a handler."""
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
@@ -227,8 +228,9 @@ class _Server:
         if setpriv is not None:
             argv = [setpriv, "--pdeathsig", signal.Signals(self._stop_signal).name[3:], "--"] + argv
         with open(log, "ab") as out:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+            )
         _running.add(self)
 
     def _wait_ready(self, ready, timeout: float, log: Path, prefer: str = "") -> None:
@@ -244,8 +246,9 @@ class _Server:
             self._kill(patient=False)
             raise ServerError(f"{self.program} did not answer within {timeout:g} s (see {log})")
         self._proc = None
-        raise ServerError(f"{self.program} exited while starting (status {proc.returncode}): "
-                          f"{_log_reason(log, prefer)} (see {log})")
+        raise ServerError(
+            f"{self.program} exited while starting (status {proc.returncode}): {_log_reason(log, prefer)} (see {log})"
+        )
 
     def _kill(self, patient: bool) -> None:
         """SIGKILL the server's main process and reap it. Its children then get their
@@ -327,14 +330,36 @@ class RedisServer(_Server):
             self.directory.mkdir(parents=True, exist_ok=True)
             other = _leftover(self.pid_file, self.program)
             if other is not None:
-                raise ServerError(f"a redis-server (pid {other}) left by an earlier run still serves "
-                                  f"{self.socket}: stop it (kill {other}) or choose another directory")
+                raise ServerError(
+                    f"a redis-server (pid {other}) left by an earlier run still serves "
+                    f"{self.socket}: stop it (kill {other}) or choose another directory"
+                )
             self.socket.unlink(missing_ok=True)  # a crashed server's; no one answers on it
-            self._spawn([exe, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
-                         "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                         "--appendfsync", "everysec", "--dir", self.directory, "--daemonize", "no",
-                         "--pidfile", self.pid_file],
-                        self.log, cwd=self.directory)
+            self._spawn(
+                [
+                    exe,
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    self.socket,
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes" if self.appendonly else "no",
+                    "--appendfsync",
+                    "everysec",
+                    "--dir",
+                    self.directory,
+                    "--daemonize",
+                    "no",
+                    "--pidfile",
+                    self.pid_file,
+                ],
+                self.log,
+                cwd=self.directory,
+            )
             self._wait_ready(self._answers, timeout, self.log)
 
     def _answers(self) -> bool:
@@ -344,8 +369,9 @@ class RedisServer(_Server):
 
         # One attempt per poll: the client's own retries back off for seconds.
         try:
-            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2,
-                             retry=Retry(NoBackoff(), 0)) as client:
+            with redis.Redis(
+                unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+            ) as client:
                 return client.ping()
         except redis.exceptions.ConnectionError:  # refused, or still loading its AOF
             return False
@@ -359,8 +385,9 @@ def redis_server() -> str:
     """The path of ``redis-server`` on PATH."""
     exe = shutil.which("redis-server")
     if exe is None:
-        raise ServerError("redis-server not found: install Debian's redis-server package "
-                          "(apt-get install redis-server)")
+        raise ServerError(
+            "redis-server not found: install Debian's redis-server package (apt-get install redis-server)"
+        )
     return exe
 
 
@@ -380,8 +407,10 @@ def postgres_bindir() -> Path:
     for bindir in candidates:
         if all(os.access(bindir / name, os.X_OK) for name in ("initdb", "postgres")):
             return bindir
-    raise ServerError(f"PostgreSQL's initdb and postgres not found (on PATH or in {PG_SEARCH_ROOT}/*/bin): "
-                      "install Debian's postgresql package (apt-get install postgresql)")
+    raise ServerError(
+        f"PostgreSQL's initdb and postgres not found (on PATH or in {PG_SEARCH_ROOT}/*/bin): "
+        "install Debian's postgresql package (apt-get install postgresql)"
+    )
 
 
 def _conninfo_value(value: str) -> str:
@@ -407,8 +436,7 @@ class PostgresServer(_Server):
         self.log = self.home / "postgres.log"
 
     def conninfo_for(self, dbname: str) -> str:
-        return (f"host={_conninfo_value(str(self.home))} port={PG_PORT} "
-                f"dbname={_conninfo_value(dbname)} user={PG_ROLE}")
+        return f"host={_conninfo_value(str(self.home))} port={PG_PORT} dbname={_conninfo_value(dbname)} user={PG_ROLE}"
 
     @property
     def conninfo(self) -> str:
@@ -418,8 +446,7 @@ class PostgresServer(_Server):
     @property
     def version(self) -> str:
         if self._version is None:
-            out = subprocess.run([postgres_bindir() / "postgres", "--version"],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run([postgres_bindir() / "postgres", "--version"], capture_output=True, text=True).stdout
             match = re.search(r"\)\s+(\d+(?:\.\d+)*)", out)
             self._version = match.group(1) if match else out.strip()
         return self._version
@@ -435,13 +462,28 @@ class PostgresServer(_Server):
             as_user = self._prepare_home()
             other = _leftover(self.data / "postmaster.pid", self.program)
             if other is not None:
-                raise ServerError(f"a postgres server (pid {other}) left by an earlier run still uses "
-                                  f"{self.data}: stop it (kill -INT {other}) or choose another directory")
+                raise ServerError(
+                    f"a postgres server (pid {other}) left by an earlier run still uses "
+                    f"{self.data}: stop it (kill -INT {other}) or choose another directory"
+                )
             if not (self.data / "PG_VERSION").exists():
                 self._initdb(bindir, as_user)
-            self._spawn([bindir / "postgres", "-D", self.data, "-k", self.home,
-                         "-c", "listen_addresses=", "-c", f"port={PG_PORT}"],
-                        self.log, cwd=self.home, **as_user)
+            self._spawn(
+                [
+                    bindir / "postgres",
+                    "-D",
+                    self.data,
+                    "-k",
+                    self.home,
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    f"port={PG_PORT}",
+                ],
+                self.log,
+                cwd=self.home,
+                **as_user,
+            )
             self._wait_ready(lambda: self._connects("postgres"), timeout, self.log, prefer="FATAL")
             self._create_database()
 
@@ -455,31 +497,54 @@ class PostgresServer(_Server):
         try:
             pw = pwd.getpwnam(PG_OS_USER)
         except KeyError:
-            raise ServerError(f"PostgreSQL refuses to run as root and there is no user {PG_OS_USER} to run "
-                              "it as: install Debian's postgresql package (apt-get install postgresql)") from None
-        as_user: dict[str, Any] = {"user": pw.pw_uid, "group": pw.pw_gid,
-                   "extra_groups": os.getgrouplist(PG_OS_USER, pw.pw_gid)}
+            raise ServerError(
+                f"PostgreSQL refuses to run as root and there is no user {PG_OS_USER} to run "
+                "it as: install Debian's postgresql package (apt-get install postgresql)"
+            ) from None
+        as_user: dict[str, Any] = {
+            "user": pw.pw_uid,
+            "group": pw.pw_gid,
+            "extra_groups": os.getgrouplist(PG_OS_USER, pw.pw_gid),
+        }
         os.chown(self.home, pw.pw_uid, pw.pw_gid)
         os.chmod(self.home, 0o700)
 
         def can(test: str, path: Path) -> bool:
-            return subprocess.run([shutil.which("test") or "/usr/bin/test", test, str(path)],
-                                  **as_user).returncode == 0
+            return subprocess.run([shutil.which("test") or "/usr/bin/test", test, str(path)], **as_user).returncode == 0
 
         if can("-w", self.home) and can("-x", self.home):
             return as_user
         blocker = next((p for p in reversed(self.home.parents) if not can("-x", p)), self.home)
-        raise ServerError(f"as root, PostgreSQL runs as user {PG_OS_USER}, who cannot reach {self.home}: "
-                          f"{blocker} (mode {blocker.stat().st_mode & 0o7777:o}) is not searchable by it; "
-                          "choose a run directory every user can traverse to (mode 711 or 755)")
+        raise ServerError(
+            f"as root, PostgreSQL runs as user {PG_OS_USER}, who cannot reach {self.home}: "
+            f"{blocker} (mode {blocker.stat().st_mode & 0o7777:o}) is not searchable by it; "
+            "choose a run directory every user can traverse to (mode 711 or 755)"
+        )
 
     def _initdb(self, bindir: Path, as_user: dict) -> None:
         shutil.rmtree(self.data, ignore_errors=True)  # an initdb cut short left it unusable
         with open(self.log, "ab") as out:
-            done = subprocess.run([str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", PG_ROLE,
-                                   "--no-sync", "-E", "UTF8", "--no-locale", "--no-instructions"],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  cwd=self.home, **as_user)
+            done = subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    PG_ROLE,
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                **as_user,
+            )
         if done.returncode != 0:
             raise ServerError(f"initdb failed (status {done.returncode}): {_log_reason(self.log)} (see {self.log})")
 

@@ -66,8 +66,8 @@ def _filter(a: np.ndarray) -> np.ndarray:
     k = _kernel()
     n = len(k)
     h, w = a.shape
-    rows = sum(k[j] * a[j:h - n + 1 + j, :] for j in range(n))
-    return sum(k[j] * rows[:, j:w - n + 1 + j] for j in range(n))
+    rows = sum(k[j] * a[j : h - n + 1 + j, :] for j in range(n))
+    return sum(k[j] * rows[:, j : w - n + 1 + j] for j in range(n))
 
 
 def common_size(a_shape: tuple[int, int], width: int = WIDTH) -> tuple[int, int]:
@@ -104,5 +104,5 @@ def ssim(a, b, width: int = WIDTH, weights=None) -> float:
         return float(m.mean())
     g = np.asarray(weights, dtype=np.float64)
     w, h = common_size(gray(a).shape, width)
-    g = downsample(g, w, h)[RADIUS:h - RADIUS, RADIUS:w - RADIUS]
+    g = downsample(g, w, h)[RADIUS : h - RADIUS, RADIUS : w - RADIUS]
     return float((m * g).sum() / g.sum())

@@ -29,8 +29,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import (CacheBackend, OutageLock, Store, cache_versions, check_sqlite_file, snapshot_store,
-                       store_versions, write_items_file)
+from .backends import (
+    CacheBackend,
+    OutageLock,
+    Store,
+    cache_versions,
+    check_sqlite_file,
+    snapshot_store,
+    store_versions,
+    write_items_file,
+)
 from .config import ConfigError, LaneConfig
 from .queue import DurableQueue, VolatileQueue
 
@@ -101,8 +109,12 @@ class PgOutageLock:
 
         from .pg_store import CONNECT_TIMEOUT_S, search_path
 
-        conn = psycopg.connect(self.ep.postgres, autocommit=False, connect_timeout=CONNECT_TIMEOUT_S,
-                               options=search_path(self.ep.schema).strip())
+        conn = psycopg.connect(
+            self.ep.postgres,
+            autocommit=False,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            options=search_path(self.ep.schema).strip(),
+        )
         try:
             conn.execute(f"SET lock_timeout = {max(1, int(timeout_s * 1000))}")
             conn.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
@@ -314,8 +326,13 @@ class RunServers:
         if b.store == "postgresql":
             postgres = self.postgres_url or self._pg_server().conninfo
         lane = cfg.slug.replace("-", "_")
-        return Endpoints(redis_url=redis_url, postgres=postgres, prefix=f"cs:{self.run_id}:{cfg.slug}:",
-                         schema=f"cs_{self.run_id}_{lane}"[:63], nodes=b.nodes)
+        return Endpoints(
+            redis_url=redis_url,
+            postgres=postgres,
+            prefix=f"cs:{self.run_id}:{cfg.slug}:",
+            schema=f"cs_{self.run_id}_{lane}"[:63],
+            nodes=b.nodes,
+        )
 
     def owns_cache_server(self, cfg: LaneConfig) -> bool:
         return cfg.backends.cache == "redis" and cfg.backends.aof in self.redis
@@ -369,8 +386,10 @@ def check_backends(lanes: list[LaneConfig], redis_url: str = "", postgres_url: s
     except ServerError as exc:
         raise ConfigError(str(exc)) from None
     if redis_url and True in aofs:
-        raise ConfigError("backends.aof is a setting of the run's own redis-server; with --redis-url the "
-                          "server's own persistence applies (leave aof off)")
+        raise ConfigError(
+            "backends.aof is a setting of the run's own redis-server; with --redis-url the "
+            "server's own persistence applies (leave aof off)"
+        )
 
 
 def redis_version(url: str) -> str:

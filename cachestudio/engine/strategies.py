@@ -142,8 +142,9 @@ class Strategy:
         raise NotImplementedError
 
     @classmethod
-    def build(cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None,
-              health: Health | None) -> Strategy:
+    def build(
+        cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None, health: Health | None
+    ) -> Strategy:
         """The lane's strategy; ``queue`` and ``knobs`` are for one that queues writes."""
         return cls(cache, store, health)
 
@@ -175,16 +176,16 @@ class WriteThrough(Strategy):
 class WriteBehind(Strategy):
     name = "write-behind"
 
-    def __init__(self, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs,
-                 health: Health | None = None):
+    def __init__(self, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs, health: Health | None = None):
         super().__init__(cache, store, health)
         self.queue = queue
         self.block = knobs.backpressure == "block"
         self.block_timeout = knobs.block_timeout_s
 
     @classmethod
-    def build(cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None,
-              health: Health | None) -> Strategy:
+    def build(
+        cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None, health: Health | None
+    ) -> Strategy:
         if queue is None or knobs is None:
             raise ValueError(f"{cls.name} queues writes: it needs its queue and its knobs")
         return cls(cache, store, queue, knobs, health)
@@ -205,8 +206,9 @@ class WriteBehind(Strategy):
 STRATEGY_CLASSES: dict[str, type[Strategy]] = {cls.name: cls for cls in (CacheAside, WriteThrough, WriteBehind)}
 
 
-def make_strategy(name: str, cache: CacheBackend, store: Store, queue=None, knobs=None,
-                  health: Health | None = None) -> Strategy:
+def make_strategy(
+    name: str, cache: CacheBackend, store: Store, queue=None, knobs=None, health: Health | None = None
+) -> Strategy:
     cls = STRATEGY_CLASSES.get(name)
     if cls is None:
         raise ValueError(f"unknown strategy {name!r}")

@@ -60,27 +60,51 @@ class StrategyKind:
 
 STRATEGY_KINDS: tuple[StrategyKind, ...] = (
     StrategyKind(
-        name="cache-aside", code="ca", short="CA", colour="blue", pen="solid", dash="",
+        name="cache-aside",
+        code="ca",
+        short="CA",
+        colour="blue",
+        pen="solid",
+        dash="",
         queues_writes=False,
-        write_paths={"ok": (("clients", "db", "cache", "clients"), "write", False),  # DB, then delete key
-                     "error": (("clients", "db"), "error", True)},
+        write_paths={
+            "ok": (("clients", "db", "cache", "clients"), "write", False),  # DB, then delete key
+            "error": (("clients", "db"), "error", True),
+        },
         write_steps="DB write → delete cache key",
-        summary="reads fill the cache on a miss; a write goes to the database, then deletes the cached key"),
+        summary="reads fill the cache on a miss; a write goes to the database, then deletes the cached key",
+    ),
     StrategyKind(
-        name="write-through", code="wt", short="WT", colour="orange", pen="dash", dash="7 3",
+        name="write-through",
+        code="wt",
+        short="WT",
+        colour="orange",
+        pen="dash",
+        dash="7 3",
         queues_writes=False,
-        write_paths={"ok": (("clients", "cache", "db", "clients"), "write", False),
-                     "error": (("clients", "cache", "db"), "error", True)},
+        write_paths={
+            "ok": (("clients", "cache", "db", "clients"), "write", False),
+            "error": (("clients", "cache", "db"), "error", True),
+        },
         write_steps="set cache → DB write",
-        summary="a write sets the cache and then the database before it is acknowledged"),
+        summary="a write sets the cache and then the database before it is acknowledged",
+    ),
     StrategyKind(
-        name="write-behind", code="wb", short="WB", colour="green", pen="dot", dash="2 2.5",
+        name="write-behind",
+        code="wb",
+        short="WB",
+        colour="green",
+        pen="dot",
+        dash="2 2.5",
         queues_writes=True,
-        write_paths={"ok": (("clients", "queue", "cache", "clients"), "write", False),
-                     "rejected": (("clients", "queue"), "rejected", True),  # never touches the cache
-                     "error": (("clients", "queue", "cache"), "error", True)},  # enqueued, cache set failed
+        write_paths={
+            "ok": (("clients", "queue", "cache", "clients"), "write", False),
+            "rejected": (("clients", "queue"), "rejected", True),  # never touches the cache
+            "error": (("clients", "queue", "cache"), "error", True),
+        },  # enqueued, cache set failed
         write_steps="queued → set cache; DB write later",
-        summary="a write is queued and set in the cache, acknowledged at once; a flusher writes the database later"),
+        summary="a write is queued and set in the cache, acknowledged at once; a flusher writes the database later",
+    ),
 )
 
 BY_NAME: dict[str, StrategyKind] = {s.name: s for s in STRATEGY_KINDS}

@@ -17,8 +17,9 @@ one injected slow-DB latency, one injected slow-cache latency). A second fault o
 that began while the first still lasted was lost without a word: a second outage was
 ignored and the first one's end ended both; a second slow-DB window replaced the latency
 and the first one's end removed it. (A second burst used to replace what was left of the
-first; a lab now queues bursts, so every burst runs in full.) :func:`normalize` decides before anything runs what each overlap means, and says so
-in one note per decision (the command line and ``cachestudio check`` print them):
+first; a lab now queues bursts, so every burst runs in full.) :func:`normalize` decides
+before anything runs what each overlap means, and says so in one note per decision (the
+command line and ``cachestudio check`` print them):
 
 * **outages** that overlap or touch become one outage from the earliest start to the latest
   end: the database is down exactly while any of them asked for it. Touching ones too,
@@ -58,8 +59,18 @@ from collections import defaultdict
 from .config import ConfigError
 from .faultkinds import BY_FIELD, FIELDS, MAX_BURST, MAX_FAULTS, MAX_READERS, MAX_WINDOW_S
 
-__all__ = ["FIELDS", "KIND", "MAX_BURST", "MAX_FAULTS", "MAX_READERS", "MAX_WINDOW_S", "TimelineConflict",
-           "check_count", "fault_count", "normalize"]
+__all__ = [
+    "FIELDS",
+    "KIND",
+    "MAX_BURST",
+    "MAX_FAULTS",
+    "MAX_READERS",
+    "MAX_WINDOW_S",
+    "TimelineConflict",
+    "check_count",
+    "fault_count",
+    "normalize",
+]
 
 #: The name of one fault of each field, as a scenario file and the notes spell it.
 KIND = {k.field: k.name for k in BY_FIELD.values()}
@@ -96,8 +107,9 @@ def check_count(timeline: dict[str, list]) -> int:
     """The number of faults in ``timeline``; :class:`ConfigError` beyond :data:`MAX_FAULTS`."""
     n = fault_count(timeline)
     if n > MAX_FAULTS:
-        raise ConfigError(f"{n:,} faults in one run: at most {MAX_FAULTS:,} (each one is scheduled, "
-                          f"watched and reported)")
+        raise ConfigError(
+            f"{n:,} faults in one run: at most {MAX_FAULTS:,} (each one is scheduled, watched and reported)"
+        )
     return n
 
 
@@ -136,11 +148,16 @@ def _windows(field: str, windows: list[tuple], notes: list[str]) -> list[tuple]:
         spans = _listing([_span(w[0], w[0] + w[1]) for w in group])
         name = f"{kind}s" if len(group[0]) == 2 else f"{kind} windows"  # outages; slow-db windows
         if window[1] > MAX_WINDOW_S:
-            raise TimelineConflict(f"{name} {spans} overlap: merged they would last {_t(window[1])} s, "
-                                   f"more than {MAX_WINDOW_S:g} s", field, group)
+            raise TimelineConflict(
+                f"{name} {spans} overlap: merged they would last {_t(window[1])} s, more than {MAX_WINDOW_S:g} s",
+                field,
+                group,
+            )
         at = f" at {_t(ms[0])} ms" if ms else ""
-        notes.append(f"{name} {spans}{at} {'overlap' if overlap else 'touch'}: merged into one "
-                     f"{kind}{' window' if ms else ''} {_span(start, end)}{at}")
+        notes.append(
+            f"{name} {spans}{at} {'overlap' if overlap else 'touch'}: merged into one "
+            f"{kind}{' window' if ms else ''} {_span(start, end)}{at}"
+        )
 
     for w in sorted(windows):
         start, stop = w[0], w[0] + w[1]
@@ -157,8 +174,10 @@ def _windows(field: str, windows: list[tuple], notes: list[str]) -> list[tuple]:
                 raise TimelineConflict(
                     f"{kind} {_span(start, stop)} at {_t(w[2])} ms overlaps {kind} "
                     f"{_span(first[0], first[0] + first[1])} at {_t(first[2])} ms: overlapping "
-                    f"{kind} windows must have the same ms (or make them one window)", field,
-                    [first, w] if first is not current else [*group, w])
+                    f"{kind} windows must have the same ms (or make them one window)",
+                    field,
+                    [first, w] if first is not current else [*group, w],
+                )
             close()
         group, end, overlap = [w], stop, False
     if group:

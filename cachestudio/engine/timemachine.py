@@ -110,8 +110,15 @@ class UpdateBuilder:
             self.found_groups[i].extend(ids[:room])
             self.revealed[i].clear()
 
-    def build(self, now: float, flags: dict, lanes: list[dict], gauges: list[tuple], risks: list[tuple],
-              node_gauges: list[list[tuple]] | None = None) -> dict:
+    def build(
+        self,
+        now: float,
+        flags: dict,
+        lanes: list[dict],
+        gauges: list[tuple],
+        risks: list[tuple],
+        node_gauges: list[list[tuple]] | None = None,
+    ) -> dict:
         """``flags``: paused, outage_on, slow_db_ms, slow_cache_ms; ``lanes``: each lane's
         state; ``gauges``: (db_reads, db_writes, queue_depth) per lane; ``risks``: (stale
         reads, lost writes, at risk) per lane; ``node_gauges``: per lane, the same gauges
@@ -133,9 +140,16 @@ class UpdateBuilder:
                 out.append(s.ring.tail(s.close(now)))
             node_rows.append(out)
         n = self.n
-        update = {"now": now, **flags, "events": self.events[:], "lanes": lanes, "rows": rows, "node_rows": node_rows,
-                  "records": [(even_sample(self.samples[i], SAMPLE_RECORDS), dict(self.counts[i])) for i in range(n)],
-                  "anomalies": [f[:] for f in self.found]}
+        update = {
+            "now": now,
+            **flags,
+            "events": self.events[:],
+            "lanes": lanes,
+            "rows": rows,
+            "node_rows": node_rows,
+            "records": [(even_sample(self.samples[i], SAMPLE_RECORDS), dict(self.counts[i])) for i in range(n)],
+            "anomalies": [f[:] for f in self.found],
+        }
         update["outcomes"], update["groups"] = self.outcomes.changes()
         update["anomaly_groups"] = [g[:] for g in self.found_groups]
         self.events.clear()
@@ -252,11 +266,18 @@ class Tape:
         for _, lane, a, gid in self.anomalies[:na]:
             found[lane].append(a)
             gids[lane].append(gid)
-        return {"now": t, "index": k, **(self.flags[k] if k >= 0 else {}),
-                "lanes": self._lanes_at(k), "events": self.events[:ne],
-                "records": [(r, dict(c)) for r, c in zip(records, counts)],
-                "anomalies": found, "anomaly_groups": gids,
-                "outcomes": self._as_of(self.outcomes, t), "groups": self._as_of(self.groups, t)}
+        return {
+            "now": t,
+            "index": k,
+            **(self.flags[k] if k >= 0 else {}),
+            "lanes": self._lanes_at(k),
+            "events": self.events[:ne],
+            "records": [(r, dict(c)) for r, c in zip(records, counts)],
+            "anomalies": found,
+            "anomaly_groups": gids,
+            "outcomes": self._as_of(self.outcomes, t),
+            "groups": self._as_of(self.groups, t),
+        }
 
     def records_between(self, t0: float, t1: float) -> list[list[dict]]:
         """Per lane, the records the tape kept from the updates in (t0, t1] (every record
@@ -283,10 +304,17 @@ class Tape:
         for _, lane, a, gid in self.anomalies[alo:ahi]:
             found[lane].append(a)
             gids[lane].append(gid)
-        return {"now": t, **self.flags[j], "lanes": self._lanes_at(j), "events": self.events[lo:hi],
-                "records": list(zip(self.samples[j], self.counts[j])), "anomalies": found, "anomaly_groups": gids,
-                "outcomes": [w for h in self.outcomes.values() for (wt, w) in h if wt == t],
-                "groups": [g for h in self.groups.values() for (gt, g) in h if gt == t]}
+        return {
+            "now": t,
+            **self.flags[j],
+            "lanes": self._lanes_at(j),
+            "events": self.events[lo:hi],
+            "records": list(zip(self.samples[j], self.counts[j])),
+            "anomalies": found,
+            "anomaly_groups": gids,
+            "outcomes": [w for h in self.outcomes.values() for (wt, w) in h if wt == t],
+            "groups": [g for h in self.groups.values() for (gt, g) in h if gt == t],
+        }
 
     # -- for the report ------------------------------------------------------------------
 
@@ -299,8 +327,11 @@ class Tape:
 
     def node_series_lists(self) -> dict[str, list[dict[str, list[float]]]]:
         """Each lane of several app nodes: every node's chart columns as plain lists."""
-        return {name: [{c: s.ring.view(COL[c]).tolist() for c in COLUMNS} for s in nodes]
-                for name, nodes in zip(self.names, self.node_series) if nodes}
+        return {
+            name: [{c: s.ring.view(COL[c]).tolist() for c in COLUMNS} for s in nodes]
+            for name, nodes in zip(self.names, self.node_series)
+            if nodes
+        }
 
     def group_list(self) -> list[dict]:
         """The anomaly groups as they ended."""
@@ -309,7 +340,7 @@ class Tape:
     # -- from a recording ----------------------------------------------------------------
 
     @classmethod
-    def from_recording(cls, rec) -> "Tape":
+    def from_recording(cls, rec) -> Tape:
         """Rebuild the window's updates from a recording, one per recorded tick, with the
         observer's own code (:class:`UpdateBuilder`)."""
         from .auditor import Anomaly
@@ -329,8 +360,8 @@ class Tape:
             ops = sorted(rec.ops[i], key=lambda r: r["end"])
             streams.append([(r["end"], 1, i, r) for r in ops])
             streams.append([(a["t"] if a.get("t") is not None else 0.0, 2, i, a) for a in rec.anomalies[i]])
-        streams.append(((e["start"], 0, -1, e) for e in rec.events))
-        streams.append(((tk["t"], 3, -1, tk) for tk in rec.ticks))
+        streams.append((e["start"], 0, -1, e) for e in rec.events)
+        streams.append((tk["t"], 3, -1, tk) for tk in rec.ticks)
         pending: list[list] = [[] for _ in range(n)]
 
         def flush_records() -> None:
@@ -348,9 +379,15 @@ class Tape:
                 b.on_event(item)
             elif order == 2:
                 flush_records()
-                a = Anomaly(item["kind"], str(item.get("lane", names[i])), str(item.get("key", "?")),
-                            str(item.get("sentence", "")), item.get("records") or [], item.get("at"),
-                            item.get("found_at"))
+                a = Anomaly(
+                    item["kind"],
+                    str(item.get("lane", names[i])),
+                    str(item.get("key", "?")),
+                    str(item.get("sentence", "")),
+                    item.get("records") or [],
+                    item.get("at"),
+                    item.get("found_at"),
+                )
                 kinds[i][a.kind] += 1
                 b.on_records(i, [], [a])
             else:
@@ -358,14 +395,30 @@ class Tape:
                 lanes = []
                 for j, ls in enumerate(item["lanes"][:n]):
                     s = stats[j]
-                    lanes.append({"name": names[j], "strategy": cfgs[j].strategy, "cfg": cfgs[j], "inc": ls.get("inc", 0), "pid": None,
-                                  "state": ls.get("state", "down"), "health": ls.get("health", "down"),
-                                  "gauges": {"queue_depth": ls.get("queue_depth", 0)},
-                                  "totals": ls.get("totals", {}), "counts": dict(kinds[j]),
-                                  "at_risk": ls.get("at_risk", 0), "ops": s.ops, "reads": s.reads,
-                                  "writes": s.writes, "burst": ls.get("burst", False), "failures": []})
-                gauges = [(ls["totals"].get("db_reads", 0), ls["totals"].get("db_writes", 0), ls["gauges"]["queue_depth"])
-                          for ls in lanes]
+                    lanes.append(
+                        {
+                            "name": names[j],
+                            "strategy": cfgs[j].strategy,
+                            "cfg": cfgs[j],
+                            "inc": ls.get("inc", 0),
+                            "pid": None,
+                            "state": ls.get("state", "down"),
+                            "health": ls.get("health", "down"),
+                            "gauges": {"queue_depth": ls.get("queue_depth", 0)},
+                            "totals": ls.get("totals", {}),
+                            "counts": dict(kinds[j]),
+                            "at_risk": ls.get("at_risk", 0),
+                            "ops": s.ops,
+                            "reads": s.reads,
+                            "writes": s.writes,
+                            "burst": ls.get("burst", False),
+                            "failures": [],
+                        }
+                    )
+                gauges = [
+                    (ls["totals"].get("db_reads", 0), ls["totals"].get("db_writes", 0), ls["gauges"]["queue_depth"])
+                    for ls in lanes
+                ]
                 risks = [(kinds[j]["stale_read"], kinds[j]["lost_write"], lanes[j]["at_risk"]) for j in range(n)]
                 flags = {k: item.get(k) for k in ("paused", "outage_on", "slow_db_ms", "slow_cache_ms")}
                 node_gauges = [tick_node_gauges(ls) for ls in item["lanes"][:n]]

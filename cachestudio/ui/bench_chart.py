@@ -46,16 +46,20 @@ def render_chart(rows: list[dict], title: str) -> bytes:
         p.setPen(grid)
         p.drawLine(QLineF(x_of(tick), top - 6, x_of(tick), top + row_h * len(bars)))
         p.setPen(QColor("#555555"))
-        p.drawText(QRectF(x_of(tick) - 30, top + row_h * len(bars) + 4, 60, 20),
-                   Qt.AlignmentFlag.AlignHCenter, f"{tick:g}×")
+        p.drawText(
+            QRectF(x_of(tick) - 30, top + row_h * len(bars) + 4, 60, 20), Qt.AlignmentFlag.AlignHCenter, f"{tick:g}×"
+        )
     for i, r in enumerate(bars):
         y = top + i * row_h
         met = r.get("met")
         colour = QColor(OKABE_ITO["green"] if met else OKABE_ITO["vermillion"] if met is False else OKABE_ITO["sky"])
         p.fillRect(QRectF(left, y + 8, x_of(r["ratio"]) - left, row_h - 16), colour)
         p.setPen(QColor("#1a1a1a"))
-        p.drawText(QRectF(10, y, left - 20, row_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                   f"{r['figure']} vs {r['yardstick']}" if r.get("yardstick") else r["figure"])
+        p.drawText(
+            QRectF(10, y, left - 20, row_h),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            f"{r['figure']} vs {r['yardstick']}" if r.get("yardstick") else r["figure"],
+        )
         target = r.get("target") or ""
         if target:
             bound = float(target.split()[1])
@@ -64,12 +68,18 @@ def render_chart(rows: list[dict], title: str) -> bytes:
             p.drawLine(QLineF(x_of(bound), y + 4, x_of(bound), y + row_h - 4))
         p.setPen(QColor("#1a1a1a"))
         verdict = "" if met is None else (" met" if met else " NOT met")
-        p.drawText(QRectF(width - right + 10, y, right - 20, row_h), Qt.AlignmentFlag.AlignVCenter,
-                   f"{r['ratio']:.2f}×" + (f" (target {target.replace('>=', '≥').replace('<=', '≤')}){verdict}"
-                                           if target else ""))
+        p.drawText(
+            QRectF(width - right + 10, y, right - 20, row_h),
+            Qt.AlignmentFlag.AlignVCenter,
+            f"{r['ratio']:.2f}×"
+            + (f" (target {target.replace('>=', '≥').replace('<=', '≤')}){verdict}" if target else ""),
+        )
     p.setPen(QColor("#555555"))
-    p.drawText(QRectF(20, height - 30, width - 40, 24), Qt.AlignmentFlag.AlignHCenter,
-               "ratio to the yardstick measured in the same run · black line: target · "
-               f"median of {bars[0]['reps'] if bars else 0} interleaved repetitions")
+    p.drawText(
+        QRectF(20, height - 30, width - 40, 24),
+        Qt.AlignmentFlag.AlignHCenter,
+        "ratio to the yardstick measured in the same run · black line: target · "
+        f"median of {bars[0]['reps'] if bars else 0} interleaved repetitions",
+    )
     p.end()
     return png_bytes(image)

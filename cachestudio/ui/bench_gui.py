@@ -72,8 +72,9 @@ def scratch_settings():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def window_ops_and_frames(seed: int, duration_s: float, size=(1920, 1080), memory_after_s: float | None = None,
-                          present: bool = False) -> dict:
+def window_ops_and_frames(
+    seed: int, duration_s: float, size=(1920, 1080), memory_after_s: float | None = None, present: bool = False
+) -> dict:
     """Drive the window offscreen with all three labs at full speed for ``duration_s``.
     With ``memory_after_s``: resident memory of the window and of the labs is read that
     long after the start (once the chart rings' window and the auditor's 40 s horizon
@@ -98,8 +99,9 @@ def _run_until(app, done, check_ms: int = 50) -> None:
     timer.stop()
 
 
-def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_after_s: float | None,
-                           present: bool) -> dict:
+def _window_ops_and_frames(
+    settings, seed: int, duration_s: float, size, memory_after_s: float | None, present: bool
+) -> dict:
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -159,7 +161,9 @@ def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_
     elapsed = win.session.now() - t_start
     cpu = (time.process_time() - cpu_start) / elapsed
     observer_end = cpu_seconds(win.session.run.proc.pid)
-    observer = (observer_end - observer_start) / elapsed if observer_start is not None and observer_end is not None else None
+    observer = (
+        (observer_end - observer_start) / elapsed if observer_start is not None and observer_end is not None else None
+    )
     win.session.tick()
     ops = sum(lane.stats.ops for lane in win.session.run.lanes) - ops_start
     win.close()
@@ -173,10 +177,21 @@ def _window_ops_and_frames(settings, seed: int, duration_s: float, size, memory_
 
     def pct(stamps):
         d = np.diff(np.asarray(stamps)) * 1000.0
-        return (round(float(np.percentile(d, 50)), 1), round(float(np.percentile(d, 95)), 1)) if len(d) > 2 else (None, None)
+        return (
+            (round(float(np.percentile(d, 50)), 1), round(float(np.percentile(d, 95)), 1))
+            if len(d) > 2
+            else (None, None)
+        )
 
-    return {"ops_per_s": ops / elapsed, "paint_ms": pct(paints), "probe_ms": pct(probes), "paints": len(paints),
-            "memory": memory, "cpu_share": cpu, "observer_cpu_share": observer}
+    return {
+        "ops_per_s": ops / elapsed,
+        "paint_ms": pct(paints),
+        "probe_ms": pct(probes),
+        "paints": len(paints),
+        "memory": memory,
+        "cpu_share": cpu,
+        "observer_cpu_share": observer,
+    }
 
 
 def first_paint_s(kind: str) -> float:
@@ -185,12 +200,19 @@ def first_paint_s(kind: str) -> float:
     frozen bundle runs too, where ``python -c`` does not exist)."""
     from .first_paint import command
 
-    out = subprocess.run(command(kind), capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"})
+    out = subprocess.run(
+        command(kind),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"},
+    )
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
-        raise RuntimeError(f"the {kind} first-paint process failed (status {out.returncode}): "
-                           f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise RuntimeError(
+            f"the {kind} first-paint process failed (status {out.returncode}): "
+            f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}"
+        )
     return float(lines[-1])
 
 
@@ -217,31 +239,65 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
         probe95 = [f["probe_ms"][1] for f in fr if f["probe_ms"][1] is not None]
         p95 = statistics.median(p95s) if p95s else None
         rows += [
-            {"figure": f"frame interval p50 (flow view paints), {mode}", "value": statistics.median(p50s) if p50s else None,
-             "unit": "ms", "reps": reps, "samples": p50s},
-            {"figure": f"frame interval p95 (flow view paints), {mode}", "value": p95, "unit": "ms",
-             "target": "<= 33", "met": target_met(p95, "<= 33"), "reps": reps, "samples": p95s},
-            {"figure": f"event loop probe p95 (16 ms timer), {mode}",
-             "value": statistics.median(probe95) if probe95 else None, "unit": "ms", "reps": reps, "samples": probe95},
-            figure_row(f"lab ops/s with the window attached, {mode}", attached[present], "headless", headless,
-                       ">= 0.8"),
+            {
+                "figure": f"frame interval p50 (flow view paints), {mode}",
+                "value": statistics.median(p50s) if p50s else None,
+                "unit": "ms",
+                "reps": reps,
+                "samples": p50s,
+            },
+            {
+                "figure": f"frame interval p95 (flow view paints), {mode}",
+                "value": p95,
+                "unit": "ms",
+                "target": "<= 33",
+                "met": target_met(p95, "<= 33"),
+                "reps": reps,
+                "samples": p95s,
+            },
+            {
+                "figure": f"event loop probe p95 (16 ms timer), {mode}",
+                "value": statistics.median(probe95) if probe95 else None,
+                "unit": "ms",
+                "reps": reps,
+                "samples": probe95,
+            },
+            figure_row(
+                f"lab ops/s with the window attached, {mode}", attached[present], "headless", headless, ">= 0.8"
+            ),
         ]
         for key, who in (("cpu_share", "the window's process"), ("observer_cpu_share", "the observer's process")):
             shares = [round(100 * f[key], 1) for f in fr if f.get(key) is not None]
-            rows.append({"figure": f"CPU time of {who}, {mode}", "value": statistics.median(shares) if shares else None,
-                         "unit": "% of a core", "reps": reps, "samples": shares})
-    rows.append(figure_row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0",
-                           unit="s"))
+            rows.append(
+                {
+                    "figure": f"CPU time of {who}, {mode}",
+                    "value": statistics.median(shares) if shares else None,
+                    "unit": "% of a core",
+                    "reps": reps,
+                    "samples": shares,
+                }
+            )
+    rows.append(
+        figure_row("time to first painted window", studio, "bare PySide6 + pyqtgraph window", bare, "<= 2.0", unit="s")
+    )
     if long_run_s:
         m = window_ops_and_frames(seed, long_run_s, memory_after_s=min(60.0, long_run_s / 10))["memory"]
         for who, what in (("window", "the window's process"), ("labs", "the observer and the three labs")):
             start, end = m.get(f"{who}_start"), m.get(f"{who}_end")
             ratio = end / start if start and end else None
-            rows.append({"figure": f"resident memory of {what}, end vs start of {long_run_s / 60:g} min",
-                         "value": None if end is None else round(end, 1), "unit": "MiB",
-                         "yardstick": "the same at the start", "yardstick_value": None if start is None else round(start, 1),
-                         "ratio": None if ratio is None else round(ratio, 3), "target": "<= 1.1",
-                         "met": target_met(ratio, "<= 1.1"), "reps": 1})
+            rows.append(
+                {
+                    "figure": f"resident memory of {what}, end vs start of {long_run_s / 60:g} min",
+                    "value": None if end is None else round(end, 1),
+                    "unit": "MiB",
+                    "yardstick": "the same at the start",
+                    "yardstick_value": None if start is None else round(start, 1),
+                    "ratio": None if ratio is None else round(ratio, 3),
+                    "target": "<= 1.1",
+                    "met": target_met(ratio, "<= 1.1"),
+                    "reps": 1,
+                }
+            )
     return rows
 
 
@@ -254,7 +310,6 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
     from ..engine.bench import target_met
     from ..engine.recording import read_recording
     from ..engine.timemachine import Tape
-
     from .app import _app, _qt_environment
 
     _qt_environment(offscreen=True)
@@ -283,6 +338,7 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
         w.show()
         w.start()
         app.processEvents()
+
         def timed(times) -> list[float]:
             out = []
             for t in times:
@@ -297,24 +353,53 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
         start = rng.uniform(0, max(0.0, w.session.tape.end - steps))
         key_ms = timed([start + k for k in range(steps)])  # 1 s steps (← →, dragging the handle)
         w.close()
+
     def p95_of(values):
         return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
 
     p95, key95 = p95_of(step_ms), p95_of(key_ms)
     return [
-        {"figure": f"recording read ({rec.end_time / 60:.1f} min, {n:,} operations)", "value": round(read_s, 2),
-         "unit": "s", "reps": 1},
+        {
+            "figure": f"recording read ({rec.end_time / 60:.1f} min, {n:,} operations)",
+            "value": round(read_s, 2),
+            "unit": "s",
+            "reps": 1,
+        },
         {"figure": "recording rebuilt into the window's updates", "value": round(tape_s, 2), "unit": "s", "reps": 1},
-        {"figure": "tape frame at a scrubbed time (median)", "value": round(statistics.median(frame_ms), 2),
-         "unit": "ms", "reps": steps},
-        {"figure": "scrub jump anywhere in the replay window, median", "value": round(statistics.median(step_ms), 1),
-         "unit": "ms", "reps": steps},
-        {"figure": "scrub jump anywhere in the replay window, p95", "value": round(p95, 1), "unit": "ms",
-         "target": "<= 100", "met": target_met(p95, "<= 100"), "reps": steps,
-         "samples": [round(x, 1) for x in step_ms]},
-        {"figure": "scrub 1 s step (← →, dragging), median", "value": round(statistics.median(key_ms), 1),
-         "unit": "ms", "reps": steps},
-        {"figure": "scrub 1 s step (← →, dragging), p95", "value": round(key95, 1), "unit": "ms",
-         "target": "<= 100", "met": target_met(key95, "<= 100"), "reps": steps,
-         "samples": [round(x, 1) for x in key_ms]},
+        {
+            "figure": "tape frame at a scrubbed time (median)",
+            "value": round(statistics.median(frame_ms), 2),
+            "unit": "ms",
+            "reps": steps,
+        },
+        {
+            "figure": "scrub jump anywhere in the replay window, median",
+            "value": round(statistics.median(step_ms), 1),
+            "unit": "ms",
+            "reps": steps,
+        },
+        {
+            "figure": "scrub jump anywhere in the replay window, p95",
+            "value": round(p95, 1),
+            "unit": "ms",
+            "target": "<= 100",
+            "met": target_met(p95, "<= 100"),
+            "reps": steps,
+            "samples": [round(x, 1) for x in step_ms],
+        },
+        {
+            "figure": "scrub 1 s step (← →, dragging), median",
+            "value": round(statistics.median(key_ms), 1),
+            "unit": "ms",
+            "reps": steps,
+        },
+        {
+            "figure": "scrub 1 s step (← →, dragging), p95",
+            "value": round(key95, 1),
+            "unit": "ms",
+            "target": "<= 100",
+            "met": target_met(key95, "<= 100"),
+            "reps": steps,
+            "samples": [round(x, 1) for x in key_ms],
+        },
     ]

@@ -20,8 +20,8 @@ def _nice_top(v: float) -> float:
         return 1.0
     k = math.floor(math.log10(v))
     for m in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if m * 10 ** k >= v * (1 - 1e-9):
-            return m * 10 ** k
+        if m * 10**k >= v * (1 - 1e-9):
+            return m * 10**k
     return 10.0 ** (k + 1)
 
 
@@ -86,8 +86,10 @@ class ChartDrawing(ChartFaults):
             if i in self.node_curves:
                 self.node_curves[i] = [(src, col, curve, f) for src, _, curve, f in self.node_curves[i]]
         kinds = {id(self.plots[i]): kind for i, kind in zip(LATENCY_CHARTS, ("read", "write"))}
-        self.labels = [(pl, lane, COL[f"{kinds[id(pl)]}_{p}"] if id(pl) in kinds else col, log, lab)
-                       for pl, lane, col, log, lab in self.labels]
+        self.labels = [
+            (pl, lane, COL[f"{kinds[id(pl)]}_{p}"] if id(pl) in kinds else col, log, lab)
+            for pl, lane, col, log, lab in self.labels
+        ]
         self._fit_text()
         if self.series:
             self.draw_plots([i for i in LATENCY_CHARTS if i in self.shown])
@@ -142,7 +144,7 @@ class ChartDrawing(ChartFaults):
             targets[:] = [e for e in targets if e[0] is not label]
             if len(finite):
                 k = finite[-1]
-                t, v = ring.view(COL["t"])[:n][-len(values):][k], values[k]
+                t, v = ring.view(COL["t"])[:n][-len(values) :][k], values[k]
                 targets.append((label, float(t), math.log10(v) if log else float(v)))
             else:
                 targets.append((label, None, None))
@@ -186,8 +188,12 @@ class ChartDrawing(ChartFaults):
         current = self._y_applied.get(i)
         if log:
             want = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
-            if current is not None and current[0] <= lo and hi <= current[1] \
-                    and (current[1] - current[0]) <= (want[1] - want[0]) + 1:
+            if (
+                current is not None
+                and current[0] <= lo
+                and hi <= current[1]
+                and (current[1] - current[0]) <= (want[1] - want[0]) + 1
+            ):
                 return
         else:
             if current is not None and hi <= current[1] and hi >= current[1] / 3:

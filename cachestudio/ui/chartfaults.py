@@ -18,8 +18,9 @@ from .theme import FAULT_SHADE
 class ChartFaults(ChartLanes):
     """The panel with its fault bands and marker (see the module's docstring)."""
 
-    def fault(self, kind: str, start: float, end: float | None = None, label: str | None = None,
-              merge: bool = False) -> None:
+    def fault(
+        self, kind: str, start: float, end: float | None = None, label: str | None = None, merge: bool = False
+    ) -> None:
         """Shade [start, end] on every chart (end None: still going on). With ``merge``, a
         band of that kind still open takes this one in (one band, both labels). The label
         is kept in ``regions`` (the event strip names the band; the charts only shade it)."""
@@ -40,8 +41,9 @@ class ChartFaults(ChartLanes):
                     open_band["label"] += f" + {text}"
                 self._dirty = True
                 return
-        self.regions.append({"kind": kind, "start": start, "end": end, "label": label or default,
-                             "colour": colour, "items": []})
+        self.regions.append(
+            {"kind": kind, "start": start, "end": end, "label": label or default, "colour": colour, "items": []}
+        )
         self._dirty = True
 
     def fault_end(self, kind: str, at: float) -> None:
@@ -61,8 +63,12 @@ class ChartFaults(ChartLanes):
                 brush = QColor(region["colour"])
                 brush.setAlpha(60)
                 for p in self.plots:
-                    item = pg.LinearRegionItem(values=(region["start"], max(end, region["start"] + 0.05)),
-                                               movable=False, brush=brush, pen=pg.mkPen(None))
+                    item = pg.LinearRegionItem(
+                        values=(region["start"], max(end, region["start"] + 0.05)),
+                        movable=False,
+                        brush=brush,
+                        pen=pg.mkPen(None),
+                    )
                     item.setZValue(-10)
                     p.addItem(item)
                     region["items"].append((p, item))
@@ -78,8 +84,9 @@ class ChartFaults(ChartLanes):
         if at is None:
             return
         for p in self.plots:
-            line = pg.InfiniteLine(pos=at, angle=90,
-                                   pen=pg.mkPen("#D55E00", width=2 * self.scale, style=Qt.PenStyle.DashLine))
+            line = pg.InfiniteLine(
+                pos=at, angle=90, pen=pg.mkPen("#D55E00", width=2 * self.scale, style=Qt.PenStyle.DashLine)
+            )
             p.addItem(line)
             self.marker.append(line)
 

@@ -61,7 +61,7 @@ class ChartLanes(ChartMarks):
             curves = []
             for lane, (name, strategy) in enumerate(zip(self.strategies, self.kinds)):
                 colour, _, short = lane_style(name)
-                for col, suffix, factor in cols:
+                for col, _suffix, factor in cols:
                     if col == "queue_depth" and not queues_writes(strategy):
                         continue
                     pen = QPen(QColor(colour))
@@ -72,8 +72,11 @@ class ChartLanes(ChartMarks):
                     curve.setVisible(not (self.request_marks and i in RATE_CHARTS))
                     p.addItem(curve)
                     curves.append((lane, COL[col], curve, factor))
-                main = max((c for c in cols if not (c[0] == "queue_depth" and not queues_writes(strategy))),
-                           key=lambda c: c[2], default=None)
+                main = max(
+                    (c for c in cols if not (c[0] == "queue_depth" and not queues_writes(strategy))),
+                    key=lambda c: c[2],
+                    default=None,
+                )
                 if main is not None:
                     label = EndLabel(short, p.getViewBox())
                     label.setBrush(QBrush(QColor(colour)))
@@ -128,7 +131,7 @@ class ChartLanes(ChartMarks):
             p, (_, _, cols, log) = self.plots[i], PLOTS[i]
             col = f"{('read', 'write')[i]}_{self.percentile}" if i in LATENCY_CHARTS else cols[0][0]
             curves = []
-            for lane, nodes in enumerate(self.node_series[:len(self.strategies)]):
+            for lane, nodes in enumerate(self.node_series[: len(self.strategies)]):
                 if col == "queue_depth" and not queues_writes(self.kinds[lane]):
                     continue
                 colour, _, short = lane_style(self.strategies[lane])

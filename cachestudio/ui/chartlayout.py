@@ -50,8 +50,12 @@ def _title_min(label) -> None:
     h = label.itemRect().height()
     label.setMinimumWidth(0)
     label.setMinimumHeight(h)
-    label._sizeHint = {Qt.SizeHint.MinimumSize: (0, h), Qt.SizeHint.PreferredSize: (0, h),
-                       Qt.SizeHint.MaximumSize: (-1, -1), Qt.SizeHint.MinimumDescent: (0, 0)}
+    label._sizeHint = {
+        Qt.SizeHint.MinimumSize: (0, h),
+        Qt.SizeHint.PreferredSize: (0, h),
+        Qt.SizeHint.MaximumSize: (-1, -1),
+        Qt.SizeHint.MinimumDescent: (0, 0),
+    }
     label.updateGeometry()
 
 
@@ -105,7 +109,7 @@ class ChartLayout(pg.GraphicsLayoutWidget):
         self.plots = []
         self.key = pg.LabelItem("", justify="left")
         self.key.item.document().setDocumentMargin(2)
-        for i, (title, unit, _, log) in enumerate(PLOTS):
+        for title, unit, _, log in PLOTS:
             axes = {"left": DecadeAxis("left") if log else RateAxis("left"), "bottom": pg.AxisItem("bottom")}
             p = pg.PlotItem(title=title, axisItems=axes)
             p.titleLabel.item.document().setDocumentMargin(1)
@@ -277,8 +281,9 @@ class ChartLayout(pg.GraphicsLayoutWidget):
         if self.request_marks and i in RATE_CHARTS:
             unit = ""
         if unit:
-            p.setLabel("left", unit, **{"font-size": f"{text_px(AXIS_LABEL_PX, self.scale)}px",
-                                         "color": self._t().text})
+            p.setLabel(
+                "left", unit, **{"font-size": f"{text_px(AXIS_LABEL_PX, self.scale)}px", "color": self._t().text}
+            )
         else:
             p.getAxis("left").showLabel(False)
 
@@ -324,8 +329,10 @@ class ChartLayout(pg.GraphicsLayoutWidget):
         parts = []
         for strategy in self.strategies:
             colour, _, short = lane_style(strategy)
-            parts.append(f'<span style="color:{colour}; font-weight:bold">{SWATCH} {short}</span>'
-                         + (f' <span style="color:{t.text}">{strategy}</span>' if short != strategy else ""))
+            parts.append(
+                f'<span style="color:{colour}; font-weight:bold">{SWATCH} {short}</span>'
+                + (f' <span style="color:{t.text}">{strategy}</span>' if short != strategy else "")
+            )
         note = "x: run time (s) · shaded: faults, named on the event strip"
         if getattr(self, "compact_key", False):  # presentation mode: every pixel to the charts
             note = ""

@@ -81,8 +81,14 @@ class ChartMarks(ChartLayout):
             outcome = r.get("outcome")
             if kind == "write" and outcome == "ok":
                 outcome = "write"
-            rows.append((r["start"], (r["end"] - r["start"]) * 1000.0, kind == "write",
-                         _OUTCOME.get(outcome, _OUTCOME["other"])))
+            rows.append(
+                (
+                    r["start"],
+                    (r["end"] - r["start"]) * 1000.0,
+                    kind == "write",
+                    _OUTCOME.get(outcome, _OUTCOME["other"]),
+                )
+            )
         if not rows:
             return
         new = np.asarray(rows, dtype=float)

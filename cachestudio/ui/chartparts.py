@@ -48,13 +48,24 @@ PLOTS = [
     ("Write-behind queue", "entries", [("queue_depth", "", 1.0)], False),
     ("DB reads ─ writes ▬", "/s", [("db_reads_s", "reads", 0.6), ("db_writes_s", "writes", 1.4)], False),
     ("Errors ─ rejected ▬", "/s", [("errors_s", "errors", 0.6), ("rejected_s", "rejected", 1.4)], False),
-    ("Stale reads, lost ▬, at risk ─", "", [("stale_reads", "stale reads", 1.0),
-                                                      ("lost_writes", "lost writes", 1.6),
-                                                      ("at_risk", "at risk", 0.5)], False),
+    (
+        "Stale reads, lost ▬, at risk ─",
+        "",
+        [("stale_reads", "stale reads", 1.0), ("lost_writes", "lost writes", 1.6), ("at_risk", "at risk", 0.5)],
+        False,
+    ),
 ]
 #: Shorter titles where a chart is too narrow for its long one (then elided if need be).
-SHORT_TITLES = ["Read latency", "Write latency", "Throughput", "Hit ratio", "WB queue",
-                "DB reads ─ writes ▬", "Errors ─ rejected ▬", "Stale, lost ▬, risk ─"]
+SHORT_TITLES = [
+    "Read latency",
+    "Write latency",
+    "Throughput",
+    "Hit ratio",
+    "WB queue",
+    "DB reads ─ writes ▬",
+    "Errors ─ rejected ▬",
+    "Stale, lost ▬, risk ─",
+]
 #: Titles of the rate charts when they show each request (set_request_marks).
 RASTER_TITLES = {2: "Requests (each one)", 5: "DB reads, writes: each", 6: "Errors, rejected: each"}
 
@@ -98,12 +109,13 @@ class DecadeAxis(pg.AxisItem):
         majors = [float(d) for d in range(lo, hi + 1) if minVal <= d <= maxVal]
         minors = []
         if len(majors) < 2:
-            minors = [d + math.log10(m) for d in range(lo, hi + 1) for m in (2, 5)
-                      if minVal <= d + math.log10(m) <= maxVal]
+            minors = [
+                d + math.log10(m) for d in range(lo, hi + 1) for m in (2, 5) if minVal <= d + math.log10(m) <= maxVal
+            ]
         return [(1.0, majors), (None, minors)]
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
-        return [f"{float(f'{10 ** v:.3g}'):g}" if 10 ** v < 9999.5 else _num(10 ** v) for v in values]  # 1000, then 10k
+        return [f"{float(f'{10**v:.3g}'):g}" if 10**v < 9999.5 else _num(10**v) for v in values]  # 1000, then 10k
 
 
 class RateAxis(pg.AxisItem):

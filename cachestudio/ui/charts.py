@@ -119,7 +119,7 @@ class ChartPanel(ChartDrawing):
                 continue
             if p.titleLabel.isVisible():
                 out.append((f"title:{CHART_NAMES[i]}", self._to_widget(p.titleLabel.item)))
-        for p, lane, _, _, label in self.labels:
+        for p, _lane, _, _, label in self.labels:
             if p.scene() is not None and label.isVisible():
                 i = self.plots.index(p)
                 out.append((f"end:{CHART_NAMES[i]}:{label.text()}", self._to_widget(label)))
@@ -127,8 +127,7 @@ class ChartPanel(ChartDrawing):
 
     def plot_rects(self) -> list[QRectF]:
         """Each shown chart's plot area (its view box) in this widget's coordinates."""
-        return [self._to_widget(self.plots[i].getViewBox()) for i in self.shown
-                if self.plots[i].scene() is not None]
+        return [self._to_widget(self.plots[i].getViewBox()) for i in self.shown if self.plots[i].scene() is not None]
 
     # -- export -------------------------------------------------------------------------
 
@@ -175,8 +174,12 @@ class ChartPanel(ChartDrawing):
         w.writerow(["lane"] + list(COLUMNS))
         named = list(zip(self.strategies, self.series))
         if self.node_lines:  # what the charts show: each node's rows too
-            named += [(f"{self.strategies[lane]} node {k}", s) for lane, nodes in enumerate(self.node_series)
-                      if lane < len(self.strategies) for k, s in enumerate(nodes)]
+            named += [
+                (f"{self.strategies[lane]} node {k}", s)
+                for lane, nodes in enumerate(self.node_series)
+                if lane < len(self.strategies)
+                for k, s in enumerate(nodes)
+            ]
         rows = 0
         for strategy, series in named:
             ring = series.ring

@@ -39,7 +39,8 @@ PANEL_SECTIONS = ("workload", "cache", "write_behind", "store", "backends", "lat
 #: (group title, [knob, ...]) per group: the knobs that have a widget.
 KNOBS: list[tuple[str, list[Knob]]] = [
     (SECTION_TITLES[section], [k for k in KNOB_TABLE if k.section == section and not k.no_widget])
-    for section in PANEL_SECTIONS]
+    for section in PANEL_SECTIONS
+]
 
 
 class KnobPanel(QScrollArea):
@@ -145,8 +146,12 @@ class KnobPanel(QScrollArea):
             self._loading = False
 
 
-NAMES = {"stale_read": "stale reads", "lost_write": "lost writes", "dirty_cache": "dirty cache",
-         "stale_cache": "stale cache"}
+NAMES = {
+    "stale_read": "stale reads",
+    "lost_write": "lost writes",
+    "dirty_cache": "dirty cache",
+    "stale_cache": "stale cache",
+}
 ALL = "all"
 
 
@@ -183,8 +188,9 @@ class AnomalyPanel(QWidget):
         filters.addWidget(self.lane_filter, 1)
         filters.addWidget(self.kind_filter, 1)
         layout.addLayout(filters)
-        hint = QLabel("Grouped by cause. Open a group for its sentences; select one to mark it on the "
-                      "flow view and the charts.")
+        hint = QLabel(
+            "Grouped by cause. Open a group for its sentences; select one to mark it on the flow view and the charts."
+        )
         hint.setWordWrap(True)
         layout.addWidget(hint)
         self.tree = QTreeWidget()
@@ -223,8 +229,10 @@ class AnomalyPanel(QWidget):
         """The counters' table exactly as tall as its rows (again after a font change)."""
         self.table.resizeRowsToContents()
         header = self.table.horizontalHeader()
-        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount())) or \
-            self.table.verticalHeader().defaultSectionSize()
+        rows = (
+            sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+            or self.table.verticalHeader().defaultSectionSize()
+        )
         self.table.setFixedHeight(header.sizeHint().height() + rows + 4)
 
     def update_counts(self, counts: list[dict], at_risk: list[int]) -> None:
@@ -327,4 +335,3 @@ class AnomalyPanel(QWidget):
     def _pick(self, current, _previous) -> None:
         a = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
         self.selected.emit(a if a is not None and not isinstance(a, str) else None)
-

@@ -37,8 +37,10 @@ from .theme import FAULT_SHADE, THEMES, Theme, known_lane, lane_style
 FAULT_EVENTS = {k.start_event: (k.shade, k.end_event) for k in FAULTS}
 ENDS = {end: start for start, (_, end) in FAULT_EVENTS.items() if end}
 #: a fault that lasts per lane until the lane is back: the event that says so -> the faults it ends
-BACKS = {back: tuple(k.start_event for k in FAULTS if k.back_event == back)
-         for back in dict.fromkeys(k.back_event for k in FAULTS if k.back_event)}
+BACKS = {
+    back: tuple(k.start_event for k in FAULTS if k.back_event == back)
+    for back in dict.fromkeys(k.back_event for k in FAULTS if k.back_event)
+}
 #: events shown on the strip besides the faults: a heal, and a lab that failed
 OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
 FAILURES = OTHER_EVENTS - {"heal"}
@@ -53,10 +55,16 @@ AMOUNTS: dict[str, tuple[str, str, str]] = {
     "outage": ("DB outage for {duration:g} s", r"for (?P<duration>[0-9.]+) s", "{name} {duration} s"),
     "slow-db": ("slow DB: +{ms:g} ms", r"\+(?P<ms>[0-9.]+) ms", "{name} +{ms} ms"),
     "slow-cache": ("slow cache: +{ms:g} ms", r"\+(?P<ms>[0-9.]+) ms", "{name} +{ms} ms"),
-    "burst": ("{op} burst of {count:,} operations per lane", r"(?P<op>\w+) burst of (?P<count>[0-9,]+)",
-              "{op} {name} ×{count}"),
-    "stampede": ("hot key k0 expired; {readers} concurrent readers", r"(?P<readers>\d+) concurrent readers",
-                 "{name} ×{readers}"),
+    "burst": (
+        "{op} burst of {count:,} operations per lane",
+        r"(?P<op>\w+) burst of (?P<count>[0-9,]+)",
+        "{op} {name} ×{count}",
+    ),
+    "stampede": (
+        "hot key k0 expired; {readers} concurrent readers",
+        r"(?P<readers>\d+) concurrent readers",
+        "{name} ×{readers}",
+    ),
     "crash-node": ("app node {node} of each lane killed (SIGKILL)", r"app node (?P<node>\d+)", "{name} n{node}"),
 }
 INJECTED = " (injected)"
@@ -117,8 +125,17 @@ def scheduled_events(timeline: dict, restart_delay_s: float = 1.0) -> list[dict]
                 end = None
             words = AMOUNTS.get(kind.name)
             detail = words[0].format(**values) if words else kind.sentence
-            out.append({"kind": kind.start_event, "start": at, "end_at": end, "detail": detail, "lane": None,
-                        "injected": kind.injected, "scheduled": True})
+            out.append(
+                {
+                    "kind": kind.start_event,
+                    "start": at,
+                    "end_at": end,
+                    "detail": detail,
+                    "lane": None,
+                    "injected": kind.injected,
+                    "scheduled": True,
+                }
+            )
     return sorted(out, key=lambda e: e["start"])
 
 
@@ -294,7 +311,9 @@ class EventStrip(QWidget):
         p.setFont(_font(self._px()))
         for rect, e in labels:
             shade = FAULT_EVENTS.get(e["kind"], ("crash" if e["kind"] in FAILURES else None, None))[0]
-            colour = QColor(t.muted) if e.get("scheduled") else QColor(FAULT_SHADE[shade][0]) if shade else QColor(t.text)
+            colour = (
+                QColor(t.muted) if e.get("scheduled") else QColor(FAULT_SHADE[shade][0]) if shade else QColor(t.text)
+            )
             bg = QColor(t.panel)
             p.fillRect(rect, bg)
             p.setPen(QPen(colour, 1.5 * s, Qt.PenStyle.DashLine if e.get("scheduled") else Qt.PenStyle.SolidLine))
@@ -303,8 +322,9 @@ class EventStrip(QWidget):
             p.drawText(rect, Qt.AlignmentFlag.AlignCenter, e["label"])
         if self.unlabelled:
             p.setPen(QColor(t.text))
-            p.drawText(QRectF(0, 2, self.width() - 4, self._row_h()), Qt.AlignmentFlag.AlignRight,
-                       f"+{self.unlabelled}")
+            p.drawText(
+                QRectF(0, 2, self.width() - 4, self._row_h()), Qt.AlignmentFlag.AlignRight, f"+{self.unlabelled}"
+            )
         # the time axis
         p.setPen(QPen(QColor(t.muted), 1.0))
         p.drawLine(QPointF(0, axis_y), QPointF(self.width(), axis_y))

@@ -48,7 +48,7 @@ def _edges_of(paths) -> tuple:
         for a, b in itertools.pairwise(nodes):
             if (a, b) not in out and (b, a) not in out:
                 out.append((a, b))
-    return tuple(out[len(EDGES):])
+    return tuple(out[len(EDGES) :])
 
 
 def lane_edges(strategy: str) -> tuple:
@@ -212,4 +212,3 @@ class Lane:
             return 0.0
         dt = d[-1][0] - d[0][0]
         return max(0.0, (d[-1][1] - d[0][1]) / dt) if dt > 0 else 0.0
-

@@ -222,8 +222,7 @@ class FlowScene(QGraphicsView):
         frame.addRoundedRect(QRectF(4, y0, self._w - 8, h), 8, 8)
         bg = self._scene.addPath(frame, QPen(QColor(t.edge), 1.0), QBrush(QColor(t.panel)))
         bg.setZValue(-10)
-        hl = self._scene.addPath(frame, self._pen(t.text, max(3.0, 2.0 * t.line_width)),
-                                 QBrush(Qt.BrushStyle.NoBrush))
+        hl = self._scene.addPath(frame, self._pen(t.text, max(3.0, 2.0 * t.line_width)), QBrush(Qt.BrushStyle.NoBrush))
         hl.setZValue(-9)
         it["highlight"] = hl
         it["title"] = self._text(ln.title, 17, t.text, bold=True)
@@ -306,9 +305,11 @@ class FlowScene(QGraphicsView):
         py = ports["cache"].y()
         lab = 20 * s  # a rate label's height
         above = py - lab - 14 * s
-        out = {("clients", "cache"): (straight("clients", "cache"), ((x["clients"] + x["cache"]) / 2, above, "c")),
-               ("cache", "db"): (straight("cache", "db"), ((x["cache"] + x["db"]) / 2, above, "c")),
-               ("clients", "db"): (arc, ((x["clients"] + x["db"]) / 2, top - 19 * s, "c"))}
+        out = {
+            ("clients", "cache"): (straight("clients", "cache"), ((x["clients"] + x["cache"]) / 2, above, "c")),
+            ("cache", "db"): (straight("cache", "db"), ((x["cache"] + x["db"]) / 2, above, "c")),
+            ("clients", "db"): (arc, ((x["clients"] + x["db"]) / 2, top - 19 * s, "c")),
+        }
         if "queue" in ports:
             qp = ports["queue"]
             lshape = QPainterPath(ports["clients"])
@@ -354,8 +355,10 @@ class FlowScene(QGraphicsView):
             label = self._text(word, 13, t.text)
             label.setPos(x + 24 * s, cy - label.boundingRect().height() / 2)
             x += 24 * s + label.boundingRect().width() + 22 * s
-        for text in ("tokens: a sample at high rates · edge labels: every request, last second",
-                     "tokens: a sample · labels: every request"):
+        for text in (
+            "tokens: a sample at high rates · edge labels: every request, last second",
+            "tokens: a sample · labels: every request",
+        ):
             note = self._text(text, 13, t.muted)
             w = note.boundingRect().width()
             if x + 10 + w <= self._w - 14:
@@ -385,8 +388,11 @@ class FlowScene(QGraphicsView):
         it["health"].setBrush(QColor(t.text if running else injected_colour(t)))
         for name, (box, label, _) in it["nodes"].items():
             grey = not running and name in ("cache", "queue")
-            box.setPen(self._pen(t.muted if grey else t.node_border, None,
-                                 Qt.PenStyle.DashLine if grey else Qt.PenStyle.SolidLine))
+            box.setPen(
+                self._pen(
+                    t.muted if grey else t.node_border, None, Qt.PenStyle.DashLine if grey else Qt.PenStyle.SolidLine
+                )
+            )
             box.setBrush(QBrush(QColor(t.window if grey else t.node)))
             label.setBrush(QColor(t.muted if grey else t.text))
             box.setData(0, "grey" if grey else "")

@@ -33,8 +33,9 @@ def _wait(app, condition, timeout: float, what: str):
         time.sleep(0.01)
 
 
-def run_self_check(crash_after_s: float = 1.5, serve_after_s: float = 1.0, timeout_s: float = 90.0,
-                   out=sys.stdout) -> int:
+def run_self_check(
+    crash_after_s: float = 1.5, serve_after_s: float = 1.0, timeout_s: float = 90.0, out=sys.stdout
+) -> int:
     t0 = time.monotonic()
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from .app import _app, _qt_environment
@@ -65,26 +66,42 @@ def run_self_check(crash_after_s: float = 1.5, serve_after_s: float = 1.0, timeo
         events: list[dict] = []
         session.event.connect(events.append)
         win.start()
-        _wait(app, lambda: session.run is not None and all(h == "running" for _, h in session.lab_health()),
-              timeout_s, "the three lanes did not start")
+        _wait(
+            app,
+            lambda: session.run is not None and all(h == "running" for _, h in session.lab_health()),
+            timeout_s,
+            "the three lanes did not start",
+        )
         lanes = [s for s, _ in session.lab_health()]
         say(f"lanes running: {', '.join(lanes)}")
 
         def ops() -> list[int]:
             return [lane.stats.ops for lane in session.run.lanes]
 
-        _wait(app, lambda: session.now() >= crash_after_s and all(n > 0 for n in ops()), timeout_s,
-              "the lanes served no operation")
+        _wait(
+            app,
+            lambda: session.now() >= crash_after_s and all(n > 0 for n in ops()),
+            timeout_s,
+            "the lanes served no operation",
+        )
         before = ops()
         session.crash()
         _wait(app, lambda: any(e.get("kind") == "crash" for e in events), timeout_s, "no crash event after a crash")
         say(f"cache node crashed (SIGKILL) after {sum(before):,} operations")
         restarts = lambda: {e.get("lane") for e in events if e.get("kind") == "restart"}  # noqa: E731
-        _wait(app, lambda: len(restarts()) >= len(lanes) and all(h == "running" for _, h in session.lab_health()),
-              timeout_s, "not every lane came back after the crash")
+        _wait(
+            app,
+            lambda: len(restarts()) >= len(lanes) and all(h == "running" for _, h in session.lab_health()),
+            timeout_s,
+            "not every lane came back after the crash",
+        )
         after_restart = ops()
-        _wait(app, lambda: all(a > b for a, b in zip(ops(), after_restart)), timeout_s,
-              "a lane serves no operation after its restart")
+        _wait(
+            app,
+            lambda: all(a > b for a, b in zip(ops(), after_restart)),
+            timeout_s,
+            "a lane serves no operation after its restart",
+        )
         t_serve = session.now() + serve_after_s
         _wait(app, lambda: session.now() >= t_serve, timeout_s, "the run stopped")
         say(f"every lane restarted and serving: {sum(ops()):,} operations in all")

@@ -49,7 +49,7 @@ def lane_pairs(lanes) -> list[tuple[str, str]]:
 def short_label(name: str) -> str:
     if name in LANES:
         return LANES[name][2]
-    return name if len(name) <= SHORT_MAX else name[:SHORT_MAX - 1].rstrip() + "…"
+    return name if len(name) <= SHORT_MAX else name[: SHORT_MAX - 1].rstrip() + "…"
 
 
 def register_lanes(lanes) -> list[tuple[str, str, str]]:
@@ -100,8 +100,18 @@ THEMES = {
     "light": Theme("light", "#f7f7f7", "#ffffff", "#1a1a1a", "#666666", "#eef3f8", "#34495e", "#9aa5b1"),
     "dark": Theme("dark", "#1e1f22", "#26282c", "#e8e8e8", "#a0a0a0", "#2f3440", "#b8c4d0", "#5c6670"),
     # For a projector: black on white, thick lines, big type.
-    "projector": Theme("projector", "#ffffff", "#ffffff", "#000000", "#222222", "#ffffff", "#000000",
-                       "#000000", font_scale=1.35, line_width=3.5),
+    "projector": Theme(
+        "projector",
+        "#ffffff",
+        "#ffffff",
+        "#000000",
+        "#222222",
+        "#ffffff",
+        "#000000",
+        "#000000",
+        font_scale=1.35,
+        line_width=3.5,
+    ),
 }
 
 

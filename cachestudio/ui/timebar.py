@@ -49,8 +49,7 @@ class TimeBar(QWidget):
         row.addWidget(self.at)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("timeline")
-        self.slider.setToolTip("drag to show a past moment (← →, Shift: 10 s, Ctrl: previous / next fault; "
-                               "End: live)")
+        self.slider.setToolTip("drag to show a past moment (← →, Shift: 10 s, Ctrl: previous / next fault; End: live)")
         self.slider.setRange(0, 0)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys belong to the window
         self.slider.sliderMoved.connect(lambda v: self.scrubbed.emit(v / RESOLUTION))
