@@ -610,22 +610,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from .ui.app import no_display_reason, run_window
 
-            scenario = None
+            scenario: str | None = None
             if args.window_scenario is not None:  # checked before any window opens
                 from .engine import scenario as scenarios
 
-                scenario = scenarios.load(scenarios.find(args.window_scenario)).path
+                scenario = str(scenarios.load(scenarios.find(args.window_scenario)).path)
             reason = no_display_reason()
             if reason:
                 raise BadInput(reason)
             return run_window(scenario=scenario)
         if args.command == "run":
-            return cmd_run(
-                args,
-                explicit_options(
-                    parser._subparsers._group_actions[0].choices["run"], argv if argv is not None else sys.argv[1:]
-                ),
-            )
+            commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
+            assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
+            return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
         if args.command == "screenshot":
             return cmd_screenshot(args)
         if args.command == "docs":

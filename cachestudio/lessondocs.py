@@ -295,8 +295,8 @@ def timeline_rows(sc) -> list[tuple[float, str, str, bool]]:
     rows.sort(key=lambda r: r[0])
     says = list(sc.says)
     out = []
-    for at, kind, what in rows:
-        match = next((s for s in says if s["kind"] == kind and abs(s["at"] - at) <= 0.5), None)
+    for at, name, what in rows:
+        match = next((s for s in says if s["kind"] == name and abs(s["at"] - at) <= 0.5), None)
         if match is not None:
             says.remove(match)
         out.append((at, what, match["say"] if match else "", bool(match and match["pause"])))

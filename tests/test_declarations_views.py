@@ -75,7 +75,7 @@ def test_every_fault_kind_is_drawn_ahead_when_scheduled(qtbot, kind: FaultKind):
     strip.resize(900, strip.height())
     strip.set_range(0.0, 60.0, 0.0)
     strip.set_scheduled(events)
-    labels = [e["label"] for _, e in strip.layout()]
+    labels = [e["label"] for _, e in strip.place_labels()]
     assert labels and labels[0].endswith("(scheduled)"), f"fault kind {kind.name!r}: no scheduled mark drawn"
     assert kind.label.removesuffix(" (injected)") in labels[0], \
         f"fault kind {kind.name!r}: its scheduled mark is not labelled as declared: {labels[0]!r}"

@@ -203,7 +203,7 @@ def test_scenario_shows_its_faults_ahead_and_restarts_with_one_key(qtbot, win, t
     assert win.load_scenario(path)
     ahead = win.strip.scheduled
     assert [e["kind"] for e in ahead] == ["burst", "outage-start"] and all(e["scheduled"] for e in ahead)
-    assert all("(scheduled)" in e["label"] for _, e in win.strip.layout())
+    assert all("(scheduled)" in e["label"] for _, e in win.strip.place_labels())
     win.act_start.trigger()
     qtbot.waitUntil(lambda: win.session.scenario_ended, timeout=WAIT_MS)
     assert win.strip.scheduled == []  # each one happened, and left the "ahead" list

@@ -464,7 +464,7 @@ class Store(StoreFaultLayer):
         left exactly as it was), then create it if it is missing."""
         self._check_shape()
         table = self._db()["items"]
-        if not table.exists():
+        if isinstance(table, sqlite_utils.db.Table) and not table.exists():  # (a View exists)
             table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
         self._unsettled = False
 

@@ -32,11 +32,11 @@ from .strategykinds import STRATEGIES, queues_writes
 from .workload import READ, OpStream
 
 
-def _seed_db(path: Path, knobs: StoreKnobs):
+def _seed_db(path: Path, knobs: StoreKnobs) -> sqlite_utils.db.Table:
     db = sqlite_utils.Database(path)
     db.execute(f"PRAGMA journal_mode={knobs.journal_mode}")
     db.execute(f"PRAGMA synchronous={knobs.synchronous}")
-    table = db["items"]
+    table = db.table("items")  # (db["items"] is a View if it names one: not in the seed's own file)
     table.create({"key": str, "value": str}, pk="key", if_not_exists=True)
     return table
 
@@ -172,7 +172,7 @@ def seed_loop(cfg: LaneConfig, duration_s: float, workdir: Path, tuned: bool = F
             def write(self, key, value):
                 return self._db().write(key, value)
 
-        db = seed.db = PerThread()
+        seed.db = PerThread()
     started = time.monotonic()
     deadline = started + duration_s
 
@@ -227,7 +227,9 @@ def strategies_vs_yardsticks(
             w = replace(base.workload, keys=1000, read_ratio=0.8, distribution=dist)
             for strategy in SEED_STRATEGIES:
                 cfg = replace(base, strategy=strategy, workload=w, store=MODES[mode])
-                engine, literal, tuned = [], [], []
+                engine: list[float] = []
+                literal: list[float] = []
+                tuned: list[float] = []
                 for _ in range(reps):
                     engine.append(engine_rate(cfg, duration_s))
                     for out, care in ((literal, False), (tuned, True)):

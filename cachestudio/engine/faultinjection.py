@@ -14,11 +14,17 @@ schedules its own end (:meth:`runner.Run.schedule`).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from .config import LaneConfig, validate
 from .faultkinds import BY_NAME
 from .nodes import AUDIT_TIMEOUT_S, LabHandle
 from .strategykinds import queues_writes
+
+if TYPE_CHECKING:
+    from .nodes import Lane
+    from .plan import Plan
+    from .storage import RunServers
 
 OUTAGE_LOCK_WAIT_S = 2.0  # the longest an outage waits to take a DB's lock from the labs
 #: Scheduled items that end a fault (due before a start at the same instant).
@@ -26,7 +32,40 @@ ENDS = frozenset({"outage-due", "slow-db-end", "slow-cache-end"})
 
 
 class FaultInjection:
-    """The fault methods of :class:`runner.Run` (see the module's docstring)."""
+    """The fault methods of :class:`runner.Run` (see the module's docstring).
+
+    The ``if TYPE_CHECKING:`` block below is this mixin's contract with its host
+    (:class:`runner.Run`): what it uses of the host's state and methods, declared for the
+    type checker only. Nothing in it exists at run time: a stub method defined here would
+    shadow the real one of a later base in the MRO."""
+
+    if TYPE_CHECKING:
+        # -- the host's state (runner.Run.__init__) --
+        plan: Plan
+        servers: RunServers
+        lanes: list[Lane]
+        nodes: list[LabHandle]
+        t0: float
+        outage_on: bool
+        _outage_until: float
+        _schedule: list[tuple[float, str, tuple, dict]]
+        _restart_at: float | None
+        slow_db_ms: float
+        slow_cache_ms: float
+        _burst_since: float | None
+        _db_base: dict[str, tuple[float, float]]
+        _cache_base: dict[str, float]
+
+        # -- the host's methods (runner.Run) --
+        def now(self) -> float: ...
+        def _event(
+            self, kind: str, detail: str, injected: bool = False, lane: str | None = None, at: float | None = None
+        ) -> None: ...
+        def schedule(self, at: float, kind: str, *args, **kwargs) -> None: ...
+        def _fire_time(self) -> float: ...
+        def _fail(self, lane: LabHandle | Lane, kind: str, reason: str) -> None: ...
+        def _consume(self) -> None: ...
+        def _found(self, i: int, found: list) -> None: ...
 
     def crash(self, node: int | None = None) -> None:
         """SIGKILL every lab (the app nodes: each holds its cache client and write-behind

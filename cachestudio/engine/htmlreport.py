@@ -380,6 +380,7 @@ def _y_scale(kind: str, finite: np.ndarray):
     """The y axis of a chart of ``kind`` for these values: (ticks, their labels, value -> y)."""
     ph = H - MT - MB
     has_data = finite.size > 0
+    yticks: list[float]
     if kind == "ratio":
         ylo, yhi, yticks = 0.0, 100.0, [0, 25, 50, 75, 100]
         return yticks, [f"{v:g}" for v in yticks], (lambda v: MT + ph * (1 - (v - ylo) / (yhi - ylo)))
@@ -489,7 +490,7 @@ def _lines_svg(lanes: list[str], data: list, node_data: list, X, Yf) -> list[str
 def _legend_svg(lanes: list[str]) -> list[str]:
     """The lanes' key, above the plot, left to right."""
     o = []
-    lx = ML
+    lx: float = ML
     for i, name in enumerate(lanes):
         dash = lane_dash(name, i)
         o.append(
@@ -506,11 +507,11 @@ def chart_svg(
     unit: str,
     kind: str,
     lanes: list[str],
-    cols: list[list],
+    cols: list[tuple[list, list]],
     xmax: float,
     faults: list[dict],
     column: str,
-    nodes: list[list] | None = None,
+    nodes: list[list[tuple[list, list]]] | None = None,
 ) -> str:
     """One line chart: ``cols[i]`` is (t, y) of lane i; ``nodes[i]``, if given, the (t, y)
     of each app node of lane i (thin lines under the lane's)."""

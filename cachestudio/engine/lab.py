@@ -41,6 +41,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +50,9 @@ from .history import MappedHistoryWriter, op_line
 from .labfaults import LabFaults
 from .queue import Flusher
 from .storage import Endpoints, open_cache, open_queue, open_store
-from .strategies import Health, make_strategy
+from .strategies import Health, Result, WriteBehind, make_strategy
 from .strategykinds import queues_writes
-from .workload import READ, OpStream
+from .workload import READ, Op, OpStream
 
 GAUGE_INTERVAL_S = 0.1  # how often a lab sends its gauges to the observer
 DRAIN_LIMIT_S = 30.0  # the longest a lab spends writing its queue at the end (then: not drained)
@@ -167,7 +168,7 @@ class Lab(LabFaults):
         self._unpaused.set()
         self.cache.start_culler()  # last: a constructor that failed leaves no thread
 
-    def _stream(self, start: int):
+    def _stream(self, start: int) -> Iterator[Op]:
         """The lane's operations from ``start`` on; with several nodes, this node's share:
         the operations whose sequence number is the node's modulo the number of nodes (the
         same seeded stream, split; ids and versions stay unique in the lane)."""
@@ -272,14 +273,15 @@ class Lab(LabFaults):
             wb = self.cfg.write_behind
             self.flusher.knobs = wb
             self.queue.capacity = wb.capacity
-            self.strategy.block = wb.backpressure == "block"
-            self.strategy.block_timeout = wb.block_timeout_s
+            if isinstance(self.strategy, WriteBehind):  # always: only a queueing strategy has a flusher
+                self.strategy.block = wb.backpressure == "block"
+                self.strategy.block_timeout = wb.block_timeout_s
 
     def _value(self, key: str, version: int) -> str:
         head = f"{key}:v{version}:"
         return head + self._filler[: max(0, self.cfg.workload.value_size - len(head))]
 
-    def _do(self, kind: str, key: str, version: int | None):
+    def _do(self, kind: str, key: str, version: int | None) -> Result:
         """One operation through the strategy. Whatever it raises is this operation's error
         (counted, and its traceback kept in the lane's ``lab-errors.log``): a client
         thread never dies of an operation."""

@@ -9,13 +9,54 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .history import op_line
 from .workload import READ
 
+if TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Iterator
+
+    from .backends import CacheBackend, Store
+    from .config import LaneConfig
+    from .pg_store import PostgresStore
+    from .redis_cache import RedisCache
+    from .strategies import Result
+    from .workload import Op
+
 
 class LabFaults:
-    """The fault methods of :class:`lab.Lab` (see the module's docstring)."""
+    """The fault methods of :class:`lab.Lab` (see the module's docstring).
+
+    The ``if TYPE_CHECKING:`` block below is this mixin's contract with its host
+    (:class:`lab.Lab`): what it uses of the host's state and methods, declared for the
+    type checker only. Nothing in it exists at run time: a stub method defined here would
+    shadow the real one of a later base in the MRO."""
+
+    if TYPE_CHECKING:
+        # -- the host's state (lab.Lab.__init__) --
+        cfg: LaneConfig
+        inc: int
+        node: int | None
+        cache: CacheBackend | RedisCache
+        store: Store | PostgresStore
+        t0: float
+        last_end: float
+        _ops: Iterator[Op]
+        _next_seq: int
+        _ops_lock: threading.Lock
+        _bursts: deque[list]
+        _pace_at: float
+        _pace_count: int
+        _stop: threading.Event
+        _unpaused: threading.Event
+        _stampedes: list[threading.Thread]
+
+        # -- the host's methods (lab.Lab) --
+        def _do(self, kind: str, key: str, version: int | None) -> Result: ...
+        def _record(self, line: str) -> bool: ...
+        def _unexpected(self, exc: BaseException, kind: str = "read") -> None: ...
 
     @property
     def burst_left(self) -> int:

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .auditor import LaneAuditor
 from .config import LaneConfig
@@ -19,6 +20,10 @@ from .history import HistoryTail, trim_history
 from .lab import LAB_SIGNALS, LanePaths, lab_process
 from .storage import Endpoints, LaneStorage
 from .telemetry import LaneStats
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import SpawnProcess
 
 READY_TIMEOUT_S = 20.0  # a lab that has not opened its files by then is reported
 SILENT_S = 3.0  # a running lab that sent no gauges for this long is shown as not responding
@@ -54,8 +59,8 @@ class LabHandle:
         self.node = node
         self.ep = ep
         self.inc = -1
-        self.proc = None
-        self.conn = None
+        self.proc: SpawnProcess | None = None
+        self.conn: Connection | None = None
         self.state = "down"  # down | starting | running | stopping | drained | failed
         self.tails: list[HistoryTail] = []
         self.gauges: dict = {}
@@ -145,7 +150,7 @@ class LabHandle:
 
     def poll(self) -> list[tuple]:
         """Messages from the lab since the last call."""
-        msgs = []
+        msgs: list[tuple] = []
         try:
             while self.conn is not None and not self.conn.closed and self.conn.poll():
                 msgs.append(self.conn.recv())
@@ -213,7 +218,7 @@ class Lane:
         return self.incarnations - 1
 
     @property
-    def proc(self):
+    def proc(self) -> SpawnProcess | None:
         return self.nodes[0].proc
 
     @property

@@ -126,7 +126,7 @@ class PostgresStore(StoreFaultLayer):
                 (self.table,),
             ).fetchall()
             if rows:
-                cols = dict(rows)
+                cols: dict[str, str] = dict(rows)
                 if cols != SHAPE:
                     found = ", ".join(f"{n} {t}" for n, t in cols.items())
                     raise StoreUnavailable(f"table {self.table} has another shape ({found})", hard=True)

@@ -24,12 +24,15 @@ import threading
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 
 from .backends import SQLITE_ERRORS, BackendFailure, Store, backend_failure
 from .config import WriteBehindKnobs
+
+if TYPE_CHECKING:
+    from .pg_store import PostgresStore
 
 Entry = tuple[str, int, str]  # key, version, value
 MAX_BACKOFF_S = 2.0
@@ -211,7 +214,7 @@ class Flusher:
     does one pass synchronously.
     """
 
-    def __init__(self, queue, store: Store, knobs: WriteBehindKnobs, health=None):
+    def __init__(self, queue, store: Store | PostgresStore, knobs: WriteBehindKnobs, health=None):
         self.queue = queue
         self.health = health  # the lane's (strategies.Health): hard failures are counted there
         self.store = store

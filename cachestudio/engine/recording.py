@@ -148,7 +148,8 @@ class _FileTarget:
     """A new file of ours, written in place (a killed run leaves what was flushed)."""
 
     def __init__(self, fd: int, path: str):
-        self.fd, self.path, self._error = fd, path, None
+        self.fd, self.path = fd, path
+        self._error: str | None = None
 
     @property
     def error(self) -> str | None:

@@ -78,7 +78,7 @@ def fault_report(lanes, events: list[dict], run_end: float) -> list[dict]:
         return []
     records = []
     for lane in lanes:
-        ops = []
+        ops: list[dict] = []
         for inc in range(lane.inc + 1):
             f = lane.paths.history_file(inc)
             if f.exists():

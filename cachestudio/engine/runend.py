@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .auditor import ANOMALY_KINDS
 from .config import LaneConfig
@@ -20,6 +22,12 @@ from .report import fault_report
 from .strategykinds import queues_writes
 from .telemetry import LaneStats
 
+if TYPE_CHECKING:
+    from .history import HistoryWriter
+    from .plan import Plan
+    from .recording import RecordingWriter
+    from .storage import RunServers
+
 #: Auditor kinds as the summary names them (DESIGN.md §6).
 SUMMARY_NAMES = {
     "stale_read": "stale_reads",
@@ -30,7 +38,52 @@ SUMMARY_NAMES = {
 
 
 class RunEnd:
-    """The end-of-run methods of :class:`runner.Run` (see the module's docstring)."""
+    """The end-of-run methods of :class:`runner.Run` (see the module's docstring).
+
+    The ``if TYPE_CHECKING:`` block below is this mixin's contract with its host
+    (:class:`runner.Run`, and :class:`faultinjection.FaultInjection`, its other base):
+    what it uses of the host's state and methods, declared for the type checker only.
+    Nothing in it exists at run time: a stub method defined here would shadow the real
+    one of a later base in the MRO."""
+
+    if TYPE_CHECKING:
+        # -- the host's state (runner.Run.__init__) --
+        plan: Plan
+        root: Path
+        _tmp: str | None
+        servers: RunServers
+        lanes: list[Lane]
+        nodes: list[LabHandle]
+        recorder: RecordingWriter | None
+        events: list[dict]
+        _events_file: HistoryWriter
+        t0: float
+        outage_on: bool
+        interrupted: str | None
+        run_failures: list[dict]
+        _schedule: list[tuple[float, str, tuple, dict]]
+        _restart_at: float | None
+        finished: bool
+
+        # -- the host's methods (runner.Run) --
+        def now(self) -> float: ...
+        def _event(
+            self, kind: str, detail: str, injected: bool = False, lane: str | None = None, at: float | None = None
+        ) -> None: ...
+        def _wait_ready(self, node: LabHandle, deadline: float) -> dict | str: ...
+        def _handle(self, node: LabHandle, msg: tuple) -> None: ...
+        def _fail(self, lane: LabHandle | Lane, kind: str, reason: str) -> None: ...
+        def _consume(self) -> None: ...
+        def _found(self, i: int, found: list) -> None: ...
+        def tick_state(self) -> dict: ...
+
+        # -- the faults' methods (faultinjection.FaultInjection) --
+        def outage_end(self) -> None: ...
+        def slow_db_end(self) -> None: ...
+        def slow_cache_end(self) -> None: ...
+        def cache_server_back(self, aof: bool) -> None: ...
+        def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None: ...
+        def _release_outage(self) -> None: ...
 
     @property
     def due(self) -> bool:

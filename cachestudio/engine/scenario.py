@@ -195,8 +195,8 @@ def timeline_toml(timeline: dict[str, list]) -> list[str]:
             at, values = kind.values(entry)
             rows.append((at, kind.name, {k: f'"{v}"' if isinstance(v, str) else v for k, v in values.items()}))
     out = []
-    for t, kind, keys in sorted(rows, key=lambda r: r[0]):
-        out += ["[[faults]]", f"at = {t!r}", f'kind = "{kind}"'] + [f"{k} = {v}" for k, v in keys.items()] + [""]
+    for t, name, keys in sorted(rows, key=lambda r: r[0]):
+        out += ["[[faults]]", f"at = {t!r}", f'kind = "{name}"'] + [f"{k} = {v}" for k, v in keys.items()] + [""]
     return out
 
 

@@ -88,7 +88,7 @@ class LaneSeries:
         self._next = 0  # index of the next bin to close
         self._db = (0, 0)  # cumulative DB reads / writes at the last closed bin
         self._gauges = {"db_reads": 0, "db_writes": 0, "queue_depth": 0}
-        self._anomalies = (0, 0, 0)
+        self._anomalies: tuple[float, float, float] = (0, 0, 0)  # NaN: a node's series has none
 
     def add_records(self, records: list[dict]) -> None:
         bins = self._bins
@@ -121,7 +121,7 @@ class LaneSeries:
         """The labs' counters now; None: not known (the gauge columns stay empty)."""
         self._gauges = {"db_reads": db_reads, "db_writes": db_writes, "queue_depth": queue_depth}
 
-    def set_anomalies(self, stale_reads: int, lost_writes: int, at_risk: int) -> None:
+    def set_anomalies(self, stale_reads: float, lost_writes: float, at_risk: float) -> None:
         self._anomalies = (stale_reads, lost_writes, at_risk)
 
     def close(self, now: float) -> int:

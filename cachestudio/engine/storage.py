@@ -28,6 +28,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends import (
     CacheBackend,
@@ -41,6 +42,11 @@ from .backends import (
 )
 from .config import ConfigError, LaneConfig
 from .queue import DurableQueue, VolatileQueue
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .servers import PostgresServer, RedisServer
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class PgOutageLock:
 
     def __init__(self, ep: Endpoints):
         self.ep = ep
-        self.conn = None
+        self.conn: psycopg.Connection | None = None
 
     def acquire(self, timeout_s: float = 5.0) -> None:
         import psycopg
@@ -272,8 +278,8 @@ class RunServers:
         self.run_id = secrets.token_hex(3)
         self.need_redis = sorted({cfg.backends.aof for cfg in lanes if cfg.backends.cache == "redis"})
         self.need_pg = any(cfg.backends.store == "postgresql" for cfg in lanes)
-        self.redis: dict[bool, object] = {}  # aof -> RedisServer (the run's own)
-        self.pg = None  # PostgresServer (the run's own)
+        self.redis: dict[bool, RedisServer] = {}  # aof -> the run's own redis-server
+        self.pg: PostgresServer | None = None  # the run's own PostgreSQL
         self._versions: dict[str, str] = {}
 
     @property
@@ -289,7 +295,7 @@ class RunServers:
         if self.need_pg and self.postgres_url:
             self._versions["pg"] = pg_version(self.postgres_url)
 
-    def _redis_server(self, aof: bool):
+    def _redis_server(self, aof: bool) -> RedisServer:
         """The run's own redis-server of that persistence (made, not started)."""
         if aof not in self.redis:
             from .servers import RedisServer
@@ -297,7 +303,7 @@ class RunServers:
             self.redis[aof] = RedisServer(self.root / "servers" / ("redis-aof" if aof else "redis"), appendonly=aof)
         return self.redis[aof]
 
-    def _pg_server(self):
+    def _pg_server(self) -> PostgresServer:
         if self.pg is None:
             from .servers import PostgresServer
 

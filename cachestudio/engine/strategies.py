@@ -29,9 +29,14 @@ of v1). A waiter gives up after ``lease_ttl_s`` and reads the DB without caching
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from .backends import BackendFailure, CacheBackend, Store
 from .config import WriteBehindKnobs
+
+if TYPE_CHECKING:
+    from .pg_store import PostgresStore
+    from .redis_cache import RedisCache
 
 Result = tuple[str, "int | None", bool, "str | None"]
 FAILURES = BackendFailure
@@ -83,7 +88,7 @@ class Health:
 class Strategy:
     name = ""
 
-    def __init__(self, cache: CacheBackend, store: Store, health: Health | None = None):
+    def __init__(self, cache: CacheBackend | RedisCache, store: Store | PostgresStore, health: Health | None = None):
         self.cache = cache
         self.store = store
         self.health = health or Health()
@@ -143,7 +148,12 @@ class Strategy:
 
     @classmethod
     def build(
-        cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None, health: Health | None
+        cls,
+        cache: CacheBackend | RedisCache,
+        store: Store | PostgresStore,
+        queue,
+        knobs: WriteBehindKnobs | None,
+        health: Health | None,
     ) -> Strategy:
         """The lane's strategy; ``queue`` and ``knobs`` are for one that queues writes."""
         return cls(cache, store, health)
@@ -176,7 +186,14 @@ class WriteThrough(Strategy):
 class WriteBehind(Strategy):
     name = "write-behind"
 
-    def __init__(self, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs, health: Health | None = None):
+    def __init__(
+        self,
+        cache: CacheBackend | RedisCache,
+        store: Store | PostgresStore,
+        queue,
+        knobs: WriteBehindKnobs,
+        health: Health | None = None,
+    ):
         super().__init__(cache, store, health)
         self.queue = queue
         self.block = knobs.backpressure == "block"
@@ -184,7 +201,12 @@ class WriteBehind(Strategy):
 
     @classmethod
     def build(
-        cls, cache: CacheBackend, store: Store, queue, knobs: WriteBehindKnobs | None, health: Health | None
+        cls,
+        cache: CacheBackend | RedisCache,
+        store: Store | PostgresStore,
+        queue,
+        knobs: WriteBehindKnobs | None,
+        health: Health | None,
     ) -> Strategy:
         if queue is None or knobs is None:
             raise ValueError(f"{cls.name} queues writes: it needs its queue and its knobs")
@@ -207,7 +229,12 @@ STRATEGY_CLASSES: dict[str, type[Strategy]] = {cls.name: cls for cls in (CacheAs
 
 
 def make_strategy(
-    name: str, cache: CacheBackend, store: Store, queue=None, knobs=None, health: Health | None = None
+    name: str,
+    cache: CacheBackend | RedisCache,
+    store: Store | PostgresStore,
+    queue=None,
+    knobs=None,
+    health: Health | None = None,
 ) -> Strategy:
     cls = STRATEGY_CLASSES.get(name)
     if cls is None:

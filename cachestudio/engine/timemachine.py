@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -255,14 +256,14 @@ class Tape:
         ne = bisect.bisect_right(self.event_times, t)
         na = bisect.bisect_right(self.anomaly_times, t)
         first = bisect.bisect_left(self.times, t - SAMPLE_SPAN_S, 0, k + 1)
-        records = [[] for _ in range(self._n)]
-        counts = [Counter() for _ in range(self._n)]
+        records: list[list[dict]] = [[] for _ in range(self._n)]
+        counts: list[Counter] = [Counter() for _ in range(self._n)]
         for j in range(first, k + 1):
             for i in range(self._n):
                 records[i].extend(self.samples[j][i])
                 counts[i].update(self.counts[j][i])
-        found = [[] for _ in range(self._n)]
-        gids = [[] for _ in range(self._n)]
+        found: list[list] = [[] for _ in range(self._n)]
+        gids: list[list] = [[] for _ in range(self._n)]
         for _, lane, a, gid in self.anomalies[:na]:
             found[lane].append(a)
             gids[lane].append(gid)
@@ -299,8 +300,8 @@ class Tape:
         hi = bisect.bisect_right(self.event_times, t)
         alo = bisect.bisect_left(self.anomaly_times, t)
         ahi = bisect.bisect_right(self.anomaly_times, t)
-        found = [[] for _ in range(self._n)]
-        gids = [[] for _ in range(self._n)]
+        found: list[list] = [[] for _ in range(self._n)]
+        gids: list[list] = [[] for _ in range(self._n)]
         for _, lane, a, gid in self.anomalies[alo:ahi]:
             found[lane].append(a)
             gids[lane].append(gid)
@@ -352,10 +353,10 @@ class Tape:
         b = UpdateBuilder(cfgs)
         n = len(names)
         stats = [LaneStats(name) for name in names]
-        kinds = [Counter() for _ in range(n)]
+        kinds: list[Counter] = [Counter() for _ in range(n)]
         # One time-ordered stream: records by end, events by start, anomalies by the time
         # the auditor reached them, ticks by their time (a tick comes after what ended by then).
-        streams = []
+        streams: list[Iterable[tuple[float, int, int, dict]]] = []
         for i in range(n):
             ops = sorted(rec.ops[i], key=lambda r: r["end"])
             streams.append([(r["end"], 1, i, r) for r in ops])

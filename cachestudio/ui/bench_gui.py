@@ -220,7 +220,9 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
     """The window's figures (DESIGN.md §7). ``long_run_s``: the memory run (None: skipped)."""
     from ..engine.bench import figure_row, target_met
 
-    headless, attached, frames = [], {False: [], True: []}, {False: [], True: []}
+    headless: list[float] = []
+    attached: dict[bool, list[float]] = {False: [], True: []}
+    frames: dict[bool, list[dict]] = {False: [], True: []}
     for _ in range(reps):  # interleaved: A B C A B C …
         headless.append(headless_ops(seed, duration_s))
         for present in (False, True):

@@ -186,6 +186,7 @@ class ChartDrawing(ChartFaults):
         if not math.isfinite(hi):
             return
         current = self._y_applied.get(i)
+        want: tuple[float, float]
         if log:
             want = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
             if (

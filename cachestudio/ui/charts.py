@@ -24,6 +24,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF
@@ -79,7 +80,7 @@ def _svg_bytes(item) -> bytes:
     closed paths of Qt 6's SVG generator (patched for this call only)."""
     from pyqtgraph.exporters import SVGExporter
 
-    module = sys.modules[SVGExporter.__module__]
+    module: Any = sys.modules[SVGExporter.__module__]  # pyqtgraph's, untyped (no py.typed)
     original = module.correctCoordinates
 
     def correct(node, defs, item, options):
@@ -163,7 +164,7 @@ class ChartPanel(ChartDrawing):
         painter = QPainter(gen)
         self.render(painter)
         painter.end()
-        return bytes(buf.data())
+        return bytes(buf.data().data())  # QByteArray -> bytes
 
     def export_csv(self, path: str | Path) -> int:
         """Every chart row of every lane, written through engine.outputs (an existing symlink
@@ -183,7 +184,7 @@ class ChartPanel(ChartDrawing):
         rows = 0
         for strategy, series in named:
             ring = series.ring
-            data = np.column_stack([ring.view(i) for i in range(len(COLUMNS))]) if len(ring) else []
+            data: np.ndarray | list = np.column_stack([ring.view(i) for i in range(len(COLUMNS))]) if len(ring) else []
             for row in data:
                 w.writerow([strategy] + ["" if np.isnan(v) else f"{v:.6g}" for v in row])
                 rows += 1

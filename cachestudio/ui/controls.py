@@ -41,6 +41,8 @@ KNOBS: list[tuple[str, list[Knob]]] = [
     (SECTION_TITLES[section], [k for k in KNOB_TABLE if k.section == section and not k.no_widget])
     for section in PANEL_SECTIONS
 ]
+#: The widget of a knob, by its kind (float, int, choice, bool).
+KnobWidget = QDoubleSpinBox | QSpinBox | QComboBox | QCheckBox
 
 
 class KnobPanel(QScrollArea):
@@ -51,7 +53,7 @@ class KnobPanel(QScrollArea):
         self.setWidgetResizable(True)
         body = QWidget()
         layout = QVBoxLayout(body)
-        self.widgets: dict[tuple[str, str], QWidget] = {}
+        self.widgets: dict[tuple[str, str], KnobWidget] = {}
         self._loading = False
         for title, knobs in KNOBS:
             box = QGroupBox(title)
@@ -77,7 +79,7 @@ class KnobPanel(QScrollArea):
         self._gate()
 
     @staticmethod
-    def _make(knob: Knob) -> QWidget:
+    def _make(knob: Knob) -> KnobWidget:
         suffix = f" {knob.unit}" if knob.unit else ""
         if knob.kind in ("float", "int"):
             lo, hi = knob.widget_range
@@ -101,7 +103,7 @@ class KnobPanel(QScrollArea):
         return QCheckBox()
 
     @staticmethod
-    def _on_change(w: QWidget, slot) -> None:
+    def _on_change(w: KnobWidget, slot) -> None:
         if isinstance(w, QComboBox):
             w.currentTextChanged.connect(slot)
         elif isinstance(w, QCheckBox):
@@ -109,7 +111,7 @@ class KnobPanel(QScrollArea):
         else:
             w.valueChanged.connect(slot)
 
-    def _connect(self, w: QWidget, section: str, name: str) -> None:
+    def _connect(self, w: KnobWidget, section: str, name: str) -> None:
         def emit(value):
             if not self._loading:
                 self.changed.emit(section, name, value)
@@ -117,7 +119,7 @@ class KnobPanel(QScrollArea):
         self._on_change(w, emit)
 
     @staticmethod
-    def value(w: QWidget):
+    def value(w: KnobWidget):
         """What a knob's widget shows."""
         if isinstance(w, QComboBox):
             return w.currentText()

@@ -247,8 +247,9 @@ class EventStrip(QWidget):
         span = max(1e-9, self.hi - self.lo)
         return m + (t - self.lo) / span * (self.width() - 2 * m)
 
-    def layout(self) -> list[tuple[QRectF, dict]]:
-        """Each label's rectangle, in rows from the top; events without room are counted."""
+    def place_labels(self) -> list[tuple[QRectF, dict]]:
+        """Each label's rectangle, in rows from the top; events without room are counted.
+        (Not named ``layout``: that is QWidget's, which returns the widget's QLayout.)"""
         fm = QFontMetricsF(_font(self._px()))
         row_h = self._row_h()
         ends = [-1e9] * MAX_ROWS
@@ -276,7 +277,7 @@ class EventStrip(QWidget):
         return out
 
     def label_rects(self) -> list[QRectF]:
-        self.layout()
+        self.place_labels()
         return [r for r, _ in self._labels]
 
     # -- painting ---------------------------------------------------------------------------
@@ -286,7 +287,7 @@ class EventStrip(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.fillRect(self.rect(), QColor(t.panel))
-        labels = self.layout()
+        labels = self.place_labels()
         axis_y = self.height() - self._axis_h()
         # bands and marks
         for e in self.events + self.scheduled:

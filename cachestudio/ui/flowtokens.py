@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtGui import QBrush, QColor
@@ -77,6 +78,7 @@ class FlowTokens(FlowScene):
         ln.allowance = min(SAMPLE_PER_S, ln.allowance + (now - ln.last_refill) * SAMPLE_PER_S)
         ln.last_refill = now
         size = len(records)
+        picks: Iterable[int]
         if ln.total <= ALL_BELOW:
             picks = range(size)
         else:
