@@ -149,7 +149,7 @@ def test_heal_all_ends_every_fault(qtbot, win):
     started(qtbot, win)
     run = win.session.run
     win.act_outage.trigger()
-    win.act_slow.trigger()
+    win.act_slow_db.trigger()
     qtbot.waitUntil(lambda: bool(run.outage_on and run.slow_db_ms), timeout=WAIT_MS)
     win.act_heal.trigger()
     qtbot.waitUntil(lambda: not run.outage_on and not run.slow_db_ms, timeout=WAIT_MS)

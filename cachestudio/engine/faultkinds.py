@@ -58,6 +58,16 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A second one-key action of a fault kind in the window: its text, keys and the
+    parameter values it sets on top of :meth:`FaultKind.live_values` (the read burst)."""
+
+    text: str
+    keys: tuple[str, ...]
+    values: tuple[tuple[str, float | int | str], ...]
+
+
+@dataclass(frozen=True)
 class FaultKind:
     """A kind of fault. See the module's docstring for what derives from each field."""
 
@@ -92,6 +102,10 @@ class FaultKind:
     no_action: str = ""
     #: What the run needs for it: "" (any run), "redis" (the run's own redis-server).
     needs: str = ""
+    #: The window's action turns it on until it is pressed again (its duration is not used).
+    toggles: bool = False
+    #: More one-key actions of this kind in the window (each with values of its own).
+    variants: tuple[Variant, ...] = ()
 
     @property
     def metavar(self) -> str:
@@ -125,9 +139,10 @@ class FaultKind:
         at, *rest = entry  # type: ignore[misc]
         return float(at), {p.name: v for p, v in zip(self.params, rest, strict=True)}
 
-    def live_values(self) -> dict:
-        """The parameters of the window's one-key action."""
-        return {p.name: p.live_value for p in self.params}
+    def live_values(self, variant: Variant | None = None) -> dict:
+        """The parameters of the window's one-key action (or of one of its ``variants``)."""
+        values = {p.name: p.live_value for p in self.params}
+        return values if variant is None else {**values, **dict(variant.values)}
 
 
 def _duration() -> Param:
@@ -162,14 +177,14 @@ FAULTS: tuple[FaultKind, ...] = (
         noun="a slow DB", label="slow DB (injected)", start_event="slow-db-start", end_event="slow-db-end",
         back_event=None, shade="slow-db", injected=True,
         sentence="every database call waits MS milliseconds more (injected by the lab)",
-        action="Slow DB", keys=("S",)),
+        action="Slow DB", keys=("S",), toggles=True),
     FaultKind(
         name="slow-cache", field="slow_cache", params=(_duration(), _ms(20.0, 5.0)), flag="--slow-cache",
         help="inject MS (default 20) on every cache call for DURATION (repeatable)",
         noun="a slow cache", label="slow cache (injected)", start_event="slow-cache-start",
         end_event="slow-cache-end", back_event=None, shade="slow-cache", injected=True,
         sentence="every cache call waits MS milliseconds more (injected by the lab)",
-        action="Slow cache", keys=("L",)),
+        action="Slow cache", keys=("L",), toggles=True),
     FaultKind(
         name="cold", field="cold_at", params=(), flag="--cold-at",
         help="flush every cache at SEC: a cold cache (repeatable)",
@@ -185,7 +200,8 @@ FAULTS: tuple[FaultKind, ...] = (
         noun="a burst", label="burst", start_event="burst", end_event="burst-end", back_event=None,
         shade="burst", injected=False,
         sentence="each lane runs COUNT extra reads or writes as fast as it can",
-        action="Write burst", keys=("B",)),
+        action="Write burst", keys=("B",),
+        variants=(Variant("Read burst", ("Shift+B",), (("op", "read"),)),)),
     FaultKind(
         name="stampede", field="stampedes",
         params=(Param("readers", int, 50, 2, MAX_READERS, "readers", help="clients reading at once"),),

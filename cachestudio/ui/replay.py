@@ -183,7 +183,7 @@ class ReplaySession(LabSession):
 
     # -- a replay has no lab ----------------------------------------------------------------
 
-    def _no_lab(self, *_args) -> None:
+    def _no_lab(self, *_args, **_values) -> None:
         self.message.emit(NO_LAB)
 
     crash = outage = slow_db = slow_cache = stampede = cold = burst = heal = _no_lab

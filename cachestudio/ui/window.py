@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import html
 import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt, QTimer
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QColor,
     QFont,
     QIcon,
-    QKeySequence,
     QPalette,
     QPixmap,
 )
@@ -32,7 +31,6 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
-    QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -42,7 +40,10 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.config import STRATEGIES, ConfigError
+from ..engine.faultkinds import BY_NAME as FAULT_KINDS, FAULTS
 from ..engine.outputs import OutputError, OutputWriteError, write_output
+from ..engine.scenariofile import scenario_toml
+from .actions import CHART_TITLES, SPEEDS, build as build_actions, key_rows, resolve
 from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES, WINDOW_S as CHART_WINDOW_S, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .events import (
@@ -59,15 +60,13 @@ from .session import LabSession
 from .timebar import TimeBar
 from .theme import THEMES, lane_style
 
-SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
-          ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
+#: The duration of a scenario saved with none open (a free run has no end of its own).
+SAVED_DURATION_S = 60.0
 LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
-PRESENTER_CYCLE = ["crash", "outage", "slow_db", "burst", "stampede", "cold"]
-OUTAGE_S = 5.0
-SLOW_DB_MS = 20.0
-SLOW_CACHE_MS = 5.0
-STAMPEDE_READERS = 50
-BURST_COUNT = 2000
+#: PgDown (a presenter's clicker): start, then each fault with a window action in turn.
+PRESENTER_CYCLE = tuple(k.name for k in FAULTS if k.action)
+#: The faults whose window action turns them on and off (their buttons look pressed while on).
+TOGGLES = tuple(k for k in FAULTS if k.toggles)
 #: event kind -> chart shading it starts / ends: events.FAULT_EVENTS is the one table
 SHADE_START = {kind: shade for kind, (shade, _) in FAULT_EVENTS.items()}
 SHADE_END = {end: shade for shade, end in FAULT_EVENTS.values() if end}
@@ -92,13 +91,8 @@ PRESENT_CHARTS = ("read", "throughput", "hit", "anomalies")
 PRESENT_MAX = 4
 #: At or below this rate (requests/s per lane) the charts show each request as a mark.
 MARKS_AT_RATE = 20.0
-CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
-                "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
-PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
 #: The event that starts each kind of scenario fault (a lesson's say lines are matched to it).
-LESSON_KINDS = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db",
-                "slow-cache-start": "slow-cache", "cold-cache": "cold", "burst": "burst", "stampede": "stampede",
-                "crash-node": "crash-node", "crash-cache-server": "crash-cache-server"}
+LESSON_KINDS = {k.start_event: k.name for k in FAULTS}
 LESSON_MATCH_S = 0.5  # a fault fires within this of its time in the scenario
 
 
@@ -186,7 +180,6 @@ class MainWindow(QMainWindow):
         self.anomaly_panel = AnomalyPanel()
         self._presenter_step = 0
         self.scenario_name = ""  # the opened scenario's, for the status bar
-        self.keys: list[tuple[str, str]] = []  # (key, what) for the "?" sheet
 
         self.strip = EventStrip()
         self.strip.setObjectName("event-strip")
@@ -254,9 +247,11 @@ class MainWindow(QMainWindow):
         self.present_charts = list(PRESENT_CHARTS)
         self.summary_dialog = None
         self.outcome_dialog = None
+        #: Answers to the next file dialogs (ask_open_path, ask_save_path), for the tests.
+        self.path_answers: list[str | None] = []
+        self.file_error = ""  # the last file the user named that could not be written or read
 
         self._build_actions()
-        self._build_menus()
         self._build_status()
         self._wire()
         self._restore()
@@ -271,189 +266,53 @@ class MainWindow(QMainWindow):
 
     # -- actions ------------------------------------------------------------------------
 
-    def _action(self, text: str, keys, slot, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        keys = [keys] if isinstance(keys, str) else keys
-        a.setShortcuts([QKeySequence(k) for k in keys])
-        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        a.setToolTip(f"{tip or text} ({' or '.join(keys)})")
-        a.triggered.connect(self._key_pressed)  # a key press ends the caption (the next event makes its own)
-        a.triggered.connect(slot)
-        self.addAction(a)
-        self.keys.append((" / ".join(keys), tip or text))
-        return a
-
     def _build_actions(self) -> None:
-        tb = QToolBar("Presenter")
-        tb.setObjectName("presenter-toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(tb)
-        self.toolbar = tb
+        """The actions of the table (ui/actions.py), with the strategy and speed boxes in
+        the presenter's toolbar. The faults have a toolbar of their own, which goes below the
+        first when the window is too narrow for both on one row (_fit_toolbars): no button
+        is ever hidden behind »."""
+        self.actions = build_actions(self)
+        self.keys = key_rows()  # (keys, what) for the "?" sheet
+        self.theme_actions = {name: self.actions[f"theme-{name}"] for name in THEMES}
+        self.percentile_actions = {p: self.actions[f"percentile-{p}"] for p in PERCENTILES}
+        self.present_chart_actions = {name: self.actions[f"present-chart-{name}"] for name in CHART_NAMES}
+        tb = self.toolbar
         self.lane_combo = QComboBox()
         self.lane_combo.setObjectName("strategy")
         self.lane_combo.addItems([name for name, _ in LANE_CHOICES])
         self.lane_combo.setToolTip("Strategy: one, or all three side by side on the same seeded workload")
         self.lane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never cut
-        self.lane_combo_action = tb.addWidget(self.lane_combo)
-        self.act_start = self._action("Start", ["Space"], self.session.toggle_pause, "start / pause the clients")
-        self.act_reset = self._action("Reset", ["R"], self.reset, "reset: a fresh lab with the current knobs")
-        self.act_restart = self._action("Restart", ["Shift+R", "Home"], self.restart,
-                                        "restart: a fresh lab, started at once (an opened scenario from its beginning)")
-        tb.addAction(self.act_start)
-        tb.addAction(self.act_reset)
-        tb.addAction(self.act_restart)
+        self.lane_combo_action = tb.insertWidget(self.act_start, self.lane_combo)
         self.speed_combo = QComboBox()
         self.speed_combo.setObjectName("speed")
         self.speed_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "Scenario: …" fits
         for name, rate in SPEEDS:
             self.speed_combo.addItem(name, rate)
         self.speed_combo.setToolTip("Speed: requests per second for each lane (keys 1–5)")
-        self.speed_combo_action = tb.addWidget(self.speed_combo)
-        for i in range(len(SPEEDS)):
-            self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.set_speed(i),
-                         f"speed: {SPEEDS[i][0]}")
-        # The faults have a toolbar of their own, which goes below the first when the window
-        # is too narrow for both on one row (_fit_toolbars): no button is ever hidden behind ».
-        tb = QToolBar("Faults")
-        tb.setObjectName("fault-toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(tb)
-        self.fault_bar = tb
-        self.act_burst = self._action("Write burst", ["B"], lambda: self.session.burst("write", BURST_COUNT),
-                                      f"write burst: {BURST_COUNT:,} writes per lane, flat out")
-        self.act_read_burst = self._action("Read burst", ["Shift+B"], lambda: self.session.burst("read", BURST_COUNT),
-                                           f"read burst: {BURST_COUNT:,} reads per lane, flat out")
-        self.act_crash = self._action("Crash cache node", ["C"], self.session.crash,
-                                      "crash the cache node: SIGKILL, restart after the delay")
-        self.act_outage = self._action("DB outage", ["O"], lambda: self.session.outage(OUTAGE_S),
-                                       f"DB outage for {OUTAGE_S:g} s (a real lock on the SQLite file)")
-        self.act_slow = self._action("Slow DB", ["S"], self._toggle_slow_db,
-                                     f"slow DB: +{SLOW_DB_MS:g} ms per DB call (injected), toggles")
-        self.act_slow_cache = self._action("Slow cache", ["L"], self._toggle_slow_cache,
-                                           f"slow cache: +{SLOW_CACHE_MS:g} ms per cache call (injected), toggles")
-        # Pressed exactly while the run has them on (the observer says so), not on a click:
-        # a click only asks; the lab's slow-*-start / -end event presses or releases them.
-        for a in (self.act_slow, self.act_slow_cache):
-            a.setCheckable(True)
-        self.act_cold = self._action("Cold cache", ["F"], self.session.cold, "cold cache: flush every cache")
-        self.act_stampede = self._action("Stampede", ["K"], lambda: self.session.stampede(STAMPEDE_READERS),
-                                         f"hot-key stampede: k0 expires, {STAMPEDE_READERS} readers at once")
-        for a in (self.act_burst, self.act_read_burst, self.act_crash, self.act_outage, self.act_slow,
-                  self.act_slow_cache, self.act_cold, self.act_stampede):
-            tb.addAction(a)
-        tb.addSeparator()
-        self.act_heal = self._action("Heal all", ["H", "Esc"], self.session.heal, "kill switch: heal every fault now")
-        tb.addAction(self.act_heal)
-        self.act_keys = self._action("Keys", ["?", "F1"], self.show_keys, "show every key")
-        tb.addAction(self.act_keys)
-        self.act_panel = self._action("Panel", ["F9"], self.toggle_panel, "show / hide the side panel "
-                                      "(anomalies, events, knobs)")
-        self.act_panel.setCheckable(True)
-        tb.addAction(self.act_panel)
-        self.act_present = self._action("Present", ["F11"], self.toggle_present,
-                                        "presentation mode: full screen, the flow view and four charts")
-        self.act_present.setCheckable(True)
-        self.act_flip = self._action("Other charts", ["G"], self.flip_charts,
-                                     "when four charts are shown at a time (presentation mode, small windows): the other four")
-        self.act_zoom_in = self._action("Zoom in", ["Ctrl+=", "Ctrl++"], lambda: self.zoom(+1), "bigger text")
-        self.act_zoom_out = self._action("Zoom out", ["Ctrl+-"], lambda: self.zoom(-1), "smaller text")
-        self.act_zoom_reset = self._action("Actual size", ["Ctrl+0"], lambda: self.zoom(0),
-                                           "text at the theme's size for this window")
-        # The time machine: step, scrub back and forth, live.
-        self.act_step = self._action("Step", ["N"], self.session.step,
-                                     "step: one request of each lane (pauses first), its hops to completion")
-        self._action("Step or forward", ["Right"], self._right,
-                     "→: step when showing now; 1 s forward when scrubbed back")
-        self._action("Back 1 s", ["Left"], lambda: self.scrub_by(-1.0), "show the run 1 s earlier")
-        self._action("Back 10 s", ["Shift+Left"], lambda: self.scrub_by(-10.0), "show the run 10 s earlier")
-        self._action("Forward 10 s", ["Shift+Right"], lambda: self.scrub_by(10.0), "show the run 10 s later")
-        self._action("Previous fault", ["Ctrl+Left"], lambda: self.scrub_fault(-1), "back to the previous fault")
-        self._action("Next fault", ["Ctrl+Right"], lambda: self.scrub_fault(+1), "on to the next fault")
-        self.act_live = self._action("Live", ["End"], self.session.live, "back to now (live)")
-        self._action("Slower replay", ["["], lambda: self._replay_speed(-1), "replay: slower (×¼ … ×16)")
-        self._action("Faster replay", ["]"], lambda: self._replay_speed(+1), "replay: faster (×¼ … ×16)")
-        tb.addAction(self.act_step)
-        # A presenter's clicker sends Page Down / Page Up (and "." for blank screen).
-        self._action("Next", ["PgDown"], self.presenter_next, "clicker: start, then the next fault in turn")
-        self._action("Heal (clicker)", ["PgUp"], self.session.heal, "clicker: heal every fault")
-        self._action("Pause (clicker)", ["."], self.session.toggle_pause, "clicker: pause / resume")
+        self.speed_combo_action = tb.insertWidget(self.act_step, self.speed_combo)
 
-    def _build_menus(self) -> None:
-        m = self.menuBar().addMenu("&File")
-        for text, keys, slot in (("Open scenario…", "Ctrl+O", self.open_scenario),
-                                 ("Save scenario…", "Ctrl+S", self.save_scenario),
-                                 ("Open recording…", "Ctrl+Shift+O", self.open_recording),
-                                 ("Save recording as…", "Ctrl+Shift+R", self.save_recording),
-                                 ("Export report (HTML)…", "Ctrl+Shift+H", self.export_report),
-                                 ("Export window as PNG…", "Ctrl+E", lambda: self.export_png("window")),
-                                 ("Export window as PNG at 2×…", "Ctrl+Alt+E", lambda: self.export_png("window", ratio=2)),
-                                 ("Export flow view as PNG…", "", lambda: self.export_png("flow")),
-                                 ("Export charts as PNG…", "", lambda: self.export_png("charts")),
-                                 ("Export charts as SVG…", "Ctrl+Shift+S", self.export_svg),
-                                 ("Export chart data as CSV…", "Ctrl+Shift+E", self.export_csv)):
-            a = QAction(text, self)
-            if keys:
-                a.setShortcut(QKeySequence(keys))
-            a.triggered.connect(slot)
-            m.addAction(a)
-        m.addSeparator()
-        q = QAction("Quit", self)
-        q.setShortcut(QKeySequence.StandardKey.Quit)
-        q.triggered.connect(self.close)
-        m.addAction(q)
-        v = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
-        self.theme_actions = {}
-        for name in THEMES:
-            a = QAction(f"{name.capitalize()} theme", self, checkable=True)
-            a.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            group.addAction(a)
-            v.addAction(a)
-            self.theme_actions[name] = a
-        v.addSeparator()
-        for a in (self.act_present, self.act_flip, self.act_panel, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset):
-            v.addAction(a)
-        v.addSeparator()
-        pm = v.addMenu("Latency charts show")
-        group = QActionGroup(self)
-        self.percentile_actions = {}
-        for p, keys in PERCENTILE_KEYS.items():
-            a = self._action(f"{p} only", [keys], lambda _=False, p=p: self.set_percentile(p),
-                             f"latency charts: {p} of each lane")
-            a.setCheckable(True)
-            group.addAction(a)
-            pm.addAction(a)
-            self.percentile_actions[p] = a
-        self.act_node_lines = self._action("One line per node", ["Shift+N"], self.toggle_node_lines,
-                                           "charts: also one thin line per app node (lanes run with several nodes)")
-        self.act_node_lines.setCheckable(True)
-        v.addAction(self.act_node_lines)
-        cm = v.addMenu("Charts in presentation mode")
-        self.present_chart_actions = {}
-        for name, title in zip(CHART_NAMES, CHART_TITLES):
-            a = QAction(title, self, checkable=True)
-            a.triggered.connect(lambda on, n=name: self._choose_present_chart(n, on))
-            cm.addAction(a)
-            self.present_chart_actions[name] = a
-        h = self.menuBar().addMenu("&Help")
-        h.addAction(self.act_keys)
-        about = QAction("About Cache Studio", self)
-        about.triggered.connect(self.about)
-        h.addAction(about)
+    def run_action(self, act) -> None:
+        """An action of the table, triggered (its menu entry, its button or its keys): its
+        handler with its own arguments, never Qt's ``checked``. A key press ends the caption
+        (the next event makes its own)."""
+        self._key_pressed()
+        resolve(self, act.handler)(*act.args)
 
-    def _toggle_slow_db(self) -> None:
-        self.session.slow_db(SLOW_DB_MS)
-        self._sync_toggles()  # undo the click's own check until the lab says it is on
-
-    def _toggle_slow_cache(self) -> None:
-        self.session.slow_cache(SLOW_CACHE_MS)
-        self._sync_toggles()
+    def fire_fault(self, name: str, variant: int | None = None) -> None:
+        """A fault now, with the values of its window action (engine.faultkinds)."""
+        kind = FAULT_KINDS[name]
+        values = kind.live_values(None if variant is None else kind.variants[variant])
+        getattr(self.session, kind.command)(**values)
+        if kind.toggles:
+            self._sync_toggles()  # undo the click's own check until the lab says it is on
 
     def _sync_toggles(self) -> None:
-        """Slow DB and Slow cache look pressed exactly while the run has them on."""
+        """A fault the key turns on and off (slow DB, slow cache) looks pressed exactly while
+        the run has it on (the run's ``<field>_ms``): a click only asks; the lab's start and
+        end events press or release it."""
         run = self.session.run
-        self.act_slow.setChecked(bool(run is not None and run.slow_db_ms))
-        self.act_slow_cache.setChecked(bool(run is not None and run.slow_cache_ms))
+        for kind in TOGGLES:
+            self.actions[kind.name].setChecked(bool(run is not None and getattr(run, f"{kind.field}_ms", 0)))
 
     def _build_status(self) -> None:
         self.clock = QLabel("idle")
@@ -795,7 +654,9 @@ class MainWindow(QMainWindow):
             text = "charts: one line per node is on; no lane runs several nodes (Backends and nodes, then R)"
         self.statusBar().showMessage(text, 5000)
 
-    def _choose_present_chart(self, name: str, on: bool) -> None:
+    def choose_present_chart(self, name: str) -> None:
+        """A chart of the presentation mode chosen or dropped (its menu entry's check)."""
+        on = self.present_chart_actions[name].isChecked()
         chosen = [c for c in self.present_charts if c != name]
         if on:
             chosen.append(name)
@@ -979,12 +840,9 @@ class MainWindow(QMainWindow):
         if not self.session.running:
             self.start()
             return
-        step = PRESENTER_CYCLE[self._presenter_step % len(PRESENTER_CYCLE)]
+        name = PRESENTER_CYCLE[self._presenter_step % len(PRESENTER_CYCLE)]
         self._presenter_step += 1
-        {"crash": self.session.crash, "outage": lambda: self.session.outage(OUTAGE_S),
-         "slow_db": lambda: self.session.slow_db(SLOW_DB_MS),
-         "burst": lambda: self.session.burst("write", BURST_COUNT), "cold": self.session.cold,
-         "stampede": lambda: self.session.stampede(STAMPEDE_READERS)}[step]()
+        self.fire_fault(name)
 
     # -- from the lab ----------------------------------------------------------------------
 
@@ -1321,20 +1179,21 @@ class MainWindow(QMainWindow):
         if run is None:
             return out
         open_events = [e for e in self.strip.events if e.get("end_at") is None]
+        outage = FAULT_KINDS["outage"]
         if run.outage_on:
-            ev = next((e for e in reversed(open_events) if e["kind"] == "outage-start"), None)
+            ev = next((e for e in reversed(open_events) if e["kind"] == outage.start_event), None)
             m = re.search(r"for ([0-9.]+) s", ev.get("detail", "")) if ev else None
             left = f" · {max(0.0, ev['start'] + float(m.group(1)) - now):.1f} s left" if m else ""
-            out.append(f"DB outage{left}")
-        if run.slow_db_ms:
-            out.append(f"slow DB +{run.slow_db_ms:g} ms (injected)")
-        if run.slow_cache_ms:
-            out.append(f"slow cache +{run.slow_cache_ms:g} ms (injected)")
+            out.append(f"{outage.label}{left}")
+        for kind in TOGGLES:  # "slow DB +20 ms (injected)"
+            ms = getattr(run, f"{kind.field}_ms", 0)
+            if ms:
+                out.append(kind.label.replace(" (injected)", "") + f" +{ms:g} ms" + (" (injected)" * kind.injected))
         down = [short_name(lane.cfg.label) for lane in run.lanes if lane.health() in ("down", "restarting")]
         if down:
             out.append(f"node down: {', '.join(down)}")
         if any(lane.burst_active() for lane in run.lanes):
-            out.append("burst under way")
+            out.append(f"{FAULT_KINDS['burst'].label} under way")
         if run.paused:
             out.append("paused")
         return out
@@ -1406,7 +1265,7 @@ class MainWindow(QMainWindow):
             return
         self.timebar.show_state(s.view_now(), s.live_end, s.view_t is None, getattr(s, "playing", False))
 
-    def _right(self) -> None:
+    def step_or_forward(self) -> None:
         if self.session.view_t is not None:
             self.scrub_by(1.0)
         else:
@@ -1429,7 +1288,7 @@ class MainWindow(QMainWindow):
         elif direction > 0:
             s.live()
 
-    def _replay_speed(self, step: int) -> None:
+    def replay_speed(self, step: int) -> None:
         combo = self.timebar.speed
         combo.setCurrentIndex(max(0, min(combo.count() - 1, combo.currentIndex() + step)))
 
@@ -1527,17 +1386,65 @@ class MainWindow(QMainWindow):
         finally:
             combo.blockSignals(False)
 
-    def open_scenario(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open scenario", str(scenarios.builtin_dir()),
-                                              "Scenarios (*.toml)")
-        if path:
-            self.load_scenario(Path(path))
+    # -- asking for file names (one seam: tests queue the answers) ---------------------------
 
-    def save_scenario(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save scenario", "scenario.toml", "Scenarios (*.toml)")
-        if path:
-            Path(path).write_text(scenario_toml(self.session), encoding="utf-8")
-            self.statusBar().showMessage(f"saved {path}", 5000)
+    def ask_open_path(self, title: str, start: str, filters: str) -> str | None:
+        """A file to read, chosen by the user (None: cancelled); the next of ``path_answers``
+        when one is queued (the user-path tests answer the dialog so)."""
+        if self.path_answers:
+            return self.path_answers.pop(0)
+        path, _ = QFileDialog.getOpenFileName(self, title, start, filters)
+        return path or None
+
+    def ask_save_path(self, title: str, suggested: str, filters: str) -> str | None:
+        """A file to write, chosen by the user (None: cancelled); see :meth:`ask_open_path`."""
+        if self.path_answers:
+            return self.path_answers.pop(0)
+        path, _ = QFileDialog.getSaveFileName(self, title, suggested, filters)
+        return path or None
+
+    def _file_done(self, text: str, ms: int = 10000) -> bool:
+        self.file_error = ""
+        self.statusBar().showMessage(text, ms)
+        return True
+
+    def _file_failed(self, text: str) -> bool:
+        """A file the user named could not be written or read: said in the status bar (one
+        line, kept in ``file_error``), never a traceback."""
+        self.file_error = text
+        self.statusBar().showMessage(text, 15000)
+        return False
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def open_scenario(self) -> bool:
+        path = self.ask_open_path("Open scenario", str(scenarios.builtin_dir()), "Scenarios (*.toml)")
+        return path is not None and self.load_scenario(Path(path))
+
+    def scenario_state(self) -> scenarios.Scenario:
+        """What File → Save scenario writes: the knobs, lanes (backends and nodes with them)
+        and fault timeline in force, with the opened lesson's words and lines, if one is open."""
+        s, sc = self.session, self.lesson
+        lanes = [spec.build(s.base) for spec in s.specs]
+        if sc is None:
+            return scenarios.Scenario(name="saved", title="Saved from the studio window", description="",
+                                      path=Path("saved.toml"), lanes=lanes, specs=list(s.specs), base=s.base,
+                                      duration_s=SAVED_DURATION_S, restart_delay_s=s.restart_delay_s,
+                                      timeline=dict(s.timeline))
+        return replace(sc, lanes=lanes, specs=list(s.specs), base=s.base, timeline=dict(s.timeline),
+                       restart_delay_s=s.restart_delay_s, duration_s=s.duration_s)
+
+    def save_scenario(self) -> bool:
+        """The scenario in force as a file that opens as itself (engine.scenariofile),
+        written through engine.outputs: a file that is not ours is never replaced."""
+        path = self.ask_save_path("Save scenario", "scenario.toml", "Scenarios (*.toml)")
+        if path is None:
+            return False
+        try:
+            write_output(path, "scenario", scenario_toml(self.scenario_state()))
+        except (OutputError, OutputWriteError, OSError) as exc:
+            return self._file_failed(f"the scenario was not saved: {exc}")
+        return self._file_done(f"saved {path}", 5000)
 
     def export_png(self, part: str = "charts", path: str | Path | None = None, ratio: float = 1.0) -> bool:
         """Save the window (or the flow view, the charts) as PNG at ``ratio`` × its size on
@@ -1545,8 +1452,8 @@ class MainWindow(QMainWindow):
         symlink or device is never replaced."""
         if path is None:
             suffix = "" if ratio == 1 else f"@{ratio:g}x"
-            path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as PNG", f"{part}{suffix}.png", "PNG (*.png)")
-            if not path:
+            path = self.ask_save_path(f"Export {part} as PNG", f"{part}{suffix}.png", "PNG (*.png)")
+            if path is None:
                 return False
         self.charts.redraw_all()
         widget = {"window": self, "flow": self.flow, "charts": self.lower}.get(part, self.charts)
@@ -1554,12 +1461,10 @@ class MainWindow(QMainWindow):
             data = png_bytes(render(widget, ratio))
             write_output(path, "export", data)
         except (OutputError, OutputWriteError, OSError, RuntimeError) as exc:
-            self.statusBar().showMessage(f"export failed: {exc}", 15000)
-            return False
+            return self._file_failed(f"export failed: {exc}")
         what = {"window": "the window", "flow": "the flow view"}.get(part, "the charts")
         size = f" at {ratio:g}×" if ratio != 1 else ""
-        self.statusBar().showMessage(f"exported {what}{size} to {path}", 10000)
-        return True
+        return self._file_done(f"exported {what}{size} to {path}")
 
     # -- recordings and the report ---------------------------------------------------------
 
@@ -1579,13 +1484,13 @@ class MainWindow(QMainWindow):
         from ..engine.recording import RecordingError, read_recording
 
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open recording", "", "Recordings (*.csrec);;All files (*)")
-            if not path:
+            path = self.ask_open_path("Open recording", "", "Recordings (*.csrec);;All files (*)")
+            if path is None:
                 return None
         try:
             rec = read_recording(path)
         except (RecordingError, OSError) as exc:
-            self.statusBar().showMessage(f"cannot open the recording: {exc}", 15000)
+            self._file_failed(f"cannot open the recording: {exc}")
             return None
         w = MainWindow(self.settings, replay=[rec])
         w.resize(self.size())
@@ -1602,16 +1507,15 @@ class MainWindow(QMainWindow):
         if src is None:
             return False
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save recording", "run.csrec", "Recordings (*.csrec)")
-            if not path:
+            path = self.ask_save_path("Save recording", "run.csrec", "Recordings (*.csrec)")
+            if path is None:
                 return False
         try:
-            write_output(path, "recording", src.read_bytes())
+            data = src.read_bytes()
+            write_output(path, "recording", data)
         except (OutputError, OutputWriteError, OSError) as exc:
-            self.statusBar().showMessage(f"saving the recording failed: {exc}", 15000)
-            return False
-        self.statusBar().showMessage(f"recording saved to {path} ({src.stat().st_size / 1e6:.1f} MB)", 10000)
-        return True
+            return self._file_failed(f"saving the recording failed: {exc}")
+        return self._file_done(f"recording saved to {path} ({len(data) / 1e6:.1f} MB)")
 
     def export_report(self, path: str | Path | None = None) -> bool:
         """The run as one self-contained HTML file (a hand-out), from its recording."""
@@ -1619,8 +1523,8 @@ class MainWindow(QMainWindow):
         if src is None:
             return False
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export report", "report.html", "HTML (*.html)")
-            if not path:
+            path = self.ask_save_path("Export report", "report.html", "HTML (*.html)")
+            if path is None:
                 return False
         from ..engine.htmlreport import render_report
         from ..engine.recording import RecordingError, read_recording, replay_summary
@@ -1633,29 +1537,36 @@ class MainWindow(QMainWindow):
                                  tape.node_series_lists())
             write_output(path, "report", html)
         except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
-            self.statusBar().showMessage(f"the report failed: {exc}", 15000)
-            return False
-        self.statusBar().showMessage(f"report written to {path}", 10000)
-        return True
+            return self._file_failed(f"the report failed: {exc}")
+        return self._file_done(f"report written to {path}")
 
     def export_svg(self, path: str | Path | None = None) -> bool:
         """The charts on screen as one SVG (vector: sharp at any size)."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export charts as SVG", "charts.svg", "SVG (*.svg)")
-            if not path:
+            path = self.ask_save_path("Export charts as SVG", "charts.svg", "SVG (*.svg)")
+            if path is None:
                 return False
         self.charts.redraw_all()
         if not self.charts.export_svg(path):
-            self.statusBar().showMessage(f"export failed: {self.charts.last_export_error}", 15000)
-            return False
-        self.statusBar().showMessage(f"exported the charts as SVG to {path}", 10000)
-        return True
+            return self._file_failed(f"export failed: {self.charts.last_export_error}")
+        return self._file_done(f"exported the charts as SVG to {path}")
 
-    def export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart data", "charts.csv", "CSV (*.csv)")
-        if path:
-            rows = self.charts.export_csv(Path(path))
-            self.statusBar().showMessage(f"{rows:,} rows written to {path}", 5000)
+    def export_csv(self, path: str | Path | None = None) -> bool:
+        """Every chart row of every lane as CSV, written through engine.outputs: the rows
+        are made in a scratch folder of ours, then written to the user's file as any
+        export is (a file that is not ours is never replaced)."""
+        if path is None:
+            path = self.ask_save_path("Export chart data", "charts.csv", "CSV (*.csv)")
+            if path is None:
+                return False
+        try:
+            with tempfile.TemporaryDirectory(prefix="cachestudio-csv-") as scratch:
+                rows = self.charts.export_csv(Path(scratch) / "charts.csv")
+                data = (Path(scratch) / "charts.csv").read_bytes()
+            write_output(path, "export", data)
+        except (OutputError, OutputWriteError, OSError) as exc:
+            return self._file_failed(f"export failed: {exc}")
+        return self._file_done(f"{rows:,} rows written to {path}", 5000)
 
     # -- help ---------------------------------------------------------------------------------
 
@@ -1695,40 +1606,3 @@ class MainWindow(QMainWindow):
                           "running for real: a diskcache directory as the cache, a SQLite file as the "
                           "database. Everything shown is measured; what is injected says so.")
 
-
-def scenario_toml(session: LabSession) -> str:
-    """The session's configuration as a scenario file (see engine/scenario.py)."""
-    from dataclasses import asdict
-
-    from ..engine.scenario import timeline_toml
-
-    cfg = session.base
-    named = any(spec.name or spec.overrides for spec in session.specs)
-    lines = ['name = "saved"', 'title = "Saved from the studio window"', f"seed = {cfg.seed}", "duration = 60"]
-    if not named:
-        lines.append(f'strategy = "{"all" if len(session.strategies) == 3 else session.strategies[0]}"')
-    lines.append("")
-    for section in ("workload", "cache", "store", "write_behind", "latency"):
-        lines.append(f"[{section}]")
-        for key, value in asdict(getattr(cfg, section)).items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, str):
-                text = f'"{value}"'
-            else:
-                text = repr(value)
-            lines.append(f"{key} = {text}")
-        lines.append("")
-    if named:
-        for spec in session.specs:
-            lines += ["[[lanes]]", f'name = "{spec.name or spec.strategy}"', f'strategy = "{spec.strategy}"']
-            lines += [f"{section}.{key} = {_toml_value(value)}" for section, key, value in spec.overrides]
-            lines.append("")
-    lines += timeline_toml(session.timeline)
-    return "\n".join(lines)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return f'"{value}"' if isinstance(value, str) else repr(value)
