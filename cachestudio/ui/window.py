@@ -271,11 +271,11 @@ class MainWindow(QMainWindow):
         the presenter's toolbar. The faults have a toolbar of their own, which goes below the
         first when the window is too narrow for both on one row (_fit_toolbars): no button
         is ever hidden behind »."""
-        self.actions = build_actions(self)
+        self.acts = build_actions(self)
         self.keys = key_rows()  # (keys, what) for the "?" sheet
-        self.theme_actions = {name: self.actions[f"theme-{name}"] for name in THEMES}
-        self.percentile_actions = {p: self.actions[f"percentile-{p}"] for p in PERCENTILES}
-        self.present_chart_actions = {name: self.actions[f"present-chart-{name}"] for name in CHART_NAMES}
+        self.theme_actions = {name: self.acts[f"theme-{name}"] for name in THEMES}
+        self.percentile_actions = {p: self.acts[f"percentile-{p}"] for p in PERCENTILES}
+        self.present_chart_actions = {name: self.acts[f"present-chart-{name}"] for name in CHART_NAMES}
         tb = self.toolbar
         self.lane_combo = QComboBox()
         self.lane_combo.setObjectName("strategy")
@@ -312,7 +312,7 @@ class MainWindow(QMainWindow):
         end events press or release it."""
         run = self.session.run
         for kind in TOGGLES:
-            self.actions[kind.name].setChecked(bool(run is not None and getattr(run, f"{kind.field}_ms", 0)))
+            self.acts[kind.name].setChecked(bool(run is not None and getattr(run, f"{kind.field}_ms", 0)))
 
     def _build_status(self) -> None:
         self.clock = QLabel("idle")
@@ -1601,8 +1601,14 @@ class MainWindow(QMainWindow):
         dlg.activateWindow()
 
     def about(self) -> None:
-        QMessageBox.about(self, "About Cache Studio",
+        """A non-modal box (the lab and the window go on behind it)."""
+        box = QMessageBox(QMessageBox.Icon.Information, "About Cache Studio",
                           f"Cache Studio {__version__}\n\nCache-aside, write-through and write-behind, "
                           "running for real: a diskcache directory as the cache, a SQLite file as the "
-                          "database. Everything shown is measured; what is injected says so.")
+                          "database. Everything shown is measured; what is injected says so.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("about-box")
+        box.setModal(False)
+        box.show()
+        self.about_box = box
 
