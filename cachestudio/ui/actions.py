@@ -25,6 +25,10 @@ SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 
 CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
                 "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
 PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
+#: PgDown (a presenter's clicker): start, then each fault with a window action in turn.
+PRESENTER_CYCLE = tuple(k.name for k in FAULTS if k.action)
+#: The faults whose window action turns them on and off (their buttons look pressed while on).
+TOGGLES = tuple(k for k in FAULTS if k.toggles)
 #: The menus, in the menu bar's order: name -> title (with its Alt letter). A submenu is
 #: named "View/Latency charts show" in an entry's ``menu``.
 MENUS = {"File": "&File", "Run": "&Run", "Faults": "F&aults", "Time": "&Time", "View": "&View", "Help": "&Help"}
