@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.config import STRATEGIES
 from ..engine.faultkinds import FAULTS, FaultKind, Variant
 from .charts import CHART_NAMES, PERCENTILES
 from .theme import THEMES
 
+#: The strategy box: all three side by side, or one.
+LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
 SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
           ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
 CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",

@@ -1,20 +1,23 @@
-"""The window's layout: its scale, the rooms of the flow view and the charts, the side panel and the presentation mode.
+"""The window's layout: its scale, the rooms of the flow view and the charts, the side panel, the presentation mode, its theme and its settings.
 
 :class:`LayoutMixin` is the part of :class:`window.MainWindow` that sizes things: one scale
 for every text (the theme's × the window's size × the user's zoom), the height shared by the
 flow view and the charts (all eight, or four at a time), the toolbars on one row or two,
 the side panel shown when there is room, and the presentation mode. ``layout_report`` says
-where everything is, for the layout tests and ``cachestudio screenshot``.
+where everything is, for the layout tests and ``cachestudio screenshot``. The theme, and
+the settings kept from one start to the next (geometry, docks, theme, lanes, speed, zoom,
+the charts chosen), are applied here too.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QByteArray, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-from .actions import CHART_TITLES
-from .charts import CHART_NAMES, MIN_CHART_H
+from .actions import CHART_TITLES, LANE_CHOICES, SPEEDS
+from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES
+from .theme import THEMES
 
 #: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
 #: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
@@ -313,3 +316,88 @@ class LayoutMixin:
                         "flow_min": min(flow_px, default=0.0)},
             "floor_px": SMALL_TEXT_PX * self.scale,
         }
+
+    # -- settings and themes ----------------------------------------------------------------
+
+    def _restore(self) -> None:
+        st = self.settings
+        geometry = st.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        self._fit_screen()
+        state = st.value("state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        split = st.value("splitter")
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
+        lanes = int(st.value("lanes", 0) or 0)
+        speed = int(st.value("speed", 3) or 0)
+        self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)  # not a scenario's
+        self.speed_combo.blockSignals(True)  # applied just below, quietly
+        self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
+        self.speed_combo.blockSignals(False)
+        if not self.replaying:  # a replay's lanes and knobs are the recording's
+            self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
+            self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
+        self.knobs.load(self.session.base)
+        p = str(st.value("percentile", "p99"))
+        self.set_percentile(p if p in PERCENTILES else "p99")
+        self.set_node_lines(str(st.value("node_lines", "false")).lower() == "true")
+        chosen = [c for c in str(st.value("present_charts", ",".join(PRESENT_CHARTS))).split(",") if c in CHART_NAMES]
+        self.present_charts = chosen[:PRESENT_MAX] or list(PRESENT_CHARTS)
+        for name, a in self.present_chart_actions.items():
+            a.setChecked(name in self.present_charts)
+        try:
+            zoom = float(st.value("zoom", 1.0))
+        except (TypeError, ValueError):
+            zoom = 1.0
+        self.user_zoom = min(USER_ZOOMS, key=lambda z: abs(z - zoom))
+        panel = st.value("panel", "auto")
+        self.panel_choice = None if panel not in ("shown", "hidden") else panel == "shown"
+        self._apply_scale()
+
+    def _save(self) -> None:
+        st = self.settings
+        if self.present:
+            self.set_present(False)  # the normal window's geometry and docks are what is kept
+        st.setValue("geometry", self.saveGeometry())
+        st.setValue("state", self.saveState())
+        st.setValue("splitter", self.splitter.saveState())
+        st.setValue("theme", self.theme.name)
+        st.setValue("lanes", self.lane_combo.currentIndex())
+        st.setValue("speed", self.speed_combo.currentIndex())
+        st.setValue("percentile", self.percentile)
+        st.setValue("node_lines", "true" if self.charts.node_lines else "false")
+        st.setValue("present_charts", ",".join(self.present_charts))
+        st.setValue("zoom", self.user_zoom)
+        st.setValue("panel", "auto" if self.panel_choice is None else "shown" if self.panel_choice else "hidden")
+        st.sync()
+
+    def set_theme(self, name: str) -> None:
+        self.theme = THEMES[name]
+        t = self.theme
+        app = QApplication.instance()
+        pal = QPalette()
+        pal.setColor(QPalette.ColorRole.Window, QColor(t.window))
+        pal.setColor(QPalette.ColorRole.Base, QColor(t.panel))
+        pal.setColor(QPalette.ColorRole.AlternateBase, QColor(t.window))
+        pal.setColor(QPalette.ColorRole.Text, QColor(t.text))
+        pal.setColor(QPalette.ColorRole.WindowText, QColor(t.text))
+        pal.setColor(QPalette.ColorRole.Button, QColor(t.window))
+        pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
+        pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.panel))
+        pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
+        if app is not None:
+            app.setPalette(pal)
+        self.flow.set_theme(t)
+        self.charts.set_theme(t)
+        self.strip.set_theme(t)
+        self.caption_bar.set_theme(t)
+        if name in getattr(self, "theme_actions", {}):
+            self.theme_actions[name].setChecked(True)
+        self.scale = 0.0  # the theme's font scale is part of the window's scale: apply it again
+        self._apply_scale()

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -37,10 +36,9 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..engine import scenario as scenarios
-from ..engine.config import STRATEGIES
 from ..engine.faultkinds import BY_NAME as FAULT_KINDS
 from ..engine.scenariofile import scenario_toml  # noqa: F401 - File → Save scenario's writer, named here too
-from .actions import PRESENTER_CYCLE, SPEEDS, TOGGLES, build as build_actions, key_rows, resolve
+from .actions import LANE_CHOICES, PRESENTER_CYCLE, SPEEDS, TOGGLES, build as build_actions, key_rows, resolve
 from .charts import CHART_NAMES, PERCENTILES, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .events import CaptionBar, EventStrip, scheduled_events
@@ -53,7 +51,6 @@ from .theme import THEMES
 from .timebar import TimeBar
 from .timemachine import TimeMachineMixin, fault_beside  # noqa: F401 - fault_beside: compare.py's
 
-LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
 STATUS_MS = 250
 #: At or below this rate (requests/s per lane) the charts show each request as a mark.
 MARKS_AT_RATE = 20.0
@@ -93,57 +90,8 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         self._presenter_step = 0
         self.scenario_name = ""  # the opened scenario's, for the status bar
 
-        self.strip = EventStrip()
-        self.strip.setObjectName("event-strip")
-        self.caption_bar = CaptionBar()
-        lower = QWidget()
-        col = QVBoxLayout(lower)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(0)
-        col.addWidget(self.caption_bar)
-        col.addWidget(self.strip)
-        col.addWidget(self.charts, 1)
-        self.timebar = TimeBar(replay=self.replaying)
-        col.addWidget(self.timebar)
-        self.lower = lower
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.flow)
-        split.addWidget(lower)
-        split.setStretchFactor(0, 9)
-        split.setStretchFactor(1, 11)
-        split.setSizes([500, 500])  # proportions: half the height each, until the user drags
-        split.setChildrenCollapsible(False)
-        self.splitter = split
-        self.setCentralWidget(split)
-
-        self.events_list = QTreeWidget()
-        self.events_list.setObjectName("events-list")
-        self.events_list.setHeaderLabels(["s", "event", "what it did"])
-        self.events_list.setRootIsDecorated(False)
-        self.events_list.setWordWrap(True)
-        self.events_list.currentItemChanged.connect(self._on_event_selected)
-        self.event_items: list[tuple[dict, QTreeWidgetItem]] = []  # strip event, its row
-        self.event_rows: dict[tuple[str, float], QTreeWidgetItem] = {}  # (kind, start) -> its row
-        self.outcome_ids: dict[tuple[str, float], int] = {}  # (kind, start) -> its fault window's id
-        tabs = QTabWidget()
-        tabs.addTab(self.anomaly_panel, "Anomalies")
-        tabs.addTab(self.events_list, "Events")
-        tabs.addTab(self.knobs, "Knobs")
-        self.lesson_view = QTextBrowser()
-        self.lesson_view.setObjectName("lesson")
-        self.lesson_view.setOpenExternalLinks(False)
-        tabs.addTab(self.lesson_view, "Lesson")
-        self.lesson = None  # the opened scenario (its lesson lines), or None
-        self.said: set[int] = set()  # indexes of the lesson's say lines already said this run
-        self.tabs = tabs
-        dock = QDockWidget("Lab", self)
-        dock.setObjectName("lab-dock")
-        dock.setWidget(tabs)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [DOCK_PX], Qt.Orientation.Horizontal)
-        self.dock = dock
+        self._build_central()
+        self._build_dock()
         self.panel_choice: bool | None = None  # None: the side panel shows when there is room
         self._rooms_timer = QTimer(self)
         self._rooms_timer.setSingleShot(True)
@@ -175,6 +123,62 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         self.status_timer.start()
         self.charts.timer.start()
         self._lanes_changed()
+
+    def _build_central(self) -> None:
+        """The flow view over the caption, the event strip, the charts and the timebar."""
+        self.strip = EventStrip()
+        self.strip.setObjectName("event-strip")
+        self.caption_bar = CaptionBar()
+        lower = QWidget()
+        col = QVBoxLayout(lower)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(self.caption_bar)
+        col.addWidget(self.strip)
+        col.addWidget(self.charts, 1)
+        self.timebar = TimeBar(replay=self.replaying)
+        col.addWidget(self.timebar)
+        self.lower = lower
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.flow)
+        split.addWidget(lower)
+        split.setStretchFactor(0, 9)
+        split.setStretchFactor(1, 11)
+        split.setSizes([500, 500])  # proportions: half the height each, until the user drags
+        split.setChildrenCollapsible(False)
+        self.splitter = split
+        self.setCentralWidget(split)
+
+    def _build_dock(self) -> None:
+        """The side panel: anomalies, events, knobs and the lesson, in tabs."""
+        self.events_list = QTreeWidget()
+        self.events_list.setObjectName("events-list")
+        self.events_list.setHeaderLabels(["s", "event", "what it did"])
+        self.events_list.setRootIsDecorated(False)
+        self.events_list.setWordWrap(True)
+        self.events_list.currentItemChanged.connect(self._on_event_selected)
+        self.event_items: list[tuple[dict, QTreeWidgetItem]] = []  # strip event, its row
+        self.event_rows: dict[tuple[str, float], QTreeWidgetItem] = {}  # (kind, start) -> its row
+        self.outcome_ids: dict[tuple[str, float], int] = {}  # (kind, start) -> its fault window's id
+        tabs = QTabWidget()
+        tabs.addTab(self.anomaly_panel, "Anomalies")
+        tabs.addTab(self.events_list, "Events")
+        tabs.addTab(self.knobs, "Knobs")
+        self.lesson_view = QTextBrowser()
+        self.lesson_view.setObjectName("lesson")
+        self.lesson_view.setOpenExternalLinks(False)
+        tabs.addTab(self.lesson_view, "Lesson")
+        self.lesson = None  # the opened scenario (its lesson lines), or None
+        self.said: set[int] = set()  # indexes of the lesson's say lines already said this run
+        self.tabs = tabs
+        dock = QDockWidget("Lab", self)
+        dock.setObjectName("lab-dock")
+        dock.setWidget(tabs)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [DOCK_PX], Qt.Orientation.Horizontal)
+        self.dock = dock
 
     # -- actions ------------------------------------------------------------------------
 
@@ -259,99 +263,12 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         self.lane_combo.currentIndexChanged.connect(self._on_lanes)
         self.speed_combo.currentIndexChanged.connect(self._on_speed)
 
-    # -- settings -----------------------------------------------------------------------
-
-    def _restore(self) -> None:
-        st = self.settings
-        geometry = st.value("geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1600, 1000)
-        self._fit_screen()
-        state = st.value("state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        split = st.value("splitter")
-        if isinstance(split, QByteArray):
-            self.splitter.restoreState(split)
-        self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
-        lanes = int(st.value("lanes", 0) or 0)
-        speed = int(st.value("speed", 3) or 0)
-        self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)  # not a scenario's
-        self.speed_combo.blockSignals(True)  # applied just below, quietly
-        self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
-        self.speed_combo.blockSignals(False)
-        if not self.replaying:  # a replay's lanes and knobs are the recording's
-            self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
-            self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
-        self.knobs.load(self.session.base)
-        p = str(st.value("percentile", "p99"))
-        self.set_percentile(p if p in PERCENTILES else "p99")
-        self.set_node_lines(str(st.value("node_lines", "false")).lower() == "true")
-        chosen = [c for c in str(st.value("present_charts", ",".join(PRESENT_CHARTS))).split(",") if c in CHART_NAMES]
-        self.present_charts = chosen[:PRESENT_MAX] or list(PRESENT_CHARTS)
-        for name, a in self.present_chart_actions.items():
-            a.setChecked(name in self.present_charts)
-        try:
-            zoom = float(st.value("zoom", 1.0))
-        except (TypeError, ValueError):
-            zoom = 1.0
-        self.user_zoom = min(USER_ZOOMS, key=lambda z: abs(z - zoom))
-        panel = st.value("panel", "auto")
-        self.panel_choice = None if panel not in ("shown", "hidden") else panel == "shown"
-        self._apply_scale()
-
-    def _save(self) -> None:
-        st = self.settings
-        if self.present:
-            self.set_present(False)  # the normal window's geometry and docks are what is kept
-        st.setValue("geometry", self.saveGeometry())
-        st.setValue("state", self.saveState())
-        st.setValue("splitter", self.splitter.saveState())
-        st.setValue("theme", self.theme.name)
-        st.setValue("lanes", self.lane_combo.currentIndex())
-        st.setValue("speed", self.speed_combo.currentIndex())
-        st.setValue("percentile", self.percentile)
-        st.setValue("node_lines", "true" if self.charts.node_lines else "false")
-        st.setValue("present_charts", ",".join(self.present_charts))
-        st.setValue("zoom", self.user_zoom)
-        st.setValue("panel", "auto" if self.panel_choice is None else "shown" if self.panel_choice else "hidden")
-        st.sync()
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._save()
         self.status_timer.stop()
         self.charts.timer.stop()
         self.session.shutdown()
         super().closeEvent(event)
-
-    # -- themes -------------------------------------------------------------------------
-
-    def set_theme(self, name: str) -> None:
-        self.theme = THEMES[name]
-        t = self.theme
-        app = QApplication.instance()
-        pal = QPalette()
-        pal.setColor(QPalette.ColorRole.Window, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.Base, QColor(t.panel))
-        pal.setColor(QPalette.ColorRole.AlternateBase, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.Text, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.WindowText, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.Button, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.panel))
-        pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
-        if app is not None:
-            app.setPalette(pal)
-        self.flow.set_theme(t)
-        self.charts.set_theme(t)
-        self.strip.set_theme(t)
-        self.caption_bar.set_theme(t)
-        if name in getattr(self, "theme_actions", {}):
-            self.theme_actions[name].setChecked(True)
-        self.scale = 0.0  # the theme's font scale is part of the window's scale: apply it again
-        self._apply_scale()
 
     # -- keys ---------------------------------------------------------------------------------
 
