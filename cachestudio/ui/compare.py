@@ -153,7 +153,7 @@ class CompareWindow(QMainWindow):
         self.head = min(self.head + dt * self.speed, self.end)
         for p in self.panes:
             if p.session.now() < p.session.tape.end:
-                p.session._play_to(min(self.head, p.session.tape.end))
+                p.session.play_to(min(self.head, p.session.tape.end))
         if self.head >= self.end:
             self.playing = False
         self._show()
@@ -161,7 +161,7 @@ class CompareWindow(QMainWindow):
     def _show(self) -> None:
         self.timebar.show_state(self.head, self.end, False, self.playing)
         for p in self.panes:
-            p._refresh_status()
+            p.refresh_status()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()

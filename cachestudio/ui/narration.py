@@ -92,7 +92,7 @@ class NarrationMixin:
         elif kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
             self.lab_failures.append(f"{t:.2f} s  {ev['detail']}")
             self.statusBar().showMessage(f"lab failure at {t:.2f} s: {ev['detail']}")
-            self._refresh_status()
+            self.refresh_status()
         elif kind not in ("config",):
             injected = " [injected]" if ev.get("injected") else ""
             detail = ev["detail"]
@@ -280,7 +280,7 @@ class NarrationMixin:
         self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; "
                                      "Space goes on")
         self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
-        self._refresh_status()
+        self.refresh_status()
         self.show_summary()
 
     def show_summary(self) -> None:

@@ -121,4 +121,4 @@ class TimeMachineMixin:
             self.charts.touch(s.view_now())
         finally:
             self._rebuilding = False
-        self._refresh_status()
+        self.refresh_status()

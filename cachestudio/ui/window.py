@@ -119,7 +119,7 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
             self._replay_chrome()
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(STATUS_MS)
-        self.status_timer.timeout.connect(self._refresh_status)
+        self.status_timer.timeout.connect(self.refresh_status)
         self.status_timer.start()
         self.charts.timer.start()
         self._lanes_changed()
@@ -255,7 +255,7 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         self.timebar.live_asked.connect(self.session.live)
         self.timebar.play_asked.connect(self.session.toggle_pause)
         self.timebar.speed_changed.connect(self._set_replay_speed)
-        s.changed.connect(self._refresh_status)
+        s.changed.connect(self.refresh_status)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         s.ended.connect(self._on_scenario_ended)
         self.knobs.changed.connect(self._on_knob)
@@ -448,7 +448,7 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         self.flow.highlight(lane, anomaly.key)
         self.charts.mark(anomaly.at)
 
-    def _refresh_status(self) -> None:
+    def refresh_status(self) -> None:
         s = self.session
         if not s.running:
             self.clock.setText("idle — press Space to start")
