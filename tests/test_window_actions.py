@@ -63,7 +63,7 @@ def test_every_fault_with_a_window_action_is_in_the_table_and_fired_by_name():
         assert callable(getattr(ReplaySession, kind.command, None)), f"{kind.name}: ReplaySession has none"
 
 
-def menu_actions(win) -> dict:
+def menu_actions(w) -> dict:
     """Every action in the menu bar's menus (submenus included), by its object name."""
     found = {}
 
@@ -74,7 +74,7 @@ def menu_actions(win) -> dict:
             elif not a.isSeparator():
                 found[a.objectName()] = a
 
-    for top in win.menuBar().actions():
+    for top in w.menuBar().actions():
         walk(top.menu())
     return found
 
@@ -106,8 +106,9 @@ def written(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def file_steps(tmp: Path) -> dict:
-    """For each file action: (prepare, the dialog's answer, check afterwards) made per trigger."""
+def file_steps(tmp: Path, live: bool = True) -> dict:
+    """For each file action: (prepare, the dialog's answer, check afterwards) made per trigger.
+    ``live``: the window runs a lab (else it replays a recording: its file is the one read)."""
     def save(suffix, check=written):
         def make(qtbot, w, tag):
             path = tmp / f"{tag}{suffix}"
@@ -116,17 +117,23 @@ def file_steps(tmp: Path) -> dict:
 
     def needs_lab(inner):
         def make(qtbot, w, tag):
-            lab_running(qtbot, w)
+            if live:
+                lab_running(qtbot, w)
             return inner(qtbot, w, tag)
         return make
+
+    def recording_of(qtbot, w) -> Path:
+        if not live:
+            return Path(w.session.recording.path)
+        lab_running(qtbot, w)
+        return w.session.recording_path
 
     def scenario_saved(path: Path) -> bool:
         return written(path) and scenarios.load(path).specs is not None
 
     def open_recording(qtbot, w, tag):
-        lab_running(qtbot, w)
         path = tmp / f"{tag}.csrec"
-        shutil.copyfile(w.session.recording_path, path)
+        shutil.copyfile(recording_of(qtbot, w), path)
         before = len(getattr(w, "_replays", []))
         return path, lambda: len(w._replays) == before + 1 and w._replays[-1].replaying
 
@@ -142,11 +149,11 @@ def file_steps(tmp: Path) -> dict:
     }
 
 
-def tidy(qtbot, w, present: bool) -> None:
+def tidy(qtbot, w, present: bool, keep=()) -> None:
     """Close what an action opened (dialogs, replay windows), back to the mode under test,
     and the window active again (its keys are window shortcuts)."""
     for top in QApplication.topLevelWidgets():
-        if top is not w and top.isVisible():
+        if top is not w and top not in keep and top.isVisible():
             top.close()
     if w.present != present:
         w.set_present(present, full_screen=False)
@@ -154,7 +161,7 @@ def tidy(qtbot, w, present: bool) -> None:
     qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=WAIT_MS)
 
 
-def fire(qtbot, w, act: Act, how: str, steps: dict, present: bool) -> None:
+def fire(qtbot, w, act: Act, how: str, steps: dict, present: bool, keep=()) -> None:
     """Trigger one action one way ("menu" or a key); fail naming it if it did not fire,
     raised, or did not write or read its file."""
     tag = f"{act.name}-{'present' if present else 'normal'}-{how.replace('+', 'plus')}"
@@ -162,7 +169,7 @@ def fire(qtbot, w, act: Act, how: str, steps: dict, present: bool) -> None:
     if act.name in steps:
         answer, check = steps[act.name](qtbot, w, tag)
         w.path_answers = [str(answer)]
-    tidy(qtbot, w, present)
+    tidy(qtbot, w, present, keep)
     fired = []
     qa = w.acts[act.name]
 
@@ -187,31 +194,49 @@ def fire(qtbot, w, act: Act, how: str, steps: dict, present: bool) -> None:
         assert not w.file_error, f"{act.name} ({how}): {w.file_error}"
 
 
-@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
-def test_every_action_through_its_menu_entry_and_its_keys(qtbot, win, tmp_path, present):  # noqa: F811
-    """With a lab running: each action of the table, through its menu entry (in the normal
-    window: presentation mode hides the menus) and through each of its keys."""
-    steps = file_steps(tmp_path)
-    win.speed_combo.setCurrentIndex(1)  # a walk: the labs stay light while everything fires
-    lab_running(qtbot, win)
-    tidy(qtbot, win, present)
+def walk(qtbot, w, steps: dict, present: bool, keep=()) -> None:
+    """Each action of the table, through its menu entry (in the normal window: presentation
+    mode hides the menus) and through each of its keys; Quit last (its menu entry in the
+    normal window, its key in presentation mode), and the window is closed."""
+    tidy(qtbot, w, present, keep)
     for act in ACTIONS:
-        if act.name == "quit":
+        if act.name == "quit" or (w.replaying and not act.replay):
             continue
         ways = ([] if present or not act.menu else ["menu"]) + list(act.keys)
         for how in ways:
-            fire(qtbot, win, act, how, steps, present)
-    tidy(qtbot, win, present)
-    quit_how = "Ctrl+Q" if present else "menu"
-    fire_quit = [a for a in ACTIONS if a.name == "quit"][0]
+            fire(qtbot, w, act, how, steps, present, keep)
+    tidy(qtbot, w, present, keep)
+    quit_act = actions.BY_NAME["quit"]
     with qtbot.captureExceptions() as raised:
-        if quit_how == "menu":
-            menu_actions(win)["action-quit"].trigger()
+        if present:
+            QTest.keySequence(w, QKeySequence(quit_act.keys[0]))
         else:
-            QTest.keySequence(win, QKeySequence(quit_how))
+            menu_actions(w)["action-quit"].trigger()
         QApplication.processEvents()
-    assert not raised and fire_quit.keys == ("Ctrl+Q",)
-    qtbot.waitUntil(lambda: not win.isVisible(), timeout=WAIT_MS)
+    assert not raised, f"quit: {raised[0][1]!r} reached Qt"
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
+def test_every_action_through_its_menu_entry_and_its_keys(qtbot, win, tmp_path, present):  # noqa: F811
+    """With a lab running (at a walk: the labs stay light while everything fires)."""
+    win.speed_combo.setCurrentIndex(1)
+    lab_running(qtbot, win)
+    walk(qtbot, win, file_steps(tmp_path), present)
+
+
+def test_every_action_of_a_replay_window(qtbot, win, tmp_path):  # noqa: F811
+    """A recording opened in a window of its own (no lab): every action, its menu entry and
+    its keys; the faults and knobs say there is no lab, the files are written or read."""
+    win.speed_combo.setCurrentIndex(1)
+    lab_running(qtbot, win)
+    qtbot.waitUntil(lambda: bool(win.session.tape) and win.session.tape.end > 1.0, timeout=WAIT_MS)
+    path = tmp_path / "walked.csrec"
+    shutil.copyfile(win.session.recording_path, path)
+    win.session.reset()  # the replay needs no lab
+    replay = win.open_recording(path)
+    assert replay is not None and replay.replaying
+    walk(qtbot, replay, file_steps(tmp_path, live=False), False, keep=(win,))
 
 
 # ------------------------------------------------------------------------------ bad paths (drift 5)

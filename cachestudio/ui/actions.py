@@ -57,6 +57,8 @@ class Act:
     group: str = ""
     #: It works in presentation mode (its keys; the menus are hidden there). Every entry does.
     present: bool = True
+    #: It is shown (and its keys work) in a replay window (no lab: a fault there says so).
+    replay: bool = True
     #: Why it has no menu entry / no keys, when it has none.
     no_menu: str = ""
     no_keys: str = ""
@@ -133,7 +135,7 @@ def _run() -> list[Act]:
     return [
         Act("start", "Start", ("Space",), "session.toggle_pause", menu="Run", toolbar="presenter",
             tip="start / pause the clients", attr="act_start"),
-        Act("reset", "Reset", ("R",), "reset", menu="Run", toolbar="presenter",
+        Act("reset", "Reset", ("R",), "reset", menu="Run", toolbar="presenter", replay=False,
             tip="reset: a fresh lab with the current knobs", attr="act_reset"),
         Act("restart", "Restart", ("Shift+R", "Home"), "restart", menu="Run", toolbar="presenter",
             tip="restart: a fresh lab, started at once (an opened scenario from its beginning)", attr="act_restart"),

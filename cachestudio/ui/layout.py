@@ -15,7 +15,7 @@ from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-from .actions import CHART_TITLES, LANE_CHOICES, SPEEDS
+from .actions import ACTIONS, CHART_TITLES, LANE_CHOICES, SPEEDS
 from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES
 from .theme import THEMES
 
@@ -202,6 +202,8 @@ class LayoutMixin:
             return
         self.present = on
         self.act_present.setChecked(on)
+        for act in ACTIONS:  # the menus hide; every action's keys still work, but for those declared not to
+            self.acts[act.name].setEnabled(act.present or not on)
         if on:
             self._normal_geometry = self.saveGeometry()
             self._normal_split = self.splitter.saveState()

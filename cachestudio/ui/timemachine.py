@@ -8,6 +8,7 @@ view (:meth:`_rewind`). A replay window (ui/replay.py) has no lab: its chrome sa
 
 from __future__ import annotations
 
+from .actions import ACTIONS
 from .charts import WINDOW_S as CHART_WINDOW_S
 from .events import scheduled_events
 from .narration import SHADE_START
@@ -32,8 +33,11 @@ class TimeMachineMixin:
         what is replayed."""
         self.fault_bar.setVisible(False)
         self.fault_bar.toggleViewAction().setVisible(False)
-        for a in (self.lane_combo_action, self.speed_combo_action, self.act_reset):
+        for a in (self.lane_combo_action, self.speed_combo_action):
             a.setVisible(False)
+        for act in ACTIONS:
+            if not act.replay:
+                self.acts[act.name].setVisible(False)
         self.knobs.setEnabled(False)
         rec = self.session.recording
         self.setWindowTitle(f"Cache Studio — replay of {self.session.title}")
