@@ -249,7 +249,7 @@ def build(window) -> dict:
     menus hidden), in their menus and toolbars; returns {name: QAction}. The window's
     ``run_action(act)`` runs each when triggered."""
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+    from PySide6.QtGui import QActionGroup
     from PySide6.QtWidgets import QToolBar
 
     menus = {name: window.menuBar().addMenu(title) for name, title in MENUS.items()}
@@ -263,17 +263,9 @@ def build(window) -> dict:
     groups: dict[str, QActionGroup] = {}
     actions = {}
     for act in ACTIONS:
-        a = QAction(act.text, window)
-        a.setObjectName(f"action-{act.name}")
-        a.setShortcuts([QKeySequence(k) for k in act.keys])
-        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        what = act.tip or act.text
-        a.setToolTip(f"{what} ({' or '.join(act.keys)})" if act.keys else what)
-        a.setCheckable(act.checkable)
+        a = qaction(window, act)
         if act.group:
             groups.setdefault(act.group, QActionGroup(window)).addAction(a)
-        a.triggered.connect(lambda _checked=False, act=act: window.run_action(act))
-        window.addAction(a)
         if act.menu:
             menu = _menu(menus, act.menu)
             if act.separator and not menu.isEmpty():
@@ -288,6 +280,24 @@ def build(window) -> dict:
             setattr(window, act.attr, a)
     window.toolbar, window.fault_bar = toolbars["presenter"], toolbars["faults"]
     return actions
+
+
+def qaction(window, act: Act):
+    """The QAction of one entry, added to ``window`` (its keys work whatever is hidden) and
+    run by ``window.run_action(act)`` when triggered, Qt's ``checked`` left out."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QAction, QKeySequence
+
+    a = QAction(act.text, window)
+    a.setObjectName(f"action-{act.name}")
+    a.setShortcuts([QKeySequence(k) for k in act.keys])
+    a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    what = act.tip or act.text
+    a.setToolTip(f"{what} ({' or '.join(act.keys)})" if act.keys else what)
+    a.setCheckable(act.checkable)
+    a.triggered.connect(lambda _checked=False, act=act: window.run_action(act))
+    window.addAction(a)
+    return a
 
 
 def _menu(menus: dict, path: str):
