@@ -37,7 +37,7 @@ SILENT_S = 3.0  # an observer silent this long is shown as not responding
 STOP_WAIT_S = 10.0
 
 
-def live(kind: str, param: str, value=None):
+def live_value(kind: str, param: str, value=None):
     """``value``, or the live value of a fault kind's parameter (engine.faultkinds)."""
     return FAULT_KINDS[kind].live_values()[param] if value is None else value
 
@@ -507,21 +507,21 @@ class LabSession(QObject):
             if self.run.outage_on:
                 self.message.emit("the database is already down")
                 return
-            self.run.outage_start(live("outage", "duration", duration))  # the runner schedules its end
+            self.run.outage_start(live_value("outage", "duration", duration))  # the runner schedules its end
 
     def slow_db(self, ms: float | None = None, duration: float | None = None) -> None:
         """Toggle injected DB latency (on until toggled off: ``duration`` is not used)."""
         if self._need_run():
-            self.run.slow_db(0 if self.run.slow_db_ms else live("slow-db", "ms", ms))
+            self.run.slow_db(0 if self.run.slow_db_ms else live_value("slow-db", "ms", ms))
 
     def slow_cache(self, ms: float | None = None, duration: float | None = None) -> None:
         """Toggle injected cache latency (on until toggled off: ``duration`` is not used)."""
         if self._need_run():
-            self.run.slow_cache(0 if self.run.slow_cache_ms else live("slow-cache", "ms", ms))
+            self.run.slow_cache(0 if self.run.slow_cache_ms else live_value("slow-cache", "ms", ms))
 
     def stampede(self, readers: int | None = None) -> None:
         if self._need_run():
-            self.run.stampede(live("stampede", "readers", readers))
+            self.run.stampede(live_value("stampede", "readers", readers))
 
     def cold(self) -> None:
         if self._need_run():
@@ -529,7 +529,7 @@ class LabSession(QObject):
 
     def burst(self, op: str | None = None, count: int | None = None) -> None:
         if self._need_run():
-            self.run.burst(live("burst", "op", op), live("burst", "count", count))
+            self.run.burst(live_value("burst", "op", op), live_value("burst", "count", count))
 
     def heal(self) -> None:
         if self._need_run():
