@@ -16,6 +16,7 @@ DEL); floats keep their point (``2.0``), so a float knob is read back as a float
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from .config import SECTIONS, STRATEGIES
@@ -122,7 +123,7 @@ def _expect(sc) -> list[str]:
     return lines + [""]
 
 
-def fault_tables(timeline: dict, says: list[dict] = ()) -> list[str]:
+def fault_tables(timeline: dict, says: Sequence[dict] = ()) -> list[str]:
     """``[[faults]]`` tables of a timeline (each kind's parameters in its declared order),
     in time order; a lesson's line (``say``, ``pause``) goes with the fault of its kind at
     its time."""

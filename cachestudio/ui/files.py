@@ -22,6 +22,7 @@ from ..engine.config import ConfigError
 from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.scenariofile import scenario_toml
 from .images import png_bytes
+from .parts import WindowParts
 
 #: The duration of a scenario saved with none open (a free run has no end of its own).
 SAVED_DURATION_S = 60.0
@@ -38,7 +39,7 @@ def render(widget, ratio: float = 1.0) -> QPixmap:
     return pix
 
 
-class FilesMixin:
+class FilesMixin(WindowParts):
     """Opening and saving (a part of MainWindow: it uses the window's session, charts,
     status bar and settings)."""
 
@@ -134,7 +135,7 @@ class FilesMixin:
             if path is None:
                 return False
         self.charts.redraw_all()
-        widget = {"window": self, "flow": self.flow, "charts": self.lower}.get(part, self.charts)
+        widget = {"window": self, "flow": self.flow, "charts": self.lower_half}.get(part, self.charts)
         try:
             data = png_bytes(render(widget, ratio))
             write_output(path, "export", data)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from .actions import ACTIONS, CHART_TITLES, LANE_CHOICES, SPEEDS
 from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES
 from .theme import THEMES
+from .parts import WindowParts
 
 #: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
 #: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
@@ -43,7 +44,7 @@ def font_px(font) -> float:
     return float(QFontInfo(font).pixelSize())
 
 
-class LayoutMixin:
+class LayoutMixin(WindowParts):
     """Scale, rooms, panel and presentation mode (a part of MainWindow: it uses the
     window's flow view, charts, caption bar, strip, dock, toolbars and actions)."""
 

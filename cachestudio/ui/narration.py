@@ -12,12 +12,13 @@ from __future__ import annotations
 import html
 import re
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTableWidget, QTableWidgetItem, QTreeWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QTableWidget, QTableWidgetItem, QTreeWidgetItem
 
 from ..engine.faultkinds import BY_NAME as FAULT_KINDS, FAULTS
 from .actions import TOGGLES
 from .events import FAILURES, FAULT_EVENTS, event_label
 from .theme import lane_style
+from .parts import TableDialog, WindowParts
 
 #: event kind -> chart shading it starts / ends: events.FAULT_EVENTS is the one table
 SHADE_START = {kind: shade for kind, (shade, _) in FAULT_EVENTS.items()}
@@ -53,7 +54,7 @@ def fault_rows(windows: list[dict], names: list[str]) -> list[list[str]]:
     return fault_table(windows, names) if windows else []
 
 
-class NarrationMixin:
+class NarrationMixin(WindowParts):
     """Events, what they did, and the lesson (a part of MainWindow: it uses the window's
     session, strip, caption bar, charts, Events tab and lesson view)."""
 
@@ -203,37 +204,20 @@ class NarrationMixin:
         if about is not None and self.caption_bar.caption.text():
             self.caption_bar.say(self._caption(about), about)
         dlg = self.outcome_dialog
-        if dlg is not None and dlg.isVisible() and getattr(dlg, "event", None) is not None:
-            self._fill_outcome(dlg, dlg.event)
+        if dlg is not None and dlg.isVisible() and dlg.shown_event is not None:
+            self._fill_outcome(dlg, dlg.shown_event)
 
     def _on_event_selected(self, current, _previous) -> None:
         ev = next((e for e, item in self.event_items if item is current), None)
         if ev is not None:
             self.charts.mark(ev["start"])
 
-    def _table_dialog(self, name: str) -> QDialog:
-        """A non-modal dialog: a sentence over a table, and Close (Esc closes it too)."""
-        dlg = QDialog(self)
-        dlg.setObjectName(name)
-        layout = QVBoxLayout(dlg)
-        dlg.text = QLabel("")
-        dlg.text.setWordWrap(True)
-        layout.addWidget(dlg.text)
-        dlg.table = QTableWidget(0, 0)
-        dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout.addWidget(dlg.table, 1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dlg.reject)
-        layout.addWidget(buttons)
-        dlg.setModal(False)
-        return dlg
-
     def show_outcome(self, ev: dict) -> None:
         """What one event did, lane by lane (the command line's "what each fault did" row)."""
         dlg = self.outcome_dialog
         if dlg is None:
-            dlg = self.outcome_dialog = self._table_dialog("outcome-dialog")
-        dlg.event = ev
+            dlg = self.outcome_dialog = TableDialog(self, "outcome-dialog")
+        dlg.shown_event = ev
         self._fill_outcome(dlg, ev)
         self.charts.mark(ev["start"])
         for e, item in self.event_items:
@@ -287,7 +271,7 @@ class NarrationMixin:
         """The run's table: what each fault did, lane by lane, and the anomalies counted."""
         dlg = self.summary_dialog
         if dlg is None:
-            dlg = self.summary_dialog = self._table_dialog("summary-dialog")
+            dlg = self.summary_dialog = TableDialog(self, "summary-dialog")
         run = self.session.run
         windows = sorted(run.outcomes.values(), key=lambda w: (w["start"], w["id"])) if run is not None else []
         name = self.scenario_name or "this run"

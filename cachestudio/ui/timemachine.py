@@ -12,6 +12,7 @@ from .actions import ACTIONS
 from .charts import WINDOW_S as CHART_WINDOW_S
 from .events import scheduled_events
 from .narration import SHADE_START
+from .parts import WindowParts
 
 
 def fault_beside(events: list[dict], at: float, direction: int) -> float | None:
@@ -24,7 +25,7 @@ def fault_beside(events: list[dict], at: float, direction: int) -> float | None:
     return later[0] if later else None
 
 
-class TimeMachineMixin:
+class TimeMachineMixin(WindowParts):
     """Scrubbing and replays (a part of MainWindow: it uses the window's session, views
     and timebar)."""
 

@@ -138,7 +138,7 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         col.addWidget(self.charts, 1)
         self.timebar = TimeBar(replay=self.replaying)
         col.addWidget(self.timebar)
-        self.lower = lower
+        self.lower_half = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.flow)
         split.addWidget(lower)
