@@ -163,10 +163,10 @@ def render_pictures(sc, out: Path, regions: bool = False) -> list[Path]:
 
 def font_families() -> list[str]:
     """The font families Qt finds here (none: it draws no text). Loads Qt."""
-    from .ui.app import _app, _qt_environment
+    from .ui.app import qt_app, qt_environment
 
-    _qt_environment(offscreen=True)
-    _app()
+    qt_environment(offscreen=True)
+    qt_app()
     from PySide6.QtGui import QFontDatabase
 
     return list(QFontDatabase.families())

@@ -82,11 +82,11 @@ def test_named_lanes_are_named_and_told_apart_in_every_view(qtbot, tmp_path, win
 
 def test_a_window_with_named_lanes_saves_a_scenario_that_loads_them_back(tmp_path, win):  # noqa: F811
     from cachestudio.engine import scenario as scenarios
-    from cachestudio.ui.window import scenario_toml
+    from cachestudio.engine.scenariofile import scenario_toml
 
     assert win.load_scenario(write(tmp_path, NAMED, "two-leases"))
     saved = tmp_path / "saved.toml"
-    saved.write_text(scenario_toml(win.session))
+    saved.write_text(scenario_toml(win.scenario_state()))
     again = scenarios.load(saved)
     assert again.specs == win.session.specs
     assert [c.cache.stampede for c in again.lanes] == ["none", "lease"]

@@ -205,6 +205,51 @@ def test_two_recordings_side_by_side_move_on_one_time_axis(qtbot, tmp_path, reco
         cw.close()
 
 
+def test_the_compare_windows_keys_each_do_what_they_say(qtbot, tmp_path, recording):
+    """Every key of the compare window's table, pressed on the window (its panes' own keys
+    are off: they would be ambiguous), moves the two runs together; nothing reaches Qt."""
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from cachestudio.ui.actions import missing
+    from cachestudio.ui.compare import COMPARE_ACTIONS, CompareWindow
+
+    assert missing(COMPARE_ACTIONS) == []
+    path, _ = recording
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    cw = CompareWindow([read_recording(path), read_recording(path)], settings)
+    qtbot.addWidget(cw)
+    cw.resize(1600, 1000)
+    cw.show()
+    cw.start()
+    cw.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is cw, timeout=WAIT_MS)
+    expected = {"back-1": lambda h: h - 1, "forward-1": lambda h: h + 1, "back-10": lambda h: h - 10,
+                "forward-10": lambda h: h + 10, "start": lambda h: 0.0, "end": lambda h: cw.end}
+    try:
+        for act in COMPARE_ACTIONS:
+            for key in act.keys:
+                cw.scrub(1.5)
+                fired = []
+
+                def spy(*_, key=key):
+                    fired.append(key)
+
+                cw.acts[act.name].triggered.connect(spy)
+                with qtbot.captureExceptions() as raised:
+                    QTest.keySequence(cw, QKeySequence(key))
+                cw.acts[act.name].triggered.disconnect(spy)
+                assert not raised and fired, f"{act.name} ({key}): fired {fired}, raised {raised}"
+                if act.name in expected:
+                    want = max(0.0, min(expected[act.name](1.5), cw.end))
+                    assert cw.head == pytest.approx(want), act.name
+                    assert [p.session.now() for p in cw.panes] == [pytest.approx(want)] * 2, act.name
+        assert cw.playing  # Space started the play
+    finally:
+        cw.close()
+
+
 def test_the_window_saves_its_recording_exports_a_report_and_opens_a_recording(qtbot, win, tmp_path):  # noqa: F811
     started(qtbot, win)
     win.act_crash.trigger()

@@ -149,7 +149,7 @@ def test_heal_all_ends_every_fault(qtbot, win):
     started(qtbot, win)
     run = win.session.run
     win.act_outage.trigger()
-    win.act_slow.trigger()
+    win.act_slow_db.trigger()
     qtbot.waitUntil(lambda: bool(run.outage_on and run.slow_db_ms), timeout=WAIT_MS)
     win.act_heal.trigger()
     qtbot.waitUntil(lambda: not run.outage_on and not run.slow_db_ms, timeout=WAIT_MS)
@@ -270,7 +270,9 @@ def test_one_line_per_node_on_demand_draws_each_nodes_rows(qtbot, win, tmp_path)
         lanes = [lane for lane, kind in enumerate(kinds) if i != 4 or kind == "write-behind"]
         assert srcs == [(lane, k) for lane in lanes for k in (0, 1)], i
     throughput = 2
+    # every node has drawn rows, and served operations (on a loaded machine a node can start late)
     qtbot.waitUntil(lambda: all(curve.getData()[0] is not None and len(curve.getData()[0]) > 4
+                                and np.nansum(curve.getData()[1]) > 0
                                 for _, _, curve, _ in win.charts.node_curves[throughput]), timeout=WAIT_MS)
     win.session.toggle_pause()  # hold the rows still while the curves are compared
     win.charts.redraw_all()

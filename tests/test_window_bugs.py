@@ -156,7 +156,7 @@ def test_export_png_of_charts_and_window_is_confirmed(win, tmp_path):
     assert str(charts) in win.statusBar().currentMessage()
     img = QImage(str(charts))
     ratio = win.charts.devicePixelRatioF()
-    part = win.lower  # the charts with their caption and event strip: what they show is named there
+    part = win.lower_half  # the charts with their caption and event strip: what they show is named there
     assert (img.width(), img.height()) == (round(part.width() * ratio), round(part.height() * ratio))
     window = tmp_path / "window.png"
     assert win.export_png("window", window)

@@ -53,7 +53,7 @@ def test_every_screen_and_theme_lays_out_whole(qtbot, win):
     each other, no text below the theme's floor."""
     speed(win, 200.0)
     started(qtbot, win, rows=2, latency=False)
-    for act in (win.act_crash, win.act_burst, win.act_read_burst, win.act_slow, win.act_stampede):
+    for act in (win.act_crash, win.act_burst, win.act_read_burst, win.act_slow_db, win.act_stampede):
         act.trigger()  # close together: their labels must stack, not collide
     qtbot.waitUntil(lambda: len(win.strip.events) >= 4, timeout=WAIT_MS)
     for theme in THEMES:

@@ -18,33 +18,33 @@ def scenario(tmp_path, name: str, duration: float, faults: str = "") -> os.PathL
 
 
 def test_slow_toggles_are_pressed_exactly_while_on(qtbot, win):
-    assert win.act_slow.isCheckable() and win.act_slow_cache.isCheckable()
-    win.act_slow.trigger()  # no lab yet: nothing is on, nothing looks pressed
-    assert not win.act_slow.isChecked()
+    assert win.act_slow_db.isCheckable() and win.act_slow_cache.isCheckable()
+    win.act_slow_db.trigger()  # no lab yet: nothing is on, nothing looks pressed
+    assert not win.act_slow_db.isChecked()
     speed(win, 200.0)
     started(qtbot, win, rows=2, latency=False)
     run = win.session.run
 
-    win.act_slow.trigger()
-    assert not win.act_slow.isChecked()  # a click asks; the lab's event presses it
-    qtbot.waitUntil(lambda: win.act_slow.isChecked() and run.slow_db_ms == 20, timeout=WAIT_MS)
+    win.act_slow_db.trigger()
+    assert not win.act_slow_db.isChecked()  # a click asks; the lab's event presses it
+    qtbot.waitUntil(lambda: win.act_slow_db.isChecked() and run.slow_db_ms == 20, timeout=WAIT_MS)
     win.act_slow_cache.trigger()
     qtbot.waitUntil(lambda: win.act_slow_cache.isChecked() and run.slow_cache_ms == 5, timeout=WAIT_MS)
-    assert win.act_slow.isChecked()
+    assert win.act_slow_db.isChecked()
 
     win.act_heal.trigger()  # heal all ends both
-    qtbot.waitUntil(lambda: not win.act_slow.isChecked() and not win.act_slow_cache.isChecked(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not win.act_slow_db.isChecked() and not win.act_slow_cache.isChecked(), timeout=WAIT_MS)
     assert run.slow_db_ms == 0 and run.slow_cache_ms == 0
 
-    win.act_slow.trigger()  # on, then off again with the same key
-    qtbot.waitUntil(win.act_slow.isChecked, timeout=WAIT_MS)
-    win.act_slow.trigger()
-    qtbot.waitUntil(lambda: not win.act_slow.isChecked() and run.slow_db_ms == 0, timeout=WAIT_MS)
+    win.act_slow_db.trigger()  # on, then off again with the same key
+    qtbot.waitUntil(win.act_slow_db.isChecked, timeout=WAIT_MS)
+    win.act_slow_db.trigger()
+    qtbot.waitUntil(lambda: not win.act_slow_db.isChecked() and run.slow_db_ms == 0, timeout=WAIT_MS)
 
     win.act_slow_cache.trigger()
     qtbot.waitUntil(win.act_slow_cache.isChecked, timeout=WAIT_MS)
     win.act_reset.trigger()  # a reset throws the run away: nothing is on
-    assert not win.act_slow.isChecked() and not win.act_slow_cache.isChecked()
+    assert not win.act_slow_db.isChecked() and not win.act_slow_cache.isChecked()
 
 
 def test_a_scenarios_slow_db_window_presses_and_releases_the_toggle(qtbot, win, tmp_path):
@@ -52,10 +52,10 @@ def test_a_scenarios_slow_db_window_presses_and_releases_the_toggle(qtbot, win, 
                     '[[faults]]\nat = 0.5\nkind = "slow-db"\nduration = 1.5\nms = 20\n')
     assert win.load_scenario(path)
     seen: list[bool] = []
-    win.act_slow.toggled.connect(seen.append)
+    win.act_slow_db.toggled.connect(seen.append)
     win.act_start.trigger()
     qtbot.waitUntil(lambda: seen[:2] == [True, False], timeout=WAIT_MS)  # on at 0.5 s, off at 2 s
-    assert not win.act_slow.isChecked() and not win.act_slow_cache.isChecked()
+    assert not win.act_slow_db.isChecked() and not win.act_slow_cache.isChecked()
     events = [e["kind"] for e in win.session.run.events]
     assert "slow-db-start" in events and "slow-db-end" in events
 

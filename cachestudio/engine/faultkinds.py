@@ -64,6 +64,16 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A second one-key action of a fault kind in the window: its text, keys and the
+    parameter values it sets on top of :meth:`FaultKind.live_values` (the read burst)."""
+
+    text: str
+    keys: tuple[str, ...]
+    values: tuple[tuple[str, float | int | str], ...]
+
+
+@dataclass(frozen=True)
 class FaultKind:
     """A kind of fault. See the module's docstring for what derives from each field."""
 
@@ -108,6 +118,10 @@ class FaultKind:
     #: The event each lane sends when its part is over (its window lasts until every lane
     #: has sent it, and at least one second): None for the rest.
     done_event: str | None = None
+    #: The window's action turns it on until it is pressed again (its duration is not used).
+    toggles: bool = False
+    #: More one-key actions of this kind in the window (each with values of its own).
+    variants: tuple[Variant, ...] = ()
 
     @property
     def metavar(self) -> str:
@@ -146,9 +160,10 @@ class FaultKind:
         at, *rest = entry  # type: ignore[misc]
         return float(at), {p.name: v for p, v in zip(self.params, rest, strict=True)}
 
-    def live_values(self) -> dict:
-        """The parameters of the window's one-key action."""
-        return {p.name: p.live_value for p in self.params}
+    def live_values(self, variant: Variant | None = None) -> dict:
+        """The parameters of the window's one-key action (or of one of its ``variants``)."""
+        values = {p.name: p.live_value for p in self.params}
+        return values if variant is None else {**values, **dict(variant.values)}
 
     @property
     def time_word(self) -> str:
@@ -237,6 +252,7 @@ FAULTS: tuple[FaultKind, ...] = (
         sentence="every database call waits MS milliseconds more (injected by the lab)",
         action="Slow DB",
         keys=("S",),
+        toggles=True,
         merge="window",
     ),
     FaultKind(
@@ -255,6 +271,7 @@ FAULTS: tuple[FaultKind, ...] = (
         sentence="every cache call waits MS milliseconds more (injected by the lab)",
         action="Slow cache",
         keys=("L",),
+        toggles=True,
         merge="window",
     ),
     FaultKind(
@@ -295,6 +312,7 @@ FAULTS: tuple[FaultKind, ...] = (
         sentence="each lane runs COUNT extra reads or writes as fast as it can",
         action="Write burst",
         keys=("B",),
+        variants=(Variant("Read burst", ("Shift+B",), (("op", "read"),)),),
     ),
     FaultKind(
         name="stampede",

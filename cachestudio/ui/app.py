@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 
-def _qt_environment(offscreen: bool) -> None:
+def qt_environment(offscreen: bool) -> None:
     # pyqtgraph prefers PyQt6 when both bindings are installed; we ship PySide6.
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     if offscreen:
@@ -33,7 +33,7 @@ def _filter_messages(mode, context, message) -> None:
         sys.stderr.write(message + "\n")
 
 
-def _app():
+def qt_app():
     global _previous_handler
     from PySide6.QtCore import Qt, qInstallMessageHandler
     from PySide6.QtGui import QGuiApplication
@@ -131,8 +131,8 @@ def no_display_reason() -> str | None:
 
 def run_window(scenario: str | None = None, replay: list | None = None) -> int:
     """The studio window; ``replay``: recordings to replay instead of a lab."""
-    _qt_environment(offscreen=False)
-    app = _app()
+    qt_environment(offscreen=False)
+    app = qt_app()
     from .window import MainWindow
 
     if replay and len(replay) > 1:
@@ -156,8 +156,8 @@ def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | No
     """An offscreen window with a scenario loaded and started (its seed, its timeline), at
     ``size`` in ``theme`` (default light), with a chart line per app node if ``node_lines``;
     the window is closed and deleted afterwards."""
-    _qt_environment(offscreen=True)
-    app = _app()
+    qt_environment(offscreen=True)
+    app = qt_app()
     from PySide6.QtCore import QSettings
 
     from .window import MainWindow

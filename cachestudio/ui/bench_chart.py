@@ -15,9 +15,9 @@ def render_chart(rows: list[dict], title: str) -> bytes:
     from PySide6.QtCore import QLineF, QRectF, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 
-    from .app import _app
+    from .app import qt_app
 
-    _app()
+    qt_app()
     bars = [r for r in rows if r.get("ratio") is not None]
     row_h, left, right, top = 40, 820, 300, 70
     width, height = 1600, top + row_h * max(1, len(bars)) + 60

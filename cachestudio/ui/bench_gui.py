@@ -105,10 +105,10 @@ def _window_ops_and_frames(
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from .app import _app
+    from .app import qt_app
     from .window import SPEEDS, MainWindow
 
-    app = _app()
+    app = qt_app()
     win = MainWindow(settings)
     win.resize(*size)
     win.show()
@@ -312,10 +312,10 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
     from ..engine.bench import target_met
     from ..engine.recording import read_recording
     from ..engine.timemachine import Tape
-    from .app import _app, _qt_environment
+    from .app import qt_app, qt_environment
 
-    _qt_environment(offscreen=True)
-    app = _app()
+    qt_environment(offscreen=True)
+    app = qt_app()
     from .window import MainWindow
 
     began = time.perf_counter()

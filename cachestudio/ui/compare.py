@@ -12,13 +12,26 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from .actions import Act, qaction, resolve
 from .timebar import TimeBar
 from .window import MainWindow, fault_beside
 
 TICK_MS = 50
+_KEYS_ONLY = "the compare window has no menus: its keys and its timeline"
+#: The compare window's actions (keys only), as ui/actions.py declares the studio window's.
+COMPARE_ACTIONS = (
+    Act("play", "Play / pause", ("Space",), "toggle_play", no_menu=_KEYS_ONLY),
+    Act("back-1", "Back 1 s", ("Left",), "scrub_by", (-1.0,), no_menu=_KEYS_ONLY),
+    Act("forward-1", "Forward 1 s", ("Right",), "scrub_by", (1.0,), no_menu=_KEYS_ONLY),
+    Act("back-10", "Back 10 s", ("Shift+Left",), "scrub_by", (-10.0,), no_menu=_KEYS_ONLY),
+    Act("forward-10", "Forward 10 s", ("Shift+Right",), "scrub_by", (10.0,), no_menu=_KEYS_ONLY),
+    Act("previous-fault", "Previous fault", ("Ctrl+Left",), "jump_fault", (-1,), no_menu=_KEYS_ONLY),
+    Act("next-fault", "Next fault", ("Ctrl+Right",), "jump_fault", (1,), no_menu=_KEYS_ONLY),
+    Act("start", "Start", ("Home",), "scrub", (0.0,), no_menu=_KEYS_ONLY),
+    Act("end", "End", ("End",), "scrub_to_end", no_menu=_KEYS_ONLY),
+)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -98,20 +111,10 @@ class CompareWindow(QMainWindow):
         self.timebar.scrubbed.connect(self.scrub)
         self.timebar.play_asked.connect(self.toggle_play)
         self.timebar.speed_changed.connect(self._set_speed)
-        for text, keys, slot in (("Play / pause", ["Space"], self.toggle_play),
-                                 ("Back 1 s", ["Left"], lambda: self.scrub(self.head - 1)),
-                                 ("Forward 1 s", ["Right"], lambda: self.scrub(self.head + 1)),
-                                 ("Back 10 s", ["Shift+Left"], lambda: self.scrub(self.head - 10)),
-                                 ("Forward 10 s", ["Shift+Right"], lambda: self.scrub(self.head + 10)),
-                                 ("Previous fault", ["Ctrl+Left"], lambda: self.jump_fault(-1)),
-                                 ("Next fault", ["Ctrl+Right"], lambda: self.jump_fault(+1)),
-                                 ("Start", ["Home"], lambda: self.scrub(0.0)),
-                                 ("End", ["End"], lambda: self.scrub(self.end))):
-            a = QAction(text, self)
-            a.setShortcuts([QKeySequence(k) for k in keys])
-            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            a.triggered.connect(slot)
-            self.addAction(a)
+        for pane in self.panes:  # the panes' own keys would be ambiguous with these: the compare window drives them
+            for a in pane.acts.values():
+                a.setEnabled(False)
+        self.acts = {act.name: qaction(self, act) for act in COMPARE_ACTIONS}
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self.tick)
@@ -121,6 +124,15 @@ class CompareWindow(QMainWindow):
             p.start()
         self.timer.start()
         self.scrub(0.0)
+
+    def run_action(self, act: Act) -> None:
+        resolve(self, act.handler)(*act.args)
+
+    def scrub_by(self, seconds: float) -> None:
+        self.scrub(self.head + seconds)
+
+    def scrub_to_end(self) -> None:
+        self.scrub(self.end)
 
     def scrub(self, t: float) -> None:
         self.head = max(0.0, min(float(t), self.end))
@@ -153,7 +165,7 @@ class CompareWindow(QMainWindow):
         self.head = min(self.head + dt * self.speed, self.end)
         for p in self.panes:
             if p.session.now() < p.session.tape.end:
-                p.session._play_to(min(self.head, p.session.tape.end))
+                p.session.play_to(min(self.head, p.session.tape.end))
         if self.head >= self.end:
             self.playing = False
         self._show()
@@ -161,7 +173,7 @@ class CompareWindow(QMainWindow):
     def _show(self) -> None:
         self.timebar.show_state(self.head, self.end, False, self.playing)
         for p in self.panes:
-            p._refresh_status()
+            p.refresh_status()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()

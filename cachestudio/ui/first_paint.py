@@ -60,9 +60,9 @@ def main(kind: str) -> int:
         w.resize(1600, 1000)
         w.viewport().installEventFilter(Spy(w))
     elif kind == "studio":
-        from .app import _app
+        from .app import qt_app
 
-        app = _app()
+        app = qt_app()
         from .window import MainWindow
 
         # Settings in a file of our own (never os.devnull: QSettings saves by writing a new

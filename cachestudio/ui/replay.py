@@ -144,7 +144,7 @@ class ReplaySession(LabSession):
         self.run.paused = True
         for j in self.tape.between(self.run.head, self.tape.end):
             if any(counts for counts in self.tape.counts[j]):
-                self._play_to(self.tape.times[j])
+                self.play_to(self.tape.times[j])
                 break
         else:
             self.message.emit("the end of the recording")
@@ -155,7 +155,7 @@ class ReplaySession(LabSession):
         self.run.events, self.run.outcomes = [], {}
         take_state(self.run, frame)
 
-    def _play_to(self, t: float) -> None:
+    def play_to(self, t: float) -> None:
         """Move the head on to ``t``, giving the views every update on the way."""
         for j in self.tape.between(self.run.head, t):
             u = self.tape.update_at(j)
@@ -171,7 +171,7 @@ class ReplaySession(LabSession):
         if not self.playing:
             return
         target = min(self.run.head + dt * self.speed, self.tape.end)
-        self._play_to(target)
+        self.play_to(target)
         if target >= self.tape.end:
             self.playing = False
             self.run.paused = True
@@ -183,7 +183,7 @@ class ReplaySession(LabSession):
 
     # -- a replay has no lab ----------------------------------------------------------------
 
-    def _no_lab(self, *_args) -> None:
+    def _no_lab(self, *_args, **_values) -> None:
         self.message.emit(NO_LAB)
 
     crash = outage = slow_db = slow_cache = stampede = cold = burst = heal = _no_lab

@@ -38,16 +38,16 @@ def run_self_check(
 ) -> int:
     t0 = time.monotonic()
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from .app import _app, _qt_environment
+    from .app import qt_app, qt_environment
 
-    _qt_environment(offscreen=True)
+    qt_environment(offscreen=True)
 
     def say(text: str) -> None:
         print(f"self-check: {text} ({time.monotonic() - t0:.1f} s)", file=out, flush=True)
 
     folder = tempfile.mkdtemp(prefix="cachestudio-self-check-")
     win = None
-    app = _app()
+    app = qt_app()
     try:
         from PySide6.QtCore import QSettings
 

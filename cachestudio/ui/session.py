@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, LaneSpec, lane_labels, validate
+from ..engine.faultkinds import BY_NAME as FAULT_KINDS
 from ..engine.series import LaneSeries
 
 # The runner, its backends (sqlite-utils, diskcache) and the observer are imported when a
@@ -34,6 +35,11 @@ MP = multiprocessing.get_context("spawn")  # never fork: this process has Qt thr
 OBSERVER_NICE = 5
 SILENT_S = 3.0  # an observer silent this long is shown as not responding
 STOP_WAIT_S = 10.0
+
+
+def live_value(kind: str, param: str, value=None):
+    """``value``, or the live value of a fault kind's parameter (engine.faultkinds)."""
+    return FAULT_KINDS[kind].live_values()[param] if value is None else value
 
 
 class LaneView:
@@ -488,39 +494,42 @@ class LabSession(QObject):
             return False
         return True
 
+    # Each fault the window fires is a method named as its kind's command (FaultKind.command),
+    # taking the kind's parameters by name; a value not given is the kind's live value.
+
     def crash(self) -> None:
         if self._need_run():
             self.run.crash()
             self.changed.emit()
 
-    def outage(self, seconds: float = 5.0) -> None:
+    def outage(self, duration: float | None = None) -> None:
         if self._need_run():
             if self.run.outage_on:
                 self.message.emit("the database is already down")
                 return
-            self.run.outage_start(seconds)  # the runner schedules its end
+            self.run.outage_start(live_value("outage", "duration", duration))  # the runner schedules its end
 
-    def slow_db(self, ms: float = 20.0) -> None:
-        """Toggle injected DB latency."""
+    def slow_db(self, ms: float | None = None, duration: float | None = None) -> None:
+        """Toggle injected DB latency (on until toggled off: ``duration`` is not used)."""
         if self._need_run():
-            self.run.slow_db(0 if self.run.slow_db_ms else ms)
+            self.run.slow_db(0 if self.run.slow_db_ms else live_value("slow-db", "ms", ms))
 
-    def slow_cache(self, ms: float = 20.0) -> None:
-        """Toggle injected cache latency."""
+    def slow_cache(self, ms: float | None = None, duration: float | None = None) -> None:
+        """Toggle injected cache latency (on until toggled off: ``duration`` is not used)."""
         if self._need_run():
-            self.run.slow_cache(0 if self.run.slow_cache_ms else ms)
+            self.run.slow_cache(0 if self.run.slow_cache_ms else live_value("slow-cache", "ms", ms))
 
-    def stampede(self, readers: int = 50) -> None:
+    def stampede(self, readers: int | None = None) -> None:
         if self._need_run():
-            self.run.stampede(readers)
+            self.run.stampede(live_value("stampede", "readers", readers))
 
     def cold(self) -> None:
         if self._need_run():
             self.run.cold()
 
-    def burst(self, kind: str = "write", count: int = 2000) -> None:
+    def burst(self, op: str | None = None, count: int | None = None) -> None:
         if self._need_run():
-            self.run.burst(kind, count)
+            self.run.burst(live_value("burst", "op", op), live_value("burst", "count", count))
 
     def heal(self) -> None:
         if self._need_run():

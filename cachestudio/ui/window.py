@@ -1,29 +1,25 @@
-"""The studio window: flow view, live charts, knobs, anomalies, and a presenter's toolbar."""
+"""The studio window: flow view, live charts, knobs, anomalies, and a presenter's toolbar.
+
+:class:`MainWindow` puts the parts together (the flow view, the charts, the event strip and
+caption, the side panel, the toolbars and menus of the action table, ui/actions.py) and wires
+them to a lab session (ui/session.py) or a replay (ui/replay.py); it runs the lab (start,
+reset, the faults of the table), takes the knobs, lanes and speed, and keeps the status
+line. Its other jobs are parts of their own, each a mixin of this class: the layout and
+presentation mode (ui/layout.py), the narration and the lesson (ui/narration.py), the time
+machine (ui/timemachine.py) and the files (ui/files.py).
+"""
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt, QTimer
-from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
-    QColor,
-    QFont,
-    QIcon,
-    QKeySequence,
-    QPalette,
-    QPixmap,
-)
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -32,7 +28,6 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
-    QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -41,116 +36,24 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..engine import scenario as scenarios
-from ..engine.config import STRATEGIES, ConfigError
-from ..engine.outputs import OutputError, OutputWriteError, write_output
-from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES, WINDOW_S as CHART_WINDOW_S, ChartPanel
+from ..engine.faultkinds import BY_NAME as FAULT_KINDS
+from ..engine.scenariofile import scenario_toml  # noqa: F401 - File → Save scenario's writer, named here too
+from .actions import LANE_CHOICES, PRESENTER_CYCLE, SPEEDS, TOGGLES, build as build_actions, key_rows, resolve
+from .charts import CHART_NAMES, PERCENTILES, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
-from .events import (
-    FAILURES,
-    FAULT_EVENTS,
-    CaptionBar,
-    EventStrip,
-    event_label,
-    scheduled_events,
-)
+from .events import CaptionBar, EventStrip, scheduled_events
+from .files import FilesMixin, render  # noqa: F401 - render: a window's picture, for its importers
 from .flow import FlowView
-from .images import png_bytes
+from .layout import DOCK_PX, PRESENT_CHARTS, PRESENT_MAX, USER_ZOOMS, LayoutMixin, font_px  # noqa: F401
+from .narration import SHADE_START, NarrationMixin, first_sentences, short_name  # noqa: F401
 from .session import LabSession
+from .theme import THEMES
 from .timebar import TimeBar
-from .theme import THEMES, lane_style
+from .timemachine import TimeMachineMixin, fault_beside  # noqa: F401 - fault_beside: compare.py's
 
-SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
-          ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
-LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
-PRESENTER_CYCLE = ["crash", "outage", "slow_db", "burst", "stampede", "cold"]
-OUTAGE_S = 5.0
-SLOW_DB_MS = 20.0
-SLOW_CACHE_MS = 5.0
-STAMPEDE_READERS = 50
-BURST_COUNT = 2000
-#: event kind -> chart shading it starts / ends: events.FAULT_EVENTS is the one table
-SHADE_START = {kind: shade for kind, (shade, _) in FAULT_EVENTS.items()}
-SHADE_END = {end: shade for shade, end in FAULT_EVENTS.values() if end}
-MOMENTS = {"stampede", "cold"}
-#: events that say a lab failed (DESIGN.md §6): shown until the next run, not for seconds
-FAILURE_KINDS = FAILURES
 STATUS_MS = 250
-#: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
-#: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
-#: pixel ratio 1 reads as 1920x1080 at ratio 2 does), and never shrinks below 1.
-BASE_W, BASE_H = 1920, 1080
-MAX_AUTO_ZOOM = 3.0
-USER_ZOOMS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
-#: The smallest text of the window at scale 1, in logical pixels (the projector theme's
-#: 1.35 makes it 14 px: readable from the back of a room on a 1280x720 projector).
-SMALL_TEXT_PX = 10.5
-#: The side panel shows by itself when the central area keeps this many pixels (× scale).
-CENTRAL_MIN_PX = 1080
-DOCK_PX = 440
-#: Charts of the presentation mode (ChartPanel's CHART_NAMES); at most four.
-PRESENT_CHARTS = ("read", "throughput", "hit", "anomalies")
-PRESENT_MAX = 4
 #: At or below this rate (requests/s per lane) the charts show each request as a mark.
 MARKS_AT_RATE = 20.0
-CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
-                "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
-PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
-#: The event that starts each kind of scenario fault (a lesson's say lines are matched to it).
-LESSON_KINDS = {"crash": "crash", "outage-start": "outage", "slow-db-start": "slow-db",
-                "slow-cache-start": "slow-cache", "cold-cache": "cold", "burst": "burst", "stampede": "stampede",
-                "crash-node": "crash-node", "crash-cache-server": "crash-cache-server"}
-LESSON_MATCH_S = 0.5  # a fault fires within this of its time in the scenario
-
-
-def render(widget, ratio: float = 1.0) -> QPixmap:
-    """The widget as it is on screen, at ``ratio`` × its size (2: for print and retina)."""
-    if ratio == 1:
-        return widget.grab()
-    pix = QPixmap(round(widget.width() * ratio), round(widget.height() * ratio))
-    pix.setDevicePixelRatio(ratio)
-    pix.fill(widget.palette().window().color())
-    widget.render(pix)  # drawn at the pixmap's ratio: text and lines at twice the resolution
-    return pix
-
-
-def font_px(font) -> float:
-    """A font's pixel height as drawn (point sizes converted at the screen's resolution)."""
-    from PySide6.QtGui import QFontInfo
-
-    return float(QFontInfo(font).pixelSize())
-
-
-def first_sentences(text: str, limit: int = 180) -> str:
-    """As many whole sentences of ``text`` as fit in ``limit`` characters (at least one,
-    cut with "…" if it alone is longer); whitespace collapsed."""
-    words = " ".join(text.split())
-    out = ""
-    for sentence in re.split(r"(?<=[.!?])\s+", words):
-        if out and len(out) + 1 + len(sentence) > limit:
-            break
-        out = f"{out} {sentence}".strip()
-    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
-
-
-def short_name(lane: str) -> str:
-    return lane_style(lane)[2]
-
-
-def fault_rows(windows: list[dict], names: list[str]) -> list[list[str]]:
-    """Header and rows of the "what each fault did" table (the command line's cells)."""
-    from ..engine.outcomes import fault_table
-
-    return fault_table(windows, names) if windows else []
-
-
-def fault_beside(events: list[dict], at: float, direction: int) -> float | None:
-    """When the fault before (``direction`` < 0) or after lab time ``at`` began; None if none."""
-    starts = sorted({e["start"] for e in events if e["kind"] in SHADE_START})
-    if direction < 0:
-        earlier = [t for t in starts if t < at - 0.05]
-        return max(0.0, earlier[-1]) if earlier else None
-    later = [t for t in starts if t > at + 0.05]
-    return later[0] if later else None
 
 
 def speed_text(rate: float) -> str:
@@ -164,7 +67,7 @@ def icon_path() -> Path:
     return scenarios.resources_dir() / "icons" / "cachestudio.svg"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None, replay: list | None = None):
         """``replay``: recordings (engine.recording.Recording) to replay instead of a lab."""
         super().__init__()
@@ -186,8 +89,43 @@ class MainWindow(QMainWindow):
         self.anomaly_panel = AnomalyPanel()
         self._presenter_step = 0
         self.scenario_name = ""  # the opened scenario's, for the status bar
-        self.keys: list[tuple[str, str]] = []  # (key, what) for the "?" sheet
 
+        self._build_central()
+        self._build_dock()
+        self.panel_choice: bool | None = None  # None: the side panel shows when there is room
+        self._rooms_timer = QTimer(self)
+        self._rooms_timer.setSingleShot(True)
+        self._rooms_timer.setInterval(0)
+        self._rooms_timer.timeout.connect(self._fit_rooms)
+        self.present = False
+        self.chart_page = 0  # when four charts are shown at a time: 0 the chosen four, 1 the others
+        self.paged = False
+        self.charts_shown: list[int] = []
+        self.user_zoom = 1.0
+        self.scale = 0.0
+        self.percentile = "p99"
+        self.present_charts = list(PRESENT_CHARTS)
+        self.summary_dialog = None
+        self.outcome_dialog = None
+        #: Answers to the next file dialogs (ask_open_path, ask_save_path), for the tests.
+        self.path_answers: list[str | None] = []
+        self.file_error = ""  # the last file the user named that could not be written or read
+
+        self._build_actions()
+        self._build_status()
+        self._wire()
+        self._restore()
+        if self.replaying:
+            self._replay_chrome()
+        self.status_timer = QTimer(self)
+        self.status_timer.setInterval(STATUS_MS)
+        self.status_timer.timeout.connect(self.refresh_status)
+        self.status_timer.start()
+        self.charts.timer.start()
+        self._lanes_changed()
+
+    def _build_central(self) -> None:
+        """The flow view over the caption, the event strip, the charts and the timebar."""
         self.strip = EventStrip()
         self.strip.setObjectName("event-strip")
         self.caption_bar = CaptionBar()
@@ -200,7 +138,7 @@ class MainWindow(QMainWindow):
         col.addWidget(self.charts, 1)
         self.timebar = TimeBar(replay=self.replaying)
         col.addWidget(self.timebar)
-        self.lower = lower
+        self.lower_half = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.flow)
         split.addWidget(lower)
@@ -211,6 +149,8 @@ class MainWindow(QMainWindow):
         self.splitter = split
         self.setCentralWidget(split)
 
+    def _build_dock(self) -> None:
+        """The side panel: anomalies, events, knobs and the lesson, in tabs."""
         self.events_list = QTreeWidget()
         self.events_list.setObjectName("events-list")
         self.events_list.setHeaderLabels(["s", "event", "what it did"])
@@ -239,221 +179,56 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [DOCK_PX], Qt.Orientation.Horizontal)
         self.dock = dock
-        self.panel_choice: bool | None = None  # None: the side panel shows when there is room
-        self._rooms_timer = QTimer(self)
-        self._rooms_timer.setSingleShot(True)
-        self._rooms_timer.setInterval(0)
-        self._rooms_timer.timeout.connect(self._fit_rooms)
-        self.present = False
-        self.chart_page = 0  # when four charts are shown at a time: 0 the chosen four, 1 the others
-        self.paged = False
-        self.charts_shown: list[int] = []
-        self.user_zoom = 1.0
-        self.scale = 0.0
-        self.percentile = "p99"
-        self.present_charts = list(PRESENT_CHARTS)
-        self.summary_dialog = None
-        self.outcome_dialog = None
-
-        self._build_actions()
-        self._build_menus()
-        self._build_status()
-        self._wire()
-        self._restore()
-        if self.replaying:
-            self._replay_chrome()
-        self.status_timer = QTimer(self)
-        self.status_timer.setInterval(STATUS_MS)
-        self.status_timer.timeout.connect(self._refresh_status)
-        self.status_timer.start()
-        self.charts.timer.start()
-        self._lanes_changed()
 
     # -- actions ------------------------------------------------------------------------
 
-    def _action(self, text: str, keys, slot, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        keys = [keys] if isinstance(keys, str) else keys
-        a.setShortcuts([QKeySequence(k) for k in keys])
-        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        a.setToolTip(f"{tip or text} ({' or '.join(keys)})")
-        a.triggered.connect(self._key_pressed)  # a key press ends the caption (the next event makes its own)
-        a.triggered.connect(slot)
-        self.addAction(a)
-        self.keys.append((" / ".join(keys), tip or text))
-        return a
-
     def _build_actions(self) -> None:
-        tb = QToolBar("Presenter")
-        tb.setObjectName("presenter-toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(tb)
-        self.toolbar = tb
+        """The actions of the table (ui/actions.py), with the strategy and speed boxes in
+        the presenter's toolbar. The faults have a toolbar of their own, which goes below the
+        first when the window is too narrow for both on one row (_fit_toolbars): no button
+        is ever hidden behind »."""
+        self.acts = build_actions(self)
+        self.keys = key_rows()  # (keys, what) for the "?" sheet
+        self.theme_actions = {name: self.acts[f"theme-{name}"] for name in THEMES}
+        self.percentile_actions = {p: self.acts[f"percentile-{p}"] for p in PERCENTILES}
+        self.present_chart_actions = {name: self.acts[f"present-chart-{name}"] for name in CHART_NAMES}
+        tb = self.toolbar
         self.lane_combo = QComboBox()
         self.lane_combo.setObjectName("strategy")
         self.lane_combo.addItems([name for name, _ in LANE_CHOICES])
         self.lane_combo.setToolTip("Strategy: one, or all three side by side on the same seeded workload")
         self.lane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never cut
-        self.lane_combo_action = tb.addWidget(self.lane_combo)
-        self.act_start = self._action("Start", ["Space"], self.session.toggle_pause, "start / pause the clients")
-        self.act_reset = self._action("Reset", ["R"], self.reset, "reset: a fresh lab with the current knobs")
-        self.act_restart = self._action("Restart", ["Shift+R", "Home"], self.restart,
-                                        "restart: a fresh lab, started at once (an opened scenario from its beginning)")
-        tb.addAction(self.act_start)
-        tb.addAction(self.act_reset)
-        tb.addAction(self.act_restart)
+        self.lane_combo_action = tb.insertWidget(self.act_start, self.lane_combo)
         self.speed_combo = QComboBox()
         self.speed_combo.setObjectName("speed")
         self.speed_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "Scenario: …" fits
         for name, rate in SPEEDS:
             self.speed_combo.addItem(name, rate)
         self.speed_combo.setToolTip("Speed: requests per second for each lane (keys 1–5)")
-        self.speed_combo_action = tb.addWidget(self.speed_combo)
-        for i in range(len(SPEEDS)):
-            self._action(SPEEDS[i][0], [str(i + 1)], lambda _=False, i=i: self.set_speed(i),
-                         f"speed: {SPEEDS[i][0]}")
-        # The faults have a toolbar of their own, which goes below the first when the window
-        # is too narrow for both on one row (_fit_toolbars): no button is ever hidden behind ».
-        tb = QToolBar("Faults")
-        tb.setObjectName("fault-toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(tb)
-        self.fault_bar = tb
-        self.act_burst = self._action("Write burst", ["B"], lambda: self.session.burst("write", BURST_COUNT),
-                                      f"write burst: {BURST_COUNT:,} writes per lane, flat out")
-        self.act_read_burst = self._action("Read burst", ["Shift+B"], lambda: self.session.burst("read", BURST_COUNT),
-                                           f"read burst: {BURST_COUNT:,} reads per lane, flat out")
-        self.act_crash = self._action("Crash cache node", ["C"], self.session.crash,
-                                      "crash the cache node: SIGKILL, restart after the delay")
-        self.act_outage = self._action("DB outage", ["O"], lambda: self.session.outage(OUTAGE_S),
-                                       f"DB outage for {OUTAGE_S:g} s (a real lock on the SQLite file)")
-        self.act_slow = self._action("Slow DB", ["S"], self._toggle_slow_db,
-                                     f"slow DB: +{SLOW_DB_MS:g} ms per DB call (injected), toggles")
-        self.act_slow_cache = self._action("Slow cache", ["L"], self._toggle_slow_cache,
-                                           f"slow cache: +{SLOW_CACHE_MS:g} ms per cache call (injected), toggles")
-        # Pressed exactly while the run has them on (the observer says so), not on a click:
-        # a click only asks; the lab's slow-*-start / -end event presses or releases them.
-        for a in (self.act_slow, self.act_slow_cache):
-            a.setCheckable(True)
-        self.act_cold = self._action("Cold cache", ["F"], self.session.cold, "cold cache: flush every cache")
-        self.act_stampede = self._action("Stampede", ["K"], lambda: self.session.stampede(STAMPEDE_READERS),
-                                         f"hot-key stampede: k0 expires, {STAMPEDE_READERS} readers at once")
-        for a in (self.act_burst, self.act_read_burst, self.act_crash, self.act_outage, self.act_slow,
-                  self.act_slow_cache, self.act_cold, self.act_stampede):
-            tb.addAction(a)
-        tb.addSeparator()
-        self.act_heal = self._action("Heal all", ["H", "Esc"], self.session.heal, "kill switch: heal every fault now")
-        tb.addAction(self.act_heal)
-        self.act_keys = self._action("Keys", ["?", "F1"], self.show_keys, "show every key")
-        tb.addAction(self.act_keys)
-        self.act_panel = self._action("Panel", ["F9"], self.toggle_panel, "show / hide the side panel "
-                                      "(anomalies, events, knobs)")
-        self.act_panel.setCheckable(True)
-        tb.addAction(self.act_panel)
-        self.act_present = self._action("Present", ["F11"], self.toggle_present,
-                                        "presentation mode: full screen, the flow view and four charts")
-        self.act_present.setCheckable(True)
-        self.act_flip = self._action("Other charts", ["G"], self.flip_charts,
-                                     "when four charts are shown at a time (presentation mode, small windows): the other four")
-        self.act_zoom_in = self._action("Zoom in", ["Ctrl+=", "Ctrl++"], lambda: self.zoom(+1), "bigger text")
-        self.act_zoom_out = self._action("Zoom out", ["Ctrl+-"], lambda: self.zoom(-1), "smaller text")
-        self.act_zoom_reset = self._action("Actual size", ["Ctrl+0"], lambda: self.zoom(0),
-                                           "text at the theme's size for this window")
-        # The time machine: step, scrub back and forth, live.
-        self.act_step = self._action("Step", ["N"], self.session.step,
-                                     "step: one request of each lane (pauses first), its hops to completion")
-        self._action("Step or forward", ["Right"], self._right,
-                     "→: step when showing now; 1 s forward when scrubbed back")
-        self._action("Back 1 s", ["Left"], lambda: self.scrub_by(-1.0), "show the run 1 s earlier")
-        self._action("Back 10 s", ["Shift+Left"], lambda: self.scrub_by(-10.0), "show the run 10 s earlier")
-        self._action("Forward 10 s", ["Shift+Right"], lambda: self.scrub_by(10.0), "show the run 10 s later")
-        self._action("Previous fault", ["Ctrl+Left"], lambda: self.scrub_fault(-1), "back to the previous fault")
-        self._action("Next fault", ["Ctrl+Right"], lambda: self.scrub_fault(+1), "on to the next fault")
-        self.act_live = self._action("Live", ["End"], self.session.live, "back to now (live)")
-        self._action("Slower replay", ["["], lambda: self._replay_speed(-1), "replay: slower (×¼ … ×16)")
-        self._action("Faster replay", ["]"], lambda: self._replay_speed(+1), "replay: faster (×¼ … ×16)")
-        tb.addAction(self.act_step)
-        # A presenter's clicker sends Page Down / Page Up (and "." for blank screen).
-        self._action("Next", ["PgDown"], self.presenter_next, "clicker: start, then the next fault in turn")
-        self._action("Heal (clicker)", ["PgUp"], self.session.heal, "clicker: heal every fault")
-        self._action("Pause (clicker)", ["."], self.session.toggle_pause, "clicker: pause / resume")
+        self.speed_combo_action = tb.insertWidget(self.act_step, self.speed_combo)
 
-    def _build_menus(self) -> None:
-        m = self.menuBar().addMenu("&File")
-        for text, keys, slot in (("Open scenario…", "Ctrl+O", self.open_scenario),
-                                 ("Save scenario…", "Ctrl+S", self.save_scenario),
-                                 ("Open recording…", "Ctrl+Shift+O", self.open_recording),
-                                 ("Save recording as…", "Ctrl+Shift+R", self.save_recording),
-                                 ("Export report (HTML)…", "Ctrl+Shift+H", self.export_report),
-                                 ("Export window as PNG…", "Ctrl+E", lambda: self.export_png("window")),
-                                 ("Export window as PNG at 2×…", "Ctrl+Alt+E", lambda: self.export_png("window", ratio=2)),
-                                 ("Export flow view as PNG…", "", lambda: self.export_png("flow")),
-                                 ("Export charts as PNG…", "", lambda: self.export_png("charts")),
-                                 ("Export charts as SVG…", "Ctrl+Shift+S", self.export_svg),
-                                 ("Export chart data as CSV…", "Ctrl+Shift+E", self.export_csv)):
-            a = QAction(text, self)
-            if keys:
-                a.setShortcut(QKeySequence(keys))
-            a.triggered.connect(slot)
-            m.addAction(a)
-        m.addSeparator()
-        q = QAction("Quit", self)
-        q.setShortcut(QKeySequence.StandardKey.Quit)
-        q.triggered.connect(self.close)
-        m.addAction(q)
-        v = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
-        self.theme_actions = {}
-        for name in THEMES:
-            a = QAction(f"{name.capitalize()} theme", self, checkable=True)
-            a.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            group.addAction(a)
-            v.addAction(a)
-            self.theme_actions[name] = a
-        v.addSeparator()
-        for a in (self.act_present, self.act_flip, self.act_panel, self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset):
-            v.addAction(a)
-        v.addSeparator()
-        pm = v.addMenu("Latency charts show")
-        group = QActionGroup(self)
-        self.percentile_actions = {}
-        for p, keys in PERCENTILE_KEYS.items():
-            a = self._action(f"{p} only", [keys], lambda _=False, p=p: self.set_percentile(p),
-                             f"latency charts: {p} of each lane")
-            a.setCheckable(True)
-            group.addAction(a)
-            pm.addAction(a)
-            self.percentile_actions[p] = a
-        self.act_node_lines = self._action("One line per node", ["Shift+N"], self.toggle_node_lines,
-                                           "charts: also one thin line per app node (lanes run with several nodes)")
-        self.act_node_lines.setCheckable(True)
-        v.addAction(self.act_node_lines)
-        cm = v.addMenu("Charts in presentation mode")
-        self.present_chart_actions = {}
-        for name, title in zip(CHART_NAMES, CHART_TITLES):
-            a = QAction(title, self, checkable=True)
-            a.triggered.connect(lambda on, n=name: self._choose_present_chart(n, on))
-            cm.addAction(a)
-            self.present_chart_actions[name] = a
-        h = self.menuBar().addMenu("&Help")
-        h.addAction(self.act_keys)
-        about = QAction("About Cache Studio", self)
-        about.triggered.connect(self.about)
-        h.addAction(about)
+    def run_action(self, act) -> None:
+        """An action of the table, triggered (its menu entry, its button or its keys): its
+        handler with its own arguments, never Qt's ``checked``. A key press ends the caption
+        (the next event makes its own)."""
+        self._key_pressed()
+        resolve(self, act.handler)(*act.args)
 
-    def _toggle_slow_db(self) -> None:
-        self.session.slow_db(SLOW_DB_MS)
-        self._sync_toggles()  # undo the click's own check until the lab says it is on
-
-    def _toggle_slow_cache(self) -> None:
-        self.session.slow_cache(SLOW_CACHE_MS)
-        self._sync_toggles()
+    def fire_fault(self, name: str, variant: int | None = None) -> None:
+        """A fault now, with the values of its window action (engine.faultkinds)."""
+        kind = FAULT_KINDS[name]
+        values = kind.live_values(None if variant is None else kind.variants[variant])
+        getattr(self.session, kind.command)(**values)
+        if kind.toggles:
+            self._sync_toggles()  # undo the click's own check until the lab says it is on
 
     def _sync_toggles(self) -> None:
-        """Slow DB and Slow cache look pressed exactly while the run has them on."""
+        """A fault the key turns on and off (slow DB, slow cache) looks pressed exactly while
+        the run has it on (the run's ``<field>_ms``): a click only asks; the lab's start and
+        end events press or release it."""
         run = self.session.run
-        self.act_slow.setChecked(bool(run is not None and run.slow_db_ms))
-        self.act_slow_cache.setChecked(bool(run is not None and run.slow_cache_ms))
+        for kind in TOGGLES:
+            self.acts[kind.name].setChecked(bool(run is not None and getattr(run, f"{kind.field}_ms", 0)))
 
     def _build_status(self) -> None:
         self.clock = QLabel("idle")
@@ -480,84 +255,13 @@ class MainWindow(QMainWindow):
         self.timebar.live_asked.connect(self.session.live)
         self.timebar.play_asked.connect(self.session.toggle_pause)
         self.timebar.speed_changed.connect(self._set_replay_speed)
-        s.changed.connect(self._refresh_status)
+        s.changed.connect(self.refresh_status)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         s.ended.connect(self._on_scenario_ended)
         self.knobs.changed.connect(self._on_knob)
         self.anomaly_panel.selected.connect(self._on_anomaly_selected)
         self.lane_combo.currentIndexChanged.connect(self._on_lanes)
         self.speed_combo.currentIndexChanged.connect(self._on_speed)
-
-    # -- settings -----------------------------------------------------------------------
-
-    def _restore(self) -> None:
-        st = self.settings
-        geometry = st.value("geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1600, 1000)
-        self._fit_screen()
-        state = st.value("state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        split = st.value("splitter")
-        if isinstance(split, QByteArray):
-            self.splitter.restoreState(split)
-        self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
-        lanes = int(st.value("lanes", 0) or 0)
-        speed = int(st.value("speed", 3) or 0)
-        self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)  # not a scenario's
-        self.speed_combo.blockSignals(True)  # applied just below, quietly
-        self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
-        self.speed_combo.blockSignals(False)
-        if not self.replaying:  # a replay's lanes and knobs are the recording's
-            self.session.base = self.session.base.with_knob("workload", "rate", self.speed_combo.currentData())
-            self.session.strategies = LANE_CHOICES[self.lane_combo.currentIndex()][1]
-        self.knobs.load(self.session.base)
-        p = str(st.value("percentile", "p99"))
-        self.set_percentile(p if p in PERCENTILES else "p99")
-        self.set_node_lines(str(st.value("node_lines", "false")).lower() == "true")
-        chosen = [c for c in str(st.value("present_charts", ",".join(PRESENT_CHARTS))).split(",") if c in CHART_NAMES]
-        self.present_charts = chosen[:PRESENT_MAX] or list(PRESENT_CHARTS)
-        for name, a in self.present_chart_actions.items():
-            a.setChecked(name in self.present_charts)
-        try:
-            zoom = float(st.value("zoom", 1.0))
-        except (TypeError, ValueError):
-            zoom = 1.0
-        self.user_zoom = min(USER_ZOOMS, key=lambda z: abs(z - zoom))
-        panel = st.value("panel", "auto")
-        self.panel_choice = None if panel not in ("shown", "hidden") else panel == "shown"
-        self._apply_scale()
-
-    def _fit_screen(self) -> None:
-        """Never larger than the screen it opens on (a first start on a 1280x720 projector,
-        or a saved size from a bigger screen): at most its available area."""
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return
-        area = screen.availableGeometry()
-        if self.width() > area.width() or self.height() > area.height():
-            self.resize(min(self.width(), area.width()), min(self.height(), area.height()))
-            self.move(area.topLeft())
-
-    def _save(self) -> None:
-        st = self.settings
-        if self.present:
-            self.set_present(False)  # the normal window's geometry and docks are what is kept
-        st.setValue("geometry", self.saveGeometry())
-        st.setValue("state", self.saveState())
-        st.setValue("splitter", self.splitter.saveState())
-        st.setValue("theme", self.theme.name)
-        st.setValue("lanes", self.lane_combo.currentIndex())
-        st.setValue("speed", self.speed_combo.currentIndex())
-        st.setValue("percentile", self.percentile)
-        st.setValue("node_lines", "true" if self.charts.node_lines else "false")
-        st.setValue("present_charts", ",".join(self.present_charts))
-        st.setValue("zoom", self.user_zoom)
-        st.setValue("panel", "auto" if self.panel_choice is None else "shown" if self.panel_choice else "hidden")
-        st.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._save()
@@ -566,249 +270,7 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
         super().closeEvent(event)
 
-    # -- themes -------------------------------------------------------------------------
-
-    def set_theme(self, name: str) -> None:
-        self.theme = THEMES[name]
-        t = self.theme
-        app = QApplication.instance()
-        pal = QPalette()
-        pal.setColor(QPalette.ColorRole.Window, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.Base, QColor(t.panel))
-        pal.setColor(QPalette.ColorRole.AlternateBase, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.Text, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.WindowText, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.Button, QColor(t.window))
-        pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
-        pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.panel))
-        pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
-        if app is not None:
-            app.setPalette(pal)
-        self.flow.set_theme(t)
-        self.charts.set_theme(t)
-        self.strip.set_theme(t)
-        self.caption_bar.set_theme(t)
-        if name in getattr(self, "theme_actions", {}):
-            self.theme_actions[name].setChecked(True)
-        self.scale = 0.0  # the theme's font scale is part of the window's scale: apply it again
-        self._apply_scale()
-
-    # -- scale, layout, presentation ----------------------------------------------------------
-
-    def auto_zoom(self) -> float:
-        """1 up to 1920x1080 logical pixels; beyond, as much as the window grew (both ways)."""
-        w, h = max(1, self.width()), max(1, self.height())
-        return max(1.0, min(MAX_AUTO_ZOOM, w / BASE_W, h / BASE_H))
-
-    def _apply_scale(self) -> None:
-        """One factor for every text and line of the window: the theme's × the window's
-        size × the user's zoom. The application font, the charts, the event strip, the
-        caption and the tables follow it; the flow view fits its scene to its room."""
-        theme = getattr(self, "theme", None)
-        if theme is None:
-            return
-        s = round(theme.font_scale * self.auto_zoom() * self.user_zoom, 2)
-        if abs(s - self.scale) >= 0.01:
-            self.scale = s
-            app = QApplication.instance()
-            if app is not None:
-                font = QFont(app.font())
-                # The system's size, kept on the application the first time: the app font is
-                # shared, and a second window (tests make many) must not scale a scaled font.
-                base = app.property("cachestudio_base_pt")
-                if not base:
-                    base = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
-                    app.setProperty("cachestudio_base_pt", base)
-                font.setPointSizeF(float(base) * s)
-                app.setFont(font)
-                self.setFont(font)
-            self.charts.set_scale(s)
-            self.flow.set_min_text_px(SMALL_TEXT_PX * s)
-            self.strip.set_scale(s)
-            self.caption_bar.set_scale(s)
-            self.anomaly_panel.fit_table()
-            if self.dock.isVisible():  # the side panel's text grew or shrank: so does the panel
-                self.resizeDocks([self.dock], [round(DOCK_PX * s)], Qt.Orientation.Horizontal)
-        self._fit_toolbars()
-        self._fit_panel()
-        self._fit_rooms()
-
-    def _fit_rooms(self) -> None:
-        """Share the height between the flow view and the charts. The charts never shrink
-        below MIN_CHART_H × scale a row: all eight in two rows when they fit beside a flow
-        view tall enough for its text (flow.height_for_text), else four at a time (the presentation charts, then the others:
-        G flips), and the chart key says so. The presentation mode always shows four."""
-        self._fit_toolbars()
-        row = (MIN_CHART_H + 20) * self.scale
-        key = self.charts._key_height()
-        bars = 0
-        if self.menuBar().isVisible():
-            bars += self.menuBar().sizeHint().height()
-        if self.statusBar().isVisible():
-            bars += self.statusBar().sizeHint().height()
-        heights = [tb.sizeHint().height() for tb in (self.toolbar, self.fault_bar) if tb.isVisible()]
-        bars += sum(heights) if self.toolBarBreak(self.fault_bar) else max(heights, default=0)
-        avail = self.height() - bars - self.caption_bar.minimumHeight() - self.strip.height()
-        flow_min = self.flow.height_for_text(SMALL_TEXT_PX * self.scale) + 2
-        paged = self.present or avail - flow_min < 2 * row + key + 8
-        # Minimums are what the smallest screen allows (never more: a window cannot be
-        # resized below its minimum); the splitter's sizes give each part its share.
-        need = round((1 if paged else 2) * row + key + 8)
-        self.charts.setMinimumHeight(round(row + key + 8))
-        self.flow.setMinimumHeight(120)
-        sizes = self.splitter.sizes()
-        total = sum(sizes)
-        lower_need = need + self.caption_bar.minimumHeight() + self.strip.height()
-        if total > 0:
-            flow_h = sizes[0]
-            if paged:  # one row of charts: the flow view takes the rest
-                flow_h = max(120, total - lower_need)
-            elif sizes[1] < lower_need or flow_h < flow_min:
-                flow_h = max(120, min(total - lower_need, max(flow_h, flow_min)))
-            if flow_h != sizes[0]:
-                self.splitter.setSizes([flow_h, total - flow_h])
-        shown = self._page_indices() if paged else list(range(len(CHART_NAMES)))
-        if paged != self.paged or shown != self.charts_shown:
-            self.paged, self.charts_shown = paged, shown
-            self.charts.show_charts(shown if paged else None)
-            self.charts.redraw_all()
-        first = "the chosen four" if self.chart_page == 0 else "the other four"
-        self.charts.set_page_note(f"{first} of 8 charts · G: the others" if paged else "")
-
-    def _page_indices(self) -> list[int]:
-        """Four charts: the presentation charts (page 0) or the others (page 1)."""
-        chosen = [CHART_NAMES.index(c) for c in self.present_charts]
-        if self.chart_page == 0:
-            return chosen
-        return [i for i in range(len(CHART_NAMES)) if i not in chosen][:PRESENT_MAX]
-
-    def flip_charts(self) -> None:
-        """G: when four charts are shown at a time, the other four (and back)."""
-        if not self.paged:
-            self.statusBar().showMessage("every chart is shown: G flips them when only four fit "
-                                         "(presentation mode, small windows)", 5000)
-            return
-        self.chart_page = 1 - self.chart_page
-        self._fit_rooms()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        self._apply_scale()
-        self._rooms_timer.start()  # again once the layouts have followed the new size
-
-    def _fit_toolbars(self) -> None:
-        """The fault toolbar on the first row when both fit, else on a row of its own."""
-        need = self.toolbar.sizeHint().width() + self.fault_bar.sizeHint().width() + 8
-        broken = self.toolBarBreak(self.fault_bar)
-        if need > self.width() and not broken:
-            self.insertToolBarBreak(self.fault_bar)
-        elif need <= self.width() and broken:
-            self.removeToolBarBreak(self.fault_bar)
-
-    def panel_shown(self) -> bool:
-        """What the side panel should be: the user's choice, else shown when the central
-        area keeps CENTRAL_MIN_PX × scale next to it. Never in presentation mode."""
-        if self.present:
-            return False
-        if self.panel_choice is not None:
-            return self.panel_choice
-        return self.width() - DOCK_PX * self.scale >= CENTRAL_MIN_PX * self.scale
-
-    def _fit_panel(self) -> None:
-        shown = self.panel_shown()
-        if self.dock.isHidden() == shown:
-            self.dock.setVisible(shown)
-            if shown:
-                self.resizeDocks([self.dock], [round(DOCK_PX * self.scale)], Qt.Orientation.Horizontal)
-        self.act_panel.setChecked(shown)
-
-    def toggle_panel(self) -> None:
-        self.panel_choice = not self.panel_shown()
-        if self.present and self.panel_choice:
-            self.set_present(False)
-        self._fit_panel()
-
-    def toggle_present(self) -> None:
-        self.set_present(not self.present)
-
-    def set_present(self, on: bool, full_screen: bool = True) -> None:
-        """Presentation mode: full screen, no menu, knobs or side panel; the flow view and
-        the chosen four charts get the room; the caption and the event strip stay."""
-        if on == self.present:
-            self.act_present.setChecked(on)
-            return
-        self.present = on
-        self.act_present.setChecked(on)
-        if on:
-            self._normal_geometry = self.saveGeometry()
-            self._normal_split = self.splitter.saveState()
-            self.menuBar().hide()
-            self.statusBar().hide()
-            self.toolbar.hide()  # strategy and speed are set before; keys still work, the caption row says the state
-            self.charts.set_compact_key(True)
-            self.chart_page = 0
-            if full_screen:
-                self.showFullScreen()
-            self._fit_rooms()
-        else:
-            self.menuBar().show()
-            self.statusBar().show()
-            self.toolbar.show()
-            self.charts.set_compact_key(False)
-            if self.isFullScreen():
-                self.showNormal()
-            if getattr(self, "_normal_geometry", None) is not None:
-                self.restoreGeometry(self._normal_geometry)
-                self.splitter.restoreState(self._normal_split)
-        self._fit_panel()
-        self._fit_toolbars()
-        self._fit_rooms()
-        self.charts.redraw_all()
-
-    def zoom(self, step: int) -> None:
-        """Ctrl+= / Ctrl+- step through USER_ZOOMS; 0 goes back to 1 (the theme's size)."""
-        if step == 0:
-            self.user_zoom = 1.0
-        else:
-            i = min(range(len(USER_ZOOMS)), key=lambda k: abs(USER_ZOOMS[k] - self.user_zoom))
-            self.user_zoom = USER_ZOOMS[max(0, min(len(USER_ZOOMS) - 1, i + step))]
-        self._apply_scale()
-        self.statusBar().showMessage(f"text size: {self.user_zoom:.0%} of the theme's (Ctrl+0: 100 %)", 4000)
-
-    def set_percentile(self, p: str) -> None:
-        self.percentile = p
-        self.charts.set_percentile(p)
-        self.percentile_actions[p].setChecked(True)
-
-    def set_node_lines(self, on: bool) -> None:
-        self.charts.set_node_lines(on)
-        self.act_node_lines.setChecked(self.charts.node_lines)
-
-    def toggle_node_lines(self) -> None:
-        on = not self.charts.node_lines
-        self.set_node_lines(on)
-        if not on:
-            text = "charts: lane totals only"
-        elif self.charts.has_nodes:
-            text = "charts: a thin line per app node under each lane's total"
-        else:
-            text = "charts: one line per node is on; no lane runs several nodes (Backends and nodes, then R)"
-        self.statusBar().showMessage(text, 5000)
-
-    def _choose_present_chart(self, name: str, on: bool) -> None:
-        chosen = [c for c in self.present_charts if c != name]
-        if on:
-            chosen.append(name)
-        if len(chosen) > PRESENT_MAX:
-            dropped = chosen.pop(0)
-            self.present_chart_actions[dropped].setChecked(False)
-            self.statusBar().showMessage(f"presentation mode shows {PRESENT_MAX} charts: "
-                                         f"{CHART_TITLES[CHART_NAMES.index(dropped)]} made room", 6000)
-        if not chosen:
-            chosen = [name]
-            self.present_chart_actions[name].setChecked(True)
-        self.present_charts = [c for c in CHART_NAMES if c in chosen]
-        self._fit_rooms()
+    # -- keys ---------------------------------------------------------------------------------
 
     def _key_pressed(self) -> None:
         self.caption_bar.clear_caption()
@@ -816,48 +278,6 @@ class MainWindow(QMainWindow):
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._key_pressed()  # any key, bound or not, ends the caption
         super().keyPressEvent(event)
-
-    def layout_report(self) -> dict:
-        """Where everything is, in window pixels: for the layout tests and for
-        ``cachestudio screenshot`` (layout.json beside the pictures). Rectangles are
-        [x, y, width, height]."""
-        from PySide6.QtCore import QPointF
-
-        def box(widget, rect) -> list[float]:
-            r = rect.translated(widget.mapTo(self, QPointF(0.0, 0.0)))
-            return [round(r.x(), 2), round(r.y(), 2), round(r.width(), 2), round(r.height(), 2)]
-
-        self.flow.settle()
-        buttons, hidden = [], []
-        for tb in (self.toolbar, self.fault_bar):
-            if not tb.isVisible():
-                continue
-            for a in tb.actions():
-                if a.isSeparator():
-                    continue
-                w = tb.widgetForAction(a)
-                name = a.text() or (w.objectName() if w is not None else "?")
-                if w is None or not w.isVisible():
-                    hidden.append(name)
-                else:
-                    buttons.append([name, box(w, QRectF(w.rect()))])
-            # (Qt's » can stay shown, empty, after a row grew; what counts is a button off
-            # the row, which the check above finds: a button behind » is not visible.)
-        combos = [[c.objectName(), c.width(), c.sizeHint().width()] for c in (self.lane_combo, self.speed_combo)
-                  if c.isVisible()]
-        flow_px = [px for _, px in self.flow.text_px()]
-        return {
-            "window": [self.width(), self.height()], "theme": self.theme.name, "present": self.present,
-            "scale": self.scale, "flow": box(self.flow, QRectF(self.flow.rect())), "paged": self.paged, "charts_shown": list(self.charts_shown) or
-            list(range(len(CHART_NAMES))), "chart_panel": box(self.charts, QRectF(self.charts.rect())),
-            "plots": [box(self.charts, r) for r in self.charts.plot_rects()],
-            "labels": [[f"chart {n}", box(self.charts, r)] for n, r in self.charts.label_rects()]
-            + [[f"strip {i}", box(self.strip, r)] for i, r in enumerate(self.strip.label_rects())],
-            "buttons": buttons, "hidden_buttons": hidden, "combos": combos,
-            "text_px": {"window": font_px(self.font()), "strip": self.strip.BASE_PX * self.strip.scale,
-                        "flow_min": min(flow_px, default=0.0)},
-            "floor_px": SMALL_TEXT_PX * self.scale,
-        }
 
     # -- lanes, knobs, speed ------------------------------------------------------------------
 
@@ -979,269 +399,15 @@ class MainWindow(QMainWindow):
         if not self.session.running:
             self.start()
             return
-        step = PRESENTER_CYCLE[self._presenter_step % len(PRESENTER_CYCLE)]
+        name = PRESENTER_CYCLE[self._presenter_step % len(PRESENTER_CYCLE)]
         self._presenter_step += 1
-        {"crash": self.session.crash, "outage": lambda: self.session.outage(OUTAGE_S),
-         "slow_db": lambda: self.session.slow_db(SLOW_DB_MS),
-         "burst": lambda: self.session.burst("write", BURST_COUNT), "cold": self.session.cold,
-         "stampede": lambda: self.session.stampede(STAMPEDE_READERS)}[step]()
+        self.fire_fault(name)
 
     # -- from the lab ----------------------------------------------------------------------
-
-    def _on_event(self, ev: dict) -> None:
-        kind, t = ev["kind"], ev["start"]
-        if kind in SHADE_START:
-            shade = SHADE_START[kind]
-            end = t + 0.25 if shade in MOMENTS else None  # a moment, not a window
-            # A burst while one is still shaded joins its band: the engine queues bursts
-            # and says "burst-end" once, when no lab has any burst left.
-            self.charts.fault(shade, t, end, event_label(ev), merge=shade == "burst")
-        elif kind in SHADE_END:
-            self.charts.fault_end(SHADE_END[kind], t)  # closes every open band of that kind
-        if kind == "stampede-done":
-            self._stampede_done(ev)
-        if kind == "backends" and ev.get("lane"):  # what the lane talks to: named on its boxes
-            names = [ln.name for ln in self.flow.lanes]
-            if ev["lane"] in names:
-                self.flow.backend_label(names.index(ev["lane"]), ev["detail"])
-        say = self._lesson_line(ev)
-        shown = self.strip.add(ev)
-        if shown is not None:
-            self._event_row(shown)
-            if say is not None:  # the lesson's line for this fault, said as it fires, then what it did
-                if say["say"]:
-                    shown["say"] = say["say"]
-                self.caption_bar.say(self._caption(shown), shown)
-            elif kind in FAULT_EVENTS or kind in FAILURES or kind == "heal":
-                self.caption_bar.say(self._caption(shown), shown)
-        if kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "heal"):
-            self._refresh_injected()
-        if self._rebuilding:
-            pass  # a moment of the tape shown again: nothing new to say
-        elif kind == "pause" and self.session.scenario_ended:
-            self._on_scenario_ended(self.session.duration_s)  # the pause it made says why
-        elif kind in FAILURE_KINDS:  # a lab failed: said until the next reset, not for 6 s
-            self.lab_failures.append(f"{t:.2f} s  {ev['detail']}")
-            self.statusBar().showMessage(f"lab failure at {t:.2f} s: {ev['detail']}")
-            self._refresh_status()
-        elif kind not in ("config",):
-            injected = " [injected]" if ev.get("injected") else ""
-            detail = ev["detail"]
-            # a speed change says so itself ("speed: 2 operations/s"), not as a knob
-            what = detail if kind == "knob" and detail.startswith("speed:") else f"{kind}: {detail}"
-            self.statusBar().showMessage(f"{t:.2f} s  {what}{injected}", 6000)
-
-    # -- what each event did --------------------------------------------------------------------
-
-    @staticmethod
-    def _event_key(kind: str, start: float) -> tuple[str, float]:
-        return kind, round(float(start), 3)
-
-    def _outcome_of(self, ev: dict) -> dict | None:
-        """The fault window (engine.outcomes) an event of the strip opened, if known yet."""
-        run = self.session.view
-        if run is None or ev.get("scheduled"):
-            return None
-        wid = self.outcome_ids.get(self._event_key(ev["kind"], ev["start"]))
-        return run.outcomes.get(wid) if wid is not None else None
-
-    def _stampede_done(self, ev: dict) -> None:
-        """A lane's stampede finished: its DB reads go with the stampede it belongs to (the
-        latest before it), in the caption and the Events tab (the stampede's story is how
-        many of its readers reached the database, lane by lane)."""
-        m = re.match(r"(.+?): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)",
-                     ev.get("detail") or "")
-        stampede = next((e for e in reversed(self.strip.events) if e["kind"] == "stampede"
-                         and e["start"] <= ev["start"]), None)
-        if m is None or stampede is None:
-            return
-        lane, readers, key, reads, protection = m.groups()
-        lane = ev.get("lane") or lane
-        stampede.setdefault("done", {})[lane] = (int(readers), key, int(reads), protection)
-        if self.caption_bar.caption_event is stampede and self.caption_bar.caption.text():
-            self.caption_bar.say(self._caption(stampede), stampede)
-        item = self.event_rows.get(self._event_key("stampede", stampede["start"]))
-        if item is not None:
-            item.setText(2, self._stampede_text(stampede))
-
-    def _stampede_text(self, ev: dict) -> str:
-        done = ev.get("done", {})
-        if not done:
-            return ""
-        readers, key, _, _ = next(iter(done.values()))
-        order = self.session.strategies
-        lanes = sorted(done, key=lambda lane: order.index(lane) if lane in order else len(order))
-        parts = [f"{lane} {done[lane][2]:,} DB read{'s' if done[lane][2] != 1 else ''}"
-                 + (f" ({done[lane][3]})" if done[lane][3] != "none" else "") for lane in lanes]
-        return f"{readers} readers of {key} caused: " + "; ".join(parts)
-
-    def _caption(self, ev: dict) -> str:
-        """One line about a fault: what it did (measured) — after the lesson's line, if the
-        lesson says one here."""
-        text = self._what_it_did(ev)
-        say = ev.get("say")
-        if not say:
-            return text
-        head = f"{ev['start']:.1f} s — "
-        if text.endswith("measuring what it does…"):
-            return head + say
-        return head + say + "  →  " + (text[len(head):] if text.startswith(head) else text)
-
-    def _what_it_did(self, ev: dict) -> str:
-        if ev["kind"] == "stampede" and ev.get("done"):
-            return f"{ev['start']:.1f} s — stampede: {self._stampede_text(ev)}"
-        w = self._outcome_of(ev)
-        if w is not None and w.get("caption"):
-            return w["caption"]
-        detail = ev.get("detail") or ""
-        if ev["kind"] in FAILURES or ev["kind"] == "heal":
-            return f"{ev['start']:.1f} s — {detail}"
-        return f"{ev['start']:.1f} s — {ev['label']}: measuring what it does…"
-
-    def _outcome_text(self, w: dict | None) -> str:
-        if w is None:
-            return ""
-        parts = []
-        for lane, x in w.get("lanes", {}).items():
-            bits = [f"{x['ops']:,} ops"]
-            p99 = max((v for v in (x.get("read_p99_ms"), x.get("write_p99_ms")) if v is not None), default=None)
-            if p99 is not None:
-                bits.append(f"p99 {p99:g} ms")
-            for key, word in (("errors", "errors"), ("rejected", "rejected"), ("stale_reads", "stale"),
-                              ("lost_writes", "lost")):
-                if x.get(key):
-                    bits.append(f"{x[key]:,} {word}")
-            parts.append(f"{short_name(lane)}: " + ", ".join(bits))
-        return "; ".join(parts) + (" (so far)" if w.get("open") else "")
-
-    def _event_row(self, ev: dict) -> None:
-        item = QTreeWidgetItem([f"{ev['start']:.1f}", ev["label"], ""])
-        item.setToolTip(1, ev.get("detail") or "")
-        self.events_list.addTopLevelItem(item)
-        self.event_items.append((ev, item))
-        self.event_rows[self._event_key(ev["kind"], ev["start"])] = item
-
-    def _on_outcomes(self, windows: list[dict]) -> None:
-        """What each fault did, as the observer measures it: the Events tab, the caption
-        (if it is about one of these), the open outcome dialog. Indexed: a run may have
-        a thousand faults, and a few of them change every update."""
-        for w in windows:
-            key = self._event_key(w["kind"], w["start"])
-            self.outcome_ids[key] = w["id"]
-            item = self.event_rows.get(key)
-            if item is not None and w["kind"] != "stampede":  # a stampede's row says its DB reads
-                item.setText(2, self._outcome_text(w))
-                item.setToolTip(2, w.get("caption", ""))
-        about = self.caption_bar.caption_event
-        if about is not None and self.caption_bar.caption.text():
-            self.caption_bar.say(self._caption(about), about)
-        dlg = self.outcome_dialog
-        if dlg is not None and dlg.isVisible() and getattr(dlg, "event", None) is not None:
-            self._fill_outcome(dlg, dlg.event)
-
-    def _on_event_selected(self, current, _previous) -> None:
-        ev = next((e for e, item in self.event_items if item is current), None)
-        if ev is not None:
-            self.charts.mark(ev["start"])
-
-    def _table_dialog(self, name: str) -> QDialog:
-        """A non-modal dialog: a sentence over a table, and Close (Esc closes it too)."""
-        dlg = QDialog(self)
-        dlg.setObjectName(name)
-        layout = QVBoxLayout(dlg)
-        dlg.text = QLabel("")
-        dlg.text.setWordWrap(True)
-        layout.addWidget(dlg.text)
-        dlg.table = QTableWidget(0, 0)
-        dlg.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout.addWidget(dlg.table, 1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dlg.reject)
-        layout.addWidget(buttons)
-        dlg.setModal(False)
-        return dlg
-
-    def show_outcome(self, ev: dict) -> None:
-        """What one event did, lane by lane (the command line's "what each fault did" row)."""
-        dlg = self.outcome_dialog
-        if dlg is None:
-            dlg = self.outcome_dialog = self._table_dialog("outcome-dialog")
-        dlg.event = ev
-        self._fill_outcome(dlg, ev)
-        self.charts.mark(ev["start"])
-        for e, item in self.event_items:
-            if e is ev:
-                self.events_list.setCurrentItem(item)
-        dlg.resize(round(640 * self.scale), round(300 * self.scale))
-        dlg.show()
-        dlg.raise_()
-
-    def _fill_outcome(self, dlg, ev: dict) -> None:
-        w = self._outcome_of(ev)
-        dlg.setWindowTitle(f"{ev['start']:.1f} s — {ev['label']}")
-        if ev.get("scheduled"):
-            dlg.text.setText(f"{ev['label']} is scheduled at {ev['start']:.1f} s: it has not happened yet.")
-            self._fill_table(dlg.table, [])
-            return
-        if w is None:
-            dlg.text.setText(f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n"
-                             "(not a fault window: nothing to measure)" if ev["kind"] not in FAULT_EVENTS
-                             else f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n(measuring…)")
-            self._fill_table(dlg.table, [])
-            return
-        dlg.text.setText(w.get("caption") or ev["label"])
-        self._fill_table(dlg.table, [w])
-
-    def _fill_table(self, table: QTableWidget, windows: list[dict]) -> None:
-        """The command line's "what each fault did" table, one row per fault window."""
-        names = list(self.session.strategies)
-        rows = fault_rows(windows, names)
-        head, body = (rows[0], rows[1:]) if rows else (["during", "window s"] + names, [])
-        table.clear()
-        table.setColumnCount(len(head))
-        table.setRowCount(len(body))
-        table.setHorizontalHeaderLabels(head)
-        table.verticalHeader().hide()
-        for r, row in enumerate(body):
-            for c, cell in enumerate(row):
-                table.setItem(r, c, QTableWidgetItem(cell))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
 
     def _on_records(self, lane: int, records: list, _counts) -> None:
         if self._marks_on():  # at these rates the observer sends every record
             self.charts.add_requests(lane, records)
-
-    def _on_scenario_ended(self, duration_s: float) -> None:
-        name = self.scenario_name or "the scenario"
-        self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; "
-                                     "Space goes on")
-        self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
-        self._refresh_status()
-        self.show_summary()
-
-    def show_summary(self) -> None:
-        """The run's table: what each fault did, lane by lane, and the anomalies counted."""
-        dlg = self.summary_dialog
-        if dlg is None:
-            dlg = self.summary_dialog = self._table_dialog("summary-dialog")
-        run = self.session.run
-        windows = sorted(run.outcomes.values(), key=lambda w: (w["start"], w["id"])) if run is not None else []
-        name = self.scenario_name or "this run"
-        counts = []
-        if run is not None:
-            for lane in run.lanes:
-                c = lane.auditor.counts
-                found = ", ".join(f"{n:,} {k.replace('_', ' ')}s" for k, n in c.items() if n)
-                counts.append(f"{lane.cfg.label}: {found or 'no anomalies'}")
-        dlg.setWindowTitle(f"Summary — {name}")
-        dlg.text.setText(f"{name} at {self.session.now():.1f} s. What each fault did (operations that began in "
-                         "its window):" if windows else f"{name} at {self.session.now():.1f} s: no faults.")
-        self._fill_table(dlg.table, windows)
-        dlg.text.setText(dlg.text.text() + "\n" + "\n".join(counts))
-        dlg.resize(round(760 * self.scale), round(360 * self.scale))
-        dlg.show()
-        dlg.raise_()
 
     def _refresh_injected(self) -> None:
         """Each lane's injected latency, as the running lab has it, on the flow view."""
@@ -1282,7 +448,7 @@ class MainWindow(QMainWindow):
         self.flow.highlight(lane, anomaly.key)
         self.charts.mark(anomaly.at)
 
-    def _refresh_status(self) -> None:
+    def refresh_status(self) -> None:
         s = self.session
         if not s.running:
             self.clock.setText("idle — press Space to start")
@@ -1315,200 +481,6 @@ class MainWindow(QMainWindow):
             active.append(self.clock.text().replace(" — press Space to start", ""))
         self.caption_bar.set_active(active)
 
-    def active_faults(self) -> list[str]:
-        """What is on now, with how long it has left where that is known."""
-        run, now, out = self.session.view, self.session.view_now(), []
-        if run is None:
-            return out
-        open_events = [e for e in self.strip.events if e.get("end_at") is None]
-        if run.outage_on:
-            ev = next((e for e in reversed(open_events) if e["kind"] == "outage-start"), None)
-            m = re.search(r"for ([0-9.]+) s", ev.get("detail", "")) if ev else None
-            left = f" · {max(0.0, ev['start'] + float(m.group(1)) - now):.1f} s left" if m else ""
-            out.append(f"DB outage{left}")
-        if run.slow_db_ms:
-            out.append(f"slow DB +{run.slow_db_ms:g} ms (injected)")
-        if run.slow_cache_ms:
-            out.append(f"slow cache +{run.slow_cache_ms:g} ms (injected)")
-        down = [short_name(lane.cfg.label) for lane in run.lanes if lane.health() in ("down", "restarting")]
-        if down:
-            out.append(f"node down: {', '.join(down)}")
-        if any(lane.burst_active() for lane in run.lanes):
-            out.append("burst under way")
-        if run.paused:
-            out.append("paused")
-        return out
-
-    # -- the lesson ----------------------------------------------------------------------------
-
-    def _lesson_line(self, ev: dict) -> dict | None:
-        """The opened lesson's say line for the fault this event starts (once per run); a
-        line with ``pause = true`` pauses the run there (live, not when shown again)."""
-        sc = self.lesson
-        kind = LESSON_KINDS.get(ev["kind"])
-        if sc is None or kind is None or ev.get("scheduled"):
-            return None
-        for i, say in enumerate(sc.says):
-            if i not in self.said and say["kind"] == kind and abs(say["at"] - ev["start"]) <= LESSON_MATCH_S:
-                if not self._rebuilding:
-                    self.said.add(i)
-                    if say["pause"] and self.session.run is not None and not self.session.paused:
-                        self.session.toggle_pause()
-                    self._show_lesson()
-                return say
-        return None
-
-    def _show_lesson(self) -> None:
-        """The Lesson tab: title, what to watch for, what it teaches, the lines in order."""
-        sc = self.lesson
-        if sc is None:
-            self.lesson_view.setHtml("<p>Open a scenario (File → Open scenario…) to see its lesson.</p>")
-            return
-        esc = html.escape
-        parts = [f"<h3>{esc(sc.title or sc.name)}</h3>"]
-        if sc.description:
-            parts.append(f"<p>{esc(sc.description)}</p>")
-        if sc.watch_for:
-            parts.append(f"<p><b>Watch for:</b> {esc(sc.watch_for)}</p>")
-        if sc.you_will_learn:
-            parts.append(f"<p><b>You will learn:</b> {esc(sc.you_will_learn)}</p>")
-        if sc.says:
-            items = "".join(f"<li>{'✓ ' if i in self.said else ''}{say['at']:g} s, {esc(say['kind'])}: "
-                            f"{esc(say['say'])}{' <i>(pauses)</i>' if say['pause'] else ''}</li>"
-                            for i, say in enumerate(sc.says))
-            parts.append(f"<p><b>The lines</b></p><ol>{items}</ol>")
-        if sc.expect:
-            claims = "".join(f"<li><code>{esc(c.text())}</code></li>" for c in sc.expect)
-            parts.append(f"<p><b>What it claims</b> (<code>cachestudio check --run {esc(sc.name)}</code>)</p>"
-                         f"<ul>{claims}</ul>")
-        self.lesson_view.setHtml("".join(parts))
-
-    # -- the time machine --------------------------------------------------------------------
-
-    def _replay_chrome(self) -> None:
-        """A replay has no lab: no faults, no strategy or speed to choose; its title says
-        what is replayed."""
-        self.fault_bar.setVisible(False)
-        self.fault_bar.toggleViewAction().setVisible(False)
-        for a in (self.lane_combo_action, self.speed_combo_action, self.act_reset):
-            a.setVisible(False)
-        self.knobs.setEnabled(False)
-        rec = self.session.recording
-        self.setWindowTitle(f"Cache Studio — replay of {self.session.title}")
-        self.scenario_name = self.session.title
-        self.statusBar().showMessage(f"replay of {self.session.title} ({rec.path}): Space plays, "
-                                     "← → and the timeline move, N steps", 10000)
-
-    def _show_time(self) -> None:
-        s = self.session
-        if s.run is None:
-            self.timebar.show_state(0.0, 0.0, True)
-            return
-        self.timebar.show_state(s.view_now(), s.live_end, s.view_t is None, getattr(s, "playing", False))
-
-    def _right(self) -> None:
-        if self.session.view_t is not None:
-            self.scrub_by(1.0)
-        else:
-            self.session.step()
-
-    def scrub_by(self, seconds: float) -> None:
-        s = self.session
-        if s.run is None:
-            return
-        s.scrub(s.view_now() + seconds)
-
-    def scrub_fault(self, direction: int) -> None:
-        """Show the moment the previous (or next) fault began."""
-        s = self.session
-        if s.run is None or s.tape is None:
-            return
-        t = fault_beside(s.tape.events, s.view_now(), direction)
-        if t is not None:
-            s.scrub(t)
-        elif direction > 0:
-            s.live()
-
-    def _replay_speed(self, step: int) -> None:
-        combo = self.timebar.speed
-        combo.setCurrentIndex(max(0, min(combo.count() - 1, combo.currentIndex() + step)))
-
-    def _set_replay_speed(self, x: float) -> None:
-        if hasattr(self.session, "set_speed"):
-            self.session.set_speed(x)
-
-    def _rewind(self, frame: dict) -> None:
-        """Show a moment of the tape from scratch: every view cleared, then given what
-        the run had done by then (events, what each fault did, anomalies, the requests
-        in flight, the lanes' state), as the live updates gave it."""
-        s = self.session
-        self._rebuilding = True
-        try:
-            self.caption_bar.clear_caption()
-            self.charts.clear_moment()
-            self.charts.set_cursor(s.cursor_t)
-            self.strip.clear()
-            self.strip.set_scheduled(scheduled_events(s.timeline, s.restart_delay_s))
-            self.events_list.clear()
-            self.event_items, self.event_rows, self.outcome_ids = [], {}, {}
-            self.anomaly_panel.set_lanes(s.lane_pairs())
-            if [(ln.name, ln.strategy) for ln in self.flow.lanes] == s.lane_pairs():
-                self.flow.clear_moment()
-            else:
-                self.flow.set_lanes(s.lane_pairs())
-            for i, cfg in enumerate(s.lane_configs()):
-                self.flow.set_capacity(i, cfg.write_behind.capacity)
-            for ev in frame["events"]:
-                self._on_event(ev)
-            self._on_outcomes(frame["outcomes"])
-            self.anomaly_panel.set_groups(frame["groups"])
-            for found, ids in zip(frame["anomalies"], frame["anomaly_groups"]):
-                if found:
-                    self.anomaly_panel.add(found, ids)
-            for i, (sample, counts) in enumerate(frame["records"]):
-                if counts:
-                    self.flow.add_records(i, sample, counts)
-            if self._marks_on() and s.tape is not None:  # slow motion: one mark per request, as shown then
-                t = frame["now"]
-                for i, records in enumerate(s.tape.records_between(t - CHART_WINDOW_S, t)):
-                    if records:
-                        self.charts.add_requests(i, records)
-            self._refresh_injected()
-            self.charts.end_moment()
-            self._on_sampled()
-            self.charts.touch(s.view_now())
-        finally:
-            self._rebuilding = False
-        self._refresh_status()
-
-    # -- files ------------------------------------------------------------------------------
-
-    def load_scenario(self, path: Path) -> bool:
-        try:
-            sc = scenarios.load(Path(path))
-        except ConfigError as exc:
-            self.statusBar().showMessage(str(exc), 15000)
-            if self.isVisible():  # non-modal: the lab and the window go on
-                self.scenario_error = QMessageBox(QMessageBox.Icon.Warning, "Scenario not loaded", str(exc),
-                                                  QMessageBox.StandardButton.Ok, self)
-                self.scenario_error.setModal(False)
-                self.scenario_error.show()
-            return False
-        self.session.reset()
-        self.session.configure(sc.base, sc.specs, sc.timeline, sc.restart_delay_s, duration_s=sc.duration_s)
-        self.scenario_name = sc.name
-        self.session.scenario_info = {"name": sc.name, "title": sc.title, "description": sc.description}
-        self.lesson = sc
-        self.said = set()
-        self._show_lesson()
-        self.knobs.load(self.session.base)
-        self._choose_lanes(sc)
-        self._show_speed(self.session.base.workload.rate)  # the scenario's rate, as it runs
-        self._lanes_changed()
-        self.setWindowTitle(f"Cache Studio — {sc.name}")
-        self.statusBar().showMessage(f"scenario {sc.name}: {sc.title}", 8000)
-        return True
-
     def _choose_lanes(self, sc) -> None:
         """The lane choice that is the scenario's: one of the usual, or its own named lanes
         (an entry of the list for as long as the scenario is open)."""
@@ -1526,136 +498,6 @@ class MainWindow(QMainWindow):
             combo.setCurrentIndex(index)
         finally:
             combo.blockSignals(False)
-
-    def open_scenario(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open scenario", str(scenarios.builtin_dir()),
-                                              "Scenarios (*.toml)")
-        if path:
-            self.load_scenario(Path(path))
-
-    def save_scenario(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save scenario", "scenario.toml", "Scenarios (*.toml)")
-        if path:
-            Path(path).write_text(scenario_toml(self.session), encoding="utf-8")
-            self.statusBar().showMessage(f"saved {path}", 5000)
-
-    def export_png(self, part: str = "charts", path: str | Path | None = None, ratio: float = 1.0) -> bool:
-        """Save the window (or the flow view, the charts) as PNG at ``ratio`` × its size on
-        screen; the status bar names the file. Written through engine.outputs: an existing
-        symlink or device is never replaced."""
-        if path is None:
-            suffix = "" if ratio == 1 else f"@{ratio:g}x"
-            path, _ = QFileDialog.getSaveFileName(self, f"Export {part} as PNG", f"{part}{suffix}.png", "PNG (*.png)")
-            if not path:
-                return False
-        self.charts.redraw_all()
-        widget = {"window": self, "flow": self.flow, "charts": self.lower}.get(part, self.charts)
-        try:
-            data = png_bytes(render(widget, ratio))
-            write_output(path, "export", data)
-        except (OutputError, OutputWriteError, OSError, RuntimeError) as exc:
-            self.statusBar().showMessage(f"export failed: {exc}", 15000)
-            return False
-        what = {"window": "the window", "flow": "the flow view"}.get(part, "the charts")
-        size = f" at {ratio:g}×" if ratio != 1 else ""
-        self.statusBar().showMessage(f"exported {what}{size} to {path}", 10000)
-        return True
-
-    # -- recordings and the report ---------------------------------------------------------
-
-    def _recording_file(self) -> Path | None:
-        """This window's recording: the replayed file, or the live run's (recorded as it
-        goes, in the run's folder, up to its last flush)."""
-        if self.replaying:
-            return Path(self.session.recording.path)
-        path = self.session.recording_path
-        if path is None or not path.exists():
-            self.statusBar().showMessage("nothing recorded yet: start the lab (Space); every run is recorded", 8000)
-            return None
-        return path
-
-    def open_recording(self, path: str | Path | None = None):
-        """Replay a recording in a window of its own (no lab); returns it, or None."""
-        from ..engine.recording import RecordingError, read_recording
-
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open recording", "", "Recordings (*.csrec);;All files (*)")
-            if not path:
-                return None
-        try:
-            rec = read_recording(path)
-        except (RecordingError, OSError) as exc:
-            self.statusBar().showMessage(f"cannot open the recording: {exc}", 15000)
-            return None
-        w = MainWindow(self.settings, replay=[rec])
-        w.resize(self.size())
-        w.show()
-        w.start()
-        self._replays = getattr(self, "_replays", []) + [w]
-        if not rec.complete:
-            w.statusBar().showMessage(f"{rec.note}; shown up to {rec.end_time:.1f} s", 15000)
-        return w
-
-    def save_recording(self, path: str | Path | None = None) -> bool:
-        """Copy this run's recording (as far as it goes) to a file of the user's."""
-        src = self._recording_file()
-        if src is None:
-            return False
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save recording", "run.csrec", "Recordings (*.csrec)")
-            if not path:
-                return False
-        try:
-            write_output(path, "recording", src.read_bytes())
-        except (OutputError, OutputWriteError, OSError) as exc:
-            self.statusBar().showMessage(f"saving the recording failed: {exc}", 15000)
-            return False
-        self.statusBar().showMessage(f"recording saved to {path} ({src.stat().st_size / 1e6:.1f} MB)", 10000)
-        return True
-
-    def export_report(self, path: str | Path | None = None) -> bool:
-        """The run as one self-contained HTML file (a hand-out), from its recording."""
-        src = self._recording_file()
-        if src is None:
-            return False
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export report", "report.html", "HTML (*.html)")
-            if not path:
-                return False
-        from ..engine.htmlreport import render_report
-        from ..engine.recording import RecordingError, read_recording, replay_summary
-        from ..engine.timemachine import Tape
-
-        try:
-            rec = read_recording(src)
-            tape = Tape.from_recording(rec)
-            html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
-                                 tape.node_series_lists())
-            write_output(path, "report", html)
-        except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
-            self.statusBar().showMessage(f"the report failed: {exc}", 15000)
-            return False
-        self.statusBar().showMessage(f"report written to {path}", 10000)
-        return True
-
-    def export_svg(self, path: str | Path | None = None) -> bool:
-        """The charts on screen as one SVG (vector: sharp at any size)."""
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export charts as SVG", "charts.svg", "SVG (*.svg)")
-            if not path:
-                return False
-        self.charts.redraw_all()
-        if not self.charts.export_svg(path):
-            self.statusBar().showMessage(f"export failed: {self.charts.last_export_error}", 15000)
-            return False
-        self.statusBar().showMessage(f"exported the charts as SVG to {path}", 10000)
-        return True
-
-    def export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart data", "charts.csv", "CSV (*.csv)")
-        if path:
-            rows = self.charts.export_csv(Path(path))
-            self.statusBar().showMessage(f"{rows:,} rows written to {path}", 5000)
 
     # -- help ---------------------------------------------------------------------------------
 
@@ -1690,45 +532,14 @@ class MainWindow(QMainWindow):
         dlg.activateWindow()
 
     def about(self) -> None:
-        QMessageBox.about(self, "About Cache Studio",
+        """A non-modal box (the lab and the window go on behind it)."""
+        box = QMessageBox(QMessageBox.Icon.Information, "About Cache Studio",
                           f"Cache Studio {__version__}\n\nCache-aside, write-through and write-behind, "
                           "running for real: a diskcache directory as the cache, a SQLite file as the "
-                          "database. Everything shown is measured; what is injected says so.")
+                          "database. Everything shown is measured; what is injected says so.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("about-box")
+        box.setModal(False)
+        box.show()
+        self.about_box = box
 
-
-def scenario_toml(session: LabSession) -> str:
-    """The session's configuration as a scenario file (see engine/scenario.py)."""
-    from dataclasses import asdict
-
-    from ..engine.scenario import timeline_toml
-
-    cfg = session.base
-    named = any(spec.name or spec.overrides for spec in session.specs)
-    lines = ['name = "saved"', 'title = "Saved from the studio window"', f"seed = {cfg.seed}", "duration = 60"]
-    if not named:
-        lines.append(f'strategy = "{"all" if len(session.strategies) == 3 else session.strategies[0]}"')
-    lines.append("")
-    for section in ("workload", "cache", "store", "write_behind", "latency"):
-        lines.append(f"[{section}]")
-        for key, value in asdict(getattr(cfg, section)).items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, str):
-                text = f'"{value}"'
-            else:
-                text = repr(value)
-            lines.append(f"{key} = {text}")
-        lines.append("")
-    if named:
-        for spec in session.specs:
-            lines += ["[[lanes]]", f'name = "{spec.name or spec.strategy}"', f'strategy = "{spec.strategy}"']
-            lines += [f"{section}.{key} = {_toml_value(value)}" for section, key, value in spec.overrides]
-            lines.append("")
-    lines += timeline_toml(session.timeline)
-    return "\n".join(lines)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return f'"{value}"' if isinstance(value, str) else repr(value)
