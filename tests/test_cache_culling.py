@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from cachestudio.engine.backends import AUTO_CULL_BELOW_MB, CacheBackend, cull_limit
 from cachestudio.engine.config import CacheKnobs, Latency
 
-from conftest import wait_until
+from helpers import wait_until
 
 
 @given(st.floats(0.01, 4096.0))

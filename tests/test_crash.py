@@ -7,7 +7,6 @@ only then compared with what the auditor says.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from cachestudio.engine.backends import store_versions
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
 from cachestudio.engine.runner import Plan, Run
 
-from conftest import wait_until
+from helpers import drive, wait_until
 
 WORKLOAD = Workload(rate=2000, read_ratio=0.5, keys=100, distribution="uniform")
 
@@ -25,13 +24,6 @@ WORKLOAD = Workload(rate=2000, read_ratio=0.5, keys=100, distribution="uniform")
 def lane(strategy: str, seed: int = 1, **wb) -> LaneConfig:
     knobs = WriteBehindKnobs(flush_interval_s=0.5, batch_size=500, **wb)
     return LaneConfig(strategy=strategy, workload=WORKLOAD, write_behind=knobs, seed=seed)
-
-
-def drive(run: Run, until: float) -> None:
-    """Let the observer work until run time ``until``."""
-    while run.now() < until:
-        run.tick()
-        time.sleep(0.01)
 
 
 def history(root: Path, strategy: str) -> list[dict]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cachestudio.cli import build_parser
 from cachestudio.engine.scenario import builtin_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 README = (ROOT / "README.md").read_text()
 
 

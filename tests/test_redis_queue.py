@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -29,9 +28,8 @@ from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehi
 from cachestudio.engine.queue import Flusher, QueueUnavailable
 from cachestudio.engine.redis_queue import RedisStreamQueue, redis_queue_depth
 from cachestudio.engine.strategies import Health, WriteBehind
-from conftest import wait_until
+from helpers import ROOT, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 _run = secrets.token_hex(3)
 _names = itertools.count(1)
 

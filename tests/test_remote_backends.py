@@ -22,7 +22,7 @@ from cachestudio.engine.pg_store import PostgresStore, pg_store_versions
 from cachestudio.engine.queue import Flusher, VolatileQueue
 from cachestudio.engine.redis_cache import RedisCache, redis_cache_versions
 from cachestudio.engine.strategies import CacheAside, WriteBehind, WriteThrough
-from conftest import wait_until
+from helpers import wait_until
 
 _names = itertools.count(1)
 
