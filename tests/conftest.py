@@ -4,6 +4,7 @@ per test module and per process (so per xdist worker). Plain helpers live in hel
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def pytest_addoption(parser):
 
 
 # -- real servers, shared by the tests of one module -----------------------------------
+
+_names = itertools.count(1)  # prefixes and tables of their own on a shared server
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,38 @@ def pg_srv(server_dir):
     yield server
     server.stop()
 
+
+@pytest.fixture
+def make_redis_cache(redis_srv):
+    """Make RedisCaches on the module's server, each under a prefix of its own (the tests
+    share the server); they are shut down after the test."""
+    from cachestudio.engine.redis_cache import RedisCache
+
+    made = []
+
+    def make(**knobs):
+        cache = RedisCache(redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:")
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        cache.shutdown()
+
+
+@pytest.fixture
+def make_pg_store(pg_srv):
+    """Make PostgresStores on the module's database, each on a table of its own (the tests
+    share the database); they are closed after the test."""
+    from cachestudio.engine.pg_store import PostgresStore
+
+    made = []
+
+    def make(**knobs):
+        store = PostgresStore(pg_srv.conninfo, StoreKnobs(**knobs), Latency(), table=f"items_{next(_names)}")
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()

@@ -136,3 +136,17 @@ pause = true
 "write-behind".incarnations = 2
 '''
 
+
+@contextlib.contextmanager
+def pg_outage(conninfo: str, table: str):
+    """A real PostgreSQL outage on ``table`` while the block runs: another connection holds
+    the table's ACCESS EXCLUSIVE lock inside a transaction (it blocks readers and writers)."""
+    import psycopg  # only the tests with a PostgreSQL server pay for it
+
+    conn = psycopg.connect(conninfo)
+    try:
+        conn.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
