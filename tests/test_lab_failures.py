@@ -75,7 +75,7 @@ def test_a_signal_ends_the_run_with_a_partial_summary_and_nothing_left_behind(tm
     assert summary["ended_at_s"] < 60 and sum(lane["ops"] for lane in summary["lanes"]) > 0
     assert (tmp_path / "h.jsonl").stat().st_size > 0
     assert list(tmp.iterdir()) == []  # the temporary run directory is gone
-    wait_until(lambda: not session_pids(proc.pid), timeout=10)
+    wait_until(lambda: not session_pids(proc.pid))
 
 
 def test_labs_die_with_their_parent(tmp_path):
@@ -86,7 +86,7 @@ def test_labs_die_with_their_parent(tmp_path):
         assert len(labs) >= 3
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
-        wait_until(lambda: not (session_pids(proc.pid) & labs), timeout=5)  # parent-death signal
+        wait_until(lambda: not (session_pids(proc.pid) & labs))  # parent-death signal
     finally:
         for pid in session_pids(proc.pid):
             os.kill(pid, signal.SIGKILL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -104,7 +103,7 @@ def test_ttl_expires_an_entry_and_no_ttl_keeps_it(make_redis_cache):
     cache = make_redis_cache(ttl_s=0.05)
     cache.set("k", 1, "a")
     assert cache.client.pttl(cache.prefix + "k") > 0
-    wait_until(lambda: cache.get("k") is None, timeout=5)
+    wait_until(lambda: cache.get("k") is None)
     forever = make_redis_cache()
     forever.set("k", 1, "a")
     assert forever.client.pttl(forever.prefix + "k") == -1
@@ -171,7 +170,7 @@ def test_a_valid_lease_lands_once_and_release_needs_the_token(make_redis_cache):
 def test_a_lease_expires_after_lease_ttl(make_redis_cache):
     cache = make_redis_cache(stampede="lease", lease_ttl_s=0.05)
     assert cache.get_or_lease("k")[1]
-    wait_until(lambda: cache.get_or_lease("k")[1] is not None, timeout=5)
+    wait_until(lambda: cache.get_or_lease("k")[1] is not None)
 
 
 @pytest.mark.parametrize("mode", ["single-flight", "lease"])
@@ -238,10 +237,10 @@ def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_rest
         for call in (lambda: cache.get("k"), lambda: cache.set("k", 2, "b"), lambda: cache.delete("k"),
                      lambda: cache.get_or_lease("k"), lambda: cache.set_leased("k", "t", 1, "a"),
                      cache.clear):
-            started = time.monotonic()
             with pytest.raises(CacheUnavailable) as failed:
                 call()
-            assert time.monotonic() - started < 3.0
+            # at once: the connection was refused, no socket timeout waited out (nor retried with backoff)
+            assert "Connection refused" in str(failed.value)
             assert not failed.value.hard
         cache.release("k", "t")  # swallowed: a lease expires on its own
         assert CacheAside(cache, None).read("k")[0] == "error"

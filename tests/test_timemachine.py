@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 import zlib
 from pathlib import Path
 
@@ -26,18 +25,9 @@ from cachestudio.engine.recording import (RecordingError, RecordingWriter, check
                                           read_recording, replay_summary)
 from cachestudio.engine.runner import Plan, Run
 from cachestudio.engine.timemachine import Tape, UpdateBuilder
-from helpers import cli, start_cli, wait_until
+from helpers import cli, drive, start_cli, wait_until
 
 HOUR = 3600.0
-
-
-def drive(run: Run, until, timeout: float = 30.0) -> None:
-    """Tick the run until ``until()`` holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "the run did not get there in time"
-        run.tick()
-        time.sleep(0.01)
 
 
 def labs_paused(run: Run) -> bool:
