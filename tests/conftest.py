@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, require
 
 sys.path.insert(0, str(ROOT))
 
-from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402
+from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402 - after the path
 from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs  # noqa: E402
 
 

@@ -27,7 +27,7 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
         **kwargs) -> subprocess.CompletedProcess:
     """Run ``cachestudio ARGS`` to the end; its output captured as text. ``env`` adds to (or
     overrides) this process's environment."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd or ROOT,
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd or ROOT, check=False,
                           env=None if env is None else {**os.environ, **env}, timeout=timeout, **kwargs)
 
 
@@ -83,7 +83,7 @@ def small_tmpfs(d: Path, size: str = "64k"):
     here; elsewhere the test is skipped, saying why)."""
     d.mkdir(exist_ok=True)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if r.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
     try:
@@ -97,11 +97,9 @@ def drive(run, until, timeout: float = 60.0) -> None:
     until ``until``: a run time in seconds, or a condition (a callable) -- failing the test if
     it does not come within ``timeout`` seconds more (a bound for a hung run, as in
     :func:`wait_until`)."""
-    if callable(until):
-        reached = until
-    else:
+    if not callable(until):
         timeout += max(0.0, until - run.now())
-        reached = lambda: run.now() >= until  # noqa: E731 - the same loop for both kinds
+    reached = until if callable(until) else (lambda: run.now() >= until)
     deadline = time.monotonic() + timeout
     while not reached():
         assert time.monotonic() < deadline, f"the run did not get there within {timeout:g} s"

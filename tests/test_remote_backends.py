@@ -12,6 +12,7 @@ import itertools
 import threading
 
 import pytest
+from helpers import pg_outage, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from cachestudio.engine.config import CacheKnobs
 from cachestudio.engine.pg_store import pg_store_versions
 from cachestudio.engine.redis_cache import redis_cache_versions
 from cachestudio.engine.strategies import CacheAside
-from helpers import pg_outage, wait_until
 
 _names = itertools.count(1)
 

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from helpers import pg_outage
 
-from cachestudio.engine.backends import CacheBackend, Latency, OutageLock, Store, StoreKnobs, store_versions
+from cachestudio.engine.backends import (
+    CacheBackend,
+    Latency,
+    OutageLock,
+    Store,
+    StoreKnobs,
+    store_versions,
+)
 from cachestudio.engine.config import CacheKnobs, WriteBehindKnobs
 from cachestudio.engine.pg_store import pg_store_versions
 from cachestudio.engine.queue import Flusher, VolatileQueue
 from cachestudio.engine.strategies import CacheAside, WriteBehind, WriteThrough
-from helpers import pg_outage
 
 _files = itertools.count(1)
 
@@ -174,7 +182,7 @@ def test_write_behind_rejected_write_never_touches_the_cache(cache, store):
     knobs = WriteBehindKnobs(capacity=1, backpressure="reject")
     strategy = WriteBehind(cache, store, VolatileQueue(knobs), knobs)
     assert strategy.write("k1", 1, "a")[0] == "ok"
-    outcome, version, acked, detail = strategy.write("k2", 1, "b")
+    outcome, _, acked, detail = strategy.write("k2", 1, "b")
     assert (outcome, acked) == ("rejected", False)
     assert "full" in detail
     assert cache.get("k2") is None
