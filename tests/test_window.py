@@ -270,7 +270,9 @@ def test_one_line_per_node_on_demand_draws_each_nodes_rows(qtbot, win, tmp_path)
         lanes = [lane for lane, kind in enumerate(kinds) if i != 4 or kind == "write-behind"]
         assert srcs == [(lane, k) for lane in lanes for k in (0, 1)], i
     throughput = 2
+    # every node has drawn operations (a loaded machine may start one node's lab rows later)
     qtbot.waitUntil(lambda: all(curve.getData()[0] is not None and len(curve.getData()[0]) > 4
+                                and np.nansum(curve.getData()[1]) > 0
                                 for _, _, curve, _ in win.charts.node_curves[throughput]), timeout=WAIT_MS)
     win.session.toggle_pause()  # hold the rows still while the curves are compared
     win.charts.redraw_all()
