@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, require
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(ROOT))
 
 from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402 - after the path
 from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs  # noqa: E402
+
+# Hypothesis's deadline (200 ms an example) and its too-slow health check time the machine,
+# not the code: on a loaded machine a slow example fails as "unreliable test timings". No
+# property here is about speed.
+settings.register_profile("cachestudio", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cachestudio")
 
 
 @pytest.fixture
