@@ -1,45 +1,27 @@
-"""Shared helpers: every test uses the real diskcache and the real SQLite, in tmp_path."""
+"""The fixtures every test module may ask for: a real diskcache cache and a real SQLite store
+in tmp_path, write-behind knobs, and real throw-away servers (Redis, PostgreSQL), one of each
+per test module and per process (so per xdist worker). Plain helpers live in helpers.py."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
+import itertools
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, require
+from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(ROOT))
 
-from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402
+from cachestudio.engine.backends import CacheBackend, Store  # noqa: E402 - after the path
 from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehindKnobs  # noqa: E402
 
-
-def wait_until(condition, timeout: float = 10.0, interval: float = 0.005):
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def require(find):
-    """What ``find()`` returns; if it raises ServerError (a server is not installed), skip
-    the test saying so -- or fail it under CI=true, where every test must run."""
-    from cachestudio.engine.servers import ServerError
-
-    try:
-        return find()
-    except ServerError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI=true: these tests must run)")
-        pytest.skip(str(exc))
+# Hypothesis's deadline (200 ms an example) and its too-slow health check time the machine,
+# not the code: on a loaded machine a slow example fails as "unreliable test timings". No
+# property here is about speed.
+settings.register_profile("cachestudio", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cachestudio")
 
 
 @pytest.fixture
@@ -68,22 +50,9 @@ def pytest_addoption(parser):
              "the short CI sample (also: environment variable CACHESTUDIO_SWEEP)")
 
 
-@contextlib.contextmanager
-def small_tmpfs(d: Path, size: str = "64k"):
-    """A tmpfs of the given size mounted on ``d``, for a real full disk (root may mount one
-    here; elsewhere the test is skipped, saying why)."""
-    d.mkdir(exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
-
-
 # -- real servers, shared by the tests of one module -----------------------------------
+
+_names = itertools.count(1)  # prefixes and tables of their own on a shared server
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +105,39 @@ def pg_srv(server_dir):
     server = _server(lambda: PostgresServer(server_dir / "pg"), "postgres_bindir")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_redis_cache(redis_srv):
+    """Make RedisCaches on the module's server, each under a prefix of its own (the tests
+    share the server); they are shut down after the test."""
+    from cachestudio.engine.redis_cache import RedisCache
+
+    made = []
+
+    def make(**knobs):
+        cache = RedisCache(redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:")
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        cache.shutdown()
+
+
+@pytest.fixture
+def make_pg_store(pg_srv):
+    """Make PostgresStores on the module's database, each on a table of its own (the tests
+    share the database); they are closed after the test."""
+    from cachestudio.engine.pg_store import PostgresStore
+
+    made = []
+
+    def make(**knobs):
+        store = PostgresStore(pg_srv.conninfo, StoreKnobs(**knobs), Latency(), table=f"items_{next(_names)}")
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()

@@ -4,7 +4,7 @@ cache directories, and the copies of the store made right after each kill), by p
 code than the auditor's (no step functions, no live pruning). It shares no code with
 ``cachestudio.engine.auditor``; it only reads the files with the backends' plain readers.
 
-Used by ``test_audit_recompute.py`` and ``test_fault_timelines.py``."""
+Used by ``test_audit_recompute.py``, ``test_fault_timelines.py`` and ``test_nodes_remote.py``."""
 
 from __future__ import annotations
 

@@ -5,14 +5,10 @@ that measures them (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from PySide6.QtGui import QImage
 
-from conftest import require
-from test_cli import ROOT, assert_bad_input, cli
+from helpers import assert_bad_input, cli, require
 
 from cachestudio.engine.servers import postgres_bindir, redis_server
 
@@ -109,9 +105,7 @@ def test_quick_remote_bench_has_the_redis_postgresql_figures(tmp_path):
 
 
 def test_remote_bench_without_the_servers_is_one_line():
-    env = dict(os.environ, PATH="/nonexistent")  # no redis-server on PATH
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "bench", "--remote", "--quick"], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=60)
+    proc = cli("bench", "--remote", "--quick", env={"PATH": "/nonexistent"}, timeout=60)  # no redis-server on PATH
     assert_bad_input(proc, "redis-server not found")
 
 

@@ -5,12 +5,12 @@ set does less SQL. Either way the limit and the TTL hold. Real diskcache directo
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from cachestudio.engine.backends import AUTO_CULL_BELOW_MB, CacheBackend, cull_limit
 from cachestudio.engine.config import CacheKnobs, Latency
 
-from conftest import wait_until
+from helpers import wait_until
 
 
 @given(st.floats(0.01, 4096.0))

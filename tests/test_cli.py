@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cachestudio", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=240)
-
-
-def assert_bad_input(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+from helpers import assert_bad_input, cli
 
 
 @pytest.mark.parametrize("args, words", [

@@ -7,7 +7,6 @@ only then compared with what the auditor says.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from cachestudio.engine.backends import store_versions
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
 from cachestudio.engine.runner import Plan, Run
 
-from conftest import wait_until
+from helpers import drive, wait_until
 
 WORKLOAD = Workload(rate=2000, read_ratio=0.5, keys=100, distribution="uniform")
 
@@ -25,13 +24,6 @@ WORKLOAD = Workload(rate=2000, read_ratio=0.5, keys=100, distribution="uniform")
 def lane(strategy: str, seed: int = 1, **wb) -> LaneConfig:
     knobs = WriteBehindKnobs(flush_interval_s=0.5, batch_size=500, **wb)
     return LaneConfig(strategy=strategy, workload=WORKLOAD, write_behind=knobs, seed=seed)
-
-
-def drive(run: Run, until: float) -> None:
-    """Let the observer work until run time ``until``."""
-    while run.now() < until:
-        run.tick()
-        time.sleep(0.01)
 
 
 def history(root: Path, strategy: str) -> list[dict]:
@@ -112,7 +104,9 @@ def test_crash_restarts_the_lab_and_the_stream_goes_on(tmp_path):
         seq_at_kill = run.lanes[0].stats.max_seq  # the dead lab's history, read to its end
         wait_until(lambda: (run.tick(), run.lanes[0].state == "running" and run.lanes[0].inc == 1)[1])
         assert run.lanes[0].proc.pid != first_pid
-        drive(run, 3.0)
+        # the new incarnation's operations reach the history (not "by run time 3 s": a
+        # loaded machine may take that long to start the new lab)
+        drive(run, lambda: run.lanes[0].stats.max_seq > seq_at_kill + 100)
         summary = run.finish()
     finally:
         run.abort()

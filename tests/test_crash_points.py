@@ -18,8 +18,7 @@ from cachestudio.engine.backends import store_versions
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
 from cachestudio.engine.runner import Plan, Run
 
-from conftest import wait_until
-from test_crash import drive
+from helpers import drive, wait_until
 
 CRASHES = 20
 WORKLOAD = Workload(rate=1500, read_ratio=0.5, keys=200, distribution="zipf", zipf_s=1.0)

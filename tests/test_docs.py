@@ -12,7 +12,8 @@ from pathlib import Path
 from cachestudio.cliargs import build_parser
 from cachestudio.engine.scenario import builtin_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 README = ROOT / "README.md"
 CLI_MD = ROOT / "docs" / "cli.md"
 #: The reference pages the README links to (the tour's last section).

@@ -33,7 +33,6 @@ import random
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -43,8 +42,8 @@ import pytest
 
 from cachestudio.engine.runner import END_BOUND_S as RUN_END_BOUND_S
 from recompute import recompute
+from helpers import CLI, start_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 
 #: A run must end within its duration plus the runner's stated bound (its worst case:
 #: start, a last restart, the drain, a stuck client, a silent lab, the audit), plus 10 s
@@ -155,11 +154,11 @@ def run_cli(options: list[str], duration: float, work: Path, end_bound: float = 
     """Run `cachestudio run OPTIONS --history --run-dir --json` in its own process group;
     kill the whole group (CLI and labs) if it has not ended after duration + end_bound."""
     run_dir, hist, out = work / "run", work / "history.jsonl", work / "summary.json"
-    cmd = [sys.executable, "-m", "cachestudio", "run", *options,
-           "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out), "--record", str(work / "run.csrec")]
+    args = ["run", *options, "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out),
+            "--record", str(work / "run.csrec")]
+    cmd = [*CLI, *args]
     began = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = start_cli(*args, start_new_session=True)
     code: int | None
     try:
         stdout, stderr = proc.communicate(timeout=duration + end_bound)

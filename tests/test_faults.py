@@ -16,8 +16,7 @@ from cachestudio.engine.lab import Lab, LanePaths
 from cachestudio.engine.runner import Plan, Run, run
 from cachestudio.engine.strategies import CacheAside
 
-from conftest import wait_until
-from test_crash import drive
+from helpers import drive, wait_until
 
 READERS = 24
 

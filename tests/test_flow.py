@@ -72,7 +72,6 @@ def test_tokens_move_and_vanish(view, qtbot):
 
 def test_failed_path_lingers_then_vanishes(view, qtbot):
     view.set_lanes(["write-behind"])
-    start = time.monotonic()
     view.add_records(0, [rec("write", "rejected", lane="write-behind", detail="write queue full")])
     qtbot.waitUntil(lambda: view.token_count(0) == 1, timeout=3000)
     tok = view.tokens[0]
@@ -83,10 +82,10 @@ def test_failed_path_lingers_then_vanishes(view, qtbot):
         return d.manhattanLength() < 12
 
     qtbot.waitUntil(at_queue, timeout=3000)
-    seen_at = time.monotonic()
     qtbot.waitUntil(lambda: view.token_count() == 0, timeout=5000)
-    assert time.monotonic() - start >= 0.35 + 0.5
-    assert time.monotonic() - seen_at >= 0.4  # it lingered where it stopped
+    # one hop, then it lingered where it stopped: counted from the token's launch (when the test saw it
+    # arrive depends on the machine's load)
+    assert time.monotonic() - tok.t0 >= 0.35 + 0.5
     assert view.narration(0) == "write k1 v3: rejected, write queue full"
 
 

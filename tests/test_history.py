@@ -12,16 +12,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from cachestudio.engine.history import HistoryTail, MappedHistoryWriter, read_history, trim_history
-
-from conftest import small_tmpfs
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, small_tmpfs
 
 
 def record(i: int, pad: int = 0) -> str:

@@ -19,17 +19,13 @@ import pytest
 
 from cachestudio.engine.config import LaneConfig, StoreKnobs, Workload
 from cachestudio.engine.runner import HUNG_S, Plan, Run, run
-
-from conftest import small_tmpfs, wait_until
-
-ROOT = Path(__file__).resolve().parents[1]
+import helpers
+from helpers import ROOT, cli, small_tmpfs, wait_until
 
 
 def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     """The real command line, in a session of its own (so that its labs can be found)."""
-    return subprocess.Popen([sys.executable, "-m", "cachestudio", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+    return helpers.start_cli(*args, env=env, start_new_session=True)
 
 
 def session_pids(sid: int) -> set[int]:
@@ -79,7 +75,7 @@ def test_a_signal_ends_the_run_with_a_partial_summary_and_nothing_left_behind(tm
     assert summary["ended_at_s"] < 60 and sum(lane["ops"] for lane in summary["lanes"]) > 0
     assert (tmp_path / "h.jsonl").stat().st_size > 0
     assert list(tmp.iterdir()) == []  # the temporary run directory is gone
-    wait_until(lambda: not session_pids(proc.pid), timeout=10)
+    wait_until(lambda: not session_pids(proc.pid))
 
 
 def test_labs_die_with_their_parent(tmp_path):
@@ -90,7 +86,7 @@ def test_labs_die_with_their_parent(tmp_path):
         assert len(labs) >= 3
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
-        wait_until(lambda: not (session_pids(proc.pid) & labs), timeout=5)  # parent-death signal
+        wait_until(lambda: not (session_pids(proc.pid) & labs))  # parent-death signal
     finally:
         for pid in session_pids(proc.pid):
             os.kill(pid, signal.SIGKILL)
@@ -198,10 +194,8 @@ def tiny_disk(tmp_path):
 @pytest.mark.parametrize("strategy", ["cache-aside", "write-through", "write-behind"])
 def test_a_full_disk_stops_the_lane_with_a_reason_and_exit_status_3(small_disk, tmp_path, strategy):
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--strategy", strategy, "--duration", "20",
-                           "--value-size", "20000", "--keys", "100000", "--distribution", "uniform",
-                           "--run-dir", str(small_disk / "run"), "--json", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=200)
+    proc = cli("run", "--strategy", strategy, "--duration", "20", "--value-size", "20000", "--keys", "100000",
+               "--distribution", "uniform", "--run-dir", str(small_disk / "run"), "--json", str(out), timeout=200)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.returncode == 3, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "lab failed" in proc.stderr
@@ -222,16 +216,14 @@ def test_json_to_a_device_writes_through_it_and_leaves_it_a_device(tmp_path):
         os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
     except PermissionError:
         pytest.skip("mknod is not permitted here")
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--strategy", "cache-aside", "--duration",
-                           "0.5", "--json", str(dev)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = cli("run", "--strategy", "cache-aside", "--duration", "0.5", "--json", str(dev), timeout=120)
     assert proc.returncode == 0, proc.stderr
     st = dev.lstat()
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
 
 
 def test_json_to_standard_output_keeps_stdout_pure_json(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--strategy", "write-behind", "--duration",
-                           "0.5", "--json", "-"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = cli("run", "--strategy", "write-behind", "--duration", "0.5", "--json", "-", timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["lanes"][0]["strategy"] == "write-behind"
     assert "write-behind" in proc.stderr  # the table went to standard error
@@ -251,8 +243,7 @@ def test_a_closed_pipe_ends_the_printing_quietly_and_the_run_still_writes(tmp_pa
 
 
 def test_an_abbreviated_option_is_refused_not_silently_ignored():
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--scenario", "crash-the-node", "--read",
-                           "0.0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = cli("run", "--scenario", "crash-the-node", "--read", "0.0", timeout=60)
     assert proc.returncode == 2 and "--read" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -271,9 +262,8 @@ def test_a_history_that_does_not_fit_is_one_line_and_the_rest_is_written(tiny_di
     """ENOSPC while writing --history: exit status 1, one line, no temp file left, and the
     summary (elsewhere) and the table are still there."""
     out, hist = tmp_path / "out.json", tiny_disk / "history.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--strategy", "cache-aside", "--duration",
-                           "1", "--json", str(out), "--history", str(hist)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=200)
+    proc = cli("run", "--strategy", "cache-aside", "--duration", "1", "--json", str(out), "--history", str(hist),
+               timeout=200)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -21,8 +21,8 @@ from cachestudio import lessondocs  # noqa: E402
 from cachestudio.engine import scenario as scenarios  # noqa: E402
 from cachestudio.engine.ssim import downsample, ssim  # noqa: E402
 from cachestudio.ui.images import gray_array  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: The window's reference: every key and menu entry of the real window is named there.

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import operator
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,8 +12,8 @@ from hypothesis import strategies as st
 
 from cachestudio.engine import scenario as scenarios
 from cachestudio.engine.lessons import FIGURES, ClaimError, actual, check, parse_claim
+from helpers import LESSON, cli, write
 
-ROOT = Path(__file__).resolve().parents[1]
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
        "!=": operator.ne, "=": operator.eq, "": operator.eq}
 
@@ -48,42 +46,6 @@ def test_a_claim_that_is_not_a_number_or_a_comparison_is_refused(value):
         parse_claim("cache-aside", "lost_write", 0)
 
 
-def write(tmp_path: Path, body: str, name: str = "lesson") -> Path:
-    f = tmp_path / f"{name}.toml"
-    f.write_text(body)
-    return f
-
-
-LESSON = '''name = "tiny-crash"
-title = "A tiny crash"
-watch_for = "the queue"
-you_will_learn = "volatile queues lose writes"
-seed = 3
-duration = 3
-strategy = "all"
-restart_delay = 0.3
-
-[workload]
-rate = 1500
-
-[write_behind]
-flush_interval_s = 1.0
-batch_size = 1000
-
-[[faults]]
-at = 1.5
-kind = "crash"
-say = "Kill it."
-pause = true
-
-[expect]
-"cache-aside".lost_writes = 0
-"write-through".lost_writes = "== 0"
-"write-behind".lost_writes = "{wb}"
-"write-behind".incarnations = 2
-'''
-
-
 def test_a_lesson_file_loads_its_lines_and_claims(tmp_path):
     sc = scenarios.load(write(tmp_path, LESSON.format(wb=">0")))
     assert sc.watch_for == "the queue" and sc.you_will_learn == "volatile queues lose writes"
@@ -109,8 +71,7 @@ def test_a_bad_lesson_is_one_line_naming_its_file_and_line(tmp_path, change, mes
 
 
 def check_run(target: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cachestudio", "check", target, "--run"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
+    return cli("check", target, "--run", timeout=180)
 
 
 def test_check_run_says_which_claims_held_and_fails_when_one_did_not(tmp_path):

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from windowing import WAIT_MS, win  # noqa: F401 - fixtures; sets Qt offscreen first
 
-from test_lessons import LESSON, write  # noqa: E402
-
+from helpers import LESSON, write  # noqa: E402
 
 
 def test_the_window_shows_the_lesson_says_its_line_and_pauses_there(qtbot, tmp_path, win):  # noqa: F811

@@ -4,9 +4,6 @@ workload (`--lane NAME=STRATEGY[,knob=value...]`, a scenario's `[[lanes]]`)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,13 +20,7 @@ from cachestudio.engine.config import (
     parse_lane,
     validate,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cachestudio", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+from helpers import cli
 
 
 # -- the command line's syntax -------------------------------------------------------------

@@ -11,23 +11,19 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import require, wait_until
 from recompute import recompute
 
 from cachestudio.engine.config import Backends, ConfigError, LaneConfig, Workload
 from cachestudio.engine.runner import Plan, run
 from cachestudio.engine.servers import postgres_bindir, redis_server
 from cachestudio.engine.storage import RunServers
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import cli, require, start_cli, wait_until
 
 
 @pytest.fixture
@@ -155,9 +151,8 @@ def test_the_cache_server_restarts_empty_without_aof_and_full_with_it(root):
 
 
 def test_a_missing_server_program_is_one_line_naming_the_package(tmp_path):
-    env = dict(os.environ, PATH=str(tmp_path))  # no redis-server on this PATH
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--cache-backend", "redis", "--duration", "1"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    proc = cli("run", "--cache-backend", "redis", "--duration", "1", env={"PATH": str(tmp_path)},  # no redis-server
+               timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "redis-server" in lines[0] and "apt-get install redis-server" in lines[0]
@@ -167,8 +162,7 @@ def test_a_missing_server_program_is_one_line_naming_the_package(tmp_path):
                                         ("--postgres-url", "host=/nonexistent dbname=x user=x")])
 def test_an_unreachable_server_url_is_one_line(option, url):
     backend = ["--cache-backend", "redis"] if option == "--redis-url" else ["--store-backend", "postgresql"]
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "run", *backend, option, url, "--duration", "1"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = cli("run", *backend, option, url, "--duration", "1", timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and option in lines[0] and "cannot reach" in lines[0]
@@ -200,10 +194,8 @@ def _our_servers(run_dir: Path) -> list[int]:
 
 def test_sigint_of_a_run_leaves_no_server_and_no_socket_behind(root):
     run_dir = root / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "cachestudio", "run", "--cache-backend", "redis",
-                             "--store-backend", "postgresql", "--nodes", "2", "--strategy", "write-behind",
-                             "--duration", "60", "--rate", "500", "--run-dir", str(run_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("run", "--cache-backend", "redis", "--store-backend", "postgresql", "--nodes", "2",
+                     "--strategy", "write-behind", "--duration", "60", "--rate", "500", "--run-dir", str(run_dir))
     try:
         # running for real: both nodes have written operations
         wait_until(lambda: len(list((run_dir / "write-behind" / "history").glob("inc-*.jsonl"))) == 2

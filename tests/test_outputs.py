@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from cachestudio.engine.config import ConfigError
 from cachestudio.engine.outputs import Output, OutputError, OutputWriteError, open_outputs, write_output
-from conftest import small_tmpfs
+from helpers import ROOT, small_tmpfs
 
-ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
 TMPFILE_MODES = pytest.mark.parametrize("use_tmpfile", [True, False], ids=["O_TMPFILE", "named-temp"])
 

@@ -26,8 +26,8 @@ from cachestudio import paths
 from cachestudio.engine.config import ConfigError
 from cachestudio.engine.scenario import builtin_dir, resources_dir
 from cachestudio.ui import first_paint
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCENARIOS = sorted(p.stem for p in (ROOT / "resources" / "scenarios").glob("*.toml"))
 

@@ -11,7 +11,7 @@ from cachestudio.engine.backends import Latency, OutageLock, Store, store_versio
 from cachestudio.engine.config import StoreKnobs, WriteBehindKnobs
 from cachestudio.engine.queue import DurableQueue, Flusher, VolatileQueue
 
-from conftest import wait_until
+from helpers import wait_until
 
 
 def make_queue(kind, tmp_path, knobs):

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -29,9 +28,8 @@ from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehi
 from cachestudio.engine.queue import Flusher, QueueUnavailable
 from cachestudio.engine.redis_queue import RedisStreamQueue, redis_queue_depth
 from cachestudio.engine.strategies import Health, WriteBehind
-from conftest import wait_until
+from helpers import ROOT, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 _run = secrets.token_hex(3)
 _names = itertools.count(1)
 
@@ -197,10 +195,10 @@ def test_wait_wakes_at_the_threshold_put_by_this_process_or_another_client(make_
     for other in (q, make_queue(stream=q.stream)):  # the same object, then another client
         q.done(q.take(100))
         writer = threading.Thread(target=lambda: [other.put((f"k{i}", 1, "x"), False, 0) for i in range(5)])
-        started = time.monotonic()
+        waiter = threading.Thread(target=q.wait, args=(3600, 5), daemon=True)  # its timeout never comes
+        waiter.start()
         writer.start()
-        q.wait(30, 5)
-        assert time.monotonic() - started < 15  # woken, not timed out
+        wait_until(lambda: not waiter.is_alive())  # woken by the fifth put
         writer.join()
         assert q.depth() == 5
 
@@ -343,10 +341,10 @@ def test_a_killed_redis_is_a_soft_failure_and_the_queue_is_lost_without_persiste
     try:
         for call in (lambda: q.put(("k", 11, "v11"), False, 0), lambda: q.put(("k", 11, "v11"), True, 5),
                      lambda: q.take(5), lambda: q.done(batch), lambda: redis_queue_depth(q.url, q.stream)):
-            started = time.monotonic()
             with pytest.raises(QueueUnavailable) as failed:
                 call()
-            assert time.monotonic() - started < 3.0
+            # at once: the connection was refused, no socket timeout waited out (nor retried with backoff)
+            assert "Connection refused" in str(failed.value)
             assert not failed.value.hard
         assert q.depth() == 10  # a gauge: the last depth read, never an exception
         q.wait(0.05, 100)  # nor does the flusher's wait raise

@@ -1,7 +1,8 @@
 """RedisCache and PostgresStore, drop-ins for the diskcache cache and the SQLite store,
-on real throw-away servers (servers.py, started once for this module): the strategies'
-flows step by step (as test_strategies.py does on diskcache and SQLite), the version
-guard, leases and single-flight, outages and crashed servers.
+on real throw-away servers (servers.py, started once for this module): what only they
+have -- the lock timeout of an outage, the version guard, TTL and eviction settings,
+leases and single-flight, crashed servers. The strategies' flows run on them in
+test_strategies.py, with the embedded backends.
 
 Without redis-server or PostgreSQL these tests are skipped (a failure under CI=true)."""
 
@@ -9,169 +10,44 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
-import psycopg
 import pytest
+from helpers import pg_outage, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachestudio.engine.backends import LEASE, CacheUnavailable, StoreUnavailable
-from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs
-from cachestudio.engine.pg_store import PostgresStore, pg_store_versions
-from cachestudio.engine.queue import Flusher, VolatileQueue
-from cachestudio.engine.redis_cache import RedisCache, redis_cache_versions
-from cachestudio.engine.strategies import CacheAside, WriteBehind, WriteThrough
-from conftest import wait_until
+from cachestudio.engine.config import CacheKnobs
+from cachestudio.engine.pg_store import pg_store_versions
+from cachestudio.engine.redis_cache import redis_cache_versions
+from cachestudio.engine.strategies import CacheAside
 
 _names = itertools.count(1)
 
 
 @pytest.fixture
-def make_cache(redis_srv):
-    """A RedisCache under a prefix of its own (tests share the server)."""
-    made = []
-
-    def make(**knobs) -> RedisCache:
-        cache = RedisCache(redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:")
-        made.append(cache)
-        return cache
-
-    yield make
-    for cache in made:
-        cache.shutdown()
+def cache(make_redis_cache):
+    return make_redis_cache()
 
 
 @pytest.fixture
-def make_store(pg_srv):
-    """A PostgresStore on a table of its own (tests share the database)."""
-    made = []
-
-    def make(**knobs) -> PostgresStore:
-        store = PostgresStore(pg_srv.conninfo, StoreKnobs(**knobs), Latency(), table=f"items_{next(_names)}")
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
+def store(make_pg_store):
+    return make_pg_store()
 
 
-@pytest.fixture
-def cache(make_cache):
-    return make_cache()
+# -- outages ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(make_store):
-    return make_store()
-
-
-class PgOutage:
-    """A real outage: another connection holds the table's ACCESS EXCLUSIVE lock inside
-    a transaction (it blocks readers and writers)."""
-
-    def __init__(self, conninfo: str, table: str):
-        self.conn = psycopg.connect(conninfo)
-        self.conn.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
-
-    def release(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
-
-
-# -- the strategies' flows -------------------------------------------------------------
-
-
-def test_read_through_miss_reads_db_then_sets_cache_then_hits(cache, store):
-    store.write("k1", 3, "three")
-    strategy = CacheAside(cache, store)
-    assert cache.get("k1") is None
-    assert strategy.read("k1") == ("miss", 3, True, None)
-    assert cache.get("k1") == (3, "three")
-    reads_before = store.reads
-    assert strategy.read("k1") == ("hit", 3, True, None)
-    assert store.reads == reads_before  # a hit does not touch the DB
-
-
-def test_read_of_absent_key_is_a_miss_returning_nothing(cache, store):
-    assert CacheAside(cache, store).read("nope") == ("miss", None, True, None)
-    assert cache.get("nope") is None
-
-
-def test_cache_aside_write_updates_db_then_deletes_cache_key(cache, store):
-    cache.set("k1", 1, "old")
-    assert CacheAside(cache, store).write("k1", 2, "new") == ("ok", 2, True, None)
-    assert store.read("k1") == (2, "new")
-    assert cache.get("k1") is None  # invalidated, not updated
-
-
-def test_write_through_sets_cache_and_db_before_ack(cache, store):
-    assert WriteThrough(cache, store).write("k1", 5, "five") == ("ok", 5, True, None)
-    assert cache.get("k1") == (5, "five")
-    assert store.read("k1") == (5, "five")
-
-
-def test_write_behind_acks_from_the_cache_and_the_flusher_writes_one_batch(cache, store, wb_knobs, pg_srv):
-    queue = VolatileQueue(wb_knobs)
-    strategy = WriteBehind(cache, store, queue, wb_knobs)
-    for v in range(1, 4):
-        assert strategy.write("k1", v, f"v{v}") == ("ok", v, True, None)
-    assert strategy.write("k2", 1, "a") == ("ok", 1, True, None)
-    assert cache.get("k1") == (3, "v3")
-    assert pg_store_versions(pg_srv.conninfo, store.table) == {}  # acked, not yet in the DB
-    assert queue.depth() == 2
-    assert strategy.read("k1") == ("hit", 3, True, None)
-    assert Flusher(queue, store, wb_knobs).drain()
-    assert pg_store_versions(pg_srv.conninfo, store.table) == {"k1": 3, "k2": 1}
-    assert store.read("k1") == (3, "v3")
-    assert (store.transactions, store.rows_written) == (1, 2)  # one batch, one transaction
-
-
-def test_write_through_db_failure_leaves_dirty_cache(cache, make_store, pg_srv):
-    store = make_store(timeout_ms=50)
-    outage = PgOutage(pg_srv.conninfo, store.table)
-    try:
-        outcome, _, acked, detail = WriteThrough(cache, store).write("k1", 1, "one")
-    finally:
-        outage.release()
-    assert (outcome, acked) == ("error", False)
-    assert "lock" in detail
-    assert cache.get("k1") == (1, "one")  # set before the failed DB write: dirty
-    assert pg_store_versions(pg_srv.conninfo, store.table) == {}
-
-
-@pytest.mark.parametrize("strategy_cls", [CacheAside, WriteThrough])
-def test_read_during_db_outage_hit_is_served_and_miss_fails(cache, make_store, pg_srv, strategy_cls):
-    store = make_store(timeout_ms=50)
-    store.write("hot", 1, "x")
-    store.write("cold", 1, "y")
-    strategy = strategy_cls(cache, store)
-    strategy.read("hot")
-    outage = PgOutage(pg_srv.conninfo, store.table)
-    try:
-        assert strategy.read("hot")[0] == "hit"
-        outcome, _, acked, _ = strategy.read("cold")
-    finally:
-        outage.release()
-    assert (outcome, acked) == ("error", False)
-    assert store.outage_is_real_for_reads
-
-
-def test_outage_lock_fails_reads_and_writes_within_the_timeout_then_they_succeed(make_store, pg_srv):
-    store = make_store(timeout_ms=100)
+def test_outage_lock_fails_reads_and_writes_within_the_timeout_then_they_succeed(make_pg_store, pg_srv):
+    store = make_pg_store(timeout_ms=100)
     store.write("k", 1, "a")
-    outage = PgOutage(pg_srv.conninfo, store.table)
-    try:
+    with pg_outage(pg_srv.conninfo, store.table):
         for call in (lambda: store.read("k"), lambda: store.write("k", 2, "b"),
                      lambda: store.write_batch([("k", 3, "c"), ("j", 1, "d")])):
-            started = time.monotonic()
             with pytest.raises(StoreUnavailable) as failed:
                 call()
-            assert time.monotonic() - started < 1.0
-            assert not failed.value.hard and "lock" in str(failed.value)
-    finally:
-        outage.release()
+            # the server's lock_timeout (timeout_ms) ended the wait, not the statement timeout
+            assert not failed.value.hard and "lock timeout" in str(failed.value)
     assert store.read("k") == (1, "a")  # nothing landed: the batch was all or nothing
     assert store.write("k", 2, "b") is True
     store.write_batch([("k", 3, "c"), ("j", 1, "d")])
@@ -223,18 +99,18 @@ def test_any_interleaving_of_versions_keeps_the_highest(store, ops):
 # -- cache semantics: TTL, clear, eviction config, bad entries ---------------------------
 
 
-def test_ttl_expires_an_entry_and_no_ttl_keeps_it(make_cache):
-    cache = make_cache(ttl_s=0.05)
+def test_ttl_expires_an_entry_and_no_ttl_keeps_it(make_redis_cache):
+    cache = make_redis_cache(ttl_s=0.05)
     cache.set("k", 1, "a")
     assert cache.client.pttl(cache.prefix + "k") > 0
-    wait_until(lambda: cache.get("k") is None, timeout=5)
-    forever = make_cache()
+    wait_until(lambda: cache.get("k") is None)
+    forever = make_redis_cache()
     forever.set("k", 1, "a")
     assert forever.client.pttl(forever.prefix + "k") == -1
 
 
-def test_clear_deletes_only_this_caches_keys(make_cache, redis_srv):
-    mine, other = make_cache(), make_cache()
+def test_clear_deletes_only_this_caches_keys(make_redis_cache, redis_srv):
+    mine, other = make_redis_cache(), make_redis_cache()
     for cache in (mine, other):
         cache.set("a", 1, "x")
         cache.set("b*", 2, "y")
@@ -264,8 +140,8 @@ def test_an_entry_that_is_not_a_versioned_value_is_a_hard_failure(cache):
 # -- leases and single-flight ------------------------------------------------------------
 
 
-def test_a_write_during_a_lease_invalidates_it(make_cache):
-    cache = make_cache(stampede="lease")
+def test_a_write_during_a_lease_invalidates_it(make_redis_cache):
+    cache = make_redis_cache(stampede="lease")
     held, token = cache.get_or_lease("k")
     assert held is None and token
     assert cache.get_or_lease("k") == (None, None)  # someone is fetching
@@ -278,8 +154,8 @@ def test_a_write_during_a_lease_invalidates_it(make_cache):
     assert cache.get("k") == (2, "new")
 
 
-def test_a_valid_lease_lands_once_and_release_needs_the_token(make_cache):
-    cache = make_cache(stampede="lease", lease_ttl_s=5)
+def test_a_valid_lease_lands_once_and_release_needs_the_token(make_redis_cache):
+    cache = make_redis_cache(stampede="lease", lease_ttl_s=5)
     _, token = cache.get_or_lease("k")
     cache.release("k", "not-the-token")
     assert cache.get_or_lease("k") == (None, None)  # still held
@@ -291,15 +167,15 @@ def test_a_valid_lease_lands_once_and_release_needs_the_token(make_cache):
     assert cache.get_or_lease("j")[1] is not None  # free again
 
 
-def test_a_lease_expires_after_lease_ttl(make_cache):
-    cache = make_cache(stampede="lease", lease_ttl_s=0.05)
+def test_a_lease_expires_after_lease_ttl(make_redis_cache):
+    cache = make_redis_cache(stampede="lease", lease_ttl_s=0.05)
     assert cache.get_or_lease("k")[1]
-    wait_until(lambda: cache.get_or_lease("k")[1] is not None, timeout=5)
+    wait_until(lambda: cache.get_or_lease("k")[1] is not None)
 
 
 @pytest.mark.parametrize("mode", ["single-flight", "lease"])
-def test_only_one_of_many_concurrent_readers_gets_the_token(make_cache, mode):
-    cache = make_cache(stampede=mode, lease_ttl_s=10)
+def test_only_one_of_many_concurrent_readers_gets_the_token(make_redis_cache, mode):
+    cache = make_redis_cache(stampede=mode, lease_ttl_s=10)
     n = 16
     barrier = threading.Barrier(n)
     tokens: list = []
@@ -318,8 +194,8 @@ def test_only_one_of_many_concurrent_readers_gets_the_token(make_cache, mode):
 
 
 @pytest.mark.parametrize("mode", ["single-flight", "lease"])
-def test_protected_read_flow_fills_the_cache_and_frees_the_key(make_cache, store, mode):
-    cache = make_cache(stampede=mode)
+def test_protected_read_flow_fills_the_cache_and_frees_the_key(make_redis_cache, store, mode):
+    cache = make_redis_cache(stampede=mode)
     store.write("k", 7, "seven")
     strategy = CacheAside(cache, store)
     assert strategy.read("k") == ("miss", 7, True, None)
@@ -353,18 +229,18 @@ def test_client_threads_share_one_cache_and_one_store(cache, store):
 # -- crashed servers ----------------------------------------------------------------------
 
 
-def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_restart(make_cache, redis_srv):
-    cache = make_cache(stampede="lease", size_limit_mb=512, eviction="least-frequently-used")
+def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_restart(make_redis_cache, redis_srv):
+    cache = make_redis_cache(stampede="lease", size_limit_mb=512, eviction="least-frequently-used")
     cache.set("k", 1, "a")
     redis_srv.kill()
     try:
         for call in (lambda: cache.get("k"), lambda: cache.set("k", 2, "b"), lambda: cache.delete("k"),
                      lambda: cache.get_or_lease("k"), lambda: cache.set_leased("k", "t", 1, "a"),
                      cache.clear):
-            started = time.monotonic()
             with pytest.raises(CacheUnavailable) as failed:
                 call()
-            assert time.monotonic() - started < 3.0
+            # at once: the connection was refused, no socket timeout waited out (nor retried with backoff)
+            assert "Connection refused" in str(failed.value)
             assert not failed.value.hard
         cache.release("k", "t")  # swallowed: a lease expires on its own
         assert CacheAside(cache, None).read("k")[0] == "error"
@@ -381,8 +257,8 @@ def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_rest
 
 
 @pytest.mark.parametrize("how", ["kill", "stop"])
-def test_a_down_postgres_is_a_counted_failure_and_the_same_store_works_after_restart(make_store, pg_srv, how):
-    store = make_store()
+def test_a_down_postgres_is_a_counted_failure_and_the_same_store_works_after_restart(make_pg_store, pg_srv, how):
+    store = make_pg_store()
     store.write("k", 1, "a")
     getattr(pg_srv, how)()
     try:
@@ -416,8 +292,8 @@ def test_the_first_call_after_a_restart_succeeds_on_an_idle_connection(cache, st
 # -- the auditor's views ------------------------------------------------------------------
 
 
-def test_versions_are_what_was_written(make_cache, store, redis_srv, pg_srv):
-    cache = make_cache(stampede="lease")
+def test_versions_are_what_was_written(make_redis_cache, store, redis_srv, pg_srv):
+    cache = make_redis_cache(stampede="lease")
     cache.set("a", 3, "x")
     cache.set("b", 1, "y|with a bar")
     cache.get_or_lease("c")  # a lease is not an entry

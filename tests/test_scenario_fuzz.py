@@ -18,8 +18,6 @@ import itertools
 import math
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import tomllib
 from collections import Counter
@@ -51,8 +49,8 @@ from cachestudio.engine.timeline import (
     check_count,
     normalize,
 )
+from helpers import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("CACHESTUDIO_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -381,8 +379,7 @@ def test_a_sample_through_the_real_command_line():
                      raw_texts()))
     def one(data):
         path = write(data)
-        proc = subprocess.run([sys.executable, "-m", "cachestudio", "check", str(path)], capture_output=True,
-                              text=True, cwd=ROOT, timeout=120)
+        proc = cli("check", str(path), timeout=120)
         assert proc.returncode in (0, 2), proc.stderr
         assert "Traceback" not in proc.stderr
         if proc.returncode == 2:

@@ -9,7 +9,7 @@ import pytest
 
 from cachestudio.engine.scenario import ScenarioError, builtin_dir, builtin_scenarios, find, load, timeline_toml
 
-from test_cli import assert_bad_input, cli
+from helpers import assert_bad_input, cli
 
 
 def test_every_builtin_scenario_loads_and_is_listed():

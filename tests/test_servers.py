@@ -26,7 +26,7 @@ import redis
 
 from cachestudio.engine import servers
 from cachestudio.engine.servers import PostgresServer, RedisServer, ServerError, alive, children
-from conftest import require, wait_until
+from helpers import require, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>

@@ -12,8 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -27,19 +25,9 @@ from cachestudio.engine.recording import (RecordingError, RecordingWriter, check
                                           read_recording, replay_summary)
 from cachestudio.engine.runner import Plan, Run
 from cachestudio.engine.timemachine import Tape, UpdateBuilder
-from conftest import wait_until
+from helpers import cli, drive, start_cli, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0
-
-
-def drive(run: Run, until, timeout: float = 30.0) -> None:
-    """Tick the run until ``until()`` holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "the run did not get there in time"
-        run.tick()
-        time.sleep(0.01)
 
 
 def labs_paused(run: Run) -> bool:
@@ -191,9 +179,8 @@ def test_the_tape_of_a_recording_ends_with_the_run_and_its_frames_grow_with_time
 
 def test_a_killed_writer_leaves_a_recording_readable_up_to_its_last_flush(tmp_path):
     path = tmp_path / "killed.csrec"
-    proc = subprocess.Popen([sys.executable, "-m", "cachestudio", "run", "--duration", "30", "--crash-at", "1",
-                             "--record", str(path)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_cli("run", "--duration", "30", "--crash-at", "1", "--record", str(path), stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: path.exists() and path.stat().st_size > 200_000, timeout=60)
     finally:
@@ -205,8 +192,7 @@ def test_a_killed_writer_leaves_a_recording_readable_up_to_its_last_flush(tmp_pa
     summary = replay_summary(rec)
     assert summary["status"] == "recording-cut" and summary["recording"]["complete"] is False
     assert sum(lane["ops"] for lane in summary["lanes"]) == sum(len(o) for o in rec.ops)
-    out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = cli("replay", str(path), "--json", timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "recording-cut"
     assert len(out.stderr.strip().splitlines()) == 1 and "ends early" in out.stderr
@@ -254,8 +240,7 @@ def test_a_foreign_file_is_refused_in_one_line(tmp_path, name):
     f = tmp_path / "foreign.csrec"
     f.write_bytes(FOREIGN[name])
     for args in (["replay", str(f), "--json"], ["report", str(f), "--html", str(tmp_path / "out.html")]):
-        out = subprocess.run([sys.executable, "-m", "cachestudio", *args], cwd=ROOT, capture_output=True,
-                             text=True, timeout=60)
+        out = cli(*args, timeout=60)
         assert out.returncode == 2, (name, out.stderr)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("cachestudio: error:") and "Traceback" not in out.stderr
@@ -265,12 +250,10 @@ def test_a_foreign_file_is_refused_in_one_line(tmp_path, name):
 def test_a_recording_never_replaces_a_file_and_streams_to_a_device(tmp_path):
     existing = tmp_path / "keep.csrec"
     existing.write_text("mine")
-    out = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--duration", "0.5", "--record", str(existing)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = cli("run", "--duration", "0.5", "--record", str(existing), timeout=60)
     assert out.returncode == 2 and "already exists" in out.stderr
     assert existing.read_text() == "mine"
-    out = subprocess.run([sys.executable, "-m", "cachestudio", "run", "--duration", "0.5", "--record", "/dev/null"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = cli("run", "--duration", "0.5", "--record", "/dev/null", timeout=60)
     assert out.returncode == 0, out.stderr
     assert Path("/dev/null").is_char_device()
     with pytest.raises(RecordingError):
@@ -297,8 +280,7 @@ def test_the_report_command_writes_one_self_contained_html_file(recorded, tmp_pa
 
     summary, path = recorded
     out = tmp_path / "report.html"
-    res = subprocess.run([sys.executable, "-m", "cachestudio", "report", str(path), "--html", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    res = cli("report", str(path), "--html", str(out), timeout=120)
     assert res.returncode == 0, res.stderr
     html = out.read_text()
 
@@ -322,8 +304,7 @@ def test_the_report_command_writes_one_self_contained_html_file(recorded, tmp_pa
     text = " ".join(p.text)
     for lane in summary["lanes"]:
         assert lane["strategy"] in text and f"{lane['ops']:,}" in text
-    again = subprocess.run([sys.executable, "-m", "cachestudio", "report", str(path), "--html", str(out)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
+    again = cli("report", str(path), "--html", str(out), timeout=120)
     assert again.returncode == 0  # a file of ours is replaced atomically
 
 

@@ -18,8 +18,7 @@ from cachestudio.engine.config import LaneConfig  # noqa: E402
 from cachestudio.engine.recording import RecordingWriter, check_target, plan_header, read_recording  # noqa: E402
 from cachestudio.engine.runner import Plan, run  # noqa: E402
 from cachestudio.ui.window import MainWindow  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT  # noqa: E402
 
 
 def shown(w) -> dict:

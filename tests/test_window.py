@@ -231,7 +231,7 @@ def test_screenshot_bad_input_is_one_line(tmp_path):
 def test_the_knobs_choose_redis_postgresql_and_nodes_at_the_next_reset(qtbot, win):
     """Backends are chosen among the knobs and take effect at the next reset; the flow
     view then names what each lane talks to and its nodes (the run's own servers)."""
-    from conftest import require
+    from helpers import require
 
     from cachestudio.engine.servers import postgres_bindir, redis_server
 

@@ -23,8 +23,8 @@ from cachestudio.ui import app as ui_app  # noqa: E402
 from cachestudio.ui import session as ui_session  # noqa: E402
 from cachestudio.ui.charts import ChartPanel  # noqa: E402
 from cachestudio.ui.window import SPEEDS  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "resources" / "scenarios"
 
 

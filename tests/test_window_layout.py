@@ -21,8 +21,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from cachestudio.engine.auditor import ANOMALY_KINDS  # noqa: E402
 from cachestudio.ui.charts import CHART_NAMES  # noqa: E402
 from layoutcheck import problems  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(1280, 720), (1920, 1080), (3840, 2160)]
 THEMES = ["light", "dark", "projector"]
 #: the smallest text the window may show, in logical pixels, per theme (DESIGN: projector
@@ -305,7 +305,6 @@ def test_screenshot_theme_is_checked(tmp_path):
                            "--at", "3", "--out", str(tmp_path), "--theme", "neon"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--theme" in proc.stderr
-
 
 
 def test_a_first_start_fits_the_screen(qtbot, tmp_path):
