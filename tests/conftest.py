@@ -45,9 +45,13 @@ def wb_knobs():
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--sweep", action="store", default=None, metavar="N|A:B",
+        "--sweep",
+        action="store",
+        default=None,
+        metavar="N|A:B",
         help="test_fault_timelines.py: run the seeded fault timelines 1..N (or A..B) instead of "
-             "the short CI sample (also: environment variable CACHESTUDIO_SWEEP)")
+        "the short CI sample (also: environment variable CACHESTUDIO_SWEEP)",
+    )
 
 
 # -- real servers, shared by the tests of one module -----------------------------------

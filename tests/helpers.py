@@ -23,20 +23,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "cachestudio"]
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240,
-        **kwargs) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240, **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``cachestudio ARGS`` to the end; its output captured as text. ``env`` adds to (or
     overrides) this process's environment."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd or ROOT, check=False,
-                          env=None if env is None else {**os.environ, **env}, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def start_cli(*args: str, cwd: Path | None = None, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start ``cachestudio ARGS`` and leave it running; stdout and stderr are pipes of text
     unless ``kwargs`` say otherwise. ``env`` adds to (or overrides) this process's environment."""
     options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **kwargs}
-    return subprocess.Popen([*CLI, *args], cwd=cwd or ROOT, env=None if env is None else {**os.environ, **env},
-                            **options)
+    return subprocess.Popen(
+        [*CLI, *args], cwd=cwd or ROOT, env=None if env is None else {**os.environ, **env}, **options
+    )
 
 
 def assert_bad_input(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -82,8 +92,9 @@ def small_tmpfs(d: Path, size: str = "64k"):
     """A tmpfs of the given size mounted on ``d``, for a real full disk (root may mount one
     here; elsewhere the test is skipped, saying why)."""
     d.mkdir(exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True, check=False
+    )
     if r.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
     try:
@@ -116,7 +127,7 @@ def write(tmp_path: Path, body: str, name: str = "lesson") -> Path:
 
 #: A tiny lesson (3 s, a crash at 1.5 s with a say line and a pause) whose claims hold;
 #: ``{wb}`` is the write-behind lane's lost_writes claim.
-LESSON = '''name = "tiny-crash"
+LESSON = """name = "tiny-crash"
 title = "A tiny crash"
 watch_for = "the queue"
 you_will_learn = "volatile queues lose writes"
@@ -143,7 +154,7 @@ pause = true
 "write-through".lost_writes = "== 0"
 "write-behind".lost_writes = "{wb}"
 "write-behind".incarnations = 2
-'''
+"""
 
 
 @contextlib.contextmanager

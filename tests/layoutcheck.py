@@ -46,7 +46,7 @@ def problems(r: dict) -> list[str]:
     for i, (a, ra) in enumerate(labels):
         if not _inside(window, ra):
             out.append(f"{a} at {ra} is cut by the window's edge")
-        for b, rb in labels[i + 1:]:
+        for b, rb in labels[i + 1 :]:
             if _overlap(ra, rb):
                 out.append(f"{a} {ra} overlaps {b} {rb}")
     floor = r["floor_px"]

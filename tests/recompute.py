@@ -28,7 +28,7 @@ def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
     for key, items in acked_by_key.items():
         items.sort()
         running, best = [], 0
-        for end, version in items:
+        for _end, version in items:
             best = max(best, version)
             running.append(best)
         newest_before[key] = ([end for end, _ in items], running)

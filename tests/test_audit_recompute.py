@@ -8,17 +8,50 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from recompute import recompute
 from helpers import cli
+from recompute import recompute
 
 
 def test_verdicts_match_a_recomputation_from_the_history_and_the_run_directory(tmp_path):
     run_dir, hist, out = tmp_path / "run", tmp_path / "history.jsonl", tmp_path / "summary.json"
-    proc = cli("run", "--strategy", "all", "--duration", "6", "--seed", "3",
-               "--rate", "1200", "--read-ratio", "0.6", "--keys", "40", "--concurrency", "3",
-               "--latency", "db-read=2", "--crash-at", "1.5", "--crash-at", "3.2", "--outage", "4:1.5",
-               "--db-timeout-ms", "30", "--flush-interval", "1.0", "--queue", "volatile",
-               "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out), timeout=300)
+    proc = cli(
+        "run",
+        "--strategy",
+        "all",
+        "--duration",
+        "6",
+        "--seed",
+        "3",
+        "--rate",
+        "1200",
+        "--read-ratio",
+        "0.6",
+        "--keys",
+        "40",
+        "--concurrency",
+        "3",
+        "--latency",
+        "db-read=2",
+        "--crash-at",
+        "1.5",
+        "--crash-at",
+        "3.2",
+        "--outage",
+        "4:1.5",
+        "--db-timeout-ms",
+        "30",
+        "--flush-interval",
+        "1.0",
+        "--queue",
+        "volatile",
+        "--history",
+        str(hist),
+        "--run-dir",
+        str(run_dir),
+        "--json",
+        str(out),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     history = [json.loads(line) for line in hist.read_text().splitlines()]
     summary = json.loads(out.read_text())

@@ -37,9 +37,18 @@ class History:
         self.records: list[dict] = []
 
     def _add(self, kind, key, version, start, end, outcome, acked) -> dict:
-        rec = {"id": f"{self.code}#{len(self.records) + 1}", "lane": self.lane, "kind": kind,
-               "key": key, "version": version, "start": start, "end": end,
-               "outcome": outcome, "acked": acked, "inc": 1}
+        rec = {
+            "id": f"{self.code}#{len(self.records) + 1}",
+            "lane": self.lane,
+            "kind": kind,
+            "key": key,
+            "version": version,
+            "start": start,
+            "end": end,
+            "outcome": outcome,
+            "acked": acked,
+            "inc": 1,
+        }
         self.records.append(rec)
         return rec
 
@@ -162,8 +171,10 @@ def test_other_lanes_and_fault_events_are_ignored():
     other = History(lane="write-through", code="wt")
     other.write("k1", 9, 0.0, 0.1)
     other.read("k1", None, 0.5, 0.6)
-    events = [{"id": "ev#1", "lane": LANE, "kind": "crash", "start": 0.3, "end": 0.3},
-              {"id": "ev#2", "lane": LANE, "kind": "restart", "start": 0.4, "end": 0.4}]
+    events = [
+        {"id": "ev#1", "lane": LANE, "kind": "crash", "start": 0.3, "end": 0.3},
+        {"id": "ev#2", "lane": LANE, "kind": "restart", "start": 0.4, "end": 0.4},
+    ]
     a = audit(h.records + other.records + events, {"k1": 2}, {}, LANE)
     assert counts(a) == zero()
     live = LaneAuditor(LANE)
@@ -306,8 +317,14 @@ def test_live_read_waits_for_writes_that_finished_before_it():
 def test_confirm_store_drops_writes_the_store_holds():
     h = History()
     live = LaneAuditor(LANE, settle_s=0.5)
-    live.observe([h.write("k1", 1, 0.0, 0.1), h.write("k1", 2, 0.2, 0.3),
-                  h.write("k2", 1, 0.4, 0.5), h.write("k3", 1, 0.6, 0.7, acked=False)])
+    live.observe(
+        [
+            h.write("k1", 1, 0.0, 0.1),
+            h.write("k1", 2, 0.2, 0.3),
+            h.write("k2", 1, 0.4, 0.5),
+            h.write("k3", 1, 0.6, 0.7, acked=False),
+        ]
+    )
     assert live.at_risk() == 3  # the unacknowledged write is never at risk
     live.confirm_store({})
     assert live.at_risk() == 3
@@ -356,8 +373,7 @@ def oracle(records, store, cache, lane=LANE) -> dict[str, list]:
         if r["kind"] != "read" or not r["acked"]:
             continue
         got = -1 if r["version"] is None else r["version"]
-        if any(w["key"] == r["key"] and w["end"] < r["start"] and w["version"] > got
-               for w in acked_writes):
+        if any(w["key"] == r["key"] and w["end"] < r["start"] and w["version"] > got for w in acked_writes):
             out["stale_read"].append(r["id"])
     for w in acked_writes:
         held = store.get(w["key"])
@@ -384,13 +400,18 @@ def check_against_oracle(auditor: LaneAuditor, records, store, cache) -> None:
     assert sorted(a.records[0] for a in got["stale_read"]) == sorted(want["stale_read"])
     for a in got["stale_read"]:
         r, w = by_id[a.records[0]], by_id[a.records[1]]
-        before = [x["version"] for x in records if x["kind"] == "write" and x["acked"]
-                  and x["key"] == r["key"] and x["end"] < r["start"]]
+        before = [
+            x["version"]
+            for x in records
+            if x["kind"] == "write" and x["acked"] and x["key"] == r["key"] and x["end"] < r["start"]
+        ]
         assert w["kind"] == "write" and w["acked"] and w["key"] == r["key"] == a.key
         assert w["end"] < r["start"] and w["version"] == max(before)
-        assert a.sentence == (f"read {r['key']} at {r['start']:.2f} s returned "
-                              f"{'nothing' if r['version'] is None else 'v%d' % r['version']}; "
-                              f"v{w['version']} was acknowledged at {w['end']:.2f} s")
+        assert a.sentence == (
+            f"read {r['key']} at {r['start']:.2f} s returned "
+            f"{'nothing' if r['version'] is None else 'v' + str(r['version'])}; "
+            f"v{w['version']} was acknowledged at {w['end']:.2f} s"
+        )
     assert sorted(a.records[0] for a in got["lost_write"]) == sorted(want["lost_write"])
     assert sorted(a.key for a in got["dirty_cache"]) == sorted(want["dirty_cache"])
     assert sorted(a.key for a in got["stale_cache"]) == sorted(want["stale_cache"])
@@ -457,8 +478,7 @@ def concurrent_histories(draw, max_ops=40):
         else:
             h.read(key, version, start * TICK, end * TICK, acked)
     records = h.records
-    written = {k: sorted({r["version"] for r in records if r["kind"] == "write" and r["key"] == k})
-               for k in KEYS}
+    written = {k: sorted({r["version"] for r in records if r["kind"] == "write" and r["key"] == k}) for k in KEYS}
     return records, written
 
 
@@ -468,7 +488,7 @@ def chunks(records, data):
     out, i = [], 0
     while i < len(ordered):
         n = data.draw(st.integers(1, 8), label="chunk")
-        out.append(ordered[i:i + n])
+        out.append(ordered[i : i + n])
         i += n
     return out
 
@@ -547,8 +567,7 @@ def test_live_auditor_tolerates_lines_arriving_late_within_settle_time(data, con
     gen = concurrent_histories() if concurrent else sequential_histories()
     records, written = data.draw(gen, label="history")
     store, cache = data.draw(rest_state(written), label="rest")
-    delays = data.draw(st.lists(st.integers(0, 50), min_size=len(records), max_size=len(records)),
-                       label="delays")
+    delays = data.draw(st.lists(st.integers(0, 50), min_size=len(records), max_size=len(records)), label="delays")
     arrival = sorted(zip(records, delays), key=lambda rd: rd[0]["end"] + rd[1] * TICK)
     live = LaneAuditor(LANE, settle_s=0.5)
     for rec, _ in arrival:

@@ -6,32 +6,52 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtGui import QImage
-
 from helpers import assert_bad_input, cli, require
+from PySide6.QtGui import QImage
 
 from cachestudio.engine.servers import postgres_bindir, redis_server
 
 STRATEGIES = ("cache-aside", "write-through", "write-behind")
 QUICK_MODES = ("WAL + NORMAL", "SQLite defaults (DELETE + FULL)")
 #: (figure, yardstick) of a quick run, in order
-ENGINE_FIGURES = [(f"{s} ops/s, {mode}, uniform", yard) for mode in QUICK_MODES for s in STRATEGIES
-                  for yard in ("seed's loop, literal", "seed's loop, tuned")] \
-    + [("cache-aside hit path hits/s", "bare diskcache get loop"),
-       ("write-behind drain rows/s (batch 100)", "bare batched executemany")] \
-    + [(f"{s} ops/s, {n} client thread{'s' if n > 1 else ''}", f"tuned loop, {n} thread{'s' if n > 1 else ''}")
-       for s in STRATEGIES for n in (1, 2)] \
-    + [(f"{what}, {n:,} keys", yard) for n in (1_000, 10_000_000)
-       for what, yard in (("lab peak memory", "1,000 keys"), ("lab ready", ""))]
-GUI_FIGURES = [f"{figure}, {mode}" for mode in ("normal window", "presentation mode")
-               for figure in ("frame interval p50 (flow view paints)", "frame interval p95 (flow view paints)",
-                              "event loop probe p95 (16 ms timer)", "lab ops/s with the window attached",
-                              "CPU time of the window's process", "CPU time of the observer's process")] \
-    + ["time to first painted window"]
+ENGINE_FIGURES = (
+    [
+        (f"{s} ops/s, {mode}, uniform", yard)
+        for mode in QUICK_MODES
+        for s in STRATEGIES
+        for yard in ("seed's loop, literal", "seed's loop, tuned")
+    ]
+    + [
+        ("cache-aside hit path hits/s", "bare diskcache get loop"),
+        ("write-behind drain rows/s (batch 100)", "bare batched executemany"),
+    ]
+    + [
+        (f"{s} ops/s, {n} client thread{'s' if n > 1 else ''}", f"tuned loop, {n} thread{'s' if n > 1 else ''}")
+        for s in STRATEGIES
+        for n in (1, 2)
+    ]
+    + [
+        (f"{what}, {n:,} keys", yard)
+        for n in (1_000, 10_000_000)
+        for what, yard in (("lab peak memory", "1,000 keys"), ("lab ready", ""))
+    ]
+)
+GUI_FIGURES = [
+    f"{figure}, {mode}"
+    for mode in ("normal window", "presentation mode")
+    for figure in (
+        "frame interval p50 (flow view paints)",
+        "frame interval p95 (flow view paints)",
+        "event loop probe p95 (16 ms timer)",
+        "lab ops/s with the window attached",
+        "CPU time of the window's process",
+        "CPU time of the observer's process",
+    )
+] + ["time to first painted window"]
 #: (figure, yardstick) of ``bench --remote``, in order
-REMOTE_FIGURES = [(f"{s} ops/s, Redis + PostgreSQL", "plain redis-py + psycopg loop, tuned") for s in STRATEGIES] \
-    + [(f"{s} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", "1 node") for s in STRATEGIES
-       for n in (1, 2, 4)]
+REMOTE_FIGURES = [(f"{s} ops/s, Redis + PostgreSQL", "plain redis-py + psycopg loop, tuned") for s in STRATEGIES] + [
+    (f"{s} ops/s, Redis + PostgreSQL, {n} node{'s' if n > 1 else ''}", "1 node") for s in STRATEGIES for n in (1, 2, 4)
+]
 
 
 def check_ratio_rows(rows: list[dict]) -> None:
@@ -56,7 +76,9 @@ def test_quick_bench_writes_every_engine_figure_and_a_chart(tmp_path):
     for figure, _ in ENGINE_FIGURES:
         assert figure in proc.stdout  # the table
     keys = {r["figure"]: r for r in data["figures"] if "keys" in r["figure"]}
-    assert keys["lab peak memory, 10,000,000 keys"]["unit"] == "MiB" and keys["lab ready, 10,000,000 keys"]["unit"] == "s"
+    assert (
+        keys["lab peak memory, 10,000,000 keys"]["unit"] == "MiB" and keys["lab ready, 10,000,000 keys"]["unit"] == "s"
+    )
     image = QImage(str(chart))
     assert not image.isNull() and image.width() == 1600
     assert len({image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}) > 3
@@ -88,8 +110,9 @@ def test_quick_remote_bench_has_the_redis_postgresql_figures(tmp_path):
     require(redis_server)
     require(postgres_bindir)
     out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
-    proc = cli("bench", "--remote", "--quick", "--duration", "0.5", "--reps", "1", "--json", str(out),
-               "--chart", str(chart))
+    proc = cli(
+        "bench", "--remote", "--quick", "--duration", "0.5", "--reps", "1", "--json", str(out), "--chart", str(chart)
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     rows = data["figures"]

@@ -5,12 +5,12 @@ set does less SQL. Either way the limit and the TTL hold. Real diskcache directo
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from helpers import wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cachestudio.engine.backends import AUTO_CULL_BELOW_MB, CacheBackend, cull_limit
 from cachestudio.engine.config import CacheKnobs, Latency
-
-from helpers import wait_until
 
 
 @given(st.floats(0.01, 4096.0))

@@ -22,7 +22,13 @@ from cachestudio.engine.outputs import OutputError  # noqa: E402
 from cachestudio.engine.series import COL, LaneSeries  # noqa: E402
 from cachestudio.ui import charts as charts_mod  # noqa: E402
 from cachestudio.ui.charts import (  # noqa: E402
-    CHART_NAMES, LATENCY_CHARTS, PERCENTILES, PLOTS, RATE_CHARTS, REQUEST_BUFFER, ChartPanel,
+    CHART_NAMES,
+    LATENCY_CHARTS,
+    PERCENTILES,
+    PLOTS,
+    RATE_CHARTS,
+    REQUEST_BUFFER,
+    ChartPanel,
 )
 from cachestudio.ui.theme import THEMES  # noqa: E402
 
@@ -40,8 +46,15 @@ def records(seed: int, until: float, rate: float = 120.0, latency_s: float = 0.0
         kind = "read" if rng.random() < 0.75 else "write"
         lat = float(rng.lognormal(math.log(latency_s), 0.6))
         u = rng.random()
-        outcome = ("error" if u < 0.02 else "rejected" if u < 0.04 else
-                   ("hit" if rng.random() < 0.7 else "miss") if kind == "read" else "ok")
+        outcome = (
+            "error"
+            if u < 0.02
+            else "rejected"
+            if u < 0.04
+            else ("hit" if rng.random() < 0.7 else "miss")
+            if kind == "read"
+            else "ok"
+        )
         out.append({"kind": kind, "start": t, "end": t + lat, "outcome": outcome})
 
 
@@ -76,13 +89,19 @@ def settle(cp: ChartPanel) -> None:
 
 
 def overlaps(a: QRectF, b: QRectF, tol: float = 0.5) -> bool:
-    return (min(a.right(), b.right()) - max(a.left(), b.left()) > tol
-            and min(a.bottom(), b.bottom()) - max(a.top(), b.top()) > tol)
+    return (
+        min(a.right(), b.right()) - max(a.left(), b.left()) > tol
+        and min(a.bottom(), b.bottom()) - max(a.top(), b.top()) > tol
+    )
 
 
 def inside(inner: QRectF, outer: QRectF, tol: float = 0.75) -> bool:
-    return (inner.left() >= outer.left() - tol and inner.top() >= outer.top() - tol
-            and inner.right() <= outer.right() + tol and inner.bottom() <= outer.bottom() + tol)
+    return (
+        inner.left() >= outer.left() - tol
+        and inner.top() >= outer.top() - tol
+        and inner.right() <= outer.right() + tol
+        and inner.bottom() <= outer.bottom() + tol
+    )
 
 
 # -- shared x range -----------------------------------------------------------------------
@@ -190,7 +209,9 @@ def test_clear_run_resets_y_ranges_log_axes_included(panel):
     settle(panel)
     lo, hi = panel.plots[0].getViewBox().viewRange()[1]
     assert hi < 1.5 and lo < 0.0  # p99 of ~0.5 ms: a few ms at most, on a log axis
-    assert panel.plots[2].getViewBox().viewRange()[1][1] <= 250  # a round top above the data (steady axes), not the last run's
+    assert (
+        panel.plots[2].getViewBox().viewRange()[1][1] <= 250
+    )  # a round top above the data (steady axes), not the last run's
 
 
 # -- percentile ----------------------------------------------------------------------------
@@ -209,7 +230,7 @@ def test_latency_charts_show_one_percentile_per_lane(panel):
             for lane, col, curve, _ in panel.curves[i]:
                 assert col == COL[f"{kind}_{p}"]
                 y = curve.getData()[1]
-                want = np.log10(series[lane].ring.view(col)[-len(y):])
+                want = np.log10(series[lane].ring.view(col)[-len(y) :])
                 np.testing.assert_allclose(y, want)
     with pytest.raises(ValueError):
         panel.set_percentile("p42")
@@ -239,7 +260,7 @@ def test_slow_motion_hit_ratio_is_over_the_last_reads(panel):
         reads = [r for r in recs[lane] if r["kind"] == "read"]
         want = []
         for k in range(len(reads)):
-            last = reads[max(0, k - HIT_READS + 1): k + 1]
+            last = reads[max(0, k - HIT_READS + 1) : k + 1]
             want.append(sum(r["outcome"] == "hit" for r in last) / len(last))
         assert list(curve.xData) == pytest.approx([r["start"] for r in reads])
         assert list(curve.yData) == pytest.approx(want)
@@ -342,8 +363,15 @@ def test_set_scale_sizes_titles_ticks_and_lines(panel):
     try:
         fresh.set_theme(THEMES["projector"])
         assert fresh.scale == THEMES["projector"].font_scale
-        assert min(tick_px(fresh, 0), title_px(fresh, 0), charts_mod.text_px(charts_mod.AXIS_LABEL_PX, fresh.scale),
-                   charts_mod.text_px(charts_mod.KEY_PX, fresh.scale)) >= 14
+        assert (
+            min(
+                tick_px(fresh, 0),
+                title_px(fresh, 0),
+                charts_mod.text_px(charts_mod.AXIS_LABEL_PX, fresh.scale),
+                charts_mod.text_px(charts_mod.KEY_PX, fresh.scale),
+            )
+            >= 14
+        )
     finally:
         fresh.deleteLater()
     # repeated calls with the same value do nothing

@@ -11,12 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import drive, wait_until
 
 from cachestudio.engine.backends import store_versions
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
 from cachestudio.engine.runner import Plan, Run
-
-from helpers import drive, wait_until
 
 WORKLOAD = Workload(rate=2000, read_ratio=0.5, keys=100, distribution="uniform")
 
@@ -120,8 +119,7 @@ def test_crash_restarts_the_lab_and_the_stream_goes_on(tmp_path):
 
 
 def test_outage_makes_write_through_fail_and_write_behind_queue_then_drain(tmp_path):
-    lanes = [lane("write-through"), replace(lane("write-behind", durable=True, retry_limit=1000,
-                                                retry_backoff_s=0.01))]
+    lanes = [lane("write-through"), replace(lane("write-behind", durable=True, retry_limit=1000, retry_backoff_s=0.01))]
     root = tmp_path / "run"
     run = Run(Plan(lanes=lanes, duration_s=2.5, outages=[(0.5, 1.0)], run_dir=root))
     try:
@@ -150,8 +148,10 @@ def test_a_history_line_cut_by_a_kill_is_not_read(tmp_path):
     lone "{"): every cut of a last line leaves the complete records, read as written."""
     from cachestudio.engine.history import op_line, read_history
 
-    lines = [op_line(1, seq, "write-behind", "write", f"k{seq}", seq, 0.1 * seq, 0.1 * seq + 0.001, "ok", True, 0)
-             for seq in range(5)]
+    lines = [
+        op_line(1, seq, "write-behind", "write", f"k{seq}", seq, 0.1 * seq, 0.1 * seq + 0.001, "ok", True, 0)
+        for seq in range(5)
+    ]
     whole = "".join(lines).encode()
     last = lines[-1].encode()
     for cut in range(1, len(last)):  # every place the last write could have stopped

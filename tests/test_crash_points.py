@@ -14,11 +14,11 @@ import json
 import random
 from pathlib import Path
 
+from helpers import drive, wait_until
+
 from cachestudio.engine.backends import store_versions
 from cachestudio.engine.config import LaneConfig, Workload, WriteBehindKnobs
 from cachestudio.engine.runner import Plan, Run
-
-from helpers import drive, wait_until
 
 CRASHES = 20
 WORKLOAD = Workload(rate=1500, read_ratio=0.5, keys=200, distribution="zipf", zipf_s=1.0)
@@ -50,8 +50,7 @@ def crash_many(tmp_path: Path, lanes: list[LaneConfig], seed: int):
     try:
         run.start()
         for _ in range(CRASHES):
-            wait_until(lambda: (run.tick() or True) and all(ln.state == "running" for ln in run.lanes),
-                       timeout=30)
+            wait_until(lambda: (run.tick() or True) and all(ln.state == "running" for ln in run.lanes), timeout=30)
             drive(run, run.now() + rng.uniform(0.2, 0.6))
             run.crash()
             kills.append({ln.cfg.strategy: (ln.inc, store_versions(ln.paths.store)) for ln in run.lanes})
@@ -89,8 +88,12 @@ def test_volatile_write_behind_loses_exactly_what_was_unflushed_at_each_kill(tmp
     # The node came back each time and wrote the same keys again: the final store alone
     # would hide many of these losses (the reason the auditor judges at each kill).
     final = store_versions(root / "write-behind" / "store.sqlite")
-    lost_records = [r for f in sorted((root / "write-behind" / "history").glob("inc-*.jsonl"))
-                    for r in acked_in(f) if r["id"] in expected]
+    lost_records = [
+        r
+        for f in sorted((root / "write-behind" / "history").glob("inc-*.jsonl"))
+        for r in acked_in(f)
+        if r["id"] in expected
+    ]
     assert any(r["version"] <= final.get(r["key"], 0) for r in lost_records)
 
 

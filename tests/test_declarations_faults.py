@@ -45,12 +45,15 @@ def test_the_command_line_has_its_flag_and_takes_its_values(kind):
     assert flags[kind.flag].dest == kind.field, f"{kind.name}: {kind.flag} does not fill the plan's {kind.field}"
     live = kind.live_values()
     args = build_parser().parse_args(["run", kind.flag, spelled(kind, live)])
-    assert getattr(args, kind.field) == [kind.entry(2.5, live)], f"{kind.name}: {kind.flag} {spelled(kind, live)} misread"
+    assert getattr(args, kind.field) == [kind.entry(2.5, live)], (
+        f"{kind.name}: {kind.flag} {spelled(kind, live)} misread"
+    )
     required = {p.name: live[p.name] for p in kind.params if p.default is None}
     defaults = {p.name: p.default if p.default is not None else live[p.name] for p in kind.params}
     args = build_parser().parse_args(["run", kind.flag, spelled(kind, required)])
-    assert getattr(args, kind.field) == [kind.entry(2.5, defaults)], \
+    assert getattr(args, kind.field) == [kind.entry(2.5, defaults)], (
         f"{kind.name}: {kind.flag} without its optional parameters does not take their defaults"
+    )
     with pytest.raises(BadInput, match=re.escape(kind.flag)):  # one line naming the flag
         build_parser().parse_args(["run", kind.flag, "soon"])
 
@@ -58,8 +61,10 @@ def test_the_command_line_has_its_flag_and_takes_its_values(kind):
 @KINDS
 def test_required_parameters_come_first_and_have_what_the_window_needs(kind):
     optional = [p.default is not None for p in kind.params]
-    assert optional == sorted(optional), f"{kind.name}: a required parameter after an optional one " \
-                                         f"cannot be left out on the command line ({kind.metavar})"
+    assert optional == sorted(optional), (
+        f"{kind.name}: a required parameter after an optional one "
+        f"cannot be left out on the command line ({kind.metavar})"
+    )
     for p in kind.params:
         assert p.type in (float, int, str), f"{kind.name}: parameter {p.name} has type {p.type}"
         if p.type is str:
@@ -78,7 +83,9 @@ def test_a_scenario_file_takes_it(kind, tmp_path):
     keys = "".join(f"{p.name} = {p.live_value!r}\n".replace("'", '"') for p in kind.params if p.default is None)
     path.write_text(f'duration = 10\n[[faults]]\nat = 2.5\nkind = "{kind.name}"\n{keys}')
     sc = load(path)
-    assert sc.timeline[kind.field], f"{kind.name}: a [[faults]] entry of this kind is not in the timeline's {kind.field}"
+    assert sc.timeline[kind.field], (
+        f"{kind.name}: a [[faults]] entry of this kind is not in the timeline's {kind.field}"
+    )
     at, values = kind.values(sc.timeline[kind.field][0])
     assert at == 2.5 and set(values) == {p.name for p in kind.params}, f"{kind.name}: scenario entry misread"
 
@@ -126,14 +133,27 @@ def test_the_lesson_guides_name_it(kind):
     assert lessondocs.timeline_rows(sc)[-1][1] == kind.label, f"{kind.name}: a merged fault's line names it raw"
 
 
-OWNED = ["engine/timeline.py", "engine/scenario.py", "engine/runner.py", "engine/observer.py", "engine/lab.py",
-         "engine/report.py", "engine/outcomes.py", "engine/recording.py", "engine/timemachine.py",
-         "engine/faultcheck.py", "lessondocs.py"]
+OWNED = [
+    "engine/timeline.py",
+    "engine/scenario.py",
+    "engine/runner.py",
+    "engine/observer.py",
+    "engine/lab.py",
+    "engine/report.py",
+    "engine/outcomes.py",
+    "engine/recording.py",
+    "engine/timemachine.py",
+    "engine/faultcheck.py",
+    "lessondocs.py",
+]
 
 
 def test_no_decision_by_a_lanes_strategy_name():
     """Decisions by the strategy's property (strategykinds.queues_writes), never by its name."""
-    found = [f"{name}:{n}" for name in OWNED
-             for n, line in enumerate((ROOT / "cachestudio" / name).read_text().splitlines(), 1)
-             if re.search(r"""[=!]=\s*["']write-behind["']""", line)]
+    found = [
+        f"{name}:{n}"
+        for name in OWNED
+        for n, line in enumerate((ROOT / "cachestudio" / name).read_text().splitlines(), 1)
+        if re.search(r"""[=!]=\s*["']write-behind["']""", line)
+    ]
     assert found == [], f"compared with the literal write-behind: {found}"

@@ -52,7 +52,7 @@ def outside(k: Knob) -> list:
         return [1]
     if k.kind == "int":
         return [int(k.lo) - 1, int(k.hi) + 1]
-    tiny = 10.0 ** -k.decimals
+    tiny = 10.0**-k.decimals
     return [k.lo if k.low_open else k.lo - tiny, k.hi + tiny]
 
 
@@ -132,15 +132,20 @@ def test_every_knob_option_of_run_is_a_knob():
 @pytest.mark.parametrize("k", KNOBS, ids=IDS)
 def test_every_knob_has_a_scenario_key_that_loads(k, tmp_path):
     value = other_value(k)
-    shown = ("true" if value else "false") if isinstance(value, bool) else \
-        f'"{value}"' if isinstance(value, str) else repr(value)
+    shown = (
+        ("true" if value else "false")
+        if isinstance(value, bool)
+        else f'"{value}"'
+        if isinstance(value, str)
+        else repr(value)
+    )
     path = tmp_path / "one-knob.toml"
-    path.write_text(f"strategy = \"cache-aside\"\n[{k.section}]\n{k.name} = {shown}\n")
+    path.write_text(f'strategy = "cache-aside"\n[{k.section}]\n{k.name} = {shown}\n')
     sc = scenarios.load(path)
     assert getattr(getattr(sc.lanes[0], k.section), k.name) == value
     bad = outside(k)[0]
     shown = f'"{bad}"' if isinstance(bad, str) else repr(bad)
-    path.write_text(f"strategy = \"cache-aside\"\n[{k.section}]\n{k.name} = {shown}\n")
+    path.write_text(f'strategy = "cache-aside"\n[{k.section}]\n{k.name} = {shown}\n')
     with pytest.raises(scenarios.ScenarioError) as err:
         scenarios.load(path)
     assert "line 3" in str(err.value) and (k.what in str(err.value) or k.name in str(err.value)), str(err.value)

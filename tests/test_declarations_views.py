@@ -44,9 +44,9 @@ def test_every_fault_kind_has_an_event_label(kind: FaultKind):
     label = event_label({"kind": kind.start_event, "detail": "", "start": 1.0})
     name = kind.label.removesuffix(" (injected)")
     assert name in label, f"fault kind {kind.name!r} has no event label: shown as {label!r}, declared {kind.label!r}"
-    assert ("(injected)" in label) == kind.injected, \
-        f"fault kind {kind.name!r}: its event label {label!r} " + \
-        ("lacks '(injected)'" if kind.injected else "says '(injected)' but the kind is not injected")
+    assert ("(injected)" in label) == kind.injected, f"fault kind {kind.name!r}: its event label {label!r} " + (
+        "lacks '(injected)'" if kind.injected else "says '(injected)' but the kind is not injected"
+    )
 
 
 @pytest.mark.parametrize("kind", FAULTS, ids=_ids(FAULTS))
@@ -68,8 +68,9 @@ def test_every_fault_kind_is_drawn_ahead_when_scheduled(qtbot, kind: FaultKind):
     ev = events[0]
     assert ev["kind"] == kind.start_event and ev["start"] == 3.0, f"fault kind {kind.name!r}: scheduled as {ev}"
     if any(p.name == "duration" for p in kind.params) or kind.back_event:  # known ahead: how long it lasts
-        assert ev["end_at"] is not None and ev["end_at"] > 3.0, \
+        assert ev["end_at"] is not None and ev["end_at"] > 3.0, (
             f"fault kind {kind.name!r} lasts, but its scheduled mark has no end"
+        )
     strip = EventStrip()
     qtbot.addWidget(strip)
     strip.resize(900, strip.height())
@@ -77,8 +78,9 @@ def test_every_fault_kind_is_drawn_ahead_when_scheduled(qtbot, kind: FaultKind):
     strip.set_scheduled(events)
     labels = [e["label"] for _, e in strip.place_labels()]
     assert labels and labels[0].endswith("(scheduled)"), f"fault kind {kind.name!r}: no scheduled mark drawn"
-    assert kind.label.removesuffix(" (injected)") in labels[0], \
+    assert kind.label.removesuffix(" (injected)") in labels[0], (
         f"fault kind {kind.name!r}: its scheduled mark is not labelled as declared: {labels[0]!r}"
+    )
     # the fault, once it happens, takes the scheduled mark's place
     shown = strip.add({"kind": kind.start_event, "start": 3.2, "detail": "", "lane": None})
     assert shown is not None, f"fault kind {kind.name!r}: its event is not shown on the strip"
@@ -96,8 +98,9 @@ def test_every_fault_kind_is_in_the_reports_plan_and_events(kind: FaultKind):
     row = htmlreport.render_report(summary, {}, {}).split(f'<tr data-kind="{kind.start_event}">', 1)
     assert len(row) == 2, f"fault kind {kind.name!r}: its event is not in the report's events"
     name = htmlreport.esc(kind.label.removesuffix(" (injected)"))
-    assert row[1].split("</tr>")[0].count(f"<td>{name}") == 1, \
+    assert row[1].split("</tr>")[0].count(f"<td>{name}") == 1, (
         f"fault kind {kind.name!r}: the report's events do not name it {name!r}"
+    )
 
 
 def test_a_crash_that_lasts_until_its_lane_is_back_closes_then(qtbot):
@@ -110,8 +113,9 @@ def test_a_crash_that_lasts_until_its_lane_is_back_closes_then(qtbot):
         strip.add({"kind": kind.start_event, "start": 2.0, "detail": "", "lane": None})
         assert strip.events[-1]["end_at"] is None, f"fault kind {kind.name!r} is drawn as an instant"
         strip.add({"kind": kind.back_event, "start": 3.0, "detail": "", "lane": "cache-aside"})
-        assert strip.events[-1]["end_at"] == 3.0, \
+        assert strip.events[-1]["end_at"] == 3.0, (
             f"fault kind {kind.name!r}: its window does not close at {kind.back_event!r}"
+        )
 
 
 # -- strategies -------------------------------------------------------------------------
@@ -137,12 +141,14 @@ def test_every_strategy_has_a_flow_path_for_each_outcome(qtbot, kind: StrategyKi
         nodes, token, _ = PATHS[kind.name][op]
         assert token in TOKENS, f"strategy {kind.name!r}: the path for {op} has a token {token!r} with no colour"
         for a, b in itertools.pairwise(nodes):
-            assert (a, b) in drawn or (b, a) in drawn, \
+            assert (a, b) in drawn or (b, a) in drawn, (
                 f"strategy {kind.name!r}: the path for {op} goes {a} → {b}, an edge its lane does not draw"
+            )
     has_queue = "queue" in view.lanes[0].items["nodes"]
-    assert has_queue == kind.queues_writes, \
-        f"strategy {kind.name!r} {'queues' if kind.queues_writes else 'does not queue'} writes, " \
+    assert has_queue == kind.queues_writes, (
+        f"strategy {kind.name!r} {'queues' if kind.queues_writes else 'does not queue'} writes, "
         f"but its lane {'lacks' if kind.queues_writes else 'draws'} a write queue"
+    )
     view.timer.stop()
 
 
@@ -154,14 +160,17 @@ def test_every_strategy_has_a_colour_pen_and_dash(kind: StrategyKind):
     assert pen in PENS, f"strategy {kind.name!r} has a pen {pen!r} the charts do not know"
     assert short, f"strategy {kind.name!r} has no short label"
     assert kind.name in htmlreport.LANE_DASHES, f"strategy {kind.name!r} has no dash in the HTML report"
-    assert htmlreport.LANE_COLOURS.get(kind.name) == colour, \
-        f"strategy {kind.name!r} is drawn {htmlreport.LANE_COLOURS.get(kind.name)} in the report, " \
+    assert htmlreport.LANE_COLOURS.get(kind.name) == colour, (
+        f"strategy {kind.name!r} is drawn {htmlreport.LANE_COLOURS.get(kind.name)} in the report, "
         f"{colour} in the window"
-    assert htmlreport.LANE_DASHES[kind.name] in htmlreport.DASH_WORDS, \
+    )
+    assert htmlreport.LANE_DASHES[kind.name] in htmlreport.DASH_WORDS, (
         f"strategy {kind.name!r}: the report has no words for its dash {kind.dash!r}"
+    )
     others = [s for s in STRATEGY_KINDS if s is not kind]
-    assert all((s.colour, s.pen) != (kind.colour, kind.pen) for s in others), \
+    assert all((s.colour, s.pen) != (kind.colour, kind.pen) for s in others), (
         f"strategy {kind.name!r} looks like another (same colour and pen)"
+    )
 
 
 @pytest.mark.parametrize("kind", STRATEGY_KINDS, ids=_ids(STRATEGY_KINDS))
@@ -171,8 +180,9 @@ def test_every_strategy_has_a_narration(kind: StrategyKind):
     assert kind.write_steps and kind.write_steps in text, f"strategy {kind.name!r} has no narration of a write"
     for op, outcome in sorted(_outcomes(kind)):
         said = describe(kind.name, {"kind": op, "key": "k1", "version": 2, "outcome": outcome})
-        assert said.strip() and outcome in said or op == "write" and outcome == "ok", \
+        assert said.strip() and outcome in said or op == "write" and outcome == "ok", (
             f"strategy {kind.name!r}: no narration of a {op} that ends {outcome}"
+        )
 
 
 @pytest.mark.parametrize("kind", STRATEGY_KINDS, ids=_ids(STRATEGY_KINDS))
@@ -181,6 +191,7 @@ def test_every_strategy_that_queues_writes_has_a_queue_chart_line(qtbot, kind: S
     qtbot.addWidget(panel)
     panel.set_lanes([kind.name], [])
     queue_chart = panel.curves[4]
-    assert bool(queue_chart) == kind.queues_writes, \
+    assert bool(queue_chart) == kind.queues_writes, (
         f"strategy {kind.name!r}: the queue chart {'lacks' if kind.queues_writes else 'has'} a line for it"
+    )
     panel.timer.stop()

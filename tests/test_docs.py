@@ -9,10 +9,10 @@ import argparse
 import re
 from pathlib import Path
 
+from helpers import ROOT
+
 from cachestudio.cliargs import build_parser
 from cachestudio.engine.scenario import builtin_dir
-
-from helpers import ROOT
 
 README = ROOT / "README.md"
 CLI_MD = ROOT / "docs" / "cli.md"
@@ -35,8 +35,13 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 def documented_options(parser: argparse.ArgumentParser) -> list[str]:
     """Every option string a user can type, but --help and options hidden from --help."""
-    return [o for a in parser._actions  # noqa: SLF001
-            if a.help != argparse.SUPPRESS for o in a.option_strings if o.startswith("--") and o != "--help"]
+    return [
+        o
+        for a in parser._actions  # noqa: SLF001
+        if a.help != argparse.SUPPRESS
+        for o in a.option_strings
+        if o.startswith("--") and o != "--help"
+    ]
 
 
 # ---------------------------------------------------------------------------- the command line
@@ -106,9 +111,11 @@ def test_the_defaults_in_cli_md_are_the_parsers():
     by_option = {o: a for a in run._actions for o in a.option_strings}  # noqa: SLF001
     rows = default_rows(read(CLI_MD))
     assert len(rows) > 30 and ("--rate", "0") in rows
-    wrong = [f"{option}: cli.md says {written!r}, the parser {by_option[option].default!r}"
-             for option, written in rows
-             if option in by_option and not same_default(written, by_option[option].default)]
+    wrong = [
+        f"{option}: cli.md says {written!r}, the parser {by_option[option].default!r}"
+        for option, written in rows
+        if option in by_option and not same_default(written, by_option[option].default)
+    ]
     unknown = [option for option, _ in rows if option not in by_option]
     assert wrong == [] and unknown == [], f"docs/cli.md's defaults: {wrong}; not options of run: {unknown}"
 
@@ -117,11 +124,13 @@ def test_every_module_is_in_architecture_md():
     """docs/architecture.md names every module of the package (as `name.py`, with or without
     its folder), so a new or moved module's job is written down where the layers are."""
     text = read(ROOT / "docs" / "architecture.md")
-    modules = sorted(p for p in (ROOT / "cachestudio").rglob("*.py")
-                     if p.name != "__init__.py" and "resources" not in p.parts)
+    modules = sorted(
+        p for p in (ROOT / "cachestudio").rglob("*.py") if p.name != "__init__.py" and "resources" not in p.parts
+    )
     assert len(modules) > 40
-    missing = [str(p.relative_to(ROOT)) for p in modules
-               if not re.search(r"`(?:[\w/]*/)?" + re.escape(p.name) + "`", text)]
+    missing = [
+        str(p.relative_to(ROOT)) for p in modules if not re.search(r"`(?:[\w/]*/)?" + re.escape(p.name) + "`", text)
+    ]
     assert missing == [], f"modules not in docs/architecture.md: {', '.join(missing)}"
 
 
@@ -131,7 +140,8 @@ def test_every_module_is_in_architecture_md():
 def test_the_readme_is_a_tour_of_at_most_250_lines():
     lines = read(README).splitlines()
     assert len(lines) <= README_MAX_LINES, (
-        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move reference to docs/")
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move reference to docs/"
+    )
 
 
 def test_every_builtin_scenario_is_in_the_readme():
@@ -193,11 +203,13 @@ def links(text: str) -> list[str]:
 
 
 def test_the_link_check_finds_links_and_anchors():
-    text = "[a](b.md#c) `[x](no.md)` ![p](d.png \"t\") <img src=\"e.png\" width=\"3\"> [w](https://x.y)"
+    text = '[a](b.md#c) `[x](no.md)` ![p](d.png "t") <img src="e.png" width="3"> [w](https://x.y)'
     assert links(text) == ["b.md#c", "d.png", "e.png"]
     assert slug("The summary (`--json`)") == "the-summary---json"
-    assert slug("Recordings: `cachestudio replay` and `cachestudio report`") == \
-        "recordings-cachestudio-replay-and-cachestudio-report"
+    assert (
+        slug("Recordings: `cachestudio replay` and `cachestudio report`")
+        == "recordings-cachestudio-replay-and-cachestudio-report"
+    )
 
 
 def test_every_relative_link_of_the_docs_reaches_a_file_and_its_heading():

@@ -19,8 +19,9 @@ def test_importing_every_engine_module_loads_no_qt():
         f"for m in {modules!r}: importlib.import_module('cachestudio.engine.' + m)\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {QT!r}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ENGINE.parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ENGINE.parents[1]
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -26,8 +26,13 @@ STORES = (Store, PostgresStore)
 def test_every_backend_goes_through_the_one_fault_layer(cls):
     layer = CacheFaultLayer if cls in CACHES else StoreFaultLayer
     assert issubclass(cls, layer)
-    own = [name for name in vars(layer) if not name.startswith("__") and name in vars(cls)
-           and name not in ("_fetch", "_put", "_put_batch", "INJECTED_OUTAGE")]
+    own = [
+        name
+        for name in vars(layer)
+        if not name.startswith("__")
+        and name in vars(cls)
+        and name not in ("_fetch", "_put", "_put_batch", "INJECTED_OUTAGE")
+    ]
     assert own == [], f"{cls.__name__} writes its own copy of the fault layer's {own}"
 
 

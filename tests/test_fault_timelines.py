@@ -39,11 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import CLI, start_cli
+from recompute import recompute
 
 from cachestudio.engine.runner import END_BOUND_S as RUN_END_BOUND_S
-from recompute import recompute
-from helpers import CLI, start_cli
-
 
 #: A run must end within its duration plus the runner's stated bound (its worst case:
 #: start, a last restart, the drain, a stuck client, a silent lab, the audit), plus 10 s
@@ -101,13 +100,22 @@ def timeline(seed: int) -> tuple[list[str], float]:
             args += ["--burst", f"{at()}:{rng.choice(OPS)}:{rng.choice((200, 1000, 5000))}"]
         else:
             args += ["--stampede", f"{at()}:{rng.choice((2, 50, 200, 500))}"]
-    args += ["--journal-mode", rng.choice(("wal", "delete")),
-             "--queue", rng.choice(("volatile", "durable")),
-             "--cache", rng.choice(("persistent", "volatile")),
-             "--concurrency", str(rng.randint(1, 8)),
-             "--stampede-protection", rng.choice(("none", "single-flight", "lease")),
-             "--restart-delay", f"{rng.uniform(0, 1):.2f}",
-             "--db-timeout-ms", str(rng.choice((5, 10, 25, 50, 100)))]
+    args += [
+        "--journal-mode",
+        rng.choice(("wal", "delete")),
+        "--queue",
+        rng.choice(("volatile", "durable")),
+        "--cache",
+        rng.choice(("persistent", "volatile")),
+        "--concurrency",
+        str(rng.randint(1, 8)),
+        "--stampede-protection",
+        rng.choice(("none", "single-flight", "lease")),
+        "--restart-delay",
+        f"{rng.uniform(0, 1):.2f}",
+        "--db-timeout-ms",
+        str(rng.choice((5, 10, 25, 50, 100))),
+    ]
     if rng.random() < 0.3:
         args += ["--keys", "50"]  # contention: races, stale and dirty entries to audit
     return args, duration
@@ -115,18 +123,32 @@ def timeline(seed: int) -> tuple[list[str], float]:
 
 #: The known hostile timelines (issue 9), as fixed cases: (id, options, duration).
 HOSTILE = [
-    ("crash-during-outage",  # the kill's store snapshot waited on the outage lock: hung
-     ["--strategy", "cache-aside", "--outage", "1:2", "--crash-at", "2", "--duration", "4"], 4.0),
-    ("all-outage-two-crashes",
-     ["--strategy", "all", "--outage", "2:3", "--crash-at", "3", "--crash-at", "4.5", "--duration", "8"], 8.0),
-    ("delete-mode-outage",  # reported: clients died, 0 ops and 0 errors on every lane
-     ["--journal-mode", "delete", "--outage", "1:2", "--duration", "4"], 4.0),
-    ("stampede-in-delete-mode-outage",
-     ["--journal-mode", "delete", "--outage", "1:2", "--stampede", "1.5:500", "--duration", "4"], 4.0),
-    ("five-500-reader-stampedes",
-     ["--duration", "3"] + ["--stampede", "0.5:500"] * 5, 3.0),
-    ("overlapping-outages",  # the second outage was dropped: the DB came back at 3 s
-     ["--outage", "1:2", "--outage", "2:2", "--duration", "5"], 5.0),
+    (
+        "crash-during-outage",  # the kill's store snapshot waited on the outage lock: hung
+        ["--strategy", "cache-aside", "--outage", "1:2", "--crash-at", "2", "--duration", "4"],
+        4.0,
+    ),
+    (
+        "all-outage-two-crashes",
+        ["--strategy", "all", "--outage", "2:3", "--crash-at", "3", "--crash-at", "4.5", "--duration", "8"],
+        8.0,
+    ),
+    (
+        "delete-mode-outage",  # reported: clients died, 0 ops and 0 errors on every lane
+        ["--journal-mode", "delete", "--outage", "1:2", "--duration", "4"],
+        4.0,
+    ),
+    (
+        "stampede-in-delete-mode-outage",
+        ["--journal-mode", "delete", "--outage", "1:2", "--stampede", "1.5:500", "--duration", "4"],
+        4.0,
+    ),
+    ("five-500-reader-stampedes", ["--duration", "3"] + ["--stampede", "0.5:500"] * 5, 3.0),
+    (
+        "overlapping-outages",  # the second outage was dropped: the DB came back at 3 s
+        ["--outage", "1:2", "--outage", "2:2", "--duration", "5"],
+        5.0,
+    ),
 ]
 
 
@@ -154,8 +176,18 @@ def run_cli(options: list[str], duration: float, work: Path, end_bound: float = 
     """Run `cachestudio run OPTIONS --history --run-dir --json` in its own process group;
     kill the whole group (CLI and labs) if it has not ended after duration + end_bound."""
     run_dir, hist, out = work / "run", work / "history.jsonl", work / "summary.json"
-    args = ["run", *options, "--history", str(hist), "--run-dir", str(run_dir), "--json", str(out),
-            "--record", str(work / "run.csrec")]
+    args = [
+        "run",
+        *options,
+        "--history",
+        str(hist),
+        "--run-dir",
+        str(run_dir),
+        "--json",
+        str(out),
+        "--record",
+        str(work / "run.csrec"),
+    ]
     cmd = [*CLI, *args]
     began = time.monotonic()
     proc = start_cli(*args, start_new_session=True)
@@ -214,8 +246,7 @@ def problems(res: Result) -> list[str]:
         if not failed and not run_failures:
             found.append("2. exit status 3 but no lane has `failures` in the summary")
         elif failed and not any(name in line for line in lines for name in failed):
-            found.append(f"2. exit status 3 but no line on stderr names the failed lab "
-                         f"({', '.join(sorted(failed))})")
+            found.append(f"2. exit status 3 but no line on stderr names the failed lab ({', '.join(sorted(failed))})")
         elif not failed and not any(reason in line for line in lines for reason in run_failures):
             found.append("2. exit status 3 but no line on stderr gives the run's failure")
     elif failed or run_failures:
@@ -237,8 +268,9 @@ def replayed(res: Result) -> list[str]:
     again = json.loads(json.dumps(replay_summary(rec)))
     if again != res.summary:
         diff = [k for k in res.summary if again.get(k) != res.summary[k]]
-        lanes = [f"{a['strategy']}.{k}" for a, b in zip(res.summary["lanes"], again["lanes"]) for k in a
-                 if a[k] != b.get(k)]
+        lanes = [
+            f"{a['strategy']}.{k}" for a, b in zip(res.summary["lanes"], again["lanes"]) for k in a if a[k] != b.get(k)
+        ]
         return [f"7. the replayed summary differs from the live one in {diff} {lanes}"]
     return []
 
@@ -268,15 +300,20 @@ def counted(res: Result, failed: set[str]) -> list[str]:
             found.append(f"5. {name}: 0 operations in the history and no failure named")  # run: next check
         last = _last_up(events, name)
         if last is None and name not in failed:
-            found.append(f"5. {name}: its lab went down (crash or death) and never came back, "
-                         "not even to drain at the end, and no failure named")
+            found.append(
+                f"5. {name}: its lab went down (crash or death) and never came back, "
+                "not even to drain at the end, and no failure named"
+            )
         if last is not None and name not in failed and res.duration - last >= 0.5:
             if not any(r["lane"] == name and r["kind"] in OPS and r["end"] >= last for r in res.history):
-                found.append(f"5. {name}: up from {last:.2f} s to the end ({res.duration:g} s) but no operation "
-                             "ran after it (clients dead?) and no failure named")
+                found.append(
+                    f"5. {name}: up from {last:.2f} s to the end ({res.duration:g} s) but no operation "
+                    "ran after it (clients dead?) and no failure named"
+                )
         if not crashed and name not in failed and stampede_reads[name] != readers:
-            found.append(f"5. {name}: stampedes sent {readers} readers, the history holds "
-                         f"{stampede_reads[name]} stampede reads")
+            found.append(
+                f"5. {name}: stampedes sent {readers} readers, the history holds {stampede_reads[name]} stampede reads"
+            )
     return found
 
 
@@ -328,8 +365,10 @@ def audited(res: Result, failed: set[str]) -> list[str]:
             extra = listed[kind] - ids
             missing = ids - listed[kind] if complete else set()
             if extra or missing:
-                found.append(f"4. {name}: {kind} listed but not recomputed {_few(extra)}; "
-                             f"recomputed but not listed {_few(missing)}")
+                found.append(
+                    f"4. {name}: {kind} listed but not recomputed {_few(extra)}; "
+                    f"recomputed but not listed {_few(missing)}"
+                )
     return found
 
 
@@ -352,8 +391,10 @@ def outages_kept(res: Result) -> list[str]:
     for start, length in planned:
         end = min(start + length, res.duration)
         if not any(hi >= end - 1e-3 for lo, hi in merged):
-            found.append(f"6. outage {start:g}:{length:g} planned from {start:g} to {end:g} s; the DB was reported "
-                         f"down only during {', '.join(f'{lo:.2f}-{hi:.2f} s' for lo, hi in merged) or 'never'}")
+            found.append(
+                f"6. outage {start:g}:{length:g} planned from {start:g} to {end:g} s; the DB was reported "
+                f"down only during {', '.join(f'{lo:.2f}-{hi:.2f} s' for lo, hi in merged) or 'never'}"
+            )
     return found
 
 
@@ -368,7 +409,7 @@ def _few(ids: set, n: int = 5) -> str:
 
 def _excerpt(text: str, word: str, around: int = 1500) -> str:
     i = text.index(word)
-    return text[max(0, i - 200): i + around]
+    return text[max(0, i - 200) : i + around]
 
 
 def _tail(text: str, n: int = 25) -> str:
@@ -376,9 +417,12 @@ def _tail(text: str, n: int = 25) -> str:
 
 
 def report(res: Result, what: str, found: list[str]) -> str:
-    return (f"{what}: {len(found)} invariant(s) broken ({res.elapsed:.1f} s, exit {res.returncode})\n"
-            f"command: {res.command}\n" + "\n".join(f"  {p}" for p in found) +
-            f"\n--- stdout (end) ---\n{_tail(res.stdout)}\n--- stderr (end) ---\n{_tail(res.stderr)}")
+    return (
+        f"{what}: {len(found)} invariant(s) broken ({res.elapsed:.1f} s, exit {res.returncode})\n"
+        f"command: {res.command}\n"
+        + "\n".join(f"  {p}" for p in found)
+        + f"\n--- stdout (end) ---\n{_tail(res.stdout)}\n--- stderr (end) ---\n{_tail(res.stderr)}"
+    )
 
 
 # ------------------------------------------------------------------------------ tests

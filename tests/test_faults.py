@@ -9,14 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import drive, wait_until
 
 from cachestudio.engine.backends import CacheBackend, Store, cache_versions, store_versions
 from cachestudio.engine.config import CacheKnobs, LaneConfig, Latency, StoreKnobs, Workload
 from cachestudio.engine.lab import Lab, LanePaths
 from cachestudio.engine.runner import Plan, Run, run
 from cachestudio.engine.strategies import CacheAside
-
-from helpers import drive, wait_until
 
 READERS = 24
 
@@ -42,8 +41,18 @@ def test_stampede_of_a_hot_key_costs_n_db_reads_without_protection_and_one_with(
         done = []
         lab.stampede(READERS, reply=done.append).join(timeout=30)
         assert lab.store.reads - before == db_reads
-        assert done == [{"key": "k0", "readers": READERS, "protection": mode, "db_reads": db_reads,
-                         "errors": 0, "not_started": 0, "expire_failed": "", "max_ms": done[0]["max_ms"]}]
+        assert done == [
+            {
+                "key": "k0",
+                "readers": READERS,
+                "protection": mode,
+                "db_reads": db_reads,
+                "errors": 0,
+                "not_started": 0,
+                "expire_failed": "",
+                "max_ms": done[0]["max_ms"],
+            }
+        ]
         assert lab.cache.get("k0") == (5, "hot value")
     finally:
         lab.close()
@@ -108,9 +117,13 @@ def test_the_stale_set_race_step_by_step(tmp_path, mode, cached_after):
 
 def race_run(tmp_path: Path, mode: str) -> dict:
     """Cache-aside, many concurrent clients on few keys, slow DB reads (injected)."""
-    cfg = LaneConfig(strategy="cache-aside", seed=5,
-                     workload=Workload(rate=0, read_ratio=0.6, keys=4, distribution="uniform", concurrency=8),
-                     cache=CacheKnobs(stampede=mode), latency=Latency(db_read_ms=6))
+    cfg = LaneConfig(
+        strategy="cache-aside",
+        seed=5,
+        workload=Workload(rate=0, read_ratio=0.6, keys=4, distribution="uniform", concurrency=8),
+        cache=CacheKnobs(stampede=mode),
+        latency=Latency(db_read_ms=6),
+    )
     return run(Plan(lanes=[cfg], duration_s=4.0, run_dir=tmp_path / mode))
 
 
@@ -134,8 +147,10 @@ def test_the_stale_set_race_under_load_is_found_without_leases_and_never_with(tm
 def test_outage_write_through_leaves_dirty_cache_cache_aside_serves_hits_and_fails_misses(tmp_path):
     w = Workload(rate=1500, read_ratio=0.6, keys=300, distribution="uniform")
     fast_fail = StoreKnobs(timeout_ms=20)  # a locked DB fails a call after 20 ms
-    lanes = [LaneConfig(strategy="write-through", workload=w, store=fast_fail, seed=3),
-             LaneConfig(strategy="cache-aside", workload=w, store=fast_fail, seed=3)]
+    lanes = [
+        LaneConfig(strategy="write-through", workload=w, store=fast_fail, seed=3),
+        LaneConfig(strategy="cache-aside", workload=w, store=fast_fail, seed=3),
+    ]
     root = tmp_path / "run"
     # The outage lasts to the end of the run: no later write can repair a dirty entry.
     summary = run(Plan(lanes=lanes, duration_s=2.0, outages=[(0.8, 1.2)], run_dir=root))
@@ -166,14 +181,37 @@ def test_outage_write_through_leaves_dirty_cache_cache_aside_serves_hits_and_fai
 
 
 def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
-    cfg = LaneConfig(strategy="cache-aside", seed=9, cache=CacheKnobs(stampede="lease"),
-                     workload=Workload(rate=800, read_ratio=0.9, keys=50))
+    cfg = LaneConfig(
+        strategy="cache-aside",
+        seed=9,
+        cache=CacheKnobs(stampede="lease"),
+        workload=Workload(rate=800, read_ratio=0.9, keys=50),
+    )
     root = tmp_path / "run"
-    summary = run(Plan(lanes=[cfg], duration_s=4.0, slow_db=[(0.5, 0.6, 40.0)], slow_cache=[(1.3, 0.5, 15.0)],
-                       cold_at=[2.0], stampedes=[(2.3, 30)], bursts=[(3.0, "read", 300)], run_dir=root))
+    summary = run(
+        Plan(
+            lanes=[cfg],
+            duration_s=4.0,
+            slow_db=[(0.5, 0.6, 40.0)],
+            slow_cache=[(1.3, 0.5, 15.0)],
+            cold_at=[2.0],
+            stampedes=[(2.3, 30)],
+            bursts=[(3.0, "read", 300)],
+            run_dir=root,
+        )
+    )
     kinds = [e["kind"] for e in summary["events"]]
-    for kind in ("slow-db-start", "slow-db-end", "slow-cache-start", "slow-cache-end", "cold-cache",
-                 "stampede", "stampede-done", "burst", "burst-end"):
+    for kind in (
+        "slow-db-start",
+        "slow-db-end",
+        "slow-cache-start",
+        "slow-cache-end",
+        "cold-cache",
+        "stampede",
+        "stampede-done",
+        "burst",
+        "burst-end",
+    ):
         assert kind in kinds
     events = {e["kind"]: e for e in summary["events"]}
     assert events["slow-db-start"]["injected"] and events["slow-cache-start"]["injected"]
@@ -181,14 +219,25 @@ def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
     t = {k: events[k]["start"] for k in events}
     # One DB read per lease: the holder's, and one more for each write to k0 meanwhile (a
     # write invalidates the lease: the holder's value is not cached, a waiter takes a new one).
-    found = re.search(r"30 readers of k0 caused (\d+) DB reads? \(protection: lease\)", events["stampede-done"]["detail"])
-    writes = sum(1 for r in recs if r["kind"] == "write" and r["key"] == "k0"
-                 and t["stampede"] - 0.1 <= r["end"] and r["start"] <= t["stampede-done"])
+    found = re.search(
+        r"30 readers of k0 caused (\d+) DB reads? \(protection: lease\)", events["stampede-done"]["detail"]
+    )
+    writes = sum(
+        1
+        for r in recs
+        if r["kind"] == "write"
+        and r["key"] == "k0"
+        and t["stampede"] - 0.1 <= r["end"]
+        and r["start"] <= t["stampede-done"]
+    )
     assert found and int(found.group(1)) <= 1 + writes, (events["stampede-done"]["detail"], writes)
 
     def slowest(kind, outcome, lo, hi):
-        got = [r["end"] - r["start"] for r in recs
-               if r["kind"] == kind and r["outcome"] == outcome and lo <= r["start"] and r["end"] <= hi]
+        got = [
+            r["end"] - r["start"]
+            for r in recs
+            if r["kind"] == kind and r["outcome"] == outcome and lo <= r["start"] and r["end"] <= hi
+        ]
         return max(got, default=0.0)
 
     assert slowest("read", "miss", t["slow-db-start"], t["slow-db-end"]) >= 0.040
@@ -210,8 +259,9 @@ def test_every_timeline_fault_is_real_and_in_the_history(tmp_path):
 
 
 def test_heal_ends_every_fault_at_once(tmp_path):
-    cfg = LaneConfig(strategy="write-behind", seed=2, workload=Workload(rate=500, keys=50),
-                     latency=Latency(db_read_ms=1.0))
+    cfg = LaneConfig(
+        strategy="write-behind", seed=2, workload=Workload(rate=500, keys=50), latency=Latency(db_read_ms=1.0)
+    )
     r = Run(Plan(lanes=[cfg], duration_s=30, run_dir=tmp_path / "run"))
     try:
         r.start()

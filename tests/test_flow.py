@@ -22,9 +22,18 @@ _seq = iter(range(1, 10**9))
 
 def rec(kind="read", outcome="hit", key="k1", version=3, ms=0.25, lane="cache-aside", detail=None):
     n = next(_seq)
-    r = {"id": f"x#{n}", "lane": lane, "kind": kind, "key": key, "version": version,
-         "start": 1.0, "end": 1.0 + ms / 1000.0, "outcome": outcome,
-         "acked": outcome in ("hit", "miss", "ok"), "inc": 1}
+    r = {
+        "id": f"x#{n}",
+        "lane": lane,
+        "kind": kind,
+        "key": key,
+        "version": version,
+        "start": 1.0,
+        "end": 1.0 + ms / 1000.0,
+        "outcome": outcome,
+        "acked": outcome in ("hit", "miss", "ok"),
+        "inc": 1,
+    }
     if detail is not None:
         r["detail"] = detail
     return r
@@ -76,6 +85,7 @@ def test_failed_path_lingers_then_vanishes(view, qtbot):
     qtbot.waitUntil(lambda: view.token_count(0) == 1, timeout=3000)
     tok = view.tokens[0]
     queue_port = view.lanes[0].items["ports"]["queue"]
+
     # one hop to the write queue, where it stops and lingers
     def at_queue():
         d = tok.item.pos() - queue_port
@@ -103,15 +113,19 @@ def test_paths_follow_the_strategies():
 
 
 def test_narration_words():
-    assert describe("cache-aside", rec("read", "miss", key="k42", version=7, ms=0.41)) == \
-        "read k42: miss → read DB v7 → set cache (0.41 ms)"
+    assert (
+        describe("cache-aside", rec("read", "miss", key="k42", version=7, ms=0.41))
+        == "read k42: miss → read DB v7 → set cache (0.41 ms)"
+    )
     assert describe("cache-aside", rec("read", "hit", key="k3", version=12, ms=0.02)) == "read k3: hit v12 (0.02 ms)"
     w = dict(kind="write", outcome="ok", key="k5", version=19, ms=0.2)
     assert describe("cache-aside", rec(**w)) == "write k5 v19: DB write → delete cache key (0.20 ms)"
     assert describe("write-through", rec(**w)) == "write k5 v19: set cache → DB write (0.20 ms)"
     assert describe("write-behind", rec(**w)) == "write k5 v19: queued → set cache; DB write later (0.20 ms)"
-    assert describe("cache-aside", rec("read", "error", key="k8", detail="database is locked")) == \
-        "read k8: error: database is locked"
+    assert (
+        describe("cache-aside", rec("read", "error", key="k8", detail="database is locked"))
+        == "read k8: error: database is locked"
+    )
     assert rate_text(1234) == "1.2k/s" and rate_text(35) == "35/s" and rate_text(0) == "0/s"
 
 
@@ -254,16 +268,23 @@ def _feed(view):
     view.set_capacity(2, 10000)
     view.injected_label(1, "injected latency: db read +20 ms, db write +5 ms")
     view.add_records(0, [rec("read", "miss", key="k42", version=7, ms=0.41)])
-    view.add_records(1, [rec("write", "ok", key="k5", version=19, ms=0.3, lane="write-through")]
-                     + [rec("read", "hit", lane="write-through") for _ in range(1500)])
-    view.add_records(2, [rec("write", "rejected", lane="write-behind", detail="write queue full")]
-                     + [rec("write", "ok", lane="write-behind") for _ in range(40)])
+    view.add_records(
+        1,
+        [rec("write", "ok", key="k5", version=19, ms=0.3, lane="write-through")]
+        + [rec("read", "hit", lane="write-through") for _ in range(1500)],
+    )
+    view.add_records(
+        2,
+        [rec("write", "rejected", lane="write-behind", detail="write queue full")]
+        + [rec("write", "ok", lane="write-behind") for _ in range(40)],
+    )
     view.set_gauges(2, {"queue_depth": 6400, "batches": 3, "db_writes": 120})
     view.highlight(2, "k17")
 
 
-@pytest.mark.parametrize("theme,path", [("light", "/tmp/flow.png"), ("dark", "/tmp/flow-dark.png"),
-                                        ("projector", "/tmp/flow-projector.png")])
+@pytest.mark.parametrize(
+    "theme,path", [("light", "/tmp/flow.png"), ("dark", "/tmp/flow-dark.png"), ("projector", "/tmp/flow-projector.png")]
+)
 def test_render_png(view, qtbot, theme, path):
     view.set_theme(THEMES[theme])
     view.resize(1200, 600)

@@ -14,10 +14,11 @@ import sys
 import textwrap
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import ROOT, small_tmpfs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cachestudio.engine.history import HistoryTail, MappedHistoryWriter, read_history, trim_history
-from helpers import ROOT, small_tmpfs
 
 
 def record(i: int, pad: int = 0) -> str:
@@ -80,8 +81,9 @@ def test_every_acknowledged_record_survives_a_sigkill_at_a_random_moment(tmp_pat
     the file, the records are a gap-free prefix, and after the trim no zero is left."""
     rng = random.Random(seed)
     path = tmp_path / "h.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(rng.choice([7, 300, 5000]))],
-                            cwd=ROOT, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(rng.choice([7, 300, 5000]))], cwd=ROOT, stdout=subprocess.PIPE
+    )
     try:
         target = rng.randrange(1, 60_000)
         acked = -1
@@ -113,7 +115,7 @@ def test_a_full_disk_is_an_error_of_the_write_not_a_bus_error(tmp_path):
         script = textwrap.dedent(f"""
             import errno, sys
             from cachestudio.engine.history import MappedHistoryWriter
-            w = MappedHistoryWriter({str(disk / 'h.jsonl')!r})
+            w = MappedHistoryWriter({str(disk / "h.jsonl")!r})
             n = 0
             try:
                 while True:

@@ -41,13 +41,27 @@ class _Ticks:
 
 
 def _header(plan: Plan, title=None, description=None) -> dict:
-    return {"app": "cachestudio 0.1.0", "created": "2026-12-01T08:00:00+00:00",
-            "machine": {"python": "3.11", "platform": "Linux", "cpus": os.cpu_count()},
-            "scenario": "test-crash", "title": title, "description": description,
-            "plan": {"duration_s": plan.duration_s, "seed": plan.seed, "crash_at": list(plan.crash_at),
-                     "outages": [list(o) for o in plan.outages], "bursts": [], "slow_db": [], "slow_cache": [],
-                     "cold_at": [], "stampedes": [], "restart_delay_s": plan.restart_delay_s},
-            "lanes": [dataclasses.asdict(c) for c in plan.lanes]}
+    return {
+        "app": "cachestudio 0.1.0",
+        "created": "2026-12-01T08:00:00+00:00",
+        "machine": {"python": "3.11", "platform": "Linux", "cpus": os.cpu_count()},
+        "scenario": "test-crash",
+        "title": title,
+        "description": description,
+        "plan": {
+            "duration_s": plan.duration_s,
+            "seed": plan.seed,
+            "crash_at": list(plan.crash_at),
+            "outages": [list(o) for o in plan.outages],
+            "bursts": [],
+            "slow_db": [],
+            "slow_cache": [],
+            "cold_at": [],
+            "stampedes": [],
+            "restart_delay_s": plan.restart_delay_s,
+        },
+        "lanes": [dataclasses.asdict(c) for c in plan.lanes],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +72,38 @@ def report(tmp_path_factory):
     lanes[1] = dataclasses.replace(lanes[1], latency=Latency(db_write_ms=0.5))  # an injected knob, differing
     # write-behind flushes after the run has ended, so every write it acknowledged before the
     # crash is lost, however loaded the machine: the report always has anomalies to show
-    lanes[2] = dataclasses.replace(lanes[2], write_behind=dataclasses.replace(
-        lanes[2].write_behind, flush_interval_s=10.0, batch_size=100_000, capacity=100_000))
+    lanes[2] = dataclasses.replace(
+        lanes[2],
+        write_behind=dataclasses.replace(
+            lanes[2].write_behind, flush_interval_s=10.0, batch_size=100_000, capacity=100_000
+        ),
+    )
     plan = Plan(lanes=lanes, duration_s=3, crash_at=[1.5], outages=[(0.5, 0.5)])
     ticks = _Ticks()
     summary = run(plan, history=d / "history.jsonl", recorder=ticks)
     records = read_history(d / "history.jsonl")
     names = [ln["strategy"] for ln in summary["lanes"]]
     series = htmlreport.series_from_history(
-        records, names, summary["ended_at_s"], anomalies={ln["strategy"]: ln["anomaly_list"] for ln in summary["lanes"]},
-        ticks=ticks.ticks)
+        records,
+        names,
+        summary["ended_at_s"],
+        anomalies={ln["strategy"]: ln["anomaly_list"] for ln in summary["lanes"]},
+        ticks=ticks.ticks,
+    )
     header = _header(plan, "Crash & outage <workshop>", "A DB outage at 0.5 s, then the node dies at 1.5 s.")
     page = htmlreport.render_report(summary, header, series)
     path = d / "report.html"
     path.write_text(page, encoding="utf-8")
-    return {"summary": summary, "header": header, "series": series, "records": records, "html": page,
-            "path": path, "dir": d, "ticks": ticks.ticks}
+    return {
+        "summary": summary,
+        "header": header,
+        "series": series,
+        "records": records,
+        "html": page,
+        "path": path,
+        "dir": d,
+        "ticks": ticks.ticks,
+    }
 
 
 class Checker(HTMLParser):
@@ -123,8 +153,15 @@ class Checker(HTMLParser):
             self._col = a["data-col"]
             self._cell = []
         if tag == "details":
-            self.groups.append({"count": a.get("data-count"), "kind": a.get("data-kind"), "lane": a.get("data-lane"),
-                                "text": [], "items": 0})
+            self.groups.append(
+                {
+                    "count": a.get("data-count"),
+                    "kind": a.get("data-kind"),
+                    "lane": a.get("data-lane"),
+                    "text": [],
+                    "items": 0,
+                }
+            )
         if tag == "li" and "details" in self.stack:
             self.groups[-1]["items"] += 1
         if tag not in VOID:
@@ -205,10 +242,20 @@ def test_the_summary_table_has_the_summary_numbers(report):
     for ln in summary["lanes"]:
         row = c.rows[ln["strategy"]]
         lat = ln["latency_ms"]
-        expect = {"ops": ln["ops"], "ops_per_s": ln["ops_per_s"], "read_p50": lat["read"]["p50"],
-                  "read_p99": lat["read"]["p99"], "write_p50": lat["write"]["p50"], "write_p99": lat["write"]["p99"],
-                  "db_reads": ln["db"]["reads"], "db_writes": ln["db"]["writes"], "errors": ln["errors"],
-                  "rejected": ln["rejected"], "incarnations": ln["incarnations"], **ln["anomalies"]}
+        expect = {
+            "ops": ln["ops"],
+            "ops_per_s": ln["ops_per_s"],
+            "read_p50": lat["read"]["p50"],
+            "read_p99": lat["read"]["p99"],
+            "write_p50": lat["write"]["p50"],
+            "write_p99": lat["write"]["p99"],
+            "db_reads": ln["db"]["reads"],
+            "db_writes": ln["db"]["writes"],
+            "errors": ln["errors"],
+            "rejected": ln["rejected"],
+            "incarnations": ln["incarnations"],
+            **ln["anomalies"],
+        }
         for col, value in expect.items():
             assert _close(_number(row[col]), value), (ln["strategy"], col, row[col], value)
         assert _close(_number(row["hit_ratio"]), ln["hit_ratio"], pct=True)
@@ -277,9 +324,18 @@ def test_a_large_group_lists_twenty_sentences_then_how_many_more(report):
     summary = copy.deepcopy(report["summary"])
     crash = next(f for f in summary["faults"] if f["kind"] == "crash")
     lane = summary["lanes"][2]
-    lane["anomaly_list"] = [{"kind": "lost_write", "lane": lane["strategy"], "key": f"k{i % 7}",
-                             "sentence": f"write k{i % 7} v{i} was lost", "records": [], "at": crash["start"],
-                             "found_at": crash["start"]} for i in range(htmlreport.MAX_SENTENCES + 13)]
+    lane["anomaly_list"] = [
+        {
+            "kind": "lost_write",
+            "lane": lane["strategy"],
+            "key": f"k{i % 7}",
+            "sentence": f"write k{i % 7} v{i} was lost",
+            "records": [],
+            "at": crash["start"],
+            "found_at": crash["start"],
+        }
+        for i in range(htmlreport.MAX_SENTENCES + 13)
+    ]
     for other in summary["lanes"][:2]:
         other["anomaly_list"] = []
     c = check(htmlreport.render_report(summary, report["header"], {}))
@@ -292,8 +348,16 @@ def test_a_large_group_lists_twenty_sentences_then_how_many_more(report):
 
 
 def test_given_groups_are_shown_as_given(report):
-    groups = [{"cause": "crash at 1.55 s", "lane": "write-behind", "kind": "lost_write", "count": 4321,
-               "keys": ["k1", "k2"], "line": "crash at 1.55 s — write-behind: 4,321 lost writes (keys k1, k2)"}]
+    groups = [
+        {
+            "cause": "crash at 1.55 s",
+            "lane": "write-behind",
+            "kind": "lost_write",
+            "count": 4321,
+            "keys": ["k1", "k2"],
+            "line": "crash at 1.55 s — write-behind: 4,321 lost writes (keys k1, k2)",
+        }
+    ]
     page = htmlreport.render_report(report["summary"], report["header"], report["series"], groups)
     c = check(page)
     assert [(g["lane"], g["kind"], g["count"]) for g in c.groups] == [("write-behind", "lost_write", "4321")]
@@ -336,9 +400,23 @@ def test_downsampling_keeps_spikes_and_bounds_points():
 
 def test_a_long_run_is_downsampled_in_the_page(report):
     n = 30_000
-    series = {name: {c: [i * 0.25 if c == "t" else float(i % 97) for i in range(n)] for c in
-                     ("t", "ops_s", "read_p99", "write_p99", "hit_ratio", "queue_depth", "db_writes_s",
-                      "stale_reads", "lost_writes")} for name in STRATEGIES}
+    series = {
+        name: {
+            c: [i * 0.25 if c == "t" else float(i % 97) for i in range(n)]
+            for c in (
+                "t",
+                "ops_s",
+                "read_p99",
+                "write_p99",
+                "hit_ratio",
+                "queue_depth",
+                "db_writes_s",
+                "stale_reads",
+                "lost_writes",
+            )
+        }
+        for name in STRATEGIES
+    }
     page = htmlreport.render_report(report["summary"], report["header"], series)
     check(page)
     assert len(page) < 2_500_000
@@ -347,13 +425,38 @@ def test_a_long_run_is_downsampled_in_the_page(report):
 
 
 def test_a_calm_one_lane_run_with_no_data_renders():
-    summary = {"seed": 1, "duration_s": 2, "status": "ok", "faults": [], "events": [], "lanes": [
-        {"strategy": "cache-aside", "ops": 10, "ops_per_s": 5.0, "reads": 8, "writes": 2, "hit_ratio": None,
-         "latency_ms": {"read": {"p50": None, "p95": None, "p99": None}, "write": {}}, "db": {},
-         "errors": 0, "rejected": 0, "anomalies": {}, "anomaly_list": [], "incarnations": 1, "injected": None}]}
+    summary = {
+        "seed": 1,
+        "duration_s": 2,
+        "status": "ok",
+        "faults": [],
+        "events": [],
+        "lanes": [
+            {
+                "strategy": "cache-aside",
+                "ops": 10,
+                "ops_per_s": 5.0,
+                "reads": 8,
+                "writes": 2,
+                "hit_ratio": None,
+                "latency_ms": {"read": {"p50": None, "p95": None, "p99": None}, "write": {}},
+                "db": {},
+                "errors": 0,
+                "rejected": 0,
+                "anomalies": {},
+                "anomaly_list": [],
+                "incarnations": 1,
+                "injected": None,
+            }
+        ],
+    }
     nan = float("nan")
-    series = {"cache-aside": {c: [0.25 * (i + 1) if c == "t" else nan for i in range(8)]
-                              for c in ("t",) + tuple(col for _, cols, _, _ in htmlreport.CHARTS for col in cols)}}
+    series = {
+        "cache-aside": {
+            c: [0.25 * (i + 1) if c == "t" else nan for i in range(8)]
+            for c in ("t",) + tuple(col for _, cols, _, _ in htmlreport.CHARTS for col in cols)
+        }
+    }
     page = htmlreport.render_report(summary, {}, series)
     c = check(page)
     text = "".join(c.text)
@@ -388,9 +491,22 @@ def _chromium_shot(page_path, out, width, height, tmp):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium not installed (apt-get install chromium)")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--user-data-dir={tmp / 'profile'}", f"--screenshot={out}", f"--window-size={width},{height}",
-                    page_path.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp / 'profile'}",
+            f"--screenshot={out}",
+            f"--window-size={width},{height}",
+            page_path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert out.exists()
     from PySide6.QtGui import QImage  # a test may use Qt; the engine never does
 
@@ -415,10 +531,10 @@ def test_a_browser_renders_the_page(report, width, height):
     img = _chromium_shot(report["path"], out, width, height, report["dir"])
     px = _pixels(img)
     flat = px.reshape(-1, 3)
-    colours = len({tuple(p) for p in flat[:: 7].tolist()})
+    colours = len({tuple(p) for p in flat[::7].tolist()})
     assert colours > 50
     assert (flat.sum(axis=1) < 600).mean() > 0.02  # not a blank page
     for hexcol in htmlreport.LANE_COLOURS.values():  # every lane's colour is drawn
-        rgb = [int(hexcol[i:i + 2], 16) for i in (1, 3, 5)]
+        rgb = [int(hexcol[i : i + 2], 16) for i in (1, 3, 5)]
         near = (abs(flat - rgb).sum(axis=1) < 40).sum()
         assert near > 40, hexcol

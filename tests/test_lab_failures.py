@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+import helpers
 import pytest
+from helpers import ROOT, cli, small_tmpfs, wait_until
 
 from cachestudio.engine.config import LaneConfig, StoreKnobs, Workload
 from cachestudio.engine.runner import HUNG_S, Plan, Run, run
-import helpers
-from helpers import ROOT, cli, small_tmpfs, wait_until
 
 
 def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
@@ -59,8 +59,9 @@ def test_a_signal_ends_the_run_with_a_partial_summary_and_nothing_left_behind(tm
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out.json"
-    proc = start_cli("run", "--duration", "60", "--json", str(out), "--history", str(tmp_path / "h.jsonl"),
-                     env={"TMPDIR": str(tmp)})
+    proc = start_cli(
+        "run", "--duration", "60", "--json", str(out), "--history", str(tmp_path / "h.jsonl"), env={"TMPDIR": str(tmp)}
+    )
     try:
         wait_until(lambda: history_lines(next(tmp.glob("cachestudio-run-*"), tmp)) > 100, timeout=60)
         os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group, labs included
@@ -95,8 +96,12 @@ def test_labs_die_with_their_parent(tmp_path):
 def test_a_stopped_lab_is_named_killed_and_the_run_ends(tmp_path):
     """SIGSTOP: the lab says nothing more. It is named, killed and restarted; exit status 3."""
     events: list[dict] = []
-    plan = Plan(lanes=[LaneConfig(strategy=s, workload=Workload(rate=500)) for s in ("cache-aside", "write-behind")],
-                duration_s=600, restart_delay_s=0.2, run_dir=tmp_path / "run")
+    plan = Plan(
+        lanes=[LaneConfig(strategy=s, workload=Workload(rate=500)) for s in ("cache-aside", "write-behind")],
+        duration_s=600,
+        restart_delay_s=0.2,
+        run_dir=tmp_path / "run",
+    )
     r = Run(plan, on_event=events.append)
     try:
         r.start()
@@ -132,8 +137,10 @@ def test_a_store_replaced_by_garbage_between_crash_and_restart_is_named(tmp_path
                 Path(str(store) + suffix).unlink(missing_ok=True)
             store.write_bytes(b"this is not a database" * 100)
 
-    summary = run(Plan(lanes=lanes, duration_s=2.0, crash_at=[0.5], restart_delay_s=0.3, run_dir=tmp_path / "run"),
-                  on_event=on_event)
+    summary = run(
+        Plan(lanes=lanes, duration_s=2.0, crash_at=[0.5], restart_delay_s=0.3, run_dir=tmp_path / "run"),
+        on_event=on_event,
+    )
     assert summary["status"] == "lab-failed"
     failures = summary["lanes"][0]["failures"]
     assert [f["kind"] for f in failures][:1] == ["lab-refused"]
@@ -151,8 +158,16 @@ def test_a_store_of_another_shape_after_a_crash_is_refused_by_the_restart(tmp_pa
             with sqlite3.connect(store) as conn:
                 conn.execute("CREATE TABLE items (key TEXT, price REAL)")
 
-    summary = run(Plan(lanes=[LaneConfig(strategy="write-through", workload=Workload(rate=300))], duration_s=2.0,
-                       crash_at=[0.5], restart_delay_s=0.3, run_dir=tmp_path / "run"), on_event=on_event)
+    summary = run(
+        Plan(
+            lanes=[LaneConfig(strategy="write-through", workload=Workload(rate=300))],
+            duration_s=2.0,
+            crash_at=[0.5],
+            restart_delay_s=0.3,
+            run_dir=tmp_path / "run",
+        ),
+        on_event=on_event,
+    )
     reasons = [f["reason"] for f in summary["lanes"][0]["failures"]]
     assert any("another shape" in r for r in reasons), reasons
 
@@ -194,8 +209,24 @@ def tiny_disk(tmp_path):
 @pytest.mark.parametrize("strategy", ["cache-aside", "write-through", "write-behind"])
 def test_a_full_disk_stops_the_lane_with_a_reason_and_exit_status_3(small_disk, tmp_path, strategy):
     out = tmp_path / "out.json"
-    proc = cli("run", "--strategy", strategy, "--duration", "20", "--value-size", "20000", "--keys", "100000",
-               "--distribution", "uniform", "--run-dir", str(small_disk / "run"), "--json", str(out), timeout=200)
+    proc = cli(
+        "run",
+        "--strategy",
+        strategy,
+        "--duration",
+        "20",
+        "--value-size",
+        "20000",
+        "--keys",
+        "100000",
+        "--distribution",
+        "uniform",
+        "--run-dir",
+        str(small_disk / "run"),
+        "--json",
+        str(out),
+        timeout=200,
+    )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.returncode == 3, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "lab failed" in proc.stderr
@@ -231,14 +262,21 @@ def test_json_to_standard_output_keeps_stdout_pure_json(tmp_path):
 
 def test_a_closed_pipe_ends_the_printing_quietly_and_the_run_still_writes(tmp_path):
     out = tmp_path / "out.json"
-    shell = (f"{sys.executable} -m cachestudio run --strategy cache-aside --duration 0.5 --crash-at 0.2 "
-             f"--json {out} | head -c 10 >/dev/null; echo status ${{PIPESTATUS[0]}}")
+    shell = (
+        f"{sys.executable} -m cachestudio run --strategy cache-aside --duration 0.5 --crash-at 0.2 "
+        f"--json {out} | head -c 10 >/dev/null; echo status ${{PIPESTATUS[0]}}"
+    )
     proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
     assert proc.stdout.strip() == "status 0"
     assert json.loads(out.read_text())["status"] == "ok"
-    listing = subprocess.run(["bash", "-c", f"{sys.executable} -m cachestudio scenarios | head -1"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+    listing = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m cachestudio scenarios | head -1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert listing.stderr == "" and len(listing.stdout.splitlines()) == 1
 
 
@@ -248,9 +286,12 @@ def test_an_abbreviated_option_is_refused_not_silently_ignored():
 
 
 def test_the_summary_says_how_durable_it_was(tmp_path):
-    summary = run(Plan(lanes=[LaneConfig(strategy="write-behind", store=StoreKnobs(journal_mode="wal",
-                                                                                synchronous="off"))],
-                       duration_s=0.3))
+    summary = run(
+        Plan(
+            lanes=[LaneConfig(strategy="write-behind", store=StoreKnobs(journal_mode="wal", synchronous="off"))],
+            duration_s=0.3,
+        )
+    )
     d = summary["lanes"][0]["durability"]
     assert (d["journal_mode"], d["synchronous"], d["queue"], d["cache"]) == ("wal", "off", "volatile", "persistent")
     assert any("synchronous off" in note for note in d["notes"])
@@ -262,8 +303,9 @@ def test_a_history_that_does_not_fit_is_one_line_and_the_rest_is_written(tiny_di
     """ENOSPC while writing --history: exit status 1, one line, no temp file left, and the
     summary (elsewhere) and the table are still there."""
     out, hist = tmp_path / "out.json", tiny_disk / "history.jsonl"
-    proc = cli("run", "--strategy", "cache-aside", "--duration", "1", "--json", str(out), "--history", str(hist),
-               timeout=200)
+    proc = cli(
+        "run", "--strategy", "cache-aside", "--duration", "1", "--json", str(out), "--history", str(hist), timeout=200
+    )
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -277,8 +319,11 @@ def test_writes_lost_at_a_kill_are_counted_in_the_crash_window(tmp_path):
     (it once missed them by the rounding of the event's time)."""
     from cachestudio.engine.config import WriteBehindKnobs
 
-    cfg = LaneConfig(strategy="write-behind", workload=Workload(rate=2000),
-                     write_behind=WriteBehindKnobs(flush_interval_s=5.0, batch_size=100_000))
+    cfg = LaneConfig(
+        strategy="write-behind",
+        workload=Workload(rate=2000),
+        write_behind=WriteBehindKnobs(flush_interval_s=5.0, batch_size=100_000),
+    )
     summary = run(Plan(lanes=[cfg], duration_s=1.5, crash_at=[0.6], run_dir=tmp_path / "run"))
     lost = summary["lanes"][0]["anomalies"]["lost_writes"]
     crash = [f for f in summary["faults"] if f["kind"] == "crash"]

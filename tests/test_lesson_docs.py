@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from windowing import win  # noqa: F401 - first: Qt offscreen; win is a fixture
-
+from helpers import ROOT  # noqa: E402
 from PySide6.QtGui import QAction, QFontDatabase, QImage, QKeySequence  # noqa: E402
+from windowing import win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 from cachestudio import lessondocs  # noqa: E402
 from cachestudio.engine import scenario as scenarios  # noqa: E402
 from cachestudio.engine.ssim import downsample, ssim  # noqa: E402
 from cachestudio.ui.images import gray_array  # noqa: E402
-from helpers import ROOT  # noqa: E402
 
 DOCS = ROOT / "docs"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -86,28 +85,40 @@ def test_the_committed_pictures_look_like_the_window(name, qapp, tmp_path):
     pictures = lessondocs.picture_moments(sc)
     committed = DOCS / "lessons" / name
     missing = [p["file"] for p in pictures if not (committed / p["file"]).is_file()]
-    assert not missing, (f"{name}: no committed picture {', '.join(missing)} in docs/lessons/{name}/: "
-                         f"run {refresh(name)}")
-    other = [p["file"] for p in pictures
-             if QImage(str(committed / p["file"])).text("Comment") != lessondocs.picture_comment(sc, p)]
-    assert not other, (f"{name}: docs/lessons/{name}/{', '.join(other)} shows another moment, caption or size "
-                       f"than the lesson's [[pictures]] say: run {refresh(name)}")
+    assert not missing, (
+        f"{name}: no committed picture {', '.join(missing)} in docs/lessons/{name}/: run {refresh(name)}"
+    )
+    other = [
+        p["file"]
+        for p in pictures
+        if QImage(str(committed / p["file"])).text("Comment") != lessondocs.picture_comment(sc, p)
+    ]
+    assert not other, (
+        f"{name}: docs/lessons/{name}/{', '.join(other)} shows another moment, caption or size "
+        f"than the lesson's [[pictures]] say: run {refresh(name)}"
+    )
     lessondocs.render_pictures(sc, tmp_path, regions=True)
     fresh = lessondocs.lesson_dir(tmp_path, sc)
     problems = []
     for p in pictures:
         old, new = gray_array(committed / p["file"]), gray_array(fresh / p["file"])
         if old.shape != new.shape:
-            problems.append(f"docs/lessons/{name}/{p['file']} is {old.shape[1]}x{old.shape[0]} pixels, "
-                            f"the window now {new.shape[1]}x{new.shape[0]}")
+            problems.append(
+                f"docs/lessons/{name}/{p['file']} is {old.shape[1]}x{old.shape[0]} pixels, "
+                f"the window now {new.shape[1]}x{new.shape[0]}"
+            )
             continue
         regions = json.loads((fresh / (p["file"][:-4] + ".regions.json")).read_text())
         score = lessondocs.similarity(old, new, regions)
         if score < THRESHOLD:
-            problems.append(f"docs/lessons/{name}/{p['file']}: SSIM {score:.4f} with a fresh rendering, "
-                            f"under the threshold {THRESHOLD}")
-    assert not problems, ("; ".join(problems) + f". The window no longer looks like the guide's picture; "
-                          f"if that is meant, refresh it: {refresh(name)}")
+            problems.append(
+                f"docs/lessons/{name}/{p['file']}: SSIM {score:.4f} with a fresh rendering, "
+                f"under the threshold {THRESHOLD}"
+            )
+    assert not problems, (
+        "; ".join(problems) + f". The window no longer looks like the guide's picture; "
+        f"if that is meant, refresh it: {refresh(name)}"
+    )
 
 
 # ---------------------------------------------------------------------------- the docs are there
@@ -118,8 +129,10 @@ def test_every_lesson_has_a_guide_linked_from_the_readme():
     no_guide = [n for n in LESSONS if not (DOCS / "lessons" / f"{n}.md").is_file()]
     unlinked = [n for n in LESSONS if f"(docs/lessons/{n}.md)" not in README]
     assert not no_guide, f"lessons without docs/lessons/NAME.md: {', '.join(no_guide)}: run `make docs`"
-    assert not unlinked, (f"lessons not linked from README.md: {', '.join(unlinked)}: run `make docs` "
-                          f"(it writes the table between {lessondocs.BEGIN} and {lessondocs.END})")
+    assert not unlinked, (
+        f"lessons not linked from README.md: {', '.join(unlinked)}: run `make docs` "
+        f"(it writes the table between {lessondocs.BEGIN} and {lessondocs.END})"
+    )
     index = (DOCS / "lessons" / "README.md").read_text(encoding="utf-8")
     assert not [n for n in LESSONS if f"({n}.md)" not in index], "docs/lessons/README.md: run `make docs`"
 
@@ -206,8 +219,11 @@ def test_every_menu_entry_and_button_of_the_window_is_in_window_md(win):  # noqa
     for top in win.menuBar().actions():
         entries += [(f"{top.text().replace('&', '')} → {where}", text) for where, text in menu_entries(top.menu())]
     for bar in win.findChildren(QToolBar):
-        entries += [(f"toolbar {bar.windowTitle()}: ", a.text().replace("&", "")) for a in bar.actions()
-                    if not a.isSeparator() and a.text()]
+        entries += [
+            (f"toolbar {bar.windowTitle()}: ", a.text().replace("&", ""))
+            for a in bar.actions()
+            if not a.isSeparator() and a.text()
+        ]
     assert len(entries) > 20 and ("File → ", "Open scenario…") in entries
     missing = [f"{where}{text}" for where, text in entries if text not in WINDOW_MD]
     assert not missing, f"menu entries of the window not in docs/window.md: {', '.join(missing)}"
@@ -243,11 +259,16 @@ def test_a_lesson_without_pictures_gets_two_moments(tmp_path):
 
 def test_a_lessons_own_pictures_are_kept_in_time_order(tmp_path):
     path = copy_lesson(tmp_path, "crash-the-node", keep_pictures=False)
-    path.write_text(path.read_text() + '\n[[pictures]]\nat = 12\ncaption = "After: lost writes!"\n'
-                    '\n[[pictures]]\nat = 7.5\ncaption = "Before the kill"\n', encoding="utf-8")
+    path.write_text(
+        path.read_text() + '\n[[pictures]]\nat = 12\ncaption = "After: lost writes!"\n'
+        '\n[[pictures]]\nat = 7.5\ncaption = "Before the kill"\n',
+        encoding="utf-8",
+    )
     moments = lessondocs.picture_moments(scenarios.load(path))
-    assert [(m["at"], m["file"]) for m in moments] == [(7.5, "1-before-the-kill.png"),
-                                                       (12.0, "2-after-lost-writes.png")]
+    assert [(m["at"], m["file"]) for m in moments] == [
+        (7.5, "1-before-the-kill.png"),
+        (12.0, "2-after-lost-writes.png"),
+    ]
 
 
 def test_the_readme_table_goes_between_the_markers_only(tmp_path):
@@ -263,8 +284,15 @@ def test_the_readme_table_goes_between_the_markers_only(tmp_path):
 
 
 def test_the_weights_leave_the_windows_look():
-    regions = {"window": [100, 50], "flow": [0, 0, 100, 20], "caption": [0, 20, 100, 5],
-               "status": [0, 45, 100, 5], "dock": None, "plots": [[60, 30, 30, 10]], "chart_labels": []}
+    regions = {
+        "window": [100, 50],
+        "flow": [0, 0, 100, 20],
+        "caption": [0, 20, 100, 5],
+        "status": [0, 45, 100, 5],
+        "dock": None,
+        "plots": [[60, 30, 30, 10]],
+        "chart_labels": [],
+    }
     g = lessondocs.picture_weights(regions, (100, 200))  # a picture at 2x
     assert g.shape == (100, 200)
     assert g[10, 100] == lessondocs.WEIGHTS["flow"] and g[45, 100] == 0 and g[95, 100] == 0
@@ -281,19 +309,21 @@ def ui_like(seed: int, width: int = 1280, height: int = 800) -> np.ndarray:
     for _ in range(40):
         x, y = rng.integers(0, width - 200), rng.integers(0, height - 60)
         w, h = rng.integers(40, 200), rng.integers(14, 60)
-        img[y:y + h, x:x + w] = rng.integers(150, 235)
-        img[y, x:x + w] = img[y + h - 1, x:x + w] = 60
+        img[y : y + h, x : x + w] = rng.integers(150, 235)
+        img[y, x : x + w] = img[y + h - 1, x : x + w] = 60
     for _ in range(300):  # "glyphs": short dark strokes in rows
         x, y = rng.integers(0, width - 10), rng.integers(0, height - 12)
-        img[y:y + rng.integers(6, 12), x:x + 2] = 30
+        img[y : y + rng.integers(6, 12), x : x + 2] = 30
     return img
 
 
 def box_blur_1px(img: np.ndarray) -> np.ndarray:
     """Each pixel averaged with its 8 neighbours: what antialiasing does to an edge."""
     p = np.pad(img, 1, mode="edge")
-    return sum(p[1 + dy:1 + dy + img.shape[0], 1 + dx:1 + dx + img.shape[1]]
-               for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+    return (
+        sum(p[1 + dy : 1 + dy + img.shape[0], 1 + dx : 1 + dx + img.shape[1]] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        / 9.0
+    )
 
 
 def test_identical_pictures_score_one():

@@ -7,19 +7,31 @@ import operator
 import subprocess
 
 import pytest
+from helpers import LESSON, cli, write
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cachestudio.engine import scenario as scenarios
 from cachestudio.engine.lessons import FIGURES, ClaimError, actual, check, parse_claim
-from helpers import LESSON, cli, write
 
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
-       "!=": operator.ne, "=": operator.eq, "": operator.eq}
+OPS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "=": operator.eq,
+    "": operator.eq,
+}
 
 
-@given(op=st.sampled_from(list(OPS)), bound=st.integers(-10**6, 10**6) | st.floats(-1e6, 1e6, allow_nan=False),
-       x=st.integers(-10**6, 10**6) | st.floats(-1e6, 1e6, allow_nan=False), space=st.sampled_from(["", " ", "  "]))
+@given(
+    op=st.sampled_from(list(OPS)),
+    bound=st.integers(-(10**6), 10**6) | st.floats(-1e6, 1e6, allow_nan=False),
+    x=st.integers(-(10**6), 10**6) | st.floats(-1e6, 1e6, allow_nan=False),
+    space=st.sampled_from(["", " ", "  "]),
+)
 def test_a_claim_holds_exactly_when_its_comparison_does(op, bound, x, space):
     text = f"{op}{space}{bound!r}" if isinstance(bound, float) else f"{op}{space}{bound}"
     claim = parse_claim("write-behind", "lost_writes", text)
@@ -50,18 +62,25 @@ def test_a_lesson_file_loads_its_lines_and_claims(tmp_path):
     sc = scenarios.load(write(tmp_path, LESSON.format(wb=">0")))
     assert sc.watch_for == "the queue" and sc.you_will_learn == "volatile queues lose writes"
     assert sc.says == [{"at": 1.5, "kind": "crash", "say": "Kill it.", "pause": True}]
-    assert [c.text() for c in sc.expect] == ['"cache-aside".lost_writes == 0', '"write-through".lost_writes == 0',
-                                             '"write-behind".lost_writes > 0', '"write-behind".incarnations == 2']
+    assert [c.text() for c in sc.expect] == [
+        '"cache-aside".lost_writes == 0',
+        '"write-through".lost_writes == 0',
+        '"write-behind".lost_writes > 0',
+        '"write-behind".incarnations == 2',
+    ]
 
 
-@pytest.mark.parametrize("change, message", [
-    (('"write-behind".incarnations = 2', '"write-around".incarnations = 2'), "does not run"),
-    (('"write-behind".incarnations = 2', '"write-behind".incarnation = 2'), "unknown figure"),
-    (('"write-behind".incarnations = 2', '"write-behind".incarnations = "about 2"'), "an operator"),
-    (('pause = true', 'pause = "yes"'), "pause must be true or false"),
-    (('say = "Kill it."', 'say = "' + "x" * 400 + '"'), "at most 300"),
-    (('say = "Kill it."', 'shout = "Kill it."'), "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('"write-behind".incarnations = 2', '"write-around".incarnations = 2'), "does not run"),
+        (('"write-behind".incarnations = 2', '"write-behind".incarnation = 2'), "unknown figure"),
+        (('"write-behind".incarnations = 2', '"write-behind".incarnations = "about 2"'), "an operator"),
+        (("pause = true", 'pause = "yes"'), "pause must be true or false"),
+        (('say = "Kill it."', 'say = "' + "x" * 400 + '"'), "at most 300"),
+        (('say = "Kill it."', 'shout = "Kill it."'), "unknown key"),
+    ],
+)
 def test_a_bad_lesson_is_one_line_naming_its_file_and_line(tmp_path, change, message):
     f = write(tmp_path, LESSON.format(wb=">0").replace(*change))
     with pytest.raises(scenarios.ScenarioError, match=message) as err:
@@ -104,16 +123,37 @@ def test_every_built_in_lessons_claims_hold(name):
 
 
 def test_the_claims_read_the_summarys_figures():
-    lane = {"strategy": "write-behind", "ops": 10, "reads": 8, "writes": 2, "errors": 1, "rejected": 0,
-            "hit_ratio": 0.5, "anomalies": {"stale_reads": 0, "lost_writes": 3, "dirty_cache": 0, "stale_cache": 0},
-            "db": {"reads": 4, "writes": 2}, "incarnations": 2, "queue": {"max_depth": 7, "dead_letters": 0},
-            "latency_ms": {"read": {"p50": 0.1, "p99": 2.0}, "write": {"p50": 0.3, "p99": 4.0}}}
-    events = [{"kind": "stampede-done", "lane": "write-behind",
-               "detail": "write-behind: 50 readers of k0 caused 45 DB reads (protection: none); slowest 9 ms"},
-              {"kind": "stampede-done", "lane": "write-behind",
-               "detail": "write-behind: 50 readers of k0 caused 1 DB read (protection: lease); slowest 9 ms"},
-              {"kind": "stampede-done", "lane": "cache-aside",
-               "detail": "cache-aside: 50 readers of k0 caused 7 DB reads (protection: none); slowest 9 ms"}]
+    lane = {
+        "strategy": "write-behind",
+        "ops": 10,
+        "reads": 8,
+        "writes": 2,
+        "errors": 1,
+        "rejected": 0,
+        "hit_ratio": 0.5,
+        "anomalies": {"stale_reads": 0, "lost_writes": 3, "dirty_cache": 0, "stale_cache": 0},
+        "db": {"reads": 4, "writes": 2},
+        "incarnations": 2,
+        "queue": {"max_depth": 7, "dead_letters": 0},
+        "latency_ms": {"read": {"p50": 0.1, "p99": 2.0}, "write": {"p50": 0.3, "p99": 4.0}},
+    }
+    events = [
+        {
+            "kind": "stampede-done",
+            "lane": "write-behind",
+            "detail": "write-behind: 50 readers of k0 caused 45 DB reads (protection: none); slowest 9 ms",
+        },
+        {
+            "kind": "stampede-done",
+            "lane": "write-behind",
+            "detail": "write-behind: 50 readers of k0 caused 1 DB read (protection: lease); slowest 9 ms",
+        },
+        {
+            "kind": "stampede-done",
+            "lane": "cache-aside",
+            "detail": "cache-aside: 50 readers of k0 caused 7 DB reads (protection: none); slowest 9 ms",
+        },
+    ]
     summary = {"lanes": [lane], "events": events}
     for metric in FIGURES:
         assert actual(parse_claim("write-behind", metric, 0), summary) is not None
@@ -122,4 +162,3 @@ def test_the_claims_read_the_summarys_figures():
     [(claim, value, held)] = check([parse_claim("write-behind", "lost_writes", ">=3")], summary)
     assert value == 3 and held
     assert actual(parse_claim("cache-aside", "ops", 0), summary) is None
-

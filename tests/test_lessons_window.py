@@ -3,22 +3,27 @@ run paused where the lesson says so. A real window (offscreen), real labs."""
 
 from __future__ import annotations
 
-from windowing import WAIT_MS, win  # noqa: F401 - fixtures; sets Qt offscreen first
-
 from helpers import LESSON, write  # noqa: E402
+from windowing import WAIT_MS, win  # noqa: F401 - fixtures; sets Qt offscreen first
 
 
 def test_the_window_shows_the_lesson_says_its_line_and_pauses_there(qtbot, tmp_path, win):  # noqa: F811
     w = win
     assert w.load_scenario(write(tmp_path, LESSON.format(wb=">0").replace("duration = 3", "duration = 6")))
     text = w.lesson_view.toPlainText()
-    for part in ("A tiny crash", "Watch for: the queue", "You will learn: volatile queues lose writes",
-                 "Kill it.", '"write-behind".lost_writes > 0'):
+    for part in (
+        "A tiny crash",
+        "Watch for: the queue",
+        "You will learn: volatile queues lose writes",
+        "Kill it.",
+        '"write-behind".lost_writes > 0',
+    ):
         assert part in text
     w.start()
     qtbot.waitUntil(lambda: any(e["kind"] == "crash" for e in w.session.run.events), timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: w.session.paused and w.session.tape.flags and w.session.tape.flags[-1]["paused"],
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: w.session.paused and w.session.tape.flags and w.session.tape.flags[-1]["paused"], timeout=WAIT_MS
+    )
     crash = next(e["start"] for e in w.session.run.events if e["kind"] == "crash")
     # the line as it fires; what the crash did follows it once measured
     assert w.caption_bar.caption.text().startswith(f"{crash:.1f} s — Kill it.")
@@ -60,20 +65,30 @@ def test_named_lanes_are_named_and_told_apart_in_every_view(qtbot, tmp_path, win
     assert w.load_scenario(write(tmp_path, NAMED, "two-leases"))
     assert w.lane_combo.currentText() == "two-leases: no protection | lease"
     assert [(ln.name, ln.strategy, ln.title) for ln in w.flow.lanes] == [
-        ("no protection", "cache-aside", "no protection (cache-aside)"), ("lease", "cache-aside", "lease (cache-aside)")]
+        ("no protection", "cache-aside", "no protection (cache-aside)"),
+        ("lease", "cache-aside", "lease (cache-aside)"),
+    ]
     assert w.charts.strategies == ["no protection", "lease"] and w.charts.kinds == ["cache-aside", "cache-aside"]
     assert lane_style("no protection")[0] != lane_style("lease")[0]
     assert w.caption_bar.caption.text() == "Watch for: The stale counters. Then everything else."
     w.start()
-    qtbot.waitUntil(lambda: w.session.run is not None and [ln.cfg.label for ln in w.session.run.lanes]
-                    == ["no protection", "lease"], timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            w.session.run is not None and [ln.cfg.label for ln in w.session.run.lanes] == ["no protection", "lease"]
+        ),
+        timeout=WAIT_MS,
+    )
     assert [ln.cfg.cache.stampede for ln in w.session.run.lanes] == ["none", "lease"]
     # a knob changed in the window leaves the lane that sets it itself
     w._on_knob("cache", "stampede", "single-flight")
     assert [c.cache.stampede for c in w.session.lane_configs()] == ["single-flight", "lease"]
     # each lane's stampede is counted under its own name in the caption and the Events tab
-    qtbot.waitUntil(lambda: (lambda ev: ev is not None and len(ev.get("done", {})) == 2)(
-        next((e for e in w.strip.events if e["kind"] == "stampede"), None)), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (lambda ev: ev is not None and len(ev.get("done", {})) == 2)(
+            next((e for e in w.strip.events if e["kind"] == "stampede"), None)
+        ),
+        timeout=WAIT_MS,
+    )
     ev = next(e for e in w.strip.events if e["kind"] == "stampede")
     assert set(ev["done"]) == {"no protection", "lease"}
     assert "no protection" in w._caption(ev) and "(lease)" in w._caption(ev)

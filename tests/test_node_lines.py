@@ -52,11 +52,14 @@ def assert_nodes_add_up(lane_rows: np.ndarray, node_rows: list[np.ndarray], gaug
     assert (lane_ratio[both] <= ratios[both].max(axis=1) + 1e-9).all()
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=12)
-GAUGE = st.fixed_dictionaries({"db_reads": st.integers(0, 10**9), "db_writes": st.integers(0, 10**9),
-                               "queue_depth": st.integers(0, 10**6)})
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+GAUGE = st.fixed_dictionaries(
+    {"db_reads": st.integers(0, 10**9), "db_writes": st.integers(0, 10**9), "queue_depth": st.integers(0, 10**6)}
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -66,8 +69,13 @@ def test_a_ticks_node_gauges_are_taken_whole_or_not_at_all(nodes):
     what a recording writes, else nothing (the nodes' gauge columns stay empty); never an error."""
     got = tick_node_gauges({"nodes": nodes})
     valid = isinstance(nodes, list) and all(
-        isinstance(g, dict) and all(isinstance(g.get(k), (int, float)) and not isinstance(g.get(k), bool)
-                                    for k in ("db_reads", "db_writes", "queue_depth")) for g in nodes)
+        isinstance(g, dict)
+        and all(
+            isinstance(g.get(k), (int, float)) and not isinstance(g.get(k), bool)
+            for k in ("db_reads", "db_writes", "queue_depth")
+        )
+        for g in nodes
+    )
     if valid:
         assert got == [(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in nodes]
     else:
@@ -115,8 +123,14 @@ def test_the_nodes_rows_add_up_to_their_lanes_rows(data):
         for i, batch in enumerate(records):
             b.on_records(i, batch, [])
         gauges = [tuple(sum(g[j] for g in lane_g) for j in range(3)) for lane_g in node_g]
-        u = b.build(t, {}, [{} for _ in nodes], gauges, [(0, 0, 0)] * len(nodes),
-                    [lane_g if n > 1 else [] for lane_g, n in zip(node_g, nodes)])
+        u = b.build(
+            t,
+            {},
+            [{} for _ in nodes],
+            gauges,
+            [(0, 0, 0)] * len(nodes),
+            [lane_g if n > 1 else [] for lane_g, n in zip(node_g, nodes)],
+        )
         assert len(u["node_rows"]) == len(nodes)
         for i, n in enumerate(nodes):
             got_lane[i].extend(u["rows"][i])
@@ -135,11 +149,20 @@ def test_a_recording_keeps_the_nodes_gauges_and_its_replay_draws_a_line_per_node
     """Two app nodes of write-behind and one of cache-aside on the embedded backends; one
     node of each lane is killed halfway. The replay's node series add up to its lane series,
     and the killed node's queue empties at the kill while the other's goes on."""
-    p = Plan(lanes=[lane("write-behind", 2, workload=Workload(rate=600),
-                         write_behind=dataclasses.replace(LaneConfig("write-behind").write_behind,
-                                                          flush_interval_s=0.5)),
-                    lane("cache-aside", 1, workload=Workload(rate=600))],
-             duration_s=3.0, node_crashes=[(1.5, 1)], restart_delay_s=0.8)
+    p = Plan(
+        lanes=[
+            lane(
+                "write-behind",
+                2,
+                workload=Workload(rate=600),
+                write_behind=dataclasses.replace(LaneConfig("write-behind").write_behind, flush_interval_s=0.5),
+            ),
+            lane("cache-aside", 1, workload=Workload(rate=600)),
+        ],
+        duration_s=3.0,
+        node_crashes=[(1.5, 1)],
+        restart_delay_s=0.8,
+    )
     path = tmp_path / "nodes.csrec"
     w = RecordingWriter(check_target(path), plan_header(p))
     summary = run_plan(p, recorder=w)
@@ -169,8 +192,9 @@ def test_a_recording_keeps_the_nodes_gauges_and_its_replay_draws_a_line_per_node
     assert (ops[1][just_after] == 0).all() and (ops[0][just_after] > 0).all()
 
     # the report draws the same: a thin path per node on the charts a node's data make, none elsewhere
-    page = htmlreport.render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
-                                    tape.node_series_lists())
+    page = htmlreport.render_report(
+        replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
+    )
     charts = re.findall(r'<svg class="chart".*?</svg>', page, re.S)
     assert len(charts) == len(htmlreport.CHARTS)
     for (_, columns, _, _), svg in zip(htmlreport.CHARTS, charts):
@@ -186,8 +210,10 @@ def test_eight_nodes_of_every_strategy_start_at_once_on_the_embedded_pair(tmp_pa
     they start: eight labs opening them at once all come up (none refuses a file another
     is still making), and the run ends normally."""
     for seed in (1, 2):
-        lanes = [dataclasses.replace(lane(s, 8, workload=Workload(rate=400)), seed=seed)
-                 for s in ("cache-aside", "write-through", "write-behind")]
+        lanes = [
+            dataclasses.replace(lane(s, 8, workload=Workload(rate=400)), seed=seed)
+            for s in ("cache-aside", "write-through", "write-behind")
+        ]
         summary = run_plan(Plan(lanes=lanes, duration_s=1.0, run_dir=tmp_path / f"run{seed}"))
         assert summary["status"] == "ok", json.dumps(summary.get("failures"))
         assert all(ln["incarnations"] == 8 and ln["ops"] > 0 for ln in summary["lanes"])

@@ -16,14 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
+from helpers import cli, require, start_cli, wait_until
 from recompute import recompute
 
 from cachestudio.engine.config import Backends, ConfigError, LaneConfig, Workload
 from cachestudio.engine.runner import Plan, run
 from cachestudio.engine.servers import postgres_bindir, redis_server
 from cachestudio.engine.storage import RunServers
-from helpers import cli, require, start_cli, wait_until
 
 
 @pytest.fixture
@@ -39,12 +38,16 @@ def root():
 
 def _lanes(seed: int, nodes: int = 2, **backends) -> list[LaneConfig]:
     b = Backends(cache="redis", store="postgresql", nodes=nodes, **backends)
-    base = LaneConfig("cache-aside", workload=Workload(rate=2400, keys=150, read_ratio=0.7, concurrency=2),
-                      backends=b, seed=seed)
+    base = LaneConfig(
+        "cache-aside", workload=Workload(rate=2400, keys=150, read_ratio=0.7, concurrency=2), backends=b, seed=seed
+    )
     wb = replace(base.write_behind, flush_interval_s=0.6)
-    return [replace(base, name="cache-aside"), replace(base, strategy="write-through", name="write-through"),
-            replace(base, strategy="write-behind", name="wb volatile", write_behind=wb),
-            replace(base, strategy="write-behind", name="wb durable", write_behind=replace(wb, durable=True))]
+    return [
+        replace(base, name="cache-aside"),
+        replace(base, strategy="write-through", name="write-through"),
+        replace(base, strategy="write-behind", name="wb volatile", write_behind=wb),
+        replace(base, strategy="write-behind", name="wb durable", write_behind=replace(wb, durable=True)),
+    ]
 
 
 def _by_lane(summary: dict) -> dict:
@@ -73,8 +76,15 @@ def test_crash_matrix_on_two_nodes(root, seed):
     run_dir, hist = root / "run", root / "history.jsonl"
     # a real outage (LOCK TABLE items IN ACCESS EXCLUSIVE MODE) under the second kill: the
     # evidence is then read through the outage's own connection
-    plan = Plan(lanes=_lanes(seed), duration_s=all_at + 1.6, node_crashes=[(node_at, victim)], crash_at=[all_at],
-                outages=[(all_at - 0.8, 1.2)], restart_delay_s=0.4, run_dir=run_dir)
+    plan = Plan(
+        lanes=_lanes(seed),
+        duration_s=all_at + 1.6,
+        node_crashes=[(node_at, victim)],
+        crash_at=[all_at],
+        outages=[(all_at - 0.8, 1.2)],
+        restart_delay_s=0.4,
+        run_dir=run_dir,
+    )
     events = []
     summary = run(plan, history=hist, on_event=events.append)
     crash = next(e for e in events if e["kind"] == "crash")
@@ -109,12 +119,17 @@ def test_crash_matrix_on_two_nodes(root, seed):
 def test_the_stale_set_across_nodes_and_the_lease_that_closes_it(root):
     """Two nodes, cache-aside on a shared Redis: a node's late set puts back what another
     node's write replaced (stale reads); with leases (SET NX PX on Redis) the set is refused."""
-    base = LaneConfig("cache-aside", workload=Workload(rate=0, keys=4, read_ratio=0.6, distribution="uniform",
-                                                        concurrency=4),
-                      backends=Backends(cache="redis", store="postgresql", nodes=2), seed=7)
+    base = LaneConfig(
+        "cache-aside",
+        workload=Workload(rate=0, keys=4, read_ratio=0.6, distribution="uniform", concurrency=4),
+        backends=Backends(cache="redis", store="postgresql", nodes=2),
+        seed=7,
+    )
     base = replace(base, latency=replace(base.latency, db_read_ms=6.0))
-    lanes = [replace(base, name="no protection"),
-             replace(base, name="lease", cache=replace(base.cache, stampede="lease"))]
+    lanes = [
+        replace(base, name="no protection"),
+        replace(base, name="lease", cache=replace(base.cache, stampede="lease")),
+    ]
     run_dir, hist = root / "run", root / "history.jsonl"
     summary = run(Plan(lanes=lanes, duration_s=5, run_dir=run_dir), history=hist)
     lanes = _by_lane(summary)
@@ -124,8 +139,13 @@ def test_the_stale_set_across_nodes_and_the_lease_that_closes_it(root):
     history = [json.loads(line) for line in hist.read_text().splitlines()]
     # the race is across nodes: some stale read on one node is overtaken by a write of the other
     by_id = {r["id"]: r for r in history if "node" in r}
-    crossed = [a for a in lanes["no protection"]["anomaly_list"] if a["kind"] == "stale_read"
-               and len(a["records"]) == 2 and by_id[a["records"][0]]["node"] != by_id[a["records"][1]]["node"]]
+    crossed = [
+        a
+        for a in lanes["no protection"]["anomaly_list"]
+        if a["kind"] == "stale_read"
+        and len(a["records"]) == 2
+        and by_id[a["records"][0]]["node"] != by_id[a["records"][1]]["node"]
+    ]
     assert crossed
     _check_recompute(summary, history, run_dir)
 
@@ -134,11 +154,15 @@ def test_the_cache_server_restarts_empty_without_aof_and_full_with_it(root):
     """SIGKILL of redis-server under write-through: without persistence it comes back
     empty, with AOF (everysec) with what it had synced; the event says which."""
     base = LaneConfig("write-through", workload=Workload(rate=1500, keys=50, read_ratio=0.8), seed=5)
-    lanes = [replace(base, name="no aof", backends=Backends(cache="redis")),
-             replace(base, name="aof", backends=Backends(cache="redis", aof=True))]
+    lanes = [
+        replace(base, name="no aof", backends=Backends(cache="redis")),
+        replace(base, name="aof", backends=Backends(cache="redis", aof=True)),
+    ]
     events = []
-    summary = run(Plan(lanes=lanes, duration_s=4.5, server_crashes=[2.5], restart_delay_s=0.5, run_dir=root / "run"),
-                  on_event=events.append)
+    summary = run(
+        Plan(lanes=lanes, duration_s=4.5, server_crashes=[2.5], restart_delay_s=0.5, run_dir=root / "run"),
+        on_event=events.append,
+    )
     assert summary["status"] == "ok"
     back = {e["lane"]: e["detail"] for e in events if e["kind"] == "cache-server-back"}
     assert set(back) == {"no aof", "aof"} and "came back empty" in back["no aof"] and "AOF" in back["aof"]
@@ -151,15 +175,24 @@ def test_the_cache_server_restarts_empty_without_aof_and_full_with_it(root):
 
 
 def test_a_missing_server_program_is_one_line_naming_the_package(tmp_path):
-    proc = cli("run", "--cache-backend", "redis", "--duration", "1", env={"PATH": str(tmp_path)},  # no redis-server
-               timeout=60)
+    proc = cli(
+        "run",
+        "--cache-backend",
+        "redis",
+        "--duration",
+        "1",
+        env={"PATH": str(tmp_path)},  # no redis-server
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "redis-server" in lines[0] and "apt-get install redis-server" in lines[0]
 
 
-@pytest.mark.parametrize("option,url", [("--redis-url", "unix:///nonexistent/redis.sock"),
-                                        ("--postgres-url", "host=/nonexistent dbname=x user=x")])
+@pytest.mark.parametrize(
+    "option,url",
+    [("--redis-url", "unix:///nonexistent/redis.sock"), ("--postgres-url", "host=/nonexistent dbname=x user=x")],
+)
 def test_an_unreachable_server_url_is_one_line(option, url):
     backend = ["--cache-backend", "redis"] if option == "--redis-url" else ["--store-backend", "postgresql"]
     proc = cli("run", *backend, option, url, "--duration", "1", timeout=60)
@@ -171,9 +204,11 @@ def test_an_unreachable_server_url_is_one_line(option, url):
 def test_bad_node_counts_are_refused():
     with pytest.raises(ConfigError, match="nodes"):
         from cachestudio.engine.config import validate
+
         validate(LaneConfig("cache-aside", backends=Backends(nodes=0)))
     with pytest.raises(ConfigError, match="crash-node"):
         from cachestudio.engine.runner import check_plan
+
         check_plan(Plan(lanes=[LaneConfig("cache-aside")], duration_s=2, node_crashes=[(1.0, 1)]))
 
 
@@ -194,13 +229,32 @@ def _our_servers(run_dir: Path) -> list[int]:
 
 def test_sigint_of_a_run_leaves_no_server_and_no_socket_behind(root):
     run_dir = root / "run"
-    proc = start_cli("run", "--cache-backend", "redis", "--store-backend", "postgresql", "--nodes", "2",
-                     "--strategy", "write-behind", "--duration", "60", "--rate", "500", "--run-dir", str(run_dir))
+    proc = start_cli(
+        "run",
+        "--cache-backend",
+        "redis",
+        "--store-backend",
+        "postgresql",
+        "--nodes",
+        "2",
+        "--strategy",
+        "write-behind",
+        "--duration",
+        "60",
+        "--rate",
+        "500",
+        "--run-dir",
+        str(run_dir),
+    )
     try:
         # running for real: both nodes have written operations
-        wait_until(lambda: len(list((run_dir / "write-behind" / "history").glob("inc-*.jsonl"))) == 2
-                   and all(p.stat().st_size for p in (run_dir / "write-behind" / "history").glob("*.jsonl")),
-                   timeout=60)
+        wait_until(
+            lambda: (
+                len(list((run_dir / "write-behind" / "history").glob("inc-*.jsonl"))) == 2
+                and all(p.stat().st_size for p in (run_dir / "write-behind" / "history").glob("*.jsonl"))
+            ),
+            timeout=60,
+        )
         assert len(_our_servers(run_dir)) >= 2  # redis-server and postgres are up
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -230,8 +284,15 @@ def test_given_servers_are_used_never_stopped_and_left_clean(root, redis_srv, pg
 
     run_dir = root / "run"
     lanes = _lanes(4, nodes=2)[:3]
-    plan = Plan(lanes=lanes, duration_s=2.5, crash_at=[1.0], restart_delay_s=0.3, run_dir=run_dir,
-                redis_url=redis_srv.url, postgres_url=pg_srv.conninfo)
+    plan = Plan(
+        lanes=lanes,
+        duration_s=2.5,
+        crash_at=[1.0],
+        restart_delay_s=0.3,
+        run_dir=run_dir,
+        redis_url=redis_srv.url,
+        postgres_url=pg_srv.conninfo,
+    )
     summary = run(plan)
     assert summary["status"] == "ok"
     assert redis_srv.pid is not None and pg_srv.pid is not None  # still running

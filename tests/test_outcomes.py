@@ -50,8 +50,11 @@ def timeline(seed: int) -> Plan:
     """A seeded plan of 3 to 3.5 s with 2 to 4 faults of any kind, often overlapping."""
     rng = random.Random(seed)
     duration = rng.choice((3.0, 3.5))
-    plan = Plan(lanes=lanes_for(seed, rng.random() < 0.5, rate=rng.choice((2000, 4000)), keys=rng.choice((50, 200))),
-                duration_s=duration, restart_delay_s=round(rng.uniform(0.1, 0.5), 2))
+    plan = Plan(
+        lanes=lanes_for(seed, rng.random() < 0.5, rate=rng.choice((2000, 4000)), keys=rng.choice((50, 200))),
+        duration_s=duration,
+        restart_delay_s=round(rng.uniform(0.1, 0.5), 2),
+    )
 
     def at() -> float:
         return round(rng.uniform(0.3, duration - 0.4), 2)
@@ -117,7 +120,7 @@ class Live:
             # the end-of-run audit's verdicts reach no callback: the auditor keeps them
             for i, lane in enumerate(r.lanes):
                 assert sum(lane.auditor.counts.values()) < lane.auditor.keep  # all kept: all comparable
-                self.feed(i, lane.auditor.anomalies[len(self.anomalies[i]):])
+                self.feed(i, lane.auditor.anomalies[len(self.anomalies[i]) :])
             return summary
         except BaseException:
             r.abort()
@@ -134,10 +137,10 @@ def lanes_of(clause: str, names: list[str]) -> tuple[list[str], str]:
         if n is None:
             return who, rest
         who.append(n)
-        rest = rest[len(n):]
+        rest = rest[len(n) :]
         for sep in (", ", " and "):
-            if rest.startswith(sep) and any(rest[len(sep):].startswith(m) for m in names):
-                rest = rest[len(sep):]
+            if rest.startswith(sep) and any(rest[len(sep) :].startswith(m) for m in names):
+                rest = rest[len(sep) :]
                 break
         else:
             return who, rest
@@ -149,20 +152,27 @@ def check_caption(w: dict, names: list[str]) -> None:
     head = f"{w['start']:.1f} s — {w['name']}" + (" so far" if w.get("open") else "") + ": "
     assert text.startswith(head), text
     said = set()
-    for clause in text[len(head):].split("; "):
+    for clause in text[len(head) :].split("; "):
         who, words = lanes_of(clause, names)
         assert who, clause
         said.update(who)
         for n in who:
             x = w["lanes"][n]
-            checks = {r"lost ([\d,]+) acknowledged write": x["lost_writes"], r"served ([\d,]+) stale read": x["stale_reads"],
-                      r"had ([\d,]+) error": x["errors"], r"rejected ([\d,]+) operation": x["rejected"]}
+            checks = {
+                r"lost ([\d,]+) acknowledged write": x["lost_writes"],
+                r"served ([\d,]+) stale read": x["stale_reads"],
+                r"had ([\d,]+) error": x["errors"],
+                r"rejected ([\d,]+) operation": x["rejected"],
+            }
             for pattern, value in checks.items():
                 m = re.search(pattern, words)
                 if m:
                     assert int(m.group(1).replace(",", "")) == value, (n, text, x)
-            for phrase, field in (("lost none", "lost_writes"), ("no stale reads", "stale_reads"),
-                                  ("had no errors", "errors")):
+            for phrase, field in (
+                ("lost none", "lost_writes"),
+                ("no stale reads", "stale_reads"),
+                ("had no errors", "errors"),
+            ):
                 if phrase in words:
                     assert x[field] == 0, (n, text, x)
             if "ran no operations" in words:
@@ -234,10 +244,19 @@ def test_a_named_write_behind_lane_killed_gets_the_reason(kind):
     a node's crash gets it as a crash does. The queue never flushes before the kill (its
     interval outlasts the run), so the kill always finds acknowledged writes in it."""
     w = Workload(rate=2000, read_ratio=0.6, keys=100, distribution="uniform")
-    lane = LaneConfig(strategy="write-behind", name="volatile", workload=w, seed=3,
-                      write_behind=WriteBehindKnobs(flush_interval_s=30.0, batch_size=500, durable=False))
-    plan = Plan(lanes=[lane], duration_s=2.5, restart_delay_s=0.2,
-                **{kind.field: [kind.entry(1.0, {p.name: p.live_value for p in kind.params})]})
+    lane = LaneConfig(
+        strategy="write-behind",
+        name="volatile",
+        workload=w,
+        seed=3,
+        write_behind=WriteBehindKnobs(flush_interval_s=30.0, batch_size=500, durable=False),
+    )
+    plan = Plan(
+        lanes=[lane],
+        duration_s=2.5,
+        restart_delay_s=0.2,
+        **{kind.field: [kind.entry(1.0, {p.name: p.live_value for p in kind.params})]},
+    )
     live = Live(plan)
     live.go()
     window = next(w for w in live.out.windows(live.run.ended_at) if w["kind"] == kind.start_event)
@@ -248,17 +267,34 @@ def test_a_named_write_behind_lane_killed_gets_the_reason(kind):
 
 
 def test_caption_groups_lanes_and_says_so_far():
-    x = {"ops": 10, "errors": 0, "rejected": 0, "read_p99_ms": 1.5, "write_p99_ms": 2.25, "stale_reads": 0,
-         "lost_writes": 0}
-    w = {"kind": "outage-start", "name": "DB outage", "start": 3.04, "end": 4.0, "open": True,
-         "lanes": {"cache-aside": dict(x, stale_reads=3), "write-through": dict(x), "write-behind": dict(x, errors=2)}}
+    x = {
+        "ops": 10,
+        "errors": 0,
+        "rejected": 0,
+        "read_p99_ms": 1.5,
+        "write_p99_ms": 2.25,
+        "stale_reads": 0,
+        "lost_writes": 0,
+    }
+    w = {
+        "kind": "outage-start",
+        "name": "DB outage",
+        "start": 3.04,
+        "end": 4.0,
+        "open": True,
+        "lanes": {"cache-aside": dict(x, stale_reads=3), "write-through": dict(x), "write-behind": dict(x, errors=2)},
+    }
     text = w["caption"] = caption(w, list(LANES))
-    assert text == ("3.0 s — DB outage so far: cache-aside served 3 stale reads; "
-                    "write-behind served no stale reads but had 2 errors; write-through served no stale reads")
+    assert text == (
+        "3.0 s — DB outage so far: cache-aside served 3 stale reads; "
+        "write-behind served no stale reads but had 2 errors; write-through served no stale reads"
+    )
     check_caption(w, list(LANES))
     w["open"] = False
     w["lanes"] = {n: dict(x) for n in LANES}
-    assert caption(w, list(LANES)) == "3.0 s — DB outage: cache-aside, write-through and write-behind p99 latency 2.250 ms"
+    assert (
+        caption(w, list(LANES)) == "3.0 s — DB outage: cache-aside, write-through and write-behind p99 latency 2.250 ms"
+    )
 
 
 # ------------------------------------------------------------------------------ generated streams
@@ -276,22 +312,38 @@ def streams(draw):
     rounds = []
     for r in range(1, draw(st.integers(3, 40)) + 1):
         t = r / 10
-        events = [{"kind": k, "start": t, "lane": draw(st.sampled_from(TWO)), "detail": "write burst of 5"}
-                  for k in draw(st.lists(st.sampled_from(STARTS + ENDS + ("knob",)), max_size=2))]
+        events = [
+            {"kind": k, "start": t, "lane": draw(st.sampled_from(TWO)), "detail": "write burst of 5"}
+            for k in draw(st.lists(st.sampled_from(STARTS + ENDS + ("knob",)), max_size=2))
+        ]
         batches = []
         for i in draw(st.lists(st.integers(0, 1), max_size=2)):
             recs = []
             for _ in range(draw(st.integers(0, 6))):
                 start = draw(st.integers(max(0, r - 15), r - 1)) / 10
                 end = draw(st.integers(int(start * 10), r)) / 10
-                recs.append({"kind": draw(st.sampled_from(("read", "write", "crash"))), "start": start, "end": end,
-                             "outcome": draw(st.sampled_from(("hit", "ok", "error", "rejected")))})
+                recs.append(
+                    {
+                        "kind": draw(st.sampled_from(("read", "write", "crash"))),
+                        "start": start,
+                        "end": end,
+                        "outcome": draw(st.sampled_from(("hit", "ok", "error", "rejected"))),
+                    }
+                )
             anomalies = []
             for _ in range(draw(st.integers(0, 3))):
                 at = draw(st.none() | st.integers(0, r).map(lambda v: v / 10))
                 found_at = draw(st.none() | st.integers(0, r).map(lambda v: v / 10))
-                anomalies.append(Anomaly(draw(st.sampled_from(("stale_read", "lost_write", "dirty_cache"))), TWO[i],
-                                         draw(st.sampled_from(("k0", "k1", "k2"))), "s", at=at, found_at=found_at))
+                anomalies.append(
+                    Anomaly(
+                        draw(st.sampled_from(("stale_read", "lost_write", "dirty_cache"))),
+                        TWO[i],
+                        draw(st.sampled_from(("k0", "k1", "k2"))),
+                        "s",
+                        at=at,
+                        found_at=found_at,
+                    )
+                )
             batches.append((i, recs, anomalies))
         rounds.append((events, batches))
     return rounds
@@ -303,8 +355,14 @@ def fake_lanes(root: Path, records: list[list[dict]], anomalies: list[list]) -> 
     for i, name in enumerate(TWO):
         f = root / f"{name}.jsonl"
         write_history(f, records[i])
-        lanes.append(SimpleNamespace(cfg=SimpleNamespace(strategy=name, label=name), inc=0, auditor=SimpleNamespace(
-            anomalies=anomalies[i]), paths=SimpleNamespace(history_file=lambda inc, f=f: f)))
+        lanes.append(
+            SimpleNamespace(
+                cfg=SimpleNamespace(strategy=name, label=name),
+                inc=0,
+                auditor=SimpleNamespace(anomalies=anomalies[i]),
+                paths=SimpleNamespace(history_file=lambda inc, f=f: f),
+            )
+        )
     return lanes
 
 
@@ -349,8 +407,11 @@ def test_membership_and_causes(rounds):
                 # decided on arrival: only a stampede still waiting for its lanes' reports
                 # can hold a time that its final end leaves out
                 assert g["fault_id"] is not None and final[g["fault_id"]]["kind"] == "stampede", (a, g, want)
-            assert g["cause"] == ("no fault" if g["fault_id"] is None
-                                  else f"{final[g['fault_id']]['name']} at {final[g['fault_id']]['start']:.1f} s")
+            assert g["cause"] == (
+                "no fault"
+                if g["fault_id"] is None
+                else f"{final[g['fault_id']]['name']} at {final[g['fault_id']]['start']:.1f} s"
+            )
         assert sum(g["count"] for g in groups.values() if g["lane"] == lane) == len(found[i])
 
 
@@ -365,7 +426,7 @@ def test_long_window_keeps_a_bounded_p99(monkeypatch):
     rng = random.Random(4)
     values = [rng.expovariate(100) for _ in range(50_000)]
     for k in range(0, len(values), 700):
-        lat.add(np.asarray(values[k:k + 700]))
+        lat.add(np.asarray(values[k : k + 700]))
     assert lat.size < 2_500 and lat.seen == len(values)
     assert math.isclose(lat.p99(fresh=True), _p99(values), abs_tol=0.002)
 
@@ -376,8 +437,13 @@ def test_long_window_keeps_a_bounded_p99(monkeypatch):
 def test_observer_sends_outcomes_and_groups():
     from cachestudio.engine.observer import observer_process
 
-    plan = Plan(lanes=lanes_for(7, durable=False, rate=2000), duration_s=30.0, crash_at=[1.25], outages=[(2.2, 0.4)],
-                restart_delay_s=0.2)
+    plan = Plan(
+        lanes=lanes_for(7, durable=False, rate=2000),
+        duration_s=30.0,
+        crash_at=[1.25],
+        outages=[(2.2, 0.4)],
+        restart_delay_s=0.2,
+    )
     parent, child = MP.Pipe()
     proc = MP.Process(target=observer_process, args=(child, plan, 0, os.getpid()), name="observer")
     proc.start()

@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, small_tmpfs
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cachestudio.engine.config import ConfigError
 from cachestudio.engine.outputs import Output, OutputError, OutputWriteError, open_outputs, write_output
-from helpers import ROOT, small_tmpfs
 
 IS_ROOT = os.geteuid() == 0
 TMPFILE_MODES = pytest.mark.parametrize("use_tmpfile", [True, False], ids=["O_TMPFILE", "named-temp"])
@@ -72,7 +72,8 @@ def make_output(path, what="--json", use_tmpfile=True) -> Output:
 @TMPFILE_MODES
 def test_new_file_follows_the_umask(tmp_path, use_tmpfile):
     target = tmp_path / "summary.json"
-    r = run_python(f"""
+    r = run_python(
+        f"""
         import os
         from cachestudio.engine.outputs import Output
         os.umask(0o027)
@@ -81,7 +82,10 @@ def test_new_file_follows_the_umask(tmp_path, use_tmpfile):
         with out:
             out.write('{{"a": 1}}\\n')
         print(out.how)
-    """, capture_output=True, text=True)
+    """,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "create"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
@@ -137,20 +141,24 @@ def test_as_another_user_owner_is_kept_and_unwritable_is_refused():
         os.chmod(readonly, 0o644)
         closed = d / "closed"
         closed.mkdir(mode=0o755)
-        r = run_python(f"""
+        r = run_python(
+            f"""
             import os
             from cachestudio.engine.outputs import Output, OutputError, write_output
             os.setgid(65534); os.setuid(65534)
             with Output({str(theirs)!r}, "--json") as out:
                 print(out.how)
                 out.write("nobody's\\n")
-            for p in ({str(readonly)!r}, {str(closed / 'new.json')!r}):
+            for p in ({str(readonly)!r}, {str(closed / "new.json")!r}):
                 try:
                     write_output(p, "--json", "x")
                     print("written", p)
                 except OutputError as e:
                     print(e)
-        """, capture_output=True, text=True)
+        """,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
         assert lines[0] == "in place"
@@ -306,7 +314,7 @@ def test_fifo_with_a_reader_gets_every_byte(tmp_path):
     payload = b"".join(b'{"seq":%d}\n' % i for i in range(100_000))  # ~1.1 MB, far beyond a pipe's buffer
     try:
         for i in range(0, len(payload), 7000):
-            out.write(payload[i:i + 7000])
+            out.write(payload[i : i + 7000])
         out.commit()
     finally:
         out.discard()
@@ -415,18 +423,27 @@ def test_dev_stdout_to_a_pipe_and_to_a_regular_file(tmp_path):
 
 
 def test_to_stdout_says_which_outputs_share_standard_output(tmp_path):
-    r = run_python(f"""
+    r = run_python(
+        f"""
         import sys
         from cachestudio.engine.outputs import Output
-        for p in ("-", "/dev/stdout", "/proc/self/fd/1", "/dev/fd/1", "/dev/stderr", {str(tmp_path / 'f.json')!r}):
+        for p in ("-", "/dev/stdout", "/proc/self/fd/1", "/dev/fd/1", "/dev/stderr", {str(tmp_path / "f.json")!r}):
             out = Output(p, "--json").open()
             print(p, out.kind, out.to_stdout, file=sys.stderr)
             out.discard()
-    """, capture_output=True, text=True)
+    """,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
-    assert r.stderr.splitlines() == ["- stdout True", "/dev/stdout stream True", "/proc/self/fd/1 stream True",
-                                     "/dev/fd/1 stream True", "/dev/stderr stream False",
-                                     f"{tmp_path / 'f.json'} file False"]
+    assert r.stderr.splitlines() == [
+        "- stdout True",
+        "/dev/stdout stream True",
+        "/proc/self/fd/1 stream True",
+        "/dev/fd/1 stream True",
+        "/dev/stderr stream False",
+        f"{tmp_path / 'f.json'} file False",
+    ]
     assert os.listdir(tmp_path) == []
 
 
@@ -434,7 +451,8 @@ def test_broken_stdout_is_one_line_without_a_second_error():
     r_end, w_end = os.pipe()
     os.close(r_end)  # the reader is gone before we start (`cachestudio run --json - | true`)
     try:
-        p = run_python("""
+        p = run_python(
+            """
             import sys
             from cachestudio.engine.outputs import OutputWriteError, write_output
             try:
@@ -442,7 +460,11 @@ def test_broken_stdout_is_one_line_without_a_second_error():
             except OutputWriteError as e:
                 print(e, file=sys.stderr)
                 sys.exit(3)
-        """, stdout=w_end, stderr=subprocess.PIPE, text=True)
+        """,
+            stdout=w_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     finally:
         os.close(w_end)
     assert p.returncode == 3
@@ -459,13 +481,19 @@ def test_same_target_twice_is_refused_naming_both(tmp_path):
     os.link(existing, tmp_path / "hard.json")
     cases = [
         ((existing, existing), f"--json and --history both name {existing}; give each its own file"),
-        ((tmp_path / "new.json", f"{tmp_path}/./new.json"),
-         f"--json {tmp_path / 'new.json'} and --history {tmp_path}/./new.json are the same file; "
-         "give each its own file"),
-        ((existing, tmp_path / "link.json"),
-         f"--json {existing} and --history {tmp_path / 'link.json'} are the same file; give each its own file"),
-        ((tmp_path / "hard.json", existing),
-         f"--json {tmp_path / 'hard.json'} and --history {existing} are the same file; give each its own file"),
+        (
+            (tmp_path / "new.json", f"{tmp_path}/./new.json"),
+            f"--json {tmp_path / 'new.json'} and --history {tmp_path}/./new.json are the same file; "
+            "give each its own file",
+        ),
+        (
+            (existing, tmp_path / "link.json"),
+            f"--json {existing} and --history {tmp_path / 'link.json'} are the same file; give each its own file",
+        ),
+        (
+            (tmp_path / "hard.json", existing),
+            f"--json {tmp_path / 'hard.json'} and --history {existing} are the same file; give each its own file",
+        ),
         (("-", "-"), "--json and --history both name standard output (-); give each its own file"),
     ]
     for (a, b), message in cases:
@@ -483,7 +511,8 @@ def test_same_target_twice_is_refused_naming_both(tmp_path):
 
 
 def test_stdout_named_twice_in_another_process_is_refused():
-    r = run_python("""
+    r = run_python(
+        """
         from cachestudio.engine.outputs import OutputError, open_outputs
         for pair in (("-", "/dev/stdout"), ("/proc/self/fd/1", "/dev/fd/1")):
             try:
@@ -493,7 +522,10 @@ def test_stdout_named_twice_in_another_process_is_refused():
                 print(e)
         outs = open_outputs([("/dev/stdout", "--json"), ("/dev/stderr", "--history")])
         print(len(outs))
-    """, capture_output=True, text=True)
+    """,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "--json - and --history /dev/stdout are the same file; give each its own file",
@@ -505,13 +537,18 @@ def test_stdout_named_twice_in_another_process_is_refused():
 def test_a_file_already_open_as_stdout_is_the_same_target(tmp_path):
     f = tmp_path / "both.txt"
     with open(f, "w") as fh:
-        r = run_python(f"""
+        r = run_python(
+            f"""
             from cachestudio.engine.outputs import OutputError, open_outputs
             try:
                 open_outputs([("/dev/stdout", "--json"), ({str(f)!r}, "--history")])
             except OutputError as e:
                 import sys; print(e, file=sys.stderr)
-        """, stdout=fh, stderr=subprocess.PIPE, text=True)
+        """,
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert r.stderr.strip() == f"--json /dev/stdout and --history {f} are the same file; give each its own file"
 
 
@@ -541,8 +578,9 @@ def test_a_write_failure_frees_the_temp_at_once_and_is_raised_by_commit(tmp_path
         out = Output(d / "big.json", "--history").open()
         for _ in range(20):
             out.write(b"x" * 10_000)  # fails at about 64 KB: nothing raised during the run
-        assert out.error == (f"--history {d / 'big.json'}: could not write: no space left on device; "
-                             f"{d / 'big.json'} was not created")
+        assert out.error == (
+            f"--history {d / 'big.json'}: could not write: no space left on device; {d / 'big.json'} was not created"
+        )
         assert os.listdir(d) == [] and os.statvfs(d).f_bfree == os.statvfs(d).f_blocks  # space given back
         out.write("dropped")
         for _ in range(2):
@@ -579,8 +617,9 @@ def test_target_that_turned_into_something_else_is_left_alone(tmp_path):
     os.mkfifo(fifo_target)  # appears during the run
     with pytest.raises(OutputWriteError) as e:
         out.commit()
-    assert one_line(e.value) == (f"--json {fifo_target}: could not write: {fifo_target} became a FIFO "
-                                 "during the run; it was left alone")
+    assert one_line(e.value) == (
+        f"--json {fifo_target}: could not write: {fifo_target} became a FIFO during the run; it was left alone"
+    )
     assert stat.S_ISFIFO(fifo_target.lstat().st_mode)
 
     regular = tmp_path / "r.json"
@@ -610,14 +649,23 @@ def test_exception_in_the_with_block_discards(tmp_path):
 
 def test_kill_during_the_run_leaves_no_temp_file(tmp_path):
     target = tmp_path / "out.json"
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from cachestudio.engine.outputs import Output
         out = Output({str(target)!r}, "--json").open()
         out.write("x" * 100_000)
         print(out.how, flush=True)
         time.sleep(60)
-    """)], env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert p.stdout.readline().strip() == "create"
     finally:
@@ -640,8 +688,10 @@ CHUNK = st.one_of(st.binary(max_size=3000), st.text(max_size=500), st.just(b"B" 
 def playground():
     """A 256 KiB tmpfs (so that ENOSPC happens) where mount is permitted, else a plain directory."""
     base = Path(tempfile.mkdtemp(prefix="outputs-prop-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(base)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(base)], capture_output=True).returncode
+        == 0
+    )
     try:
         yield base
     finally:
@@ -651,8 +701,12 @@ def playground():
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind=st.sampled_from(KINDS), chunks=st.lists(CHUNK, max_size=6),
-       end=st.sampled_from(["commit", "discard", "raise"]), use_tmpfile=st.booleans())
+@given(
+    kind=st.sampled_from(KINDS),
+    chunks=st.lists(CHUNK, max_size=6),
+    end=st.sampled_from(["commit", "discard", "raise"]),
+    use_tmpfile=st.booleans(),
+)
 def test_property_no_temp_left_kinds_kept_content_exact(playground, kind, chunks, end, use_tmpfile):
     d = Path(tempfile.mkdtemp(dir=playground))
     try:

@@ -21,12 +21,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from cachestudio import paths
 from cachestudio.engine.config import ConfigError
 from cachestudio.engine.scenario import builtin_dir, resources_dir
 from cachestudio.ui import first_paint
-from helpers import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCENARIOS = sorted(p.stem for p in (ROOT / "resources" / "scenarios").glob("*.toml"))
@@ -36,9 +36,13 @@ def test_every_package_and_resource_folder_is_in_pyproject():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     code = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "cachestudio").rglob("__init__.py")}
     assert code <= listed, f"not in [tool.setuptools] packages: {sorted(code - listed)}"
-    folders = {"cachestudio.resources" + "".join("." + part for part in p.relative_to(ROOT / "resources").parts)
-               for p in [ROOT / "resources", *(d for d in (ROOT / "resources").iterdir()
-                                                if d.is_dir() and d.name != "__pycache__")]}
+    folders = {
+        "cachestudio.resources" + "".join("." + part for part in p.relative_to(ROOT / "resources").parts)
+        for p in [
+            ROOT / "resources",
+            *(d for d in (ROOT / "resources").iterdir() if d.is_dir() and d.name != "__pycache__"),
+        ]
+    }
     assert folders <= listed, f"resource folders not in packages: {sorted(folders - listed)}"
     assert PYPROJECT["tool"]["setuptools"]["package-dir"]["cachestudio.resources"] == "resources"
     assert PYPROJECT["project"]["license"] == "MIT"
@@ -80,8 +84,11 @@ def test_bench_children_are_started_without_python_c(monkeypatch):
 def test_no_source_spawns_python_c_or_writes_settings_to_devnull():
     spawn_c = re.compile(r"""sys\.executable\s*,\s*["']-c["']""")
     devnull = re.compile(r"QSettings\(\s*os\.devnull")
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "cachestudio").rglob("*.py")
-                 if spawn_c.search(p.read_text()) or devnull.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "cachestudio").rglob("*.py")
+        if spawn_c.search(p.read_text()) or devnull.search(p.read_text())
+    ]
     assert offenders == []
 
 
@@ -92,8 +99,12 @@ def _fresh_venv(where: Path) -> Path:
 
 def _share_site_packages(python: Path) -> None:
     """Let the fresh venv import this environment's packages (after its own)."""
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(purelib, "_cachestudio_test_shared.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
@@ -104,8 +115,11 @@ def _png_looks_drawn(path: Path) -> bool:
     image = QImage(str(path))
     if image.isNull():
         return False
-    colours = {image.pixel(x, y) for x in range(0, image.width(), max(1, image.width() // 40))
-               for y in range(0, image.height(), max(1, image.height() // 40))}
+    colours = {
+        image.pixel(x, y)
+        for x in range(0, image.width(), max(1, image.width() // 40))
+        for y in range(0, image.height(), max(1, image.height() // 40))
+    }
     return len(colours) >= 8
 
 
@@ -119,14 +133,33 @@ def test_the_wheel_installed_elsewhere_lists_every_scenario_and_renders_a_screen
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(src)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = wheels.glob("cachestudio-*.whl")
 
     python = _fresh_venv(tmp_path / "venv")
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                                "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     _share_site_packages(python)  # after the install: pip must not see this environment's cachestudio
 
@@ -136,8 +169,14 @@ def test_the_wheel_installed_elsewhere_lists_every_scenario_and_renders_a_screen
     env["QT_QPA_PLATFORM"] = "offscreen"
     exe = str(tmp_path / "venv" / "bin" / "cachestudio")
 
-    where = subprocess.run([str(python), "-c", "import cachestudio.paths as p; print(p.resources_root())"],
-                           capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
+    where = subprocess.run(
+        [str(python), "-c", "import cachestudio.paths as p; print(p.resources_root())"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(tmp_path / "venv"), where.stdout  # not the clone's
 
@@ -148,8 +187,14 @@ def test_the_wheel_installed_elsewhere_lists_every_scenario_and_renders_a_screen
 
     out = tmp_path / "shots"
     out.mkdir()
-    shot = subprocess.run([exe, "screenshot", "--scenario", "crash-the-node", "--at", "2", "--out", str(out),
-                           "--size", "800x600"], capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
+    shot = subprocess.run(
+        [exe, "screenshot", "--scenario", "crash-the-node", "--at", "2", "--out", str(out), "--size", "800x600"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=300,
+    )
     assert shot.returncode == 0, shot.stderr[-3000:]
     for name in ("window", "flow", "charts", "anomalies"):
         png = out / f"{name}.png"
@@ -161,9 +206,18 @@ def test_the_wheel_installed_elsewhere_lists_every_scenario_and_renders_a_screen
 def test_the_self_check_opens_the_window_crashes_the_node_and_renders_a_frame(tmp_path):
     """``cachestudio.ui.self_check`` (what ``cachestudio self-check`` runs), in a process of its own."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run([sys.executable, "-c", "import sys\nfrom cachestudio.ui.self_check import run_self_check\n"
-                           "sys.exit(run_self_check())"], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom cachestudio.ui.self_check import run_self_check\nsys.exit(run_self_check())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert any("crashed (SIGKILL)" in line for line in lines), proc.stdout

@@ -6,12 +6,11 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 
 from cachestudio.engine.backends import Latency, OutageLock, Store, store_versions
 from cachestudio.engine.config import StoreKnobs, WriteBehindKnobs
 from cachestudio.engine.queue import DurableQueue, Flusher, VolatileQueue
-
-from helpers import wait_until
 
 
 def make_queue(kind, tmp_path, knobs):

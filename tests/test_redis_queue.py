@@ -20,6 +20,7 @@ import threading
 import time
 
 import pytest
+from helpers import ROOT, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,6 @@ from cachestudio.engine.config import CacheKnobs, Latency, StoreKnobs, WriteBehi
 from cachestudio.engine.queue import Flusher, QueueUnavailable
 from cachestudio.engine.redis_queue import RedisStreamQueue, redis_queue_depth
 from cachestudio.engine.strategies import Health, WriteBehind
-from helpers import ROOT, wait_until
 
 _run = secrets.token_hex(3)
 _names = itertools.count(1)
@@ -55,12 +55,15 @@ def make_queue(redis_srv):
 
 # -- the interface against a model --------------------------------------------------------
 
-_ops = st.lists(st.one_of(
-    st.tuples(st.just("put"), st.sampled_from("abc")),
-    st.tuples(st.just("take"), st.integers(0, 6)),
-    st.tuples(st.just("done"), st.integers(0, 6)),  # done with the first m entries taken
-    st.tuples(st.just("reopen")),  # a new incarnation of the node opens the stream
-), max_size=30)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.sampled_from("abc")),
+        st.tuples(st.just("take"), st.integers(0, 6)),
+        st.tuples(st.just("done"), st.integers(0, 6)),  # done with the first m entries taken
+        st.tuples(st.just("reopen")),  # a new incarnation of the node opens the stream
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -91,8 +94,8 @@ def test_any_sequence_of_put_take_done_behaves_as_a_list(redis_srv, ops, capacit
                 batch = taken[: op[1]]
                 q.done(batch)
                 assert model[: len(batch)] == batch  # what was taken is still the oldest
-                model = model[len(batch):]
-                taken = taken[len(batch):]
+                model = model[len(batch) :]
+                taken = taken[len(batch) :]
             else:
                 q.close()
                 q = RedisStreamQueue(redis_srv.url, stream, knobs)
@@ -194,11 +197,11 @@ def test_wait_wakes_at_the_threshold_put_by_this_process_or_another_client(make_
     q = make_queue(coalesce=False)
     for other in (q, make_queue(stream=q.stream)):  # the same object, then another client
         q.done(q.take(100))
-        writer = threading.Thread(target=lambda: [other.put((f"k{i}", 1, "x"), False, 0) for i in range(5)])
+        writer = threading.Thread(target=lambda other=other: [other.put((f"k{i}", 1, "x"), False, 0) for i in range(5)])
         waiter = threading.Thread(target=q.wait, args=(3600, 5), daemon=True)  # its timeout never comes
         waiter.start()
         writer.start()
-        wait_until(lambda: not waiter.is_alive())  # woken by the fifth put
+        wait_until(lambda waiter=waiter: not waiter.is_alive())  # woken by the fifth put
         writer.join()
         assert q.depth() == 5
 
@@ -208,8 +211,9 @@ def test_wait_wakes_at_the_threshold_put_by_this_process_or_another_client(make_
 
 @pytest.mark.parametrize("coalesce", [True, False])
 def test_the_flusher_drains_concurrent_writers_into_the_store(make_queue, store, coalesce):
-    knobs = WriteBehindKnobs(flush_interval_s=0.02, batch_size=16, capacity=50, backpressure="block",
-                             coalesce=coalesce, retry_backoff_s=0.01)
+    knobs = WriteBehindKnobs(
+        flush_interval_s=0.02, batch_size=16, capacity=50, backpressure="block", coalesce=coalesce, retry_backoff_s=0.01
+    )
     q = make_queue(stream=None, **vars(knobs))
     flusher = Flusher(q, store, knobs)
     flusher.start()
@@ -256,8 +260,7 @@ def test_the_durable_queue_coalesces_within_a_batch(make_queue, store):
     assert q.depth() == 0
 
 
-def test_write_behind_on_the_stream_acks_then_fails_softly_while_redis_is_down(make_queue, store, tmp_path,
-                                                                              redis_srv):
+def test_write_behind_on_the_stream_acks_then_fails_softly_while_redis_is_down(make_queue, store, tmp_path, redis_srv):
     knobs = WriteBehindKnobs(coalesce=False)
     q = make_queue(coalesce=False)
     cache = CacheBackend(tmp_path / "cache", CacheKnobs(), Latency())
@@ -306,8 +309,9 @@ def test_a_new_incarnation_replays_what_a_sigkilled_writer_left(redis_srv, make_
     """At-least-once: every acknowledged entry that was not done is replayed, in order,
     including the batch taken but not done; the store ends at each key's last version."""
     stream = stream_name()
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), redis_srv.url, stream],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(ROOT), redis_srv.url, stream], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline() == "flushed 5\n"
         acked = 20
@@ -328,8 +332,7 @@ def test_a_new_incarnation_replays_what_a_sigkilled_writer_left(redis_srv, make_
     assert redis_queue_depth(redis_srv.url, stream) == 0
 
 
-def test_a_killed_redis_is_a_soft_failure_and_the_queue_is_lost_without_persistence(redis_srv, make_queue,
-                                                                                   tmp_path):
+def test_a_killed_redis_is_a_soft_failure_and_the_queue_is_lost_without_persistence(redis_srv, make_queue, tmp_path):
     knobs = WriteBehindKnobs(flush_interval_s=0.02, batch_size=5, coalesce=False, retry_backoff_s=0.01)
     q = make_queue(flush_interval_s=0.02, batch_size=5, coalesce=False)
     for v in range(1, 11):
@@ -339,8 +342,13 @@ def test_a_killed_redis_is_a_soft_failure_and_the_queue_is_lost_without_persiste
     flusher = Flusher(q, store, knobs)
     redis_srv.kill()
     try:
-        for call in (lambda: q.put(("k", 11, "v11"), False, 0), lambda: q.put(("k", 11, "v11"), True, 5),
-                     lambda: q.take(5), lambda: q.done(batch), lambda: redis_queue_depth(q.url, q.stream)):
+        for call in (
+            lambda: q.put(("k", 11, "v11"), False, 0),
+            lambda: q.put(("k", 11, "v11"), True, 5),
+            lambda: q.take(5),
+            lambda: q.done(batch),
+            lambda: redis_queue_depth(q.url, q.stream),
+        ):
             with pytest.raises(QueueUnavailable) as failed:
                 call()
             # at once: the connection was refused, no socket timeout waited out (nor retried with backoff)

@@ -42,8 +42,11 @@ def test_outage_lock_fails_reads_and_writes_within_the_timeout_then_they_succeed
     store = make_pg_store(timeout_ms=100)
     store.write("k", 1, "a")
     with pg_outage(pg_srv.conninfo, store.table):
-        for call in (lambda: store.read("k"), lambda: store.write("k", 2, "b"),
-                     lambda: store.write_batch([("k", 3, "c"), ("j", 1, "d")])):
+        for call in (
+            lambda: store.read("k"),
+            lambda: store.write("k", 2, "b"),
+            lambda: store.write_batch([("k", 3, "c"), ("j", 1, "d")]),
+        ):
             with pytest.raises(StoreUnavailable) as failed:
                 call()
             # the server's lock_timeout (timeout_ms) ended the wait, not the statement timeout
@@ -70,10 +73,13 @@ def test_an_older_version_never_overwrites_a_newer_one(store):
     assert store.read("absent") is None
 
 
-_ops = st.lists(st.one_of(
-    st.tuples(st.just("write"), st.sampled_from("abc"), st.integers(1, 20)),
-    st.tuples(st.just("batch"), st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 20)), max_size=5)),
-), max_size=12)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.sampled_from("abc"), st.integers(1, 20)),
+        st.tuples(st.just("batch"), st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 20)), max_size=5)),
+    ),
+    max_size=12,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -119,10 +125,15 @@ def test_clear_deletes_only_this_caches_keys(make_redis_cache, redis_srv):
     assert redis_cache_versions(redis_srv.url, other.prefix) == {"a": 1, "b*": 2}
 
 
-@pytest.mark.parametrize("eviction, policy", [("least-recently-stored", "allkeys-lru"),
-                                              ("least-recently-used", "allkeys-lru"),
-                                              ("least-frequently-used", "allkeys-lfu"),
-                                              ("none", "noeviction")])
+@pytest.mark.parametrize(
+    "eviction, policy",
+    [
+        ("least-recently-stored", "allkeys-lru"),
+        ("least-recently-used", "allkeys-lru"),
+        ("least-frequently-used", "allkeys-lfu"),
+        ("none", "noeviction"),
+    ],
+)
 def test_size_limit_and_eviction_map_onto_the_server_config(cache, eviction, policy):
     cache.apply(CacheKnobs(size_limit_mb=64, eviction=eviction))
     assert cache.client.config_get("maxmemory")["maxmemory"] == str(64 * 2**20)
@@ -207,6 +218,7 @@ def test_protected_read_flow_fills_the_cache_and_frees_the_key(make_redis_cache,
 def test_client_threads_share_one_cache_and_one_store(cache, store):
     """A connection per thread (the store), a shared pool (the cache): concurrent
     guarded writes end at each key's highest version, in both."""
+
     def writer(n: int):
         for v in range(1, 21):
             version = v * 8 + n
@@ -234,9 +246,14 @@ def test_a_killed_redis_is_a_counted_failure_and_the_same_cache_works_after_rest
     cache.set("k", 1, "a")
     redis_srv.kill()
     try:
-        for call in (lambda: cache.get("k"), lambda: cache.set("k", 2, "b"), lambda: cache.delete("k"),
-                     lambda: cache.get_or_lease("k"), lambda: cache.set_leased("k", "t", 1, "a"),
-                     cache.clear):
+        for call in (
+            lambda: cache.get("k"),
+            lambda: cache.set("k", 2, "b"),
+            lambda: cache.delete("k"),
+            lambda: cache.get_or_lease("k"),
+            lambda: cache.set_leased("k", "t", 1, "a"),
+            cache.clear,
+        ):
             with pytest.raises(CacheUnavailable) as failed:
                 call()
             # at once: the connection was refused, no socket timeout waited out (nor retried with backoff)
@@ -262,8 +279,11 @@ def test_a_down_postgres_is_a_counted_failure_and_the_same_store_works_after_res
     store.write("k", 1, "a")
     getattr(pg_srv, how)()
     try:
-        for call in (lambda: store.read("k"), lambda: store.write("k", 2, "b"),
-                     lambda: store.write_batch([("k", 2, "b")])):
+        for call in (
+            lambda: store.read("k"),
+            lambda: store.write("k", 2, "b"),
+            lambda: store.write_batch([("k", 2, "b")]),
+        ):
             with pytest.raises(StoreUnavailable) as failed:
                 call()
             assert not failed.value.hard

@@ -26,6 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from helpers import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,11 +50,14 @@ from cachestudio.engine.timeline import (
     check_count,
     normalize,
 )
-from helpers import cli
 
 EXAMPLES = int(os.environ.get("CACHESTUDIO_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 #: Files tried and what became of them (printed at the end with ``-s``).
 TALLY: Counter = Counter()
 _DIR = tempfile.TemporaryDirectory(prefix="cachestudio-fuzz-")
@@ -142,15 +146,29 @@ INTS = st.one_of(
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 KEYS = st.one_of(st.sampled_from(["at", "kind", "rate", "x", "name", "faults", "workload"]), TEXT)
 SCALARS = st.one_of(
-    st.booleans(), INTS, FLOATS, TEXT,
-    st.dates(), st.datetimes(timezones=st.sampled_from([None, datetime.timezone.utc])), st.times(),
+    st.booleans(),
+    INTS,
+    FLOATS,
+    TEXT,
+    st.dates(),
+    st.datetimes(timezones=st.sampled_from([None, datetime.UTC])),
+    st.times(),
 )
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(KEYS, inner, max_size=4)),
-                      max_leaves=12)
-CHOICES = {"distribution": config.DISTRIBUTIONS, "eviction": config.EVICTION_POLICIES, "stampede": config.STAMPEDE,
-           "journal_mode": config.JOURNAL_MODES, "synchronous": config.SYNCHRONOUS,
-           "backpressure": config.BACKPRESSURE, "cache": config.CACHE_BACKENDS, "store": config.STORE_BACKENDS}
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
+CHOICES = {
+    "distribution": config.DISTRIBUTIONS,
+    "eviction": config.EVICTION_POLICIES,
+    "stampede": config.STAMPEDE,
+    "journal_mode": config.JOURNAL_MODES,
+    "synchronous": config.SYNCHRONOUS,
+    "backpressure": config.BACKPRESSURE,
+    "cache": config.CACHE_BACKENDS,
+    "store": config.STORE_BACKENDS,
+}
 
 
 def plausible(name: str, default):
@@ -176,12 +194,23 @@ def maybe_wild(draw, good, wild: int):
 @st.composite
 def faults(draw, duration: float, wild: int):
     kind = draw(maybe_wild(st.sampled_from(list(FAULT_KINDS)), wild))
-    fault = {"at": draw(maybe_wild(st.one_of(st.floats(0, duration, exclude_max=True),
-                                             st.integers(0, math.ceil(duration) - 1)), wild)), "kind": kind}
+    fault = {
+        "at": draw(
+            maybe_wild(
+                st.one_of(st.floats(0, duration, exclude_max=True), st.integers(0, math.ceil(duration) - 1)), wild
+            )
+        ),
+        "kind": kind,
+    }
     spec = FAULT_KINDS.get(kind, {}) if isinstance(kind, str) else {}
-    plausible_values = {"duration": st.floats(0.001, 8), "ms": st.sampled_from([20, 50.0, 80.0]),
-                        "op": st.sampled_from(["read", "write"]), "count": st.integers(1, 5000),
-                        "readers": st.integers(2, 300), "node": st.integers(0, config.MAX_NODES - 1)}
+    plausible_values = {
+        "duration": st.floats(0.001, 8),
+        "ms": st.sampled_from([20, 50.0, 80.0]),
+        "op": st.sampled_from(["read", "write"]),
+        "count": st.integers(1, 5000),
+        "readers": st.integers(2, 300),
+        "node": st.integers(0, config.MAX_NODES - 1),
+    }
     for key in spec:
         if draw(st.integers(0, 5)):
             fault[key] = draw(maybe_wild(plausible_values[key], wild))
@@ -197,9 +226,15 @@ def documents(draw) -> dict:
     doc: dict = {}
     wild = draw(st.sampled_from([0, 0, 1, 3, 10, 30]))
     names = st.text(st.characters(whitelist_categories=("L", "Nd", "Zs")), min_size=1, max_size=30)
-    top = {"name": names, "title": names, "description": TEXT, "seed": st.integers(0, 100),
-           "duration": st.one_of(st.floats(0.5, 40), st.integers(1, 40)), "strategy": st.sampled_from(
-               ["all", *config.STRATEGIES]), "restart_delay": st.floats(0, 3)}
+    top = {
+        "name": names,
+        "title": names,
+        "description": TEXT,
+        "seed": st.integers(0, 100),
+        "duration": st.one_of(st.floats(0.5, 40), st.integers(1, 40)),
+        "strategy": st.sampled_from(["all", *config.STRATEGIES]),
+        "restart_delay": st.floats(0, 3),
+    }
     for key, good in top.items():
         if draw(st.booleans()):
             doc[key] = draw(maybe_wild(good, wild))
@@ -232,17 +267,21 @@ def raw_texts(draw) -> bytes:
     n = draw(st.integers(1, 3000))
     where = draw(st.sampled_from(["", "[workload]\n", "[[faults]]\nkind = 'crash'\n"]))
     key = draw(st.sampled_from(["a", "rate", "at", "seed"]))
-    text = draw(st.sampled_from([
-        f"{where}{key} = {'[' * n}1{']' * n}\n",
-        f"{where}{key} = {'{a = ' * n}1{'}' * n}\n",
-        f"{where}{key} = {'[' * n}\n",
-        f"{where}{'a.' * n}a = 1\n",
-        f"{where}[{'a.' * n}a]\n",
-        f"{where}{key} = {'9' * n}\n",
-        f"{where}{key} = 0.{'1' * n}\n",
-        f"{where}{key} = {toml_string('x' * n)}\n",
-        f'{where}{key} = """{"a" * n}\n',
-    ]))
+    text = draw(
+        st.sampled_from(
+            [
+                f"{where}{key} = {'[' * n}1{']' * n}\n",
+                f"{where}{key} = {'{a = ' * n}1{'}' * n}\n",
+                f"{where}{key} = {'[' * n}\n",
+                f"{where}{'a.' * n}a = 1\n",
+                f"{where}[{'a.' * n}a]\n",
+                f"{where}{key} = {'9' * n}\n",
+                f"{where}{key} = 0.{'1' * n}\n",
+                f"{where}{key} = {toml_string('x' * n)}\n",
+                f'{where}{key} = """{"a" * n}\n',
+            ]
+        )
+    )
     if draw(st.booleans()):
         alphabet = st.sampled_from(list("[]{}\"'=.,#\n\\ 0123456789abeinftrux_-+:TZ") + ["\r\n", "\t", "é", "\x00"])
         noise = "".join(draw(st.lists(alphabet, max_size=60)))
@@ -274,8 +313,13 @@ def mutated_builtins(draw) -> tuple[dict, bool]:
     action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add"]))
     if action == "replace":
         old = target[key]
-        same_type = (st.one_of(INTS, FLOATS) if isinstance(old, (int, float)) and not isinstance(old, bool)
-                     else TEXT if isinstance(old, str) else st.booleans())
+        same_type = (
+            st.one_of(INTS, FLOATS)
+            if isinstance(old, (int, float)) and not isinstance(old, bool)
+            else TEXT
+            if isinstance(old, str)
+            else st.booleans()
+        )
         target[key] = draw(st.one_of(VALUES, same_type))
     elif action == "delete":
         del target[key]
@@ -324,9 +368,9 @@ def assert_usable(sc: Scenario) -> None:
             assert 0 < w[1] <= MAX_WINDOW_S
             if len(w) == 3:
                 assert 0 < w[2] <= 10_000
-    for t, op, count in tl["bursts"]:
+    for _t, op, count in tl["bursts"]:
         assert op in ("read", "write") and type(count) is int and 1 <= count <= MAX_BURST
-    for t, readers in tl["stampedes"]:
+    for _t, readers in tl["stampedes"]:
         assert type(readers) is int and 2 <= readers <= MAX_READERS
     assert normalize(tl) == (tl, [])  # loaded timelines are already normalized
 
@@ -373,10 +417,14 @@ def test_a_sample_through_the_real_command_line():
     """15 files, a fixed seed: exit status 0 or 2, one line on stderr, never a traceback."""
     results = Counter()
 
-    @settings(max_examples=15, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.one_of(documents().map(toml_document), mutated_builtins().map(lambda m: toml_document(*m)),
-                     raw_texts()))
+    @settings(
+        max_examples=15,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.one_of(documents().map(toml_document), mutated_builtins().map(lambda m: toml_document(*m)), raw_texts()))
     def one(data):
         path = write(data)
         proc = cli("check", str(path), timeout=120)
@@ -472,11 +520,16 @@ def test_outages_lose_no_time_and_add_none(outages):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None)
-@given(st.lists(st.tuples(EIGHTHS, LENGTHS, st.sampled_from([20.0, 50.0, 80.0])), max_size=10),
-       st.sampled_from(["slow_db", "slow_cache"]))
+@given(
+    st.lists(st.tuples(EIGHTHS, LENGTHS, st.sampled_from([20.0, 50.0, 80.0])), max_size=10),
+    st.sampled_from(["slow_db", "slow_cache"]),
+)
 def test_slow_windows_merge_same_latency_and_refuse_only_a_different_one(windows, field):
-    clash = [(a, b) for a, b in itertools.combinations(windows, 2)
-             if a[2] != b[2] and a[0] < b[0] + b[1] and b[0] < a[0] + a[1]]
+    clash = [
+        (a, b)
+        for a, b in itertools.combinations(windows, 2)
+        if a[2] != b[2] and a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+    ]
     try:
         out, notes = normalize({field: windows})
     except TimelineConflict as exc:
@@ -520,10 +573,15 @@ def test_outages_at_any_float_time_lose_nothing(outages):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None)
-@given(st.lists(EIGHTHS, max_size=8), st.lists(EIGHTHS, max_size=8),
-       st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from(["read", "write"]),
-                          st.integers(1, 6_000_000)), max_size=6),
-       st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.integers(2, 300)), max_size=6))
+@given(
+    st.lists(EIGHTHS, max_size=8),
+    st.lists(EIGHTHS, max_size=8),
+    st.lists(
+        st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from(["read", "write"]), st.integers(1, 6_000_000)),
+        max_size=6,
+    ),
+    st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0]), st.integers(2, 300)), max_size=6),
+)
 def test_instant_faults_are_merged_or_kept(crashes, colds, bursts, stampedes):
     """Crashes and cold caches at one instant are one; bursts and stampedes are all kept
     (the lab queues bursts; each stampede has its own readers), in time order."""

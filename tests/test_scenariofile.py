@@ -15,8 +15,22 @@ from cachestudio.engine.config import LaneSpec
 from cachestudio.engine.faultkinds import FAULTS
 from cachestudio.engine.scenariofile import fault_tables, plain_strategy, scenario_toml, toml_string
 
-ATTRS = ("name", "title", "description", "specs", "lanes", "base", "duration_s", "restart_delay_s", "timeline",
-         "watch_for", "you_will_learn", "says", "expect", "pictures")
+ATTRS = (
+    "name",
+    "title",
+    "description",
+    "specs",
+    "lanes",
+    "base",
+    "duration_s",
+    "restart_delay_s",
+    "timeline",
+    "watch_for",
+    "you_will_learn",
+    "says",
+    "expect",
+    "pictures",
+)
 
 
 def again(sc, tmp_path: Path, name: str = "again.toml"):
@@ -37,7 +51,8 @@ def test_every_builtin_scenario_is_written_as_itself(path, tmp_path):
 
 def test_backends_nodes_and_named_lanes_with_their_own_knobs(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('''name = "mine"
+    path.write_text(
+        """name = "mine"
 duration = 30
 [backends]
 cache = "redis"
@@ -54,7 +69,9 @@ backends.nodes = 2
 [[lanes]]
 name = "plain"
 strategy = "cache-aside"
-''', encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     sc = scenarios.load(path)
     back = again(sc, tmp_path)
     assert differences(sc, back) == []
@@ -67,8 +84,13 @@ strategy = "cache-aside"
 
 def test_strings_that_need_escaping(tmp_path):
     sc = scenarios.load(scenarios.find("crash-the-node"))
-    odd = replace(sc, title='a "title" with \\ and ünïcode ✓', description="two\nlines\tand a DEL \x7f and \x01",
-                  watch_for="C:\\path\\ and 'quotes'", you_will_learn="emoji 🧪 too")
+    odd = replace(
+        sc,
+        title='a "title" with \\ and ünïcode ✓',
+        description="two\nlines\tand a DEL \x7f and \x01",
+        watch_for="C:\\path\\ and 'quotes'",
+        you_will_learn="emoji 🧪 too",
+    )
     assert differences(odd, again(odd, tmp_path)) == []
     assert toml_string("a\x7fb") == '"a\\u007fb"'
 

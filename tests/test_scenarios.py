@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import assert_bad_input, cli
 
 from cachestudio.engine.scenario import ScenarioError, builtin_dir, builtin_scenarios, find, load, timeline_toml
-
-from helpers import assert_bad_input, cli
 
 
 def test_every_builtin_scenario_loads_and_is_listed():
@@ -34,21 +33,24 @@ def test_scenario_values_reach_the_lanes():
     assert outage.outages == [(6.0, 4.0)]
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("seed = 7\n[workload]\nrate = 10\nread_ration = 0.5\n", 4, ["unknown key 'read_ration'", "[workload]"]),
-    ("seed = 7\n\n[workload]\nrate = -10\n", 4, ["rate"]),
-    ("[cache]\npersistent = 'yes'\n", 2, ["persistent", "true or false"]),
-    ("duration = 5\n[[faults]]\nat = 1\nkind = 'crash'\n[[faults]]\nat = 99\nkind = 'crash'\n", 6, ["fault time"]),
-    ("[[faults]]\nat = 1\nkind = 'meteor'\n", 3, ["meteor"]),
-    ("[[faults]]\nat = 1\nkind = 'stampede'\nreaders = 1\n", 4, ["stampede readers", "2"]),
-    ("[[faults]]\nat = 1\nkind = 'slow-db'\nduration = 1\nms = 'lots'\n", 5, ["slow-db ms"]),
-    ("[[faults]]\nat = 1\nkind = 'burst'\nop = 'delete'\n", 4, ["op must be read or write"]),
-    ("[[faults]]\nat = 1\nkind = 'cold'\nduration = 3\n", 4, ["unknown key 'duration'"]),
-    ("[[faults]]\nat = 1\nkind = 'outage'\n", 1, ["outage duration"]),
-    ("strategy = 'write-around'\n", 1, ["write-around"]),
-    ("colour = 'blue'\n", 1, ["unknown key 'colour'"]),
-    ("seed = \n", 1, ["line 1"]),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("seed = 7\n[workload]\nrate = 10\nread_ration = 0.5\n", 4, ["unknown key 'read_ration'", "[workload]"]),
+        ("seed = 7\n\n[workload]\nrate = -10\n", 4, ["rate"]),
+        ("[cache]\npersistent = 'yes'\n", 2, ["persistent", "true or false"]),
+        ("duration = 5\n[[faults]]\nat = 1\nkind = 'crash'\n[[faults]]\nat = 99\nkind = 'crash'\n", 6, ["fault time"]),
+        ("[[faults]]\nat = 1\nkind = 'meteor'\n", 3, ["meteor"]),
+        ("[[faults]]\nat = 1\nkind = 'stampede'\nreaders = 1\n", 4, ["stampede readers", "2"]),
+        ("[[faults]]\nat = 1\nkind = 'slow-db'\nduration = 1\nms = 'lots'\n", 5, ["slow-db ms"]),
+        ("[[faults]]\nat = 1\nkind = 'burst'\nop = 'delete'\n", 4, ["op must be read or write"]),
+        ("[[faults]]\nat = 1\nkind = 'cold'\nduration = 3\n", 4, ["unknown key 'duration'"]),
+        ("[[faults]]\nat = 1\nkind = 'outage'\n", 1, ["outage duration"]),
+        ("strategy = 'write-around'\n", 1, ["write-around"]),
+        ("colour = 'blue'\n", 1, ["unknown key 'colour'"]),
+        ("seed = \n", 1, ["line 1"]),
+    ],
+)
 def test_broken_scenario_names_file_and_line(tmp_path, text, line, words):
     path = tmp_path / "broken.toml"
     path.write_text(text)
@@ -109,11 +111,18 @@ BAD_VALUES = [
     ("restart_delay = '1'\n", 1, ["restart_delay", "'1'"]),
     ("title = 'x'\nname = \"" + "x" * 10_000 + "\n", 2, ["line 2"]),  # a tomllib error, with its line
     # overlapping faults that cannot all happen: the line of the later one in the file
-    ("duration = 10\n[[faults]]\nat = 2\nkind = 'slow-db'\nduration = 3\nms = 80\n"
-     "[[faults]]\nat = 1\nkind = 'slow-db'\nduration = 2\nms = 50\n", 8,
-     ["slow-db 2-5 s at 80 ms overlaps slow-db 1-3 s at 50 ms", "same ms"]),
-    ("duration = 9000\n[[faults]]\nat = 0\nkind = 'outage'\nduration = 3600\n"
-     "[[faults]]\nat = 3000\nkind = 'outage'\nduration = 3600\n", 7, ["merged they would last 6600 s"]),
+    (
+        "duration = 10\n[[faults]]\nat = 2\nkind = 'slow-db'\nduration = 3\nms = 80\n"
+        "[[faults]]\nat = 1\nkind = 'slow-db'\nduration = 2\nms = 50\n",
+        8,
+        ["slow-db 2-5 s at 80 ms overlaps slow-db 1-3 s at 50 ms", "same ms"],
+    ),
+    (
+        "duration = 9000\n[[faults]]\nat = 0\nkind = 'outage'\nduration = 3600\n"
+        "[[faults]]\nat = 3000\nkind = 'outage'\nduration = 3600\n",
+        7,
+        ["merged they would last 6600 s"],
+    ),
 ]
 
 
@@ -130,8 +139,16 @@ def test_bad_values_name_file_and_line(tmp_path, text, line, words):
         assert word in message, message
 
 
-@pytest.mark.parametrize("first_word", ["burst count", "each fault must be a table", "nested more than 32 deep",
-                                        "dotted key of more than", "slow-db 2-5 s at 80 ms"])
+@pytest.mark.parametrize(
+    "first_word",
+    [
+        "burst count",
+        "each fault must be a table",
+        "nested more than 32 deep",
+        "dotted key of more than",
+        "slow-db 2-5 s at 80 ms",
+    ],
+)
 def test_bad_values_on_the_command_line(tmp_path, first_word):
     """A few of them through ``cachestudio check`` and ``run``: exit 2, one line."""
     text, line, words = next(case for case in BAD_VALUES if case[2][0].startswith(first_word))
@@ -192,9 +209,17 @@ kind = "crash-cache-server"
     first = tmp_path / "all.toml"
     first.write_text(text)
     sc = load(first)
-    assert sc.timeline == {"crash_at": [1.0], "outages": [(2.0, 3.0)], "slow_db": [(6.0, 2.0, 80.0)],
-                           "slow_cache": [(9.0, 1.0, 20.0)], "cold_at": [11.0], "bursts": [(12.0, "read", 500)],
-                           "stampedes": [(14.0, 64)], "node_crashes": [(16.0, 1)], "server_crashes": [18.0]}
+    assert sc.timeline == {
+        "crash_at": [1.0],
+        "outages": [(2.0, 3.0)],
+        "slow_db": [(6.0, 2.0, 80.0)],
+        "slow_cache": [(9.0, 1.0, 20.0)],
+        "cold_at": [11.0],
+        "bursts": [(12.0, "read", 500)],
+        "stampedes": [(14.0, 64)],
+        "node_crashes": [(16.0, 1)],
+        "server_crashes": [18.0],
+    }
     again = tmp_path / "again.toml"
     again.write_text("duration = 30\n" + "\n".join(timeline_toml(sc.timeline)))
     assert load(again).timeline == sc.timeline
@@ -202,8 +227,10 @@ kind = "crash-cache-server"
 
 def test_numbers_take_their_knobs_type(tmp_path):
     path = tmp_path / "types.toml"
-    path.write_text("seed = 3\nduration = 5\nrestart_delay = 0\n[workload]\nrate = 10\nkeys = 50\nread_ratio = 1\n"
-                    "[latency]\ndb_read_ms = -0.0\n[[faults]]\nat = -0.0\nkind = 'crash'\n")
+    path.write_text(
+        "seed = 3\nduration = 5\nrestart_delay = 0\n[workload]\nrate = 10\nkeys = 50\nread_ratio = 1\n"
+        "[latency]\ndb_read_ms = -0.0\n[[faults]]\nat = -0.0\nkind = 'crash'\n"
+    )
     sc = load(path)
     w = sc.lanes[0].workload
     assert type(w.rate) is float and w.rate == 10.0 and type(w.keys) is int and type(w.read_ratio) is float
@@ -253,16 +280,25 @@ def test_only_regular_files_are_read_and_nothing_blocks(tmp_path):
     (tmp_path / "dirlink.toml").symlink_to(folder)
     fifo = tmp_path / "pipe.toml"
     os.mkfifo(fifo)
-    cases = [(folder, "is a directory"), (tmp_path / "dirlink.toml", "is a directory"),
-             (fifo, "is a named pipe (FIFO)"), (Path("/dev/zero"), "is a device"),
-             (tmp_path / "dangling.toml", "does not exist")]
+    cases = [
+        (folder, "is a directory"),
+        (tmp_path / "dirlink.toml", "is a directory"),
+        (fifo, "is a named pipe (FIFO)"),
+        (Path("/dev/zero"), "is a device"),
+        (tmp_path / "dangling.toml", "does not exist"),
+    ]
     (tmp_path / "dangling.toml").symlink_to(tmp_path / "nowhere.toml")
     for path, words in cases:
         with pytest.raises(ScenarioError, match=rf"^scenario file {re.escape(str(path))} {re.escape(words)}"):
             load(path)
         # a FIFO with no writer would block a reader forever: the timeout proves it does not
-        proc = subprocess.run([sys.executable, "-m", "cachestudio", "check", str(path)], capture_output=True,
-                              text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+        proc = subprocess.run(
+            [sys.executable, "-m", "cachestudio", "check", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         assert_bad_input(proc, words)
 
 
@@ -278,14 +314,16 @@ def test_text_encodings(tmp_path):
 
 def test_overlapping_faults_are_merged_and_said(tmp_path):
     path = tmp_path / "overlap.toml"
-    path.write_text("duration = 20\n"
-                    "[[faults]]\nat = 1\nkind = 'outage'\nduration = 2\n"
-                    "[[faults]]\nat = 2\nkind = 'outage'\nduration = 3\n"
-                    "[[faults]]\nat = 6\nkind = 'slow-db'\nduration = 2\nms = 80\n"
-                    "[[faults]]\nat = 7\nkind = 'slow-db'\nduration = 2\nms = 80\n"
-                    "[[faults]]\nat = 9\nkind = 'slow-db'\nduration = 1\nms = 10\n"  # a step: kept
-                    "[[faults]]\nat = 4\nkind = 'crash'\n[[faults]]\nat = 4\nkind = 'crash'\n"
-                    "[[faults]]\nat = 5\nkind = 'burst'\ncount = 100\n[[faults]]\nat = 5\nkind = 'burst'\n")
+    path.write_text(
+        "duration = 20\n"
+        "[[faults]]\nat = 1\nkind = 'outage'\nduration = 2\n"
+        "[[faults]]\nat = 2\nkind = 'outage'\nduration = 3\n"
+        "[[faults]]\nat = 6\nkind = 'slow-db'\nduration = 2\nms = 80\n"
+        "[[faults]]\nat = 7\nkind = 'slow-db'\nduration = 2\nms = 80\n"
+        "[[faults]]\nat = 9\nkind = 'slow-db'\nduration = 1\nms = 10\n"  # a step: kept
+        "[[faults]]\nat = 4\nkind = 'crash'\n[[faults]]\nat = 4\nkind = 'crash'\n"
+        "[[faults]]\nat = 5\nkind = 'burst'\ncount = 100\n[[faults]]\nat = 5\nkind = 'burst'\n"
+    )
     sc = load(path)
     assert sc.outages == [(1.0, 4.0)]
     assert sc.timeline["slow_db"] == [(6.0, 3.0, 80.0), (9.0, 1.0, 10.0)]

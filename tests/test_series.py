@@ -15,8 +15,14 @@ def rec(kind, start, end, outcome="ok"):
 
 def test_records_land_in_the_bin_of_their_end_time():
     s = LaneSeries()
-    s.add_records([rec("read", 0.0, 0.001, "hit"), rec("read", 0.1, 0.102, "miss"),
-                   rec("write", 0.30, 0.31), rec("write", 0.3, 0.33, "error")])
+    s.add_records(
+        [
+            rec("read", 0.0, 0.001, "hit"),
+            rec("read", 0.1, 0.102, "miss"),
+            rec("write", 0.30, 0.31),
+            rec("write", 0.3, 0.33, "error"),
+        ]
+    )
     assert s.close(now=0.26) == 0  # the first bin is not settled yet
     assert s.close(now=1.0) == 2
     ring = s.ring

@@ -23,10 +23,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from helpers import require, wait_until
 
 from cachestudio.engine import servers
 from cachestudio.engine.servers import PostgresServer, RedisServer, ServerError, alive, children
-from helpers import require, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
@@ -243,7 +243,7 @@ def test_missing_binaries_are_server_errors_naming_the_package(tmp_path, monkeyp
     with pytest.raises(ServerError, match=r"not found .*\(apt-get install postgresql\)$"):
         PostgresServer(tmp_path).start()
     with pytest.raises(ServerError, match="apt-get install postgresql"):
-        PostgresServer(tmp_path).version
+        _ = PostgresServer(tmp_path).version
 
 
 def test_the_highest_debian_postgresql_is_chosen(tmp_path, monkeypatch):
@@ -277,9 +277,14 @@ while True:
 
 def start_owner(run_dir: Path, pdeathsig: bool = True):
     """A Python process that starts both servers, says their pids and sockets, and waits."""
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(run_dir), "pdeathsig" if pdeathsig else "orphans"],
-                             cwd=REPO, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(run_dir), "pdeathsig" if pdeathsig else "orphans"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = owner.stdout.readline()
     if not line:
         owner.wait(30)
@@ -343,7 +348,7 @@ def test_a_sigkilled_owner_takes_its_servers_with_it(redis_exe, pg_bindir, run_d
         owner.communicate()
         try:
             for server in started:  # each stops as cleanly as on a stop, in its own time
-                wait_until(lambda: not alive(server["pid"]) and not os.path.lexists(server["socket"]), timeout=30)
+                wait_until(lambda s=server: not alive(s["pid"]) and not os.path.lexists(s["socket"]), timeout=30)
                 assert_gone(server["pid"], Path(server["socket"]), kids_of(server))
         finally:
             kill_orphans(started)

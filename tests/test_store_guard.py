@@ -48,8 +48,7 @@ def rows(path: Path) -> dict[str, tuple[int, str, float]]:
     """Every row of the items table, read with plain sqlite3."""
     conn = sqlite3.connect(str(path))
     try:
-        return {k: (v, val, t) for k, v, val, t in
-                conn.execute("SELECT key, version, value, updated_at FROM items")}
+        return {k: (v, val, t) for k, v, val, t in conn.execute("SELECT key, version, value, updated_at FROM items")}
     finally:
         conn.close()
 
@@ -242,10 +241,13 @@ def test_existing_store_is_reopened_with_its_rows(tmp_path):
         store.close()
 
 
-@pytest.mark.parametrize("content", [
-    b"hello world, not sqlite",
-    b"SQLite format 3\x00" + b"garbage" * 100,  # the right magic, then junk
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello world, not sqlite",
+        b"SQLite format 3\x00" + b"garbage" * 100,  # the right magic, then junk
+    ],
+)
 def test_file_that_is_not_sqlite_is_refused_untouched(tmp_path, content):
     path = tmp_path / "store.db"
     path.write_bytes(content)
@@ -260,16 +262,19 @@ def test_directory_is_refused(tmp_path):
         open_store(tmp_path)
 
 
-@pytest.mark.parametrize("ddl", [
-    "CREATE TABLE items (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT)",
-    "CREATE TABLE items (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, "
-    "updated_at REAL, extra TEXT)",
-    "CREATE TABLE items (key TEXT PRIMARY KEY, ver INTEGER NOT NULL, value TEXT, updated_at REAL)",
-    "CREATE TABLE items (key TEXT, version INTEGER NOT NULL, value TEXT, updated_at REAL)",
-    "CREATE TABLE items (key TEXT, version INTEGER PRIMARY KEY, value TEXT, updated_at REAL)",
-    "CREATE TABLE items (key TEXT, version INTEGER NOT NULL, value TEXT, updated_at REAL, "
-    "PRIMARY KEY (key, version))",
-], ids=["missing-column", "extra-column", "renamed-column", "no-pk", "pk-version", "pk-composite"])
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE items (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT)",
+        "CREATE TABLE items (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, updated_at REAL, extra TEXT)",
+        "CREATE TABLE items (key TEXT PRIMARY KEY, ver INTEGER NOT NULL, value TEXT, updated_at REAL)",
+        "CREATE TABLE items (key TEXT, version INTEGER NOT NULL, value TEXT, updated_at REAL)",
+        "CREATE TABLE items (key TEXT, version INTEGER PRIMARY KEY, value TEXT, updated_at REAL)",
+        "CREATE TABLE items (key TEXT, version INTEGER NOT NULL, value TEXT, updated_at REAL, "
+        "PRIMARY KEY (key, version))",
+    ],
+    ids=["missing-column", "extra-column", "renamed-column", "no-pk", "pk-version", "pk-composite"],
+)
 def test_items_table_of_another_shape_is_refused(tmp_path, ddl):
     path = tmp_path / "store.db"
     conn = sqlite3.connect(str(path))

@@ -69,9 +69,13 @@ def embedded(tmp_path, made: list) -> Pair:
 def servers(request) -> Pair:
     make_cache, make_store = request.getfixturevalue("make_redis_cache"), request.getfixturevalue("make_pg_store")
     conninfo = request.getfixturevalue("pg_srv").conninfo
-    return Pair("redis+postgresql", make_cache, make_store,
-                lambda store: pg_store_versions(conninfo, store.table),
-                lambda store: pg_outage(conninfo, store.table))
+    return Pair(
+        "redis+postgresql",
+        make_cache,
+        make_store,
+        lambda store: pg_store_versions(conninfo, store.table),
+        lambda store: pg_outage(conninfo, store.table),
+    )
 
 
 @pytest.fixture(params=["diskcache+sqlite", "redis+postgresql"])

@@ -29,7 +29,7 @@ def summary():
 
 def row(table: str, title: str) -> list[str]:
     line = next(line for line in table.splitlines() if line.startswith(title))
-    return line[len(title):].split()
+    return line[len(title) :].split()
 
 
 def test_the_table_has_a_column_per_lane_named_as_the_lane(summary):
@@ -62,9 +62,20 @@ def test_what_each_fault_did_and_the_tables_said_in_order(summary):
 
 
 def test_bench_figures_line_up():
-    rows = [{"figure": "cache-aside ops/s", "value": 24529.4, "unit": "ops/s", "yardstick": "seed", "yardstick_value":
-             20000.0, "ratio": 1.23, "target": ">= 1.0", "met": True, "reps": 3},
-            {"figure": "lab ready", "value": 0.5, "unit": "s", "target": "<= 5 s", "met": False, "reps": 1}]
+    rows = [
+        {
+            "figure": "cache-aside ops/s",
+            "value": 24529.4,
+            "unit": "ops/s",
+            "yardstick": "seed",
+            "yardstick_value": 20000.0,
+            "ratio": 1.23,
+            "target": ">= 1.0",
+            "met": True,
+            "reps": 3,
+        },
+        {"figure": "lab ready", "value": 0.5, "unit": "s", "target": "<= 5 s", "met": False, "reps": 1},
+    ]
     lines = format_bench(rows).splitlines()
     assert lines[0].split() == ["figure", "value", "yardstick", "ratio", "target", "met", "reps"]
     assert "24,529 ops/s" in lines[2] and "1.23×" in lines[2] and lines[2].split()[-2:] == ["yes", "3"]
@@ -72,8 +83,10 @@ def test_bench_figures_line_up():
 
 
 def test_it_needs_neither_qt_nor_the_command_line():
-    code = ("import sys, cachestudio.textreport; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'PySide6' "
-            "or m in ('argparse', 'cachestudio.cli', 'cachestudio.lessondocs')))")
+    code = (
+        "import sys, cachestudio.textreport; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'PySide6' "
+        "or m in ('argparse', 'cachestudio.cli', 'cachestudio.lessondocs')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

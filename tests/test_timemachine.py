@@ -16,16 +16,22 @@ import zlib
 from pathlib import Path
 
 import pytest
+from helpers import cli, drive, start_cli, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachestudio.engine.config import LaneConfig, Workload
 from cachestudio.engine.history import read_history
-from cachestudio.engine.recording import (RecordingError, RecordingWriter, check_target, plan_header,
-                                          read_recording, replay_summary)
+from cachestudio.engine.recording import (
+    RecordingError,
+    RecordingWriter,
+    check_target,
+    plan_header,
+    read_recording,
+    replay_summary,
+)
 from cachestudio.engine.runner import Plan, Run
 from cachestudio.engine.timemachine import Tape, UpdateBuilder
-from helpers import cli, drive, start_cli, wait_until
 
 HOUR = 3600.0
 
@@ -36,27 +42,44 @@ def labs_paused(run: Run) -> bool:
 
 
 def ops(run: Run) -> list[list[dict]]:
-    return [sorted((r for inc in range(lane.inc + 1) for r in read_history(lane.paths.history_file(inc))),
-                   key=lambda r: r["start"]) for lane in run.lanes]
+    return [
+        sorted(
+            (r for inc in range(lane.inc + 1) for r in read_history(lane.paths.history_file(inc))),
+            key=lambda r: r["start"],
+        )
+        for lane in run.lanes
+    ]
 
 
 def plan(duration=3.0, rate=200.0, **faults) -> Plan:
-    return Plan(lanes=[LaneConfig(s, workload=Workload(rate=rate), seed=5) for s in ("cache-aside", "write-behind")],
-                duration_s=duration, **faults)
+    return Plan(
+        lanes=[LaneConfig(s, workload=Workload(rate=rate), seed=5) for s in ("cache-aside", "write-behind")],
+        duration_s=duration,
+        **faults,
+    )
 
 
 def test_an_hour_of_pause_changes_nothing_shown_and_lab_time_goes_on_where_it_stopped(tmp_path):
     b = UpdateBuilder(plan().lanes)
-    run = Run(plan(duration=2.0, crash_at=[1.0]), on_event=b.on_event, on_records=b.on_records,
-              recorder=RecordingWriter(check_target(tmp_path / "r.csrec"), plan_header(plan())))
+    run = Run(
+        plan(duration=2.0, crash_at=[1.0]),
+        on_event=b.on_event,
+        on_records=b.on_records,
+        recorder=RecordingWriter(check_target(tmp_path / "r.csrec"), plan_header(plan())),
+    )
 
     def update() -> dict:
-        gauges = [(lane.totals()["db_reads"], lane.totals()["db_writes"], lane.gauges.get("queue_depth", 0))
-                  for lane in run.lanes]
-        risks = [(lane.auditor.counts["stale_read"], lane.auditor.counts["lost_write"], lane.auditor.at_risk())
-                 for lane in run.lanes]
-        return b.build(run.now(), {"paused": run.paused}, [{"ops": lane.stats.ops} for lane in run.lanes],
-                       gauges, risks)
+        gauges = [
+            (lane.totals()["db_reads"], lane.totals()["db_writes"], lane.gauges.get("queue_depth", 0))
+            for lane in run.lanes
+        ]
+        risks = [
+            (lane.auditor.counts["stale_read"], lane.auditor.counts["lost_write"], lane.auditor.at_risk())
+            for lane in run.lanes
+        ]
+        return b.build(
+            run.now(), {"paused": run.paused}, [{"ops": lane.stats.ops} for lane in run.lanes], gauges, risks
+        )
 
     try:
         run.start()
@@ -110,7 +133,7 @@ def test_a_step_releases_exactly_one_operation_of_each_lane_and_the_clock_stops_
         for k in range(1, 4):
             run.step()
             drive(run, lambda: not run._stepping)
-            drive(run, lambda: all(lane.stats.ops >= c + k for lane, c in zip(run.lanes, counts)))
+            drive(run, lambda k=k: all(lane.stats.ops >= c + k for lane, c in zip(run.lanes, counts)))
             for _ in range(5):
                 run.tick()
             assert [lane.stats.ops for lane in run.lanes] == [c + k for c in counts]
@@ -139,8 +162,14 @@ def _record(tmp_path, p: Plan, **kw) -> tuple[dict, Path]:
 def recorded(tmp_path_factory):
     """One real recorded run with a crash, an outage, a burst and a stampede."""
     tmp = tmp_path_factory.mktemp("rec")
-    p = Plan(lanes=[LaneConfig(s, seed=11) for s in ("cache-aside", "write-through", "write-behind")],
-             duration_s=3.0, crash_at=[1.6], outages=[(0.6, 0.4)], bursts=[(1.0, "write", 500)], stampedes=[(2.2, 50)])
+    p = Plan(
+        lanes=[LaneConfig(s, seed=11) for s in ("cache-aside", "write-through", "write-behind")],
+        duration_s=3.0,
+        crash_at=[1.6],
+        outages=[(0.6, 0.4)],
+        bursts=[(1.0, "write", 500)],
+        stampedes=[(2.2, 50)],
+    )
     summary, path = _record(tmp, p)
     return json.loads(json.dumps(summary)), path
 
@@ -179,8 +208,18 @@ def test_the_tape_of_a_recording_ends_with_the_run_and_its_frames_grow_with_time
 
 def test_a_killed_writer_leaves_a_recording_readable_up_to_its_last_flush(tmp_path):
     path = tmp_path / "killed.csrec"
-    proc = start_cli("run", "--duration", "30", "--crash-at", "1", "--record", str(path), stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_cli(
+        "run",
+        "--duration",
+        "30",
+        "--crash-at",
+        "1",
+        "--record",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_until(lambda: path.exists() and path.stat().st_size > 200_000, timeout=60)
     finally:
@@ -228,8 +267,12 @@ FOREIGN = {
     "empty": b"",
     "gzip of something else": gzip.compress(b'{"some": "json"}\n'),
     "gzip of text": gzip.compress(b"plain words\n"),
-    "newer format": gzip.compress(json.dumps({"type": "header", "format": "cachestudio-recording",
-                                              "version": 99, "lanes": [{"strategy": "cache-aside"}]}).encode() + b"\n"),
+    "newer format": gzip.compress(
+        json.dumps(
+            {"type": "header", "format": "cachestudio-recording", "version": 99, "lanes": [{"strategy": "cache-aside"}]}
+        ).encode()
+        + b"\n"
+    ),
     "random bytes": bytes(random.Random(1).randrange(256) for _ in range(5000)),
     "gzip magic then junk": b"\x1f\x8b" + bytes(random.Random(2).randrange(256) for _ in range(500)),
 }
@@ -321,8 +364,17 @@ def test_a_live_tape_thins_its_old_updates_and_still_shows_every_moment():
         ops += 10
         sample = [{"id": f"ca#{ops - k}", "kind": "read", "end": t, "start": t, "outcome": "hit"} for k in range(10)]
         events = [{"kind": "crash", "start": t, "detail": "x"}] if rng.random() < 0.001 else []
-        tape.add({"now": t, "paused": False, "lanes": [{"ops": ops}], "events": events,
-                  "records": [(sample, {("read", "hit"): 10})], "anomalies": [[]], "anomaly_groups": [[]]})
+        tape.add(
+            {
+                "now": t,
+                "paused": False,
+                "lanes": [{"ops": ops}],
+                "events": events,
+                "records": [(sample, {("read", "hit"): 10})],
+                "anomalies": [[]],
+                "anomaly_groups": [[]],
+            }
+        )
     kept = sum(len(s[0]) for s in tape.samples)
     assert kept < 200_000, kept
     for t in (10.0, 1234.5, 3000.0, tape.end - THIN_AFTER_S / 2, tape.end):

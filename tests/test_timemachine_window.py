@@ -4,36 +4,40 @@ A real window (offscreen), real labs. What a view shows is read from the widgets
 
 from __future__ import annotations
 
-from windowing import WAIT_MS, started, win  # noqa: F401 - fixtures; sets Qt offscreen first
-
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from helpers import ROOT  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
+from windowing import WAIT_MS, started, win  # noqa: F401 - fixtures; sets Qt offscreen first
 
 from cachestudio.engine.config import LaneConfig  # noqa: E402
 from cachestudio.engine.recording import RecordingWriter, check_target, plan_header, read_recording  # noqa: E402
 from cachestudio.engine.runner import Plan, run  # noqa: E402
 from cachestudio.ui.window import MainWindow  # noqa: E402
-from helpers import ROOT  # noqa: E402
 
 
 def shown(w) -> dict:
     """What the window shows: counters, anomaly groups, events, lanes, chart extent."""
     p = w.anomaly_panel
-    table = [[p.table.item(r, c).text() if p.table.item(r, c) else "" for c in range(p.table.columnCount())]
-             for r in range(p.table.rowCount())]
+    table = [
+        [p.table.item(r, c).text() if p.table.item(r, c) else "" for c in range(p.table.columnCount())]
+        for r in range(p.table.rowCount())
+    ]
     groups = sorted(p.tree.topLevelItem(i).text(0) for i in range(p.tree.topLevelItemCount()))
     events = [w.events_list.topLevelItem(i).text(1) for i in range(w.events_list.topLevelItemCount())]
     strip = [(e["kind"], round(e["start"], 3)) for e in w.strip.events if not e.get("scheduled")]
     view = w.session.view
     lanes = [(lane.state, lane.stats.ops, dict(lane.totals())) for lane in view.lanes]
     w.charts.redraw_all()
-    curves = [round(float(c.xData[-1]), 3) if c.xData is not None and len(c.xData) else None
-              for curves in w.charts.curves for _, _, c, _ in curves]
+    curves = [
+        round(float(c.xData[-1]), 3) if c.xData is not None and len(c.xData) else None
+        for curves in w.charts.curves
+        for _, _, c, _ in curves
+    ]
     return {"table": table, "groups": groups, "events": events, "strip": strip, "lanes": lanes, "curves": curves}
 
 
@@ -56,8 +60,10 @@ def test_scrubbing_back_shows_what_the_window_showed_then_and_live_returns(qtbot
     assert any("crash" in e for e in then["events"])
     win.act_start.trigger()  # resume
     win.act_outage.trigger()
-    qtbot.waitUntil(lambda: any(e["kind"] == "outage-start" for e in win.session.run.events)
-                    and win.session.now() > at + 2, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: any(e["kind"] == "outage-start" for e in win.session.run.events) and win.session.now() > at + 2,
+        timeout=WAIT_MS,
+    )
     win.session.scrub(at)
     assert win.session.view_t == at
     again = shown(win)
@@ -97,8 +103,9 @@ def test_step_in_the_window_releases_one_request_per_lane(qtbot, win):  # noqa: 
     qtbot.waitUntil(lambda: len(win.session.tape) >= n + 3, timeout=WAIT_MS)
     before = [lane.stats.ops for lane in win.session.run.lanes]
     win.act_step.trigger()
-    qtbot.waitUntil(lambda: all(lane.stats.ops >= b + 1 for lane, b in zip(win.session.run.lanes, before)),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: all(lane.stats.ops >= b + 1 for lane, b in zip(win.session.run.lanes, before)), timeout=WAIT_MS
+    )
     n = len(win.session.tape)
     qtbot.waitUntil(lambda: len(win.session.tape) >= n + 3, timeout=WAIT_MS)
     assert [lane.stats.ops for lane in win.session.run.lanes] == [b + 1 for b in before]
@@ -126,8 +133,15 @@ def replay_window(qtbot, tmp_path, path: Path) -> MainWindow:
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     path = tmp_path_factory.mktemp("replay") / "run.csrec"
-    summary = record(path, Plan(lanes=[LaneConfig(s, seed=4) for s in ("cache-aside", "write-through", "write-behind")],
-                                duration_s=3.0, crash_at=[1.2], outages=[(2.0, 0.5)]))
+    summary = record(
+        path,
+        Plan(
+            lanes=[LaneConfig(s, seed=4) for s in ("cache-aside", "write-through", "write-behind")],
+            duration_s=3.0,
+            crash_at=[1.2],
+            outages=[(2.0, 0.5)],
+        ),
+    )
     return path, json.loads(json.dumps(summary))
 
 
@@ -159,12 +173,22 @@ def test_a_replay_shows_the_recorded_run_at_the_scrubbed_time_with_no_lab(qtbot,
 
 def test_replay_json_prints_the_live_summary(recording):
     path, summary = recording
-    out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "cachestudio", "replay", str(path), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == summary
-    out = subprocess.run([sys.executable, "-m", "cachestudio", "replay", str(path), "--table"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "cachestudio", "replay", str(path), "--table"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and "write-behind" in out.stdout and "recording of" in out.stdout
 
 
@@ -173,8 +197,14 @@ def test_two_recordings_side_by_side_move_on_one_time_axis(qtbot, tmp_path, reco
 
     path, _ = recording
     other = tmp_path / "durable.csrec"
-    record(other, Plan(lanes=[LaneConfig("write-behind", seed=4).with_knob("write_behind", "durable", True)],
-                       duration_s=2.0, crash_at=[1.0]))
+    record(
+        other,
+        Plan(
+            lanes=[LaneConfig("write-behind", seed=4).with_knob("write_behind", "durable", True)],
+            duration_s=2.0,
+            crash_at=[1.0],
+        ),
+    )
     a, b = read_recording(path), read_recording(other)
     da, db = differences(a, b)
     assert "durable=False" in da and "durable=True" in db
@@ -224,15 +254,21 @@ def test_the_compare_windows_keys_each_do_what_they_say(qtbot, tmp_path, recordi
     cw.start()
     cw.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is cw, timeout=WAIT_MS)
-    expected = {"back-1": lambda h: h - 1, "forward-1": lambda h: h + 1, "back-10": lambda h: h - 10,
-                "forward-10": lambda h: h + 10, "start": lambda h: 0.0, "end": lambda h: cw.end}
+    expected = {
+        "back-1": lambda h: h - 1,
+        "forward-1": lambda h: h + 1,
+        "back-10": lambda h: h - 10,
+        "forward-10": lambda h: h + 10,
+        "start": lambda h: 0.0,
+        "end": lambda h: cw.end,
+    }
     try:
         for act in COMPARE_ACTIONS:
             for key in act.keys:
                 cw.scrub(1.5)
                 fired = []
 
-                def spy(*_, key=key):
+                def spy(*_, key=key, fired=fired):
                     fired.append(key)
 
                 cw.acts[act.name].triggered.connect(spy)
@@ -253,9 +289,13 @@ def test_the_window_saves_its_recording_exports_a_report_and_opens_a_recording(q
     started(qtbot, win)
     win.act_crash.trigger()
     qtbot.waitUntil(lambda: any(e["kind"] == "restart" for e in win.session.run.events), timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: read_recording(win.session.recording_path).ticks
-                    and read_recording(win.session.recording_path).ticks[-1]["t"] > win.session.now() - 2,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            read_recording(win.session.recording_path).ticks
+            and read_recording(win.session.recording_path).ticks[-1]["t"] > win.session.now() - 2
+        ),
+        timeout=WAIT_MS,
+    )
     saved = tmp_path / "saved.csrec"
     assert win.save_recording(saved)
     rec = read_recording(saved)
@@ -292,7 +332,7 @@ def test_a_replay_draws_a_line_per_node_as_recorded(qtbot, tmp_path):
         for at in (1.5, w.session.live_end):
             w.session.scrub(at)
             w.charts.redraw_all()
-            (x, y), = [c.getData() for _, _, c, _ in w.charts.curves[2]]
+            ((x, y),) = [c.getData() for _, _, c, _ in w.charts.curves[2]]
             nodes = [c.getData() for _, _, c, _ in w.charts.node_curves[2]]
             assert len(nodes) == 2 and len(x) > 2 and x[-1] <= at + 1e-9
             assert all(np.array_equal(nx, x) for nx, _ in nodes)

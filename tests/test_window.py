@@ -4,9 +4,6 @@ is on a condition (qtbot.waitUntil)."""
 from __future__ import annotations
 
 import os
-
-from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
-
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -14,8 +11,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
+from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 from cachestudio.engine.series import COL  # noqa: E402
+
 
 def column(w, lane: int, name: str) -> np.ndarray:
     return w.session.series[lane].ring.view(COL[name])
@@ -42,8 +41,9 @@ def test_start_reaches_the_labs_and_the_charts_receive_data(qtbot, win):
     assert np.nanmax(column(win, 0, "ops_s")) > 0
     assert "running" in win.clock.text()
     # requests travel on the flow view, and the narration line says what just happened
-    qtbot.waitUntil(lambda: all(win.flow.narration(i).startswith(("read k", "write k")) for i in range(3)),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: all(win.flow.narration(i).startswith(("read k", "write k")) for i in range(3)), timeout=WAIT_MS
+    )
     assert win.flow.token_count() > 0
 
 
@@ -162,8 +162,9 @@ def test_slow_cache_and_stampede_from_the_toolbar(qtbot, win):
     started(qtbot, win)
     win.act_slow_cache.trigger()
     run = win.session.run
-    qtbot.waitUntil(lambda: bool(run.slow_cache_ms) and all(lane.cfg.latency.cache_ms > 0 for lane in run.lanes),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: bool(run.slow_cache_ms) and all(lane.cfg.latency.cache_ms > 0 for lane in run.lanes), timeout=WAIT_MS
+    )
     qtbot.waitUntil(lambda: all("cache" in win.flow.injected_text(i) for i in range(3)), timeout=WAIT_MS)
     assert any(r["kind"] == "slow-cache" for r in win.charts.regions)
     win.act_slow_cache.trigger()  # toggles off
@@ -206,10 +207,26 @@ def test_a_hundred_crash_restart_cycles_leave_the_window_responsive_and_the_lab_
 
 def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):
     out = tmp_path / "shots"
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "side-by-side",
-                           "--at", "3", "--out", str(out), "--size", "1000x700"],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachestudio",
+            "screenshot",
+            "--scenario",
+            "side-by-side",
+            "--at",
+            "3",
+            "--out",
+            str(out),
+            "--size",
+            "1000x700",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert proc.returncode == 0, proc.stderr
     window = QImage(str(out / "window.png"))
     assert (window.width(), window.height()) == (1000, 700)
@@ -222,9 +239,26 @@ def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):
 
 
 def test_screenshot_bad_input_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "side-by-side",
-                           "--at", "3", "--out", str(tmp_path), "--size", "huge"],
-                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachestudio",
+            "screenshot",
+            "--scenario",
+            "side-by-side",
+            "--at",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "huge",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--size" in proc.stderr
 
 
@@ -271,14 +305,18 @@ def test_one_line_per_node_on_demand_draws_each_nodes_rows(qtbot, win, tmp_path)
         assert srcs == [(lane, k) for lane in lanes for k in (0, 1)], i
     throughput = 2
     # every node has drawn rows, and served operations (on a loaded machine a node can start late)
-    qtbot.waitUntil(lambda: all(curve.getData()[0] is not None and len(curve.getData()[0]) > 4
-                                and np.nansum(curve.getData()[1]) > 0
-                                for _, _, curve, _ in win.charts.node_curves[throughput]), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: all(
+            curve.getData()[0] is not None and len(curve.getData()[0]) > 4 and np.nansum(curve.getData()[1]) > 0
+            for _, _, curve, _ in win.charts.node_curves[throughput]
+        ),
+        timeout=WAIT_MS,
+    )
     win.session.toggle_pause()  # hold the rows still while the curves are compared
     win.charts.redraw_all()
     lane_y = {lane: curve.getData() for lane, _, curve, _ in win.charts.curves[throughput]}
     node_y = {}
-    for (lane, k), _, curve, _ in win.charts.node_curves[throughput]:
+    for (lane, _k), _, curve, _ in win.charts.node_curves[throughput]:
         node_y.setdefault(lane, []).append(curve.getData())
     for lane, (x, y) in lane_y.items():
         (x0, y0), (x1, y1) = node_y[lane]

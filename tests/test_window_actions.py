@@ -13,12 +13,11 @@ import stat
 import tomllib
 from pathlib import Path
 
-from windowing import WAIT_MS, win  # noqa: F401 - the fixture
-
 import pytest  # noqa: E402
 from PySide6.QtGui import QKeySequence  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
+from windowing import WAIT_MS, win  # noqa: F401 - the fixture
 
 from cachestudio.engine import scenario as scenarios  # noqa: E402
 from cachestudio.engine.faultkinds import FAULTS  # noqa: E402
@@ -36,8 +35,10 @@ OPEN_SCENARIO = "crash-the-node"
 def test_every_action_has_a_menu_entry_and_keys_or_says_why():
     assert actions.missing() == []
     lacking = Act("new-thing", "New thing", (), "about")
-    assert actions.missing([lacking]) == ["new-thing: no menu entry and no reason (no_menu)",
-                                          "new-thing: no keys and no reason (no_keys)"]
+    assert actions.missing([lacking]) == [
+        "new-thing: no menu entry and no reason (no_menu)",
+        "new-thing: no keys and no reason (no_keys)",
+    ]
     names = [a.name for a in ACTIONS]
     assert len(names) == len(set(names)), "two actions share a name"
     keys = [k for a in ACTIONS for k in a.keys]
@@ -97,9 +98,15 @@ def lab_running(qtbot, w) -> None:
     """A lab whose recording has its first ticks (what Save recording and the report read)."""
     if w.session.run is None:
         w.start()
-    qtbot.waitUntil(lambda: w.session.recording_path is not None and w.session.recording_path.exists()
-                    and w.session.recording_path.stat().st_size > 2000
-                    and all(h == "running" for _, h in w.session.lab_health()), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            w.session.recording_path is not None
+            and w.session.recording_path.exists()
+            and w.session.recording_path.stat().st_size > 2000
+            and all(h == "running" for _, h in w.session.lab_health())
+        ),
+        timeout=WAIT_MS,
+    )
 
 
 def written(path: Path) -> bool:
@@ -109,10 +116,12 @@ def written(path: Path) -> bool:
 def file_steps(tmp: Path, live: bool = True) -> dict:
     """For each file action: (prepare, the dialog's answer, check afterwards) made per trigger.
     ``live``: the window runs a lab (else it replays a recording: its file is the one read)."""
+
     def save(suffix, check=written):
         def make(qtbot, w, tag):
             path = tmp / f"{tag}{suffix}"
             return path, lambda: check(path)
+
         return make
 
     def needs_lab(inner):
@@ -120,6 +129,7 @@ def file_steps(tmp: Path, live: bool = True) -> dict:
             if live:
                 lab_running(qtbot, w)
             return inner(qtbot, w, tag)
+
         return make
 
     def recording_of(qtbot, w) -> Path:
@@ -141,11 +151,17 @@ def file_steps(tmp: Path, live: bool = True) -> dict:
         return scenarios.find(OPEN_SCENARIO), lambda: w.lesson is not None and w.lesson.name == OPEN_SCENARIO
 
     return {
-        "open-scenario": open_scenario, "save-scenario": save(".toml", scenario_saved),
-        "open-recording": open_recording, "save-recording": needs_lab(save(".csrec")),
+        "open-scenario": open_scenario,
+        "save-scenario": save(".toml", scenario_saved),
+        "open-recording": open_recording,
+        "save-recording": needs_lab(save(".csrec")),
         "export-report": needs_lab(save(".html", lambda p: written(p) and "<html" in p.read_text()[:500].lower())),
-        "export-window": save(".png"), "export-window-2x": save(".png"), "export-flow": save(".png"),
-        "export-charts": save(".png"), "export-svg": save(".svg"), "export-csv": save(".csv"),
+        "export-window": save(".png"),
+        "export-window-2x": save(".png"),
+        "export-flow": save(".png"),
+        "export-charts": save(".png"),
+        "export-svg": save(".svg"),
+        "export-csv": save(".csv"),
     }
 
 
@@ -294,8 +310,22 @@ def test_every_lesson_saved_from_the_window_reopens_as_itself(qtbot, win, tmp_pa
             save.trigger()
         assert not raised and not win.file_error, (sc.name, raised, win.file_error)
         again = scenarios.load(out)
-        for attr in ("name", "title", "description", "specs", "lanes", "base", "duration_s", "restart_delay_s",
-                     "timeline", "watch_for", "you_will_learn", "says", "expect", "pictures"):
+        for attr in (
+            "name",
+            "title",
+            "description",
+            "specs",
+            "lanes",
+            "base",
+            "duration_s",
+            "restart_delay_s",
+            "timeline",
+            "watch_for",
+            "you_will_learn",
+            "says",
+            "expect",
+            "pictures",
+        ):
             assert getattr(again, attr) == getattr(sc, attr), f"{sc.name}: {attr} differs after Save scenario"
         data = tomllib.loads(out.read_text(encoding="utf-8"))
         assert data["backends"]["nodes"] == sc.base.backends.nodes and "cache" in data["backends"]

@@ -4,9 +4,6 @@ processes, no blind sleeps (every wait is on a condition)."""
 from __future__ import annotations
 
 import os
-
-from windowing import WAIT_MS, speed_index, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
-
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -15,15 +12,16 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from helpers import ROOT  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QTableWidget  # noqa: E402
+from windowing import WAIT_MS, speed_index, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 from cachestudio.ui import app as ui_app  # noqa: E402
 from cachestudio.ui import session as ui_session  # noqa: E402
 from cachestudio.ui.charts import ChartPanel  # noqa: E402
 from cachestudio.ui.window import SPEEDS  # noqa: E402
-from helpers import ROOT  # noqa: E402
 
 SCENARIOS = ROOT / "resources" / "scenarios"
 
@@ -67,13 +65,16 @@ def test_speed_keys_reach_a_running_scenario_and_say_the_speed(qtbot, win):
     qtbot.keyClick(win, Qt.Key.Key_5)  # full speed
     assert win.speed_combo.currentData() == 0.0
     qtbot.waitUntil(lambda: all(lane.cfg.workload.rate == 0 for lane in run.lanes), timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: any(e["kind"] == "knob" and e["detail"] == "speed: full speed (flat out)"
-                                for e in run.events), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: any(e["kind"] == "knob" and e["detail"] == "speed: full speed (flat out)" for e in run.events),
+        timeout=WAIT_MS,
+    )
     qtbot.waitUntil(lambda: "speed: full speed (flat out)" in win.statusBar().currentMessage(), timeout=WAIT_MS)
     assert "workload.rate" not in win.statusBar().currentMessage()
     qtbot.keyClick(win, Qt.Key.Key_1)  # back to slow motion
-    qtbot.waitUntil(lambda: any(e["kind"] == "knob" and e["detail"] == "speed: 2 operations/s"
-                                for e in run.events), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: any(e["kind"] == "knob" and e["detail"] == "speed: 2 operations/s" for e in run.events), timeout=WAIT_MS
+    )
     qtbot.waitUntil(lambda: all(lane.cfg.workload.rate == 2 for lane in run.lanes), timeout=WAIT_MS)
 
 
@@ -186,8 +187,7 @@ def _free_display() -> int:
 
 
 def _gui_env(display: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
     env["DISPLAY"] = display
     return env
 
@@ -200,8 +200,7 @@ def _cli() -> list[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 on Linux")
 def test_no_x_server_is_one_line_and_exit_2(tmp_path):
     display = f":{_free_display()}"
-    proc = subprocess.run(_cli(), capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=_gui_env(display))
+    proc = subprocess.run(_cli(), capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_gui_env(display))
     assert proc.returncode == 2, (proc.returncode, proc.stderr)  # not 134 (SIGABRT)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -224,16 +223,16 @@ def test_missing_xcb_cursor_says_the_package(monkeypatch):
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb")
 def test_a_real_x_server_passes_the_check(tmp_path):
     n = _free_display()
-    xvfb = subprocess.Popen(["Xvfb", f":{n}", "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(["Xvfb", f":{n}", "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while not os.path.exists(f"/tmp/.X11-unix/X{n}"):  # waits on the server's socket
             assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
             time.sleep(0.05)
         code = "from cachestudio.ui.app import no_display_reason; print(no_display_reason())"
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                              env=_gui_env(f":{n}"), cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_gui_env(f":{n}"), cwd=ROOT
+        )
         assert proc.returncode == 0 and proc.stdout.strip() == "None", proc.stdout + proc.stderr
     finally:
         xvfb.terminate()

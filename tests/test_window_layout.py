@@ -12,16 +12,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
-
+from helpers import ROOT  # noqa: E402
+from layoutcheck import problems  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
 from cachestudio.engine.auditor import ANOMALY_KINDS  # noqa: E402
 from cachestudio.ui.charts import CHART_NAMES  # noqa: E402
-from layoutcheck import problems  # noqa: E402
-from helpers import ROOT  # noqa: E402
 
 SIZES = [(1280, 720), (1920, 1080), (3840, 2160)]
 THEMES = ["light", "dark", "projector"]
@@ -138,8 +137,9 @@ def test_crash_caption_names_what_each_lane_lost(qtbot, win):
     win.act_crash.trigger()
     qtbot.waitUntil(lambda: any(e["kind"] == "crash" for e in win.strip.events), timeout=WAIT_MS)
     crash = next(e for e in win.strip.events if e["kind"] == "crash")
-    qtbot.waitUntil(lambda: win._outcome_of(crash) is not None
-                    and not win._outcome_of(crash).get("open"), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: win._outcome_of(crash) is not None and not win._outcome_of(crash).get("open"), timeout=WAIT_MS
+    )
     w = win._outcome_of(crash)
     qtbot.waitUntil(lambda: win.caption_bar.caption.text() == w["caption"], timeout=WAIT_MS)
     caption = win.caption_bar.caption.text()
@@ -171,8 +171,9 @@ def test_anomalies_grouped_by_cause_with_exact_counts(qtbot, win):
     def agree() -> bool:
         for lane in run.lanes:
             for kind in ANOMALY_KINDS:
-                grouped = sum(g["count"] for g in panel.groups.values()
-                              if g["lane"] == lane.cfg.strategy and g["kind"] == kind)
+                grouped = sum(
+                    g["count"] for g in panel.groups.values() if g["lane"] == lane.cfg.strategy and g["kind"] == kind
+                )
                 if grouped != lane.auditor.counts.get(kind, 0):
                     return False
         return True
@@ -197,9 +198,12 @@ def test_anomalies_grouped_by_cause_with_exact_counts(qtbot, win):
 
 def test_scenario_shows_its_faults_ahead_and_restarts_with_one_key(qtbot, win, tmp_path):
     path = tmp_path / "ahead.toml"
-    path.write_text('name = "ahead"\ntitle = "t"\nseed = 3\nduration = 6\nstrategy = "all"\n\n'
-                    "[workload]\nrate = 200\n\n[[faults]]\nkind = \"burst\"\nat = 1.0\ncount = 200\nop = \"write\"\n\n"
-                    "[[faults]]\nkind = \"outage\"\nat = 2.0\nduration = 1.0\n", encoding="utf-8")
+    path.write_text(
+        'name = "ahead"\ntitle = "t"\nseed = 3\nduration = 6\nstrategy = "all"\n\n'
+        '[workload]\nrate = 200\n\n[[faults]]\nkind = "burst"\nat = 1.0\ncount = 200\nop = "write"\n\n'
+        '[[faults]]\nkind = "outage"\nat = 2.0\nduration = 1.0\n',
+        encoding="utf-8",
+    )
     assert win.load_scenario(path)
     ahead = win.strip.scheduled
     assert [e["kind"] for e in ahead] == ["burst", "outage-start"] and all(e["scheduled"] for e in ahead)
@@ -263,9 +267,30 @@ def test_exports_png_at_2x_and_svg(qtbot, win, tmp_path):
 
 def _shoot(out: Path, size: str, theme: str, present: bool = False, ratio: int = 1) -> dict:
     env = dict(os.environ, QT_SCALE_FACTOR=str(ratio))
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "db-outage", "--at", "7",
-                           "--out", str(out), "--size", size, "--theme", theme] + (["--present"] if present else []),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachestudio",
+            "screenshot",
+            "--scenario",
+            "db-outage",
+            "--at",
+            "7",
+            "--out",
+            str(out),
+            "--size",
+            size,
+            "--theme",
+            theme,
+        ]
+        + (["--present"] if present else []),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads((out / "layout.json").read_text(encoding="utf-8"))
 
@@ -290,9 +315,30 @@ def test_screenshot_at_device_pixel_ratio_2_and_projector_present(tmp_path):
     """1920x1080 logical at ratio 2 is a 3840x2160 picture; the layout is the 1920x1080 one."""
     out = tmp_path / "shots"
     env = dict(os.environ, QT_SCALE_FACTOR="2")
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "crash-the-node",
-                           "--at", "9", "--out", str(out), "--size", "1920x1080", "--theme", "projector",
-                           "--present"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachestudio",
+            "screenshot",
+            "--scenario",
+            "crash-the-node",
+            "--at",
+            "9",
+            "--out",
+            str(out),
+            "--size",
+            "1920x1080",
+            "--theme",
+            "projector",
+            "--present",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out / "window.png"))
     assert (img.width(), img.height()) == (3840, 2160)
@@ -301,9 +347,26 @@ def test_screenshot_at_device_pixel_ratio_2_and_projector_present(tmp_path):
 
 
 def test_screenshot_theme_is_checked(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cachestudio", "screenshot", "--scenario", "side-by-side",
-                           "--at", "3", "--out", str(tmp_path), "--theme", "neon"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cachestudio",
+            "screenshot",
+            "--scenario",
+            "side-by-side",
+            "--at",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--theme",
+            "neon",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--theme" in proc.stderr
 
 

@@ -7,13 +7,16 @@ import os
 
 from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
-
 from cachestudio.ui.session import OPEN_ENDED_S  # noqa: E402
+
 
 def scenario(tmp_path, name: str, duration: float, faults: str = "") -> os.PathLike:
     path = tmp_path / f"{name}.toml"
-    path.write_text(f'name = "{name}"\ntitle = "A test"\nseed = 7\nduration = {duration}\nstrategy = "all"\n\n'
-                    f"[workload]\nrate = 200\n\n{faults}", encoding="utf-8")
+    path.write_text(
+        f'name = "{name}"\ntitle = "A test"\nseed = 7\nduration = {duration}\nstrategy = "all"\n\n'
+        f"[workload]\nrate = 200\n\n{faults}",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -48,8 +51,7 @@ def test_slow_toggles_are_pressed_exactly_while_on(qtbot, win):
 
 
 def test_a_scenarios_slow_db_window_presses_and_releases_the_toggle(qtbot, win, tmp_path):
-    path = scenario(tmp_path, "slow-window", 30,
-                    '[[faults]]\nat = 0.5\nkind = "slow-db"\nduration = 1.5\nms = 20\n')
+    path = scenario(tmp_path, "slow-window", 30, '[[faults]]\nat = 0.5\nkind = "slow-db"\nduration = 1.5\nms = 20\n')
     assert win.load_scenario(path)
     seen: list[bool] = []
     win.act_slow_db.toggled.connect(seen.append)

@@ -23,7 +23,7 @@ def test_resuming_mid_stream_gives_the_same_ops_and_versions():
     w = Workload(keys=20, read_ratio=0.3)
     whole = take(OpStream(w, 3), 3 * BLOCK)
     for start in (1, BLOCK - 1, BLOCK, 2 * BLOCK + 17):
-        assert take(OpStream(w, 3), 100, start) == whole[start:start + 100]
+        assert take(OpStream(w, 3), 100, start) == whole[start : start + 100]
 
 
 def test_versions_increase_per_key_and_are_unique():
@@ -58,8 +58,10 @@ def test_read_ratio_and_distributions():
     zipf = Counter(op.key for op in take(OpStream(Workload(keys=100, distribution="zipf", zipf_s=1.2), 1), n))
     assert zipf.most_common(1)[0][0] == "k0"
     assert zipf["k0"] > 5 * zipf["k50"]
-    hot = Counter(op.key for op in take(OpStream(
-        Workload(keys=100, distribution="hotspot", hot_fraction=0.1, hot_weight=0.9), 1), n))
+    hot = Counter(
+        op.key
+        for op in take(OpStream(Workload(keys=100, distribution="hotspot", hot_fraction=0.1, hot_weight=0.9), 1), n)
+    )
     share = sum(hot[f"k{i}"] for i in range(10)) / n
     assert 0.88 < share < 0.92
     assert set(hot) <= {f"k{i}" for i in range(100)}
@@ -92,8 +94,9 @@ def test_a_large_zipf_key_space_draws_what_the_exact_table_would(s, extra, seed)
 
 
 @settings(max_examples=12, deadline=None)
-@given(fraction=st.floats(0.001, 1.0), weight=st.floats(0.0, 1.0), extra=st.integers(1, 10**6),
-       seed=st.integers(0, 2**32))
+@given(
+    fraction=st.floats(0.001, 1.0), weight=st.floats(0.0, 1.0), extra=st.integers(1, 10**6), seed=st.integers(0, 2**32)
+)
 def test_a_large_hotspot_key_space_gives_the_hot_keys_their_weight(fraction, weight, extra, seed):
     n = TABLE_KEYS + extra
     w = Workload(keys=n, distribution="hotspot", hot_fraction=fraction, hot_weight=weight)
@@ -110,5 +113,5 @@ def test_a_large_key_space_is_deterministic_and_resumable():
     for dist in ("zipf", "hotspot", "uniform"):
         w = Workload(keys=10_000_000, distribution=dist, read_ratio=0.5)
         whole = take(OpStream(w, 5), 2 * BLOCK)
-        assert take(OpStream(w, 5), 50, BLOCK - 10) == whole[BLOCK - 10:BLOCK + 40]
+        assert take(OpStream(w, 5), 50, BLOCK - 10) == whole[BLOCK - 10 : BLOCK + 40]
         assert all(0 <= int(op.key[1:]) < 10_000_000 for op in whole)

@@ -42,9 +42,13 @@ def started(qtbot, w, rows: int = 4, latency: bool = True) -> None:
     seen operations (and, with ``latency``, a read latency: on a busy machine the first
     rows can close before a lab's first operation)."""
     w.act_start.trigger()
-    qtbot.waitUntil(lambda: bool(w.session.series) and all(len(s.ring) >= rows for s in w.session.series)
-                    and all(h == "running" for _, h in w.session.lab_health())
-                    and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series)
-                    and (not latency or all(np.isfinite(s.ring.view(COL["read_p50"])).any()
-                                            for s in w.session.series)),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            bool(w.session.series)
+            and all(len(s.ring) >= rows for s in w.session.series)
+            and all(h == "running" for _, h in w.session.lab_health())
+            and all(np.nanmax(s.ring.view(COL["ops_s"]), initial=0) > 0 for s in w.session.series)
+            and (not latency or all(np.isfinite(s.ring.view(COL["read_p50"])).any() for s in w.session.series))
+        ),
+        timeout=WAIT_MS,
+    )
