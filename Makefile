@@ -22,9 +22,11 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cachestudio run --strategy all --duration 10 --seed 7
 
+# Two workers (pytest-xdist, a test file whole on one: pyproject.toml): most tests wait on
+# real lab processes and servers, so two files at a time finish sooner even on two cores.
 test: lint
 	bash packaging/linux-deps.sh offscreen
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The linter and the type checker (settings in pyproject.toml); `make test` runs them first.
 lint: $(STAMP)
