@@ -476,7 +476,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
     import tempfile
 
     from .engine.bench import recording_cost
-    from .engine.recording import RecordingWriter, check_target, plan_header
+    from .engine.recording import SUFFIX, RecordingWriter, check_target, plan_header
     from .engine.runner import Plan, run
     from .ui.bench_gui import scrub_figures
 
@@ -497,7 +497,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         bursts=[(long_s * 0.5, "write", 5000)],
     )
     with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
-        path = Path(tmp) / "long.csrec"
+        path = Path(tmp) / f"long{SUFFIX}"
         w = RecordingWriter(check_target(path), plan_header(plan))
         run(plan, recorder=w)
         w.target.commit()

@@ -680,11 +680,11 @@ def drain_vs_executemany(reps: int, rows: int = DRAIN_ROWS, batch: int | None = 
 
 def recorded_rate(lanes: list[LaneConfig], duration_s: float, record: bool) -> float:
     """Operations per second of all the lanes together, with or without a recording."""
-    from .recording import RecordingWriter, check_target, plan_header
+    from .recording import SUFFIX, RecordingWriter, check_target, plan_header
 
     plan = Plan(lanes=list(lanes), duration_s=duration_s)
     with tempfile.TemporaryDirectory(prefix="cachestudio-rec-") as tmp:
-        w = RecordingWriter(check_target(Path(tmp) / "run.csrec"), plan_header(plan)) if record else None
+        w = RecordingWriter(check_target(Path(tmp) / f"run{SUFFIX}"), plan_header(plan)) if record else None
         summary = run(plan, recorder=w)
         if w is not None:
             w.target.commit()

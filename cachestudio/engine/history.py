@@ -24,8 +24,6 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-OP_KINDS = ("read", "write")
-FAULT_KINDS = ("crash", "restart", "outage-start", "outage-end", "lab-died", "drain")
 OUTCOMES = ("hit", "miss", "ok", "error", "rejected")
 
 

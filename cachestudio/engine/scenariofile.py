@@ -1,4 +1,5 @@
-"""Writing a scenario file: a :class:`scenario.Scenario` (or the window's state) as the TOML :func:`scenario.load` reads back.
+"""Writing a scenario file: a :class:`scenario.Scenario` (or the window's state) as the TOML
+that :func:`scenario.load` reads back.
 
 Every section the loader accepts is written: the top keys (name, title, description, seed,
 duration, restart delay, the lesson's ``watch_for`` and ``you_will_learn``), every knob of
@@ -61,8 +62,12 @@ def scenario_toml(sc) -> str:
     lines += _lanes(sc.specs)
     lines += fault_tables(sc.timeline, getattr(sc, "says", []))
     for pic in getattr(sc, "pictures", []):
-        lines += ["[[pictures]]", f"at = {toml_value(float(pic['at']))}", f"caption = {toml_string(pic['caption'])}",
-                  ""]
+        lines += [
+            "[[pictures]]",
+            f"at = {toml_value(float(pic['at']))}",
+            f"caption = {toml_string(pic['caption'])}",
+            "",
+        ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -82,8 +87,11 @@ def _top(sc) -> list[str]:
         text = getattr(sc, key, "")
         if text:
             lines.append(f"{key} = {toml_string(text)}")
-    lines += [f"seed = {sc.base.seed}", f"duration = {toml_value(float(sc.duration_s))}",
-              f"restart_delay = {toml_value(float(sc.restart_delay_s))}"]
+    lines += [
+        f"seed = {sc.base.seed}",
+        f"duration = {toml_value(float(sc.duration_s))}",
+        f"restart_delay = {toml_value(float(sc.restart_delay_s))}",
+    ]
     strategy = plain_strategy(sc.specs)
     if strategy is not None:
         lines.append(f"strategy = {toml_string(strategy)}")
@@ -105,8 +113,11 @@ def _lanes(specs) -> list[str]:
         return []
     lines = []
     for spec in specs:
-        lines += ["[[lanes]]", f"name = {toml_string(spec.name or spec.strategy)}",
-                  f"strategy = {toml_string(spec.strategy)}"]
+        lines += [
+            "[[lanes]]",
+            f"name = {toml_string(spec.name or spec.strategy)}",
+            f"strategy = {toml_string(spec.strategy)}",
+        ]
         lines += [f"{section}.{key} = {toml_value(value)}" for section, key, value in spec.overrides]
         lines.append("")
     return lines
@@ -144,4 +155,3 @@ def fault_tables(timeline: dict, says: Sequence[dict] = ()) -> list[str]:
             lines += [f"say = {toml_string(say['say'])}", f"pause = {toml_value(bool(say['pause']))}"]
         lines.append("")
     return lines
-
