@@ -25,6 +25,7 @@ from .engine.config import (
     ConfigError,
     LaneConfig,
     LaneSpec,
+    Workload,
     lane_labels,
 )
 from .engine.faultkinds import FAULTS
@@ -480,13 +481,13 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
     from .engine.runner import Plan, run
     from .ui.bench_gui import scrub_figures
 
-    rows = [recording_cost(LaneConfig(strategy="cache-aside", seed=args.seed), duration, reps)]
+    rows = [recording_cost(LaneConfig(strategy=STRATEGIES[0], seed=args.seed), duration, reps)]
     if args.recording is not None:
         return rows + scrub_figures(args.recording)
     long_s = 20.0 if args.quick else 600.0
     print(f"recording a {long_s:g} s run to scrub (three lanes at 1,500 operations/s, faults on the way)", flush=True)
     lanes = [
-        LaneConfig(strategy=s, seed=args.seed, workload=replace(LaneConfig("cache-aside").workload, rate=1500.0))
+        LaneConfig(strategy=s, seed=args.seed, workload=Workload(rate=1500.0))
         for s in STRATEGIES
     ]
     plan = Plan(
@@ -511,7 +512,7 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
     from .engine.storage import pg_version, redis_version
 
     print(f"benchmark on Redis + PostgreSQL: {reps} interleaved repetitions of {duration:g} s per figure", flush=True)
-    base = LaneConfig(strategy="cache-aside", seed=args.seed)
+    base = LaneConfig(strategy=STRATEGIES[0], seed=args.seed)  # the bench sets each lane's strategy
     with bench_servers() as servers:
         versions = {"redis": redis_version(servers[0]), "postgresql": pg_version(servers[1])}
         print(
@@ -543,7 +544,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
         ),
         flush=True,
     )
-    base = LaneConfig(strategy="cache-aside", seed=args.seed)
+    base = LaneConfig(strategy=STRATEGIES[0], seed=args.seed)  # the bench sets each lane's strategy
     rows = strategies_vs_yardsticks(
         base, duration, reps, distributions=("uniform",) if args.quick else ("uniform", "zipf")
     )

@@ -104,7 +104,7 @@ def lane_config(d: dict) -> LaneConfig:
     """A lane's knobs from a header (unknown knobs, from a later version, are left out)."""
     kw = {}
     for section in SECTIONS:
-        cls = type(getattr(LaneConfig("cache-aside"), section))
+        cls = SECTIONS[section]
         fields = {f.name for f in dataclasses.fields(cls)}
         kw[section] = cls(**{k: v for k, v in (d.get(section) or {}).items() if k in fields})
     return LaneConfig(strategy=d["strategy"], seed=d.get("seed", 1), name=d.get("name") or "", **kw)
@@ -469,7 +469,8 @@ def replay_summary(rec: Recording) -> dict:
     """The summary the live run printed (DESIGN.md §6), rebuilt from the recording."""
     from .auditor import ANOMALY_KINDS
     from .report import fault_report_records
-    from .runner import SUMMARY_NAMES, durability, lane_summary
+    from .plan import durability
+    from .runend import SUMMARY_NAMES, lane_summary
     from .telemetry import LaneStats
 
     final = rec.final or {}

@@ -105,6 +105,37 @@ class RunEnd:
         self._restart_at = None
         for aof in list(self.servers.redis):
             self.cache_server_back(aof)  # the queues drain through it
+        self._up_for_the_drain()
+        self._stop_and_drain(drain_limit_s)
+        for node in self.nodes:
+            self._reap(node)
+        self._consume()
+        undrained = [
+            f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
+            for node in self.nodes
+            if node.state == "drained" and not node.final.get("drained")
+        ]
+        stopped = [node.name for node in self.nodes if node.state != "drained"]
+        detail = "labs stopped; " + (
+            "queues drained"
+            if not undrained
+            else f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained)
+        )
+        if stopped:
+            detail += "; not stopped cleanly: " + ", ".join(stopped)
+        self._event("drain", detail)
+        self._events_file.close()
+        for lane in self.lanes:
+            self._audit(lane)
+        self.finished = True
+        self.ended_at = self.now()
+        summary = self.summary()
+        self._record_the_end(summary)
+        return summary
+
+    def _up_for_the_drain(self) -> None:
+        """Every lab that is down or still starting comes up (a durable queue replays), or
+        is named: refused or hung."""
         for node in self.nodes:
             if node.state == "down":
                 node.spawn(self.t0)  # a lab that was down at the end must replay its durable queue
@@ -121,6 +152,10 @@ class RunEnd:
                         self._fail(
                             node, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}"
                         )
+
+    def _stop_and_drain(self, drain_limit_s: float) -> None:
+        """Stop every running lab and wait, bounded, while each drains its queue; a lab that
+        dies, goes silent or overstays is killed and named."""
         for node in self.nodes:
             if node.state == "running":
                 node.send("stop")
@@ -159,56 +194,36 @@ class RunEnd:
                         f"{name} lab did not stop within "
                         f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)",
                     )
-        for node in self.nodes:
-            self._reap(node)
-        self._consume()
-        undrained = [
-            f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
-            for node in self.nodes
-            if node.state == "drained" and not node.final.get("drained")
-        ]
-        stopped = [node.name for node in self.nodes if node.state != "drained"]
-        detail = "labs stopped; " + (
-            "queues drained"
-            if not undrained
-            else f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained)
+
+    def _record_the_end(self, summary: dict) -> None:
+        """The recording's last tick and its final record (each lane's totals and knobs)."""
+        if self.recorder is None:
+            return
+        self.recorder.tick(self.ended_at, self.tick_state())
+        self.recorder.final(
+            {
+                "status": summary["status"],
+                "interrupted": self.interrupted,
+                "ended_at": self.ended_at,
+                "failures": list(self.run_failures),
+                "run_dir": summary["run_dir"],
+                "lanes": [
+                    {
+                        "totals": lane.totals(),
+                        "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
+                        "max_depth": lane.max_depth,
+                        "incarnations": lane.inc + 1,
+                        "failures": list(lane.failures),
+                        "audited": lane.audited,
+                        "drained": bool(lane.final and lane.final.get("drained")),
+                        "backends": self.servers.describe(lane.cfg),
+                        "cfg": dataclasses.asdict(lane.cfg),
+                    }
+                    for lane in self.lanes
+                ],
+            }
         )
-        if stopped:
-            detail += "; not stopped cleanly: " + ", ".join(stopped)
-        self._event("drain", detail)
-        self._events_file.close()
-        for lane in self.lanes:
-            self._audit(lane)
-        self.finished = True
-        self.ended_at = self.now()
-        summary = self.summary()
-        if self.recorder is not None:
-            self.recorder.tick(self.ended_at, self.tick_state())
-            self.recorder.final(
-                {
-                    "status": summary["status"],
-                    "interrupted": self.interrupted,
-                    "ended_at": self.ended_at,
-                    "failures": list(self.run_failures),
-                    "run_dir": summary["run_dir"],
-                    "lanes": [
-                        {
-                            "totals": lane.totals(),
-                            "gauges": {"queue_depth": (lane.final or lane.gauges).get("queue_depth", 0)},
-                            "max_depth": lane.max_depth,
-                            "incarnations": lane.inc + 1,
-                            "failures": list(lane.failures),
-                            "audited": lane.audited,
-                            "drained": bool(lane.final and lane.final.get("drained")),
-                            "backends": self.servers.describe(lane.cfg),
-                            "cfg": dataclasses.asdict(lane.cfg),
-                        }
-                        for lane in self.lanes
-                    ],
-                }
-            )
-            self.recorder.close()
-        return summary
+        self.recorder.close()
 
     def _lost_at_end(self, node: LabHandle, kind: str, reason: str) -> None:
         """A lab lost while draining: killed, judged as a dead node, its lane failed."""

@@ -303,37 +303,15 @@ def gui_figures(seed: int = 7, duration_s: float = 30.0, reps: int = 3, long_run
     return rows
 
 
-def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
-    """The time machine on a recording: loading it, and each scrub step in the replay
-    window (the tape's frame, every view rebuilt, the charts redrawn), at ``steps``
-    positions across it in a shuffled order. Target: under 100 ms per step."""
-    import random
-
-    from ..engine.bench import target_met
-    from ..engine.recording import read_recording
-    from ..engine.timemachine import Tape
+def _scrubs_in_the_window(rec, at: list[float], rng, steps: int) -> tuple[list[float], list[float]]:
+    """Milliseconds of each scrub in a replay window of ``rec`` at 1920x1080: a jump to each
+    time of ``at`` (a click on the timeline), then ``steps`` 1 s steps (← →, dragging)."""
     from .app import qt_app, qt_environment
 
     qt_environment(offscreen=True)
     app = qt_app()
     from .window import MainWindow
 
-    began = time.perf_counter()
-    rec = read_recording(path)
-    read_s = time.perf_counter() - began
-    began = time.perf_counter()
-    tape = Tape.from_recording(rec)
-    tape_s = time.perf_counter() - began
-    frame_ms = []
-    rng = random.Random(seed)
-    at = [tape.end * (i + 0.5) / steps for i in range(steps)]
-    rng.shuffle(at)
-    for t in at:
-        began = time.perf_counter()
-        tape.frame(t)
-        frame_ms.append((time.perf_counter() - began) * 1000)
-    n = sum(len(o) for o in rec.ops)
-    del tape
     with scratch_settings() as settings:
         w = MainWindow(settings, replay=[rec])
         w.resize(1920, 1080)
@@ -351,10 +329,40 @@ def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
                 out.append((time.perf_counter() - began) * 1000)
             return out
 
-        step_ms = timed(at)  # jumps anywhere (a click on the timeline)
+        step_ms = timed(at)
         start = rng.uniform(0, max(0.0, w.session.tape.end - steps))
-        key_ms = timed([start + k for k in range(steps)])  # 1 s steps (← →, dragging the handle)
+        key_ms = timed([start + k for k in range(steps)])
         w.close()
+    return step_ms, key_ms
+
+
+def scrub_figures(path, steps: int = 40, seed: int = 7) -> list[dict]:
+    """The time machine on a recording: loading it, and each scrub step in the replay
+    window (the tape's frame, every view rebuilt, the charts redrawn), at ``steps``
+    positions across it in a shuffled order. Target: under 100 ms per step."""
+    import random
+
+    from ..engine.bench import target_met
+    from ..engine.recording import read_recording
+    from ..engine.timemachine import Tape
+
+    began = time.perf_counter()
+    rec = read_recording(path)
+    read_s = time.perf_counter() - began
+    began = time.perf_counter()
+    tape = Tape.from_recording(rec)
+    tape_s = time.perf_counter() - began
+    frame_ms = []
+    rng = random.Random(seed)
+    at = [tape.end * (i + 0.5) / steps for i in range(steps)]
+    rng.shuffle(at)
+    for t in at:
+        began = time.perf_counter()
+        tape.frame(t)
+        frame_ms.append((time.perf_counter() - began) * 1000)
+    n = sum(len(o) for o in rec.ops)
+    del tape
+    step_ms, key_ms = _scrubs_in_the_window(rec, at, rng, steps)
 
     def p95_of(values):
         return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
