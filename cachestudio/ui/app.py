@@ -63,8 +63,7 @@ def _x_display_problem(display: str) -> str | None:
         local = display.rpartition(":")[0] in ("", "unix") and number.isdigit()
         if local and not os.path.exists(f"/tmp/.X11-unix/X{number}"):
             return f"no X server answers on DISPLAY={display}; start one, run under xvfb-run, or fix DISPLAY"
-        return ("libxcb (the X client library) is not installed; on Debian or Ubuntu: "
-                "sudo apt-get install libxcb1")
+        return "libxcb (the X client library) is not installed; on Debian or Ubuntu: sudo apt-get install libxcb1"
     try:
         xcb = ctypes.CDLL(name)
         xcb.xcb_connect.restype = ctypes.c_void_p
@@ -87,10 +86,10 @@ def _x_display_problem(display: str) -> str | None:
     if error:
         number = display.rpartition(":")[2].split(".")[0]
         local = display.rpartition(":")[0] in ("", "unix") and number.isdigit()
-        refused = "" if local and not os.path.exists(f"/tmp/.X11-unix/X{number}") else \
-            " (or it refused us: check XAUTHORITY)"
-        return (f"no X server answers on DISPLAY={display}{refused}; "
-                "start one, run under xvfb-run, or fix DISPLAY")
+        refused = (
+            "" if local and not os.path.exists(f"/tmp/.X11-unix/X{number}") else " (or it refused us: check XAUTHORITY)"
+        )
+        return f"no X server answers on DISPLAY={display}{refused}; start one, run under xvfb-run, or fix DISPLAY"
     return None
 
 
@@ -105,8 +104,10 @@ def _missing_library() -> str | None:
         try:
             ctypes.CDLL(soname)
         except OSError:
-            return (f"{soname} is missing (Qt needs it to open a window on X11); "
-                    f"on Debian or Ubuntu: sudo apt-get install {package}")
+            return (
+                f"{soname} is missing (Qt needs it to open a window on X11); "
+                f"on Debian or Ubuntu: sudo apt-get install {package}"
+            )
     return None
 
 
@@ -120,8 +121,10 @@ def no_display_reason() -> str | None:
         return None
     display, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
     if not (display or wayland):
-        return ("no display to open the window on (DISPLAY is not set); run it on a desktop, "
-                "under xvfb-run, or use `cachestudio run` for the headless lab")
+        return (
+            "no display to open the window on (DISPLAY is not set); run it on a desktop, "
+            "under xvfb-run, or use `cachestudio run` for the headless lab"
+        )
     if wayland and os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return None  # Qt picks its Wayland platform here
     if not display:
@@ -135,14 +138,15 @@ def run_window(scenario: str | None = None, replay: list | None = None) -> int:
     app = qt_app()
     from .window import MainWindow
 
+    win: MainWindow | CompareWindow
     if replay and len(replay) > 1:
         from .compare import CompareWindow
 
-        win = CompareWindow(replay)
+        win = CompareWindow(replay)  # (never with a scenario: `replay A --compare B` opens none)
     else:
         win = MainWindow(replay=replay)
-    if scenario is not None:
-        win.load_scenario(Path(scenario))
+        if scenario is not None:
+            win.load_scenario(Path(scenario))
     win.show()
     if replay:
         win.start()
@@ -151,8 +155,9 @@ def run_window(scenario: str | None = None, replay: list | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _scenario_window(scenario_path: Path, size: tuple[int, int], theme: str | None, present: bool,
-                     node_lines: bool = False):
+def _scenario_window(
+    scenario_path: Path, size: tuple[int, int], theme: str | None, present: bool, node_lines: bool = False
+):
     """An offscreen window with a scenario loaded and started (its seed, its timeline), at
     ``size`` in ``theme`` (default light), with a chart line per app node if ``node_lines``;
     the window is closed and deleted afterwards."""
@@ -204,8 +209,15 @@ def _run_to(app, win, at: float, deadline: float) -> None:
         app.processEvents()
 
 
-def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int], theme: str | None = None,
-               present: bool = False, node_lines: bool = False) -> list[Path]:
+def screenshot(
+    scenario_path: Path,
+    at: float,
+    out: Path,
+    size: tuple[int, int],
+    theme: str | None = None,
+    present: bool = False,
+    node_lines: bool = False,
+) -> list[Path]:
     """Run a scenario offscreen with its seed; at run time ``at`` save the window and panels.
     ``theme``: light, dark or projector (default: light); ``present``: presentation mode;
     ``node_lines``: the charts also draw a line per app node."""
@@ -230,9 +242,16 @@ def screenshot(scenario_path: Path, at: float, out: Path, size: tuple[int, int],
         return written
 
 
-def window_pictures(scenario_path: Path, moments: list[tuple[float, str]], out: Path, size: tuple[int, int],
-                    theme: str | None = None, present: bool = False, comment: str | dict | None = None,
-                    regions: bool = False) -> list[Path]:
+def window_pictures(
+    scenario_path: Path,
+    moments: list[tuple[float, str]],
+    out: Path,
+    size: tuple[int, int],
+    theme: str | None = None,
+    present: bool = False,
+    comment: str | dict | None = None,
+    regions: bool = False,
+) -> list[Path]:
     """Several moments of ONE live run of a scenario (its seed, its timeline): at each lab
     time ``at`` of ``moments`` (``(at, name)``, any order), the whole window as
     ``out/NAME.png``. Light theme unless ``theme``; the pictures are encoded and written once
@@ -289,5 +308,6 @@ def live_regions(win) -> dict:
         "dock": box(win.dock) if shown(win.dock) else None,
         "plots": [box(win.charts, r) for r in win.charts.plot_rects()] if shown(win.charts) else [],
         "chart_labels": [box(win.charts, r) for n, r in win.charts.label_rects() if n.startswith("end")]
-        if shown(win.charts) else [],
+        if shown(win.charts)
+        else [],
     }

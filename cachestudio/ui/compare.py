@@ -15,6 +15,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from .actions import Act, qaction, resolve
+from .replay import ReplaySession
 from .timebar import TimeBar
 from .window import MainWindow, fault_beside
 
@@ -65,15 +66,18 @@ def differences(a, b) -> tuple[str, str]:
         if pa.get(key) != pb.get(key) and key != "seed":
             sides[0].append(f"{key}={pa.get(key)}")
             sides[1].append(f"{key}={pb.get(key)}")
-    return tuple(", ".join(s[:6]) + (" …" if len(s) > 6 else "") or "the same knobs" for s in sides)
+    first, second = (", ".join(s[:6]) + (" …" if len(s) > 6 else "") or "the same knobs" for s in sides)
+    return first, second
 
 
 class CompareWindow(QMainWindow):
     def __init__(self, recordings: list, settings: QSettings | None = None):
         super().__init__()
         self.recordings = recordings[:2]
-        self.setWindowTitle("Cache Studio — compare " + " · ".join(
-            r.header.get("title") or r.header.get("scenario") or r.path for r in self.recordings))
+        self.setWindowTitle(
+            "Cache Studio — compare "
+            + " · ".join(r.header.get("title") or r.header.get("scenario") or r.path for r in self.recordings)
+        )
         self.panes: list[MainWindow] = []
         split = QSplitter(Qt.Orientation.Vertical)
         diff = differences(*self.recordings)
@@ -81,8 +85,9 @@ class CompareWindow(QMainWindow):
             box = QWidget()
             col = QVBoxLayout(box)
             col.setContentsMargins(0, 0, 0, 0)
-            title = QLabel(f"<b>{letter}</b> · {rec.header.get('title') or rec.header.get('scenario') or rec.path} "
-                           f"· {what}")
+            title = QLabel(
+                f"<b>{letter}</b> · {rec.header.get('title') or rec.header.get('scenario') or rec.path} · {what}"
+            )
             title.setObjectName(f"compare-title-{letter}")
             title.setTextFormat(Qt.TextFormat.RichText)
             col.addWidget(title)
@@ -164,8 +169,10 @@ class CompareWindow(QMainWindow):
             return
         self.head = min(self.head + dt * self.speed, self.end)
         for p in self.panes:
-            if p.session.now() < p.session.tape.end:
-                p.session.play_to(min(self.head, p.session.tape.end))
+            s = p.session
+            assert isinstance(s, ReplaySession)  # each pane replays its recording
+            if s.now() < s.tape.end:
+                s.play_to(min(self.head, s.tape.end))
         if self.head >= self.end:
             self.playing = False
         self._show()

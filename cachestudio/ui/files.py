@@ -49,8 +49,9 @@ class FilesMixin(WindowParts):
         except ConfigError as exc:
             self.statusBar().showMessage(str(exc), 15000)
             if self.isVisible():  # non-modal: the lab and the window go on
-                self.scenario_error = QMessageBox(QMessageBox.Icon.Warning, "Scenario not loaded", str(exc),
-                                                  QMessageBox.StandardButton.Ok, self)
+                self.scenario_error = QMessageBox(
+                    QMessageBox.Icon.Warning, "Scenario not loaded", str(exc), QMessageBox.StandardButton.Ok, self
+                )
                 self.scenario_error.setModal(False)
                 self.scenario_error.show()
             return False
@@ -106,12 +107,27 @@ class FilesMixin(WindowParts):
         s, sc = self.session, self.lesson
         lanes = [spec.build(s.base) for spec in s.specs]
         if sc is None:
-            return scenarios.Scenario(name="saved", title="Saved from the studio window", description="",
-                                      path=Path("saved.toml"), lanes=lanes, specs=list(s.specs), base=s.base,
-                                      duration_s=SAVED_DURATION_S, restart_delay_s=s.restart_delay_s,
-                                      timeline=dict(s.timeline))
-        return replace(sc, lanes=lanes, specs=list(s.specs), base=s.base, timeline=dict(s.timeline),
-                       restart_delay_s=s.restart_delay_s, duration_s=s.duration_s)
+            return scenarios.Scenario(
+                name="saved",
+                title="Saved from the studio window",
+                description="",
+                path=Path("saved.toml"),
+                lanes=lanes,
+                specs=list(s.specs),
+                base=s.base,
+                duration_s=SAVED_DURATION_S,
+                restart_delay_s=s.restart_delay_s,
+                timeline=dict(s.timeline),
+            )
+        return replace(
+            sc,
+            lanes=lanes,
+            specs=list(s.specs),
+            base=s.base,
+            timeline=dict(s.timeline),
+            restart_delay_s=s.restart_delay_s,
+            duration_s=s.duration_s,
+        )
 
     def save_scenario(self) -> bool:
         """The scenario in force as a file that opens as itself (engine.scenariofile),
@@ -149,6 +165,9 @@ class FilesMixin(WindowParts):
         """This window's recording: the replayed file, or the live run's (recorded as it
         goes, in the run's folder, up to its last flush)."""
         if self.replaying:
+            from .replay import ReplaySession  # (imported already: this window's session is one)
+
+            assert isinstance(self.session, ReplaySession)
             return Path(self.session.recording.path)
         path = self.session.recording_path
         if path is None or not path.exists():
@@ -210,8 +229,9 @@ class FilesMixin(WindowParts):
         try:
             rec = read_recording(src)
             tape = Tape.from_recording(rec)
-            html = render_report(replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(),
-                                 tape.node_series_lists())
+            html = render_report(
+                replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
+            )
             write_output(path, "report", html)
         except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
             return self._file_failed(f"the report failed: {exc}")

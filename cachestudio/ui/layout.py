@@ -1,4 +1,5 @@
-"""The window's layout: its scale, the rooms of the flow view and the charts, the side panel, the presentation mode, its theme and its settings.
+"""The window's layout: its scale, the rooms of the flow view and the charts, the side panel,
+the presentation mode, its theme and its settings.
 
 :class:`LayoutMixin` is the part of :class:`window.MainWindow` that sizes things: one scale
 for every text (the theme's × the window's size × the user's zoom), the height shared by the
@@ -11,14 +12,16 @@ the charts chosen), are applied here too.
 
 from __future__ import annotations
 
+from typing import SupportsFloat, SupportsIndex, SupportsInt
+
 from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 from .actions import ACTIONS, CHART_TITLES, LANE_CHOICES, SPEEDS
 from .charts import CHART_NAMES, MIN_CHART_H, PERCENTILES
-from .theme import THEMES
 from .parts import WindowParts
+from .theme import THEMES
 
 #: The window's scale: the theme's font scale × this zoom × the user's zoom (Ctrl+= / Ctrl+-).
 #: The zoom grows with the window beyond 1920x1080 logical pixels (a 4K screen at device
@@ -42,6 +45,21 @@ def font_px(font) -> float:
     from PySide6.QtGui import QFontInfo
 
     return float(QFontInfo(font).pixelSize())
+
+
+def int_setting(value: object) -> int:
+    """``int()`` of a stored setting (QSettings gives back a str read from its file, or
+    the number set in this process); a value int() takes no number from is a TypeError."""
+    if isinstance(value, (str, bytes, bytearray, SupportsInt, SupportsIndex)):
+        return int(value)
+    raise TypeError(f"not a number: {value!r}")
+
+
+def float_setting(value: object) -> float:
+    """``float()`` of a stored setting, as :func:`int_setting`."""
+    if isinstance(value, (str, bytes, bytearray, SupportsFloat, SupportsIndex)):
+        return float(value)
+    raise TypeError(f"not a number: {value!r}")
 
 
 class LayoutMixin(WindowParts):
@@ -75,7 +93,7 @@ class LayoutMixin(WindowParts):
         if abs(s - self.scale) >= 0.01:
             self.scale = s
             app = QApplication.instance()
-            if app is not None:
+            if isinstance(app, QApplication):  # (never a bare QCoreApplication: this is a window)
                 font = QFont(app.font())
                 # The system's size, kept on the application the first time: the app font is
                 # shared, and a second window (tests make many) must not scale a scaled font.
@@ -100,8 +118,9 @@ class LayoutMixin(WindowParts):
     def _fit_rooms(self) -> None:
         """Share the height between the flow view and the charts. The charts never shrink
         below MIN_CHART_H × scale a row: all eight in two rows when they fit beside a flow
-        view tall enough for its text (flow.height_for_text), else four at a time (the presentation charts, then the others:
-        G flips), and the chart key says so. The presentation mode always shows four."""
+        view tall enough for its text (flow.height_for_text), else four at a time (the
+        presentation charts, then the others: G flips), and the chart key says so. The
+        presentation mode always shows four."""
         self._fit_toolbars()
         row = (MIN_CHART_H + 20) * self.scale
         key = self.charts._key_height()
@@ -124,13 +143,13 @@ class LayoutMixin(WindowParts):
         total = sum(sizes)
         lower_need = need + self.caption_bar.minimumHeight() + self.strip.height()
         if total > 0:
-            flow_h = sizes[0]
+            flow_h: float = sizes[0]  # a float when the flow view's text sets it (flow_min)
             if paged:  # one row of charts: the flow view takes the rest
                 flow_h = max(120, total - lower_need)
             elif sizes[1] < lower_need or flow_h < flow_min:
                 flow_h = max(120, min(total - lower_need, max(flow_h, flow_min)))
             if flow_h != sizes[0]:
-                self.splitter.setSizes([flow_h, total - flow_h])
+                self.splitter.setSizes([int(flow_h), int(total - flow_h)])  # whole pixels, as Qt takes them
         shown = self._page_indices() if paged else list(range(len(CHART_NAMES)))
         if paged != self.paged or shown != self.charts_shown:
             self.paged, self.charts_shown = paged, shown
@@ -149,8 +168,9 @@ class LayoutMixin(WindowParts):
     def flip_charts(self) -> None:
         """G: when four charts are shown at a time, the other four (and back)."""
         if not self.paged:
-            self.statusBar().showMessage("every chart is shown: G flips them when only four fit "
-                                         "(presentation mode, small windows)", 5000)
+            self.statusBar().showMessage(
+                "every chart is shown: G flips them when only four fit (presentation mode, small windows)", 5000
+            )
             return
         self.chart_page = 1 - self.chart_page
         self._fit_rooms()
@@ -270,8 +290,10 @@ class LayoutMixin(WindowParts):
         if len(chosen) > PRESENT_MAX:
             dropped = chosen.pop(0)
             self.present_chart_actions[dropped].setChecked(False)
-            self.statusBar().showMessage(f"presentation mode shows {PRESENT_MAX} charts: "
-                                         f"{CHART_TITLES[CHART_NAMES.index(dropped)]} made room", 6000)
+            self.statusBar().showMessage(
+                f"presentation mode shows {PRESENT_MAX} charts: {CHART_TITLES[CHART_NAMES.index(dropped)]} made room",
+                6000,
+            )
         if not chosen:
             chosen = [name]
             self.present_chart_actions[name].setChecked(True)
@@ -304,19 +326,32 @@ class LayoutMixin(WindowParts):
                     buttons.append([name, box(w, QRectF(w.rect()))])
             # (Qt's » can stay shown, empty, after a row grew; what counts is a button off
             # the row, which the check above finds: a button behind » is not visible.)
-        combos = [[c.objectName(), c.width(), c.sizeHint().width()] for c in (self.lane_combo, self.speed_combo)
-                  if c.isVisible()]
+        combos = [
+            [c.objectName(), c.width(), c.sizeHint().width()]
+            for c in (self.lane_combo, self.speed_combo)
+            if c.isVisible()
+        ]
         flow_px = [px for _, px in self.flow.text_px()]
         return {
-            "window": [self.width(), self.height()], "theme": self.theme.name, "present": self.present,
-            "scale": self.scale, "flow": box(self.flow, QRectF(self.flow.rect())), "paged": self.paged, "charts_shown": list(self.charts_shown) or
-            list(range(len(CHART_NAMES))), "chart_panel": box(self.charts, QRectF(self.charts.rect())),
+            "window": [self.width(), self.height()],
+            "theme": self.theme.name,
+            "present": self.present,
+            "scale": self.scale,
+            "flow": box(self.flow, QRectF(self.flow.rect())),
+            "paged": self.paged,
+            "charts_shown": list(self.charts_shown) or list(range(len(CHART_NAMES))),
+            "chart_panel": box(self.charts, QRectF(self.charts.rect())),
             "plots": [box(self.charts, r) for r in self.charts.plot_rects()],
             "labels": [[f"chart {n}", box(self.charts, r)] for n, r in self.charts.label_rects()]
             + [[f"strip {i}", box(self.strip, r)] for i, r in enumerate(self.strip.label_rects())],
-            "buttons": buttons, "hidden_buttons": hidden, "combos": combos,
-            "text_px": {"window": font_px(self.font()), "strip": self.strip.BASE_PX * self.strip.scale,
-                        "flow_min": min(flow_px, default=0.0)},
+            "buttons": buttons,
+            "hidden_buttons": hidden,
+            "combos": combos,
+            "text_px": {
+                "window": font_px(self.font()),
+                "strip": self.strip.BASE_PX * self.strip.scale,
+                "flow_min": min(flow_px, default=0.0),
+            },
             "floor_px": SMALL_TEXT_PX * self.scale,
         }
 
@@ -337,8 +372,8 @@ class LayoutMixin(WindowParts):
         if isinstance(split, QByteArray):
             self.splitter.restoreState(split)
         self.set_theme(str(st.value("theme", "light")) if st.value("theme", "light") in THEMES else "light")
-        lanes = int(st.value("lanes", 0) or 0)
-        speed = int(st.value("speed", 3) or 0)
+        lanes = int_setting(st.value("lanes", 0) or 0)
+        speed = int_setting(st.value("speed", 3) or 0)
         self.lane_combo.setCurrentIndex(lanes if 0 <= lanes < len(LANE_CHOICES) else 0)  # not a scenario's
         self.speed_combo.blockSignals(True)  # applied just below, quietly
         self.speed_combo.setCurrentIndex(speed if 0 <= speed < len(SPEEDS) else 3)
@@ -355,7 +390,7 @@ class LayoutMixin(WindowParts):
         for name, a in self.present_chart_actions.items():
             a.setChecked(name in self.present_charts)
         try:
-            zoom = float(st.value("zoom", 1.0))
+            zoom = float_setting(st.value("zoom", 1.0))
         except (TypeError, ValueError):
             zoom = 1.0
         self.user_zoom = min(USER_ZOOMS, key=lambda z: abs(z - zoom))
@@ -394,7 +429,7 @@ class LayoutMixin(WindowParts):
         pal.setColor(QPalette.ColorRole.ButtonText, QColor(t.text))
         pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(t.panel))
         pal.setColor(QPalette.ColorRole.ToolTipText, QColor(t.text))
-        if app is not None:
+        if isinstance(app, QApplication):  # (never a bare QCoreApplication: this is a window)
             app.setPalette(pal)
         self.flow.set_theme(t)
         self.charts.set_theme(t)

@@ -1,4 +1,5 @@
-"""The window's narration: what each event did, in the caption, the Events tab and the outcome dialogs, and the lesson's lines.
+"""The window's narration: what each event did, in the caption, the Events tab and the
+outcome dialogs, and the lesson's lines.
 
 :class:`NarrationMixin` is the part of :class:`window.MainWindow` that tells the run's story:
 each event of the lab is shaded on the charts, put on the event strip and in the Events
@@ -14,11 +15,12 @@ import re
 
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem, QTreeWidgetItem
 
-from ..engine.faultkinds import BY_NAME as FAULT_KINDS, FAULTS
+from ..engine.faultkinds import BY_NAME as FAULT_KINDS
+from ..engine.faultkinds import FAULTS
 from .actions import TOGGLES
 from .events import FAILURES, FAULT_EVENTS, event_label
-from .theme import lane_style
 from .parts import TableDialog, WindowParts
+from .theme import lane_style
 
 #: event kind -> chart shading it starts / ends: events.FAULT_EVENTS is the one table
 SHADE_START = {kind: shade for kind, (shade, _) in FAULT_EVENTS.items()}
@@ -40,7 +42,7 @@ def first_sentences(text: str, limit: int = 180) -> str:
         if out and len(out) + 1 + len(sentence) > limit:
             break
         out = f"{out} {sentence}".strip()
-    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
+    return out if len(out) <= limit else out[: limit - 1].rstrip() + "…"
 
 
 def short_name(lane: str) -> str:
@@ -117,10 +119,12 @@ class NarrationMixin(WindowParts):
         """A lane's stampede finished: its DB reads go with the stampede it belongs to (the
         latest before it), in the caption and the Events tab (the stampede's story is how
         many of its readers reached the database, lane by lane)."""
-        m = re.match(r"(.+?): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)",
-                     ev.get("detail") or "")
-        stampede = next((e for e in reversed(self.strip.events) if e["kind"] == "stampede"
-                         and e["start"] <= ev["start"]), None)
+        m = re.match(
+            r"(.+?): (\d+) readers of (\S+) caused (\d+) DB reads?.*\(protection: ([^)]*)\)", ev.get("detail") or ""
+        )
+        stampede = next(
+            (e for e in reversed(self.strip.events) if e["kind"] == "stampede" and e["start"] <= ev["start"]), None
+        )
         if m is None or stampede is None:
             return
         lane, readers, key, reads, protection = m.groups()
@@ -139,8 +143,11 @@ class NarrationMixin(WindowParts):
         readers, key, _, _ = next(iter(done.values()))
         order = self.session.strategies
         lanes = sorted(done, key=lambda lane: order.index(lane) if lane in order else len(order))
-        parts = [f"{lane} {done[lane][2]:,} DB read{'s' if done[lane][2] != 1 else ''}"
-                 + (f" ({done[lane][3]})" if done[lane][3] != "none" else "") for lane in lanes]
+        parts = [
+            f"{lane} {done[lane][2]:,} DB read{'s' if done[lane][2] != 1 else ''}"
+            + (f" ({done[lane][3]})" if done[lane][3] != "none" else "")
+            for lane in lanes
+        ]
         return f"{readers} readers of {key} caused: " + "; ".join(parts)
 
     def _caption(self, ev: dict) -> str:
@@ -153,7 +160,7 @@ class NarrationMixin(WindowParts):
         head = f"{ev['start']:.1f} s — "
         if text.endswith("measuring what it does…"):
             return head + say
-        return head + say + "  →  " + (text[len(head):] if text.startswith(head) else text)
+        return head + say + "  →  " + (text[len(head) :] if text.startswith(head) else text)
 
     def _what_it_did(self, ev: dict) -> str:
         if ev["kind"] == "stampede" and ev.get("done"):
@@ -175,8 +182,12 @@ class NarrationMixin(WindowParts):
             p99 = max((v for v in (x.get("read_p99_ms"), x.get("write_p99_ms")) if v is not None), default=None)
             if p99 is not None:
                 bits.append(f"p99 {p99:g} ms")
-            for key, word in (("errors", "errors"), ("rejected", "rejected"), ("stale_reads", "stale"),
-                              ("lost_writes", "lost")):
+            for key, word in (
+                ("errors", "errors"),
+                ("rejected", "rejected"),
+                ("stale_reads", "stale"),
+                ("lost_writes", "lost"),
+            ):
                 if x.get(key):
                     bits.append(f"{x[key]:,} {word}")
             parts.append(f"{short_name(lane)}: " + ", ".join(bits))
@@ -235,9 +246,11 @@ class NarrationMixin(WindowParts):
             self._fill_table(dlg.table, [])
             return
         if w is None:
-            dlg.text.setText(f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n"
-                             "(not a fault window: nothing to measure)" if ev["kind"] not in FAULT_EVENTS
-                             else f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n(measuring…)")
+            dlg.text.setText(
+                f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n(not a fault window: nothing to measure)"
+                if ev["kind"] not in FAULT_EVENTS
+                else f"{ev['start']:.1f} s — {ev.get('detail') or ev['label']}\n(measuring…)"
+            )
             self._fill_table(dlg.table, [])
             return
         dlg.text.setText(w.get("caption") or ev["label"])
@@ -261,8 +274,9 @@ class NarrationMixin(WindowParts):
 
     def _on_scenario_ended(self, duration_s: float) -> None:
         name = self.scenario_name or "the scenario"
-        self.statusBar().showMessage(f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; "
-                                     "Space goes on")
+        self.statusBar().showMessage(
+            f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; Space goes on"
+        )
         self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
         self.refresh_status()
         self.show_summary()
@@ -282,8 +296,11 @@ class NarrationMixin(WindowParts):
                 found = ", ".join(f"{n:,} {k.replace('_', ' ')}s" for k, n in c.items() if n)
                 counts.append(f"{lane.cfg.label}: {found or 'no anomalies'}")
         dlg.setWindowTitle(f"Summary — {name}")
-        dlg.text.setText(f"{name} at {self.session.now():.1f} s. What each fault did (operations that began in "
-                         "its window):" if windows else f"{name} at {self.session.now():.1f} s: no faults.")
+        dlg.text.setText(
+            f"{name} at {self.session.now():.1f} s. What each fault did (operations that began in its window):"
+            if windows
+            else f"{name} at {self.session.now():.1f} s: no faults."
+        )
         self._fill_table(dlg.table, windows)
         dlg.text.setText(dlg.text.text() + "\n" + "\n".join(counts))
         dlg.resize(round(760 * self.scale), round(360 * self.scale))
@@ -292,7 +309,8 @@ class NarrationMixin(WindowParts):
 
     def active_faults(self) -> list[str]:
         """What is on now, with how long it has left where that is known."""
-        run, now, out = self.session.view, self.session.view_now(), []
+        run, now = self.session.view, self.session.view_now()
+        out: list[str] = []
         if run is None:
             return out
         open_events = [e for e in self.strip.events if e.get("end_at") is None]
@@ -347,12 +365,15 @@ class NarrationMixin(WindowParts):
         if sc.you_will_learn:
             parts.append(f"<p><b>You will learn:</b> {esc(sc.you_will_learn)}</p>")
         if sc.says:
-            items = "".join(f"<li>{'✓ ' if i in self.said else ''}{say['at']:g} s, {esc(say['kind'])}: "
-                            f"{esc(say['say'])}{' <i>(pauses)</i>' if say['pause'] else ''}</li>"
-                            for i, say in enumerate(sc.says))
+            items = "".join(
+                f"<li>{'✓ ' if i in self.said else ''}{say['at']:g} s, {esc(say['kind'])}: "
+                f"{esc(say['say'])}{' <i>(pauses)</i>' if say['pause'] else ''}</li>"
+                for i, say in enumerate(sc.says)
+            )
             parts.append(f"<p><b>The lines</b></p><ol>{items}</ol>")
         if sc.expect:
             claims = "".join(f"<li><code>{esc(c.text())}</code></li>" for c in sc.expect)
-            parts.append(f"<p><b>What it claims</b> (<code>cachestudio check --run {esc(sc.name)}</code>)</p>"
-                         f"<ul>{claims}</ul>")
+            parts.append(
+                f"<p><b>What it claims</b> (<code>cachestudio check --run {esc(sc.name)}</code>)</p><ul>{claims}</ul>"
+            )
         self.lesson_view.setHtml("".join(parts))

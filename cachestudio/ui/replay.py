@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import time
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from ..engine.config import LaneSpec
 from ..engine.timemachine import Tape
@@ -19,8 +20,16 @@ from .session import LabSession, LaneView, take_state
 
 NO_LAB = "this is a replay (no lab): faults and knobs act on a live lab — run `cachestudio` without a recording"
 
+if TYPE_CHECKING:
+    # For the type checker a ReplayRun is the session's run (a RunView: what the window
+    # reads of it); at run time it is a plain class. Nothing sends it a RunView's commands:
+    # ReplaySession answers each of them itself (a replay has no lab).
+    from .session import RunView as _RunBase
+else:
+    _RunBase = object
 
-class ReplayRun:
+
+class ReplayRun(_RunBase):
     """The recorded run as the window reads a RunView."""
 
     def __init__(self, cfgs, plan):
@@ -40,6 +49,8 @@ class ReplayRun:
 
 
 class ReplaySession(LabSession):
+    run: ReplayRun  # (declared only: set in __init__, never None in a replay)
+
     def __init__(self, recordings: list, parent=None):
         super().__init__(parent)
         rec = recordings[0]

@@ -64,7 +64,7 @@ def run_self_check(
         say("window open (offscreen)")
         session = win.session
         events: list[dict] = []
-        session.event.connect(events.append)
+        session.lab_event.connect(events.append)
         win.start()
         _wait(
             app,

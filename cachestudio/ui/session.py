@@ -202,6 +202,7 @@ class RunView:
             self.proc.join()
         self.conn.close()
 
+
 TICK_MS = 50
 CLOCK_LEAD_S = 0.15  # how far the window's clock runs on past the observer's last word
 OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
@@ -215,7 +216,7 @@ def _start_time(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             text = fh.read().decode("ascii", "replace")
-        return text[text.rindex(")") + 2:].split()[19]
+        return text[text.rindex(")") + 2 :].split()[19]
     except (OSError, ValueError, IndexError):
         return ""
 
@@ -249,7 +250,7 @@ def remove_stale_folders(directory: str | None = None) -> list[str]:
     ``cachestudio-window-*`` directories of ours that hold an ``owner.pid`` naming a dead
     process. Anything else is left alone. Returns the folders removed."""
     directory = directory or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -281,7 +282,8 @@ class LabSession(QObject):
     started = Signal()  # a new run (new series to draw)
     # Python objects travel as `object`: a `list` or `dict` signature would convert every
     # record to a QVariant and back (measured: most of the window's time at full speed).
-    event = Signal(object)  # a fault or lifecycle event record (dict)
+    # (not named ``event``: that is QObject.event, the virtual Qt calls with every QEvent)
+    lab_event = Signal(object)  # a fault or lifecycle event record (dict)
     records = Signal(int, object, object)  # lane index, a sample of new records, {(kind, outcome): count}
     anomalies = Signal(int, object, object)  # lane index, new Anomaly objects (list), their group ids (list)
     outcomes = Signal(object)  # fault windows whose outcome changed (engine.outcomes: dicts with "id")
@@ -341,8 +343,14 @@ class LabSession(QObject):
         """The lanes that set this knob themselves (a change of the run's knob leaves them)."""
         return [spec.name or spec.strategy for spec in self.specs if spec.sets(section, name)]
 
-    def configure(self, base: LaneConfig, lanes: list, timeline: dict | None = None,
-                  restart_delay_s: float = 1.0, duration_s: float = OPEN_ENDED_S) -> None:
+    def configure(
+        self,
+        base: LaneConfig,
+        lanes: list,
+        timeline: dict | None = None,
+        restart_delay_s: float = 1.0,
+        duration_s: float = OPEN_ENDED_S,
+    ) -> None:
         """``lanes``: strategies or LaneSpecs."""
         validate(base)
         specs = [LaneSpec(x) if isinstance(x, str) else x for x in lanes]
@@ -431,8 +439,15 @@ class LabSession(QObject):
 
         remove_stale_folders()  # what a window killed with SIGKILL left behind
         self._tmp = make_run_folder()
-        plan = Plan(lanes=self.lane_configs(), duration_s=OPEN_ENDED_S, restart_delay_s=self.restart_delay_s,
-                    run_dir=Path(self._tmp) / "run", **self.timeline)
+        plan = Plan(
+            lanes=self.lane_configs(),
+            duration_s=OPEN_ENDED_S,
+            restart_delay_s=self.restart_delay_s,
+            run_dir=Path(self._tmp) / "run",
+            redis_url="",  # no servers given: the run starts its own
+            postgres_url="",
+            **self.timeline,  # its fault fields only
+        )
         self.series = [LaneSeries() for _ in plan.lanes]
         from ..engine.timemachine import Tape, node_series_for
 
@@ -445,8 +460,9 @@ class LabSession(QObject):
         # not a daemon (it has children of its own); it exits when its pipe closes or on "stop"
         self.recording_path = Path(self._tmp) / "recording.csrec"
         record = (str(self.recording_path), self.scenario_info)
-        proc = MP.Process(target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid(), record),
-                          name="observer")
+        proc = MP.Process(
+            target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid(), record), name="observer"
+        )
         proc.start()
         child.close()
         self.run = RunView(plan, parent, proc)
@@ -572,8 +588,7 @@ class LabSession(QObject):
                     self._fail(run, msg[1])
         except (EOFError, OSError):
             pass
-        if (not self.scenario_ended and run.t0 is not None and not run.failed
-                and run.now() >= self.duration_s):
+        if not self.scenario_ended and run.t0 is not None and not run.failed and run.now() >= self.duration_s:
             self.scenario_ended = True  # once: Space resumes past it, R runs it again
             if not run.paused:
                 run.pause()
@@ -618,7 +633,7 @@ class LabSession(QObject):
     def _emit(self, u: dict, added: int = 1) -> None:
         """The views' share of an update."""
         for ev in u["events"]:
-            self.event.emit(ev)
+            self.lab_event.emit(ev)
         for i, (sample, counts) in enumerate(u["records"]):
             if counts:
                 self.records.emit(i, sample, counts)

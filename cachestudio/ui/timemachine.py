@@ -40,11 +40,16 @@ class TimeMachineMixin(WindowParts):
             if not act.replay:
                 self.acts[act.name].setVisible(False)
         self.knobs.setEnabled(False)
-        rec = self.session.recording
-        self.setWindowTitle(f"Cache Studio — replay of {self.session.title}")
-        self.scenario_name = self.session.title
-        self.statusBar().showMessage(f"replay of {self.session.title} ({rec.path}): Space plays, "
-                                     "← → and the timeline move, N steps", 10000)
+        from .replay import ReplaySession  # (imported already: this window's session is one)
+
+        s = self.session
+        assert isinstance(s, ReplaySession)
+        rec = s.recording
+        self.setWindowTitle(f"Cache Studio — replay of {s.title}")
+        self.scenario_name = s.title
+        self.statusBar().showMessage(
+            f"replay of {s.title} ({rec.path}): Space plays, ← → and the timeline move, N steps", 10000
+        )
 
     def _show_time(self) -> None:
         s = self.session

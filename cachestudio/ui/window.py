@@ -38,7 +38,8 @@ from .. import __version__
 from ..engine import scenario as scenarios
 from ..engine.faultkinds import BY_NAME as FAULT_KINDS
 from ..engine.scenariofile import scenario_toml  # noqa: F401 - File → Save scenario's writer, named here too
-from .actions import LANE_CHOICES, PRESENTER_CYCLE, SPEEDS, TOGGLES, build as build_actions, key_rows, resolve
+from .actions import LANE_CHOICES, PRESENTER_CYCLE, SPEEDS, TOGGLES, key_rows, resolve
+from .actions import build as build_actions
 from .charts import CHART_NAMES, PERCENTILES, ChartPanel
 from .controls import AnomalyPanel, KnobPanel
 from .events import CaptionBar, EventStrip, scheduled_events
@@ -174,8 +175,9 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         dock = QDockWidget("Lab", self)
         dock.setObjectName("lab-dock")
         dock.setWidget(tabs)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [DOCK_PX], Qt.Orientation.Horizontal)
         self.dock = dock
@@ -241,7 +243,7 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         s = self.session
         s.started.connect(self._lanes_changed)
         s.started.connect(self.lab_failures.clear)
-        s.event.connect(self._on_event)
+        s.lab_event.connect(self._on_event)
         s.records.connect(self.flow.add_records)
         s.anomalies.connect(lambda lane, found, ids: self.anomaly_panel.add(found, ids))
         s.groups.connect(self.anomaly_panel.set_groups)
@@ -432,8 +434,9 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
         run = self.session.view
         if run is None:
             return
-        self.anomaly_panel.update_counts([lane.auditor.counts for lane in run.lanes],
-                                         [lane.auditor.at_risk() for lane in run.lanes])
+        self.anomaly_panel.update_counts(
+            [lane.auditor.counts for lane in run.lanes], [lane.auditor.at_risk() for lane in run.lanes]
+        )
         for i, lane in enumerate(run.lanes):
             g = dict(lane.gauges)
             g.update(lane.totals())
@@ -465,8 +468,11 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
             self.act_start.setText(("Play" if self.replaying else "Resume") if s.paused else "Pause")
         self._show_time()
         health = s.lab_health()
-        text = "all lanes running" if health and all(h == "running" for _, h in health) else \
-            "   ".join(f"{short_name(name)}: {h}" for name, h in health)
+        text = (
+            "all lanes running"
+            if health and all(h == "running" for _, h in health)
+            else "   ".join(f"{short_name(name)}: {h}" for name, h in health)
+        )
         if self.lab_failures:
             text += f"   ⚠ {len(self.lab_failures)} lab failure{'s' if len(self.lab_failures) > 1 else ''}"
         self.health.setText(text)
@@ -492,8 +498,9 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
             plain = [spec.strategy for spec in sc.specs]
             index = next((i for i, (_, lanes) in enumerate(LANE_CHOICES) if lanes == plain), None)
             if index is None or any(spec.name or spec.overrides for spec in sc.specs):
-                combo.addItem(f"{sc.name}: " + " | ".join(spec.name or spec.strategy for spec in sc.specs),
-                              list(sc.specs))
+                combo.addItem(
+                    f"{sc.name}: " + " | ".join(spec.name or spec.strategy for spec in sc.specs), list(sc.specs)
+                )
                 index = combo.count() - 1
             combo.setCurrentIndex(index)
         finally:
@@ -523,7 +530,8 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
             buttons.rejected.connect(dlg.reject)  # Close, and Esc (QDialog's reject)
             layout.addWidget(buttons)
             rows_h = table.horizontalHeader().sizeHint().height() + sum(
-                table.rowHeight(r) for r in range(table.rowCount()))
+                table.rowHeight(r) for r in range(table.rowCount())
+            )
             dlg.resize(620, min(900, rows_h + buttons.sizeHint().height() + 40))  # every row, if it fits
             self.keys_dialog = dlg
             self.keys_table = table
@@ -533,13 +541,16 @@ class MainWindow(LayoutMixin, NarrationMixin, TimeMachineMixin, FilesMixin, QMai
 
     def about(self) -> None:
         """A non-modal box (the lab and the window go on behind it)."""
-        box = QMessageBox(QMessageBox.Icon.Information, "About Cache Studio",
-                          f"Cache Studio {__version__}\n\nCache-aside, write-through and write-behind, "
-                          "running for real: a diskcache directory as the cache, a SQLite file as the "
-                          "database. Everything shown is measured; what is injected says so.",
-                          QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "About Cache Studio",
+            f"Cache Studio {__version__}\n\nCache-aside, write-through and write-behind, "
+            "running for real: a diskcache directory as the cache, a SQLite file as the "
+            "database. Everything shown is measured; what is injected says so.",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
         box.setObjectName("about-box")
         box.setModal(False)
         box.show()
         self.about_box = box
-
