@@ -486,10 +486,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         return rows + scrub_figures(args.recording)
     long_s = 20.0 if args.quick else 600.0
     print(f"recording a {long_s:g} s run to scrub (three lanes at 1,500 operations/s, faults on the way)", flush=True)
-    lanes = [
-        LaneConfig(strategy=s, seed=args.seed, workload=Workload(rate=1500.0))
-        for s in STRATEGIES
-    ]
+    lanes = [LaneConfig(strategy=s, seed=args.seed, workload=Workload(rate=1500.0)) for s in STRATEGIES]
     plan = Plan(
         lanes=lanes,
         duration_s=long_s,

@@ -468,8 +468,8 @@ def read_recording(path: str | os.PathLike) -> Recording:
 def replay_summary(rec: Recording) -> dict:
     """The summary the live run printed (DESIGN.md §6), rebuilt from the recording."""
     from .auditor import ANOMALY_KINDS
-    from .report import fault_report_records
     from .plan import durability
+    from .report import fault_report_records
     from .runend import SUMMARY_NAMES, lane_summary
     from .telemetry import LaneStats
 

@@ -23,10 +23,23 @@ from .theme import THEMES
 
 #: The strategy box: all three side by side, or one.
 LANE_CHOICES = [("All three side by side", list(STRATEGIES))] + [(s, [s]) for s in STRATEGIES]
-SPEEDS = [("Slow motion · 2/s", 2.0), ("Walk · 20/s", 20.0), ("Jog · 200/s", 200.0),
-          ("Run · 2,000/s", 2000.0), ("Full speed", 0.0)]
-CHART_TITLES = ("Read latency", "Write latency", "Throughput", "Hit ratio", "Write queue depth",
-                "DB reads and writes", "Errors and rejected", "Stale reads and lost writes")
+SPEEDS = [
+    ("Slow motion · 2/s", 2.0),
+    ("Walk · 20/s", 20.0),
+    ("Jog · 200/s", 200.0),
+    ("Run · 2,000/s", 2000.0),
+    ("Full speed", 0.0),
+]
+CHART_TITLES = (
+    "Read latency",
+    "Write latency",
+    "Throughput",
+    "Hit ratio",
+    "Write queue depth",
+    "DB reads and writes",
+    "Errors and rejected",
+    "Stale reads and lost writes",
+)
 PERCENTILE_KEYS = {"p50": "Alt+5", "p95": "Alt+9", "p99": "Alt+1"}
 #: PgDown (a presenter's clicker): start, then each fault with a window action in turn.
 PRESENTER_CYCLE = tuple(k.name for k in FAULTS if k.action)
@@ -96,12 +109,35 @@ def fault_actions() -> list[Act]:
     for kind in FAULTS:
         if kind.action is None:
             continue
-        out.append(Act(kind.name, kind.action, kind.keys, "fire_fault", (kind.name,), menu="Faults",
-                       toolbar="faults", tip=fault_tip(kind), checkable=kind.toggles, attr=f"act_{kind.command}"))
+        out.append(
+            Act(
+                kind.name,
+                kind.action,
+                kind.keys,
+                "fire_fault",
+                (kind.name,),
+                menu="Faults",
+                toolbar="faults",
+                tip=fault_tip(kind),
+                checkable=kind.toggles,
+                attr=f"act_{kind.command}",
+            )
+        )
         for i, v in enumerate(kind.variants):
             slug = v.text.lower().replace(" ", "_")
-            out.append(Act(f"{kind.name}-{i + 1}", v.text, v.keys, "fire_fault", (kind.name, i), menu="Faults",
-                           toolbar="faults", tip=fault_tip(kind, v), attr=f"act_{slug}"))
+            out.append(
+                Act(
+                    f"{kind.name}-{i + 1}",
+                    v.text,
+                    v.keys,
+                    "fire_fault",
+                    (kind.name, i),
+                    menu="Faults",
+                    toolbar="faults",
+                    tip=fault_tip(kind, v),
+                    attr=f"act_{slug}",
+                )
+            )
     return out
 
 
@@ -109,18 +145,56 @@ def _file() -> list[Act]:
     no_key = "one of the PNG exports: Ctrl+E exports the whole window, Ctrl+Alt+E at 2×"
     return [
         Act("open-scenario", "Open scenario…", ("Ctrl+O",), "open_scenario", menu="File"),
-        Act("save-scenario", "Save scenario…", ("Ctrl+S",), "save_scenario", menu="File",
-            tip="save the knobs, lanes, backends and faults as a scenario file"),
-        Act("open-recording", "Open recording…", ("Ctrl+Shift+O",), "open_recording", menu="File",
-            tip="replay a recording in a window of its own", separator=True),
-        Act("save-recording", "Save recording as…", ("Ctrl+Shift+R",), "save_recording", menu="File",
-            tip="copy this run's recording (as far as it goes) to a file"),
-        Act("export-report", "Export report (HTML)…", ("Ctrl+Shift+H",), "export_report", menu="File",
-            tip="the run as one self-contained HTML file"),
-        Act("export-window", "Export window as PNG…", ("Ctrl+E",), "export_png", ("window",), menu="File",
-            separator=True),
-        Act("export-window-2x", "Export window as PNG at 2×…", ("Ctrl+Alt+E",), "export_png", ("window", None, 2.0),
-            menu="File"),
+        Act(
+            "save-scenario",
+            "Save scenario…",
+            ("Ctrl+S",),
+            "save_scenario",
+            menu="File",
+            tip="save the knobs, lanes, backends and faults as a scenario file",
+        ),
+        Act(
+            "open-recording",
+            "Open recording…",
+            ("Ctrl+Shift+O",),
+            "open_recording",
+            menu="File",
+            tip="replay a recording in a window of its own",
+            separator=True,
+        ),
+        Act(
+            "save-recording",
+            "Save recording as…",
+            ("Ctrl+Shift+R",),
+            "save_recording",
+            menu="File",
+            tip="copy this run's recording (as far as it goes) to a file",
+        ),
+        Act(
+            "export-report",
+            "Export report (HTML)…",
+            ("Ctrl+Shift+H",),
+            "export_report",
+            menu="File",
+            tip="the run as one self-contained HTML file",
+        ),
+        Act(
+            "export-window",
+            "Export window as PNG…",
+            ("Ctrl+E",),
+            "export_png",
+            ("window",),
+            menu="File",
+            separator=True,
+        ),
+        Act(
+            "export-window-2x",
+            "Export window as PNG at 2×…",
+            ("Ctrl+Alt+E",),
+            "export_png",
+            ("window", None, 2.0),
+            menu="File",
+        ),
         Act("export-flow", "Export flow view as PNG…", (), "export_png", ("flow",), menu="File", no_keys=no_key),
         Act("export-charts", "Export charts as PNG…", (), "export_png", ("charts",), menu="File", no_keys=no_key),
         Act("export-svg", "Export charts as SVG…", ("Ctrl+Shift+S",), "export_svg", menu="File"),
@@ -130,84 +204,262 @@ def _file() -> list[Act]:
 
 
 def _run() -> list[Act]:
-    speeds = [Act(f"speed-{i + 1}", name, (str(i + 1),), "set_speed", (i,), menu="Run/Speed", tip=f"speed: {name}")
-              for i, (name, _) in enumerate(SPEEDS)]
+    speeds = [
+        Act(f"speed-{i + 1}", name, (str(i + 1),), "set_speed", (i,), menu="Run/Speed", tip=f"speed: {name}")
+        for i, (name, _) in enumerate(SPEEDS)
+    ]
     return [
-        Act("start", "Start", ("Space",), "session.toggle_pause", menu="Run", toolbar="presenter",
-            tip="start / pause the clients", attr="act_start"),
-        Act("reset", "Reset", ("R",), "reset", menu="Run", toolbar="presenter", replay=False,
-            tip="reset: a fresh lab with the current knobs", attr="act_reset"),
-        Act("restart", "Restart", ("Shift+R", "Home"), "restart", menu="Run", toolbar="presenter",
-            tip="restart: a fresh lab, started at once (an opened scenario from its beginning)", attr="act_restart"),
+        Act(
+            "start",
+            "Start",
+            ("Space",),
+            "session.toggle_pause",
+            menu="Run",
+            toolbar="presenter",
+            tip="start / pause the clients",
+            attr="act_start",
+        ),
+        Act(
+            "reset",
+            "Reset",
+            ("R",),
+            "reset",
+            menu="Run",
+            toolbar="presenter",
+            replay=False,
+            tip="reset: a fresh lab with the current knobs",
+            attr="act_reset",
+        ),
+        Act(
+            "restart",
+            "Restart",
+            ("Shift+R", "Home"),
+            "restart",
+            menu="Run",
+            toolbar="presenter",
+            tip="restart: a fresh lab, started at once (an opened scenario from its beginning)",
+            attr="act_restart",
+        ),
         *speeds,
-        Act("step", "Step", ("N",), "session.step", menu="Run", toolbar="presenter",
-            tip="step: one request of each lane (pauses first), its hops to completion", attr="act_step"),
-        Act("next", "Next fault in turn", ("PgDown",), "presenter_next", menu="Run",
-            tip="clicker: start, then the next fault in turn"),
-        Act("pause-clicker", "Pause (clicker)", (".",), "session.toggle_pause",
-            tip="clicker: pause / resume", no_menu="a clicker's key for Run → Start (Space)"),
+        Act(
+            "step",
+            "Step",
+            ("N",),
+            "session.step",
+            menu="Run",
+            toolbar="presenter",
+            tip="step: one request of each lane (pauses first), its hops to completion",
+            attr="act_step",
+        ),
+        Act(
+            "next",
+            "Next fault in turn",
+            ("PgDown",),
+            "presenter_next",
+            menu="Run",
+            tip="clicker: start, then the next fault in turn",
+        ),
+        Act(
+            "pause-clicker",
+            "Pause (clicker)",
+            (".",),
+            "session.toggle_pause",
+            tip="clicker: pause / resume",
+            no_menu="a clicker's key for Run → Start (Space)",
+        ),
     ]
 
 
 def _heal_and_help() -> list[Act]:
     return [
-        Act("heal", "Heal all", ("H", "Esc"), "session.heal", menu="Faults", toolbar="faults", separator=True,
-            tip="kill switch: heal every fault now", attr="act_heal"),
-        Act("heal-clicker", "Heal (clicker)", ("PgUp",), "session.heal", tip="clicker: heal every fault",
-            no_menu="a clicker's key for Faults → Heal all (H)"),
-        Act("keys", "Keys", ("?", "F1"), "show_keys", menu="Help", toolbar="faults", tip="show every key",
-            attr="act_keys"),
+        Act(
+            "heal",
+            "Heal all",
+            ("H", "Esc"),
+            "session.heal",
+            menu="Faults",
+            toolbar="faults",
+            separator=True,
+            tip="kill switch: heal every fault now",
+            attr="act_heal",
+        ),
+        Act(
+            "heal-clicker",
+            "Heal (clicker)",
+            ("PgUp",),
+            "session.heal",
+            tip="clicker: heal every fault",
+            no_menu="a clicker's key for Faults → Heal all (H)",
+        ),
+        Act(
+            "keys",
+            "Keys",
+            ("?", "F1"),
+            "show_keys",
+            menu="Help",
+            toolbar="faults",
+            tip="show every key",
+            attr="act_keys",
+        ),
         Act("about", "About Cache Studio", (), "about", menu="Help", no_keys="read once, from the Help menu"),
     ]
 
 
 def _time() -> list[Act]:
     return [
-        Act("right", "Step or forward", ("Right",), "step_or_forward", menu="Time",
-            tip="→: step when showing now; 1 s forward when scrubbed back"),
+        Act(
+            "right",
+            "Step or forward",
+            ("Right",),
+            "step_or_forward",
+            menu="Time",
+            tip="→: step when showing now; 1 s forward when scrubbed back",
+        ),
         Act("back-1", "Back 1 s", ("Left",), "scrub_by", (-1.0,), menu="Time", tip="show the run 1 s earlier"),
-        Act("back-10", "Back 10 s", ("Shift+Left",), "scrub_by", (-10.0,), menu="Time",
-            tip="show the run 10 s earlier"),
-        Act("forward-10", "Forward 10 s", ("Shift+Right",), "scrub_by", (10.0,), menu="Time",
-            tip="show the run 10 s later"),
-        Act("previous-fault", "Previous fault", ("Ctrl+Left",), "scrub_fault", (-1,), menu="Time",
-            tip="back to the previous fault"),
-        Act("next-fault", "Next fault", ("Ctrl+Right",), "scrub_fault", (1,), menu="Time",
-            tip="on to the next fault"),
+        Act(
+            "back-10", "Back 10 s", ("Shift+Left",), "scrub_by", (-10.0,), menu="Time", tip="show the run 10 s earlier"
+        ),
+        Act(
+            "forward-10",
+            "Forward 10 s",
+            ("Shift+Right",),
+            "scrub_by",
+            (10.0,),
+            menu="Time",
+            tip="show the run 10 s later",
+        ),
+        Act(
+            "previous-fault",
+            "Previous fault",
+            ("Ctrl+Left",),
+            "scrub_fault",
+            (-1,),
+            menu="Time",
+            tip="back to the previous fault",
+        ),
+        Act("next-fault", "Next fault", ("Ctrl+Right",), "scrub_fault", (1,), menu="Time", tip="on to the next fault"),
         Act("live", "Live", ("End",), "session.live", menu="Time", tip="back to now (live)", attr="act_live"),
-        Act("slower", "Slower replay", ("[",), "replay_speed", (-1,), menu="Time", separator=True,
-            tip="replay: slower (×¼ … ×16)"),
+        Act(
+            "slower",
+            "Slower replay",
+            ("[",),
+            "replay_speed",
+            (-1,),
+            menu="Time",
+            separator=True,
+            tip="replay: slower (×¼ … ×16)",
+        ),
         Act("faster", "Faster replay", ("]",), "replay_speed", (1,), menu="Time", tip="replay: faster (×¼ … ×16)"),
     ]
 
 
+def _view_choices() -> tuple[list[Act], list[Act], list[Act]]:
+    """The View menu's groups of choices: the themes, the latency percentile, the charts of
+    presentation mode."""
+    themes = [
+        Act(
+            f"theme-{name}",
+            f"{name.capitalize()} theme",
+            (),
+            "set_theme",
+            (name,),
+            menu="View",
+            checkable=True,
+            group="theme",
+            no_keys="chosen once, before the talk",
+        )
+        for name in THEMES
+    ]
+    percentiles = [
+        Act(
+            f"percentile-{p}",
+            f"{p} only",
+            (PERCENTILE_KEYS[p],),
+            "set_percentile",
+            (p,),
+            menu="View/Latency charts show",
+            checkable=True,
+            group="percentile",
+            tip=f"latency charts: {p} of each lane",
+        )
+        for p in PERCENTILES
+    ]
+    charts = [
+        Act(
+            f"present-chart-{name}",
+            title,
+            (),
+            "choose_present_chart",
+            (name,),
+            menu="View/Charts in presentation mode",
+            checkable=True,
+            no_keys="four of eight charts, chosen before the talk",
+        )
+        for name, title in zip(CHART_NAMES, CHART_TITLES)
+    ]
+    return themes, percentiles, charts
+
+
 def _view() -> list[Act]:
-    themes = [Act(f"theme-{name}", f"{name.capitalize()} theme", (), "set_theme", (name,), menu="View",
-                  checkable=True, group="theme", no_keys="chosen once, before the talk")
-              for name in THEMES]
-    percentiles = [Act(f"percentile-{p}", f"{p} only", (PERCENTILE_KEYS[p],), "set_percentile", (p,),
-                       menu="View/Latency charts show", checkable=True, group="percentile",
-                       tip=f"latency charts: {p} of each lane") for p in PERCENTILES]
-    charts = [Act(f"present-chart-{name}", title, (), "choose_present_chart", (name,),
-                  menu="View/Charts in presentation mode", checkable=True,
-                  no_keys="four of eight charts, chosen before the talk")
-              for name, title in zip(CHART_NAMES, CHART_TITLES)]
+    themes, percentiles, charts = _view_choices()
     return [
         *themes,
-        Act("present", "Present", ("F11",), "toggle_present", menu="View", checkable=True, separator=True,
-            tip="presentation mode: full screen, the flow view and four charts", attr="act_present"),
-        Act("flip", "Other charts", ("G",), "flip_charts", menu="View", attr="act_flip",
-            tip="when four charts are shown at a time (presentation mode, small windows): the other four"),
-        Act("panel", "Panel", ("F9",), "toggle_panel", menu="View", toolbar="faults", checkable=True,
-            tip="show / hide the side panel (anomalies, events, knobs)", attr="act_panel"),
-        Act("zoom-in", "Zoom in", ("Ctrl+=", "Ctrl++"), "zoom", (1,), menu="View", tip="bigger text",
-            attr="act_zoom_in"),
+        Act(
+            "present",
+            "Present",
+            ("F11",),
+            "toggle_present",
+            menu="View",
+            checkable=True,
+            separator=True,
+            tip="presentation mode: full screen, the flow view and four charts",
+            attr="act_present",
+        ),
+        Act(
+            "flip",
+            "Other charts",
+            ("G",),
+            "flip_charts",
+            menu="View",
+            attr="act_flip",
+            tip="when four charts are shown at a time (presentation mode, small windows): the other four",
+        ),
+        Act(
+            "panel",
+            "Panel",
+            ("F9",),
+            "toggle_panel",
+            menu="View",
+            toolbar="faults",
+            checkable=True,
+            tip="show / hide the side panel (anomalies, events, knobs)",
+            attr="act_panel",
+        ),
+        Act(
+            "zoom-in", "Zoom in", ("Ctrl+=", "Ctrl++"), "zoom", (1,), menu="View", tip="bigger text", attr="act_zoom_in"
+        ),
         Act("zoom-out", "Zoom out", ("Ctrl+-",), "zoom", (-1,), menu="View", tip="smaller text", attr="act_zoom_out"),
-        Act("zoom-reset", "Actual size", ("Ctrl+0",), "zoom", (0,), menu="View",
-            tip="text at the theme's size for this window", attr="act_zoom_reset"),
+        Act(
+            "zoom-reset",
+            "Actual size",
+            ("Ctrl+0",),
+            "zoom",
+            (0,),
+            menu="View",
+            tip="text at the theme's size for this window",
+            attr="act_zoom_reset",
+        ),
         *percentiles,
-        Act("node-lines", "One line per node", ("Shift+N",), "toggle_node_lines", menu="View", checkable=True,
-            tip="charts: also one thin line per app node (lanes run with several nodes)", attr="act_node_lines"),
+        Act(
+            "node-lines",
+            "One line per node",
+            ("Shift+N",),
+            "toggle_node_lines",
+            menu="View",
+            checkable=True,
+            tip="charts: also one thin line per app node (lanes run with several nodes)",
+            attr="act_node_lines",
+        ),
         *charts,
     ]
 

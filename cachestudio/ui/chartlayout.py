@@ -185,7 +185,7 @@ class ChartLayout(pg.GraphicsLayoutWidget):
         candidates = [4, 2] if n % 2 == 0 and n >= 4 else list(range(1, min(4, n) + 1))
         s = self.scale
         w = max(1.0, self.width() - 8.0)
-        h = max(1.0, self.height() - self._key_height() - 8.0)
+        h = max(1.0, self.height() - self.key_height() - 8.0)
         best, best_score = candidates[0], None
         for c in candidates:
             rows = math.ceil(n / c)
@@ -207,7 +207,7 @@ class ChartLayout(pg.GraphicsLayoutWidget):
         else:
             self._fit_text()
 
-    def _key_height(self) -> float:
+    def key_height(self) -> float:
         return self.key.item.boundingRect().height() if self.key.scene() is not None else KEY_PX * self.scale * 1.6
 
     # -- style: theme and scale ----------------------------------------------------------

@@ -123,7 +123,7 @@ class LayoutMixin(WindowParts):
         presentation mode always shows four."""
         self._fit_toolbars()
         row = (MIN_CHART_H + 20) * self.scale
-        key = self.charts._key_height()
+        key = self.charts.key_height()
         bars = 0
         if self.menuBar().isVisible():
             bars += self.menuBar().sizeHint().height()

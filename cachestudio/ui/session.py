@@ -296,7 +296,7 @@ class LabSession(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.base = LaneConfig(strategy="cache-aside")
+        self.base = LaneConfig(strategy=STRATEGIES[0])  # the knobs; each spec sets its lane's strategy
         #: The lanes of the next run: a strategy, a name, the knobs it sets on top of ``base``.
         self.specs: list[LaneSpec] = [LaneSpec(s) for s in STRATEGIES]
         self.timeline: dict[str, list] = {}  # Plan fields of a scenario's fault timeline
