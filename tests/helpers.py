@@ -170,3 +170,14 @@ def pg_outage(conninfo: str, table: str):
     finally:
         conn.rollback()
         conn.close()
+
+
+def scenario_fields() -> tuple[str, ...]:
+    """What a saved scenario file must give back: every field of ``Scenario`` but where it was
+    read from (``path``) and what loading it worked out (``notes``, the merges it made). A new
+    field is checked by the save-and-reopen tests without an edit there."""
+    import dataclasses
+
+    from cachestudio.engine.scenario import Scenario
+
+    return tuple(f.name for f in dataclasses.fields(Scenario) if f.name not in ("path", "notes"))

@@ -9,28 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import scenario_fields
 
 from cachestudio.engine import scenario as scenarios
 from cachestudio.engine.config import LaneSpec
 from cachestudio.engine.faultkinds import FAULTS
 from cachestudio.engine.scenariofile import fault_tables, plain_strategy, scenario_toml, toml_string
 
-ATTRS = (
-    "name",
-    "title",
-    "description",
-    "specs",
-    "lanes",
-    "base",
-    "duration_s",
-    "restart_delay_s",
-    "timeline",
-    "watch_for",
-    "you_will_learn",
-    "says",
-    "expect",
-    "pictures",
-)
+ATTRS = scenario_fields()
 
 
 def again(sc, tmp_path: Path, name: str = "again.toml"):

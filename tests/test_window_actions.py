@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest  # noqa: E402
+from helpers import scenario_fields  # noqa: E402
 from PySide6.QtGui import QKeySequence  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
@@ -310,22 +311,7 @@ def test_every_lesson_saved_from_the_window_reopens_as_itself(qtbot, win, tmp_pa
             save.trigger()
         assert not raised and not win.file_error, (sc.name, raised, win.file_error)
         again = scenarios.load(out)
-        for attr in (
-            "name",
-            "title",
-            "description",
-            "specs",
-            "lanes",
-            "base",
-            "duration_s",
-            "restart_delay_s",
-            "timeline",
-            "watch_for",
-            "you_will_learn",
-            "says",
-            "expect",
-            "pictures",
-        ):
+        for attr in scenario_fields():
             assert getattr(again, attr) == getattr(sc, attr), f"{sc.name}: {attr} differs after Save scenario"
         data = tomllib.loads(out.read_text(encoding="utf-8"))
         assert data["backends"]["nodes"] == sc.base.backends.nodes and "cache" in data["backends"]
