@@ -470,7 +470,7 @@ def replay_summary(rec: Recording) -> dict:
     from .auditor import ANOMALY_KINDS
     from .plan import durability
     from .report import fault_report_records
-    from .runend import SUMMARY_NAMES, lane_summary
+    from .summary import SUMMARY_NAMES, lane_summary
     from .telemetry import LaneStats
 
     final = rec.final or {}

@@ -49,8 +49,9 @@ from .nodes import (
     Lane,
 )
 from .plan import Plan, check_plan, check_run_dir, durability
-from .runend import SUMMARY_NAMES, RunEnd, lane_summary
+from .runend import RunEnd
 from .storage import LaneStorage, RunServers, traversable
+from .summary import SUMMARY_NAMES, lane_summary
 
 #: What importers of this module have always found here (the plan, the nodes, the end).
 __all__ = [
