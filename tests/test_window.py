@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from helpers import cli  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from windowing import WAIT_MS, speed, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
@@ -207,25 +206,8 @@ def test_a_hundred_crash_restart_cycles_leave_the_window_responsive_and_the_lab_
 
 def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):
     out = tmp_path / "shots"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachestudio",
-            "screenshot",
-            "--scenario",
-            "side-by-side",
-            "--at",
-            "3",
-            "--out",
-            str(out),
-            "--size",
-            "1000x700",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
+    proc = cli(
+        "screenshot", "--scenario", "side-by-side", "--at", "3", "--out", str(out), "--size", "1000x700", timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     window = QImage(str(out / "window.png"))
@@ -239,25 +221,8 @@ def test_screenshot_command_writes_png_files_of_the_requested_size(tmp_path):
 
 
 def test_screenshot_bad_input_is_one_line(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachestudio",
-            "screenshot",
-            "--scenario",
-            "side-by-side",
-            "--at",
-            "3",
-            "--out",
-            str(tmp_path),
-            "--size",
-            "huge",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[1],
+    proc = cli(
+        "screenshot", "--scenario", "side-by-side", "--at", "3", "--out", str(tmp_path), "--size", "huge", timeout=60
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--size" in proc.stderr
 

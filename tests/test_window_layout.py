@@ -5,14 +5,11 @@ the exports. Offscreen, real labs, waits on conditions."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import ROOT  # noqa: E402
+from helpers import cli  # noqa: E402
 from layoutcheck import problems  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
@@ -266,30 +263,18 @@ def test_exports_png_at_2x_and_svg(qtbot, win, tmp_path):
 
 
 def _shoot(out: Path, size: str, theme: str, present: bool = False, ratio: int = 1) -> dict:
-    env = dict(os.environ, QT_SCALE_FACTOR=str(ratio))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachestudio",
-            "screenshot",
-            "--scenario",
-            "db-outage",
-            "--at",
-            "7",
-            "--out",
-            str(out),
-            "--size",
-            size,
-            "--theme",
-            theme,
-        ]
-        + (["--present"] if present else []),
-        capture_output=True,
-        text=True,
+    args = ["--size", size, "--theme", theme] + (["--present"] if present else [])
+    proc = cli(
+        "screenshot",
+        "--scenario",
+        "db-outage",
+        "--at",
+        "7",
+        "--out",
+        str(out),
+        *args,
         timeout=300,
-        cwd=ROOT,
-        env=env,
+        env={"QT_SCALE_FACTOR": str(ratio)},
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads((out / "layout.json").read_text(encoding="utf-8"))
@@ -314,30 +299,21 @@ def test_screenshots_of_every_size_and_theme_lay_out_whole(tmp_path):
 def test_screenshot_at_device_pixel_ratio_2_and_projector_present(tmp_path):
     """1920x1080 logical at ratio 2 is a 3840x2160 picture; the layout is the 1920x1080 one."""
     out = tmp_path / "shots"
-    env = dict(os.environ, QT_SCALE_FACTOR="2")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachestudio",
-            "screenshot",
-            "--scenario",
-            "crash-the-node",
-            "--at",
-            "9",
-            "--out",
-            str(out),
-            "--size",
-            "1920x1080",
-            "--theme",
-            "projector",
-            "--present",
-        ],
-        capture_output=True,
-        text=True,
+    proc = cli(
+        "screenshot",
+        "--scenario",
+        "crash-the-node",
+        "--at",
+        "9",
+        "--out",
+        str(out),
+        "--size",
+        "1920x1080",
+        "--theme",
+        "projector",
+        "--present",
         timeout=300,
-        cwd=ROOT,
-        env=env,
+        env={"QT_SCALE_FACTOR": "2"},
     )
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out / "window.png"))
@@ -347,25 +323,8 @@ def test_screenshot_at_device_pixel_ratio_2_and_projector_present(tmp_path):
 
 
 def test_screenshot_theme_is_checked(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cachestudio",
-            "screenshot",
-            "--scenario",
-            "side-by-side",
-            "--at",
-            "3",
-            "--out",
-            str(tmp_path),
-            "--theme",
-            "neon",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    proc = cli(
+        "screenshot", "--scenario", "side-by-side", "--at", "3", "--out", str(tmp_path), "--theme", "neon", timeout=60
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--theme" in proc.stderr
 
