@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from .auditor import LaneAuditor
 from .config import LaneConfig
 from .history import HistoryTail, trim_history
-from .lab import LAB_SIGNALS, LanePaths, lab_process
-from .storage import Endpoints, LaneStorage
+from .lab import LAB_SIGNALS, LanePaths, lab_process, standby_process
+from .storage import Endpoints, LaneStorage, lab_imports
 from .telemetry import LaneStats
 
 if TYPE_CHECKING:
@@ -69,6 +69,10 @@ class LabHandle:
         self.last_seen = 0.0
         self.max_seq = -1  # the node's last operation (where its next incarnation resumes)
         self._past: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # of dead incarnations
+        #: A lab process started ahead of need, which the next incarnation becomes
+        #: (:meth:`prepare_standby`): (process, our end of its pipe).
+        self.standby: tuple[SpawnProcess, Connection] | None = None
+        self.wants_standby = False  # set by the run: a fault may kill this node
 
     @property
     def cfg(self) -> LaneConfig:
@@ -91,19 +95,9 @@ class LabHandle:
         g = self.final or self.gauges
         return {k: self._past[k] + g.get(k, 0) for k in COUNTERS}
 
-    def spawn(self, t0: float | None = None) -> None:
-        """Start the next incarnation (numbered in the lane: unique over its nodes). ``t0``:
-        the run's clock (monotonic), when it has started, so that a fault the lab takes
-        before its "go" (a stampede while it comes up) is timed on the run's clock."""
-        self.inc = self.lane.new_inc()
-        start_seq = (self.lane.stats.max_seq if len(self.lane.nodes) == 1 else self.max_seq) + 1
+    def _start(self, target, args: tuple, name: str) -> tuple[SpawnProcess, Connection]:
         parent, child = MP.Pipe()
-        proc = MP.Process(
-            target=lab_process,
-            args=(child, self.cfg, str(self.paths.root), self.inc, start_seq, os.getpid(), t0, self.ep),
-            name=f"lab-{self.cfg.code}-{self.inc}",
-            daemon=True,
-        )
+        proc = MP.Process(target=target, args=(child, *args), name=name, daemon=True)
         # Started with SIGINT and SIGTERM blocked (the mask survives exec): a Ctrl-C while the
         # lab is still importing cannot print a traceback; the lab ignores both, then unblocks.
         old = signal.pthread_sigmask(signal.SIG_BLOCK, LAB_SIGNALS)
@@ -112,6 +106,46 @@ class LabHandle:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
+        return proc, parent
+
+    def prepare_standby(self) -> None:
+        """Start the process the next incarnation will be, now, while nothing waits for it
+        (it imports, then waits): a restart then only opens the lab's files."""
+        if self.standby is None or not self.standby[0].is_alive():
+            self.drop_standby()
+            self.standby = self._start(
+                standby_process, (os.getpid(), lab_imports(self.cfg)), f"lab-{self.cfg.code}-standby"
+            )
+
+    def drop_standby(self) -> None:
+        if self.standby is not None:
+            proc, conn = self.standby
+            self.standby = None
+            conn.close()  # it was waiting on its pipe: it exits
+            if proc.is_alive():
+                proc.kill()
+            proc.join(KILL_WAIT_S)
+
+    def spawn(self, t0: float | None = None) -> None:
+        """Start the next incarnation (numbered in the lane: unique over its nodes): the
+        standby process if one is waiting, else a new process. ``t0``: the run's clock
+        (monotonic), when it has started, so that a fault the lab takes before its "go" (a
+        stampede while it comes up) is timed on the run's clock."""
+        self.inc = self.lane.new_inc()
+        start_seq = (self.lane.stats.max_seq if len(self.lane.nodes) == 1 else self.max_seq) + 1
+        args = (self.cfg, str(self.paths.root), self.inc, start_seq, os.getpid(), t0, self.ep)
+        standby, self.standby = self.standby, None
+        if standby is not None and standby[0].is_alive():
+            proc, parent = standby
+            try:
+                parent.send(("become", *args))
+            except (BrokenPipeError, OSError):  # it died meanwhile: a new process instead
+                parent.close()
+                proc, parent = self._start(lab_process, args, f"lab-{self.cfg.code}-{self.inc}")
+        else:
+            if standby is not None:
+                standby[1].close()
+            proc, parent = self._start(lab_process, args, f"lab-{self.cfg.code}-{self.inc}")
         self.proc, self.conn, self.state = proc, parent, "starting"
         self.final = None
         self.error = ""
@@ -178,6 +212,9 @@ class LabHandle:
             new.extend(tail.read_new())
             if raw is not None and tail.raw:
                 raw.append(tail.raw)
+        if new:
+            self.last_seen = time.monotonic()  # its operations are its heartbeat too (a loaded
+            #                                    lab's gauges can lag while its clients work)
         if new and len(self.lane.nodes) > 1:
             top = max(int(r["id"].partition("#")[2]) for r in new)
             if top > self.max_seq:

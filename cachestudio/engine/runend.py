@@ -224,7 +224,10 @@ class RunEnd:
         self._fail(node, kind, reason)
 
     def _reap(self, node: LabHandle) -> None:
-        """Make sure the lab has exited (bounded), without touching its counters."""
+        """Make sure the lab has exited (bounded), without touching its counters; its standby
+        goes too."""
+        node.wants_standby = False
+        node.drop_standby()
         if node.proc is not None:
             node.proc.join(KILL_WAIT_S)
             if node.proc.is_alive():
@@ -319,6 +322,8 @@ class RunEnd:
 
     def abort(self) -> None:
         for node in self.nodes:
+            node.wants_standby = False
+            node.drop_standby()
             if node.proc is not None:
                 node.kill()
         self._release_outage()

@@ -224,6 +224,7 @@ class Run(FaultInjection, RunEnd):
                 self._go(node)
         else:
             self._ready_deadline = self.t0 + READY_TIMEOUT_S
+        self._want_standbys(window=not wait)
         for kind in FAULTS:  # a fault that lasts schedules its own end when it fires
             for entry in getattr(self.plan, kind.field):
                 at, values = kind.values(entry)
@@ -233,6 +234,17 @@ class Run(FaultInjection, RunEnd):
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
             if self.servers.any or len(lane.nodes) > 1:  # the flow view names the servers and the nodes
                 self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
+
+    def _want_standbys(self, window: bool) -> None:
+        """The nodes a fault may kill get a standby lab, started once they run (so that its
+        start does not slow theirs): in the window every node (a presenter may crash any);
+        headless, the nodes the plan's faults kill (declared by ``FaultKind.kills_nodes``)."""
+        doomed: set[int | None] = set()
+        for kind in FAULTS:
+            if kind.kills_nodes:
+                doomed.update(kind.values(entry)[1].get("node") for entry in getattr(self.plan, kind.field))
+        for node in self.nodes:
+            node.wants_standby = window or None in doomed or node.node in doomed
 
     def _prepare_backends(self) -> None:
         """The run's own servers, and each lane's store (and embedded cache) made once
@@ -313,6 +325,8 @@ class Run(FaultInjection, RunEnd):
         for node in self.nodes:
             for msg in node.poll():
                 self._handle(node, msg)
+            if node.wants_standby and node.state == "running" and node.standby is None:
+                node.prepare_standby()
             name = node.name
             if node.state in ("running", "starting") and node.proc is not None and not node.proc.is_alive():
                 self._lost_node(

@@ -98,6 +98,17 @@ def open_queue(cfg: LaneConfig, paths, ep: Endpoints):
     return DurableQueue(paths.queue_of(ep.node), wb)
 
 
+def lab_imports(cfg: LaneConfig) -> tuple[str, ...]:
+    """The modules a lab of this lane imports when it opens its backends (a standby lab
+    imports them ahead of need)."""
+    names: list[str] = []
+    if cfg.backends.cache == "redis":
+        names += ["redis", f"{__package__}.redis_cache", f"{__package__}.redis_queue"]
+    if cfg.backends.store == "postgresql":
+        names += ["psycopg", f"{__package__}.pg_store"]
+    return tuple(names)
+
+
 # ------------------------------------------------------------------------ observer side
 
 
