@@ -42,7 +42,7 @@ BACKS = {
     for back in dict.fromkeys(k.back_event for k in FAULTS if k.back_event)
 }
 #: events shown on the strip besides the faults: a heal, and a lab that failed
-OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
+OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit", "server-died"}
 FAILURES = OTHER_EVENTS - {"heal"}
 MAX_ROWS = 2
 GAP_PX = 8.0
