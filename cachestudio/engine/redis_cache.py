@@ -174,7 +174,11 @@ class RedisCache(CacheFaultLayer):
 
     def _apply_config(self) -> None:
         """CONFIG SET the size limit and policy. A server that refuses CONFIG (a managed
-        Redis may rename it) keeps its own: said in ``config_error``, not a failed call."""
+        Redis may rename it) keeps its own: said in ``config_error``, not a failed call.
+        Never on a given server (``configure`` off)."""
+        self._configure = False
+        if not self.configure:
+            return
         try:
             self.client.config_set("maxmemory", int(self.knobs.size_limit_mb * MIB))
             self.client.config_set("maxmemory-policy", MAXMEMORY_POLICY[self.knobs.eviction])
@@ -182,8 +186,8 @@ class RedisCache(CacheFaultLayer):
         except redis.exceptions.ResponseError as exc:
             self.config_error = f"the server refused CONFIG SET: {exc}"
         except redis.RedisError as exc:
+            self._configure = True  # not reached: try again on the next call
             raise _failure("config", exc) from None
-        self._configure = False
 
     def start_culler(self) -> None:
         """Nothing to do: Redis expires and evicts by itself."""
