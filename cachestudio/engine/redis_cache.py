@@ -382,10 +382,13 @@ def check_durable(lane: str, settings: dict[str, str], shown: str) -> None:
     if settings.get("aof") == "1":
         return
     snapshots = settings.get("save")
-    what = "appendonly no" + (f", snapshots only (save {snapshots})" if snapshots else "")
+    if settings.get("aof") == "0":
+        has = "has no append-only file (appendonly no" + (f", snapshots only: save {snapshots})" if snapshots else ")")
+    else:
+        has = "does not say whether it keeps an append-only file (no aof_enabled in INFO)"
     raise ConfigError(
-        f"{lane}: a durable write-behind queue needs a Redis that persists it, but {shown} has no "
-        f"append-only file ({what}): its queued writes would be lost with the server; use "
+        f"{lane}: a durable write-behind queue needs a Redis that persists it, but {shown} {has}: its queued "
+        "writes would be lost with the server; use "
         "--queue volatile, a Redis with appendonly yes, or no --redis-url (the run's own server "
         "then keeps an AOF, fsynced before each reply)"
     )
