@@ -102,7 +102,7 @@ def event_label(ev: dict) -> str:
     elif fault is not None:
         text = fault_text(fault, detail, bool(ev.get("injected")))
     elif kind in FAILURES:
-        text = kind.replace("lab-", "lab ") if kind != "audit" else "audit failed"
+        text = kind.replace("-", " ") if kind != "audit" else "audit failed"
     else:
         text = kind
     return f"{text} · {lane}" if lane else text
