@@ -114,13 +114,16 @@ def pg_srv(server_dir):
 @pytest.fixture
 def make_redis_cache(redis_srv):
     """Make RedisCaches on the module's server, each under a prefix of its own (the tests
-    share the server); they are shut down after the test."""
+    share the server); they are shut down after the test. The server is the tests' own, as
+    a run's own is: the caches set its maxmemory (``configure=False``: as on a given one)."""
     from cachestudio.engine.redis_cache import RedisCache
 
     made = []
 
-    def make(**knobs):
-        cache = RedisCache(redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:")
+    def make(configure: bool = True, **knobs):
+        cache = RedisCache(
+            redis_srv.url, CacheKnobs(**knobs), Latency(), prefix=f"t{next(_names)}:", configure=configure
+        )
         made.append(cache)
         return cache
 

@@ -141,6 +141,21 @@ def test_size_limit_and_eviction_map_onto_the_server_config(cache, eviction, pol
     cache.apply(CacheKnobs())
 
 
+def test_a_cache_on_a_given_server_never_changes_its_config(make_redis_cache, redis_srv):
+    """On a server the run was given, the size and eviction knobs set nothing: its own
+    settings stay, at the start, through knob changes and calls alike."""
+    import redis
+
+    with redis.Redis.from_url(redis_srv.url) as client:
+        before = client.config_get("*")
+    cache = make_redis_cache(configure=False, size_limit_mb=3, eviction="least-frequently-used")
+    cache.apply(CacheKnobs(size_limit_mb=5, eviction="least-recently-used"))
+    cache.set("k", 1, "a")
+    assert cache.get("k") == (1, "a")
+    with redis.Redis.from_url(redis_srv.url) as client:
+        assert client.config_get("*") == before
+
+
 def test_an_entry_that_is_not_a_versioned_value_is_a_hard_failure(cache):
     cache.client.set(cache.prefix + "k", "garbage")
     with pytest.raises(CacheUnavailable) as failed:

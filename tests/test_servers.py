@@ -154,6 +154,37 @@ def test_redis_kill_with_appendonly_keeps_what_reached_the_file(redis_exe, run_d
             assert client.get("last") == b"written" and client.get("k99") == b"99"
 
 
+def test_a_server_that_dies_on_its_own_says_why_and_one_we_killed_does_not(redis_exe, run_dir):
+    """``death``: the cause of a death we did not cause, from the process's own exit
+    status (a signal, or an exit and its log's last line); None for our kill and stop."""
+    with RedisServer(run_dir) as server:
+        assert server.death() is None
+        server.kill()  # a crash fault: ours, not a death
+        assert server.death() is None
+        server.start()
+        pid = server.pid
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(server.death) == "killed by signal 9 (SIGKILL)"
+        assert server.died_pid == pid and server.pid is None
+        assert server.death() == "killed by signal 9 (SIGKILL)"  # it stays said
+        server.start()  # a deliberate start: alive again, nothing to say
+        assert server.death() is None
+        os.kill(server.pid, signal.SIGTERM)  # redis-server saves nothing and exits 0
+        cause = wait_until(server.death)
+        assert cause.startswith("exit status 0: ") and len(cause.splitlines()) == 1, cause
+
+
+def test_redis_appendfsync_always_is_in_force(redis_exe, run_dir):
+    with RedisServer(run_dir, appendonly=True, appendfsync="always") as server:
+        assert server.persistence == "AOF always"
+        with redis.Redis(unix_socket_path=str(server.socket), decode_responses=True) as client:
+            assert client.config_get("appendfsync") == {"appendfsync": "always"}
+            assert client.info("persistence")["aof_enabled"] == 1
+    assert RedisServer(run_dir).persistence == "no persistence"
+    with pytest.raises(ValueError, match="appendfsync"):
+        RedisServer(run_dir, appendonly=True, appendfsync="sometimes")
+
+
 def test_redis_that_fails_to_start_is_one_clear_line(redis_exe, run_dir):
     (run_dir / "appendonlydir").write_text("a file where redis wants its directory")
     server = RedisServer(run_dir, appendonly=True)

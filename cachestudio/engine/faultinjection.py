@@ -107,7 +107,7 @@ class FaultInjection:
                 continue
             pid = server.pid
             server.kill()
-            killed.append(f"redis-server pid {pid} ({'AOF everysec' if aof else 'no persistence'})")
+            killed.append(f"redis-server pid {pid} ({server.persistence})")
             self.schedule(self.now() + self.plan.restart_delay_s, "cache-server-back", aof)
         if killed:
             self._event(
@@ -123,22 +123,24 @@ class FaultInjection:
                 "--redis-url: a server the run was given is never crashed)",
             )
 
-    def cache_server_back(self, aof: bool) -> None:
+    def cache_server_back(self, aof: str) -> None:
+        """The run's own redis-server of that persistence, killed by the fault, back. One
+        that died on its own (a watcher named it) is never started again."""
         server = self.servers.redis.get(aof)
-        if server is None or server.pid is not None:
+        if server is None or server.pid is not None or server.death() is not None:
             return
         try:
             server.start()
         except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
             for lane in self.lanes:
-                if lane.cfg.backends.cache == "redis" and lane.cfg.backends.aof == aof:
+                if lane.cfg.backends.cache == "redis" and self.servers.redis_persistence(lane.cfg) == aof:
                     self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
             return
         from .redis_cache import redis_cache_versions
 
-        what = "AOF everysec: what it had synced is back" if aof else "no persistence: it came back empty"
+        what = f"{server.persistence}: " + ("what it had synced is back" if aof else "it came back empty")
         for lane in self.lanes:
-            if lane.cfg.backends.cache != "redis" or lane.cfg.backends.aof != aof:
+            if lane.cfg.backends.cache != "redis" or self.servers.redis_persistence(lane.cfg) != aof:
                 continue
             try:
                 held = f"it holds {len(redis_cache_versions(server.url, lane.storage.ep.prefix)):,} cached entries"

@@ -117,8 +117,9 @@ def durability(cfg: LaneConfig) -> dict:
         queue = "durable" if cfg.write_behind.durable else "volatile"
         if cfg.write_behind.durable and cfg.backends.cache == "redis":
             notes.append(
-                "durable queue: a Redis stream: it survives a node's kill; a kill of the Redis server "
-                "loses it unless the server appends to its AOF (everysec: up to the last second)"
+                "durable queue: a Redis stream on a server that appends it to its AOF (the run's own: "
+                "fsynced before each reply, so it survives a node's kill, the server's kill and an OS "
+                "crash; a given server: its own fsync policy, and one without an AOF is refused)"
             )
         elif cfg.write_behind.durable:
             notes.append(

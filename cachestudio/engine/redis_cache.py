@@ -21,9 +21,10 @@ How eviction differs from diskcache: diskcache limits the size of *this* cache's
 values and evicts by its own policy on a set (or in the culler). Redis limits the
 memory of the *whole server* (``maxmemory``: values, keys, overhead, every lane that
 shares the server, roughly 1 MiB of baseline) and evicts by a server-wide
-``maxmemory-policy``, approximately (it samples keys). The lab's knobs are mapped onto
-that config in ``apply`` and at start, so the lane applied last decides for all lanes
-on one server, and the mapping is approximate:
+``maxmemory-policy``, approximately (it samples keys). On the run's own server
+(``configure``) the lab's knobs are mapped onto that config in ``apply`` and at start,
+so the lane applied last decides for all lanes on one server, and the mapping is
+approximate:
 
 * least-recently-stored -> allkeys-lru (Redis has no insertion-order policy; a SET
   counts as a use, so for entries never read this is least recently stored; a read
@@ -35,6 +36,12 @@ on one server, and the mapping is approximate:
 
 A server that crashed comes back with its default config (``CONFIG SET`` is not
 persisted), so the mapping is applied again on the first call after a connection error.
+
+A server the run was given (``--redis-url``) is someone else's: nothing here changes its
+config (no ``CONFIG SET``: a ``maxmemory`` and an ``allkeys-*`` policy left behind would
+evict its owner's keys). Its own settings apply -- :func:`redis_settings` reads them
+(INFO, and CONFIG GET where it is allowed) and :func:`describe_settings` states them,
+with what the size knob means there: nothing.
 ``start_culler``/``stop_culler`` do nothing: Redis expires and evicts by itself.
 """
 
@@ -124,9 +131,12 @@ class RedisCache(CacheFaultLayer):
     threads share this object.
     """
 
-    def __init__(self, url: str, knobs: CacheKnobs, latency: Latency, prefix: str = ""):
+    def __init__(self, url: str, knobs: CacheKnobs, latency: Latency, prefix: str = "", configure: bool = False):
         self.url = url
         self.prefix = prefix
+        #: Whether the size limit and eviction knobs may be set on the server (CONFIG SET):
+        #: only on the run's own server; a given one keeps its own settings.
+        self.configure = configure
         self.client = redis_client(url)
         self._get_or_lease = self.client.register_script(GET_OR_LEASE_LUA)
         self._set_leased = self.client.register_script(SET_LEASED_LUA)
@@ -138,7 +148,7 @@ class RedisCache(CacheFaultLayer):
         self.cull_failures = 0  # as CacheBackend's (Redis culls by itself: always 0)
         #: The server config still has to be (re)applied: at start, and after a
         #: connection error (a restarted server forgot it).
-        self._configure = True
+        self._configure = configure
         self.apply(knobs)
 
     # -- knobs and the server config --------------------------------------------------
@@ -154,6 +164,8 @@ class RedisCache(CacheFaultLayer):
         self.protection = knobs.stampede
         self.lease_ttl = knobs.lease_ttl_s
         self._lease_ms = max(1, int(round(knobs.lease_ttl_s * 1000)))
+        if not self.configure:
+            return  # a given server: its own maxmemory and policy apply
         self._configure = True
         try:
             self._apply_config()
@@ -162,7 +174,11 @@ class RedisCache(CacheFaultLayer):
 
     def _apply_config(self) -> None:
         """CONFIG SET the size limit and policy. A server that refuses CONFIG (a managed
-        Redis may rename it) keeps its own: said in ``config_error``, not a failed call."""
+        Redis may rename it) keeps its own: said in ``config_error``, not a failed call.
+        Never on a given server (``configure`` off)."""
+        self._configure = False
+        if not self.configure:
+            return
         try:
             self.client.config_set("maxmemory", int(self.knobs.size_limit_mb * MIB))
             self.client.config_set("maxmemory-policy", MAXMEMORY_POLICY[self.knobs.eviction])
@@ -170,8 +186,8 @@ class RedisCache(CacheFaultLayer):
         except redis.exceptions.ResponseError as exc:
             self.config_error = f"the server refused CONFIG SET: {exc}"
         except redis.RedisError as exc:
+            self._configure = True  # not reached: try again on the next call
             raise _failure("config", exc) from None
-        self._configure = False
 
     def start_culler(self) -> None:
         """Nothing to do: Redis expires and evicts by itself."""
@@ -189,7 +205,7 @@ class RedisCache(CacheFaultLayer):
             return call()
         except redis.RedisError as exc:
             if isinstance(exc, redis.exceptions.ConnectionError):
-                self._configure = True
+                self._configure = self.configure
             raise _failure(what, exc) from None
 
     # -- plain cache operations --------------------------------------------------------
@@ -301,3 +317,78 @@ def redis_cache_versions(url: str, prefix: str = "") -> dict[str, int]:
     finally:
         client.connection_pool.disconnect()
     return out
+
+
+# -- a given server's settings: read and stated, never changed ------------------------------
+
+
+def redis_settings(url: str, shown: str) -> dict[str, str]:
+    """What a given Redis server is set to, read (never set): its version, ``maxmemory``
+    (bytes, "0": no limit), ``maxmemory-policy``, whether it appends to an AOF (``aof``:
+    "1" or "0") and, where CONFIG GET is allowed (a managed Redis may forbid it),
+    ``appendfsync`` and ``save``. ``shown``: the URL as messages show it (no password).
+    A server that cannot be reached: ConfigError, one line."""
+    from .config import ConfigError
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+    try:
+        info = client.info("everything")
+        found = {
+            "version": str(info.get("redis_version", "?")),
+            "maxmemory": str(info.get("maxmemory", "?")),
+            "maxmemory-policy": str(info.get("maxmemory_policy", "?")),
+            "aof": str(info.get("aof_enabled", "?")),
+        }
+        try:
+            for name in ("appendfsync", "save"):
+                found.update({k: str(v) for k, v in client.config_get(name).items()})
+        except redis.exceptions.ResponseError:
+            pass  # CONFIG is forbidden or renamed here: INFO's part is what is known
+        return found
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(f"--redis-url {shown}: cannot reach the server ({exc})") from None
+    finally:
+        client.connection_pool.disconnect()
+
+
+def describe_settings(settings: dict[str, str]) -> str:
+    """A given Redis's persistence and memory limit, as a lane's backends say them:
+    " · AOF everysec · maxmemory 0 (no limit), noeviction; the cache size limit is not
+    applied on a given server"."""
+    if settings.get("aof") == "1":
+        persistence = f"AOF {settings.get('appendfsync', '(fsync policy not readable)')}"
+    elif settings.get("aof") == "0":
+        snapshots = settings.get("save")
+        persistence = "no AOF" + (f", snapshots (save {snapshots})" if snapshots else "")
+    else:
+        persistence = "persistence unknown"
+    limit = settings.get("maxmemory", "?")
+    if limit == "0":
+        limit = "0 (no limit)"
+    elif limit.isdigit():
+        limit = f"{int(limit) / MIB:,.0f} MiB"
+    return (
+        f" · {persistence} · maxmemory {limit}, {settings.get('maxmemory-policy', '?')}; "
+        "the cache size limit is not applied on a given server"
+    )
+
+
+def check_durable(lane: str, settings: dict[str, str], shown: str) -> None:
+    """A durable write-behind queue (a stream) needs a Redis that keeps what it
+    acknowledged: an append-only file. On a given server without one, refuse (one line,
+    ConfigError): a kill of that server would lose every queued write."""
+    from .config import ConfigError
+
+    if settings.get("aof") == "1":
+        return
+    snapshots = settings.get("save")
+    if settings.get("aof") == "0":
+        has = "has no append-only file (appendonly no" + (f", snapshots only: save {snapshots})" if snapshots else ")")
+    else:
+        has = "does not say whether it keeps an append-only file (no aof_enabled in INFO)"
+    raise ConfigError(
+        f"{lane}: a durable write-behind queue needs a Redis that persists it, but {shown} {has}: its queued "
+        "writes would be lost with the server; use "
+        "--queue volatile, a Redis with appendonly yes, or no --redis-url (the run's own server "
+        "then keeps an AOF, fsynced before each reply)"
+    )

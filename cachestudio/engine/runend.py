@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .history import HistoryWriter
     from .plan import Plan
     from .recording import RecordingWriter
+    from .serverwatch import ServerWatcher
     from .storage import RunServers
 
 
@@ -42,6 +43,7 @@ class RunEnd:
         root: Path
         _tmp: str | None
         servers: RunServers
+        server_watch: ServerWatcher
         lanes: list[Lane]
         nodes: list[LabHandle]
         recorder: RecordingWriter | None
@@ -71,9 +73,12 @@ class RunEnd:
         def outage_end(self) -> None: ...
         def slow_db_end(self) -> None: ...
         def slow_cache_end(self) -> None: ...
-        def cache_server_back(self, aof: bool) -> None: ...
+        def cache_server_back(self, aof: str) -> None: ...
         def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None: ...
         def _release_outage(self) -> None: ...
+
+        # -- the server watch's (serverwatch.ServerWatching) --
+        def _watch_servers(self) -> None: ...
 
     @property
     def due(self) -> bool:
@@ -93,8 +98,9 @@ class RunEnd:
         self.slow_db_end()
         self.slow_cache_end()
         self._restart_at = None
+        self._watch_servers()  # a server that died on its own is named, never brought back
         for aof in list(self.servers.redis):
-            self.cache_server_back(aof)  # the queues drain through it
+            self.cache_server_back(aof)  # one the crash fault killed: the queues drain through it
         self._up_for_the_drain()
         self._stop_and_drain(drain_limit_s)
         for node in self.nodes:
@@ -240,7 +246,13 @@ class RunEnd:
     def _audit(self, lane: Lane) -> None:
         """The end-of-run audit against the real data; one that cannot read it says so.
         A remote store's rows are kept as ``DIR/<lane>/store.sqlite`` first (what the
-        audit reads is then what the run directory holds)."""
+        audit reads is then what the run directory holds). A part whose server died during
+        the run is not read (a replacement is not what the lane used): said, not judged."""
+        dead = self.server_watch.unaudited(lane.cfg)
+        if "store" in dead:
+            lane.audited = False
+            self._fail(lane, "audit", f"{lane.cfg.label}: not audited: {dead['store']}; no anomaly is judged at rest")
+            return
         try:
             lane.storage.keep_store(AUDIT_TIMEOUT_S)
             store = lane.storage.versions(AUDIT_TIMEOUT_S)
@@ -253,8 +265,24 @@ class RunEnd:
                 f"{lane.paths.store} ({type(exc).__name__}: {exc}); lost writes and stale cache are not judged",
             )
             return
+        cache = None
+        if "cache" in dead:
+            lane.audited = False
+            self._fail(
+                lane,
+                "audit",
+                f"{lane.cfg.label}: the cache not audited: {dead['cache']} (a new server is not the one "
+                "the lane used); dirty and stale cache are not judged",
+            )
+        else:
+            cache = self._read_cache(lane)
+        lane.auditor.confirm_store(store)
+        self._found(self.lanes.index(lane), lane.auditor.finish(store, cache if cache is not None else {}))
+
+    def _read_cache(self, lane: Lane) -> dict[str, int] | None:
+        """The cache's versions at rest for the audit, or None (said) if it cannot be read."""
         try:
-            cache = lane.storage.cache_versions()
+            return lane.storage.cache_versions()
         except Exception as exc:  # noqa: BLE001
             lane.audited = False
             self._fail(
@@ -263,9 +291,7 @@ class RunEnd:
                 f"{lane.cfg.label}: the end-of-run audit could not read the cache "
                 f"{lane.paths.cache} ({type(exc).__name__}: {exc}); dirty and stale cache are not judged",
             )
-            cache = None
-        lane.auditor.confirm_store(store)
-        self._found(self.lanes.index(lane), lane.auditor.finish(store, cache if cache is not None else {}))
+            return None
 
     def summary(self) -> dict:
         lanes = []
@@ -337,6 +363,7 @@ class RunEnd:
         and schemas go (their rows are in the run directory)."""
         self._events_file.close()
         self._release_outage()
+        self.server_watch.stop()
         if self.plan.redis_url or self.plan.postgres_url:
             for lane in self.lanes:
                 try:

@@ -50,6 +50,7 @@ from .nodes import (
 )
 from .plan import Plan, check_plan, check_run_dir, durability
 from .runend import RunEnd
+from .serverwatch import ServerWatcher, ServerWatching
 from .storage import LaneStorage, RunServers, traversable
 from .summary import SUMMARY_NAMES, lane_summary
 
@@ -87,7 +88,7 @@ STEP_WAIT_S = 15.0  # the longest a step waits for its operations (injected late
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
 
 
-class Run(FaultInjection, RunEnd):
+class Run(FaultInjection, RunEnd, ServerWatching):
     """One run: its labs, its clock, its schedule of faults, its observer round (see the
     module's docstring). The faults are :class:`FaultInjection`'s, the end :class:`RunEnd`'s."""
 
@@ -115,6 +116,8 @@ class Run(FaultInjection, RunEnd):
         servers.root = self.root.absolute()
         #: The run's servers (its own, started by :meth:`start`, or the given ones).
         self.servers = servers
+        #: Who notices a server that died (ServerWatching: a failure of the lanes on it).
+        self.server_watch = ServerWatcher(servers)
         self.lanes: list[Lane] = []
         for cfg in plan.lanes:
             paths = LanePaths(self.root / cfg.slug)
@@ -347,6 +350,7 @@ class Run(FaultInjection, RunEnd):
                     f"{name} lab did not come up within {READY_TIMEOUT_S:g} s; killed (SIGKILL) and restarted",
                 )
         self._consume()
+        self._watch_servers()
         # A burst ends when no lab has any of it left (after one gauge round at least).
         if (
             self._burst_since is not None

@@ -194,18 +194,36 @@ class _Server:
 
     program = ""  # the name in messages and in /proc/PID/cmdline
     _stop_signal = signal.SIGTERM  # what asks the server for a clean shutdown
+    log: Path  # the server's own log (each kind says where)
 
     def __init__(self, directory: Path):
         self.directory = Path(directory).absolute()
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._version: str | None = None
+        #: Why the server died on its own (not by ``kill`` or ``stop``), once noticed by
+        #: :meth:`death`: "pid 812 killed by signal 9 (SIGKILL)". Cleared by ``start``.
+        self.died: str | None = None
+        #: The pid it had when it died on its own.
+        self.died_pid: int | None = None
 
     @property
     def pid(self) -> int | None:
         """The server's pid while it runs, else None."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    def death(self) -> str | None:
+        """Whether the server died on its own -- not by our ``kill`` (a crash fault) or
+        ``stop`` -- and why: "killed by signal 9 (SIGKILL)" or "exit status 1: <its log's
+        last line>". Noticed once (it is then :attr:`died` until the next ``start``); None
+        while it runs, and for a server we stopped or killed. A watcher calls it."""
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is not None:
+                self.died_pid, self.died = proc.pid, exit_cause(proc.returncode, self.log)
+                self._proc = None
+            return self.died
 
     def __enter__(self):
         self.start()
@@ -223,6 +241,7 @@ class _Server:
         it) leaves no server behind either. Start servers from a thread that lives as long
         as they should (the main thread: the observer's, the command line's)."""
         _stop_on_sigterm()
+        self.died = self.died_pid = None
         argv = [str(a) for a in argv]
         setpriv = shutil.which("setpriv") if PDEATHSIG else None
         if setpriv is not None:
@@ -292,16 +311,40 @@ class _Server:
         raise NotImplementedError
 
 
+def exit_cause(status: int, log: Path) -> str:
+    """A process's end in words, from its exit status (``Popen.returncode``: negative, the
+    signal that killed it) and, for an exit, its log's last line."""
+    if status < 0:
+        try:
+            name = f" ({signal.Signals(-status).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {-status}{name}"
+    return f"exit status {status}: {_log_reason(log)}"
+
+
+#: How the run's own redis-server may keep its data: its ``appendfsync`` policy, or no
+#: persistence at all (no AOF, no snapshot). "always" fsyncs the append-only file before
+#: it replies, so a write it acknowledged survives any kill (and an OS crash);
+#: "everysec" writes the file before the reply too, unless a slow fsync holds it back (up
+#: to 2 s: Redis then replies first), and fsyncs once a second.
+REDIS_PERSISTENCE = {"": "no persistence", "everysec": "AOF everysec", "always": "AOF always"}
+
+
 class RedisServer(_Server):
     """A ``redis-server`` on ``DIR/redis.sock``; with ``appendonly`` its writes go to an
-    append-only file fsynced every second, so after a ``kill`` it comes back with what it
-    had written (without, it comes back empty: no snapshot is ever saved)."""
+    append-only file, fsynced as ``appendfsync`` says (every second by default, or
+    ``always``: before each reply), so after a ``kill`` it comes back with what it had
+    written (without, it comes back empty: no snapshot is ever saved)."""
 
     program = "redis-server"
 
-    def __init__(self, directory: Path, appendonly: bool = False):
+    def __init__(self, directory: Path, appendonly: bool = False, appendfsync: str = "everysec"):
         super().__init__(directory)
+        if appendfsync not in REDIS_PERSISTENCE or not appendfsync:
+            raise ValueError(f"appendfsync: one of {', '.join(p for p in REDIS_PERSISTENCE if p)}")
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.socket = self.directory / "redis.sock"
         self.log = self.directory / "redis.log"
         # Written by redis itself: how a later start knows of a server left by a lab
@@ -311,6 +354,11 @@ class RedisServer(_Server):
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
+
+    @property
+    def persistence(self) -> str:
+        """ "AOF always", "AOF everysec" or "no persistence" (what tables and events say)."""
+        return REDIS_PERSISTENCE[self.appendfsync if self.appendonly else ""]
 
     @property
     def version(self) -> str:
@@ -349,7 +397,7 @@ class RedisServer(_Server):
                     "--appendonly",
                     "yes" if self.appendonly else "no",
                     "--appendfsync",
-                    "everysec",
+                    self.appendfsync,
                     "--dir",
                     self.directory,
                     "--daemonize",

@@ -42,6 +42,7 @@ from .backends import (
 )
 from .config import ConfigError, LaneConfig
 from .queue import DurableQueue, VolatileQueue
+from .strategykinds import queues_writes
 
 if TYPE_CHECKING:
     import psycopg
@@ -59,6 +60,7 @@ class Endpoints:
     schema: str = ""  # the lane's schema on PostgreSQL
     node: int = 0  # which app node of the lane this is
     nodes: int = 1
+    own_redis: bool = False  # the run's own redis-server: the cache may set its maxmemory
 
 
 # ----------------------------------------------------------------------------- lab side
@@ -68,7 +70,7 @@ def open_cache(cfg: LaneConfig, paths, ep: Endpoints):
     if cfg.backends.cache == "redis":
         from .redis_cache import RedisCache  # a lab without Redis does not pay for its import
 
-        return RedisCache(ep.redis_url, cfg.cache, cfg.latency, prefix=ep.prefix)
+        return RedisCache(ep.redis_url, cfg.cache, cfg.latency, prefix=ep.prefix, configure=ep.own_redis)
     return CacheBackend(paths.cache, cfg.cache, cfg.latency)
 
 
@@ -78,6 +80,12 @@ def open_store(cfg: LaneConfig, paths, ep: Endpoints):
 
         return PostgresStore(ep.postgres, cfg.store, cfg.latency, schema=ep.schema)
     return Store(paths.store, cfg.store, cfg.latency)
+
+
+def durable_stream(cfg: LaneConfig) -> bool:
+    """Whether the lane keeps its write-behind queue in a Redis stream (durable, cache on
+    Redis): the Redis server then has to keep it (an append-only file)."""
+    return cfg.backends.cache == "redis" and queues_writes(cfg.strategy) and cfg.write_behind.durable
 
 
 def queue_stream(ep: Endpoints) -> str:
@@ -277,9 +285,10 @@ def _redact(url: str) -> str:
 
 
 class RunServers:
-    """The servers a run's lanes need: given (a URL: used, never stopped) or the run's own
-    (started in ``DIR/servers`` on unix sockets, stopped at the end: at most one
-    redis-server per persistence setting and one PostgreSQL)."""
+    """The servers a run's lanes need: given (a URL: used, never stopped, never
+    reconfigured: its settings are read and stated) or the run's own (started in
+    ``DIR/servers`` on unix sockets, stopped at the end: at most one redis-server per
+    persistence -- :meth:`redis_persistence` -- and one PostgreSQL)."""
 
     def __init__(self, root: Path, lanes: list[LaneConfig], redis_url: str = "", postgres_url: str = ""):
         self.root = Path(root)
@@ -287,11 +296,24 @@ class RunServers:
         self.redis_url = redis_url
         self.postgres_url = postgres_url
         self.run_id = secrets.token_hex(3)
-        self.need_redis = sorted({cfg.backends.aof for cfg in lanes if cfg.backends.cache == "redis"})
+        self.need_redis = sorted({self.redis_persistence(cfg) for cfg in lanes if cfg.backends.cache == "redis"})
         self.need_pg = any(cfg.backends.store == "postgresql" for cfg in lanes)
-        self.redis: dict[bool, RedisServer] = {}  # aof -> the run's own redis-server
+        #: the run's own redis-servers by persistence ("", "everysec", "always")
+        self.redis: dict[str, RedisServer] = {}
         self.pg: PostgresServer | None = None  # the run's own PostgreSQL
         self._versions: dict[str, str] = {}
+        #: A given Redis's settings as read at the check (``redis_cache.redis_settings``).
+        self.given_redis: dict[str, str] = {}
+
+    @staticmethod
+    def redis_persistence(cfg: LaneConfig) -> str:
+        """Which of the run's own redis-servers a Redis lane uses: "always" (AOF fsynced
+        before each reply) when it keeps a durable write-behind queue there -- a write it
+        acknowledged must survive the server's kill --, "everysec" with ``backends.aof``,
+        else "" (no persistence)."""
+        if durable_stream(cfg):
+            return "always"
+        return "everysec" if cfg.backends.aof else ""
 
     @property
     def any(self) -> bool:
@@ -302,17 +324,26 @@ class RunServers:
         One line (ConfigError). What needs no server is :func:`check_backends`'s."""
         check_backends(self.lanes, self.redis_url, self.postgres_url)
         if self.need_redis and self.redis_url:
-            self._versions["redis"] = redis_version(self.redis_url)
+            from .redis_cache import check_durable, redis_settings
+
+            self.given_redis = redis_settings(self.redis_url, _redact(self.redis_url))
+            self._versions["redis"] = self.given_redis["version"]
+            for cfg in self.lanes:
+                if durable_stream(cfg):
+                    check_durable(cfg.label, self.given_redis, _redact(self.redis_url))
         if self.need_pg and self.postgres_url:
             self._versions["pg"] = pg_version(self.postgres_url)
 
-    def _redis_server(self, aof: bool) -> RedisServer:
+    def _redis_server(self, persistence: str) -> RedisServer:
         """The run's own redis-server of that persistence (made, not started)."""
-        if aof not in self.redis:
+        if persistence not in self.redis:
             from .servers import RedisServer
 
-            self.redis[aof] = RedisServer(self.root / "servers" / ("redis-aof" if aof else "redis"), appendonly=aof)
-        return self.redis[aof]
+            name = {"": "redis", "everysec": "redis-aof"}.get(persistence, f"redis-aof-{persistence}")
+            self.redis[persistence] = RedisServer(
+                self.root / "servers" / name, appendonly=bool(persistence), appendfsync=persistence or "everysec"
+            )
+        return self.redis[persistence]
 
     def _pg_server(self) -> PostgresServer:
         if self.pg is None:
@@ -326,8 +357,8 @@ class RunServers:
 
         try:
             if not self.redis_url:
-                for aof in self.need_redis:
-                    self._redis_server(aof).start()
+                for persistence in self.need_redis:
+                    self._redis_server(persistence).start()
             if self.need_pg and not self.postgres_url:
                 self._pg_server().start()
         except ServerError as exc:
@@ -338,7 +369,7 @@ class RunServers:
         b = cfg.backends
         redis_url = ""
         if b.cache == "redis":
-            redis_url = self.redis_url or self._redis_server(b.aof).url
+            redis_url = self.redis_url or self._redis_server(self.redis_persistence(cfg)).url
         postgres = ""
         if b.store == "postgresql":
             postgres = self.postgres_url or self._pg_server().conninfo
@@ -349,21 +380,27 @@ class RunServers:
             prefix=f"cs:{self.run_id}:{cfg.slug}:",
             schema=f"cs_{self.run_id}_{lane}"[:63],
             nodes=b.nodes,
+            own_redis=b.cache == "redis" and not self.redis_url,
         )
 
     def owns_cache_server(self, cfg: LaneConfig) -> bool:
-        return cfg.backends.cache == "redis" and cfg.backends.aof in self.redis
+        return cfg.backends.cache == "redis" and self.redis_persistence(cfg) in self.redis
 
     def describe(self, cfg: LaneConfig) -> str:
-        """What a lane talks to, e.g. "Redis 7.0.15 · unix socket + PostgreSQL 15.18 · unix
-        socket", or "diskcache + SQLite" (the flow view and the summary show it)."""
+        """What a lane talks to, e.g. "Redis 7.0.15 · unix socket · AOF always + PostgreSQL
+        15.18 · unix socket", or "diskcache + SQLite" (the flow view and the summary show
+        it); a given Redis's persistence and memory limit as read from it, and that the
+        lane's size limit is not applied there."""
         b = cfg.backends
         if b.cache == "redis":
             if self.redis_url:
+                from .redis_cache import describe_settings
+
                 cache = f"Redis {self._versions.get('redis', '?')} · {_redact(self.redis_url)}"
+                cache += describe_settings(self.given_redis)
             else:
-                server = self._redis_server(b.aof)
-                cache = f"Redis {server.version} · unix socket" + (" · AOF everysec" if b.aof else " · no persistence")
+                server = self._redis_server(self.redis_persistence(cfg))
+                cache = f"Redis {server.version} · unix socket · {server.persistence}"
         else:
             cache = "diskcache" + ("" if cfg.cache.persistent else " (volatile)")
         if b.store == "postgresql":

@@ -42,7 +42,7 @@ BACKS = {
     for back in dict.fromkeys(k.back_event for k in FAULTS if k.back_event)
 }
 #: events shown on the strip besides the faults: a heal, and a lab that failed
-OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit"}
+OTHER_EVENTS = {"heal", "lab-failed", "lab-hung", "lab-died", "lab-refused", "audit", "server-died"}
 FAILURES = OTHER_EVENTS - {"heal"}
 MAX_ROWS = 2
 GAP_PX = 8.0
@@ -102,7 +102,7 @@ def event_label(ev: dict) -> str:
     elif fault is not None:
         text = fault_text(fault, detail, bool(ev.get("injected")))
     elif kind in FAILURES:
-        text = kind.replace("lab-", "lab ") if kind != "audit" else "audit failed"
+        text = kind.replace("-", " ") if kind != "audit" else "audit failed"
     else:
         text = kind
     return f"{text} · {lane}" if lane else text
