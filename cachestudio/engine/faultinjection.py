@@ -151,11 +151,13 @@ class FaultInjection:
             )
 
     def _store_at_kill(self, node: LabHandle) -> dict[str, int]:
-        """Copy the store as the dead node left it (kept in the run directory as evidence,
-        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``, whatever the store) and return
-        its versions. During an outage, read through the outage's own connection."""
-        return node.lane.storage.snapshot(
-            node.paths.store_at_kill(node.inc), node.lane.outage, timeout_s=AUDIT_TIMEOUT_S
+        """The store at the node's death, from the store's own commit log: the death is
+        marked there now, and the store then is every commit of the dead incarnation plus
+        the others' commits ordered before that mark (kept as evidence in
+        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``). During an outage, through the
+        outage's own connection."""
+        return node.lane.storage.store_at_death(
+            node.node, node.inc, node.paths.store_at_kill(node.inc), node.lane.outage, timeout_s=AUDIT_TIMEOUT_S
         )
 
     def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
