@@ -656,13 +656,9 @@ def store_versions(path: Path, timeout_s: float = 5.0) -> dict[str, int]:
     return dict(read_rows(path, "SELECT key, version FROM items", timeout_s))
 
 
-def store_at_death(
-    path: Path, dead: Writer, conn: sqlite3.Connection | None = None, timeout_s: float = 5.0
-) -> dict[str, int]:
-    """Mark ``dead``'s death in the store's commit log (a ``death`` row: its place in the
-    store's own commit order) and return the store as it was at that death: every commit
-    ordered before the death row, and every commit of the dead writer (a killed process
-    commits nothing more, but its last commit may have been ordered after our row).
+def mark_death(path: Path, dead: Writer, conn: sqlite3.Connection | None = None, timeout_s: float = 5.0) -> int:
+    """Mark ``dead``'s death in the store's commit log, as soon after the kill as can be (a
+    ``death`` row: its place in the store's own commit order); returns its ``seq``.
 
     ``conn``: the outage's own connection (it holds the lock in an open transaction; the
     death row commits when the outage ends, with nothing of anyone else before it)."""
@@ -671,11 +667,26 @@ def store_at_death(
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     try:
         seq = conn.execute(DEATH_SQL, (dead.lane, dead.node, dead.inc)).lastrowid
-        rows = conn.execute(AT_DEATH_SQL, {"seq": seq, "node": dead.node, "inc": dead.inc}).fetchall()
     finally:
         if own:
             conn.close()
-    return dict(rows)
+    return int(seq or 0)
+
+
+def store_at_death(
+    path: Path, dead: Writer, seq: int, conn: sqlite3.Connection | None = None, timeout_s: float = 5.0
+) -> dict[str, int]:
+    """The store as it was at the death marked as ``seq`` (:func:`mark_death`): every commit
+    ordered before it, and every commit of the dead writer (a killed process commits
+    nothing more, but its last commit may have been ordered after the mark)."""
+    args = {"seq": seq, "node": dead.node, "inc": dead.inc}
+    if conn is not None:
+        return dict(conn.execute(AT_DEATH_SQL, args).fetchall())
+    reader = sqlite3.connect(_read_only_uri(path), uri=True, timeout=timeout_s)
+    try:
+        return dict(reader.execute(AT_DEATH_SQL, args).fetchall())
+    finally:
+        reader.close()
 
 
 def commit_rows(path: Path, timeout_s: float = 5.0) -> list[tuple]:

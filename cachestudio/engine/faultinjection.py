@@ -71,13 +71,15 @@ class FaultInjection:
         """SIGKILL every lab (the app nodes: each holds its cache client and write-behind
         queue), or only node ``node`` of each lane; restart them after the delay."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        marks = {}
         for n in dead:
             n.kill()
+            marks[n] = self._mark_death(n)  # at once: the other nodes go on committing
         # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
         # so that writes found lost at the kill fall inside the crash's window)
         killed_at = round(self.now(), 6)
         self._consume()  # everything the dead labs wrote is in their files
-        self._judge_dead(dead, killed_at)
+        self._judge_dead(dead, killed_at, marks)
         wiped = [
             lane.cfg.label
             for lane in self.lanes
@@ -150,29 +152,38 @@ class FaultInjection:
                 lane=lane.cfg.label,
             )
 
-    def _store_at_kill(self, node: LabHandle) -> dict[str, int]:
-        """The store at the node's death, from the store's own commit log: the death is
-        marked there now, and the store then is every commit of the dead incarnation plus
-        the others' commits ordered before that mark (kept as evidence in
-        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``). During an outage, through the
-        outage's own connection."""
-        return node.lane.storage.store_at_death(
-            node.node, node.inc, node.paths.store_at_kill(node.inc), node.lane.outage, timeout_s=AUDIT_TIMEOUT_S
-        )
+    def _mark_death(self, node: LabHandle):
+        """Mark the node's death in its store's commit log, right after the kill (None: a
+        node whose queue survives it, or a mark that failed: judged as said below)."""
+        if _keeps_queue(node.cfg):
+            return None
+        try:
+            return node.lane.storage.mark_death(node.node, node.inc, node.lane.outage, timeout_s=AUDIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+            return exc
 
-    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
-        """Nodes that died without a durable queue: what they had not written is lost."""
+    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None, marks: dict | None = None) -> None:
+        """Nodes that died without a durable queue: what they had not written is lost. The
+        store at a death comes from the store's own commit log (its death marked in it
+        right after the kill, :meth:`_mark_death`): every commit of the dead incarnation plus
+        the others' commits ordered before the mark (kept as evidence in
+        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``), never a copy taken afterwards."""
         for node in dead:
             if _keeps_queue(node.cfg):
                 continue  # the queue survives and is replayed: nothing is decided yet
             i = self.lanes.index(node.lane)
+            mark = marks.get(node) if marks is not None else self._mark_death(node)
             try:
-                store = self._store_at_kill(node)
+                if isinstance(mark, Exception):
+                    raise mark
+                store = node.lane.storage.store_at_death(
+                    node.node, node.inc, mark, node.paths.store_at_kill(node.inc), node.lane.outage, AUDIT_TIMEOUT_S
+                )
             except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
                 self._fail(
                     node,
                     "audit",
-                    f"{node.name}: the store could not be read right after the "
+                    f"{node.name}: the store's commit log could not be read right after the "
                     f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
                     "later write can hide them",
                 )

@@ -351,26 +351,31 @@ def wait_gone(conn: psycopg.Connection, name: str, timeout_s: float) -> bool:
     return True
 
 
-def pg_store_at_death(
-    conn: psycopg.Connection, schema: str, dead: Writer, table: str = "items", timeout_s: float = 5.0
-) -> dict[str, int]:
-    """Mark ``dead``'s death in the commit log and return the store as it was then.
+def pg_mark_death(conn: psycopg.Connection, dead: Writer, table: str = "items") -> str:
+    """Mark ``dead``'s death in the commit log, as soon after the kill as can be: a ``death``
+    row holding the snapshot taken then (the commits visible in it are those ordered before
+    the death). Returns that snapshot (text).
 
     ``conn``: in the lane's schema; autocommit (the death row commits at once), or the
     outage's own connection, whose open transaction holds the table's lock (the row commits
-    when the outage ends; no other writer commits meanwhile). Waits first (at most
-    ``timeout_s``) for the dead node's server processes to end."""
+    when the outage ends; no other writer commits meanwhile)."""
+    query = sql.SQL(
+        "INSERT INTO {} (kind, lane, node, inc, snap) VALUES ('death', %s, %s, %s, pg_current_snapshot()) "
+        "RETURNING snap::text"
+    ).format(sql.Identifier(commits_table(table)))
+    return conn.execute(query, (dead.lane, dead.node, dead.inc)).fetchone()[0]
+
+
+def pg_store_at_death(
+    conn: psycopg.Connection, schema: str, dead: Writer, snap: str, table: str = "items", timeout_s: float = 5.0
+) -> dict[str, int]:
+    """The store as it was at the death marked with ``snap`` (:func:`pg_mark_death`): the
+    commits visible in that snapshot and every commit of the dead writer. Waits first (at
+    most ``timeout_s``) for the dead node's server processes to end: a statement it sent
+    before it died may still commit."""
     wait_gone(conn, app_name(schema, dead.node, dead.inc), timeout_s)
-    c = sql.Identifier(commits_table(table))
-    snap = conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (kind, lane, node, inc, snap) VALUES ('death', %s, %s, %s, pg_current_snapshot()) "
-            "RETURNING snap::text"
-        ).format(c),
-        (dead.lane, dead.node, dead.inc),
-    ).fetchone()[0]
-    rows = conn.execute(sql.SQL(_AT_DEATH).format(c=c), {"snap": snap, "node": dead.node, "inc": dead.inc})
-    return dict(rows.fetchall())
+    query = sql.SQL(_AT_DEATH).format(c=sql.Identifier(commits_table(table)))
+    return dict(conn.execute(query, {"snap": snap, "node": dead.node, "inc": dead.inc}).fetchall())
 
 
 def pg_commit_rows(conn: psycopg.Connection, table: str = "items") -> list[tuple]:

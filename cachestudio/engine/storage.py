@@ -41,6 +41,7 @@ from .backends import (
     Writer,
     cache_versions,
     check_sqlite_file,
+    mark_death,
     store_at_death,
     store_versions,
     write_items_file,
@@ -159,6 +160,7 @@ class LaneStorage:
         self.cfg = cfg
         self.paths = paths
         self.ep = ep
+        self._pg_conn: psycopg.Connection | None = None  # the death marks' (PostgreSQL)
 
     @property
     def pg(self) -> bool:
@@ -195,6 +197,10 @@ class LaneStorage:
                 raise ConfigError(f"{self.cfg.label}: PostgreSQL: {exc}") from None
             finally:
                 store.close()
+            try:
+                self._marker(5.0)  # open before the run: a kill's mark then costs a round trip
+            except Exception:  # noqa: BLE001 - opened at the first kill instead
+                self.close()
 
     def versions(self, timeout_s: float) -> dict[str, int]:
         """Every row's version now (bounded by ``timeout_s``: a lock makes it fail)."""
@@ -219,26 +225,55 @@ class LaneStorage:
     def outage_lock(self):
         return PgOutageLock(self.ep) if self.pg else OutageLock(self.paths.store)
 
-    def store_at_death(self, node: int, inc: int, dest: Path, lock=None, timeout_s: float = 5.0) -> dict[str, int]:
-        """Mark the death of node ``node``'s incarnation ``inc`` in the store's commit log and
-        return the store as it was at that death (computed from the log: every commit of the
-        dead writer and every other commit ordered before its death); the rows are kept in
-        the SQLite file ``dest`` as evidence. ``lock``: the outage's (its connection holds the
-        store's lock: the death is marked and read through it)."""
+    def mark_death(self, node: int, inc: int, lock=None, timeout_s: float = 5.0):
+        """Mark the death of node ``node``'s incarnation ``inc`` in the store's commit log,
+        right after the kill (the nearer the kill, the fewer later commits of the other
+        nodes are ordered before it). Returns the mark, for :meth:`store_at_death`.
+        ``lock``: the outage's (its connection holds the store's lock: marked through it)."""
         dead = Writer(self.cfg.label, node, inc)
         held = lock.conn if lock is not None else None
         if not self.pg:
-            versions = store_at_death(self.paths.store, dead, held, timeout_s)
-        else:
-            from .pg_store import pg_connect, pg_store_at_death
+            return mark_death(self.paths.store, dead, held, timeout_s)
+        from .pg_store import pg_mark_death
 
-            if held is not None:
-                versions = pg_store_at_death(held, self.ep.schema, dead, timeout_s=timeout_s)
-            else:
-                with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000)) as conn:
-                    versions = pg_store_at_death(conn, self.ep.schema, dead, timeout_s=timeout_s)
+        return pg_mark_death(held if held is not None else self._marker(timeout_s), dead)
+
+    def _marker(self, timeout_s: float):
+        """The lane's own PostgreSQL connection for death marks, kept open (a new one costs
+        a server process: milliseconds in which the other nodes go on committing)."""
+        conn = self._pg_conn
+        if conn is None or conn.closed or conn.broken:
+            from .pg_store import pg_connect
+
+            conn = self._pg_conn = pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000))
+        return conn
+
+    def store_at_death(
+        self, node: int, inc: int, mark, dest: Path, lock=None, timeout_s: float = 5.0
+    ) -> dict[str, int]:
+        """The store as it was at the death ``mark`` (:meth:`mark_death`), computed from the
+        commit log: every commit of the dead writer and every other commit ordered before
+        the mark; the rows are kept in the SQLite file ``dest`` as evidence."""
+        dead = Writer(self.cfg.label, node, inc)
+        held = lock.conn if lock is not None else None
+        if not self.pg:
+            versions = store_at_death(self.paths.store, dead, mark, held, timeout_s)
+        else:
+            from .pg_store import pg_store_at_death
+
+            conn = held if held is not None else self._marker(timeout_s)
+            versions = pg_store_at_death(conn, self.ep.schema, dead, mark, timeout_s=timeout_s)
         write_items_file([(k, v, None, None) for k, v in sorted(versions.items())], dest)
         return versions
+
+    def close(self) -> None:
+        """Close the lane's own connection, if it has one."""
+        if self._pg_conn is not None:
+            try:
+                self._pg_conn.close()
+            except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
+                pass
+            self._pg_conn = None
 
     def wipe_volatile_cache(self) -> bool:
         """At a crash of the lane's nodes: a cache that lives in the node (a volatile
@@ -252,6 +287,7 @@ class LaneStorage:
     def keep_store(self, timeout_s: float) -> None:
         """At the end: a remote store's rows and commit log as ``DIR/<lane>/store.sqlite``
         (an embedded store is that file, its log in it)."""
+        self.close()
         if self.pg:
             from .pg_store import pg_commit_rows, pg_connect, pg_rows
 
