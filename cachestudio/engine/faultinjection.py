@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .config import LaneConfig, validate
 from .faultkinds import BY_NAME
-from .nodes import AUDIT_TIMEOUT_S, LabHandle
+from .nodes import AUDIT_TIMEOUT_S, KILL_WAIT_S, LabHandle
 from .strategykinds import queues_writes
 
 if TYPE_CHECKING:
@@ -71,10 +71,16 @@ class FaultInjection:
         """SIGKILL every lab (the app nodes: each holds its cache client and write-behind
         queue), or only node ``node`` of each lane; restart them after the delay."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        for n in dead:
+            if n.proc is not None and n.proc.is_alive():
+                n.proc.kill()  # SIGKILL, all at once
         marks = {}
         for n in dead:
+            if n.proc is not None:
+                n.proc.join(KILL_WAIT_S)  # reaped: its sockets are closed
+            # marked at once, before the node's files are tidied: the other nodes go on committing
+            marks[n] = self._mark_death(n)
             n.kill()
-            marks[n] = self._mark_death(n)  # at once: the other nodes go on committing
         # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
         # so that writes found lost at the kill fall inside the crash's window)
         killed_at = round(self.now(), 6)
