@@ -525,6 +525,7 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
 def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     from .engine.bench import (
         KEY_SPACES,
+        commit_log_cost,
         concurrency_vs_tuned,
         drain_vs_executemany,
         hit_path_vs_bare_get,
@@ -547,6 +548,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     )
     rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
     rows.append(drain_vs_executemany(reps, rows=5_000 if args.quick else 50_000))
+    rows += commit_log_cost(reps, rows=1_000 if args.quick else 5_000)
     rows += concurrency_vs_tuned(base, duration, reps, threads=(1, 2) if args.quick else (1, 2, 4, 8))
     rows += key_space(
         base,

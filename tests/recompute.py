@@ -1,8 +1,13 @@
 """The independent recomputation of the auditor's verdicts (DESIGN.md §4), from a run's
-``--history`` records and the files left in its ``--run-dir`` only (the SQLite files, the
-cache directories, and the copies of the store made right after each kill), by plainer
-code than the auditor's (no step functions, no live pruning). It shares no code with
-``cachestudio.engine.auditor``; it only reads the files with the backends' plain readers.
+``--history`` records and the files left in its ``--run-dir`` only (the SQLite files and
+the cache directories), by plainer code than the auditor's (no step functions, no live
+pruning). It shares no code with ``cachestudio.engine.auditor``; it reads the files with
+plain ``sqlite3`` and the backends' plain readers.
+
+Lost writes at a kill are judged against the store's own commit log (the ``commits`` table
+of ``DIR/<lane>/store.sqlite``, whatever the backend): at each ``death`` row, the store
+then is every version committed before that row plus every commit of the dead incarnation
+(whenever it landed); the dead incarnation's acknowledged writes newer than it are lost.
 
 Used by ``test_audit_recompute.py``, ``test_fault_timelines.py`` and ``test_nodes_remote.py``."""
 
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,12 +47,10 @@ def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
         if i and (r["version"] is None or r["version"] < running[i - 1]):
             stale.add(r["id"])
 
-    # lost writes: at each kill of a node without a durable queue (against the copy of the
-    # store made right after the kill), then at the end (against the drained store)
+    # lost writes: at each death in the commit log (a node killed without a durable queue),
+    # against the store at that death; then at the end (against the drained store)
     lost, judged = set(), set()
-    for snap in sorted((lane_dir / "evidence").glob("store-at-kill-inc-*.sqlite")):
-        inc = int(snap.stem.rsplit("-", 1)[1])
-        held = store_versions(snap)
+    for inc, held in stores_at_deaths(lane_dir / "store.sqlite").items():
         for w in writes:
             if w["inc"] == inc:
                 judged.add(w["id"])
@@ -62,3 +66,22 @@ def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
     dirty = {k for k, v in cached.items() if v > final.get(k, 0)}
     stale_cache = {k for k, v in cached.items() if v < final.get(k, 0)}
     return {"stale_reads": stale, "lost_writes": lost, "dirty_cache": dirty, "stale_cache": stale_cache}
+
+
+def stores_at_deaths(path: Path) -> dict[int, dict[str, int]]:
+    """Incarnation -> {key: version} of the store at its death, from the commit log."""
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        log = conn.execute("SELECT seq, kind, key, version, inc FROM commits ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    out = {}
+    for seq, kind, _key, _version, inc in log:
+        if kind != "death":
+            continue
+        held: dict[str, int] = {}
+        for s2, k2, key, version, inc2 in log:
+            if k2 != "death" and (s2 < seq or (k2 == "commit" and inc2 == inc)):
+                held[key] = max(held.get(key, 0), version)
+        out[inc] = held
+    return out

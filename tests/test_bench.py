@@ -26,6 +26,11 @@ ENGINE_FIGURES = (
         ("write-behind drain rows/s (batch 100)", "bare batched executemany"),
     ]
     + [
+        (f"store rows/s with the commit log ({what}, {mode})", "the same store without the log")
+        for mode in QUICK_MODES
+        for what in ("one per transaction", "batches of 100")
+    ]
+    + [
         (f"{s} ops/s, {n} client thread{'s' if n > 1 else ''}", f"tuned loop, {n} thread{'s' if n > 1 else ''}")
         for s in STRATEGIES
         for n in (1, 2)

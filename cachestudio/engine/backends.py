@@ -10,6 +10,16 @@ while a writer holds the lock) the outage is injected and says so in its message
 Values are stored with their version: the cache holds ``"<version>|<value>"`` as text
 (diskcache keeps text natively, no pickling) and the store's ``items`` table has a
 ``version`` column (DESIGN.md §3). A store write never replaces a newer version.
+
+Beside ``items`` every store keeps its **commit log** (DESIGN.md §4), a table of our own,
+``commits``: one row per row version a write actually committed (key, version, writer:
+lane, node, incarnation), numbered by ``seq`` in commit order, written in the same
+transaction as the row by a per-connection ``TEMP`` trigger on ``main.items`` (it fires
+only for a real change, also inside an ``executemany`` batch; SQLite serializes writers, so
+the rowid order is the commit order). The observer adds a ``death`` row right after it
+kills a node (:func:`store_at_death`): "the store at the death" is every commit of the dead
+writer plus every other commit ordered before that row. Rows a file held before it had a
+log are logged once as ``base`` rows. The log stays in ``DIR/<lane>/store.sqlite``.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import diskcache
@@ -38,6 +49,41 @@ UPSERT_SQL = (
     "updated_at = excluded.updated_at WHERE excluded.version > items.version"
 )
 SELECT_SQL = "SELECT version, value FROM items WHERE key = ?"
+
+#: The commit log beside ``items`` (see the module's docstring); ``kind``: commit, base, death.
+COMMITS_DDL = (
+    "CREATE TABLE IF NOT EXISTS commits (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'commit', "
+    "key TEXT, version INTEGER, lane TEXT, node INTEGER, inc INTEGER)"
+)
+COMMITS_COLUMNS = ("seq", "kind", "key", "version", "lane", "node", "inc")
+#: A writer's commits, logged by a TEMP trigger on the writer's own connection.
+_LOG_TRIGGER = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS cachestudio_log_{event} AFTER {event} ON main.items BEGIN "
+    "INSERT INTO commits (key, version, lane, node, inc) VALUES (NEW.key, NEW.version, {lane}, {node}, {inc}); END"
+)
+#: The store as it was at a death: the rows before the death row ``:seq`` and every commit
+#: of the dead writer (``:node``, ``:inc``), whenever it landed.
+AT_DEATH_SQL = (
+    "SELECT key, MAX(version) FROM commits WHERE kind != 'death' "
+    "AND (seq < :seq OR (kind = 'commit' AND node = :node AND inc = :inc)) GROUP BY key"
+)
+DEATH_SQL = "INSERT INTO commits (kind, lane, node, inc) VALUES ('death', ?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes through a store: the lane, its app node and the node's incarnation (unique
+    in the lane); written into every commit of the log."""
+
+    lane: str = ""
+    node: int = 0
+    inc: int = 0
+
+
+#: The writer of a store opened outside a lane (tests, tools): logged, named by nobody.
+NOBODY = Writer()
+
+
 ITEMS_COLUMNS = {"key": str, "version": int, "value": str, "updated_at": float}
 #: Declared column types of ``items`` as sqlite-utils creates them (PRAGMA table_info).
 SHAPE = {
@@ -438,9 +484,11 @@ class Store(StoreFaultLayer):
 
     INJECTED_OUTAGE = "DB outage (injected for reads: WAL readers ignore the lock)"
 
-    def __init__(self, path: Path, knobs: StoreKnobs, latency: Latency):
+    def __init__(self, path: Path, knobs: StoreKnobs, latency: Latency, writer: Writer | None = NOBODY):
         self.path = Path(path)
         self.knobs = knobs
+        #: Whose commits this store logs (None: no log; the bench's yardstick only).
+        self.writer = writer
         self._init_faults(latency)
         self._local = threading.local()
         check_sqlite_file(self.path, "SQLite file")
@@ -463,9 +511,22 @@ class Store(StoreFaultLayer):
         """Check the items table's shape (read-only, before any pragma: a refused file is
         left exactly as it was), then create it if it is missing."""
         self._check_shape()
-        table = self._db()["items"]
+        db = self._db()
+        table = db["items"]
         if isinstance(table, sqlite_utils.db.Table) and not table.exists():  # (a View exists)
             table.create(ITEMS_COLUMNS, pk="key", not_null={"version"}, if_not_exists=True)
+        if not db["commits"].exists():
+            conn = self._local.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(COMMITS_DDL)
+                conn.execute("INSERT INTO commits (kind, key, version) SELECT 'base', key, version FROM items")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if self.writer is not None:
+            self._log_on(self._local.conn)
         self._unsettled = False
 
     def _settle_now(self) -> None:
@@ -485,6 +546,12 @@ class Store(StoreFaultLayer):
             if is_transient(exc):
                 raise  # locked: checked again at the first store call
             raise ConfigError(f"SQLite file {self.path} cannot be read: {exc}") from None
+        logged = [row[1] for row in read_rows(self.path, "PRAGMA table_info(commits)", self.knobs.timeout_ms / 1000.0)]
+        if logged and tuple(logged) != COMMITS_COLUMNS:
+            raise ConfigError(
+                f"SQLite file {self.path} has a commits table of another shape ({', '.join(logged)}); "
+                f"expected the commit log's ({', '.join(COMMITS_COLUMNS)})"
+            )
         cols = {name: (ctype.upper(), pk) for _, name, ctype, _, _, pk in rows}
         shaped = set(cols) == set(SHAPE) and all(cols[n][0] in types for n, types in SHAPE.items())
         if cols and (not shaped or [n for n, (_, pk) in cols.items() if pk] != ["key"]):
@@ -522,7 +589,17 @@ class Store(StoreFaultLayer):
         if conn is None:
             self._db()
             conn = self._local.conn
+            if self.writer is not None:
+                self._log_on(conn)
         return conn
+
+    def _log_on(self, conn: sqlite3.Connection) -> None:
+        """This connection's commits go to the log (its TEMP triggers: they live and die
+        with the connection, and name this store's writer)."""
+        w = self.writer or NOBODY
+        lane = "'" + w.lane.replace("'", "''") + "'"
+        for event in ("INSERT", "UPDATE"):
+            conn.execute(_LOG_TRIGGER.format(event=event, lane=lane, node=int(w.node), inc=int(w.inc)))
 
     @property
     def outage_is_real_for_reads(self) -> bool:
@@ -579,35 +656,58 @@ def store_versions(path: Path, timeout_s: float = 5.0) -> dict[str, int]:
     return dict(read_rows(path, "SELECT key, version FROM items", timeout_s))
 
 
+def mark_death(path: Path, dead: Writer, conn: sqlite3.Connection | None = None, timeout_s: float = 5.0) -> int:
+    """Mark ``dead``'s death in the store's commit log, as soon after the kill as can be (a
+    ``death`` row: its place in the store's own commit order); returns its ``seq``.
+
+    ``conn``: the outage's own connection (it holds the lock in an open transaction; the
+    death row commits when the outage ends, with nothing of anyone else before it)."""
+    own = conn is None
+    if own:
+        conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    try:
+        seq = conn.execute(DEATH_SQL, (dead.lane, dead.node, dead.inc)).lastrowid
+    finally:
+        if own:
+            conn.close()
+    return int(seq or 0)
+
+
+def store_at_death(
+    path: Path, dead: Writer, seq: int, conn: sqlite3.Connection | None = None, timeout_s: float = 5.0
+) -> dict[str, int]:
+    """The store as it was at the death marked as ``seq`` (:func:`mark_death`): every commit
+    ordered before it, and every commit of the dead writer (a killed process commits
+    nothing more, but its last commit may have been ordered after the mark)."""
+    args = {"seq": seq, "node": dead.node, "inc": dead.inc}
+    if conn is not None:
+        return dict(conn.execute(AT_DEATH_SQL, args).fetchall())
+    reader = sqlite3.connect(_read_only_uri(path), uri=True, timeout=timeout_s)
+    try:
+        return dict(reader.execute(AT_DEATH_SQL, args).fetchall())
+    finally:
+        reader.close()
+
+
+def commit_rows(path: Path, timeout_s: float = 5.0) -> list[tuple]:
+    """The commit log of a store file, in commit order ([] for a file without one)."""
+    if not Path(path).exists():
+        return []
+    if not read_rows(path, "SELECT name FROM sqlite_master WHERE name = 'commits'", timeout_s):
+        return []
+    return read_rows(path, "SELECT " + ", ".join(COMMITS_COLUMNS) + " FROM commits ORDER BY seq", timeout_s)
+
+
 ITEMS_DDL = (
     "CREATE TABLE [items] ([key] TEXT PRIMARY KEY, [version] INTEGER NOT NULL, [value] TEXT, [updated_at] FLOAT)"
 )
 
 
-def snapshot_store(
-    path: Path, dest: Path, conn: sqlite3.Connection | None = None, timeout_s: float = 2.0
-) -> dict[str, int]:
-    """Copy the store's rows as they are now into a new SQLite file ``dest`` (same
-    ``items`` schema) and return their versions.
-
-    One SELECT is one consistent read. It waits at most ``timeout_s`` for a lock: this is
-    not SQLite's backup API, which retries a busy source for ever (a kill during an
-    outage used to hang there). ``conn``: read through this open connection instead (the
-    outage's own, which holds the lock that keeps every other reader out)."""
-    dest = Path(dest)
-    if conn is not None:
-        rows = conn.execute("SELECT key, version, value, updated_at FROM items").fetchall()
-    elif Path(path).exists():
-        rows = read_rows(path, "SELECT key, version, value, updated_at FROM items", timeout_s)
-    else:
-        rows = []
-    return write_items_file(rows, dest)
-
-
-def write_items_file(rows: list[tuple], dest: Path) -> dict[str, int]:
+def write_items_file(rows: list[tuple], dest: Path, commits: list[tuple] | None = None) -> dict[str, int]:
     """Write (key, version, value, updated_at) rows as a new SQLite file ``dest`` with the
-    store's ``items`` schema (evidence, or a remote store's rows at the end), through a
-    ``.part`` file renamed into place; return their versions."""
+    store's ``items`` schema (evidence, or a remote store's rows at the end), and
+    ``commits`` (rows of :data:`COMMITS_COLUMNS`, in commit order) as its commit log,
+    through a ``.part`` file renamed into place; return their versions."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -617,6 +717,9 @@ def write_items_file(rows: list[tuple], dest: Path) -> dict[str, int]:
         with target:
             target.execute(ITEMS_DDL)
             target.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+            if commits is not None:
+                target.execute(COMMITS_DDL)
+                target.executemany("INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?)", commits)
     finally:
         target.close()
     part.replace(dest)
@@ -662,9 +765,11 @@ class OutageLock:
         return dict(self.conn.execute("SELECT key, version FROM items"))
 
     def release(self) -> None:
+        """Let go of the lock. The transaction changed nothing but the deaths marked in
+        the commit log while it held the lock (:func:`store_at_death`): it commits them."""
         if self.conn is not None:
             try:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("COMMIT")
             finally:
                 self.conn.close()
                 self.conn = None

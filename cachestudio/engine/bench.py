@@ -22,7 +22,7 @@ from pathlib import Path
 import diskcache
 import sqlite_utils
 
-from .backends import Store
+from .backends import Store, Writer
 from .config import Backends, ConfigError, LaneConfig, Latency, StoreKnobs, Workload, WriteBehindKnobs
 from .lab import Lab, LanePaths
 from .queue import Flusher, VolatileQueue
@@ -673,6 +673,56 @@ def drain_vs_executemany(reps: int, rows: int = DRAIN_ROWS, batch: int | None = 
     row = figure_row(f"write-behind drain rows/s (batch {batch})", ours, "bare batched executemany", bare, ">= 0.8")
     row["rows"] = rows
     return row
+
+
+# -- the commit log: what logging every committed version costs -----------------------------
+
+LOG_ROWS = 5_000
+
+
+def store_write_rate(workdir: Path, knobs: StoreKnobs, rows: int, logged: bool, batch: int = 0) -> float:
+    """Rows per second written through the store (``Store.write``: one guarded upsert per
+    transaction; ``batch``: ``write_batch`` of that many rows), with the commit log
+    (``logged``) or without it (the same store, no writer: no trigger)."""
+    store = Store(workdir / "store.sqlite", knobs, Latency(), writer=Writer("bench") if logged else None)
+    data = [(f"k{i % 1000}", i + 1, "x" * 100) for i in range(rows)]
+    try:
+        started = time.perf_counter()
+        if batch:
+            for i in range(0, rows, batch):
+                store.write_batch(data[i : i + batch])
+        else:
+            for key, version, value in data:
+                store.write(key, version, value)
+        return rows / (time.perf_counter() - started)
+    finally:
+        store.close()
+
+
+def commit_log_cost(reps: int, rows: int = LOG_ROWS, modes=tuple(MODES)) -> list[dict]:
+    """The store's writes with the commit log against the same writes without it, in each
+    SQLite mode, single writes and batches of 100, interleaved (the log's cost as a ratio)."""
+    out = []
+    for mode in modes:
+        for batch in (0, 100):
+            logged, bare = [], []
+            n = rows if batch else rows // (10 if MODES[mode].synchronous == "full" else 1)
+            for _ in range(reps):
+                with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+                    logged.append(store_write_rate(Path(tmp), MODES[mode], n, True, batch))
+                with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+                    bare.append(store_write_rate(Path(tmp), MODES[mode], n, False, batch))
+            what = f"batches of {batch}" if batch else "one per transaction"
+            row = figure_row(
+                f"store rows/s with the commit log ({what}, {mode})",
+                logged,
+                "the same store without the log",
+                bare,
+                ">= 0.5",
+            )
+            row["rows"] = n
+            out.append(row)
+    return out
 
 
 # -- the time machine: what recording costs --------------------------------------------

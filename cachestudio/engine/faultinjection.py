@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .config import LaneConfig, validate
 from .faultkinds import BY_NAME
-from .nodes import AUDIT_TIMEOUT_S, LabHandle
+from .nodes import AUDIT_TIMEOUT_S, KILL_WAIT_S, LabHandle
 from .strategykinds import queues_writes
 
 if TYPE_CHECKING:
@@ -72,12 +72,20 @@ class FaultInjection:
         queue), or only node ``node`` of each lane; restart them after the delay."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
         for n in dead:
+            if n.proc is not None and n.proc.is_alive():
+                n.proc.kill()  # SIGKILL, all at once
+        marks = {}
+        for n in dead:
+            if n.proc is not None:
+                n.proc.join(KILL_WAIT_S)  # reaped: its sockets are closed
+            # marked at once, before the node's files are tidied: the other nodes go on committing
+            marks[n] = self._mark_death(n)
             n.kill()
         # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
         # so that writes found lost at the kill fall inside the crash's window)
         killed_at = round(self.now(), 6)
         self._consume()  # everything the dead labs wrote is in their files
-        self._judge_dead(dead, killed_at)
+        self._judge_dead(dead, killed_at, marks)
         wiped = [
             lane.cfg.label
             for lane in self.lanes
@@ -152,27 +160,38 @@ class FaultInjection:
                 lane=lane.cfg.label,
             )
 
-    def _store_at_kill(self, node: LabHandle) -> dict[str, int]:
-        """Copy the store as the dead node left it (kept in the run directory as evidence,
-        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``, whatever the store) and return
-        its versions. During an outage, read through the outage's own connection."""
-        return node.lane.storage.snapshot(
-            node.paths.store_at_kill(node.inc), node.lane.outage, timeout_s=AUDIT_TIMEOUT_S
-        )
+    def _mark_death(self, node: LabHandle):
+        """Mark the node's death in its store's commit log, right after the kill (None: a
+        node whose queue survives it, or a mark that failed: judged as said below)."""
+        if _keeps_queue(node.cfg):
+            return None
+        try:
+            return node.lane.storage.mark_death(node.node, node.inc, node.lane.outage, timeout_s=AUDIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+            return exc
 
-    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None) -> None:
-        """Nodes that died without a durable queue: what they had not written is lost."""
+    def _judge_dead(self, dead: list[LabHandle], killed_at: float | None = None, marks: dict | None = None) -> None:
+        """Nodes that died without a durable queue: what they had not written is lost. The
+        store at a death comes from the store's own commit log (its death marked in it
+        right after the kill, :meth:`_mark_death`): every commit of the dead incarnation plus
+        the others' commits ordered before the mark (kept as evidence in
+        ``<lane>/evidence/store-at-kill-inc-NNNN.sqlite``), never a copy taken afterwards."""
         for node in dead:
             if _keeps_queue(node.cfg):
                 continue  # the queue survives and is replayed: nothing is decided yet
             i = self.lanes.index(node.lane)
+            mark = marks.get(node) if marks is not None else self._mark_death(node)
             try:
-                store = self._store_at_kill(node)
+                if isinstance(mark, Exception):
+                    raise mark
+                store = node.lane.storage.store_at_death(
+                    node.node, node.inc, mark, node.paths.store_at_kill(node.inc), node.lane.outage, AUDIT_TIMEOUT_S
+                )
             except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
                 self._fail(
                     node,
                     "audit",
-                    f"{node.name}: the store could not be read right after the "
+                    f"{node.name}: the store's commit log could not be read right after the "
                     f"kill ({exc}); writes lost with the node are judged at the end instead, where a "
                     "later write can hide them",
                 )

@@ -94,7 +94,7 @@ class LanePaths:
         return self.root / "history"
 
     def store_at_kill(self, inc: int) -> Path:
-        """A copy of the store made right after incarnation ``inc`` was killed (evidence)."""
+        """The store at incarnation ``inc``'s death, as computed from the commit log (evidence)."""
         return self.root / "evidence" / f"store-at-kill-inc-{inc:04d}.sqlite"
 
     def history_file(self, inc: int) -> Path:
@@ -131,7 +131,7 @@ class Lab(LabFaults):
         #: Written into each record when the lane has several nodes (else left out).
         self.node = ep.node if ep.nodes > 1 else None
         paths.make()
-        self.store = open_store(cfg, paths, ep)
+        self.store = open_store(cfg, paths, ep, inc)
         self.cache = open_cache(cfg, paths, ep)
         self.queue = None
         self.flusher = None

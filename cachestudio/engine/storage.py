@@ -8,10 +8,14 @@ run, the live version reads, the evidence copy at a kill, the outage lock, the w
 volatile cache, the store's rows kept as ``DIR/<lane>/store.sqlite`` at the end), and
 gets its servers from :class:`RunServers`.
 
-Whatever the store, the run directory reads the same: the evidence at each kill is a
-SQLite file ``DIR/<lane>/evidence/store-at-kill-inc-NNNN.sqlite`` and the final rows are
-``DIR/<lane>/store.sqlite`` (for PostgreSQL, a copy made at the end), so one checker
-recomputes the auditor's verdicts of every run from ``--history`` and the directory.
+Whatever the store, the run directory reads the same: the final rows are the ``items``
+table of ``DIR/<lane>/store.sqlite`` and the store's commit log (every committed version
+with its writer, and a ``death`` row at each kill, in the store's own commit order) its
+``commits`` table (for PostgreSQL, both copied there at the end), so one checker recomputes
+the auditor's verdicts of every run from ``--history`` and the directory. The store at a
+node's death is computed from that log (:meth:`LaneStorage.store_at_death`), never from a
+copy taken after the kill (the surviving nodes write meanwhile); the rows it computed are
+kept as ``DIR/<lane>/evidence/store-at-kill-inc-NNNN.sqlite`` (evidence, not the judge).
 
 Lanes share the run's servers, apart: on Redis each lane's keys live under its prefix
 ``cs:<run>:<lane>:``, on PostgreSQL each lane has a schema ``cs_<run>_<lane>`` with its
@@ -34,9 +38,11 @@ from .backends import (
     CacheBackend,
     OutageLock,
     Store,
+    Writer,
     cache_versions,
     check_sqlite_file,
-    snapshot_store,
+    mark_death,
+    store_at_death,
     store_versions,
     write_items_file,
 )
@@ -74,12 +80,14 @@ def open_cache(cfg: LaneConfig, paths, ep: Endpoints):
     return CacheBackend(paths.cache, cfg.cache, cfg.latency)
 
 
-def open_store(cfg: LaneConfig, paths, ep: Endpoints):
+def open_store(cfg: LaneConfig, paths, ep: Endpoints, inc: int = 0):
+    """The node's store; its commits are logged as incarnation ``inc`` of node ``ep.node``."""
+    writer = Writer(cfg.label, ep.node, inc)
     if cfg.backends.store == "postgresql":
         from .pg_store import PostgresStore
 
-        return PostgresStore(ep.postgres, cfg.store, cfg.latency, schema=ep.schema)
-    return Store(paths.store, cfg.store, cfg.latency)
+        return PostgresStore(ep.postgres, cfg.store, cfg.latency, schema=ep.schema, writer=writer)
+    return Store(paths.store, cfg.store, cfg.latency, writer=writer)
 
 
 def durable_stream(cfg: LaneConfig) -> bool:
@@ -155,9 +163,10 @@ class PgOutageLock:
         return dict(self.rows())
 
     def release(self) -> None:
+        """Let go of the lock; the deaths marked in the commit log meanwhile commit."""
         if self.conn is not None:
             try:
-                self.conn.rollback()
+                self.conn.commit()
             finally:
                 self.conn.close()
                 self.conn = None
@@ -170,6 +179,7 @@ class LaneStorage:
         self.cfg = cfg
         self.paths = paths
         self.ep = ep
+        self._pg_conn: psycopg.Connection | None = None  # the death marks' (PostgreSQL)
 
     @property
     def pg(self) -> bool:
@@ -206,6 +216,10 @@ class LaneStorage:
                 raise ConfigError(f"{self.cfg.label}: PostgreSQL: {exc}") from None
             finally:
                 store.close()
+            try:
+                self._marker(5.0)  # open before the run: a kill's mark then costs a round trip
+            except Exception:  # noqa: BLE001 - opened at the first kill instead
+                self.close()
 
     def versions(self, timeout_s: float) -> dict[str, int]:
         """Every row's version now (bounded by ``timeout_s``: a lock makes it fail)."""
@@ -230,18 +244,55 @@ class LaneStorage:
     def outage_lock(self):
         return PgOutageLock(self.ep) if self.pg else OutageLock(self.paths.store)
 
-    def snapshot(self, dest: Path, lock=None, timeout_s: float = 2.0) -> dict[str, int]:
-        """Copy the store's rows now into the SQLite file ``dest``; ``lock``: the outage's
-        (read through its connection, which keeps every other reader out)."""
+    def mark_death(self, node: int, inc: int, lock=None, timeout_s: float = 5.0):
+        """Mark the death of node ``node``'s incarnation ``inc`` in the store's commit log,
+        right after the kill (the nearer the kill, the fewer later commits of the other
+        nodes are ordered before it). Returns the mark, for :meth:`store_at_death`.
+        ``lock``: the outage's (its connection holds the store's lock: marked through it)."""
+        dead = Writer(self.cfg.label, node, inc)
+        held = lock.conn if lock is not None else None
         if not self.pg:
-            return snapshot_store(self.paths.store, dest, lock.conn if lock is not None else None, timeout_s)
-        columns = "key, version, value, updated_at"
-        if lock is not None and lock.conn is not None:
-            return write_items_file(lock.rows(columns), dest)
-        from .pg_store import pg_connect, pg_rows
+            return mark_death(self.paths.store, dead, held, timeout_s)
+        from .pg_store import pg_mark_death
 
-        with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000)) as conn:
-            return write_items_file(pg_rows(conn, columns), dest)
+        return pg_mark_death(held if held is not None else self._marker(timeout_s), dead)
+
+    def _marker(self, timeout_s: float):
+        """The lane's own PostgreSQL connection for death marks, kept open (a new one costs
+        a server process: milliseconds in which the other nodes go on committing)."""
+        conn = self._pg_conn
+        if conn is None or conn.closed or conn.broken:
+            from .pg_store import pg_connect
+
+            conn = self._pg_conn = pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000))
+        return conn
+
+    def store_at_death(
+        self, node: int, inc: int, mark, dest: Path, lock=None, timeout_s: float = 5.0
+    ) -> dict[str, int]:
+        """The store as it was at the death ``mark`` (:meth:`mark_death`), computed from the
+        commit log: every commit of the dead writer and every other commit ordered before
+        the mark; the rows are kept in the SQLite file ``dest`` as evidence."""
+        dead = Writer(self.cfg.label, node, inc)
+        held = lock.conn if lock is not None else None
+        if not self.pg:
+            versions = store_at_death(self.paths.store, dead, mark, held, timeout_s)
+        else:
+            from .pg_store import pg_store_at_death
+
+            conn = held if held is not None else self._marker(timeout_s)
+            versions = pg_store_at_death(conn, self.ep.schema, dead, mark, timeout_s=timeout_s)
+        write_items_file([(k, v, None, None) for k, v in sorted(versions.items())], dest)
+        return versions
+
+    def close(self) -> None:
+        """Close the lane's own connection, if it has one."""
+        if self._pg_conn is not None:
+            try:
+                self._pg_conn.close()
+            except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
+                pass
+            self._pg_conn = None
 
     def wipe_volatile_cache(self) -> bool:
         """At a crash of the lane's nodes: a cache that lives in the node (a volatile
@@ -253,9 +304,18 @@ class LaneStorage:
         return True
 
     def keep_store(self, timeout_s: float) -> None:
-        """At the end: a remote store's rows as ``DIR/<lane>/store.sqlite``."""
+        """At the end: a remote store's rows and commit log as ``DIR/<lane>/store.sqlite``
+        (an embedded store is that file, its log in it)."""
+        self.close()
         if self.pg:
-            self.snapshot(self.paths.store, timeout_s=timeout_s)
+            from .pg_store import pg_commit_rows, pg_connect, pg_rows
+
+            with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000)) as conn:
+                with conn.transaction():  # one snapshot: the rows and the log agree
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    rows = pg_rows(conn, "key, version, value, updated_at")
+                    commits = pg_commit_rows(conn)
+            write_items_file(rows, self.paths.store, commits)
 
     def forget(self, redis: bool, pg: bool) -> None:
         """Remove the lane's keys (``redis``) and schema (``pg``) from servers the run was given."""
