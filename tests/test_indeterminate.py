@@ -365,10 +365,11 @@ def _ops(lane_dir: Path) -> list[dict]:
 def test_a_run_with_a_locked_cache_counts_indeterminate_writes_everywhere_and_truly(tmp_path, seed):
     """A real run of every strategy; each lane's cache database is locked by another
     connection until each lane has recorded a failed write (its cache calls time out), and
-    the store has an outage of its own later.
-    Against each store's own log: no ``error`` write ever committed, every acknowledged
-    synchronous write did (or a newer version of its key did: the version guard). The count of indeterminate writes is the same in the history,
-    the summary, the text table, the HTML report, the lessons' figures and the recount."""
+    the store has an outage of its own later. Against each store's own log: no ``error``
+    write ever committed, every acknowledged synchronous write did (or a newer version of
+    its key did: the version guard). The count of indeterminate writes is the same in the
+    history, the summary, the text table, the HTML report (the run's and its recording's),
+    the lessons' figures and the recount."""
     run_dir, hist, out = tmp_path / "run", tmp_path / "history.jsonl", tmp_path / "summary.json"
     names = [k.name for k in STRATEGY_KINDS]
     proc = start_cli(

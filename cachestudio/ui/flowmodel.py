@@ -130,7 +130,7 @@ def describe(strategy: str, rec: dict) -> str:
     if outcome == "error":
         return f"{head}error: {detail or 'failed'}"
     if outcome == "indeterminate":
-        return f"{head}error, but {detail or 'it may have applied'}"
+        return f"{head}indeterminate (an error, but {detail or 'it may have applied'})"
     return f"{head}{outcome}"
 
 
