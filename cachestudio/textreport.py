@@ -40,6 +40,8 @@ def format_table(summary: dict) -> str:
             ),
         ),
         ("errors / rejected", lambda ln: f"{ln['errors']:,} / {ln['rejected']:,}"),
+        # errors that may have applied (DESIGN.md §4); a summary from before issue 24 has none
+        ("indeterminate writes", lambda ln: f"{ln.get('indeterminate', 0):,}"),
         ("stale reads", lambda ln: f"{ln['anomalies']['stale_reads']:,}"),
         ("lost writes", lambda ln: f"{ln['anomalies']['lost_writes']:,}"),
         ("dirty / stale cache", lambda ln: f"{ln['anomalies']['dirty_cache']:,} / {ln['anomalies']['stale_cache']:,}"),

@@ -30,6 +30,10 @@ def recompute(history: list[dict], lane_dir: Path, lane: str) -> dict[str, set]:
     acked_by_key = defaultdict(list)  # key -> sorted [(end, version)]
     for w in writes:
         acked_by_key[w["key"]].append((w["end"], w["version"]))
+    # a write that failed after the step that applies it ("indeterminate") counts as
+    # committed from the later of its end and the end of the first read that returned it
+    for at, key, version in applied_indeterminate(ops):
+        acked_by_key[key].append((at, version))
     newest_before = {}
     for key, items in acked_by_key.items():
         items.sort()
@@ -85,3 +89,32 @@ def stores_at_deaths(path: Path) -> dict[int, dict[str, int]]:
                 held[key] = max(held.get(key, 0), version)
         out[inc] = held
     return out
+
+
+def applied_indeterminate(ops: list[dict]) -> list[tuple[float, str, int]]:
+    """(time, key, version) of each indeterminate write some read returned: the later of its
+    end and the earliest end of an answered read of its key that returned its version."""
+    first_read: dict[tuple[str, int], float] = {}
+    for r in ops:
+        if r["kind"] == "read" and r["acked"] and r["version"] is not None:
+            k = (r["key"], r["version"])
+            first_read[k] = min(first_read.get(k, r["end"]), r["end"])
+    out = []
+    for w in ops:
+        if w["kind"] == "write" and w["outcome"] == "indeterminate":
+            seen = first_read.get((w["key"], w["version"]))
+            if seen is not None:
+                out.append((max(seen, w["end"]), w["key"], w["version"]))
+    return out
+
+
+def recount_outcomes(history: list[dict], lane: str) -> dict[str, int]:
+    """A lane's operations by outcome, counted from the history alone, as the summary's
+    ``errors``, ``rejected`` and ``indeterminate`` (writes that failed but may have
+    applied) give them."""
+    ops = [r for r in history if r.get("lane") == lane and r["kind"] in ("read", "write")]
+    return {
+        "errors": sum(1 for r in ops if r["outcome"] == "error"),
+        "rejected": sum(1 for r in ops if r["outcome"] == "rejected"),
+        "indeterminate": sum(1 for r in ops if r["outcome"] == "indeterminate"),
+    }

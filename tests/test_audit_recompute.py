@@ -9,7 +9,7 @@ import json
 from collections import defaultdict
 
 from helpers import cli
-from recompute import recompute
+from recompute import recompute, recount_outcomes
 
 
 def test_verdicts_match_a_recomputation_from_the_history_and_the_run_directory(tmp_path):
@@ -58,6 +58,8 @@ def test_verdicts_match_a_recomputation_from_the_history_and_the_run_directory(t
     found_any = defaultdict(int)
     for lane in summary["lanes"]:
         want = recompute(history, run_dir / lane["strategy"], lane["strategy"])
+        counted = recount_outcomes(history, lane["strategy"])  # errors, rejected, indeterminate
+        assert {k: lane[k] for k in counted} == counted, lane["strategy"]
         got = lane["anomalies"]
         for kind, ids in want.items():
             assert got[kind] == len(ids), (lane["strategy"], kind, got[kind], len(ids))

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from cachestudio.engine import htmlreport  # noqa: E402
 from cachestudio.engine.faultkinds import FAULTS, FaultKind  # noqa: E402
-from cachestudio.engine.history import OUTCOMES  # noqa: E402
+from cachestudio.engine.history import INDETERMINATE, OUTCOMES  # noqa: E402
 from cachestudio.engine.palette import OKABE_ITO  # noqa: E402
 from cachestudio.engine.strategykinds import STRATEGY_KINDS, StrategyKind  # noqa: E402
 from cachestudio.ui.charts import ChartPanel  # noqa: E402
@@ -123,9 +123,16 @@ def test_a_crash_that_lasts_until_its_lane_is_back_closes_then(qtbot):
 
 def _outcomes(kind: StrategyKind) -> set[tuple[str, str]]:
     """What a strategy's operations can end as (engine/history.OUTCOMES): reads hit, miss
-    or fail; writes are acknowledged or fail, and are rejected only by a write queue."""
+    or fail; writes are acknowledged or fail, are rejected only by a write queue, and are
+    indeterminate only when a step follows the one that applies them."""
     reads = {("read", o) for o in OUTCOMES if o in ("hit", "miss", "error")}
-    writes = {("write", o) for o in OUTCOMES if o in ("ok", "error") or (o == "rejected" and kind.queues_writes)}
+    steps = kind.write_paths["ok"][0][1:-1]
+    after = steps.index(kind.applies_at) < len(steps) - 1 if kind.applies_at in steps else False
+    writes = {
+        ("write", o)
+        for o in OUTCOMES
+        if o in ("ok", "error") or (o == "rejected" and kind.queues_writes) or (o == INDETERMINATE and after)
+    }
     return reads | writes
 
 

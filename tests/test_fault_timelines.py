@@ -287,13 +287,14 @@ def counted(res: Result, failed: set[str]) -> list[str]:
             c[r["kind"] + "s"] += 1
             c["errors"] += r["outcome"] == "error"
             c["rejected"] += r["outcome"] == "rejected"
+            c["indeterminate"] += r["outcome"] == "indeterminate"
             stampede_reads[r["lane"]] += str(r.get("detail") or "").startswith("stampede")
     events = res.summary.get("events", [])
     crashed = any(e["kind"] in ("crash", "lab-died") for e in events)
     readers = sum(_readers(e) for e in events if e["kind"] == "stampede")
     for lane in res.summary["lanes"]:
         name, hist = lane["strategy"], per_lane[lane["strategy"]]
-        for field in ("ops", "reads", "writes", "errors", "rejected"):
+        for field in ("ops", "reads", "writes", "errors", "rejected", "indeterminate"):
             if lane[field] != hist[field]:
                 found.append(f"5. {name}: summary {field} = {lane[field]:,}, history has {hist[field]:,}")
         if hist["ops"] == 0 and name not in failed and not crashed:  # a node down most of a loaded

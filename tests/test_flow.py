@@ -106,6 +106,10 @@ def test_paths_follow_the_strategies():
     assert PATHS["write-through"][("write", "error")][0] == ("clients", "cache", "db")
     assert PATHS["write-behind"][("write", "ok")][0] == ("clients", "queue", "cache", "clients")
     assert PATHS["write-behind"][("write", "rejected")][0] == ("clients", "queue")
+    # a write that failed after the step that applies it: it stops where it failed
+    assert PATHS["cache-aside"][("write", "indeterminate")][0] == ("clients", "db", "cache")
+    assert PATHS["write-behind"][("write", "indeterminate")][0] == ("clients", "queue", "cache")
+    assert ("write", "indeterminate") not in PATHS["write-through"]  # its DB write is its last step
     for s in ALL:
         assert PATHS[s][("read", "hit")][0] == ("clients", "cache", "clients")
         assert PATHS[s][("read", "miss")][0] == ("clients", "cache", "db", "cache", "clients")

@@ -11,6 +11,21 @@
   so a cached version above the store's was never committed.
 * **stale cache**: the cache holds a version older than the store's, at rest.
 
+**Indeterminate writes** (outcome ``indeterminate``: an error after the step that applies
+the write, DESIGN.md §4) are neither acknowledged nor failed. The rule:
+
+* never a lost write: it was never acknowledged, so the store may lack it at any time;
+* a read that returns its version is no anomaly (nor is one that returns an older version,
+  while nothing shows that it applied);
+* once it is seen to have applied, it is part of what was committed: from the later of its
+  own end and the end of the first read that returned its version, a read of its key that
+  begins after that and returns an older version is a **stale read**, exactly as if it had
+  been acknowledged then. (The later of the two, so that every read judged against it
+  began after both records were written: the live auditor meets them in the history's
+  order. Reads that began between the two are not judged against it.)
+* dirty cache is judged at rest as for any write: a cached version the store never
+  committed is dirty, whether its write was acknowledged, failed or indeterminate.
+
 It works live (:meth:`LaneAuditor.observe`, counters move as records arrive) and at the
 end (:meth:`LaneAuditor.finish`, against the real SQLite file and cache directory).
 
@@ -27,8 +42,18 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from .history import INDETERMINATE
+
 ANOMALY_KINDS = ("stale_read", "lost_write", "dirty_cache", "stale_cache")
 _T = itemgetter(0)
+#: Entries kept in each of the auditor's maps by (key, version) (the oldest go first).
+MAP_KEEP = 50_000
+
+
+def _bounded(table: OrderedDict, key, value) -> None:
+    table[key] = value
+    if len(table) > MAP_KEEP:
+        table.popitem(last=False)
 
 
 @dataclass
@@ -66,6 +91,11 @@ class LaneAuditor:
         self.steps: dict[str, list[tuple[float, int, str]]] = {}
         self.unconfirmed: dict[str, list[tuple[int, str, float, int | None]]] = {}  # version, rid, at, node
         self.write_ids: OrderedDict[tuple[str, int], str] = OrderedDict()
+        # indeterminate writes no read has returned yet: (key, version) -> (id, end)
+        self.maybe: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
+        # reads that returned a version whose write's record had not come yet: -> first end
+        self.early: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.seen_ids: OrderedDict[str, None] = OrderedDict()  # indeterminate writes seen applied
         self.pending: deque[dict] = deque()
         self.latest_end = 0.0
         self.counts = dict.fromkeys(ANOMALY_KINDS, 0)
@@ -82,10 +112,15 @@ class LaneAuditor:
             if kind == "write":
                 key, version = rec["key"], rec["version"]
                 self._remember(key, version, rec["id"])
+                seen = self.early.pop((key, version), None)  # a read returned it already
                 if rec["acked"]:
                     self._acked(key, version, rec["end"], rec["id"], rec.get("node"))
+                elif rec["outcome"] == INDETERMINATE:
+                    self._indeterminate(key, version, rec["id"], rec["end"], seen)
             elif kind == "read":
                 if rec["acked"]:
+                    if rec["version"] is not None:
+                        self._returned(rec["key"], rec["version"], rec["end"])
                     self.pending.append(rec)
             else:
                 continue
@@ -95,12 +130,37 @@ class LaneAuditor:
         return found
 
     def _remember(self, key: str, version: int, rid: str) -> None:
-        self.write_ids[(key, version)] = rid
-        if len(self.write_ids) > 50_000:
-            self.write_ids.popitem(last=False)
+        _bounded(self.write_ids, (key, version), rid)
+
+    def _indeterminate(self, key: str, version: int, rid: str, end: float, seen: float | None) -> None:
+        """An indeterminate write (``seen``: the end of the first read that returned its
+        version, if its record came first): part of what was committed once a read returned it."""
+        if seen is not None:
+            self._applied(key, version, max(seen, end), rid)
+        else:
+            _bounded(self.maybe, (key, version), (rid, end))
+
+    def _returned(self, key: str, version: int, end: float) -> None:
+        """A read returned ``version`` of ``key`` at ``end``."""
+        found = self.maybe.pop((key, version), None)
+        if found is not None:
+            rid, wrote_end = found
+            self._applied(key, version, max(end, wrote_end), rid)
+        elif (key, version) not in self.write_ids:  # its write's record may come later
+            first = self.early.get((key, version))
+            if first is None or end < first:
+                _bounded(self.early, (key, version), end)
+
+    def _applied(self, key: str, version: int, at: float, rid: str) -> None:
+        _bounded(self.seen_ids, rid, None)
+        self._step(key, version, at, rid)
 
     def _acked(self, key: str, version: int, at: float, rid: str, node: int | None = None) -> None:
         self.unconfirmed.setdefault(key, []).append((version, rid, at, node))
+        self._step(key, version, at, rid)
+
+    def _step(self, key: str, version: int, at: float, rid: str) -> None:
+        """From ``at`` on, reads of ``key`` must return ``version`` or newer."""
         steps = self.steps.setdefault(key, [])
         i = bisect.bisect_right(steps, at, key=_T)
         if i and steps[i - 1][1] >= version:
@@ -132,7 +192,11 @@ class LaneAuditor:
                     self.lane,
                     rec["key"],
                     f"read {rec['key']} at {rec['start']:.2f} s returned {_v(got)}; "
-                    f"v{newest} was acknowledged at {at:.2f} s",
+                    + (
+                        f"v{newest} (a write that failed but applied) was read by {at:.2f} s"
+                        if wid in self.seen_ids
+                        else f"v{newest} was acknowledged at {at:.2f} s"
+                    ),
                     [rec["id"], wid],
                     rec["start"],
                 ),

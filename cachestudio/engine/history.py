@@ -11,8 +11,10 @@ Record fields: ``id`` ("wb#12": lane code and sequence number), ``lane`` (strate
 ``kind`` (read | write, or a fault event kind), ``key``, ``version`` (written, or
 returned by a read; null for a read that found nothing), ``start`` and ``end``
 (seconds since run start, monotonic clock), ``outcome`` (hit | miss | ok | error |
-rejected), ``acked`` (the client got a success reply: a write acknowledged, a read
-answered), and ``inc`` (which incarnation of the lab ran it). Errors carry ``detail``.
+rejected | indeterminate), ``acked`` (the client got a success reply: a write
+acknowledged, a read answered), and ``inc`` (which incarnation of the lab ran it). Errors
+carry ``detail``. ``indeterminate``: a write that reported an error after the step that
+applies it (DESIGN.md §4; :mod:`strategies`): never acknowledged, never a failed write.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-OUTCOMES = ("hit", "miss", "ok", "error", "rejected")
+#: A write that reported an error after the step that applies it: it may have applied.
+INDETERMINATE = "indeterminate"
+OUTCOMES = ("hit", "miss", "ok", "error", "rejected", INDETERMINATE)
 
 
 def op_line(code, seq, lane, kind, key, version, start, end, outcome, acked, inc, detail=None, node=None) -> str:

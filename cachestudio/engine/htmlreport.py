@@ -709,7 +709,9 @@ def _section_summary(summary: dict) -> str:
             '<th rowspan="2" scope="col">ops/s</th><th rowspan="2" scope="col">hit ratio</th>'
             '<th colspan="2" scope="colgroup">read ms</th><th colspan="2" scope="colgroup">write ms</th>'
             '<th colspan="2" scope="colgroup">DB</th><th rowspan="2" scope="col">errors</th>'
-            '<th rowspan="2" scope="col">rejected</th><th colspan="4" scope="colgroup">anomalies</th>'
+            '<th rowspan="2" scope="col">rejected</th>'
+            '<th rowspan="2" scope="col" title="errors that may have applied">indeter&shy;minate</th>'
+            '<th colspan="4" scope="colgroup">anomalies</th>'
             '<th rowspan="2" scope="col">incar&shy;nations</th></tr>'
             '<tr><th scope="col">p50</th><th scope="col">p99</th><th scope="col">p50</th><th scope="col">p99</th>'
             '<th scope="col">reads</th><th scope="col">writes</th><th scope="col">stale reads</th>'
@@ -744,6 +746,7 @@ def _section_summary(summary: dict) -> str:
             + _td(fmt_int(db.get("writes")), "db_writes")
             + _td(fmt_int(ln.get("errors")), "errors")
             + _td(fmt_int(ln.get("rejected")), "rejected")
+            + _td(fmt_int(ln.get("indeterminate")), "indeterminate")
             + "".join(
                 _td(fmt_int(an.get(k)), k, "num" + (" bad" if (_num(an.get(k)) or 0) > 0 else ""))
                 for k in ("stale_reads", "lost_writes", "dirty_cache", "stale_cache")
@@ -808,7 +811,8 @@ def _section_faults(summary: dict) -> str:
             o.append(f'<p class="detail">{esc(w["detail"])}</p>')
         o.append(
             '<table class="faulttab"><thead><tr><th scope="col">lane</th><th scope="col">ops</th>'
-            '<th scope="col">errors</th><th scope="col">rejected</th><th scope="col">read p99 ms</th>'
+            '<th scope="col">errors</th><th scope="col">rejected</th>'
+            '<th scope="col" title="errors that may have applied">indeterminate</th><th scope="col">read p99 ms</th>'
             '<th scope="col">write p99 ms</th><th scope="col">stale reads</th><th scope="col">lost writes</th>'
             "</tr></thead><tbody>"
         )
@@ -820,6 +824,7 @@ def _section_faults(summary: dict) -> str:
                 + _td(fmt_int(v.get("ops")), "ops")
                 + _td(fmt_int(v.get("errors")), "errors")
                 + _td(fmt_int(v.get("rejected")), "rejected")
+                + _td(fmt_int(v.get("indeterminate")), "indeterminate")
                 + _td(fmt_ms(v.get("read_p99_ms")), "read_p99_ms")
                 + _td(fmt_ms(v.get("write_p99_ms")), "write_p99_ms")
                 + _td(

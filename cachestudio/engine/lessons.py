@@ -29,6 +29,7 @@ METRICS = {
     "writes": lambda lane: lane["writes"],
     "errors": lambda lane: lane["errors"],
     "rejected": lambda lane: lane["rejected"],
+    "indeterminate": lambda lane: lane["indeterminate"],
     "hit_ratio": lambda lane: lane["hit_ratio"],
     "stale_reads": lambda lane: lane["anomalies"]["stale_reads"],
     "lost_writes": lambda lane: lane["anomalies"]["lost_writes"],

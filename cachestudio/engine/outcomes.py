@@ -151,6 +151,7 @@ class _Lane:
         "final",
         "held",
         "held_anomalies",
+        "indeterminate",
         "lost_writes",
         "n_held",
         "ops",
@@ -163,7 +164,7 @@ class _Lane:
     def __init__(self) -> None:
         self.end = math.inf  # the end as known so far (inf: not known)
         self.final = False  # the end is decided
-        self.ops = self.errors = self.rejected = self.stale_reads = self.lost_writes = 0
+        self.ops = self.errors = self.rejected = self.indeterminate = self.stale_reads = self.lost_writes = 0
         self.reads, self.writes = _Latencies(), _Latencies()
         self.held: list[tuple] = []  # chunks of (starts, is read, outcomes, durations) columns
         self.n_held = 0
@@ -178,6 +179,7 @@ class _Lane:
             self.ops += n
             self.errors += int((inside & (outcome == "error")).sum())
             self.rejected += int((inside & (outcome == "rejected")).sum())
+            self.indeterminate += int((inside & (outcome == "indeterminate")).sum())
             self.reads.add(durations[inside & is_read])
             self.writes.add(durations[inside & is_write])
         if not self.final and self.end < math.inf:
@@ -217,6 +219,7 @@ class _Lane:
             "ops": self.ops,
             "errors": self.errors,
             "rejected": self.rejected,
+            "indeterminate": self.indeterminate,
             "read_p99_ms": self.reads.p99(fresh, clock),
             "write_p99_ms": self.writes.p99(fresh, clock),
             "stale_reads": self.stale_reads,
@@ -477,12 +480,15 @@ def _outcome(x: dict) -> tuple[int, str]:
         return 0, "lost " + _plural(x["lost_writes"], "acknowledged write", "acknowledged writes")
     if x["stale_reads"]:
         return 1, "served " + _plural(x["stale_reads"], "stale read", "stale reads")
-    if x["errors"] or x["rejected"]:
+    indeterminate = x.get("indeterminate", 0)  # a window from before issue 24 has none
+    if x["errors"] or x["rejected"] or indeterminate:
         parts = []
         if x["errors"]:
             parts.append("had " + _plural(x["errors"], "error", "errors"))
         if x["rejected"]:
             parts.append("rejected " + _plural(x["rejected"], "operation", "operations"))
+        if indeterminate:
+            parts.append(_plural(indeterminate, "write", "writes") + " that failed but may have applied")
         return 2, " and ".join(parts)
     p99 = max((v for v in (x["read_p99_ms"], x["write_p99_ms"]) if v is not None), default=None)
     if p99 is None:
@@ -546,6 +552,8 @@ def fault_table(windows: list[dict], names: list[str]) -> list[list[str]]:
             parts = [f"{x['ops']:,} ops", f"p99 {fmt_ms(p99)} ms" if p99 is not None else "p99 -"]
             if x["errors"] or x["rejected"]:
                 parts.append(f"{x['errors']:,} err" + (f"/{x['rejected']:,} rej" if x["rejected"] else ""))
+            if x.get("indeterminate"):
+                parts.append(f"{x['indeterminate']:,} indet")
             if x["stale_reads"]:
                 parts.append(f"{x['stale_reads']:,} stale")
             if x["lost_writes"]:

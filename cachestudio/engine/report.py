@@ -115,6 +115,7 @@ def fault_report_records(
                 "ops": len(inside),
                 "errors": sum(r["outcome"] == "error" for r in inside),
                 "rejected": sum(r["outcome"] == "rejected" for r in inside),
+                "indeterminate": sum(r["outcome"] == "indeterminate" for r in inside),
                 "read_p99_ms": p99(reads),
                 "write_p99_ms": p99(writes),
                 "stale_reads": sum(a["kind"] == "stale_read" for a in found),

@@ -1,7 +1,7 @@
 """The three strategies, with exactly the seed's flows (DESIGN.md §2).
 
 Each operation returns ``(outcome, version, acked, detail)``: outcome is hit, miss,
-ok, error or rejected; version is what a read returned (None: nothing) or what a write
+ok, error, rejected or indeterminate; version is what a read returned (None: nothing) or what a write
 carried; acked says whether the client got a success reply; detail explains an error.
 
 * cache-aside   read: cache get; on a miss read the DB, then set the cache.
@@ -24,6 +24,15 @@ of v1). A waiter gives up after ``lease_ttl_s`` and reads the DB without caching
                 cache; acked then. The flusher writes the DB later, in batches.
                 Enqueue comes first, as in Hazelcast's record store, so that a rejected
                 write never touches the cache.
+
+A write that fails after the step that applies it (its kind's ``applies_at``: the DB commit,
+or the enqueue of a strategy that queues writes) is ``indeterminate``, not acknowledged: the
+client saw an error, but the write reached the store (or its flusher will take it there as
+surely as an acknowledged one). A cache-aside write whose cache delete failed after the
+commit; a write-behind write whose cache set failed after the enqueue. An error before or
+in that step is an ``error``: the write never reaches the store. Reads are never
+indeterminate (DESIGN.md §4). Each write names the steps it completed (``done``), and the
+outcome is decided from the declaration, never from the strategy's name.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from .backends import BackendFailure, CacheBackend, Store
 from .config import WriteBehindKnobs
+from .strategykinds import BY_NAME
 
 if TYPE_CHECKING:
     from .pg_store import PostgresStore
@@ -146,6 +156,15 @@ class Strategy:
     def write(self, key: str, version: int, value: str) -> Result:
         raise NotImplementedError
 
+    def _write_failed(self, exc: BaseException, version: int, done: list[str]) -> Result:
+        """A write failed after the steps ``done`` (nodes): indeterminate if the step that
+        applies it (the strategy's declared ``applies_at``) was among them, else an error."""
+        detail = self.health.failed(exc, "write")
+        applies_at = BY_NAME[self.name].applies_at
+        if applies_at in done:
+            return "indeterminate", version, False, f"may have applied (its {applies_at} step was done): {detail}"
+        return "error", version, False, detail
+
     @classmethod
     def build(
         cls,
@@ -163,11 +182,13 @@ class CacheAside(Strategy):
     name = "cache-aside"
 
     def write(self, key: str, version: int, value: str) -> Result:
+        done: list[str] = []
         try:
             self.store.write(key, version, value)  # update the DB first
+            done.append("db")
             self.cache.delete(key)  # then invalidate the cache
         except FAILURES as exc:
-            return "error", version, False, self.health.failed(exc, "write")
+            return self._write_failed(exc, version, done)
         return "ok", version, True, None
 
 
@@ -175,11 +196,13 @@ class WriteThrough(Strategy):
     name = "write-through"
 
     def write(self, key: str, version: int, value: str) -> Result:
+        done: list[str] = []
         try:
             self.cache.set(key, version, value)  # write to the cache immediately
+            done.append("cache")
             self.store.write(key, version, value)  # synchronously persist to the DB
         except FAILURES as exc:
-            return "error", version, False, self.health.failed(exc, "write")
+            return self._write_failed(exc, version, done)
         return "ok", version, True, None
 
 
@@ -213,13 +236,15 @@ class WriteBehind(Strategy):
         return cls(cache, store, queue, knobs, health)
 
     def write(self, key: str, version: int, value: str) -> Result:
+        done: list[str] = []
         try:
             if not self.queue.put((key, version, value), self.block, self.block_timeout):
                 why = "write queue full" + (" (blocked writer timed out)" if self.block else "")
                 return "rejected", version, False, why
+            done.append("queue")
             self.cache.set(key, version, value)  # update the cache immediately
         except FAILURES as exc:
-            return "error", version, False, self.health.failed(exc, "write")
+            return self._write_failed(exc, version, done)
         return "ok", version, True, None  # the DB write happens later, in the flusher
 
 

@@ -45,16 +45,35 @@ class StrategyKind:
     queues_writes: bool
     #: A write's path by its outcome: (nodes, token kind, stops with a failure).
     write_paths: dict[str, tuple[tuple[str, ...], str, bool]]
+    #: The node whose step makes a write reach the store, or certain to (the DB commit; the
+    #: enqueue of a strategy that queues writes: its flusher writes whatever was queued, a
+    #: volatile queue as surely as it does an acknowledged write's). It is on the ``ok``
+    #: path. An error after it is ``indeterminate`` (the client saw an error, the write may
+    #: have applied: DESIGN.md §4); an error before or in it is an ``error``.
+    applies_at: str
     #: What an acknowledged write does, in a few words (the flow view's narration).
     write_steps: str
     #: The strategy in one sentence (the window's lane tooltip, the guides).
     summary: str
 
     @property
+    def indeterminate_path(self) -> tuple[tuple[str, ...], str, bool] | None:
+        """A write that failed after the step that applies it: the ``ok`` path up to its
+        last step, which failed (drawn as an error: the client saw one). None when that
+        step is the write's last (nothing after it can fail)."""
+        nodes = self.write_paths["ok"][0]
+        steps = nodes[1:-1]  # between the client's request and its reply
+        if self.applies_at not in steps or steps.index(self.applies_at) == len(steps) - 1:
+            return None
+        return nodes[:-1], "error", True
+
+    @property
     def paths(self) -> dict[tuple[str, str], tuple[tuple[str, ...], str, bool]]:
         """(operation, outcome) -> (nodes, token kind, stops with a failure)."""
         out = {("read", o): p for o, p in READ_PATHS.items()}
         out.update({("write", o): p for o, p in self.write_paths.items()})
+        if self.indeterminate_path is not None:
+            out[("write", "indeterminate")] = self.indeterminate_path
         return out
 
 
@@ -69,8 +88,9 @@ STRATEGY_KINDS: tuple[StrategyKind, ...] = (
         queues_writes=False,
         write_paths={
             "ok": (("clients", "db", "cache", "clients"), "write", False),  # DB, then delete key
-            "error": (("clients", "db"), "error", True),
+            "error": (("clients", "db"), "error", True),  # the DB write failed: not applied
         },
+        applies_at="db",
         write_steps="DB write → delete cache key",
         summary="reads fill the cache on a miss; a write goes to the database, then deletes the cached key",
     ),
@@ -86,6 +106,7 @@ STRATEGY_KINDS: tuple[StrategyKind, ...] = (
             "ok": (("clients", "cache", "db", "clients"), "write", False),
             "error": (("clients", "cache", "db"), "error", True),
         },
+        applies_at="db",  # the last step: a write-through write is never indeterminate
         write_steps="set cache → DB write",
         summary="a write sets the cache and then the database before it is acknowledged",
     ),
@@ -100,8 +121,9 @@ STRATEGY_KINDS: tuple[StrategyKind, ...] = (
         write_paths={
             "ok": (("clients", "queue", "cache", "clients"), "write", False),
             "rejected": (("clients", "queue"), "rejected", True),  # never touches the cache
-            "error": (("clients", "queue", "cache"), "error", True),
-        },  # enqueued, cache set failed
+            "error": (("clients", "queue"), "error", True),  # the enqueue failed
+        },  # enqueued, then the cache set failed: indeterminate (its path is derived)
+        applies_at="queue",
         write_steps="queued → set cache; DB write later",
         summary="a write is queued and set in the cache, acknowledged at once; a flusher writes the database later",
     ),

@@ -57,6 +57,7 @@ def lane_summary(
         },
         "errors": stats.errors,
         "rejected": stats.rejected,
+        "indeterminate": stats.indeterminate,  # errors that may have applied (DESIGN.md §4)
         "anomalies": anomalies,
         "anomaly_list": anomaly_list,
         "incarnations": incarnations,

@@ -49,7 +49,7 @@ class LaneStats:
     def __init__(self, strategy: str):
         self.strategy = strategy
         self.reads = self.writes = self.hits = self.misses = 0
-        self.errors = self.rejected = self.acked_writes = 0
+        self.errors = self.rejected = self.indeterminate = self.acked_writes = 0
         self.max_seq = -1
         self.latency = {"read": LatencyHistogram(), "write": LatencyHistogram()}
 
@@ -81,6 +81,8 @@ class LaneStats:
                 self.errors += 1
             elif outcome == "rejected":
                 self.rejected += 1
+            elif outcome == "indeterminate":
+                self.indeterminate += 1
             lat[kind].append(r["end"] - r["start"])
         for kind, values in lat.items():
             self.latency[kind].add(values)

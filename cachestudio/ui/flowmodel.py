@@ -129,6 +129,8 @@ def describe(strategy: str, rec: dict) -> str:
         return f"{head}rejected, {detail or 'write queue full'}"
     if outcome == "error":
         return f"{head}error: {detail or 'failed'}"
+    if outcome == "indeterminate":
+        return f"{head}indeterminate (an error, but {detail or 'it may have applied'})"
     return f"{head}{outcome}"
 
 

@@ -185,6 +185,7 @@ class NarrationMixin(WindowParts):
             for key, word in (
                 ("errors", "errors"),
                 ("rejected", "rejected"),
+                ("indeterminate", "indeterminate"),
                 ("stale_reads", "stale"),
                 ("lost_writes", "lost"),
             ):
