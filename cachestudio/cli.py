@@ -406,10 +406,10 @@ def _check_run(sc) -> int:
         print("no claims to check: the scenario has no [expect] table")
         return 0
     results = check(sc.expect, summary)
-    for claim, value, held in results:
-        shown = "—" if value is None else f"{value:g}" if isinstance(value, float) else f"{value:,}"
-        print(f"  {'held' if held else 'DID NOT HOLD'}: {claim.text()} (measured {shown})")
-    broken = [c for c, _, held in results if not held]
+    for v in results:
+        why = f": {v.why}" if v.why else ""
+        print(f"  {'held' if v.held else 'DID NOT HOLD'}: {v.claim.text()} (measured {v.measured()}{why})")
+    broken = [v.claim for v in results if not v.held]
     if broken:
         print(f"cachestudio: {len(broken)} of {len(results)} claims of {sc.name} did not hold", file=sys.stderr)
         return EXIT_FAILED

@@ -372,8 +372,10 @@ def guide(sc, pictures: list[dict], summary: dict, results: list) -> str:
             "| claim | measured | held |",
             "|---|---|---|",
         ]
-        for claim, value, held in results:
-            out.append(f"| `{claim.text()}` | {_measured(value)} | {'held' if held else '**did not hold**'} |")
+        for v in results:
+            measured = _measured(v.value) + (f"; '{v.claim.other}' {_measured(v.other)}" if v.claim.other else "")
+            verdict = "held" if v.held else "**did not hold**" + (f" ({_cell(v.why)})" if v.why else "")
+            out.append(f"| `{v.claim.text()}` | {measured} | {verdict} |")
         out.append("")
     else:
         out += ["The lesson states no claims (no `[expect]` table).", ""]
@@ -514,9 +516,9 @@ def write_docs(
             status = max(status, 3)
             continue
         results = check(sc.expect, summary)
-        for claim, value, held in results:
-            if not held:
-                warn(f"{sc.name}: claim {claim.text()} did not hold (measured {_measured(value)}); the guide says so")
+        for v in results:
+            if not v.held:
+                warn(f"{sc.name}: claim {v.claim.text()} did not hold (measured {v.measured()}); the guide says so")
                 status = max(status, 1)
         path = out / "lessons" / f"{sc.name}.md"
         write_output(path, "--out", guide(sc, pictures, summary, results))

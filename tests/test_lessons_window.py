@@ -3,6 +3,8 @@ run paused where the lesson says so. A real window (offscreen), real labs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from helpers import LESSON, write  # noqa: E402
 from windowing import WAIT_MS, win  # noqa: F401 - fixtures; sets Qt offscreen first
 
@@ -104,3 +106,57 @@ def test_a_window_with_named_lanes_saves_a_scenario_that_loads_them_back(tmp_pat
     again = scenarios.load(saved)
     assert again.specs == win.session.specs
     assert [c.cache.stampede for c in again.lanes] == ["none", "lease"]
+
+
+def _history(lane_dir) -> list[dict]:
+    """A lane's raw history as its labs wrote it (the run directory's files, not the window's)."""
+    import json
+
+    return [json.loads(line) for f in sorted((lane_dir / "history").glob("inc-*.jsonl")) for line in f.open()]
+
+
+def test_a_lessons_end_in_the_window_is_the_headless_end_and_the_lesson_tab_judges_its_claims(
+    qtbot,
+    win,  # noqa: F811
+):
+    """db-outage in the window, to its end: the run drains and is audited at rest as
+    ``check --run`` does, and the Lesson tab shows every claim judged on that audit; the
+    dirty cache write-through left (judged only at rest) is there, equal to a recount from
+    the run directory's files (tests/recompute.py)."""
+    from recompute import recompute
+
+    from cachestudio.engine import scenario as scenarios
+    from cachestudio.engine.lessons import check
+
+    w = win
+    assert w.load_scenario(scenarios.find("db-outage"))
+    before = w.lesson_view.toPlainText()
+    assert "What it claims (judged at the lesson's end" in before and "✓" not in before
+    w.start()
+    qtbot.waitUntil(lambda: w.session.run is not None and w.session.run.summary is not None, timeout=4 * WAIT_MS)
+    summary = w.session.run.summary
+    assert summary["status"] == "ok", summary["failures"]
+    assert w.session.scenario_ended and w.clock.text().startswith("ended")
+    assert [e["kind"] for e in summary["events"]].count("drain") == 1  # the headless end: drained
+    assert all(lane["audited"] for lane in summary["lanes"])
+    text = w.lesson_view.toPlainText()
+    verdicts = check(w.lesson.expect, summary)
+    for v in verdicts:
+        mark = "✓ held" if v.held else "✗ did not hold"
+        assert f"{mark}: {v.claim.text()} (measured {v.measured()}" in text, (v, text)
+    assert f"{sum(v.held for v in verdicts)} of {len(verdicts)} held at the lesson's end" in text
+    # the point of the lesson, visible: write-through's dirty cache, recounted from the files
+    run_dir = Path(w.session._tmp or "") / "run"  # the window's run folder, until the reset
+    [dirty] = [v for v in verdicts if v.claim.text() == '"write-through".dirty_cache > 0']
+    lane_dir = run_dir / "write-through"
+    recount = recompute(_history(lane_dir), lane_dir, "write-through")
+    assert dirty.value == len(recount["dirty_cache"]) > 0, (dirty, recount["dirty_cache"])
+    assert (
+        w.statusBar()
+        .currentMessage()
+        .startswith(f"lesson db-outage ended at 16 s, drained and audited: {sum(v.held for v in verdicts)} of")
+    )
+    w.session.toggle_pause()  # Space: the run is over, nothing resumes
+    assert w.session.run.summary is summary and w.session.paused
+    w.act_reset.trigger()  # R: a fresh run; the claims wait for its end again
+    assert "✓" not in w.lesson_view.toPlainText() and "judged at the lesson's end" in w.lesson_view.toPlainText()

@@ -25,6 +25,13 @@ Every anomaly is counted into its group, also those beyond ``MAX_ANOMALIES`` tha
 sent. A round's anomalies are given to the outcomes after its events (the runner reports
 the writes lost at a kill before the crash's event).
 
+A lesson's run (``finish``: the opened scenario states claims) ends as a headless run
+does: when the plan's duration is due, :meth:`Run.finish` stops the clients, drains every
+queue and audits at rest against the real data; the anomalies that audit finds go out in
+one last update, then ``("finished", summary)`` with the summary ``cachestudio run --json``
+writes (the window judges the lesson's claims on it, as ``check --run`` does). After that
+the observer only waits for ``("stop",)``.
+
 Commands come as ``("call", method, args)`` or ``("call", method, args, kwargs)`` for
 :class:`Run`'s methods in :data:`COMMANDS` (a fault kind's command takes its parameters by
 name: ``("call", "slow_db", (), {"ms": 20.0, "duration": 5.0})``) and ``("stop",)``.
@@ -117,11 +124,44 @@ def _end_recording(run: Run) -> None:
         pass
 
 
-def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, record: tuple | None = None) -> None:
+def _update(run: Run, b: UpdateBuilder) -> dict:
+    """What the window hears every tick: the builder's rows and records, the lanes' state."""
+    flags = {
+        "paused": run.paused,
+        "outage_on": run.outage_on,
+        "slow_db_ms": run.slow_db_ms,
+        "slow_cache_ms": run.slow_cache_ms,
+    }
+    gauges, risks = [], []
+    for lane in run.lanes:
+        t = lane.totals()
+        gauges.append((t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0)))
+        a = lane.auditor
+        risks.append((a.counts["stale_read"], a.counts["lost_write"], a.at_risk()))
+    node_gauges = [[(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in ln.node_gauges()] for ln in run.lanes]
+    return b.build(run.now(), flags, [lane_state(ln) for ln in run.lanes], gauges, risks, node_gauges)
+
+
+def _finish(conn, run: Run, b: UpdateBuilder) -> None:
+    """A lesson's end: the headless end (drain, audit at rest, summary), its last update and
+    the summary; then wait for the window's stop."""
+    summary = run.finish()
+    conn.send(("update", _update(run, b)))
+    conn.send(("finished", summary))
+    while conn.recv()[0] != "stop":
+        pass  # the run is over: commands have nothing to act on
+    run.cleanup()
+    conn.send(("stopped",))
+
+
+def observer_process(
+    conn, plan: Plan, nice: int = 0, parent_pid: int = 0, record: tuple | None = None, finish: bool = False
+) -> None:
     """Entry point. ``nice``: the observer and the labs it starts (which inherit it) yield
     the CPU to the window's process when the cores are all busy. Ctrl-C is the window's
     to handle; if the window dies, so does the observer (and with it, its labs).
-    ``record``: (path, scenario dict or None): record the run there as it goes."""
+    ``record``: (path, scenario dict or None): record the run there as it goes.
+    ``finish``: end the run as headless when its duration is due (a lesson's end)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
     if nice and hasattr(os, "nice"):
@@ -170,24 +210,10 @@ def observer_process(conn, plan: Plan, nice: int = 0, parent_pid: int = 0, recor
                 if time.monotonic() >= deadline:
                     break
             run.tick()
-            now = run.now()
-            flags = {
-                "paused": run.paused,
-                "outage_on": run.outage_on,
-                "slow_db_ms": run.slow_db_ms,
-                "slow_cache_ms": run.slow_cache_ms,
-            }
-            gauges, risks = [], []
-            for lane in run.lanes:
-                t = lane.totals()
-                gauges.append((t["db_reads"], t["db_writes"], lane.gauges.get("queue_depth", 0)))
-                a = lane.auditor
-                risks.append((a.counts["stale_read"], a.counts["lost_write"], a.at_risk()))
-            node_gauges = [
-                [(g["db_reads"], g["db_writes"], g["queue_depth"]) for g in ln.node_gauges()] for ln in run.lanes
-            ]
-            update = b.build(now, flags, [lane_state(ln) for ln in run.lanes], gauges, risks, node_gauges)
-            conn.send(("update", update))
+            conn.send(("update", _update(run, b)))
+            if finish and run.due:
+                _finish(conn, run, b)
+                return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         run.abort()  # the window is gone: so are its labs
         _end_recording(run)

@@ -702,6 +702,12 @@ def _expect(data: dict, lanes: list[str], at) -> list:
                 claims.append(parse_claim(lane, metric, value))
             except ClaimError as exc:
                 raise ScenarioError(f'{at("expect")(lane)}: [expect] "{lane}".{metric}: {exc}') from None
+            other = claims[-1].other
+            if other is not None and other not in lanes:
+                raise ScenarioError(
+                    f'{at("expect")(lane)}: [expect] "{lane}".{metric} compares with lane {_show(other)}, '
+                    f"which this scenario does not run (its lanes: {', '.join(lanes)})"
+                )
     return claims
 
 

@@ -56,7 +56,9 @@ class FilesMixin(WindowParts):
                 self.scenario_error.show()
             return False
         self.session.reset()
-        self.session.configure(sc.base, sc.specs, sc.timeline, sc.restart_delay_s, duration_s=sc.duration_s)
+        self.session.configure(
+            sc.base, sc.specs, sc.timeline, sc.restart_delay_s, duration_s=sc.duration_s, finish_at_end=bool(sc.expect)
+        )
         self.scenario_name = sc.name
         self.session.scenario_info = {"name": sc.name, "title": sc.title, "description": sc.description}
         self.lesson = sc

@@ -275,12 +275,45 @@ class NarrationMixin(WindowParts):
 
     def _on_scenario_ended(self, duration_s: float) -> None:
         name = self.scenario_name or "the scenario"
-        self.statusBar().showMessage(
-            f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; Space goes on"
-        )
-        self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
+        if self._end_summary() is not None:  # a lesson's end: drained, audited, judged
+            verdicts = self._verdicts()
+            held = sum(v.held for v in verdicts or ())
+            judged = f"{held} of {len(verdicts)} claims held" if verdicts is not None else "claims not judged"
+            self.statusBar().showMessage(
+                f"lesson {name} ended at {duration_s:g} s, drained and audited: {judged} (Lesson tab) — "
+                "Shift+R runs it again"
+            )
+            self.caption_bar.say(f"{duration_s:g} s — {name} ended: {judged}; the Lesson tab says which")
+            self._show_lesson()
+        else:
+            self.statusBar().showMessage(
+                f"scenario {name} ended at {duration_s:g} s — Shift+R runs it again; Space goes on"
+            )
+            self.caption_bar.say(f"{duration_s:g} s — {name} ended: Shift+R runs it again, Space goes on")
         self.refresh_status()
         self.show_summary()
+
+    def _verdicts(self) -> list | None:
+        """The lesson's claims judged on the run's end-of-run summary, as ``check --run``
+        judges them (None: the run has not ended, or a lab failed and nothing is judged)."""
+        from ..engine.lessons import check
+
+        sc, summary = self.lesson, self._end_summary()
+        if sc is None or summary is None or self._lab_failure() is not None:
+            return None
+        return check(sc.expect, summary)
+
+    def _end_summary(self) -> dict | None:
+        """The summary of a lesson's run that ended as headless (session.RunView.summary)."""
+        return getattr(self.session.run, "summary", None)
+
+    def _lab_failure(self) -> str | None:
+        """Why the ended run's claims are not judged (a lab failed, as ``check --run`` says), or None."""
+        summary = self._end_summary()
+        if summary is None:
+            return None
+        failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
+        return failures[0]["reason"] if failures else None
 
     def show_summary(self) -> None:
         """The run's table: what each fault did, lane by lane, and the anomalies counted."""
@@ -373,8 +406,32 @@ class NarrationMixin(WindowParts):
             )
             parts.append(f"<p><b>The lines</b></p><ol>{items}</ol>")
         if sc.expect:
-            claims = "".join(f"<li><code>{esc(c.text())}</code></li>" for c in sc.expect)
-            parts.append(
-                f"<p><b>What it claims</b> (<code>cachestudio check --run {esc(sc.name)}</code>)</p><ul>{claims}</ul>"
-            )
+            parts.append(self._claims_html())
         self.lesson_view.setHtml("".join(parts))
+
+    def _claims_html(self) -> str:
+        """The lesson's claims: each judged on the end-of-run audit once the run has ended
+        (held / did not hold, the figure measured), "—" before."""
+        sc, esc = self.lesson, html.escape
+        verdicts = self._verdicts()
+        if verdicts is None:
+            failure = self._lab_failure()
+            note = (
+                f"not judged: a lab failed ({esc(failure)})"
+                if failure
+                else "judged at the lesson's end, on the same end-of-run audit as "
+                f"<code>cachestudio check --run {esc(sc.name)}</code>"
+            )
+            waiting = "".join(f"<tr><td>— <code>{esc(c.text())}</code></td></tr>" for c in sc.expect)
+            return f"<p><b>What it claims</b> ({note})</p><table>{waiting}</table>"
+        rows = []
+        for v in verdicts:
+            why = f": {esc(v.why)}" if v.why else ""
+            mark = "✓ held" if v.held else "✗ did not hold"
+            claim = f"<code>{esc(v.claim.text())}</code>"
+            rows.append(f"<tr><td><b>{mark}</b>: {claim} (measured {esc(v.measured())}{why})</td></tr>")
+        held = sum(v.held for v in verdicts)
+        return (
+            f"<p><b>What it claims</b>: {held} of {len(verdicts)} held at the lesson's end (drained and "
+            f"audited, as <code>cachestudio check --run {esc(sc.name)}</code>)</p><table>{''.join(rows)}</table>"
+        )

@@ -117,6 +117,8 @@ class RunView:
         self.slow_cache_ms = 0.0
         self.last_heard = time.monotonic()
         self.failed = ""
+        #: A lesson's run ended as headless (drained, audited at rest): its summary, or None.
+        self.summary: dict | None = None
         self.outcomes: dict[int, dict] = {}  # fault window id -> what it did (engine.outcomes)
         self._lab_now: float | None = None  # the observer's lab time in its last update
         self._heard_at = 0.0
@@ -292,7 +294,7 @@ class LabSession(QObject):
     counters = Signal()  # new lane state only (counters, at risk, gauges)
     rewound = Signal(object)  # the views must show this frame (engine.timemachine.Tape.frame) from scratch
     message = Signal(str)  # for the status bar
-    ended = Signal(float)  # an opened scenario reached its duration (s): the clients were paused
+    ended = Signal(float)  # an opened scenario reached its duration (s): paused, or a lesson's run finished
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -306,7 +308,10 @@ class LabSession(QObject):
         #: This run's recording (every window run is recorded, in its run folder).
         self.recording_path: Path | None = None
         self.duration_s = OPEN_ENDED_S  # a scenario's duration: its run pauses there
-        self.scenario_ended = False  # this run reached duration_s and was paused
+        #: A lesson's run ends at duration_s as headless (drain, audit at rest, summary)
+        #: instead of pausing there: its claims are judged on that summary.
+        self.finish_at_end = False
+        self.scenario_ended = False  # this run reached duration_s and was paused (or finished)
         self.run: RunView | None = None
         self.series: list[LaneSeries] = []
         self.node_series: list[list[LaneSeries]] = []  # per lane of several app nodes: one per node
@@ -350,8 +355,10 @@ class LabSession(QObject):
         timeline: dict | None = None,
         restart_delay_s: float = 1.0,
         duration_s: float = OPEN_ENDED_S,
+        finish_at_end: bool = False,
     ) -> None:
-        """``lanes``: strategies or LaneSpecs."""
+        """``lanes``: strategies or LaneSpecs. ``finish_at_end``: the run ends at
+        ``duration_s`` as a headless run does (a lesson's), rather than pausing there."""
         validate(base)
         specs = [LaneSpec(x) if isinstance(x, str) else x for x in lanes]
         cfgs = [spec.build(base) for spec in specs]
@@ -359,6 +366,7 @@ class LabSession(QObject):
             validate(cfg)
         lane_labels(cfgs)
         self.duration_s = float(duration_s)
+        self.finish_at_end = finish_at_end and duration_s < OPEN_ENDED_S
         self.base = base
         self.specs = specs
         self.timeline = {k: list(v) for k, v in (timeline or {}).items()}
@@ -441,7 +449,7 @@ class LabSession(QObject):
         self._tmp = make_run_folder()
         plan = Plan(
             lanes=self.lane_configs(),
-            duration_s=OPEN_ENDED_S,
+            duration_s=self.duration_s if self.finish_at_end else OPEN_ENDED_S,
             restart_delay_s=self.restart_delay_s,
             run_dir=Path(self._tmp) / "run",
             redis_url="",  # no servers given: the run starts its own
@@ -461,7 +469,9 @@ class LabSession(QObject):
         self.recording_path = Path(self._tmp) / "recording.csrec"
         record = (str(self.recording_path), self.scenario_info)
         proc = MP.Process(
-            target=observer_process, args=(child, plan, OBSERVER_NICE, os.getpid(), record), name="observer"
+            target=observer_process,
+            args=(child, plan, OBSERVER_NICE, os.getpid(), record, self.finish_at_end),
+            name="observer",
         )
         proc.start()
         child.close()
@@ -476,6 +486,9 @@ class LabSession(QObject):
     def toggle_pause(self) -> None:
         if self.run is None:
             self.start()
+        elif self.run.summary is not None:
+            self.message.emit("the lesson's run has ended (drained and audited): Shift+R runs it again")
+            return
         elif self.run.paused:
             self.run.resume()
         else:
@@ -582,13 +595,21 @@ class LabSession(QObject):
                     self._apply(run, msg[1])
                 elif kind == "started":
                     run.t0 = msg[1]["t0"]
+                elif kind == "finished":
+                    self._finished(run, msg[1])
                 elif kind == "message":
                     self.message.emit(msg[1])
                 elif kind == "error":
                     self._fail(run, msg[1])
         except (EOFError, OSError):
             pass
-        if not self.scenario_ended and run.t0 is not None and not run.failed and run.now() >= self.duration_s:
+        if (
+            not self.scenario_ended
+            and not self.finish_at_end  # a lesson's run ends when the observer says it finished
+            and run.t0 is not None
+            and not run.failed
+            and run.now() >= self.duration_s
+        ):
             self.scenario_ended = True  # once: Space resumes past it, R runs it again
             if not run.paused:
                 run.pause()
@@ -596,13 +617,22 @@ class LabSession(QObject):
             self.changed.emit()
         if not run.failed and not run.proc.is_alive():
             self._fail(run, f"the observer process exited (code {run.proc.exitcode}); press R to reset")
-        elif not run.failed and time.monotonic() - run.last_heard > SILENT_S:
+        elif not run.failed and run.summary is None and time.monotonic() - run.last_heard > SILENT_S:
             for lane in run.lanes:
                 lane._health = "not responding"
         health = [lane.health() for lane in run.lanes]
         if health != self._health:
             self._health = health
             self.changed.emit()
+
+    def _finished(self, run: RunView, summary: dict) -> None:
+        """A lesson's run ended as headless: its clients stopped, its queues drained, the
+        end-of-run audit done; the summary is the one ``check --run`` judges claims on."""
+        run.summary = summary
+        run.paused = True  # lab time stands at the end (the lanes' health came with the last update)
+        self.scenario_ended = True
+        self.ended.emit(self.duration_s)
+        self.changed.emit()
 
     def _fail(self, run: RunView, text: str) -> None:
         run.failed = text
