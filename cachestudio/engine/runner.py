@@ -139,6 +139,7 @@ class Run(FaultInjection, RunEnd, Schedule):
         self.run_failures: list[dict] = []
         self._schedule: list[tuple[float, str, tuple, dict]] = []
         self._due: float | None = None  # when the scheduled fault firing now was due
+        self._firing: str | None = None  # ... and its name (a fault kind's, or an end's)
         #: What a scheduled item calls: each fault kind's command, and the ends faults schedule.
         self._handlers: dict[str, Callable] = {kind.name: getattr(self, kind.command) for kind in FAULTS}
         self._handlers.update(
@@ -182,8 +183,9 @@ class Run(FaultInjection, RunEnd, Schedule):
         extra: dict | None = None,
     ) -> None:
         """Record an event (the history's, the recording's, the observer's). One made while a
-        scheduled item fires carries ``due``: the run time it was scheduled for (``start -
-        due`` is its lateness). ``extra``: more fields (the drain's per-lab ``labs``)."""
+        scheduled item fires carries ``due``, the run time it was scheduled for (``start -
+        due`` is its lateness), and ``scheduled``, that item's name. ``extra``: more fields
+        (the drain's per-lab ``labs``)."""
         t = round(self.now() if at is None else at, 6)
         ev = {
             "id": f"ev#{len(self.events)}",
@@ -200,6 +202,7 @@ class Run(FaultInjection, RunEnd, Schedule):
         }
         if self._due is not None:
             ev["due"] = round(self._due, 6)
+            ev["scheduled"] = self._firing
         if extra:
             ev.update(extra)
         self.events.append(ev)

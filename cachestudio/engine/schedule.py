@@ -10,8 +10,10 @@ a round busy reading the labs' histories made a fault late. Now a driver sleeps 
 the next deadline (:meth:`Schedule.sleep_for`), a round fires what is due at its start and
 again between its heavy steps (:meth:`Schedule.fire_due`), and the run does not end while a
 deadline within its duration is pending (:attr:`runend.RunEnd.due`). Every event a
-scheduled item makes carries ``due``, the run time it was scheduled for: its lateness is
-``start - due``.
+scheduled item makes carries ``due``, the run time it was scheduled for (its lateness is
+``start - due``), and ``scheduled``, the item's name: a fault kind's (``outage``), or an end
+a fault scheduled (``outage-due``). A fault's events are found by these two, whatever they
+turned out to be (an outage fired while a late one still held the lock extends it).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Schedule:
         paused: bool
         _schedule: list[tuple[float, str, tuple, dict]]
         _due: float | None
+        _firing: str | None
         _handlers: dict[str, Callable]
 
         # -- the host's methods (runner.Run) --
@@ -79,11 +82,11 @@ class Schedule:
         if self._due is not None:
             return
         while self._schedule and self._schedule[0][0] <= self.now():
-            self._due, kind, args, kwargs = self._schedule.pop(0)
+            self._due, self._firing, args, kwargs = self._schedule.pop(0)
             try:
-                self._handlers[kind](*args, **kwargs)
+                self._handlers[self._firing](*args, **kwargs)
             finally:
-                self._due = None
+                self._due = self._firing = None
 
     def _fire_time(self) -> float:
         """When the fault firing now was due (its end is counted from there), or now."""
