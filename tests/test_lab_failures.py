@@ -329,3 +329,48 @@ def test_writes_lost_at_a_kill_are_counted_in_the_crash_window(tmp_path):
     crash = [f for f in summary["faults"] if f["kind"] == "crash"]
     assert lost > 0 and len(crash) == 1
     assert crash[0]["lanes"]["write-behind"]["lost_writes"] == lost
+
+
+def test_a_lab_hung_while_draining_is_said_to_have_lost_its_queue(tmp_path):
+    """Item 11 of issue 24: a write-behind lab that hangs in its drain (SIGSTOP, with writes
+    queued behind a long flush interval) is killed as hung; the drain says its volatile queue
+    was lost, with the acknowledged writes lost that an independent recount from the history
+    and the run directory finds, never "queues drained"; the lab that stopped cleanly is said
+    to have stopped. The summary's drain event carries the same, lab by lab."""
+    from recompute import recompute
+
+    from cachestudio.engine.config import WriteBehindKnobs
+
+    run_dir = tmp_path / "run"
+    queued = WriteBehindKnobs(flush_interval_s=3600.0, batch_size=100_000)
+    plan = Plan(
+        lanes=[
+            LaneConfig(strategy="cache-aside", workload=Workload(rate=300)),
+            LaneConfig(strategy="write-behind", workload=Workload(rate=500), write_behind=queued),
+        ],
+        duration_s=600,
+        run_dir=run_dir,
+    )
+    r = Run(plan)
+    try:
+        r.start()
+        wait_until(lambda: (r.tick(), r.lanes[1].gauges.get("queue_depth", 0) > 20)[1], timeout=60)
+        os.kill(r.lanes[1].nodes[0].proc.pid, signal.SIGSTOP)  # it will never answer "stop"
+        summary = r.finish()
+        r.write_history(tmp_path / "h.jsonl")
+    finally:
+        r.abort()
+        r.cleanup()
+    history = [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
+    truth = recompute(history, run_dir / "write-behind", "write-behind")["lost_writes"]
+    drain = [e for e in summary["events"] if e["kind"] == "drain"]
+    assert len(drain) == 1, drain
+    detail, labs = drain[0]["detail"], {x["lab"]: x for x in drain[0]["labs"]}
+    assert labs["cache-aside"]["fate"] == "drained" and labs["cache-aside"]["queue"] is None
+    hung = labs["write-behind"]
+    assert hung["fate"] == "killed" and hung["queue"] == "volatile" and hung["queued"] > 0, hung
+    assert truth and hung["lost"] == len(truth) == summary["lanes"][1]["anomalies"]["lost_writes"], (hung, len(truth))
+    assert detail.startswith("cache-aside stopped; ") and "drained" not in detail, detail
+    assert "write-behind killed as hung while draining (SIGKILL): its volatile queue lost (" in detail, detail
+    assert f"{len(truth):,} acknowledged writes judged lost" in detail, detail
+    assert kinds(summary) == ["lab-hung"]

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .auditor import ANOMALY_KINDS
+from .faultkinds import BY_NAME
 from .history import read_history, write_history
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S
 from .nodes import AUDIT_TIMEOUT_S, HUNG_S, KILL_WAIT_S, READY_TIMEOUT_S, LabHandle, Lane
 from .plan import durability
 from .report import fault_report
+from .strategykinds import queues_writes
 from .summary import SUMMARY_NAMES, lane_summary
 
 if TYPE_CHECKING:
@@ -26,6 +28,36 @@ if TYPE_CHECKING:
     from .recording import RecordingWriter
     from .serverwatch import ServerWatcher
     from .storage import RunServers
+
+
+def _drain_words(labs: list[dict], drain_limit_s: float) -> str:
+    """The drain's detail from its ``labs`` entries: the labs that ended cleanly grouped,
+    every other one by itself with what became of its queue."""
+    stopped = [x["lab"] for x in labs if x["fate"] == "drained" and x["queue"] is None]
+    drained = [x["lab"] for x in labs if x["fate"] == "drained" and x["queue"] is not None]
+    parts = []
+    if stopped:
+        parts.append(f"{', '.join(stopped)} stopped")
+    if drained:
+        parts.append(f"{', '.join(drained)} drained {'its queue' if len(drained) == 1 else 'their queues'}")
+    for x in labs:
+        n = x.get("queued", 0)
+        left = f"{n:,} write{'s' if n != 1 else ''}"
+        if x["fate"] == "not-drained":
+            where = "left in its durable queue" if x["queue"] == "durable" else "lost with its volatile queue"
+            parts.append(f"{x['lab']} did not drain its queue within {drain_limit_s:g} s: {left} still queued, {where}")
+        elif x["fate"] in ("killed", "died"):
+            if x["queue"] == "volatile":
+                lost = f"{x['lost']:,} acknowledged write{'s' if x['lost'] != 1 else ''} judged lost"
+                what = f": its volatile queue lost ({left} queued at its last report; {lost})"
+            elif x["queue"] == "durable":
+                what = f": {left} left in its durable queue (at its last report), not in the store"
+            else:
+                what = ""
+            parts.append(f"{x['lab']} {x['how']}{what}")
+        elif x["fate"] == "failed":
+            parts.append(f"{x['lab']} had failed before the end: nothing drained (see its lane's failures)")
+    return "; ".join(parts)
 
 
 class RunEnd:
@@ -60,7 +92,13 @@ class RunEnd:
         # -- the host's methods (runner.Run) --
         def now(self) -> float: ...
         def _event(
-            self, kind: str, detail: str, injected: bool = False, lane: str | None = None, at: float | None = None
+            self,
+            kind: str,
+            detail: str,
+            injected: bool = False,
+            lane: str | None = None,
+            at: float | None = None,
+            extra: dict | None = None,
         ) -> None: ...
         def _wait_ready(self, node: LabHandle, deadline: float) -> dict | str: ...
         def _handle(self, node: LabHandle, msg: tuple) -> None: ...
@@ -82,7 +120,12 @@ class RunEnd:
 
     @property
     def due(self) -> bool:
-        return self.now() >= self.plan.duration_s
+        """The run's time is up and everything scheduled within it has fired: a fault due
+        at 2.98 s of a 3 s run fires (and is judged) before the run ends, however late the
+        round that fires it comes. Ends a fault scheduled past the run are :meth:`finish`'s."""
+        return self.now() >= self.plan.duration_s and not (
+            self._schedule and self._schedule[0][0] < self.plan.duration_s
+        )
 
     @property
     def all_failed(self) -> bool:
@@ -93,6 +136,7 @@ class RunEnd:
         """Stop the clients, drain every queue, audit at rest, and summarise. Every wait is
         bounded: a lab that does not come up, or goes silent while draining, is killed
         and named. ``drain_limit_s``: how long the labs may drain (short when interrupted)."""
+        self._unfired()
         self._schedule.clear()  # nothing more fires after the run's end
         self.outage_end()
         self.slow_db_end()
@@ -102,24 +146,11 @@ class RunEnd:
         for aof in list(self.servers.redis):
             self.cache_server_back(aof)  # one the crash fault killed: the queues drain through it
         self._up_for_the_drain()
-        self._stop_and_drain(drain_limit_s)
+        fates = self._stop_and_drain(drain_limit_s)
         for node in self.nodes:
             self._reap(node)
         self._consume()
-        undrained = [
-            f"{node.name} ({(node.final or {}).get('queue_depth', '?')} writes still queued)"
-            for node in self.nodes
-            if node.state == "drained" and not node.final.get("drained")
-        ]
-        stopped = [node.name for node in self.nodes if node.state != "drained"]
-        detail = "labs stopped; " + (
-            "queues drained"
-            if not undrained
-            else f"queue not drained within {drain_limit_s:g} s: " + ", ".join(undrained)
-        )
-        if stopped:
-            detail += "; not stopped cleanly: " + ", ".join(stopped)
-        self._event("drain", detail)
+        self._said_drain(fates, drain_limit_s)
         self._events_file.close()
         for lane in self.lanes:
             self._audit(lane)
@@ -149,9 +180,11 @@ class RunEnd:
                             node, "lab-hung", f"{name} lab incarnation {inc} did not come up for the drain: {info}"
                         )
 
-    def _stop_and_drain(self, drain_limit_s: float) -> None:
+    def _stop_and_drain(self, drain_limit_s: float) -> dict[int, dict]:
         """Stop every running lab and wait, bounded, while each drains its queue; a lab that
-        dies, goes silent or overstays is killed and named."""
+        dies, goes silent or overstays is killed and named. Returns what happened to each
+        lab lost while draining (by its index in ``nodes``): :meth:`_lost_at_end`'s."""
+        fates: dict[int, dict] = {}
         for node in self.nodes:
             if node.state == "running":
                 node.send("stop")
@@ -172,24 +205,30 @@ class RunEnd:
                         closed = True  # its end of the pipe is gone: it is exiting
                         node.proc.join(KILL_WAIT_S)
                 name = node.name
+                i = self.nodes.index(node)
                 if closed or not node.proc.is_alive():
-                    self._lost_at_end(
-                        node, "lab-died", f"{name} lab exited while draining (exit status {node.proc.exitcode})"
+                    status = node.proc.exitcode
+                    fates[i] = self._lost_at_end(
+                        node, "lab-died", f"{name} lab exited while draining (exit status {status})"
                     )
+                    fates[i]["how"] = f"exited while draining (exit status {status})"
                 elif node.silent_for() > HUNG_S:
                     since = self.now() - node.silent_for()
-                    self._lost_at_end(
+                    fates[i] = self._lost_at_end(
                         node,
                         "lab-hung",
                         f"{name} lab not responding since {max(0.0, since):.1f} s while draining; killed (SIGKILL)",
                     )
+                    fates[i]["how"] = "killed as hung while draining (SIGKILL)"
                 elif time.monotonic() > deadline:
-                    self._lost_at_end(
+                    fates[i] = self._lost_at_end(
                         node,
                         "lab-hung",
                         f"{name} lab did not stop within "
                         f"{drain_limit_s + CLIENT_JOIN_S:g} s of the end; killed (SIGKILL)",
                     )
+                    fates[i]["how"] = f"did not stop within {drain_limit_s + CLIENT_JOIN_S:g} s; killed (SIGKILL)"
+        return fates
 
     def _record_the_end(self, summary: dict) -> None:
         """The recording's last tick and its final record (each lane's totals and knobs)."""
@@ -221,13 +260,61 @@ class RunEnd:
         )
         self.recorder.close()
 
-    def _lost_at_end(self, node: LabHandle, kind: str, reason: str) -> None:
-        """A lab lost while draining: killed, judged as a dead node, its lane failed."""
+    def _lost_at_end(self, node: LabHandle, kind: str, reason: str) -> dict:
+        """A lab lost while draining: killed, judged as a dead node, its lane failed.
+        Returns what it left: its queue's depth at its last report (``queued``) and the
+        acknowledged writes the judgement found lost with it (``lost``)."""
+        queued = node.gauges.get("queue_depth", 0)  # its last report (the kill clears its gauges)
+        before = node.lane.auditor.counts["lost_write"]
         node.kill()
         self._consume()
         self._judge_dead([node])
         node.state = "failed"
         self._fail(node, kind, reason)
+        return {
+            "fate": "killed" if kind == "lab-hung" else "died",
+            "queued": queued,
+            "lost": node.lane.auditor.counts["lost_write"] - before,
+        }
+
+    def _unfired(self) -> None:
+        """Faults of the run's timeline that did not fire because the run ended before
+        their time (interrupted, or every lane had failed): said in one event, never dropped
+        in silence. (A run that reaches its end fires every one first: :attr:`due`.)"""
+        left = [(at, kind) for at, kind, _args, _kw in self._schedule if kind in BY_NAME]
+        if not left:
+            return
+        why = f"interrupted ({self.interrupted})" if self.interrupted else "every lane had failed"
+        if not self.interrupted and not self.all_failed:
+            why = "the run ended first"
+        listed = ", ".join(f"{BY_NAME[kind].noun} at {at:g} s" for at, kind in left[:10])
+        more = f" and {len(left) - 10:,} more" if len(left) > 10 else ""
+        self._event(
+            "faults-not-fired",
+            f"{len(left):,} scheduled fault{'s' if len(left) != 1 else ''} not fired: the run stopped at "
+            f"{self.now():.2f} s, {why}: {listed}{more}",
+        )
+
+    def _said_drain(self, fates: dict[int, dict], drain_limit_s: float) -> None:
+        """The drain's event: what happened to each lab's queue, from what happened (the
+        lab's own report, or its kill and the judgement of what it took with it), in its
+        detail and, one entry per lab, in its ``labs``."""
+        labs = []
+        for i, node in enumerate(self.nodes):
+            queue = queues_writes(node.cfg.strategy)
+            durable = queue and node.cfg.write_behind.durable
+            entry: dict = {"lab": node.name, "lane": node.cfg.label, "node": node.node, "queue": None}
+            if queue:
+                entry["queue"] = "durable" if durable else "volatile"
+            if i in fates:
+                entry.update(fates[i])
+            elif node.state == "drained":
+                left = (node.final or {}).get("queue_depth", 0)
+                entry.update(fate="drained" if node.final.get("drained") else "not-drained", queued=left)
+            else:
+                entry.update(fate="failed")
+            labs.append(entry)
+        self._event("drain", _drain_words(labs, drain_limit_s), extra={"labs": labs})
 
     def _reap(self, node: LabHandle) -> None:
         """Make sure the lab has exited (bounded), without touching its counters; its standby

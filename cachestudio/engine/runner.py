@@ -6,12 +6,14 @@ gauges, tail the history, fire due faults, notice dead labs) and returns quickly
 a CLI loop or a window timer can drive it. :func:`run` is the blocking headless driver.
 
 The run is split by job: the plan and its checks are :mod:`plan`, the lanes and their
-nodes' lab processes :mod:`nodes`, the faults (:class:`faultinjection.FaultInjection`)
-and the end of the run (drain, audit, summary: :class:`runend.RunEnd`) are bases of
-:class:`Run`; this module keeps the clock, the schedule, the observer's round and the
-controls, and re-exports what its importers always found here (``Plan``, ``check_plan``,
-``LabFailed``, ``lane_summary``, …). The schedule fires each fault kind by its declared
-command (:attr:`faultkinds.FaultKind.command`).
+nodes' lab processes :mod:`nodes`, the faults (:class:`faultinjection.FaultInjection`),
+their deadlines (:class:`schedule.Schedule`) and the end of the run (drain, audit,
+summary: :class:`runend.RunEnd`) are bases of :class:`Run`; this module keeps the clock,
+the observer's round and the controls, and re-exports what its importers always found
+here (``Plan``, ``check_plan``, ``LabFailed``, ``lane_summary``, …). The schedule fires
+each fault kind by its declared command (:attr:`faultkinds.FaultKind.command`), at its
+time: the round fires what is due first and between its heavy steps, and a driver sleeps
+only until the next deadline (:meth:`Run.sleep_for`).
 
 Nothing fails silently (DESIGN.md §5, §6). Every wait here is bounded: a lab that sends
 nothing for ``HUNG_S`` is named ("not responding since 4.2 s"), killed and restarted; a
@@ -32,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import LIVE_KNOBS, ConfigError, validate
-from .faultinjection import ENDS, FaultInjection
-from .faultkinds import BY_NAME, FAULTS
+from .faultinjection import FaultInjection
+from .faultkinds import FAULTS
 from .history import HistoryWriter
 from .lab import CLIENT_JOIN_S, DRAIN_LIMIT_S, LanePaths
 from .nodes import (
@@ -50,6 +52,7 @@ from .nodes import (
 )
 from .plan import Plan, check_plan, check_run_dir, durability
 from .runend import RunEnd
+from .schedule import Schedule
 from .serverwatch import ServerWatcher, ServerWatching
 from .storage import LaneStorage, RunServers, traversable
 from .summary import SUMMARY_NAMES, lane_summary
@@ -88,9 +91,10 @@ STEP_WAIT_S = 15.0  # the longest a step waits for its operations (injected late
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
 
 
-class Run(FaultInjection, RunEnd, ServerWatching):
+class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
     """One run: its labs, its clock, its schedule of faults, its observer round (see the
-    module's docstring). The faults are :class:`FaultInjection`'s, the end :class:`RunEnd`'s."""
+    module's docstring). The faults are :class:`FaultInjection`'s, the end :class:`RunEnd`'s,
+    the schedule :class:`Schedule`'s."""
 
     def __init__(
         self,
@@ -138,6 +142,7 @@ class Run(FaultInjection, RunEnd, ServerWatching):
         self.run_failures: list[dict] = []
         self._schedule: list[tuple[float, str, tuple, dict]] = []
         self._due: float | None = None  # when the scheduled fault firing now was due
+        self._firing: str | None = None  # ... and its name (a fault kind's, or an end's)
         #: What a scheduled item calls: each fault kind's command, and the ends faults schedule.
         self._handlers: dict[str, Callable] = {kind.name: getattr(self, kind.command) for kind in FAULTS}
         self._handlers.update(
@@ -172,8 +177,18 @@ class Run(FaultInjection, RunEnd, ServerWatching):
         return self._clock() - self.t0
 
     def _event(
-        self, kind: str, detail: str, injected: bool = False, lane: str | None = None, at: float | None = None
+        self,
+        kind: str,
+        detail: str,
+        injected: bool = False,
+        lane: str | None = None,
+        at: float | None = None,
+        extra: dict | None = None,
     ) -> None:
+        """Record an event (the history's, the recording's, the observer's). One made while a
+        scheduled item fires carries ``due``, the run time it was scheduled for (``start -
+        due`` is its lateness), and ``scheduled``, that item's name. ``extra``: more fields
+        (the drain's per-lab ``labs``)."""
         t = round(self.now() if at is None else at, 6)
         ev = {
             "id": f"ev#{len(self.events)}",
@@ -188,6 +203,11 @@ class Run(FaultInjection, RunEnd, ServerWatching):
             "injected": injected,
             "detail": detail,
         }
+        if self._due is not None:
+            ev["due"] = round(self._due, 6)
+            ev["scheduled"] = self._firing
+        if extra:
+            ev.update(extra)
         self.events.append(ev)
         if not self.run_failures:
             try:
@@ -295,19 +315,6 @@ class Run(FaultInjection, RunEnd, ServerWatching):
         node.proc.join(KILL_WAIT_S)  # its pipe closed: it is exiting
         return f"it exited with status {node.proc.exitcode}"
 
-    def schedule(self, at: float, kind: str, *args, **kwargs) -> None:
-        """Run a fault at run time ``at``: a fault kind's name (its command is called with
-        ``args``/``kwargs``: its parameters by name) or an end a fault scheduled. At one
-        instant, what ends goes before what starts (a window touching the next one ends first)."""
-        if kind not in self._handlers:
-            raise ConfigError(f"nothing to schedule called {kind!r} (the fault kinds: {', '.join(BY_NAME)})")
-        self._schedule.append((at, kind, args, kwargs))
-        self._schedule.sort(key=lambda item: (item[0], item[1] not in ENDS))
-
-    def _fire_time(self) -> float:
-        """When the fault firing now was due (its end is counted from there), or now."""
-        return self.now() if self._due is None else self._due
-
     def _go(self, node: LabHandle) -> None:
         node.send("go", self.t0, self.plan.duration_s, self.outage_on)
         if self.paused:
@@ -318,13 +325,7 @@ class Run(FaultInjection, RunEnd, ServerWatching):
 
     def tick(self) -> None:
         """One round: faults due, messages, history, restarts. Returns quickly."""
-        now = self.now()
-        while self._schedule and self._schedule[0][0] <= now:
-            self._due, kind, args, kwargs = self._schedule.pop(0)
-            try:
-                self._handlers[kind](*args, **kwargs)
-            finally:
-                self._due = None
+        self.fire_due()
         for node in self.nodes:
             for msg in node.poll():
                 self._handle(node, msg)
@@ -349,7 +350,7 @@ class Run(FaultInjection, RunEnd, ServerWatching):
                     "lab-hung",
                     f"{name} lab did not come up within {READY_TIMEOUT_S:g} s; killed (SIGKILL) and restarted",
                 )
-        self._consume()
+        self._consume(between=self.fire_due)  # a lane's history can take a while: faults fire between lanes
         self._watch_servers()
         # A burst ends when no lab has any of it left (after one gauge round at least).
         if (
@@ -366,7 +367,9 @@ class Run(FaultInjection, RunEnd, ServerWatching):
             self.restart()
         if time.monotonic() >= self._next_confirm:
             self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
+            self.fire_due()
             self._confirm()
+        self.fire_due()
         if self.recorder is not None and self.recorder.due(self.now()):
             self.recorder.tick(self.now(), self.tick_state())
 
@@ -437,10 +440,14 @@ class Run(FaultInjection, RunEnd, ServerWatching):
             node.state = "failed"
             self._fail(node, "lab-refused", f"{node.name} lab incarnation {node.inc} refused to start: {msg[1]}")
 
-    def _consume(self) -> None:
+    def _consume(self, between: Callable[[], None] | None = None) -> None:
+        """Read every lane's new history records: statistics, the live audit, the recording.
+        ``between``: called before each lane's (the round fires the faults due)."""
         rec = self.recorder
         raw: list | None = [] if rec is not None else None
         for i, lane in enumerate(self.lanes):
+            if between is not None:
+                between()
             records = lane.read_history(raw)
             if records:
                 lane.stats.add(records)
@@ -451,6 +458,8 @@ class Run(FaultInjection, RunEnd, ServerWatching):
                     rec.anomalies(i, self.now(), found)
                 if self.on_records is not None:
                     self.on_records(i, records, found)
+        if between is not None:
+            between()
 
     def _found(self, i: int, found: list) -> None:
         """Anomalies found outside the history's stream (at a kill, at the end)."""
@@ -607,7 +616,7 @@ def run(
         r.start()
         while not r.due and stop.signal is None and not r.all_failed:
             r.tick()
-            time.sleep(tick_s)
+            time.sleep(r.sleep_for(tick_s))
         r.interrupted = stop.signal
         summary = r.finish(INTERRUPT_DRAIN_S if stop.signal else DRAIN_LIMIT_S)
         if history is not None:
