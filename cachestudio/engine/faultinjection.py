@@ -14,7 +14,8 @@ schedules its own end (:meth:`runner.Run.schedule`).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import LaneConfig, validate
@@ -82,7 +83,7 @@ class FaultInjection:
         reaped and their deaths marked, so no other node's commit falls between the kill and
         the mark (:meth:`_fence`)."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
-        fences, unfenced = self._fence(dead)
+        fences, unfenced = self._fence([n.lane for n in dead if not _keeps_queue(n.cfg)])
         marks: dict = {}
         try:
             for n in dead:
@@ -196,7 +197,9 @@ class FaultInjection:
                 found = lane.auditor.server_gone(
                     after,
                     upto,
-                    lambda delivered, n=death.number: lane.storage.store_at_server_death(n, delivered, AUDIT_TIMEOUT_S),
+                    lambda delivered, d=death: _with(
+                        lane.storage.store_at_server_death(d.number, delivered, AUDIT_TIMEOUT_S), d.kept
+                    ),
                 )
             except Exception as exc:  # noqa: BLE001 - said; judged against the drained store
                 self._fail(
@@ -217,12 +220,14 @@ class FaultInjection:
         if server is None or server.pid is not None or server.death() is not None:
             return
         cut = self.now()  # every write acknowledged so far was acknowledged by the dead server
-        for death in self._server_deaths:
-            if death.cut is None and self.servers.redis_persistence(death.lane.cfg) == aof:
-                death.cut = cut
-                death.lane.auditor.hold_upto = cut
+        open_deaths = [
+            d for d in self._server_deaths if d.cut is None and self.servers.redis_persistence(d.lane.cfg) == aof
+        ]
+        for death in open_deaths:
+            death.cut = cut
+            death.lane.auditor.hold_upto = cut
         try:
-            server.start()
+            kept = self._reopen(server, open_deaths)
         except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
             for lane in self.lanes:
                 if lane.cfg.backends.cache == "redis" and self.servers.redis_persistence(lane.cfg) == aof:
@@ -240,12 +245,47 @@ class FaultInjection:
                 held = "its entries could not be counted"
             self._event(
                 "cache-server-back",
-                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}",
+                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}"
+                + kept.get(lane, ""),
                 lane=lane.cfg.label,
                 at=cut,  # the cut: writes acknowledged up to it were the dead server's
             )
 
-    def _fence(self, dead: list[LabHandle]) -> tuple[dict, list[tuple[str, str]]]:
+    def _reopen(self, server, deaths: list[ServerDeath]) -> dict:
+        """Start the killed cache server again and read, from each lane's queue streams, the
+        acknowledged writes it kept (``ServerDeath.kept``: still queued, so not lost; a
+        flusher may coalesce them with newer ones). The lanes' stores are fenced meanwhile
+        (:meth:`_fence`): a flusher removes entries from a stream only after its store
+        commit, so none the server kept is gone before it is read. Returns what each lane's
+        event says of it."""
+        fences, unfenced = self._fence([d.lane for d in deaths])
+        said: dict = {}
+        try:
+            before_ms = int(time.time() * 1000)  # stream ids are the server's clock (ms)
+            server.start()
+            for death in deaths:
+                try:
+                    death.kept = death.lane.storage.queued(before_ms)
+                    said[death.lane] = f"; {len(death.kept):,} acknowledged writes still queued in its streams"
+                except Exception as exc:  # noqa: BLE001 - said; judged as if it had kept none
+                    self._fail(
+                        death.lane,
+                        "audit",
+                        f"{death.lane.cfg.label}: the queue streams could not be read when the cache server "
+                        f"came back ({_one_line(exc)}); its writes are judged as if it had kept none",
+                    )
+        finally:
+            held = self._unfence(fences, [], {}, unfenced)
+        for death in deaths:
+            if death.lane in said and held is not None:
+                said[death.lane] += f" (the store's commits held {held * 1000:.0f} ms while they were read)"
+        for label, why in unfenced:
+            for death in deaths:
+                if death.lane.cfg.label == label:
+                    said[death.lane] = said.get(death.lane, "") + f" (the store's commits not held: {why})"
+        return said
+
+    def _fence(self, lanes: list[Lane]) -> tuple[dict, list[tuple[str, str]]]:
         """Stop the commits of every store in which a death is to be marked, before the kill
         (:class:`storage.CommitFence`), each within ``FENCE_WAIT_S``. A lane in an outage
         needs none (the outage's connection holds a stronger lock, and marks through it).
@@ -253,9 +293,8 @@ class FaultInjection:
         (their deaths are marked right after the kill without one, as said in the event)."""
         fences: dict = {}
         unfenced: list[tuple[str, str]] = []
-        for n in dead:
-            lane = n.lane
-            if _keeps_queue(n.cfg) or lane.outage is not None or lane in fences:
+        for lane in lanes:
+            if lane.outage is not None or lane in fences:
                 continue
             fence = lane.storage.fence()
             try:
@@ -534,6 +573,16 @@ class ServerDeath:
     lane: Lane
     number: int
     cut: float | None = None
+    #: (key, version) of the acknowledged writes the server kept in the lane's queue streams
+    kept: set[tuple[str, int]] = field(default_factory=set)
+
+
+def _with(store: dict[str, int], kept: set[tuple[str, int]]) -> dict[str, int]:
+    """``store`` with the writes still queued counted as in it (the queue delivers them)."""
+    out = dict(store)
+    for key, version in kept:
+        out[key] = max(out.get(key, 0), version)
+    return out
 
 
 def _one_line(exc: BaseException) -> str:

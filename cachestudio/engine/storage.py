@@ -31,7 +31,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -335,6 +335,22 @@ class LaneStorage:
         the store at the ``death``-th death of the lane's cache server, with the commits of
         the ``delivered`` writes whenever they landed (``backends.store_at_mark``)."""
         return store_at_mark(self.paths.store, server_writer(self.cfg.label, death), delivered, timeout_s)
+
+    def queued(self, before_ms: int) -> set[tuple[str, int]]:
+        """(key, version) of every entry of the lane's durable queue streams (one per node)
+        added before ``before_ms`` (the Redis server's clock: a stream id's first part)."""
+        from .redis_cache import redis_client
+
+        client = redis_client(self.ep.redis_url)
+        try:
+            out = set()
+            for node in range(self.ep.nodes):
+                stream = queue_stream(replace(self.ep, node=node))
+                for _sid, fields in client.xrange(stream, "-", str(before_ms - 1)):
+                    out.add((str(fields["k"]), int(fields["v"])))
+            return out
+        finally:
+            client.connection_pool.disconnect()
 
     def _marker(self, timeout_s: float):
         """The lane's own PostgreSQL connection for death marks, kept open (a new one costs
