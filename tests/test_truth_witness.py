@@ -12,7 +12,15 @@ acknowledged writes newer than that are lost, even where a later write to the ke
 them; any other acknowledged write newer than the final row is lost too. The lab's count
 (the summary) must equal it, run by run, over seeded runs of 3 nodes, a volatile
 write-behind lane, 10 keys, read ratio 0.5, a flush every 0.25 s. ``CACHESTUDIO_LONG=1``
-sweeps 24 seeds instead of 5.
+sweeps 24 seeds instead of 5. The lab fences the store around the kill (its commits held
+while the node is killed and its death marked): a survivor's commit is then before the
+kill or after the mark, and the witness's cut (the first disconnection, at the kill) lies
+between; the dead node's statement that waited on the fence and committed after it is one
+of "every version the dead incarnation committed" in both counts.
+
+Item 2 of the issue, the same witness: a durable Redis stream queue whose cache server the
+run kills, with the server's AOF turned off by the test (the lab must count exactly the
+writes the store never got) and left on (none lost, none counted).
 
 Diskcache + SQLite has no such outside witness: ``--run-dir`` must be new or empty, so a
 store file with the test's own trigger cannot be laid down before the lab opens it (and
