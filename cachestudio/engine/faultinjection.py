@@ -81,9 +81,9 @@ class FaultInjection:
         The store orders each death itself: its commits are stopped (a
         :class:`storage.CommitFence`) before the kill and let go once the dead nodes are
         reaped and their deaths marked, so no other node's commit falls between the kill and
-        the mark (:meth:`_fence`)."""
+        the mark (:func:`_fence`)."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
-        fences, unfenced = self._fence([n.lane for n in dead if not _keeps_queue(n.cfg)])
+        fences, unfenced = _fence([n.lane for n in dead if not _keeps_queue(n.cfg)])
         marks: dict = {}
         try:
             for n in dead:
@@ -94,7 +94,7 @@ class FaultInjection:
                     n.proc.join(KILL_WAIT_S)  # reaped: its sockets are closed
                 marks[n] = self._mark_death(n, fences.get(n.lane))
         finally:
-            held = self._unfence(fences, dead, marks, unfenced)  # whatever happened: let go
+            held = _unfence(fences, dead, marks, unfenced)  # whatever happened: let go
         for n in dead:
             n.kill()  # tidied: history trimmed, pipe closed
         # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
@@ -255,10 +255,10 @@ class FaultInjection:
         """Start the killed cache server again and read, from each lane's queue streams, the
         acknowledged writes it kept (``ServerDeath.kept``: still queued, so not lost; a
         flusher may coalesce them with newer ones). The lanes' stores are fenced meanwhile
-        (:meth:`_fence`): a flusher removes entries from a stream only after its store
+        (:func:`_fence`): a flusher removes entries from a stream only after its store
         commit, so none the server kept is gone before it is read. Returns what each lane's
         event says of it."""
-        fences, unfenced = self._fence([d.lane for d in deaths])
+        fences, unfenced = _fence([d.lane for d in deaths])
         said: dict = {}
         try:
             before_ms = int(time.time() * 1000)  # stream ids are the server's clock (ms)
@@ -275,7 +275,7 @@ class FaultInjection:
                         f"came back ({_one_line(exc)}); its writes are judged as if it had kept none",
                     )
         finally:
-            held = self._unfence(fences, [], {}, unfenced)
+            held = _unfence(fences, [], {}, unfenced)
         for death in deaths:
             if death.lane in said and held is not None:
                 said[death.lane] += f" (the store's commits held {held * 1000:.0f} ms while they were read)"
@@ -284,43 +284,6 @@ class FaultInjection:
                 if death.lane.cfg.label == label:
                     said[death.lane] = said.get(death.lane, "") + f" (the store's commits not held: {why})"
         return said
-
-    def _fence(self, lanes: list[Lane]) -> tuple[dict, list[tuple[str, str]]]:
-        """Stop the commits of every store in which a death is to be marked, before the kill
-        (:class:`storage.CommitFence`), each within ``FENCE_WAIT_S``. A lane in an outage
-        needs none (the outage's connection holds a stronger lock, and marks through it).
-        Returns the fences by lane, and the lanes whose fence could not be taken, with why
-        (their deaths are marked right after the kill without one, as said in the event)."""
-        fences: dict = {}
-        unfenced: list[tuple[str, str]] = []
-        for lane in lanes:
-            if lane.outage is not None or lane in fences:
-                continue
-            fence = lane.storage.fence()
-            try:
-                fence.take(FENCE_WAIT_S)
-            except Exception as exc:  # noqa: BLE001 - marked without it, and said
-                unfenced.append((lane.cfg.label, _one_line(exc)))
-                continue
-            fences[lane] = fence
-        return fences, unfenced
-
-    def _unfence(self, fences: dict, dead: list[LabHandle], marks: dict, unfenced: list) -> float | None:
-        """Let every fence go (COMMIT: the death rows go in). A fence whose commit failed
-        leaves no death row: its lane's marks become that failure (judged at the end, said).
-        Returns the longest time a fence held its store's commits (None: none held)."""
-        held = None
-        for lane, fence in fences.items():
-            try:
-                fence.release()
-            except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
-                unfenced.append((lane.cfg.label, f"its commit failed: {_one_line(exc)}"))
-                for n in dead:
-                    if n.lane is lane and n in marks:
-                        marks[n] = exc
-                continue
-            held = max(held or 0.0, fence.held_s)
-        return held
 
     def _mark_death(self, node: LabHandle, fence=None):
         """Mark the node's death in its store's commit log, right after the kill, through
@@ -561,6 +524,45 @@ class FaultInjection:
                 except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
                     pass
                 lane.outage = None
+
+
+def _fence(lanes: list[Lane]) -> tuple[dict, list[tuple[str, str]]]:
+    """Stop the commits of every store in which a death is to be marked, before the kill
+    (:class:`storage.CommitFence`), each within ``FENCE_WAIT_S``. A lane in an outage
+    needs none (the outage's connection holds a stronger lock, and marks through it).
+    Returns the fences by lane, and the lanes whose fence could not be taken, with why
+    (their deaths are marked right after the kill without one, as said in the event)."""
+    fences: dict = {}
+    unfenced: list[tuple[str, str]] = []
+    for lane in lanes:
+        if lane.outage is not None or lane in fences:
+            continue
+        fence = lane.storage.fence()
+        try:
+            fence.take(FENCE_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - marked without it, and said
+            unfenced.append((lane.cfg.label, _one_line(exc)))
+            continue
+        fences[lane] = fence
+    return fences, unfenced
+
+
+def _unfence(fences: dict, dead: list[LabHandle], marks: dict, unfenced: list) -> float | None:
+    """Let every fence go (COMMIT: the death rows go in). A fence whose commit failed
+    leaves no death row: its lane's marks become that failure (judged at the end, said).
+    Returns the longest time a fence held its store's commits (None: none held)."""
+    held = None
+    for lane, fence in fences.items():
+        try:
+            fence.release()
+        except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+            unfenced.append((lane.cfg.label, f"its commit failed: {_one_line(exc)}"))
+            for n in dead:
+                if n.lane is lane and n in marks:
+                    marks[n] = exc
+            continue
+        held = max(held or 0.0, fence.held_s)
+    return held
 
 
 @dataclass
