@@ -12,7 +12,15 @@ acknowledged writes newer than that are lost, even where a later write to the ke
 them; any other acknowledged write newer than the final row is lost too. The lab's count
 (the summary) must equal it, run by run, over seeded runs of 3 nodes, a volatile
 write-behind lane, 10 keys, read ratio 0.5, a flush every 0.25 s. ``CACHESTUDIO_LONG=1``
-sweeps 24 seeds instead of 5.
+sweeps 24 seeds instead of 5. The lab fences the store around the kill (its commits held
+while the node is killed and its death marked): a survivor's commit is then before the
+kill or after the mark, and the witness's cut (the first disconnection, at the kill) lies
+between; the dead node's statement that waited on the fence and committed after it is one
+of "every version the dead incarnation committed" in both counts.
+
+Item 2 of the issue, the same witness: a durable Redis stream queue whose cache server the
+run kills, with the server's AOF turned off by the test (the lab must count exactly the
+writes the store never got) and left on (none lost, none counted).
 
 Diskcache + SQLite has no such outside witness: ``--run-dir`` must be new or empty, so a
 store file with the test's own trigger cannot be laid down before the lab opens it (and
@@ -29,7 +37,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import cli, require
+import redis
+from helpers import cli, require, start_cli, wait_until
 
 from cachestudio.engine.pg_store import app_name
 from cachestudio.engine.servers import PostgresServer, postgres_bindir, redis_server
@@ -168,7 +177,8 @@ def _truth(run: dict) -> dict:
     at_end = {r["id"] for r in acked if r["inc"] != dead and r["version"] > final.get(r["key"], 0)}
     by_id = {r["id"]: r for r in acked}
     hidden = {i for i in at_kill if final.get(by_id[i]["key"], 0) >= by_id[i]["version"]}
-    return {"lost": at_kill | at_end, "hidden": hidden, "crash_at": crash["start"]}
+    held = re.search(r"commits were held (\d+) ms", crash.get("detail", ""))
+    return {"lost": at_kill | at_end, "hidden": hidden, "crash_at": crash["start"], "held_ms": held and held[1]}
 
 
 def test_lost_writes_equal_the_truth_of_a_witness_the_lab_did_not_write(witness_pg, tmp_path):
@@ -180,13 +190,160 @@ def test_lost_writes_equal_the_truth_of_a_witness_the_lab_did_not_write(witness_
         lane = run["summary"]["lanes"][0]
         lab = lane["anomalies"]["lost_writes"]
         listed = {a["records"][0] for a in lane["anomaly_list"] if a["kind"] == "lost_write"}
-        rows.append((seed, lab, len(truth["lost"]), len(truth["hidden"])))
+        rows.append((seed, lab, len(truth["lost"]), len(truth["hidden"]), truth["held_ms"]))
         complete = len(lane["anomaly_list"]) < 200  # (the list is cut at 200 anomalies of any kind)
         if lab != len(truth["lost"]) or (complete and listed != truth["lost"]):
             mismatched.append((seed, lab, sorted(truth["lost"] - listed), sorted(listed - truth["lost"])))
-    report = "\n".join(f"seed {s}: lab {lab}, truth {t} (hidden by later writes: {h})" for s, lab, t, h in rows)
+    report = "\n".join(
+        f"seed {s}: lab {lab}, truth {t} (hidden by later writes: {h}; commits held {ms} ms around the kill)"
+        for s, lab, t, h, ms in rows
+    )
     print(report)
     assert not mismatched, f"lab vs truth differ: {mismatched}\n{report}"
     # the shape of issue 24's item 1: writes lost with the node, hidden by later writes of the others
-    assert any(h for *_, h in rows), f"no run lost a write that a later write hides:\n{report}"
-    assert sum(t for _, _, t, _ in rows) > 0
+    assert any(h for _, _, _, h, _ in rows), f"no run lost a write that a later write hides:\n{report}"
+    assert sum(t for _, _, t, _, _ in rows) > 0
+    # the store ordered the kill itself (a fence that could not be taken is said in the event)
+    assert any(ms is not None for *_, ms in rows), f"no kill held the store's commits:\n{report}"
+
+
+# -- item 2: a durable queue on a cache server that dies ---------------------------------
+
+QUEUE_LANE = "q"
+
+
+def _queue_run(server: PostgresServer, seed: int, tmp: Path, persistence: bool) -> dict:
+    """One seeded run of a durable Redis stream queue (2 nodes) whose cache server the
+    run kills at 1.5 s; ``persistence`` False: the test turns the server's AOF off (``CONFIG
+    SET appendonly no``, as someone with access to the server could) before the workload
+    starts, so the server comes back without what was queued."""
+    with psycopg.connect(server.conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE public.witness")
+    run_dir = Path(tempfile.mkdtemp(prefix="cs-q-")) / "run"  # short: a unix socket's path is bounded
+    hist, out = tmp / f"qhistory-{seed}-{persistence}.jsonl", tmp / f"qsummary-{seed}-{persistence}.json"
+    proc = start_cli(
+        "run",
+        "--lane",
+        f"{QUEUE_LANE}=write-behind",
+        "--queue",
+        "durable",
+        "--cache-backend",
+        "redis",
+        "--store-backend",
+        "postgresql",
+        "--postgres-url",
+        server.conninfo,
+        "--nodes",
+        "2",
+        "--crash-cache-server",
+        "1.5",
+        "--keys",
+        "10",
+        "--read-ratio",
+        "0.5",
+        "--flush-interval",
+        "0.4",
+        "--rate",
+        "600",
+        "--duration",
+        "3",
+        "--seed",
+        str(seed),
+        "--run-dir",
+        str(run_dir),
+        "--history",
+        str(hist),
+        "--json",
+        str(out),
+    )
+    try:
+        if not persistence:
+            sock = run_dir / "servers" / "redis-aof-always" / "redis.sock"
+
+            def answers() -> bool:
+                assert proc.poll() is None, proc.communicate()[1]
+                try:
+                    with redis.Redis(unix_socket_path=str(sock), socket_timeout=2) as client:
+                        return bool(client.ping())
+                except (redis.RedisError, OSError):
+                    return False
+
+            wait_until(answers, timeout=120)
+            with redis.Redis(unix_socket_path=str(sock), socket_timeout=2) as client:
+                client.config_set("appendonly", "no")
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
+    assert proc.returncode == 0, err
+    history = [json.loads(line) for line in hist.read_text().splitlines()]
+    with psycopg.connect(server.conninfo, autocommit=True) as conn:
+        witnessed = conn.execute("SELECT key, version FROM public.witness").fetchall()
+    return {"summary": json.loads(out.read_text()), "history": history, "witnessed": witnessed}
+
+
+def _queue_truth(run: dict) -> set[str]:
+    """Lost writes from the witness and the history alone, for a server that came back
+    without the queue (its AOF turned off before the first write). The cache server's death
+    splits the acknowledged writes: those that ended before the server was back (the
+    history's ``cache-server-back`` event: no server answered in between, so the dead one
+    acknowledged them) reach the store only through a batch the flusher had taken before
+    the death, so one of them is delivered if the witness saw a version of its key at least
+    as new committed by a write that also ended before then (a batch keeps the newest per
+    key); the others are judged against the final rows."""
+    ops = [r for r in run["history"] if r.get("lane") == QUEUE_LANE and r["kind"] == "write"]
+    back = [r["start"] for r in run["history"] if r["kind"] == "cache-server-back"]
+    cut = min(back) if back else float("inf")
+    before = {(r["key"], r["version"]) for r in ops if r["end"] <= cut}
+    covered: dict[str, int] = {}
+    final = _final(run)
+    for key, version in run["witnessed"]:
+        if (key, version) in before:
+            covered[key] = max(covered.get(key, 0), version)
+    lost = set()
+    for r in ops:
+        if r["acked"]:
+            held = covered if r["end"] <= cut else final
+            if r["version"] > held.get(r["key"], 0):
+                lost.add(r["id"])
+    return lost
+
+
+def _final(run: dict) -> dict[str, int]:
+    final: dict[str, int] = {}
+    for key, version in run["witnessed"]:
+        final[key] = max(final.get(key, 0), version)
+    return final
+
+
+def _never_stored(run: dict) -> set[str]:
+    """Acknowledged writes newer than any version of their key the witness saw committed."""
+    final = _final(run)
+    ops = [r for r in run["history"] if r.get("lane") == QUEUE_LANE and r["kind"] == "write" and r["acked"]]
+    return {r["id"] for r in ops if r["version"] > final.get(r["key"], 0)}
+
+
+@pytest.mark.parametrize("persistence", [False, True], ids=["aof-forced-off", "aof-always"])
+def test_writes_queued_on_a_cache_server_that_dies_are_counted_from_the_store(witness_pg, tmp_path, persistence):
+    """Issue 24, item 2: without persistence the server comes back without the queue, and
+    the lab counts exactly the writes the store never got (hidden or not by later writes).
+    With its AOF fsynced always the server keeps them and the queue delivers them (a
+    flusher may coalesce one with a newer write of its key, made after the server was back:
+    the witness cannot tell that from a loss, so it checks that every acknowledged write's
+    key reached at least its version), and the lab counts none."""
+    rows = []
+    for seed in [1, 2, 3, 4] if LONG else [1]:
+        run = _queue_run(witness_pg, seed, tmp_path, persistence)
+        lane = run["summary"]["lanes"][0]
+        truth = set() if persistence else _queue_truth(run)
+        listed = {a["records"][0] for a in lane["anomaly_list"] if a["kind"] == "lost_write"}
+        queued = [e["detail"] for e in run["history"] if e["kind"] == "cache-server-back"]
+        rows.append((seed, lane["anomalies"]["lost_writes"], truth, listed, _never_stored(run), queued))
+    report = "\n".join(f"seed {s}: lab {lab}, truth {len(t)}; {q}" for s, lab, t, _, _, q in rows)
+    print(report)
+    for _seed, lab, truth, listed, never, _ in rows:
+        assert lab == len(truth) and listed == truth, report
+        assert never <= truth, report  # a write the store never reached is always counted
+    if not persistence:
+        assert all(truth for _, _, truth, *_ in rows), f"no write was lost with the AOF off:\n{report}"

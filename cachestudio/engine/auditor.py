@@ -101,6 +101,9 @@ class LaneAuditor:
         self.counts = dict.fromkeys(ANOMALY_KINDS, 0)
         self.anomalies: list[Anomaly] = []
         self._risk: int | None = None  # at risk as of the last timed store check
+        #: Acknowledged writes that ended up to this time are never confirmed by a later read
+        #: of the store: a cache server holding their queue died (``server_gone`` judges them).
+        self.hold_upto = float("-inf")
 
     # -- live ------------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class LaneAuditor:
             held = store.get(key)
             if held is None:
                 continue
-            left = [w for w in self.unconfirmed[key] if w[0] > held]
+            left = [w for w in self.unconfirmed[key] if w[0] > held or w[2] <= self.hold_upto]
             if left:
                 self.unconfirmed[key] = left
             else:
@@ -273,6 +276,29 @@ class LaneAuditor:
             writes=mine,
         )
         self._risk = 0 if node is None else None  # the others' risk: counted again at the next check
+        return found
+
+    def server_gone(self, after: float, upto: float, store_at) -> list[Anomaly]:
+        """The cache server holding the lane's durable queues died (it may not have kept
+        them): judge the unconfirmed writes acknowledged in (``after``, ``upto``] against
+        ``store_at(their (key, version)s)``, the store at its death (the commits before it,
+        and those of these very writes, which only a queue that kept them can have made)."""
+        mine: dict = {}
+        for key in list(self.unconfirmed):
+            writes = self.unconfirmed[key]
+            held = [w for w in writes if after < w[2] <= upto]
+            if held:
+                mine[key] = held
+                left = [w for w in writes if not after < w[2] <= upto]
+                if left:
+                    self.unconfirmed[key] = left
+                else:
+                    del self.unconfirmed[key]
+        store = store_at({(key, w[0]) for key, writes in mine.items() for w in writes})
+        found: list[Anomaly] = []
+        self._judge_unconfirmed(
+            store, found, lambda held: f"held {_v(held)} when the cache server holding its queue died", writes=mine
+        )
         return found
 
     def _judge_unconfirmed(

@@ -689,6 +689,35 @@ def store_at_death(
         reader.close()
 
 
+def store_at_mark(path: Path, dead: Writer, delivered: set[tuple[str, int]], timeout_s: float = 5.0) -> dict[str, int]:
+    """The store as it was at the death of ``dead`` (a cache server: :func:`server_writer`)
+    in the commit log of the store file ``path`` (read-only: at the end, when the log is
+    complete): every version committed before the death row, and every commit of a
+    ``delivered`` (key, version), whenever it landed. LookupError: no such death row."""
+    reader = sqlite3.connect(_read_only_uri(path), uri=True, timeout=timeout_s)
+    try:
+        row = reader.execute(
+            "SELECT seq FROM commits WHERE kind = 'death' AND lane = ? AND node = ? AND inc = ?",
+            (dead.lane, dead.node, dead.inc),
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"no death of {dead} in the commit log of {path}")
+        held: dict[str, int] = {}
+        for seq, key, version in reader.execute("SELECT seq, key, version FROM commits WHERE kind != 'death'"):
+            if seq < row[0] or (key, version) in delivered:
+                held[key] = max(held.get(key, 0), version)
+        return held
+    finally:
+        reader.close()
+
+
+def server_writer(lane: str, death: int) -> Writer:
+    """The writer whose death marks the ``death``-th (1, 2, …) death of a lane's cache server
+    holding its durable queues in the commit log: node -1, incarnation -``death`` (no app
+    node is one)."""
+    return Writer(lane, -1, -death)
+
+
 def commit_rows(path: Path, timeout_s: float = 5.0) -> list[tuple]:
     """The commit log of a store file, in commit order ([] for a file without one)."""
     if not Path(path).exists():
@@ -726,6 +755,29 @@ def write_items_file(rows: list[tuple], dest: Path, commits: list[tuple] | None 
     return {row[0]: row[1] for row in rows}
 
 
+def begin_locked(path: Path, mode: str, timeout_s: float, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A new connection to ``path`` in a ``BEGIN <mode>`` transaction (IMMEDIATE: the write
+    lock, readers go on; EXCLUSIVE: readers stop too outside WAL), taken within
+    ``timeout_s`` or ``sqlite3.OperationalError``. No busy timeout while it tries:
+    SQLite's busy handler backs off up to 100 ms between tries, and the labs' writers
+    (whose own timeouts are short) kept winning the lock in between (an outage was seen to
+    start 2 s late in delete-journal mode); it tries every 0.5 ms instead."""
+    conn = sqlite3.connect(str(path), timeout=0, isolation_level=None, check_same_thread=check_same_thread)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                conn.execute(f"BEGIN {mode}")
+                return conn
+            except sqlite3.OperationalError as exc:
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.0005)
+    except BaseException:
+        conn.close()
+        raise
+
+
 class OutageLock:
     """A real DB outage: another connection holds the database's exclusive lock.
 
@@ -739,24 +791,7 @@ class OutageLock:
 
     def acquire(self, timeout_s: float = 5.0) -> None:
         # check_same_thread off: taken on a thread of its own, read and released elsewhere.
-        # No busy timeout: SQLite's busy handler backs off up to 100 ms between tries, and
-        # the labs' writers (whose own timeouts are short) kept winning the lock in between
-        # (an outage was seen to start 2 s late in delete-journal mode). Try every 0.5 ms.
-        conn = sqlite3.connect(str(self.path), timeout=0, isolation_level=None, check_same_thread=False)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                try:
-                    conn.execute("BEGIN EXCLUSIVE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not is_transient(exc) or time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.0005)
-        except BaseException:
-            conn.close()
-            raise
-        self.conn = conn
+        self.conn = begin_locked(self.path, "EXCLUSIVE", timeout_s, check_same_thread=False)
 
     def versions(self) -> dict[str, int]:
         """Every row's version, read through the lock's own connection."""

@@ -14,11 +14,14 @@ schedules its own end (:meth:`runner.Run.schedule`).
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import LaneConfig, validate
 from .faultkinds import BY_NAME
 from .nodes import AUDIT_TIMEOUT_S, KILL_WAIT_S, LabHandle
+from .storage import durable_stream
 from .strategykinds import queues_writes
 
 if TYPE_CHECKING:
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from .storage import RunServers
 
 OUTAGE_LOCK_WAIT_S = 2.0  # the longest an outage waits to take a DB's lock from the labs
+#: The longest a kill waits to stop a store's commits (:meth:`FaultInjection._fence`): the
+#: other nodes' writes queue behind it, within their own lock timeout (250 ms by default).
+FENCE_WAIT_S = 0.1
 #: Scheduled items that end a fault (due before a start at the same instant).
 ENDS = frozenset({"outage-due", "slow-db-end", "slow-cache-end"})
 
@@ -55,6 +61,7 @@ class FaultInjection:
         _burst_since: float | None
         _db_base: dict[str, tuple[float, float]]
         _cache_base: dict[str, float]
+        _server_deaths: list[ServerDeath]
 
         # -- the host's methods (runner.Run) --
         def now(self) -> float: ...
@@ -69,18 +76,27 @@ class FaultInjection:
 
     def crash(self, node: int | None = None) -> None:
         """SIGKILL every lab (the app nodes: each holds its cache client and write-behind
-        queue), or only node ``node`` of each lane; restart them after the delay."""
+        queue), or only node ``node`` of each lane; restart them after the delay.
+
+        The store orders each death itself: its commits are stopped (a
+        :class:`storage.CommitFence`) before the kill and let go once the dead nodes are
+        reaped and their deaths marked, so no other node's commit falls between the kill and
+        the mark (:func:`_fence`)."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        fences, unfenced = _fence([n.lane for n in dead if not _keeps_queue(n.cfg)])
+        marks: dict = {}
+        try:
+            for n in dead:
+                if n.proc is not None and n.proc.is_alive():
+                    n.proc.kill()  # SIGKILL, all at once
+            for n in dead:
+                if n.proc is not None:
+                    n.proc.join(KILL_WAIT_S)  # reaped: its sockets are closed
+                marks[n] = self._mark_death(n, fences.get(n.lane))
+        finally:
+            held = _unfence(fences, dead, marks, unfenced)  # whatever happened: let go
         for n in dead:
-            if n.proc is not None and n.proc.is_alive():
-                n.proc.kill()  # SIGKILL, all at once
-        marks = {}
-        for n in dead:
-            if n.proc is not None:
-                n.proc.join(KILL_WAIT_S)  # reaped: its sockets are closed
-            # marked at once, before the node's files are tidied: the other nodes go on committing
-            marks[n] = self._mark_death(n)
-            n.kill()
+            n.kill()  # tidied: history trimmed, pipe closed
         # the labs are dead now: nothing was acknowledged after this (rounded as the event is,
         # so that writes found lost at the kill fall inside the crash's window)
         killed_at = round(self.now(), 6)
@@ -100,6 +116,13 @@ class FaultInjection:
             detail += "; volatile cache wiped"
         if self.outage_on and any(not _keeps_queue(n.cfg) for n in dead):
             detail += "; the store was read for the audit through the outage's own connection"
+        if held is not None:
+            detail += f"; the store's commits were held {held * 1000:.0f} ms around the kill"
+        for label, why in unfenced:
+            detail += (
+                f"; {label}: the store's commits could not be held around the kill ({why}): a commit "
+                "of another node in the moment between the kill and its mark counts as before it"
+            )
         self._event("crash" if node is None else "crash-node", detail, at=killed_at)
         self._restart_at = self.now() + self.plan.restart_delay_s
 
@@ -108,14 +131,23 @@ class FaultInjection:
 
     def crash_cache_server(self) -> None:
         """SIGKILL the run's own redis-server(s); each comes back after the restart delay:
-        empty without persistence, with what its append-only file had synced with AOF."""
+        empty without persistence, with what its append-only file had synced with AOF.
+
+        A lane whose durable write-behind queues live on a killed server gets the server's
+        death marked in its store's commit log at once (:meth:`_mark_server_death`): its
+        acknowledged writes still queued are judged at the end against the store at that
+        death (:meth:`_judge_server_deaths`), whatever the server kept, never against a
+        store that later writes may have moved past them."""
         killed = []
         for aof, server in sorted(self.servers.redis.items()):
             if server.pid is None:
                 continue
             pid = server.pid
-            server.kill()
+            server.kill()  # reaped
             killed.append(f"redis-server pid {pid} ({server.persistence})")
+            for lane in self.lanes:
+                if durable_stream(lane.cfg) and self.servers.redis_persistence(lane.cfg) == aof:
+                    self._mark_server_death(lane)
             self.schedule(self.now() + self.plan.restart_delay_s, "cache-server-back", aof)
         if killed:
             self._event(
@@ -131,14 +163,71 @@ class FaultInjection:
                 "--redis-url: a server the run was given is never crashed)",
             )
 
+    def _mark_server_death(self, lane: Lane) -> None:
+        """The death of the cache server holding ``lane``'s durable queues, marked in its
+        store's commit log right after the kill (through the outage's connection during one).
+        From now on the lane's acknowledged writes are not confirmed by a later read of the
+        store until the server is back (:meth:`cache_server_back` sets the cut): a write
+        acknowledged before it is judged against the store at this death. A mark that fails
+        is said; its writes are then judged against the drained store at the end."""
+        deaths = [d for d in self._server_deaths if d.lane is lane]
+        death = ServerDeath(lane, len(deaths) + 1)
+        try:
+            lane.storage.mark_server_death(death.number, lane.outage, timeout_s=AUDIT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - said; judged against the drained store at the end
+            self._fail(
+                lane,
+                "audit",
+                f"{lane.cfg.label}: the cache server's death could not be marked in the store's commit log "
+                f"({_one_line(exc)}); its queued writes are judged at the end against the drained store, "
+                "where a later write can hide a loss",
+            )
+            return
+        self._server_deaths.append(death)
+        lane.auditor.hold_upto = float("inf")  # until the server is back
+
+    def _judge_server_deaths(self, lane: Lane) -> None:
+        """At the end, with the store's commit log complete in the run directory: the
+        lane's acknowledged writes from each death of its cache server to the one before,
+        judged against the store at that death (:meth:`LaneAuditor.server_gone`)."""
+        after = float("-inf")
+        for death in [d for d in self._server_deaths if d.lane is lane]:
+            upto = float("inf") if death.cut is None else death.cut
+            try:
+                found = lane.auditor.server_gone(
+                    after,
+                    upto,
+                    lambda delivered, d=death: _with(
+                        lane.storage.store_at_server_death(d.number, delivered, AUDIT_TIMEOUT_S), d.kept
+                    ),
+                )
+            except Exception as exc:  # noqa: BLE001 - said; judged against the drained store
+                self._fail(
+                    lane,
+                    "audit",
+                    f"{lane.cfg.label}: the store at the cache server's death could not be read from the "
+                    f"commit log ({_one_line(exc)}); its queued writes are judged against the drained store",
+                )
+                found = []
+            self._found(self.lanes.index(lane), found)
+            after = upto
+        lane.auditor.hold_upto = float("-inf")
+
     def cache_server_back(self, aof: str) -> None:
         """The run's own redis-server of that persistence, killed by the fault, back. One
         that died on its own (a watcher named it) is never started again."""
         server = self.servers.redis.get(aof)
         if server is None or server.pid is not None or server.death() is not None:
             return
+        cut = self.now()  # every write acknowledged so far was acknowledged by the dead server
+        open_deaths = [
+            d for d in self._server_deaths if d.cut is None and self.servers.redis_persistence(d.lane.cfg) == aof
+        ]
+        for death in open_deaths:
+            death.cut = cut
+            death.lane.auditor.hold_upto = cut
         try:
-            server.start()
+            kept = self._reopen(server, open_deaths)
         except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
             for lane in self.lanes:
                 if lane.cfg.backends.cache == "redis" and self.servers.redis_persistence(lane.cfg) == aof:
@@ -156,17 +245,56 @@ class FaultInjection:
                 held = "its entries could not be counted"
             self._event(
                 "cache-server-back",
-                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}",
+                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}"
+                + kept.get(lane, ""),
                 lane=lane.cfg.label,
+                at=cut,  # the cut: writes acknowledged up to it were the dead server's
             )
 
-    def _mark_death(self, node: LabHandle):
-        """Mark the node's death in its store's commit log, right after the kill (None: a
-        node whose queue survives it, or a mark that failed: judged as said below)."""
+    def _reopen(self, server, deaths: list[ServerDeath]) -> dict:
+        """Start the killed cache server again and read, from each lane's queue streams, the
+        acknowledged writes it kept (``ServerDeath.kept``: still queued, so not lost; a
+        flusher may coalesce them with newer ones). The lanes' stores are fenced meanwhile
+        (:func:`_fence`): a flusher removes entries from a stream only after its store
+        commit, so none the server kept is gone before it is read. Returns what each lane's
+        event says of it."""
+        fences, unfenced = _fence([d.lane for d in deaths])
+        said: dict = {}
+        try:
+            before_ms = int(time.time() * 1000)  # stream ids are the server's clock (ms)
+            server.start()
+            for death in deaths:
+                try:
+                    death.kept = death.lane.storage.queued(before_ms)
+                    said[death.lane] = f"; {len(death.kept):,} acknowledged writes still queued in its streams"
+                except Exception as exc:  # noqa: BLE001 - said; judged as if it had kept none
+                    self._fail(
+                        death.lane,
+                        "audit",
+                        f"{death.lane.cfg.label}: the queue streams could not be read when the cache server "
+                        f"came back ({_one_line(exc)}); its writes are judged as if it had kept none",
+                    )
+        finally:
+            held = _unfence(fences, [], {}, unfenced)
+        for death in deaths:
+            if death.lane in said and held is not None:
+                said[death.lane] += f" (the store's commits held {held * 1000:.0f} ms while they were read)"
+        for label, why in unfenced:
+            for death in deaths:
+                if death.lane.cfg.label == label:
+                    said[death.lane] = said.get(death.lane, "") + f" (the store's commits not held: {why})"
+        return said
+
+    def _mark_death(self, node: LabHandle, fence=None):
+        """Mark the node's death in its store's commit log, right after the kill, through
+        ``fence`` if one holds the store's commits, else the outage's connection, else the
+        lane's own (None: a node whose queue survives it; an exception: a mark that failed,
+        judged as said in :meth:`_judge_dead`)."""
         if _keeps_queue(node.cfg):
             return None
         try:
-            return node.lane.storage.mark_death(node.node, node.inc, node.lane.outage, timeout_s=AUDIT_TIMEOUT_S)
+            lock = fence if fence is not None else node.lane.outage
+            return node.lane.storage.mark_death(node.node, node.inc, lock, timeout_s=AUDIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
             return exc
 
@@ -396,6 +524,72 @@ class FaultInjection:
                 except Exception:  # noqa: BLE001 - closing our own connection; it is gone either way
                     pass
                 lane.outage = None
+
+
+def _fence(lanes: list[Lane]) -> tuple[dict, list[tuple[str, str]]]:
+    """Stop the commits of every store in which a death is to be marked, before the kill
+    (:class:`storage.CommitFence`), each within ``FENCE_WAIT_S``. A lane in an outage
+    needs none (the outage's connection holds a stronger lock, and marks through it).
+    Returns the fences by lane, and the lanes whose fence could not be taken, with why
+    (their deaths are marked right after the kill without one, as said in the event)."""
+    fences: dict = {}
+    unfenced: list[tuple[str, str]] = []
+    for lane in lanes:
+        if lane.outage is not None or lane in fences:
+            continue
+        fence = lane.storage.fence()
+        try:
+            fence.take(FENCE_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - marked without it, and said
+            unfenced.append((lane.cfg.label, _one_line(exc)))
+            continue
+        fences[lane] = fence
+    return fences, unfenced
+
+
+def _unfence(fences: dict, dead: list[LabHandle], marks: dict, unfenced: list) -> float | None:
+    """Let every fence go (COMMIT: the death rows go in). A fence whose commit failed
+    leaves no death row: its lane's marks become that failure (judged at the end, said).
+    Returns the longest time a fence held its store's commits (None: none held)."""
+    held = None
+    for lane, fence in fences.items():
+        try:
+            fence.release()
+        except Exception as exc:  # noqa: BLE001 - judged at the end instead, and said
+            unfenced.append((lane.cfg.label, f"its commit failed: {_one_line(exc)}"))
+            for n in dead:
+                if n.lane is lane and n in marks:
+                    marks[n] = exc
+            continue
+        held = max(held or 0.0, fence.held_s)
+    return held
+
+
+@dataclass
+class ServerDeath:
+    """A death of the cache server holding a lane's durable queues: its ``number`` in the
+    lane (1, 2, …: its row in the commit log, ``backends.server_writer``) and its ``cut``,
+    the time up to which every acknowledged write was the dead server's (when it came
+    back; None: not back yet)."""
+
+    lane: Lane
+    number: int
+    cut: float | None = None
+    #: (key, version) of the acknowledged writes the server kept in the lane's queue streams
+    kept: set[tuple[str, int]] = field(default_factory=set)
+
+
+def _with(store: dict[str, int], kept: set[tuple[str, int]]) -> dict[str, int]:
+    """``store`` with the writes still queued counted as in it (the queue delivers them)."""
+    out = dict(store)
+    for key, version in kept:
+        out[key] = max(out.get(key, 0), version)
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _keeps_queue(cfg: LaneConfig) -> bool:

@@ -160,6 +160,7 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
         self._burst_since: float | None = None
         self._db_base: dict = {}
         self._cache_base: dict = {}
+        self._server_deaths: list = []  # deaths of cache servers holding durable queues (faultinjection)
         self.paused = False
         self.finished = False
         #: The run's clock while it is paused (lab time stands still), else None.

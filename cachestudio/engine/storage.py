@@ -30,7 +30,8 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,10 +40,13 @@ from .backends import (
     OutageLock,
     Store,
     Writer,
+    begin_locked,
     cache_versions,
     check_sqlite_file,
     mark_death,
+    server_writer,
     store_at_death,
+    store_at_mark,
     store_versions,
     write_items_file,
 )
@@ -172,6 +176,64 @@ class PgOutageLock:
                 self.conn = None
 
 
+class CommitFence:
+    """Commits to a lane's store stopped around a kill, so that the store itself orders the
+    death: taken before the SIGKILL, the death rows inserted through it once the node is
+    reaped, then released (COMMIT). A commit of another node is then either before the
+    fence (before the death) or after it; the dead node's own statement that was waiting
+    on the fence may still commit after it (PostgreSQL: its server process does not know
+    yet that its client is gone), and is counted as its own, in any order.
+
+    PostgreSQL: the lane's kept connection holds ``LOCK TABLE items IN SHARE MODE`` in an
+    open transaction (every write to ``items`` waits, and with it the commit log, which is
+    written in the same statement; reads go on). SQLite: ``BEGIN IMMEDIATE`` on a connection
+    of the fence's own (the write lock; readers go on). The other nodes' writes wait on it
+    within their own lock timeout (the store knob ``timeout_ms``)."""
+
+    def __init__(self, storage: LaneStorage):
+        self.storage = storage
+        self.conn = None  # holding the lock (its ``conn`` is what mark_death writes through)
+        self._since = 0.0
+        self.held_s = 0.0  # how long it held the lock (set by release)
+
+    def take(self, timeout_s: float) -> None:
+        """Take the lock within ``timeout_s`` (an error if it cannot: the caller says so)."""
+        st = self.storage
+        if st.pg:
+            conn = st._marker(max(timeout_s, 1.0))
+            try:
+                conn.execute("BEGIN")
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout_s * 1000))}")
+                conn.execute("LOCK TABLE items IN SHARE MODE")
+            except BaseException:
+                if not (conn.closed or conn.broken):
+                    conn.execute("ROLLBACK")
+                raise
+        else:
+            conn = begin_locked(st.paths.store, "IMMEDIATE", timeout_s)
+            # the COMMIT of a rollback journal waits for the readers (bounded)
+            conn.execute(f"PRAGMA busy_timeout = {int(FENCE_COMMIT_S * 1000)}")
+        self.conn = conn
+        self._since = time.monotonic()
+
+    def release(self) -> None:
+        """COMMIT (the death rows go in; the writers go on). Raises if the commit failed:
+        the deaths marked through it are then not in the log."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute("COMMIT")
+            self.held_s = time.monotonic() - self._since
+        finally:
+            if not self.storage.pg:
+                conn.close()
+
+
+#: The longest a fence's COMMIT waits for readers (a rollback journal's exclusive lock).
+FENCE_COMMIT_S = 2.0
+
+
 class LaneStorage:
     """What the observer reads of, and does to, one lane's cache and store."""
 
@@ -244,11 +306,16 @@ class LaneStorage:
     def outage_lock(self):
         return PgOutageLock(self.ep) if self.pg else OutageLock(self.paths.store)
 
+    def fence(self) -> CommitFence:
+        """A fence that stops the store's commits around a kill (:class:`CommitFence`)."""
+        return CommitFence(self)
+
     def mark_death(self, node: int, inc: int, lock=None, timeout_s: float = 5.0):
         """Mark the death of node ``node``'s incarnation ``inc`` in the store's commit log,
         right after the kill (the nearer the kill, the fewer later commits of the other
         nodes are ordered before it). Returns the mark, for :meth:`store_at_death`.
-        ``lock``: the outage's (its connection holds the store's lock: marked through it)."""
+        ``lock``: the outage's or a :class:`CommitFence` (its connection holds the store's
+        lock in an open transaction: marked through it, committed when it lets go)."""
         dead = Writer(self.cfg.label, node, inc)
         held = lock.conn if lock is not None else None
         if not self.pg:
@@ -256,6 +323,34 @@ class LaneStorage:
         from .pg_store import pg_mark_death
 
         return pg_mark_death(held if held is not None else self._marker(timeout_s), dead)
+
+    def mark_server_death(self, death: int, lock=None, timeout_s: float = 5.0):
+        """Mark the ``death``-th death of the cache server holding the lane's durable queues
+        in the store's commit log, as :meth:`mark_death` marks a node's."""
+        w = server_writer(self.cfg.label, death)
+        return self.mark_death(w.node, w.inc, lock, timeout_s)
+
+    def store_at_server_death(self, death: int, delivered: set[tuple[str, int]], timeout_s: float) -> dict[str, int]:
+        """At the end (the log complete in ``DIR/<lane>/store.sqlite``, :meth:`keep_store`):
+        the store at the ``death``-th death of the lane's cache server, with the commits of
+        the ``delivered`` writes whenever they landed (``backends.store_at_mark``)."""
+        return store_at_mark(self.paths.store, server_writer(self.cfg.label, death), delivered, timeout_s)
+
+    def queued(self, before_ms: int) -> set[tuple[str, int]]:
+        """(key, version) of every entry of the lane's durable queue streams (one per node)
+        added before ``before_ms`` (the Redis server's clock: a stream id's first part)."""
+        from .redis_cache import redis_client
+
+        client = redis_client(self.ep.redis_url)
+        try:
+            out = set()
+            for node in range(self.ep.nodes):
+                stream = queue_stream(replace(self.ep, node=node))
+                for _sid, fields in client.xrange(stream, "-", str(before_ms - 1)):
+                    out.add((str(fields["k"]), int(fields["v"])))
+            return out
+        finally:
+            client.connection_pool.disconnect()
 
     def _marker(self, timeout_s: float):
         """The lane's own PostgreSQL connection for death marks, kept open (a new one costs
