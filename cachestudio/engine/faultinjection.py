@@ -226,32 +226,30 @@ class FaultInjection:
         for death in open_deaths:
             death.cut = cut
             death.lane.auditor.hold_upto = cut
+        lanes = [
+            lane
+            for lane in self.lanes
+            if lane.cfg.backends.cache == "redis" and self.servers.redis_persistence(lane.cfg) == aof
+        ]
+        held: dict[str, str] = {}
         try:
-            kept = self._reopen(server, open_deaths)
+            kept = self._reopen(server, open_deaths, lambda url: held.update(_cached_at_restart(url, lanes)))
         except Exception as exc:  # noqa: BLE001 - every redis lane fails from here on: said
-            for lane in self.lanes:
-                if lane.cfg.backends.cache == "redis" and self.servers.redis_persistence(lane.cfg) == aof:
-                    self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
+            for lane in lanes:
+                self._fail(lane, "cache-server", f"{lane.cfg.label}: the cache server did not come back: {exc}")
             return
-        from .redis_cache import redis_cache_versions
-
         what = f"{server.persistence}: " + ("what it had synced is back" if aof else "it came back empty")
-        for lane in self.lanes:
-            if lane.cfg.backends.cache != "redis" or self.servers.redis_persistence(lane.cfg) != aof:
-                continue
-            try:
-                held = f"it holds {len(redis_cache_versions(server.url, lane.storage.ep.prefix)):,} cached entries"
-            except Exception:  # noqa: BLE001 - only the event's detail
-                held = "its entries could not be counted"
+        for lane in lanes:
             self._event(
                 "cache-server-back",
-                f"cache server back (pid {server.pid}, {what}); a moment later {held} of {lane.cfg.label}"
+                f"cache server back (pid {server.pid}, {what}); before any client could reach it, "
+                f"{held.get(lane.cfg.label, 'its entries could not be counted')} of {lane.cfg.label}"
                 + kept.get(lane, ""),
                 lane=lane.cfg.label,
                 at=cut,  # the cut: writes acknowledged up to it were the dead server's
             )
 
-    def _reopen(self, server, deaths: list[ServerDeath]) -> dict:
+    def _reopen(self, server, deaths: list[ServerDeath], before_clients=None) -> dict:
         """Start the killed cache server again and read, from each lane's queue streams, the
         acknowledged writes it kept (``ServerDeath.kept``: still queued, so not lost; a
         flusher may coalesce them with newer ones). The lanes' stores are fenced meanwhile
@@ -262,7 +260,7 @@ class FaultInjection:
         said: dict = {}
         try:
             before_ms = int(time.time() * 1000)  # stream ids are the server's clock (ms)
-            server.start()
+            server.start(before_clients=before_clients)
             for death in deaths:
                 try:
                     death.kept = death.lane.storage.queued(before_ms)
@@ -584,6 +582,20 @@ def _with(store: dict[str, int], kept: set[tuple[str, int]]) -> dict[str, int]:
     out = dict(store)
     for key, version in kept:
         out[key] = max(out.get(key, 0), version)
+    return out
+
+
+def _cached_at_restart(url: str, lanes: list) -> dict[str, str]:
+    """What a restarted cache server holds of each lane, read on a socket no client knows yet
+    (:meth:`servers.RedisServer.start`): ``it held N cached entries`` by lane label."""
+    from .redis_cache import redis_cache_versions
+
+    out = {}
+    for lane in lanes:
+        try:
+            out[lane.cfg.label] = f"it held {len(redis_cache_versions(url, lane.storage.ep.prefix)):,} cached entries"
+        except Exception:  # noqa: BLE001 - only the event's detail
+            out[lane.cfg.label] = "its entries could not be counted"
     return out
 
 

@@ -120,10 +120,11 @@ EVENT_METRICS: dict[str, EventFigure] = {
     "stampede_db_reads": EventFigure(
         "stampede", re.compile(r"caused (\d+) DB reads?"), "the DB reads the lane's stampedes caused, together"
     ),
-    # the runner's "cache-server-back": "... a moment later it holds N cached entries of LANE"
+    # the runner's "cache-server-back": "... before any client could reach it, it held N cached
+    # entries of LANE" (counted on a socket no client knew yet)
     "cached_after_restart": EventFigure(
         "crash-cache-server",
-        re.compile(r"holds ([\d,]+) cached entries"),
+        re.compile(r"held ([\d,]+) cached entries"),
         "the entries the lane's Redis held when it came back from a kill, over every restart",
     ),
 }

@@ -50,6 +50,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -368,12 +369,17 @@ class RedisServer(_Server):
             self._version = match.group(1) if match else out.strip()
         return self._version
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the server (if it is not running) and wait until it answers PING."""
+    def start(self, timeout: float = 10.0, before_clients: Callable[[str], None] | None = None) -> None:
+        """Start the server (if it is not running) and wait until it answers PING.
+        ``before_clients``: called with a URL only we know, once the server answers and before
+        any client can reach it -- it listens on a socket of another name, renamed into place
+        afterwards (a listening unix socket is reached by whatever path names it): what a
+        restarted server holds is read before anyone writes to it."""
         with self._lock:
             if self.pid is not None:
                 return
             exe = redis_server()
+            listen = self.socket if before_clients is None else self.socket.with_name(self.socket.name + ".back")
             _check_socket_path(self.socket)
             self.directory.mkdir(parents=True, exist_ok=True)
             other = _leftover(self.pid_file, self.program)
@@ -383,13 +389,14 @@ class RedisServer(_Server):
                     f"{self.socket}: stop it (kill {other}) or choose another directory"
                 )
             self.socket.unlink(missing_ok=True)  # a crashed server's; no one answers on it
+            listen.unlink(missing_ok=True)
             self._spawn(
                 [
                     exe,
                     "--port",
                     "0",
                     "--unixsocket",
-                    self.socket,
+                    listen,
                     "--unixsocketperm",
                     "700",
                     "--save",
@@ -408,9 +415,14 @@ class RedisServer(_Server):
                 self.log,
                 cwd=self.directory,
             )
-            self._wait_ready(self._answers, timeout, self.log)
+            self._wait_ready(lambda: self._answers(listen), timeout, self.log)
+            if before_clients is not None:
+                try:
+                    before_clients(f"unix://{listen}")
+                finally:
+                    os.replace(listen, self.socket)
 
-    def _answers(self) -> bool:
+    def _answers(self, path: Path | None = None) -> bool:
         import redis  # imported when needed: it costs a lab that uses no Redis ~0.2 s
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -418,7 +430,7 @@ class RedisServer(_Server):
         # One attempt per poll: the client's own retries back off for seconds.
         try:
             with redis.Redis(
-                unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+                unix_socket_path=str(path or self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0)
             ) as client:
                 return client.ping()
         except redis.exceptions.ConnectionError:  # refused, or still loading its AOF
