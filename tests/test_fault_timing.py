@@ -33,7 +33,9 @@ import pytest
 from helpers import assert_bad_input, cli, start_cli, wait_until
 from recompute import recompute
 
+from cachestudio.engine.config import LaneConfig, Workload
 from cachestudio.engine.faultkinds import FAULTS, MAX_FAULTS, FaultKind, Param
+from cachestudio.engine.runner import Plan, run
 
 LONG = os.environ.get("CACHESTUDIO_LONG") == "1"
 CI_SEEDS = (1,)
@@ -246,3 +248,23 @@ def test_faults_an_interrupted_run_never_reached_are_said(tmp_path):
     assert len(said) == 1, events
     assert "2 scheduled faults not fired" in said[0]["detail"] and "interrupted (SIGINT)" in said[0]["detail"]
     assert "a crash at 50 s" in said[0]["detail"] and "an outage at 55 s" in said[0]["detail"]
+
+
+def test_a_crash_while_the_nodes_are_down_says_it_killed_nothing(tmp_path):
+    """A second crash inside the first one's restart delay has nothing to kill: its event says
+    so (it fires, and is not dropped), and it kills no incarnation."""
+    summary = run(
+        Plan(
+            lanes=[LaneConfig(strategy="write-through", workload=Workload(rate=500, keys=50), seed=2)],
+            duration_s=2.0,
+            crash_at=[0.6, 1.0],
+            restart_delay_s=5.0,
+            run_dir=tmp_path / "run",
+        )
+    )
+    crashes = [e for e in summary["events"] if e["kind"] == "crash"]
+    assert [e["due"] for e in crashes] == [0.6, 1.0]
+    assert "killed (SIGKILL)" in crashes[0]["detail"]
+    assert crashes[1]["detail"].startswith("nothing to kill")
+    # the first incarnation, and the one that came up for the drain: the second crash killed none
+    assert summary["lanes"][0]["incarnations"] == 2

@@ -83,6 +83,12 @@ class FaultInjection:
         reaped and their deaths marked, so no other node's commit falls between the kill and
         the mark (:func:`_fence`)."""
         dead = [n for n in self.nodes if n.state in ("running", "starting") and (node is None or n.node == node)]
+        if not dead:  # fired while they are down (a crash during the restart delay): said, not faked
+            self._event(
+                "crash" if node is None else "crash-node",
+                "nothing to kill: the nodes it kills are down (killed earlier, not back yet)",
+            )
+            return
         fences, unfenced = _fence([n.lane for n in dead if not _keeps_queue(n.cfg)])
         marks: dict = {}
         try:
