@@ -84,8 +84,8 @@ def timeline(rng: random.Random, kinds: list[FaultKind]) -> tuple[list[str], lis
 def fired(events: list[dict], kind: FaultKind, t: float) -> list[dict]:
     """The events the fault of ``kind`` scheduled for ``t`` made when it fired: its start
     event (or, for an outage fired while one that began late still holds the lock, the
-    extension of that one: ``scheduled`` and ``due`` say which fault made an event)."""
-    return [e for e in events if e.get("scheduled") == kind.name and abs(e.get("due", -1.0) - t) < 1e-6]
+    extension of that one: ``scheduled_as`` and ``due`` say which fault made an event)."""
+    return [e for e in events if e.get("scheduled_as") == kind.name and abs(e.get("due", -1.0) - t) < 1e-6]
 
 
 def backend_args(backend: str) -> list[str]:

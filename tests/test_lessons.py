@@ -142,6 +142,7 @@ def test_the_claims_read_the_summarys_figures():
         "writes": 2,
         "errors": 1,
         "rejected": 0,
+        "indeterminate": 1,
         "hit_ratio": 0.5,
         "anomalies": {"stale_reads": 0, "lost_writes": 3, "dirty_cache": 0, "stale_cache": 0},
         "db": {"reads": 4, "writes": 2},

@@ -43,7 +43,7 @@ METRICS: dict[str, Callable[[dict], object]] = {
     "writes": lambda lane: lane["writes"],
     "errors": lambda lane: lane["errors"],
     "rejected": lambda lane: lane["rejected"],
-    "indeterminate": lambda lane: lane["indeterminate"],
+    "indeterminate": lambda lane: lane.get("indeterminate"),  # "—" in a summary older than the figure
     "hit_ratio": lambda lane: lane["hit_ratio"],
     "stale_reads": lambda lane: lane["anomalies"]["stale_reads"],
     "lost_writes": lambda lane: lane["anomalies"]["lost_writes"],
@@ -159,11 +159,16 @@ class Claim:
     other_metric: str | None = None
 
     def text(self) -> str:
-        v = f"{self.value:g}"
+        return f'"{self.lane}".{self.metric} {self.right(f"{self.value:g}")}'
+
+    def right(self, number: str | None = None) -> str:
+        """What the figure is compared with, as a claim's value is written (``number``: how
+        the number is written; exactly, by default, so that it reads back as itself)."""
+        v = repr(self.value) if number is None else number
         if self.other is None:
-            return f'"{self.lane}".{self.metric} {self.op} {v}'
+            return f"{self.op} {v}"
         factor = "" if self.value == 1 else f"{v} * "
-        return f"\"{self.lane}\".{self.metric} {self.op} {factor}'{self.other}'.{self.other_metric}"
+        return f"{self.op} {factor}'{self.other}'.{self.other_metric}"
 
     def holds(self, actual, bound=None) -> bool:
         """Whether ``actual`` compares with the claim's number (or with ``bound``, the other

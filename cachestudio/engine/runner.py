@@ -188,7 +188,7 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
     ) -> None:
         """Record an event (the history's, the recording's, the observer's). One made while a
         scheduled item fires carries ``due``, the run time it was scheduled for (``start -
-        due`` is its lateness), and ``scheduled``, that item's name. ``extra``: more fields
+        due`` is its lateness), and ``scheduled_as``, that item's name. ``extra``: more fields
         (the drain's per-lab ``labs``)."""
         t = round(self.now() if at is None else at, 6)
         ev = {
@@ -206,7 +206,7 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
         }
         if self._due is not None:
             ev["due"] = round(self._due, 6)
-            ev["scheduled"] = self._firing
+            ev["scheduled_as"] = self._firing
         if extra:
             ev.update(extra)
         self.events.append(ev)

@@ -124,13 +124,14 @@ def _lanes(specs) -> list[str]:
 
 
 def _expect(sc) -> list[str]:
-    """The claims about lanes this scenario runs (a claim about a lane no longer run is left out)."""
+    """The claims about lanes this scenario runs (a claim about a lane no longer run, or that
+    compares with one, is left out)."""
     labels = {spec.name or spec.strategy for spec in sc.specs}
-    claims = [c for c in getattr(sc, "expect", []) if c.lane in labels]
+    claims = [c for c in getattr(sc, "expect", []) if c.lane in labels and (c.other is None or c.other in labels)]
     if not claims:
         return []
     lines = ["[expect]"]
-    lines += [f"{toml_string(c.lane)}.{_key(c.metric)} = {toml_string(f'{c.op} {c.value!r}')}" for c in claims]
+    lines += [f"{toml_string(c.lane)}.{_key(c.metric)} = {toml_string(c.right())}" for c in claims]
     return lines + [""]
 
 

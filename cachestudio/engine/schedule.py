@@ -11,7 +11,7 @@ the next deadline (:meth:`Schedule.sleep_for`), a round fires what is due at its
 again between its heavy steps (:meth:`Schedule.fire_due`), and the run does not end while a
 deadline within its duration is pending (:attr:`runend.RunEnd.due`). Every event a
 scheduled item makes carries ``due``, the run time it was scheduled for (its lateness is
-``start - due``), and ``scheduled``, the item's name: a fault kind's (``outage``), or an end
+``start - due``), and ``scheduled_as``, the item's name: a fault kind's (``outage``), or an end
 a fault scheduled (``outage-due``). A fault's events are found by these two, whatever they
 turned out to be (an outage fired while a late one still held the lock extends it).
 """
