@@ -16,7 +16,7 @@ from helpers import pg_outage, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachestudio.engine.backends import LEASE, CacheUnavailable, StoreUnavailable
+from cachestudio.engine.backends import LEASE, CacheUnavailable, StoreUnavailable, Writer
 from cachestudio.engine.config import CacheKnobs
 from cachestudio.engine.pg_store import pg_store_versions
 from cachestudio.engine.redis_cache import redis_cache_versions
@@ -337,3 +337,36 @@ def test_versions_are_what_was_written(make_redis_cache, store, redis_srv, pg_sr
     store.write_batch([("b", 5, "y"), ("c", 1, "z")])
     assert pg_store_versions(pg_srv.conninfo, store.table) == {"a": 2, "b": 5, "c": 1}
     assert pg_store_versions(pg_srv.conninfo, "no_such_table") == {}
+
+
+# -- the commit log's copy at the end ----------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_long_commit_log_is_copied_in_its_order_within_the_end_bound(make_pg_store, pg_srv, seed):
+    """A long run's log (a row per write) and a few deaths: the end's copy puts every commit
+    on the side of each death PostgreSQL saw it on, and is not quadratic in the log (a 12 s
+    lesson's copy hit the statement timeout when each commit scanned the whole log)."""
+    import random
+
+    from cachestudio.engine.pg_store import pg_commit_rows, pg_connect, pg_mark_death
+
+    rng = random.Random(seed)
+    store = make_pg_store()
+    with pg_connect(pg_srv.conninfo, timeout_ms=5000) as conn:
+        written, deaths = 0, []
+        for part in range(3):
+            n = rng.randrange(8_000, 12_000)
+            store.write_batch([(f"k{rng.randrange(5_000)}", written + i + 1, "v") for i in range(n)])
+            written += n
+            deaths.append(written)  # every version up to here is before this death
+            pg_mark_death(conn, Writer("lane", part, part), table=store.table)
+        rows = pg_commit_rows(conn, table=store.table)  # within the 5 s statement timeout
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    seen_deaths = 0
+    for _seq, kind, _key, version, *_ in rows:
+        if kind == "death":
+            seen_deaths += 1
+        else:
+            assert (seen_deaths == 0 or version > deaths[seen_deaths - 1]) and version <= deaths[seen_deaths]
+    assert seen_deaths == 3

@@ -398,14 +398,16 @@ class LaneStorage:
         shutil.rmtree(self.paths.cache, ignore_errors=True)
         return True
 
-    def keep_store(self, timeout_s: float) -> None:
+    def keep_store(self, timeout_s: float, copy_s: float = 60.0) -> None:
         """At the end: a remote store's rows and commit log as ``DIR/<lane>/store.sqlite``
-        (an embedded store is that file, its log in it)."""
+        (an embedded store is that file, its log in it). ``timeout_s``: the longest it waits
+        for a lock; ``copy_s``: for the copy itself (a long run's log has a row per write)."""
         self.close()
         if self.pg:
             from .pg_store import pg_commit_rows, pg_connect, pg_rows
 
-            with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, timeout_s * 1000)) as conn:
+            with pg_connect(self.ep.postgres, self.ep.schema, max(1.0, copy_s * 1000)) as conn:
+                conn.execute(f"SET lock_timeout = {max(1, int(timeout_s * 1000))}")
                 with conn.transaction():  # one snapshot: the rows and the log agree
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     rows = pg_rows(conn, "key, version, value, updated_at")
