@@ -166,23 +166,33 @@ class HistoryTail:
         self.path = Path(path)
         self.offset = 0  # the start of the first line not read yet
         self.raw = b""  # the complete lines of the last read_new, as written (for a recording)
+        self.more = False  # the last read_new stopped at its limit with lines left
 
-    def read_new(self) -> list[dict]:
+    def read_new(self, limit: int | None = None) -> list[dict]:
         """The lines completed since the last call. A mapped writer's file holds zeros
         beyond its records: reading stops at the first zero, and a line is complete when it
-        ends in a newline before it (a line being copied is read again next time)."""
+        ends in a newline before it (a line being copied is read again next time).
+        ``limit``: read at most about that many bytes (whole lines; :attr:`more` says whether
+        some are left), so that a caller can do other things between slices."""
         parts = []
+        size = self.READ if limit is None else min(self.READ, max(limit, 1))
+        self.more = False
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
+                got = 0
                 while True:
-                    chunk = fh.read(self.READ)
+                    chunk = fh.read(size)
                     zero = chunk.find(b"\0")
                     if zero >= 0:
                         parts.append(chunk[:zero])
                         break
                     parts.append(chunk)
-                    if len(chunk) < self.READ:
+                    got += len(chunk)
+                    if len(chunk) < size:
+                        break
+                    if limit is not None and got >= limit and b"\n" in chunk:
+                        self.more = True  # a whole line at least, and more behind it
                         break
         except FileNotFoundError:
             return []

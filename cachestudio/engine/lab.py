@@ -470,6 +470,19 @@ def _more_files() -> None:
         pass
 
 
+#: How much lower a lab's CPU priority is than its observer's (``nice``): the observer is the
+#: run's clock (faults fire on time, a lab's silence is judged by it) and has little to do;
+#: the labs are the workload. Only felt when every core is busy.
+LAB_NICE = 5
+
+
+def _yield_to_the_observer() -> None:
+    try:
+        os.nice(LAB_NICE)
+    except (AttributeError, OSError):
+        pass  # no nice (Windows): the labs run at the observer's priority
+
+
 def lab_process(
     conn,
     cfg: LaneConfig,
@@ -489,6 +502,7 @@ def lab_process(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, LAB_SIGNALS)  # the observer started us with them blocked
     die_with_parent(parent_pid)
     _more_files()
+    _yield_to_the_observer()
     try:
         lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq, t0, ep)
     except ConfigError as exc:

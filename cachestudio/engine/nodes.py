@@ -72,6 +72,7 @@ class LabHandle:
         #: A lab process started ahead of need, which the next incarnation becomes
         #: (:meth:`prepare_standby`): (process, our end of its pipe).
         self.standby: tuple[SpawnProcess, Connection] | None = None
+        self.more = False  # the last limited history read left records behind
         self.wants_standby = False  # set by the run: a fault may kill this node
 
     @property
@@ -205,11 +206,14 @@ class LabHandle:
             return "not responding"
         return self.state
 
-    def read_history(self, raw: list | None = None) -> list[dict]:
-        """New records of every incarnation; ``raw`` gets their lines as written."""
+    def read_history(self, raw: list | None = None, limit: int | None = None) -> list[dict]:
+        """New records of every incarnation; ``raw`` gets their lines as written. ``limit``:
+        about that many bytes of each incarnation's file at most (:attr:`more`: some left)."""
         new = []
+        self.more = False
         for tail in self.tails:
-            new.extend(tail.read_new())
+            new.extend(tail.read_new(limit))
+            self.more = self.more or tail.more
             if raw is not None and tail.raw:
                 raw.append(tail.raw)
         if new:
@@ -324,8 +328,13 @@ class Lane:
         self.failures.append(item)
         return item
 
-    def read_history(self, raw: list | None = None) -> list[dict]:
+    def read_history(self, raw: list | None = None, limit: int | None = None) -> list[dict]:
         out: list[dict] = []
         for n in self.nodes:
-            out.extend(n.read_history(raw))
+            out.extend(n.read_history(raw, limit))
         return out
+
+    @property
+    def more(self) -> bool:
+        """The last limited read left records behind (:meth:`read_history`)."""
+        return any(n.more for n in self.nodes)

@@ -88,6 +88,10 @@ END_BOUND_S = 2 * READY_TIMEOUT_S + DRAIN_LIMIT_S + CLIENT_JOIN_S + HUNG_S + AUD
 CONFIRM_INTERVAL_S = 1.0  # how often the observer reads store versions (at-risk writes)
 CONFIRM_WAIT_S = 0.05  # the live store check never holds up the observer: a busy store is read next time
 STEP_WAIT_S = 15.0  # the longest a step waits for its operations (injected latency is at most 10 s)
+#: The most of one node's history the round reads before the faults due fire again (about
+#: 400 records: a millisecond or two of parsing, stats and live audit on a quiet machine).
+HISTORY_SLICE = 64 * 1024
+HISTORY_SLICES = 32
 BURST_SETTLE_S = 0.3  # a burst is not over before the labs' gauges could show it
 
 
@@ -248,7 +252,7 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
                 self._go(node)
         else:
             self._ready_deadline = self.t0 + READY_TIMEOUT_S
-        self._want_standbys(window=not wait)
+        want_standbys(self.plan, self.nodes, window=not wait)
         for kind in FAULTS:  # a fault that lasts schedules its own end when it fires
             for entry in getattr(self.plan, kind.field):
                 at, values = kind.values(entry)
@@ -258,17 +262,6 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
                 self._event("config", lane.cfg.latency.label(), injected=True, lane=lane.cfg.label)
             if self.servers.any or len(lane.nodes) > 1:  # the flow view names the servers and the nodes
                 self._event("backends", self.servers.describe(lane.cfg), lane=lane.cfg.label)
-
-    def _want_standbys(self, window: bool) -> None:
-        """The nodes a fault may kill get a standby lab, started once they run (so that its
-        start does not slow theirs): in the window every node (a presenter may crash any);
-        headless, the nodes the plan's faults kill (declared by ``FaultKind.kills_nodes``)."""
-        doomed: set[int | None] = set()
-        for kind in FAULTS:
-            if kind.kills_nodes:
-                doomed.update(kind.values(entry)[1].get("node") for entry in getattr(self.plan, kind.field))
-        for node in self.nodes:
-            node.wants_standby = window or None in doomed or node.node in doomed
 
     def _prepare_backends(self) -> None:
         """The run's own servers, and each lane's store (and embedded cache) made once
@@ -368,7 +361,6 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
             self.restart()
         if time.monotonic() >= self._next_confirm:
             self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
-            self.fire_due()
             self._confirm()
         self.fire_due()
         if self.recorder is not None and self.recorder.due(self.now()):
@@ -443,22 +435,34 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
 
     def _consume(self, between: Callable[[], None] | None = None) -> None:
         """Read every lane's new history records: statistics, the live audit, the recording.
-        ``between``: called before each lane's (the round fires the faults due)."""
+        ``between``: called before each lane's, and the lanes are read a slice
+        (``HISTORY_SLICE``) at a time, in turn, so that what it does (the round fires the
+        faults due) never waits for more than a slice; a round reads at most
+        ``HISTORY_SLICES`` slices of a lane (the next round reads on)."""
         rec = self.recorder
         raw: list | None = [] if rec is not None else None
-        for i, lane in enumerate(self.lanes):
-            if between is not None:
-                between()
-            records = lane.read_history(raw)
-            if records:
-                lane.stats.add(records)
-                found = lane.auditor.observe(records)
-                if rec is not None:
-                    rec.ops(b"".join(raw), len(records))
-                    raw.clear()
-                    rec.anomalies(i, self.now(), found)
-                if self.on_records is not None:
-                    self.on_records(i, records, found)
+        limit = None if between is None else HISTORY_SLICE
+        pending = list(enumerate(self.lanes))
+        for _ in range(HISTORY_SLICES if limit else 1):  # lane by lane, a slice each
+            if not pending:
+                break
+            behind = []
+            for i, lane in pending:
+                if between is not None:
+                    between()
+                records = lane.read_history(raw, limit)
+                if records:
+                    lane.stats.add(records)
+                    found = lane.auditor.observe(records)
+                    if rec is not None:
+                        rec.ops(b"".join(raw), len(records))
+                        raw.clear()
+                        rec.anomalies(i, self.now(), found)
+                    if self.on_records is not None:
+                        self.on_records(i, records, found)
+                if lane.more:
+                    behind.append((i, lane))
+            pending = behind
         if between is not None:
             between()
 
@@ -493,10 +497,12 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
         }
 
     def _confirm(self) -> None:
-        """Read the stores' versions: acknowledged writes already there are safe."""
-        if self.outage_on:
-            return
+        """Read the stores' versions: acknowledged writes already there are safe. The
+        faults due fire between lanes (a store read is a few ms, tens on a loaded machine)."""
         for lane in self.lanes:
+            self.fire_due()
+            if self.outage_on:
+                return
             at = self.now()  # every record observed so far ended before this read
             try:
                 lane.auditor.confirm_store(lane.storage.versions(CONFIRM_WAIT_S), checked_at=at)
@@ -580,6 +586,18 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
             self._stepping.discard(i)
         if not self._stepping and self.paused and self._frozen is None:
             self._frozen = self.now()
+
+
+def want_standbys(plan: Plan, nodes: list[LabHandle], window: bool) -> None:
+    """The nodes a fault may kill get a standby lab, started once they run (so that its
+    start does not slow theirs): in the window every node (a presenter may crash any);
+    headless, the nodes the plan's faults kill (declared by ``FaultKind.kills_nodes``)."""
+    doomed: set[int | None] = set()
+    for kind in FAULTS:
+        if kind.kills_nodes:
+            doomed.update(kind.values(entry)[1].get("node") for entry in getattr(plan, kind.field))
+    for node in nodes:
+        node.wants_standby = window or None in doomed or node.node in doomed
 
 
 def _json_line(rec: dict) -> str:
