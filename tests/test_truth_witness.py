@@ -22,9 +22,10 @@ Item 2 of the issue, the same witness: a durable Redis stream queue whose cache 
 run kills, with the server's AOF turned off by the test (the lab must count exactly the
 writes the store never got) and left on (none lost, none counted).
 
-Diskcache + SQLite has no such outside witness: ``--run-dir`` must be new or empty, so a
-store file with the test's own trigger cannot be laid down before the lab opens it (and
-a trigger added while the lab runs would miss its first commits)."""
+Diskcache + SQLite, the same shape: the test lays the store file down itself (through the
+engine's ``Run``, after its check of an empty run directory and before the labs open it),
+with triggers of its own logging every committed version with the database's clock, and
+times the dead lab's death from outside by watching its process."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import os
 import re
 import shutil
 import tempfile
+from datetime import UTC
 from pathlib import Path
 
 import psycopg
@@ -347,3 +349,99 @@ def test_writes_queued_on_a_cache_server_that_dies_are_counted_from_the_store(wi
         assert never <= truth, report  # a write the store never reached is always counted
     if not persistence:
         assert all(truth for _, _, truth, *_ in rows), f"no write was lost with the AOF off:\n{report}"
+
+
+# -- diskcache + SQLite: a witness of the test's own in the store file ------------------------
+
+SQLITE_WITNESS = """
+CREATE TABLE [items] ([key] TEXT PRIMARY KEY, [version] INTEGER NOT NULL, [value] TEXT, [updated_at] FLOAT);
+CREATE TABLE witness (id INTEGER PRIMARY KEY, key TEXT, version INTEGER, at REAL);
+CREATE TRIGGER witness_ins AFTER INSERT ON items BEGIN
+  INSERT INTO witness (key, version, at) VALUES (NEW.key, NEW.version, julianday('now'));
+END;
+CREATE TRIGGER witness_upd AFTER UPDATE ON items BEGIN
+  INSERT INTO witness (key, version, at) VALUES (NEW.key, NEW.version, julianday('now'));
+END;
+"""
+
+
+@pytest.mark.parametrize("seed", SEEDS[:3] if not LONG else SEEDS)
+def test_lost_writes_on_sqlite_equal_the_truth_of_a_trigger_of_the_tests_own(tmp_path, seed):
+    """The same shape on diskcache + SQLite. The store file is laid down by the test before
+    the labs open it, with triggers of its own logging every committed version with the
+    database's clock (a rolled-back write leaves no row); the dead lab's death is timed from
+    outside, by watching its process; the truth is its committed versions plus the others'
+    committed before that time (the lab holds the store's commits from before the kill to
+    after its mark, so none falls in between)."""
+    import sqlite3
+    import threading
+    import time
+    from datetime import datetime
+
+    from helpers import drive
+
+    from cachestudio.engine.config import Backends, LaneConfig, Workload, WriteBehindKnobs
+    from cachestudio.engine.runner import Plan, Run
+
+    cfg = LaneConfig(
+        strategy="write-behind",
+        name=LANE,
+        seed=seed,
+        workload=Workload(rate=1500, read_ratio=0.5, keys=10, distribution="uniform"),
+        write_behind=WriteBehindKnobs(flush_interval_s=0.25, durable=False),
+        backends=Backends(nodes=3),
+    )
+    run = Run(Plan(lanes=[cfg], duration_s=3.0, node_crashes=[(1.6, 1)], run_dir=tmp_path / "run"))
+    store = run.lanes[0].paths.store
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(store) as conn:
+        conn.executescript(SQLITE_WITNESS)
+    died: list[float] = []
+    try:
+        run.start()
+        victim = next(n for n in run.nodes if n.node == 1)
+        pid, dead_inc = victim.proc.pid, victim.inc
+
+        def watch() -> None:  # the death, seen from outside: its process is gone (or a zombie)
+            while not died:
+                try:
+                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    state = "gone"
+                if state in ("Z", "X", "gone"):
+                    died.append(datetime.now(UTC).timestamp())
+                time.sleep(0.0005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        drive(run, lambda: victim.inc != dead_inc or bool(died))
+        drive(run, 3.0)
+        summary = run.finish()
+    finally:
+        died.append(0.0)
+        run.abort()
+        run.cleanup()
+    history = [json.loads(line) for f in sorted((store.parent / "history").glob("inc-*.jsonl")) for line in f.open()]
+    with sqlite3.connect(store) as conn:
+        witnessed = [
+            (k, v, (at - 2440587.5) * 86400.0) for k, v, at in conn.execute("SELECT key, version, at FROM witness")
+        ]
+    ops = [r for r in history if r["kind"] == "write"]
+    dead_versions = {(r["key"], r["version"]) for r in ops if r["inc"] == dead_inc}
+    cut = died[0]
+    at_death: dict[str, int] = {}
+    final: dict[str, int] = {}
+    for key, version, at in witnessed:
+        final[key] = max(final.get(key, 0), version)
+        if (key, version) in dead_versions or at < cut:
+            at_death[key] = max(at_death.get(key, 0), version)
+    acked = [r for r in ops if r["acked"]]
+    truth = {r["id"] for r in acked if r["inc"] == dead_inc and r["version"] > at_death.get(r["key"], 0)}
+    truth |= {r["id"] for r in acked if r["inc"] != dead_inc and r["version"] > final.get(r["key"], 0)}
+    lane = summary["lanes"][0]
+    listed = {a["records"][0] for a in lane["anomaly_list"] if a["kind"] == "lost_write"}
+    hidden = {r["id"] for r in acked if r["id"] in truth and final.get(r["key"], 0) >= r["version"]}
+    print(f"sqlite seed {seed}: lab {lane['anomalies']['lost_writes']}, truth {len(truth)}, hidden {len(hidden)}")
+    assert lane["anomalies"]["lost_writes"] == len(truth), (seed, sorted(truth - listed), sorted(listed - truth))
+    if len(lane["anomaly_list"]) < 200:
+        assert listed == truth
