@@ -242,6 +242,9 @@ def test_dirty_cache_newer_than_store():
     s = only(a, "dirty_cache")
     assert s.sentence == "cache holds k1 v3, a version the store never committed (store has v2)"
     assert s.records == [w["id"]]
+    # dated by the write that cached it (so the window groups it under the fault of that time,
+    # not under "no fault" at the end of the run)
+    assert s.at == w["end"] and s.found_at is None
 
 
 def test_dirty_cache_key_missing_from_store():
@@ -250,6 +253,7 @@ def test_dirty_cache_key_missing_from_store():
     s = only(a, "dirty_cache")
     assert s.sentence == "cache holds k9 v1, a version the store never committed (store has nothing)"
     assert s.records == []  # no write of it in the history
+    assert s.at is None  # nothing to date it by
 
 
 def test_stale_cache_older_than_store():

@@ -91,6 +91,8 @@ class LaneAuditor:
         self.steps: dict[str, list[tuple[float, int, str]]] = {}
         self.unconfirmed: dict[str, list[tuple[int, str, float, int | None]]] = {}  # version, rid, at, node
         self.write_ids: OrderedDict[tuple[str, int], str] = OrderedDict()
+        #: When each remembered write ended: a dirty cache found at rest happened then.
+        self.write_ends: OrderedDict[tuple[str, int], float] = OrderedDict()
         # indeterminate writes no read has returned yet: (key, version) -> (id, end)
         self.maybe: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
         # reads that returned a version whose write's record had not come yet: -> first end
@@ -114,7 +116,7 @@ class LaneAuditor:
             kind = rec["kind"]
             if kind == "write":
                 key, version = rec["key"], rec["version"]
-                self._remember(key, version, rec["id"])
+                self._remember(key, version, rec["id"], rec["end"])
                 seen = self.early.pop((key, version), None)  # a read returned it already
                 if rec["acked"]:
                     self._acked(key, version, rec["end"], rec["id"], rec.get("node"))
@@ -132,8 +134,10 @@ class LaneAuditor:
         self._judge(self.latest_end - self.settle_s, found)
         return found
 
-    def _remember(self, key: str, version: int, rid: str) -> None:
+    def _remember(self, key: str, version: int, rid: str, end: float | None = None) -> None:
         _bounded(self.write_ids, (key, version), rid)
+        if end is not None:
+            _bounded(self.write_ends, (key, version), end)
 
     def _indeterminate(self, key: str, version: int, rid: str, end: float, seen: float | None) -> None:
         """An indeterminate write (``seen``: the end of the first read that returned its
@@ -359,6 +363,7 @@ class LaneAuditor:
                         key,
                         f"cache holds {key} v{cached}, a version the store never committed (store has {_v(held)})",
                         [rid] if rid else [],
+                        at=self.write_ends.get((key, cached)),  # when the write that cached it failed
                     ),
                 )
             elif cached < held:

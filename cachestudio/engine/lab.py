@@ -502,7 +502,6 @@ def lab_process(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, LAB_SIGNALS)  # the observer started us with them blocked
     die_with_parent(parent_pid)
     _more_files()
-    _yield_to_the_observer()
     try:
         lab = Lab(cfg, LanePaths(Path(root)), inc, start_seq, t0, ep)
     except ConfigError as exc:
@@ -583,6 +582,7 @@ def _serve(conn, lab: Lab) -> int:
     Returns the process's exit status."""
     lab.start_flusher()  # a durable queue left by a crashed incarnation is replayed now
     conn.send(("ready", {"pid": os.getpid(), "inc": lab.inc, "queue_depth": lab.gauges()["queue_depth"]}))
+    _yield_to_the_observer()  # once up: its start (imports, files) is not slowed by it
     next_gauges = time.monotonic()
     replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
     drainer: threading.Thread | None = None
