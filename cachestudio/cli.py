@@ -16,6 +16,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .cliargs import KNOB_ARGS, BadInput, build_parser, parse_latency, parse_siz
 from .engine.config import (
     STRATEGIES,
     ConfigError,
+    Interrupted,
     LaneConfig,
     LaneSpec,
     Workload,
@@ -35,6 +38,54 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LAB_FAILED = 3
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@contextmanager
+def on_signals(stop=None) -> Iterator[None]:
+    """The one way every command meets SIGINT/SIGTERM. With ``stop`` (a run's
+    :class:`~.engine.runner.StopRequest`) the first signal asks the run to stop at its next
+    round and write its partial summary (at once while it is still starting); otherwise
+    the signal raises :class:`~.engine.runner.Interrupted`, and the command's ``finally``s
+    remove what it made (temp folders, uncommitted outputs, its labs and servers). Once it
+    has been raised, further signals are noted and ignored, so that the cleaning up ends."""
+    from .engine.runner import StopRequest
+
+    raised: list[str] = []
+
+    def on_signal(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if raised:
+            return  # already stopping: let the cleaning up finish
+        try:
+            (stop or _Raise()).signalled(name)
+        except Interrupted:
+            raised.append(name)
+            raise
+
+    class _Raise(StopRequest):
+        def signalled(self, name: str) -> None:
+            raise Interrupted(name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def default_signals() -> Iterator[None]:
+    """Python's own handling of SIGINT/SIGTERM (the window's, which has its own loop)."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Console:
@@ -161,13 +212,8 @@ def cmd_run(args, explicit: set[str]) -> int:
         else None
     )
     stop = StopRequest()
-
-    def on_signal(signum, frame) -> None:
-        if stop.signal:  # a second one: stop now (labs killed, nothing more written)
-            raise KeyboardInterrupt
-        stop.set(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handling = on_signals(stop)
+    handling.__enter__()
     try:
         names = ", ".join(c.label for c in lanes)
         origin = f" from scenario {sc.name}" if sc else ""
@@ -192,8 +238,7 @@ def cmd_run(args, explicit: set[str]) -> int:
             getattr(recorder.target, "commit_quietly", recorder.target.discard)()
         raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        handling.__exit__(None, None, None)
     return _after_run(args, summary, say, (json_out, hist_out, recorder))
 
 
@@ -267,7 +312,8 @@ def cmd_replay(args) -> int:
         if reason:
             raise BadInput(reason)
         recs = [_load_recording(args.file)] + ([_load_recording(args.compare)] if args.compare else [])
-        return run_window(replay=recs)
+        with default_signals():
+            return run_window(replay=recs)
     if args.compare:
         raise BadInput("--compare opens the window; give it without --json or --table")
     from .engine.outputs import OutputWriteError, open_outputs
@@ -389,15 +435,26 @@ def cmd_check(args) -> int:
 def _check_run(sc) -> int:
     """Run a scenario headless (its seed, its timeline) and check its claims."""
     from .engine.lessons import check
-    from .engine.runner import LabFailed, Plan, run
+    from .engine.runner import LabFailed, Plan, StopRequest, run
 
     plan = Plan(lanes=sc.lanes, duration_s=sc.duration_s, restart_delay_s=sc.restart_delay_s, **sc.timeline)
     print(f"running {sc.name} for {sc.duration_s:g} s (seed {sc.seed}) …", flush=True)
+    stop = StopRequest()
     try:
-        summary = run(plan)
+        with on_signals(stop):
+            summary = run(plan, stop=stop)
     except LabFailed as exc:
         print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
         return EXIT_LAB_FAILED
+    if summary["interrupted"]:  # the partial result: what ran, its claims not judged
+        print()
+        say_tables(Console(), summary)
+        print(
+            f"cachestudio: interrupted by {summary['interrupted']} at {summary['ended_at_s']:.1f} s; "
+            f"the claims of {sc.name} are not judged",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL.get(summary["interrupted"], 130)
     failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
     if failures:
         print(f"cachestudio: lab failed: {failures[0]['reason']}; the claims are not judged", file=sys.stderr)
@@ -619,32 +676,17 @@ def main(argv: list[str] | None = None) -> int:
             if reason:
                 raise BadInput(reason)
             return run_window(scenario=scenario)
-        if args.command == "run":
-            commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
-            assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
-            return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
-        if args.command == "screenshot":
-            return cmd_screenshot(args)
-        if args.command == "docs":
-            return cmd_docs(args)
-        if args.command == "replay":
-            return cmd_replay(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "scenarios":
-            return cmd_scenarios(args)
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "self-check":
-            from .ui.self_check import run_self_check
+        from .engine.tempfolders import remove_orphans
 
-            return run_self_check()
-        if args.command == "bench":
-            return cmd_bench(args)
-        raise BadInput(f"unknown command {args.command!r}")
+        remove_orphans()  # what a run, a bench or a window killed with SIGKILL left behind
+        with on_signals():
+            return _dispatch(parser, args, argv)
     except (BadInput, ConfigError) as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        print(f"cachestudio: interrupted by {exc.signal}; stopped, nothing left behind", file=sys.stderr)
+        return EXIT_SIGNAL.get(exc.signal, 130)
     except BrokenPipeError:  # the reader of our output went away (`| head -1`): end quietly
         quiet_stdout()
         return 0
@@ -661,6 +703,34 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_LAB_FAILED
         print(f"cachestudio: failed: {type(exc).__name__}: {exc} (CACHESTUDIO_DEBUG=1 shows where)", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _dispatch(parser, args, argv: list[str] | None) -> int:
+    """Run the command (SIGINT/SIGTERM already raise :class:`Interrupted`)."""
+    if args.command == "run":
+        commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
+        assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
+        return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
+    if args.command == "screenshot":
+        return cmd_screenshot(args)
+    if args.command == "docs":
+        return cmd_docs(args)
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "scenarios":
+        return cmd_scenarios(args)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "self-check":
+        from .ui.self_check import run_self_check
+
+        with default_signals():
+            return run_self_check()
+    if args.command == "bench":
+        return cmd_bench(args)
+    raise BadInput(f"unknown command {args.command!r}")
 
 
 if __name__ == "__main__":
