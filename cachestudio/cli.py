@@ -519,8 +519,19 @@ def cmd_bench(args) -> int:
     from .engine.outputs import OutputWriteError, open_outputs
 
     json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])
+    rows: list[dict] = []  # the figures measured so far: the partial result of an interrupted bench
     try:
-        return _bench(args, duration, reps, json_out, chart_out)
+        return _bench(args, duration, reps, json_out, chart_out, rows)
+    except Interrupted as exc:
+        if rows:
+            print()
+            print(format_bench(rows))
+        print(
+            f"cachestudio: interrupted by {exc.signal}; the bench is partial ({len(rows)} figure(s) above), "
+            "nothing written",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL.get(exc.signal, 130)
     except OutputWriteError as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -531,11 +542,10 @@ def cmd_bench(args) -> int:
 
 
 def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
-    import tempfile
-
     from .engine.bench import recording_cost
     from .engine.recording import SUFFIX, RecordingWriter, check_target, plan_header
     from .engine.runner import Plan, run
+    from .engine.tempfolders import temp_folder
     from .ui.bench_gui import scrub_figures
 
     rows = [recording_cost(LaneConfig(strategy=STRATEGIES[0], seed=args.seed), duration, reps)]
@@ -551,7 +561,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         outages=[(long_s * 0.4, 3.0)],
         bursts=[(long_s * 0.5, "write", 5000)],
     )
-    with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+    with temp_folder("bench") as tmp:
         path = Path(tmp) / f"long{SUFFIX}"
         w = RecordingWriter(check_target(path), plan_header(plan))
         run(plan, recorder=w)
@@ -559,7 +569,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         return rows + scrub_figures(path)
 
 
-def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]:
+def _remote_figures(args, duration: float, reps: int, rows: list[dict]) -> tuple[list[dict], dict]:
     """``--remote``: the Redis + PostgreSQL figures, on one redis-server and one PostgreSQL
     of the bench's own (a server not installed: a ConfigError, one line, exit 2)."""
     from .engine.bench import bench_servers, nodes_scaling, remote_vs_plain
@@ -574,12 +584,13 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
             "on unix sockets",
             flush=True,
         )
-        rows = remote_vs_plain(base, duration, reps, servers)
+        rows += remote_vs_plain(base, duration, reps, servers)
         rows += nodes_scaling(base, duration, reps, servers=servers)
     return rows, versions
 
 
-def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
+def _bench(args, duration: float, reps: int, json_out, chart_out, rows: list[dict]) -> int:
+    """The figures, each added to ``rows`` as it is measured (a signal leaves those)."""
     from .engine.bench import (
         KEY_SPACES,
         commit_log_cost,
@@ -591,7 +602,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     )
 
     if args.remote:
-        return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps))
+        return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps, rows))
     print(
         f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
         + (
@@ -600,7 +611,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
         flush=True,
     )
     base = LaneConfig(strategy=STRATEGIES[0], seed=args.seed)  # the bench sets each lane's strategy
-    rows = strategies_vs_yardsticks(
+    rows += strategies_vs_yardsticks(
         base, duration, reps, distributions=("uniform",) if args.quick else ("uniform", "zipf")
     )
     rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
