@@ -41,13 +41,16 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @contextmanager
-def on_signals(stop=None) -> Iterator[None]:
+def on_signals(stop=None, restore: bool = True) -> Iterator[None]:
     """The one way every command meets SIGINT/SIGTERM. With ``stop`` (a run's
     :class:`~.engine.runner.StopRequest`) the first signal asks the run to stop at its next
     round and write its partial summary (at once while it is still starting); otherwise
     the signal raises :class:`~.engine.runner.Interrupted`, and the command's ``finally``s
     remove what it made (temp folders, uncommitted outputs, its labs and servers). Once it
-    has been raised, further signals are noted and ignored, so that the cleaning up ends."""
+    has been raised, further signals are noted and ignored, so that the cleaning up ends.
+    ``restore`` false (the process's own command line): after the block the signals are
+    ignored, not given back to Python's defaults — the work is done and the exit status
+    says how; a signal then must not turn it into a death by signal."""
     from .engine.runner import StopRequest
 
     raised: list[str] = []
@@ -71,7 +74,7 @@ def on_signals(stop=None) -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
 
 
 @contextmanager
@@ -690,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         from .engine.tempfolders import remove_orphans
 
         remove_orphans()  # what a run, a bench or a window killed with SIGKILL left behind
-        with on_signals():
+        with on_signals(restore=argv is not None):  # argv None: the process's own command line
             return _dispatch(parser, args, argv)
     except (BadInput, ConfigError) as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
