@@ -16,6 +16,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .cliargs import KNOB_ARGS, BadInput, build_parser, parse_latency, parse_siz
 from .engine.config import (
     STRATEGIES,
     ConfigError,
+    Interrupted,
     LaneConfig,
     LaneSpec,
     Workload,
@@ -35,6 +38,57 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LAB_FAILED = 3
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@contextmanager
+def on_signals(stop=None, restore: bool = True) -> Iterator[None]:
+    """The one way every command meets SIGINT/SIGTERM. With ``stop`` (a run's
+    :class:`~.engine.runner.StopRequest`) the first signal asks the run to stop at its next
+    round and write its partial summary (at once while it is still starting); otherwise
+    the signal raises :class:`~.engine.runner.Interrupted`, and the command's ``finally``s
+    remove what it made (temp folders, uncommitted outputs, its labs and servers). Once it
+    has been raised, further signals are noted and ignored, so that the cleaning up ends.
+    ``restore`` false (the process's own command line): after the block the signals are
+    ignored, not given back to Python's defaults — the work is done and the exit status
+    says how; a signal then must not turn it into a death by signal."""
+    from .engine.runner import StopRequest
+
+    raised: list[str] = []
+
+    def on_signal(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if raised:
+            return  # already stopping: let the cleaning up finish
+        try:
+            (stop or _Raise()).signalled(name)
+        except Interrupted:
+            raised.append(name)
+            raise
+
+    class _Raise(StopRequest):
+        def signalled(self, name: str) -> None:
+            raise Interrupted(name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
+
+
+@contextmanager
+def default_signals() -> Iterator[None]:
+    """Python's own handling of SIGINT/SIGTERM (the window's, which has its own loop)."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Console:
@@ -161,13 +215,8 @@ def cmd_run(args, explicit: set[str]) -> int:
         else None
     )
     stop = StopRequest()
-
-    def on_signal(signum, frame) -> None:
-        if stop.signal:  # a second one: stop now (labs killed, nothing more written)
-            raise KeyboardInterrupt
-        stop.set(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handling = on_signals(stop)
+    handling.__enter__()
     try:
         names = ", ".join(c.label for c in lanes)
         origin = f" from scenario {sc.name}" if sc else ""
@@ -192,8 +241,7 @@ def cmd_run(args, explicit: set[str]) -> int:
             getattr(recorder.target, "commit_quietly", recorder.target.discard)()
         raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        handling.__exit__(None, None, None)
     return _after_run(args, summary, say, (json_out, hist_out, recorder))
 
 
@@ -267,7 +315,8 @@ def cmd_replay(args) -> int:
         if reason:
             raise BadInput(reason)
         recs = [_load_recording(args.file)] + ([_load_recording(args.compare)] if args.compare else [])
-        return run_window(replay=recs)
+        with default_signals():
+            return run_window(replay=recs)
     if args.compare:
         raise BadInput("--compare opens the window; give it without --json or --table")
     from .engine.outputs import OutputWriteError, open_outputs
@@ -389,15 +438,26 @@ def cmd_check(args) -> int:
 def _check_run(sc) -> int:
     """Run a scenario headless (its seed, its timeline) and check its claims."""
     from .engine.lessons import check
-    from .engine.runner import LabFailed, Plan, run
+    from .engine.runner import LabFailed, Plan, StopRequest, run
 
     plan = Plan(lanes=sc.lanes, duration_s=sc.duration_s, restart_delay_s=sc.restart_delay_s, **sc.timeline)
     print(f"running {sc.name} for {sc.duration_s:g} s (seed {sc.seed}) …", flush=True)
+    stop = StopRequest()
     try:
-        summary = run(plan)
+        with on_signals(stop):
+            summary = run(plan, stop=stop)
     except LabFailed as exc:
         print(f"cachestudio: lab failed: {exc}", file=sys.stderr)
         return EXIT_LAB_FAILED
+    if summary["interrupted"]:  # the partial result: what ran, its claims not judged
+        print()
+        say_tables(Console(), summary)
+        print(
+            f"cachestudio: interrupted by {summary['interrupted']} at {summary['ended_at_s']:.1f} s; "
+            f"the claims of {sc.name} are not judged",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL.get(summary["interrupted"], 130)
     failures = [f for lane in summary["lanes"] for f in lane["failures"]] + summary["failures"]
     if failures:
         print(f"cachestudio: lab failed: {failures[0]['reason']}; the claims are not judged", file=sys.stderr)
@@ -462,8 +522,19 @@ def cmd_bench(args) -> int:
     from .engine.outputs import OutputWriteError, open_outputs
 
     json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])
+    rows: list[dict] = []  # the figures measured so far: the partial result of an interrupted bench
     try:
-        return _bench(args, duration, reps, json_out, chart_out)
+        return _bench(args, duration, reps, json_out, chart_out, rows)
+    except Interrupted as exc:
+        if rows:
+            print()
+            print(format_bench(rows))
+        print(
+            f"cachestudio: interrupted by {exc.signal}; the bench is partial ({len(rows)} figure(s) above), "
+            "nothing written",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL.get(exc.signal, 130)
     except OutputWriteError as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -474,11 +545,10 @@ def cmd_bench(args) -> int:
 
 
 def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
-    import tempfile
-
     from .engine.bench import recording_cost
     from .engine.recording import SUFFIX, RecordingWriter, check_target, plan_header
     from .engine.runner import Plan, run
+    from .engine.tempfolders import temp_folder
     from .ui.bench_gui import scrub_figures
 
     rows = [recording_cost(LaneConfig(strategy=STRATEGIES[0], seed=args.seed), duration, reps)]
@@ -494,7 +564,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         outages=[(long_s * 0.4, 3.0)],
         bursts=[(long_s * 0.5, "write", 5000)],
     )
-    with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+    with temp_folder("bench") as tmp:
         path = Path(tmp) / f"long{SUFFIX}"
         w = RecordingWriter(check_target(path), plan_header(plan))
         run(plan, recorder=w)
@@ -502,7 +572,7 @@ def _time_machine_figures(args, duration: float, reps: int) -> list[dict]:
         return rows + scrub_figures(path)
 
 
-def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]:
+def _remote_figures(args, duration: float, reps: int, rows: list[dict]) -> tuple[list[dict], dict]:
     """``--remote``: the Redis + PostgreSQL figures, on one redis-server and one PostgreSQL
     of the bench's own (a server not installed: a ConfigError, one line, exit 2)."""
     from .engine.bench import bench_servers, nodes_scaling, remote_vs_plain
@@ -517,12 +587,13 @@ def _remote_figures(args, duration: float, reps: int) -> tuple[list[dict], dict]
             "on unix sockets",
             flush=True,
         )
-        rows = remote_vs_plain(base, duration, reps, servers)
+        rows += remote_vs_plain(base, duration, reps, servers)
         rows += nodes_scaling(base, duration, reps, servers=servers)
     return rows, versions
 
 
-def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
+def _bench(args, duration: float, reps: int, json_out, chart_out, rows: list[dict]) -> int:
+    """The figures, each added to ``rows`` as it is measured (a signal leaves those)."""
     from .engine.bench import (
         KEY_SPACES,
         commit_log_cost,
@@ -534,7 +605,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
     )
 
     if args.remote:
-        return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps))
+        return _bench_report(args, duration, reps, json_out, chart_out, *_remote_figures(args, duration, reps, rows))
     print(
         f"benchmark: {reps} interleaved repetitions of {duration:g} s per figure"
         + (
@@ -543,7 +614,7 @@ def _bench(args, duration: float, reps: int, json_out, chart_out) -> int:
         flush=True,
     )
     base = LaneConfig(strategy=STRATEGIES[0], seed=args.seed)  # the bench sets each lane's strategy
-    rows = strategies_vs_yardsticks(
+    rows += strategies_vs_yardsticks(
         base, duration, reps, distributions=("uniform",) if args.quick else ("uniform", "zipf")
     )
     rows.append(hit_path_vs_bare_get(duration, reps, args.seed))
@@ -619,32 +690,17 @@ def main(argv: list[str] | None = None) -> int:
             if reason:
                 raise BadInput(reason)
             return run_window(scenario=scenario)
-        if args.command == "run":
-            commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
-            assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
-            return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
-        if args.command == "screenshot":
-            return cmd_screenshot(args)
-        if args.command == "docs":
-            return cmd_docs(args)
-        if args.command == "replay":
-            return cmd_replay(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "scenarios":
-            return cmd_scenarios(args)
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "self-check":
-            from .ui.self_check import run_self_check
+        from .engine.tempfolders import remove_orphans
 
-            return run_self_check()
-        if args.command == "bench":
-            return cmd_bench(args)
-        raise BadInput(f"unknown command {args.command!r}")
+        remove_orphans()  # what a run, a bench or a window killed with SIGKILL left behind
+        with on_signals(restore=argv is not None):  # argv None: the process's own command line
+            return _dispatch(parser, args, argv)
     except (BadInput, ConfigError) as exc:
         print(f"cachestudio: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        print(f"cachestudio: interrupted by {exc.signal}; stopped, nothing left behind", file=sys.stderr)
+        return EXIT_SIGNAL.get(exc.signal, 130)
     except BrokenPipeError:  # the reader of our output went away (`| head -1`): end quietly
         quiet_stdout()
         return 0
@@ -661,6 +717,34 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_LAB_FAILED
         print(f"cachestudio: failed: {type(exc).__name__}: {exc} (CACHESTUDIO_DEBUG=1 shows where)", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _dispatch(parser, args, argv: list[str] | None) -> int:
+    """Run the command (SIGINT/SIGTERM already raise :class:`Interrupted`)."""
+    if args.command == "run":
+        commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
+        assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
+        return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
+    if args.command == "screenshot":
+        return cmd_screenshot(args)
+    if args.command == "docs":
+        return cmd_docs(args)
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "scenarios":
+        return cmd_scenarios(args)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "self-check":
+        from .ui.self_check import run_self_check
+
+        with default_signals():
+            return run_self_check()
+    if args.command == "bench":
+        return cmd_bench(args)
+    raise BadInput(f"unknown command {args.command!r}")
 
 
 if __name__ == "__main__":

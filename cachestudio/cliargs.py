@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from .engine.config import KNOBS, SECTION_TITLES, STRATEGIES, ConfigError, parse_lane
+from .engine.config import KNOBS, MAX_LANES, SECTION_TITLES, STRATEGIES, ConfigError, parse_lane
 from .engine.faultkinds import FAULTS, FaultKind
 
 #: ``--latency HOP=MS``: a hop -> its knob of the latency section (config.KNOBS: "--latency HOP").
@@ -131,7 +131,7 @@ def _run_parser(sub) -> None:
         default=[],
         metavar="NAME=STRATEGY[,KNOB=VALUE...]",
         help='a named lane: a strategy and knobs of its own, e.g. "lease=cache-aside,stampede=lease" '
-        "(repeatable; instead of --strategy)",
+        f"(repeatable, at most {MAX_LANES}; instead of --strategy)",
     )
     r.add_argument(
         "--scenario",

@@ -18,8 +18,8 @@ from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QTableWidget  # noqa: E402
 from windowing import WAIT_MS, speed_index, started, win  # noqa: F401 - first: Qt offscreen; win is a fixture
 
+from cachestudio.engine.tempfolders import start_time  # noqa: E402
 from cachestudio.ui import app as ui_app  # noqa: E402
-from cachestudio.ui import session as ui_session  # noqa: E402
 from cachestudio.ui.charts import ChartPanel  # noqa: E402
 from cachestudio.ui.window import SPEEDS  # noqa: E402
 
@@ -265,7 +265,7 @@ def test_stale_window_folders_are_removed_only_when_ours_and_dead(qtbot, win, tm
     try:
         dead = _folder(root, "cachestudio-window-dead", f"{_dead_pid()} 12345\n")
         dead_no_time = _folder(root, "cachestudio-window-dead2", f"{_dead_pid()}\n")
-        alive = _folder(root, "cachestudio-window-alive", f"{live.pid} {ui_session._start_time(live.pid)}\n")
+        alive = _folder(root, "cachestudio-window-alive", f"{live.pid} {start_time(live.pid)}\n")
         no_owner = _folder(root, "cachestudio-window-noowner", None)
         garbage = _folder(root, "cachestudio-window-garbage", "not a pid\n")
         other = _folder(root, "someone-else", f"{_dead_pid()}\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -29,6 +28,7 @@ from .queue import Flusher, VolatileQueue
 from .runner import Plan, run
 from .strategies import CacheAside, WriteBehind, WriteThrough
 from .strategykinds import STRATEGIES, queues_writes
+from .tempfolders import make_folder, temp_folder
 from .workload import READ, OpStream
 
 
@@ -233,7 +233,7 @@ def strategies_vs_yardsticks(
                 for _ in range(reps):
                     engine.append(engine_rate(cfg, duration_s))
                     for out, care in ((literal, False), (tuned, True)):
-                        with tempfile.TemporaryDirectory(prefix="cachestudio-seed-") as tmp:
+                        with temp_folder("seed") as tmp:
                             out.append(seed_loop(cfg, duration_s, Path(tmp), tuned=care))
                 where = f"{strategy} ops/s, {mode}, {dist}"
                 rows.append(figure_row(where, engine, "seed's loop, literal", literal, ">= 1.0"))
@@ -252,7 +252,7 @@ def concurrency_vs_tuned(base: LaneConfig, duration_s: float, reps: int, threads
             engine, tuned = [], []
             for _ in range(reps):
                 engine.append(engine_rate(cfg, duration_s))
-                with tempfile.TemporaryDirectory(prefix="cachestudio-seed-") as tmp:
+                with temp_folder("seed") as tmp:
                     tuned.append(seed_loop(cfg, duration_s, Path(tmp), tuned=True, threads=n))
             rows.append(
                 figure_row(
@@ -367,7 +367,7 @@ def bench_servers():
         postgres_bindir()
     except ServerError as exc:
         raise ConfigError(str(exc)) from None
-    root = Path(tempfile.mkdtemp(prefix="cachestudio-bench-"))
+    root = Path(make_folder("bench"))
     traversable(root)
     cache, pg = RedisServer(root / "redis"), PostgresServer(root)
     try:
@@ -486,7 +486,7 @@ def key_space(base: LaneConfig, run_s: float = 3.0, reps: int = 1, sizes=KEY_SPA
     for _ in range(reps):
         for n in sizes:
             cfg = replace(base, strategy=CacheAside.name, workload=replace(base.workload, keys=n, distribution="zipf"))
-            with tempfile.TemporaryDirectory(prefix="cachestudio-keys-") as tmp:
+            with temp_folder("keys") as tmp:
                 parent, child = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_key_space_probe, args=(cfg, tmp, run_s, child))
                 proc.start()
@@ -604,9 +604,9 @@ def bare_get_rate(duration_s: float, workdir: Path, seed: int) -> float:
 def hit_path_vs_bare_get(duration_s: float, reps: int, seed: int = 7) -> dict:
     ours, bare = [], []
     for _ in range(reps):  # interleaved
-        with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        with temp_folder("bench") as tmp:
             ours.append(hit_path_rate(duration_s, Path(tmp), seed))
-        with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        with temp_folder("bench") as tmp:
             bare.append(bare_get_rate(duration_s, Path(tmp), seed))
     return figure_row("cache-aside hit path hits/s", ours, "bare diskcache get loop", bare, ">= 0.8")
 
@@ -666,9 +666,9 @@ def drain_vs_executemany(reps: int, rows: int = DRAIN_ROWS, batch: int | None = 
     batch = batch or WriteBehindKnobs().batch_size
     ours, bare = [], []
     for _ in range(reps):  # interleaved
-        with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        with temp_folder("bench") as tmp:
             ours.append(drain_rate(rows, Path(tmp), knobs, batch))
-        with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+        with temp_folder("bench") as tmp:
             bare.append(bare_executemany_rate(rows, Path(tmp), knobs, batch))
     row = figure_row(f"write-behind drain rows/s (batch {batch})", ours, "bare batched executemany", bare, ">= 0.8")
     row["rows"] = rows
@@ -708,9 +708,9 @@ def commit_log_cost(reps: int, rows: int = LOG_ROWS, modes=tuple(MODES)) -> list
             logged, bare = [], []
             n = rows if batch else rows // (10 if MODES[mode].synchronous == "full" else 1)
             for _ in range(reps):
-                with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+                with temp_folder("bench") as tmp:
                     logged.append(store_write_rate(Path(tmp), MODES[mode], n, True, batch))
-                with tempfile.TemporaryDirectory(prefix="cachestudio-bench-") as tmp:
+                with temp_folder("bench") as tmp:
                     bare.append(store_write_rate(Path(tmp), MODES[mode], n, False, batch))
             what = f"batches of {batch}" if batch else "one per transaction"
             row = figure_row(
@@ -733,7 +733,7 @@ def recorded_rate(lanes: list[LaneConfig], duration_s: float, record: bool) -> f
     from .recording import SUFFIX, RecordingWriter, check_target, plan_header
 
     plan = Plan(lanes=list(lanes), duration_s=duration_s)
-    with tempfile.TemporaryDirectory(prefix="cachestudio-rec-") as tmp:
+    with temp_folder("rec") as tmp:
         w = RecordingWriter(check_target(Path(tmp) / f"run{SUFFIX}"), plan_header(plan)) if record else None
         summary = run(plan, recorder=w)
         if w is not None:

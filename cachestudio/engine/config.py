@@ -37,6 +37,17 @@ MAX_NODES = 8
 LANE_CODES = {kind.name: kind.code for kind in strategykinds.STRATEGY_KINDS}
 
 
+class Interrupted(BaseException):
+    """A command stopped by a signal before it had anything to show (a run still
+    starting its labs or servers, a second signal, a command with no partial result).
+    A BaseException: no ``except Exception`` keeps it from the ``finally``s that remove
+    what the command made, nor from the CLI's one line and exit status 130/143."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal = signal_name
+
+
 class ConfigError(ValueError):
     """A knob has a value that cannot be used. The message is one line for the user."""
 
@@ -784,8 +795,18 @@ def parse_lane(text: str) -> LaneSpec:
     return spec
 
 
+#: The most lanes one run may have, from the command line (``--lane``), a scenario file or
+#: the window: each is a lab process per node and a share of the observer's round (100 lanes
+#: of a 1 s run were still starting after 60 s).
+MAX_LANES = 6
+
+
 def lane_labels(cfgs) -> None:
-    """Lanes of one run must have different names and folders; :class:`ConfigError` if not."""
+    """Lanes of one run: at most :data:`MAX_LANES`, with different names and folders;
+    :class:`ConfigError` if not."""
+    cfgs = list(cfgs)
+    if len(cfgs) > MAX_LANES:
+        raise ConfigError(f"{len(cfgs)} lanes; a run has at most {MAX_LANES}")
     seen: dict[str, str] = {}
     for cfg in cfgs:
         for key in {cfg.label, cfg.slug}:

@@ -436,6 +436,9 @@ class RunEnd:
         return len(records)
 
     def abort(self) -> None:
+        for node in self.nodes:  # every lab killed first, then each waited for (48 labs: no 48 waits in turn)
+            if node.proc is not None and node.proc.is_alive():
+                node.proc.kill()
         for node in self.nodes:
             node.wants_standby = False
             node.drop_standby()

@@ -28,12 +28,11 @@ connection while the outage holds the lock. A run ends within its duration plus
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import LIVE_KNOBS, ConfigError, validate
+from .config import LIVE_KNOBS, ConfigError, Interrupted, validate
 from .faultinjection import FaultInjection
 from .faultkinds import FAULTS
 from .history import HistoryWriter
@@ -56,6 +55,7 @@ from .schedule import Schedule
 from .serverwatch import ServerWatcher, ServerWatching
 from .storage import LaneStorage, RunServers, traversable
 from .summary import SUMMARY_NAMES, lane_summary
+from .tempfolders import make_folder
 
 #: What importers of this module have always found here (the plan, the nodes, the end).
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "Plan",
     "Run",
     "StopRequest",
+    "Interrupted",
     "check_plan",
     "check_run_dir",
     "durability",
@@ -114,7 +115,7 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
         servers = RunServers(Path("."), plan.lanes, plan.redis_url, plan.postgres_url)
         servers.check()  # a missing program or an unreachable server: one line, before any file
         if plan.run_dir is None:
-            self._tmp = tempfile.mkdtemp(prefix="cachestudio-run-")
+            self._tmp = make_folder("run")  # its owner named: orphans are removed (tempfolders.py)
             self.root = Path(self._tmp)
             if servers.need_pg and not plan.postgres_url:
                 traversable(self.root)  # ours: PostgreSQL's own user must reach its socket here
@@ -233,20 +234,23 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
 
     # -- start --------------------------------------------------------------------------
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, stop: StopRequest | None = None) -> None:
         """Start the labs. ``wait``: the clock starts when all are ready (headless);
-        otherwise it starts now and each lab joins as it comes up (the window)."""
+        otherwise it starts now and each lab joins as it comes up (the window). ``stop``:
+        a signal while the labs start raises :class:`Interrupted` within a poll (0.05 s)."""
+        stop = stop or StopRequest()
         self._prepare_backends()
         if not wait:
             self.t0 = time.monotonic()  # the window's clock starts now; labs join as they come up
         for lane in self.lanes:
             lane.paths.make()
         for node in self.nodes:
+            stop.check()
             node.spawn(None if wait else self.t0)
         if wait:
             deadline = time.monotonic() + READY_TIMEOUT_S
             for node in self.nodes:
-                self._await_ready(node, deadline)
+                self._await_ready(node, deadline, stop)
             self.t0 = time.monotonic()
             for node in self.nodes:
                 self._go(node)
@@ -276,10 +280,10 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
             self.abort()
             raise
 
-    def _await_ready(self, node: LabHandle, deadline: float) -> dict:
+    def _await_ready(self, node: LabHandle, deadline: float, stop: StopRequest) -> dict:
         """Wait (bounded) for a starting lab's "ready"; at the run's start a lab that
         refuses its files is bad input (ConfigError), one that does not start a failure."""
-        reason = self._wait_ready(node, deadline)
+        reason = self._wait_ready(node, deadline, stop)
         if isinstance(reason, dict):
             return reason
         self.abort()
@@ -287,9 +291,11 @@ class Run(FaultInjection, RunEnd, Schedule, ServerWatching):
             raise ConfigError(node.error)
         raise LabFailed(f"the {node.name} lab did not start: {reason}")
 
-    def _wait_ready(self, node: LabHandle, deadline: float) -> dict | str:
+    def _wait_ready(self, node: LabHandle, deadline: float, stop: StopRequest | None = None) -> dict | str:
         """The lab's ready info, or why it is not coming (its refusal is in ``node.error``)."""
         while time.monotonic() < deadline:
+            if stop is not None:
+                stop.check()
             if node.conn.poll(0.05):
                 try:
                     kind, *rest = node.conn.recv()
@@ -606,13 +612,27 @@ def _json_line(rec: dict) -> str:
 
 class StopRequest:
     """Set by a signal handler (the CLI's): the run stops at its next round, drains
-    briefly, and writes its partial summary, marked as interrupted."""
+    briefly, and writes its partial summary, marked as interrupted. While the run is
+    still starting (labs spawned, not all ready, however many lanes) :meth:`Run.start`
+    looks at it between labs and between polls, and raises :class:`Interrupted`: there
+    is nothing to summarise yet. A second signal raises it at once."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
 
     def set(self, name: str) -> None:
         self.signal = self.signal or name
+
+    def signalled(self, name: str) -> None:
+        """A signal arrived: stop at the next round (or now, the second time)."""
+        if self.signal is not None:
+            raise Interrupted(name)
+        self.set(name)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal asked to stop (a run still starting)."""
+        if self.signal is not None:
+            raise Interrupted(self.signal)
 
 
 INTERRUPT_DRAIN_S = 3.0  # how long the labs may drain when the run is interrupted
@@ -632,7 +652,7 @@ def run(
     r = Run(plan, on_event, recorder=recorder)
     stop = stop or StopRequest()
     try:
-        r.start()
+        r.start(stop=stop)
         while not r.due and stop.signal is None and not r.all_failed:
             r.tick()
             time.sleep(r.sleep_for(tick_s))

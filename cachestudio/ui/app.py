@@ -6,9 +6,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from ..engine.tempfolders import temp_folder
 
 
 def qt_environment(offscreen: bool) -> None:
@@ -168,30 +169,29 @@ def _scenario_window(
     from .window import MainWindow
 
     # The window's settings go to a file of our own (never into --out, never os.devnull).
-    scratch = tempfile.TemporaryDirectory(prefix="cachestudio-screenshot-")
-    settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings)
-    try:
-        if not win.load_scenario(scenario_path):
-            raise RuntimeError("scenario did not load")
-        win.set_theme(theme or "light")
-        win.set_node_lines(node_lines)
-        win.resize(*size)
-        win.show()
-        if present:
-            win.set_present(True, full_screen=False)  # offscreen: the size asked, not the screen's
-        win.start()
-        yield app, win
-    finally:
-        win.close()
-        # Delete the window (and pyqtgraph's items) now, not in PySide's clean-up at exit,
-        # which was seen to crash (SIGSEGV) with the interpreter half torn down.
-        import shiboken6
+    with temp_folder("screenshot") as scratch:  # removed however the block ends (a signal too)
+        settings = QSettings(str(Path(scratch) / "settings.ini"), QSettings.Format.IniFormat)
+        win = MainWindow(settings)
+        try:
+            if not win.load_scenario(scenario_path):
+                raise RuntimeError("scenario did not load")
+            win.set_theme(theme or "light")
+            win.set_node_lines(node_lines)
+            win.resize(*size)
+            win.show()
+            if present:
+                win.set_present(True, full_screen=False)  # offscreen: the size asked, not the screen's
+            win.start()
+            yield app, win
+        finally:
+            win.close()
+            # Delete the window (and pyqtgraph's items) now, not in PySide's clean-up at exit,
+            # which was seen to crash (SIGSEGV) with the interpreter half torn down.
+            import shiboken6
 
-        shiboken6.delete(win)
-        app.processEvents()
-        del settings
-        scratch.cleanup()
+            shiboken6.delete(win)
+            app.processEvents()
+            del settings
 
 
 def _run_to(app, win, at: float, deadline: float) -> None:

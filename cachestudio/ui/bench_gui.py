@@ -14,7 +14,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..engine.config import STRATEGIES, LaneConfig, Workload
 from ..engine.runner import Plan, run
+from ..engine.tempfolders import make_folder
 
 
 def _lanes(seed: int) -> list[LaneConfig]:
@@ -63,7 +63,7 @@ def scratch_settings():
     old one, which, run as root, replaced the system's /dev/null with a regular file."""
     from PySide6.QtCore import QSettings
 
-    folder = tempfile.mkdtemp(prefix="cachestudio-bench-")
+    folder = make_folder("bench")
     settings = QSettings(os.path.join(folder, "settings.ini"), QSettings.Format.IniFormat)
     try:
         yield settings

@@ -10,7 +10,6 @@ replaced, and a path that cannot be written is one line in the status bar
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ..engine import scenario as scenarios
 from ..engine.config import ConfigError
 from ..engine.outputs import OutputError, OutputWriteError, write_output
 from ..engine.scenariofile import scenario_toml
+from ..engine.tempfolders import temp_folder
 from .images import png_bytes
 from .parts import WindowParts
 
@@ -259,7 +259,7 @@ class FilesMixin(WindowParts):
             if path is None:
                 return False
         try:
-            with tempfile.TemporaryDirectory(prefix="cachestudio-csv-") as scratch:
+            with temp_folder("csv") as scratch:
                 rows = self.charts.export_csv(Path(scratch) / "charts.csv")
                 data = (Path(scratch) / "charts.csv").read_bytes()
             write_output(path, "export", data)

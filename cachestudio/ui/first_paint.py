@@ -35,11 +35,12 @@ def main(kind: str) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     import shutil
-    import tempfile
 
     from PySide6.QtCore import QEvent, QObject, QSettings
 
-    scratch = tempfile.mkdtemp(prefix="cachestudio-first-paint-")
+    from ..engine.tempfolders import make_folder
+
+    scratch = make_folder("first-paint")
 
     class Spy(QObject):
         def eventFilter(self, obj, event):  # noqa: N802 - Qt's name

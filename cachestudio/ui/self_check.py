@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
+
+from ..engine.tempfolders import make_folder
 
 
 class CheckFailed(Exception):
@@ -45,7 +46,7 @@ def run_self_check(
     def say(text: str) -> None:
         print(f"self-check: {text} ({time.monotonic() - t0:.1f} s)", file=out, flush=True)
 
-    folder = tempfile.mkdtemp(prefix="cachestudio-self-check-")
+    folder = make_folder("self-check")
     win = None
     app = qt_app()
     try:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import stat
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..engine.config import LIVE_KNOBS, STRATEGIES, ConfigError, LaneConfig, LaneSpec, lane_labels, validate
 from ..engine.faultkinds import BY_NAME as FAULT_KINDS
 from ..engine.series import LaneSeries
+from ..engine.tempfolders import make_folder, remove_orphans
 
 # The runner, its backends (sqlite-utils, diskcache) and the observer are imported when a
 # run starts, not with the window: they are most of the window's own import time, and the
@@ -208,75 +207,15 @@ class RunView:
 TICK_MS = 50
 CLOCK_LEAD_S = 0.15  # how far the window's clock runs on past the observer's last word
 OPEN_ENDED_S = 86_400.0  # a window run lasts until reset
-TMP_PREFIX = "cachestudio-window-"
-OWNER_FILE = "owner.pid"  # "<pid> <start time>" of the window that made the folder
-
-
-def _start_time(pid: int) -> str:
-    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or ""
-    where /proc is not there: with the pid it names one process, even after pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode("ascii", "replace")
-        return text[text.rindex(")") + 2 :].split()[19]
-    except (OSError, ValueError, IndexError):
-        return ""
-
-
-def _alive(pid: int, started: str) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: alive, and not ours to judge
-    now = _start_time(pid)
-    return not (started and now and now != started)  # the pid was reused: the owner is gone
+TMP_KIND = "window"  # its temp folders are cachestudio-window-* (engine/tempfolders.py)
 
 
 def make_run_folder() -> str:
-    """A temp folder for one run, marked with its owner (this process)."""
-    path = tempfile.mkdtemp(prefix=TMP_PREFIX)
+    """A temp folder for one window run, marked with its owner (engine/tempfolders.py)."""
+    path = make_folder(TMP_KIND)
     if os.geteuid() == 0:
         os.chmod(path, 0o711)  # ours: as root, PostgreSQL's own user must reach its socket in it
-    pid = os.getpid()
-    with open(os.path.join(path, OWNER_FILE), "w", encoding="ascii") as fh:
-        fh.write(f"{pid} {_start_time(pid)}\n")
     return path
-
-
-def remove_stale_folders(directory: str | None = None) -> list[str]:
-    """Remove the run folders of windows that are gone (killed with SIGKILL, say): only
-    ``cachestudio-window-*`` directories of ours that hold an ``owner.pid`` naming a dead
-    process. Anything else is left alone. Returns the folders removed."""
-    directory = directory or tempfile.gettempdir()
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(TMP_PREFIX):
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            owner = os.path.join(entry.path, OWNER_FILE)
-            st = os.lstat(owner)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > 100:
-                continue
-            with open(owner, encoding="ascii") as fh:
-                fields = fh.read().split()
-            pid, started = int(fields[0]), (fields[1] if len(fields) > 1 else "")
-        except (OSError, ValueError, IndexError, UnicodeDecodeError):
-            continue  # not one of ours, or not readable: never removed
-        if pid == os.getpid() or _alive(pid, started):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
-    return removed
 
 
 class LabSession(QObject):
@@ -445,7 +384,7 @@ class LabSession(QObject):
         from ..engine.observer import observer_process
         from ..engine.runner import Plan
 
-        remove_stale_folders()  # what a window killed with SIGKILL left behind
+        remove_orphans()  # what a window or a run killed with SIGKILL left behind
         self._tmp = make_run_folder()
         plan = Plan(
             lanes=self.lane_configs(),
