@@ -503,9 +503,14 @@ def write_docs(
                     f"{name}: a lesson cannot be named {sc.name} (the index of the guides is {INDEX_NAME}.md)"
                 )
             chosen.append(sc)
-    for sc in chosen:  # before anything is made: every guide and picture folder inside --out
-        under(out, "lessons", f"{sc.name}.md")
+    from .engine.outputs import check_files
+
+    guides = [(under(out, "lessons", f"{sc.name}.md"), "--out") for sc in chosen] + [
+        (under(out, "lessons", f"{INDEX_NAME}.md"), "--out")
+    ]
+    for sc in chosen:  # before anything is made: inside --out, and no guide over a lesson it reads
         lesson_dir(out, sc)
+    check_files([(sc.path, "--only") for sc in chosen if only], guides)
     try:
         (out / "lessons").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
