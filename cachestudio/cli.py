@@ -617,7 +617,7 @@ def check_files_of(parser: argparse.ArgumentParser, args) -> None:
     from .engine.outputs import check_files
 
     files = FILES.get(args.command)
-    if files is None:
+    if files is None or not files.writes:  # nothing it writes can hit a file it reads
         return
     names = {
         a.dest: (a.option_strings[0] if a.option_strings else str(a.metavar or a.dest))
