@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from .cliargs import KNOB_ARGS, BadInput, build_parser, parse_latency, parse_size
+from .cliargs import FILES, KNOB_ARGS, BadInput, build_parser, parse_latency, parse_size
 from .engine.config import (
     STRATEGIES,
     ConfigError,
@@ -674,10 +674,47 @@ def _bench_report(
     return 0
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    if command is None:
+        return parser
+    commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
+    assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
+    return commands.choices[command]
+
+
+def check_files_of(parser: argparse.ArgumentParser, args) -> None:
+    """The command's files as cliargs.FILES declares them, checked at once before it starts:
+    no output is an input, another output or inside a folder it fills (engine.outputs)."""
+    from .engine.outputs import check_files
+
+    files = FILES.get(args.command)
+    if files is None or not files.writes:  # nothing it writes can hit a file it reads
+        return
+    names = {
+        a.dest: (a.option_strings[0] if a.option_strings else str(a.metavar or a.dest))
+        for a in _subparser(parser, args.command)._actions
+    }
+
+    def values(dests):
+        for dest in dests:
+            value = getattr(args, dest, None)
+            for v in value if isinstance(value, list) else [value]:
+                if v is not None:
+                    yield v, names.get(dest, dest)
+
+    reads = list(values(files.reads))
+    if files.scenarios:
+        from .engine import scenario as scenarios
+
+        reads += [(scenarios.find(str(v)), what) for v, what in values(files.scenarios)]
+    check_files(reads, list(values(files.writes)), list(values(files.folders)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        check_files_of(parser, args)
         if args.command is None:
             from .ui.app import no_display_reason, run_window
 
@@ -722,9 +759,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(parser, args, argv: list[str] | None) -> int:
     """Run the command (SIGINT/SIGTERM already raise :class:`Interrupted`)."""
     if args.command == "run":
-        commands = parser._subparsers._group_actions[0]  # argparse offers no public way to a subparser
-        assert isinstance(commands, argparse._SubParsersAction)  # build_parser's one group of commands
-        return cmd_run(args, explicit_options(commands.choices["run"], argv if argv is not None else sys.argv[1:]))
+        return cmd_run(args, explicit_options(_subparser(parser, "run"), argv if argv is not None else sys.argv[1:]))
     if args.command == "screenshot":
         return cmd_screenshot(args)
     if args.command == "docs":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.config import KNOBS, MAX_LANES, SECTION_TITLES, STRATEGIES, ConfigError, parse_lane
@@ -19,6 +20,32 @@ from .engine.faultkinds import FAULTS, FaultKind
 
 #: ``--latency HOP=MS``: a hop -> its knob of the latency section (config.KNOBS: "--latency HOP").
 LATENCY_HOPS = {k.flag.split()[1]: k.name for k in KNOBS if k.flag.startswith("--latency ")}
+
+
+@dataclass(frozen=True)
+class Files:
+    """What a command reads and writes, by the ``dest`` of its arguments (one value or a list):
+    ``reads`` files, ``scenarios`` a built-in scenario's name or a file, ``writes`` files,
+    ``folders`` folders it fills. ``cli.check_files_of`` checks them all at once, before
+    anything is opened, created or printed (engine.outputs.check_files)."""
+
+    reads: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+
+
+#: Every command's files (None: the window). A new option naming a file is declared here.
+FILES: dict[str | None, Files] = {
+    None: Files(scenarios=("window_scenario",)),
+    "run": Files(scenarios=("scenario",), writes=("json", "history", "record"), folders=("run_dir",)),
+    "replay": Files(reads=("file", "compare"), writes=("json",)),
+    "report": Files(reads=("file",), writes=("html",)),
+    "bench": Files(reads=("recording",), writes=("json", "chart")),
+    "check": Files(scenarios=("file",)),
+    "docs": Files(scenarios=("only",), folders=("out",)),
+    "screenshot": Files(scenarios=("scenario",), folders=("out",)),
+}
 
 
 class BadInput(Exception):

@@ -117,8 +117,28 @@ def picture_comment(sc, picture: dict) -> str:
     )
 
 
+#: The index of the guides, ``out/lessons/README.md``: no lesson may take its name.
+INDEX_NAME = "README"
+
+
+def under(out: Path, *parts: str) -> Path:
+    """``out/parts…``, refused (ConfigError, one line) unless it stays inside ``out`` once
+    links and ``..`` are resolved: a lesson's name comes from a file anyone may hand round.
+    (Its grammar, :data:`scenario.NAME_GRAMMAR`, already keeps it a single plain name; this is
+    the second line of defence.)"""
+    from .engine.config import ConfigError
+
+    path = out.joinpath(*parts)
+    root = out.resolve()
+    if any(not p or p in (".", "..") or "/" in p or "\0" in p for p in parts) or not path.resolve().is_relative_to(
+        root
+    ):
+        raise ConfigError(f"--out {out}: {os.path.join(*parts)!r} would be written outside it; nothing written")
+    return path
+
+
 def lesson_dir(out: Path, sc) -> Path:
-    return out / "lessons" / sc.name
+    return under(out, "lessons", sc.name)
 
 
 # ------------------------------------------------------------------------------ the pictures
@@ -474,11 +494,23 @@ def write_docs(
         chosen = []
         for name in only:
             sc = scenarios.load(scenarios.find(name))
-            if not sc.is_lesson:
-                from .engine.config import ConfigError
+            from .engine.config import ConfigError
 
+            if not sc.is_lesson:
                 raise ConfigError(f"{name} is not a lesson (a lesson has you_will_learn)")
+            if sc.name.lower() == INDEX_NAME.lower():
+                raise ConfigError(
+                    f"{name}: a lesson cannot be named {sc.name} (the index of the guides is {INDEX_NAME}.md)"
+                )
             chosen.append(sc)
+    from .engine.outputs import check_files
+
+    guides = [(under(out, "lessons", f"{sc.name}.md"), "--out") for sc in chosen] + [
+        (under(out, "lessons", f"{INDEX_NAME}.md"), "--out")
+    ]
+    for sc in chosen:  # before anything is made: inside --out, and no guide over a lesson it reads
+        lesson_dir(out, sc)
+    check_files([(sc.path, "--only") for sc in chosen if only], guides)
     try:
         (out / "lessons").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -520,14 +552,14 @@ def write_docs(
             if not v.held:
                 warn(f"{sc.name}: claim {v.claim.text()} did not hold (measured {v.measured()}); the guide says so")
                 status = max(status, 1)
-        path = out / "lessons" / f"{sc.name}.md"
+        path = under(out, "lessons", f"{sc.name}.md")
         write_output(path, "--out", guide(sc, pictures, summary, results))
         expected = {p["file"] for p in pictures}
         for stale in sorted(where.glob("*.png")):
             if stale.name not in expected:
                 warn(f"{stale} is not one of {sc.name}'s pictures any more: remove it")
         say(f"{sc.name}: {path} and {len(pictures)} picture(s) in {where} ({time.monotonic() - started:.0f} s)")
-    path = out / "lessons" / "README.md"
+    path = under(out, "lessons", f"{INDEX_NAME}.md")
     write_output(path, "--out", index(lessons))
     say(f"index: {path}")
     readme = out.resolve().parent / "README.md"

@@ -90,7 +90,7 @@ BAD_VALUES = [
     ("description = {a = 1}\n", 1, ["description must be a string, got a table"]),
     ("name = ''\n", 1, ["name must not be empty"]),
     ('title = "one\\ntwo"\n', 1, ["title must be one line"]),
-    ("name = '" + "n" * 101 + "'\n", 1, ["name must be at most 100 characters"]),
+    ("name = '" + "n" * 65 + "'\n", 1, ["name must be at most 64 characters"]),
     ("strategy = 3\n", 1, ["strategy must be one of", "got 3"]),
     ("workload = 'x'\n", 1, ["[workload] must be a table, got 'x'"]),
     ("[workload]\nrate = {a = 1}\n", 2, ["rate must be a number, got a table"]),

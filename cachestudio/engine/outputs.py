@@ -86,7 +86,7 @@ from typing import TextIO
 
 from .config import ConfigError
 
-__all__ = ["Output", "OutputError", "OutputWriteError", "open_outputs", "write_output"]
+__all__ = ["Output", "OutputError", "OutputWriteError", "check_files", "identity", "open_outputs", "write_output"]
 
 BUFFER_BYTES = 1 << 16
 MAX_SYMLINK_HOPS = 40
@@ -706,3 +706,92 @@ def write_output(path: str | os.PathLike, what: str, data: str | bytes) -> None:
     """Open, write and commit in one go (OutputError before writing, OutputWriteError after)."""
     with Output(path, what) as out:
         out.write(data)
+
+
+# ------------------------------------------------------------------ inputs against outputs
+
+
+def identity(path: str | os.PathLike, reading: bool = False) -> tuple | None:
+    """What ``path`` names, in the terms of :attr:`Output.key`, found without opening or
+    creating anything: ``(st_dev, st_ino)`` of what it resolves to (symlinks and hard links
+    give the same), ``("fd", N)`` for a terminal reached through descriptor N (``-`` is fd 1
+    written, fd 0 read), ``("new", dir's st_dev, dir's st_ino, name)`` for a file to be
+    created. None: nothing to compare (an input that is not there, a descriptor not open —
+    the command refuses those itself)."""
+    name = os.fspath(path)
+    if name == "-":
+        if not reading:
+            return _stdout_key()
+        name = "/dev/stdin"
+    n = _fd_number(name)
+    if n is not None:
+        try:
+            st = os.fstat(n)
+        except OSError:
+            return None
+        return ("fd", n) if stat.S_ISCHR(st.st_mode) else (st.st_dev, st.st_ino)
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError):
+        if reading:
+            return None
+        real = os.path.realpath(name)  # a dangling symlink: where it points (refused later)
+        d, base = os.path.split(real)
+        try:
+            dst = os.stat(d or ".")
+        except OSError:
+            return None
+        return ("new", dst.st_dev, dst.st_ino, base)
+    return (st.st_dev, st.st_ino)
+
+
+def _inside(path: str, folder: str) -> bool:
+    real = (
+        os.path.realpath(path)
+        if os.path.exists(path)
+        else os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
+    )
+    return os.path.commonpath([real, os.path.realpath(folder)]) == os.path.realpath(folder)
+
+
+def check_files(reads=(), writes=(), folders=()) -> None:
+    """The one check of what a command reads and writes, made before anything is opened,
+    created or printed: no output (``writes``: ``(path, what)``) may be an input (``reads``),
+    another output, or inside a folder the command fills (``folders``, e.g. ``--run-dir``).
+    Compared by :func:`identity`: after links, ``-``, ``/dev/stdout`` and ``/proc/self/fd/N``
+    resolved. Raises OutputError (one line; exit status 2)."""
+
+    def shown(path, what):
+        p = os.fspath(path)
+        return f"{what} (standard output)" if p == "-" else f"{what} {p}"
+
+    inputs = [(identity(p, reading=True), p, what) for p, what in reads if p is not None]
+    seen: dict[tuple, tuple] = {}
+    for path, what in writes:
+        if path is None:
+            continue
+        key = identity(path)
+        for ikey, ipath, iwhat in inputs:
+            if key is not None and key == ikey:
+                raise OutputError(
+                    f"{shown(path, what)} is the input {os.fspath(ipath)} ({iwhat}): writing it would destroy it; "
+                    "give another file name"
+                )
+        if key is not None and key in seen:
+            fpath, fwhat = seen[key]
+            if os.fspath(fpath) == os.fspath(path):
+                both = "standard output (-)" if os.fspath(path) == "-" else os.fspath(path)
+                raise OutputError(f"{fwhat} and {what} both name {both}; give each its own file")
+            raise OutputError(
+                f"{shown(fpath, fwhat)} and {shown(path, what)} are the same file; give each its own file"
+            )
+        if key is not None:
+            seen[key] = (path, what)
+        for folder, fwhat in folders:
+            if (
+                folder is not None
+                and os.fspath(path) != "-"
+                and _fd_number(os.fspath(path)) is None
+                and _inside(os.fspath(path), os.fspath(folder))
+            ):
+                raise OutputError(f"{shown(path, what)} is inside {fwhat} {os.fspath(folder)}; give a file elsewhere")

@@ -30,7 +30,8 @@ Every problem is reported as ``FILE line N: what is wrong`` (:class:`ScenarioErr
 :func:`load`, whatever the file holds, because a scenario file is input from anyone (a
 workshop hands them around): every value is checked for its type (an integer knob takes no
 ``1.5``, a float knob takes ``10``, no knob takes ``true``), finite (no ``nan``, no ``inf``)
-and in range; names and titles are one line of text. Limits keep a file from costing more
+and in range; titles are one line of text, and a name is an identifier, never a path
+(:data:`NAME_GRAMMAR`: ``docs`` names files after it). Limits keep a file from costing more
 than it can be worth: :data:`MAX_FILE_BYTES` (the file is not parsed beyond that), arrays and
 tables nested :data:`MAX_NESTING` deep, dotted keys of :data:`MAX_KEY_PARTS` parts and
 numbers of :data:`MAX_DIGITS` digits (deeper or longer ones make tomllib recurse past
@@ -112,8 +113,30 @@ MAX_KEY_PARTS = 16
 #: Digits of one number (Python refuses to convert integers of more than 4,300).
 MAX_DIGITS = 100
 #: The longest name and title (shown on one line in lists and the window title).
-MAX_NAME = 100
+MAX_NAME = 64
 MAX_TITLE = 200
+#: A scenario's name is an identifier, never a path (``docs`` names files after it): ASCII
+#: letters, digits, ``-``, ``_`` and ``.``, not starting with ``.``, at most MAX_NAME characters.
+NAME_GRAMMAR = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+
+
+def check_name(value: str) -> str | None:
+    """Why ``value`` is not a scenario name (None: it is one)."""
+    if NAME_GRAMMAR.fullmatch(value):
+        return None
+    if len(value) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters, got {len(value):,}"
+    if value.startswith("."):
+        return f"must not start with '.' (it names files), got {_show(value)}"
+    bad = next((ch for ch in value if not re.fullmatch(r"[A-Za-z0-9._-]", ch)), "")
+    return f"must be letters, digits, '-', '_' and '.' only (it names files), got {bad!r} in {_show(value)}"
+
+
+def name_from_file(path: Path) -> str:
+    """The name of a file without ``name``: its stem, made an identifier (``my lesson (2).toml``
+    is ``my-lesson-2``)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).lstrip(".").strip("-")[:MAX_NAME].rstrip("-")
+    return stem or "scenario"
 
 
 def resources_dir() -> Path:
@@ -534,7 +557,10 @@ def load(path: Path) -> Scenario:
             raise ScenarioError(
                 f"{top(key)}: unknown key {_show(key)} (known: {', '.join(sorted(TOP_KEYS | set(SECTIONS)))})"
             )
-    name = _text(data, "name", top, "", MAX_NAME) if "name" in data else path.stem
+    name = _text(data, "name", top, "", MAX_NAME) if "name" in data else name_from_file(path)
+    why = check_name(name)
+    if why is not None:
+        raise ScenarioError(f"{top('name')}: name {why}")
     title = _text(data, "title", top, "", MAX_TITLE)
     description = _text(data, "description", top, "", None).strip()
     strategy = data.get("strategy", "all")
