@@ -470,19 +470,6 @@ def _more_files() -> None:
         pass
 
 
-#: How much lower a lab's CPU priority is than its observer's (``nice``): the observer is the
-#: run's clock (faults fire on time, a lab's silence is judged by it) and has little to do;
-#: the labs are the workload. Only felt when every core is busy.
-LAB_NICE = 5
-
-
-def _yield_to_the_observer() -> None:
-    try:
-        os.nice(LAB_NICE)
-    except (AttributeError, OSError):
-        pass  # no nice (Windows): the labs run at the observer's priority
-
-
 def lab_process(
     conn,
     cfg: LaneConfig,
@@ -582,7 +569,6 @@ def _serve(conn, lab: Lab) -> int:
     Returns the process's exit status."""
     lab.start_flusher()  # a durable queue left by a crashed incarnation is replayed now
     conn.send(("ready", {"pid": os.getpid(), "inc": lab.inc, "queue_depth": lab.gauges()["queue_depth"]}))
-    _yield_to_the_observer()  # once up: its start (imports, files) is not slowed by it
     next_gauges = time.monotonic()
     replies: list[tuple] = []  # from lab threads; sent by this thread only (a pipe is not thread-safe)
     drainer: threading.Thread | None = None
