@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .config import (
+    MAX_LANES,
     STRATEGIES,
     Backends,
     CacheKnobs,
@@ -586,7 +587,6 @@ def load(path: Path) -> Scenario:
 
 
 MAX_PICTURES = 6
-MAX_LANES = 6
 
 
 def _lanes(items, base: LaneConfig, at) -> list[LaneSpec]:
