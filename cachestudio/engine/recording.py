@@ -2,7 +2,7 @@
 
 A recording is a gzip stream of JSON lines (``zcat run.csrec | head`` shows it):
 
-* line 1, the header: ``{"type": "header", "format": "cachestudio-recording", "version": 1,
+* line 1, the header: ``{"type": "header", "format": "cachestudio-recording", "version": 2,
   "app", "created", "machine", "scenario", "title", "description", "plan", "lanes"}``
   (``lanes``: every lane's knobs, as ``dataclasses.asdict(LaneConfig)``);
 * the history records, verbatim as the labs wrote them (DESIGN.md §4; they have no
@@ -53,7 +53,7 @@ from .config import MAX_DURATION_S, MAX_LANES, SECTIONS, ConfigError, LaneConfig
 from .faultkinds import FIELDS
 
 FORMAT = "cachestudio-recording"
-VERSION = 1
+VERSION = 2  # 2: one gzip member per flush (1: one member; still read)
 SUFFIX = ".csrec"
 FLUSH_S = 0.5  # a killed writer loses at most this much of the run
 TICK_S = 0.25  # lab time between two tick lines (the charts' bin width)
@@ -315,6 +315,7 @@ MAX_EVENTS = 100_000
 MAX_ANOMALIES = 1_000_000
 TIME_SLACK_S = 3_600.0  # a drain may run past the plan's end; not by more than an hour
 _OUT = 1 << 20  # inflated bytes per step (a bomb never inflates more than this at once)
+_IN = 4 << 10  # compressed bytes per step
 
 
 def _open(path: str) -> int:
@@ -364,6 +365,7 @@ class _Inflater:
         self.started = False  # the file begins as gzip data
         self.open_member = False  # a member began and has not ended yet
         self.members = 0  # good members
+        self.seeking = False  # after a failed member, until the next header
 
     def bound(self) -> None:
         if self.out > RATIO_FLOOR + MAX_RATIO * self.read:
@@ -373,53 +375,74 @@ class _Inflater:
             )
 
     def pieces(self, chunks):
-        """Yield inflated bytes; ``None`` marks the end of a good member, ``False`` a member lost."""
-        buf = b""
+        """Yield inflated bytes; ``None`` marks the end of a good member, ``False`` a member lost.
+
+        The input goes in by ``_IN`` bytes (zlib gives nothing of a step that fails, so a
+        damaged stream loses at most one step before its damage)."""
+        buf, pos = b"", 0
         for chunk in chunks:
             self.read += len(chunk)
-            buf += chunk
+            buf = buf[pos:] + chunk
+            pos = 0
             if not self.started:
                 if len(buf) < 2:
                     continue
                 if buf[:2] != b"\x1f\x8b":
                     raise RecordingError(f"{self.path} is not a Cache Studio recording (not gzip data)")
                 self.started = True
-            while buf:
+            view = memoryview(buf)
+            while pos < len(buf):
+                if self.seeking:
+                    pos = self._seek(buf, pos)
+                    if self.seeking:
+                        break
                 if not self.open_member:
-                    buf = buf.lstrip(b"\0")  # padding after a member
-                    if not buf:
+                    while pos < len(buf) and buf[pos] == 0:  # padding after a member
+                        pos += 1
+                    if pos == len(buf):
                         break
                     self.open_member = True
+                step = view[pos : pos + _IN]
                 try:
-                    data = self.z.decompress(buf, _OUT)
+                    data = self.z.decompress(step, _OUT)
+                    while True:
+                        if data:
+                            self.out += len(data)
+                            self.bound()
+                            yield data
+                        if self.z.eof or not self.z.unconsumed_tail:
+                            break
+                        data = self.z.decompress(self.z.unconsumed_tail, _OUT)
                 except zlib.error:
                     yield False
-                    buf = self._resync(buf[1:])
+                    pos = self._resync(buf, pos + 1)
                     continue
-                buf = self.z.unconsumed_tail
-                if data:
-                    self.out += len(data)
-                    self.bound()
-                    yield data
                 if self.z.eof:
+                    pos += len(step) - len(self.z.unused_data)
                     yield None
-                    buf = self.z.unused_data
                     self.z = zlib.decompressobj(31)
                     self.open_member = False
                     self.members += 1
+                else:
+                    pos += len(step)
 
-    def _resync(self, buf: bytes) -> bytes:
-        """Drop bytes up to the next member's header (kept for the next chunk if none yet)."""
+    def _resync(self, buf: bytes, pos: int) -> int:
+        """A member failed: look for the next one's header from ``pos`` on."""
         self.lost_members += 1
         self.z = zlib.decompressobj(31)
         self.open_member = False
-        at = buf.find(b"\x1f\x8b\x08")
+        self.seeking = True
+        return self._seek(buf, pos)
+
+    def _seek(self, buf: bytes, pos: int) -> int:
+        """Where the next member's header is (or the end, less two bytes that may begin one)."""
+        at = buf.find(b"\x1f\x8b\x08", pos)
         if at < 0:
-            keep = 2 if len(buf) >= 2 else len(buf)
-            self.skipped += len(buf) - keep
-            return buf[len(buf) - keep :] if keep else b""
-        self.skipped += at
-        return buf[at:]
+            at = max(pos, len(buf) - 2)
+        else:
+            self.seeking = False
+        self.skipped += at - pos
+        return at
 
 
 def _depth(line: bytes) -> int:
@@ -484,6 +507,9 @@ def _lines(path: str):
             if piece is None or piece is False:
                 if piece is None and not rest:
                     yield from (("line", obj) for obj in pending)
+                elif inf.members == 0:  # one stream (format 1) damaged: read up to the damage
+                    yield from (("line", obj) for obj in pending if obj is not _NOT_JSON)
+                    yield ("lost", None)
                 else:
                     yield ("lost", None)
                 pending, size, rest = [], 0, b""
