@@ -109,7 +109,6 @@ def kind_of(line: bytes) -> str:
     return obj.get("type") or "op" if isinstance(obj, dict) else "?"
 
 
-@st.composite
 def line_change(draw, lines: list[bytes]) -> list[bytes]:
     what = draw(st.sampled_from(["drop", "duplicate", "field", "deep", "lanes", "long"]))
     if what == "drop":
@@ -119,7 +118,12 @@ def line_change(draw, lines: list[bytes]) -> list[bytes]:
         kind = draw(st.sampled_from(KINDS))
         return [y for x in lines for y in ([x, x] if kind_of(x) == kind else [x])]
     i = draw(st.integers(0, len(lines) - 1))
-    obj = json.loads(lines[i])
+    try:
+        obj = json.loads(lines[i])
+    except (ValueError, RecursionError):  # a line an earlier change spoiled
+        obj = {}
+    if not isinstance(obj, dict):
+        obj = {}
     if what == "field":
         keys = sorted(obj) + ["plan", "duration_s", "lanes", "t", "start", "end", "items"]
         key, value = draw(st.sampled_from(keys)), draw(VALUES)
@@ -132,19 +136,20 @@ def line_change(draw, lines: list[bytes]) -> list[bytes]:
         depth = draw(st.sampled_from([40, 2_000, 100_000]))
         new = json.dumps({**obj, "x": 0}).encode().replace(b"0}", b"[" * depth + b"]" * depth + b"}")
     elif what == "lanes":
-        head = json.loads(lines[0])
-        head["lanes"] = head["lanes"] * draw(st.integers(2, 400))
+        head = {**obj, **(json.loads(lines[0]) if kind_of(lines[0]) == "header" else {})}
+        head["lanes"] = [{"strategy": "cache-aside"}] * draw(st.integers(2, 400))
         i, new = 0, json.dumps(head).encode()
     else:
         new = b'{"type":"event","kind":"' + b"x" * (20 << 20) + b'"}'
     return lines[:i] + [new] + lines[i + 1 :]
 
 
-@st.composite
 def hostile(draw, base: bytes) -> bytes:
+    """A recording changed as drawn (``draw``: hypothesis's; the file itself stays out of its
+    reports)."""
     lines = gzip.decompress(base).splitlines()
     for _ in range(draw(st.integers(0, 2))):
-        lines = draw(line_change(lines))
+        lines = line_change(draw, lines)
     data = bytearray(members(lines, draw(st.sampled_from([1, 50, 100_000]))) if lines else b"")
     what = draw(st.sampled_from(["as is", "flip", "cut", "concat", "concat cut"]))
     if what == "flip" and data:
@@ -171,7 +176,7 @@ def check_file(path: Path, out_html: Path, what: str) -> None:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_every_crafted_recording_replays_or_is_refused_in_one_line_within_bounds(recorded, tmp_path_factory, data):
-    crafted = data.draw(hostile(recorded.read_bytes()))
+    crafted = hostile(data.draw, recorded.read_bytes())
     tmp = tmp_path_factory.mktemp("crafted")
     path = tmp / "crafted.csrec"
     path.write_bytes(crafted)
