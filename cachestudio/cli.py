@@ -299,9 +299,10 @@ def _after_run(args, summary: dict, say, outputs) -> int:
 
 
 def _load_recording(path):
-    from .engine.recording import read_recording
+    from .engine.recording import read_recording, reading
 
-    rec = read_recording(path)
+    with reading(path):
+        rec = read_recording(path)
     if not rec.complete:
         print(f"cachestudio: note: {path}: {rec.note}; read up to {rec.end_time:.1f} s", file=sys.stderr)
     return rec
@@ -320,11 +321,13 @@ def cmd_replay(args) -> int:
     if args.compare:
         raise BadInput("--compare opens the window; give it without --json or --table")
     from .engine.outputs import OutputWriteError, open_outputs
-    from .engine.recording import describe, replay_summary
+    from .engine.recording import describe, reading, replay_summary
 
     (json_out,) = open_outputs([(args.json, "--json")]) if args.json is not None else (None,)
     rec = _load_recording(args.file)
-    summary = replay_summary(rec)
+    with reading(args.file):
+        summary = replay_summary(rec)
+        describe(rec)
     if args.table:
         say = Console(sys.stderr if json_out is not None and json_out.to_stdout else None)
         say(describe(rec))
@@ -343,14 +346,15 @@ def cmd_replay(args) -> int:
 def cmd_report(args) -> int:
     from .engine.htmlreport import render_report
     from .engine.outputs import OutputWriteError, write_output
-    from .engine.recording import replay_summary
+    from .engine.recording import reading, replay_summary
     from .engine.timemachine import Tape
 
     rec = _load_recording(args.file)
-    tape = Tape.from_recording(rec)
-    html = render_report(
-        replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
-    )
+    with reading(args.file):
+        tape = Tape.from_recording(rec)
+        html = render_report(
+            replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
+        )
     try:
         write_output(args.html, "--html", html)
     except OutputWriteError as exc:
@@ -519,6 +523,14 @@ def cmd_bench(args) -> int:
             "--remote measures only the Redis + PostgreSQL figures: give it without --gui, "
             "--time-machine or --recording"
         )
+    if args.recording is not None:  # the file is looked at before anything is measured
+        if not args.time_machine:
+            raise BadInput("--recording is the recording --time-machine scrubs; give --time-machine too")
+        from .engine.recording import reading
+        from .engine.timemachine import Tape
+
+        with reading(args.recording):
+            Tape.from_recording(_load_recording(args.recording))
     from .engine.outputs import OutputWriteError, open_outputs
 
     json_out, chart_out = open_outputs([(args.json, "--json"), (args.chart, "--chart")])

@@ -32,6 +32,8 @@ BACKPRESSURE = ("block", "reject")
 CACHE_BACKENDS = ("diskcache", "redis")
 STORE_BACKENDS = ("sqlite", "postgresql")
 MAX_NODES = 8
+MAX_LANES = 6  # lanes in one run: the command line, scenario files and recordings
+MAX_DURATION_S = 86_400  # the longest run a plan (and a recording's header) may ask for
 
 #: Short codes used in record ids ("wb#123") and file names.
 LANE_CODES = {kind.name: kind.code for kind in strategykinds.STRATEGY_KINDS}

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, LaneConfig, lane_labels, validate
+from .config import MAX_DURATION_S, ConfigError, LaneConfig, lane_labels, validate
 from .faultcheck import check_timeline
 from .faultkinds import FAULTS
 from .lab import LanePaths
@@ -64,8 +64,8 @@ def check_plan(plan: Plan) -> Plan:
     for cfg in plan.lanes:
         validate(cfg)
     lane_labels(plan.lanes)
-    if not (0 < plan.duration_s <= 86_400):
-        raise ConfigError(f"duration must be > 0 and <= 86400 seconds, got {plan.duration_s:g}")
+    if not (0 < plan.duration_s <= MAX_DURATION_S):
+        raise ConfigError(f"duration must be > 0 and <= {MAX_DURATION_S} seconds, got {plan.duration_s:g}")
     timeline = {f: getattr(plan, f) for f in FIELDS}
     check_count(timeline)  # at most MAX_FAULTS, scenario and options together
     check_timeline(timeline, plan.duration_s)  # each fault within the run, its parameters in range

@@ -179,14 +179,15 @@ class FilesMixin(WindowParts):
 
     def open_recording(self, path: str | Path | None = None):
         """Replay a recording in a window of its own (no lab); returns it, or None."""
-        from ..engine.recording import RecordingError, read_recording
+        from ..engine.recording import RecordingError, read_recording, reading
 
         if path is None:
             path = self.ask_open_path("Open recording", "", "Recordings (*.csrec);;All files (*)")
             if path is None:
                 return None
         try:
-            rec = read_recording(path)
+            with reading(path):
+                rec = read_recording(path)
         except (RecordingError, OSError) as exc:
             self._file_failed(f"cannot open the recording: {exc}")
             return None
@@ -225,15 +226,16 @@ class FilesMixin(WindowParts):
             if path is None:
                 return False
         from ..engine.htmlreport import render_report
-        from ..engine.recording import RecordingError, read_recording, replay_summary
+        from ..engine.recording import RecordingError, read_recording, reading, replay_summary
         from ..engine.timemachine import Tape
 
         try:
-            rec = read_recording(src)
-            tape = Tape.from_recording(rec)
-            html = render_report(
-                replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
-            )
+            with reading(src):
+                rec = read_recording(src)
+                tape = Tape.from_recording(rec)
+                html = render_report(
+                    replay_summary(rec), rec.header, tape.series_lists(), tape.group_list(), tape.node_series_lists()
+                )
             write_output(path, "report", html)
         except (RecordingError, OutputError, OutputWriteError, OSError) as exc:
             return self._file_failed(f"the report failed: {exc}")
