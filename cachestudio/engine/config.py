@@ -32,7 +32,10 @@ BACKPRESSURE = ("block", "reject")
 CACHE_BACKENDS = ("diskcache", "redis")
 STORE_BACKENDS = ("sqlite", "postgresql")
 MAX_NODES = 8
-MAX_LANES = 6  # lanes in one run: the command line, scenario files and recordings
+#: The most lanes one run may have, from the command line (``--lane``), a scenario file, the
+#: window or a recording: each is a lab process per node and a share of the observer's round
+#: (100 lanes of a 1 s run were still starting after 60 s).
+MAX_LANES = 6
 MAX_DURATION_S = 86_400  # the longest run a plan (and a recording's header) may ask for
 
 #: Short codes used in record ids ("wb#123") and file names.
@@ -795,12 +798,6 @@ def parse_lane(text: str) -> LaneSpec:
     spec = LaneSpec(strategy, name, tuple(overrides))
     validate(spec.build(defaults))
     return spec
-
-
-#: The most lanes one run may have, from the command line (``--lane``), a scenario file or
-#: the window: each is a lab process per node and a share of the observer's round (100 lanes
-#: of a 1 s run were still starting after 60 s).
-MAX_LANES = 6
 
 
 def lane_labels(cfgs) -> None:
