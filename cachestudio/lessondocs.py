@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -144,6 +145,10 @@ def lesson_dir(out: Path, sc) -> Path:
 # ------------------------------------------------------------------------------ the pictures
 
 
+#: The longest a picture-rendering child is given to stop (and clean up) after a signal.
+CHILD_STOP_S = 10.0
+
+
 def _self_command(args: list[str]) -> list[str]:
     """This program with ``args``: from a clone or a wheel ``python -m cachestudio``, frozen
     the bundle's executable (it has no ``-m``)."""
@@ -163,21 +168,30 @@ def render_pictures(sc, out: Path, regions: bool = False) -> list[Path]:
     cmd = _self_command(
         ["docs", "--out", str(out), "--only", str(sc.path), "--pictures-only"] + (["--regions"] if regions else [])
     )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, check=False, timeout=sc.duration_s + RENDER_SLACK_S
-        )
+        stdout, stderr = proc.communicate(timeout=sc.duration_s + RENDER_SLACK_S)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise DocsError(
             f"{sc.name}: rendering the pictures took more than {sc.duration_s + RENDER_SLACK_S:g} s"
         ) from None
+    except BaseException:  # a signal: the child stops as we do and removes what it made
+        proc.send_signal(signal.SIGTERM)  # (a SIGKILL, as subprocess.run sends, left its folders)
+        try:
+            proc.communicate(timeout=CHILD_STOP_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        raise
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()] or ["(nothing said)"]
+        lines = [line for line in stderr.splitlines() if line.strip()] or ["(nothing said)"]
         raise DocsError(
             f"{sc.name}: rendering the pictures failed (exit status {proc.returncode}): {lines[-1]}",
             3 if proc.returncode == 3 else 1,
         )
-    return [Path(line) for line in proc.stdout.splitlines() if line.strip()]
+    return [Path(line) for line in stdout.splitlines() if line.strip()]
 
 
 def font_families() -> list[str]:
