@@ -184,6 +184,9 @@ def render_pictures(sc, out: Path, regions: bool = False) -> list[Path]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+        from .engine.tempfolders import remove_orphans
+
+        remove_orphans()  # what it had no time to remove (a signal in its start-up): its owner is gone
         raise
     if proc.returncode != 0:
         lines = [line for line in stderr.splitlines() if line.strip()] or ["(nothing said)"]
