@@ -464,7 +464,8 @@ def test_observer_sends_outcomes_and_groups():
             now = u["now"]
             if running_since is None and all(lane["state"] == "running" for lane in u["lanes"]):
                 running_since = now
-            if crashed is None and running_since is not None and now >= running_since + 0.75:
+            queued = u["lanes"][2]["gauges"].get("queue_depth", 0)  # write-behind's, unflushed
+            if crashed is None and running_since is not None and now >= running_since + 0.75 and queued > 0:
                 parent.send(("call", "crash", ()))
                 crashed = now
             if crash_closed and outage_sent is None:
