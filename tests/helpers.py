@@ -181,3 +181,18 @@ def scenario_fields() -> tuple[str, ...]:
     from cachestudio.engine.scenario import Scenario
 
     return tuple(f.name for f in dataclasses.fields(Scenario) if f.name not in ("path", "notes"))
+
+
+def session_pids(sid: int) -> set[int]:
+    """Live processes of a session (zombies count as gone)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            out.add(int(entry.name))
+    return out

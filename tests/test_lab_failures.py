@@ -17,7 +17,7 @@ from pathlib import Path
 
 import helpers
 import pytest
-from helpers import ROOT, cli, small_tmpfs, wait_until
+from helpers import ROOT, cli, session_pids, small_tmpfs, wait_until
 
 from cachestudio.engine.config import LaneConfig, StoreKnobs, Workload
 from cachestudio.engine.runner import HUNG_S, Plan, Run, run
@@ -26,21 +26,6 @@ from cachestudio.engine.runner import HUNG_S, Plan, Run, run
 def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     """The real command line, in a session of its own (so that its labs can be found)."""
     return helpers.start_cli(*args, env=env, start_new_session=True)
-
-
-def session_pids(sid: int) -> set[int]:
-    """Live processes of a session (zombies count as gone)."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.add(int(entry.name))
-    return out
 
 
 def history_lines(run_dir: Path) -> int:

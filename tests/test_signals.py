@@ -18,27 +18,12 @@ from pathlib import Path
 
 import helpers
 import pytest
-from helpers import assert_bad_input, cli, wait_until
+from helpers import assert_bad_input, cli, session_pids, wait_until
 
 from cachestudio.engine.config import MAX_LANES
 from cachestudio.engine.tempfolders import OWNER_FILE, start_time
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-def session_pids(sid: int) -> set[int]:
-    """Live processes of a session (zombies count as gone)."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.add(int(entry.name))
-    return out
 
 
 def catches(pid: int, sig: signal.Signals) -> bool:
